@@ -1,0 +1,421 @@
+//! `unroot audit` (SPEC §7): every container classified, with its users and risk flags.
+//!
+//! Classification is a pure function of what was observed ([`classify`]); the runner only
+//! gathers observations through the [`DockerPort`], so the rules are tested without a daemon
+//! and the runner against the real one.
+
+use futures_util::{StreamExt, stream};
+use serde::Serialize;
+
+use crate::docker::{DockerError, DockerPort, Inspect, Process};
+use crate::passwd;
+use crate::plan::{Plan, Service};
+use crate::user::{IdOrName, UserSpec};
+
+/// How a container stands with respect to root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// A process runs as uid 0, or (not running) it is configured as root.
+    Root,
+    /// Configured as root, but every process runs as another uid (a gosu-style entrypoint).
+    DropsRoot,
+    /// Configured as, and running as, a non-root user.
+    NonRoot,
+    /// A documented `keep_root` exception of the given plan.
+    Exception,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Root => "root",
+            Class::DropsRoot => "drops-root",
+            Class::NonRoot => "non-root",
+            Class::Exception => "exception",
+        }
+    }
+}
+
+/// One container's line of the audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    pub class: Class,
+    /// `Config.User` as configured; empty means the image default.
+    pub configured_user: String,
+    /// The configured user as a number, when it could be resolved.
+    pub configured_uid: Option<u32>,
+    /// Distinct numeric uids of its processes, ascending.
+    pub process_uids: Vec<u32>,
+    pub flags: Vec<String>,
+    /// Docker's state when observed (`running`, `exited`, …).
+    pub state: String,
+    /// Something that happened while auditing it (it stopped, restarted …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The `keep_root` reason, for exceptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+}
+
+impl Entry {
+    /// Root without a documented exception, or an exception whose controls are missing.
+    pub fn is_violation(&self) -> bool {
+        self.class == Class::Root
+            || (self.class == Class::Exception
+                && self.flags.iter().any(|f| f.starts_with("control-missing:")))
+    }
+}
+
+/// A container listed at the start that was gone before it could be inspected.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gone {
+    pub name: String,
+    pub id: String,
+    pub note: String,
+}
+
+/// The whole audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub containers: Vec<Entry>,
+    pub summary: Summary,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<Gone>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub root: usize,
+    #[serde(rename = "drops-root")]
+    pub drops_root: usize,
+    #[serde(rename = "non-root")]
+    pub non_root: usize,
+    pub exception: usize,
+}
+
+impl Report {
+    pub fn violations(&self) -> impl Iterator<Item = &Entry> {
+        self.containers.iter().filter(|e| e.is_violation())
+    }
+}
+
+/// Classifies from what was seen.
+///
+/// `configured_root`: whether `Config.User` is root (`None` when it names a user that could
+/// not be resolved). `process_uids`: the uids of the running processes (empty when not
+/// running).
+pub fn classify(exception: bool, configured_root: Option<bool>, process_uids: &[u32]) -> Class {
+    if exception {
+        Class::Exception
+    } else if process_uids.contains(&0) {
+        Class::Root
+    } else if !process_uids.is_empty() {
+        if configured_root == Some(true) {
+            Class::DropsRoot
+        } else {
+            Class::NonRoot
+        }
+    } else if configured_root == Some(false) {
+        Class::NonRoot
+    } else {
+        // Not running: it would start as it is configured; an unresolvable name counts as
+        // root until shown otherwise.
+        Class::Root
+    }
+}
+
+/// Risk flags of SPEC §7 that the inspect alone shows.
+pub fn inspect_flags(c: &Inspect) -> Vec<String> {
+    let mut flags = Vec::new();
+    if c.privileged() {
+        flags.push("privileged".to_string());
+    }
+    if c.mounts()
+        .iter()
+        .any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock"))
+    {
+        flags.push("docker.sock".to_string());
+    }
+    for cap in c.cap_add() {
+        flags.push(format!("cap-add:{}", normalize_cap(&cap)));
+    }
+    if !c.read_only_rootfs() {
+        flags.push("rootfs-writable".to_string());
+    }
+    if !c.no_new_privileges() {
+        flags.push("no-new-privileges-missing".to_string());
+    }
+    flags
+}
+
+/// `CAP_CHOWN`, `chown` and `CHOWN` are the same capability.
+pub fn normalize_cap(cap: &str) -> String {
+    let up = cap.trim().to_ascii_uppercase();
+    up.strip_prefix("CAP_").map(str::to_string).unwrap_or(up)
+}
+
+/// Compensating controls a `keep_root` service asks for that the container lacks.
+pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
+    let mut missing = Vec::new();
+    let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
+    for cap in &s.cap_drop {
+        let cap = normalize_cap(cap);
+        if !dropped.contains(&cap) && !dropped.iter().any(|d| d == "ALL") {
+            missing.push(format!("control-missing:cap_drop={cap}"));
+        }
+    }
+    if s.read_only == Some(true) && !c.read_only_rootfs() {
+        missing.push("control-missing:read_only".to_string());
+    }
+    if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
+        missing.push("control-missing:no_new_privileges".to_string());
+    }
+    missing
+}
+
+/// How many containers are audited at once.
+const CONCURRENCY: usize = 8;
+/// Bytes read of an image's /etc/passwd at most.
+const PASSWD_LIMIT: usize = 1 << 20;
+/// Bytes read of a mount's tar stream to see its root's owner: one header block.
+const HEADER_LIMIT: usize = 512;
+
+/// Audits every container on the daemon.
+///
+/// Errors: only listing the containers can fail the audit; a container that disappears,
+/// stops or restarts while it is looked at is reported with a note.
+pub async fn run(port: &impl DockerPort, plan: Option<&Plan>) -> Result<Report, DockerError> {
+    let list = port.list_containers().await?;
+    let results: Vec<Result<Entry, Gone>> = stream::iter(list)
+        .map(|c| async move {
+            match audit_one(port, &c.id, plan).await {
+                Ok(e) => Ok(e),
+                Err(why) => Err(Gone {
+                    name: c.name,
+                    id: c.id,
+                    note: why,
+                }),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut containers = Vec::new();
+    let mut gone = Vec::new();
+    for r in results {
+        match r {
+            Ok(e) => containers.push(e),
+            Err(g) => gone.push(g),
+        }
+    }
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    gone.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut summary = Summary::default();
+    for e in &containers {
+        match e.class {
+            Class::Root => summary.root += 1,
+            Class::DropsRoot => summary.drops_root += 1,
+            Class::NonRoot => summary.non_root += 1,
+            Class::Exception => summary.exception += 1,
+        }
+    }
+    Ok(Report {
+        containers,
+        summary,
+        gone,
+    })
+}
+
+/// Observes one container. `Err` carries why it could not be audited (it was removed).
+async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Result<Entry, String> {
+    let gone = |e: DockerError| match e {
+        DockerError::NotFound(_) => "removed during the audit".to_string(),
+        other => other.to_string(),
+    };
+    let mut c = port.inspect_container(id).await.map_err(gone)?;
+    let mut note = None;
+    let mut processes: Vec<Process> = Vec::new();
+    if c.running() && !c.restarting() {
+        match port.top(id).await {
+            Ok(p) => processes = p,
+            Err(DockerError::Conflict(_))
+            | Err(DockerError::NotFound(_))
+            | Err(DockerError::Api { .. }) => {
+                // It stopped or restarted between inspect and top: report what it is now.
+                c = port.inspect_container(id).await.map_err(gone)?;
+                note = Some(format!(
+                    "{} during the audit",
+                    if c.restarting() {
+                        "restarting"
+                    } else {
+                        "stopped"
+                    }
+                ));
+            }
+            Err(e) => note = Some(format!("its processes could not be listed: {e}")),
+        }
+    } else if c.restarting() {
+        note = Some("restarting; its processes were not listed".to_string());
+    }
+    let mut uids: Vec<u32> = processes.iter().filter_map(|p| p.uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+
+    let configured = c.configured_user().to_string();
+    let configured_uid = configured_uid(port, id, &configured).await;
+    let configured_root = configured_uid.map(|u| u == 0);
+
+    let service = plan
+        .and_then(|p| p.service(c.name()))
+        .filter(|s| s.keep_root.is_some());
+    let mut flags = inspect_flags(&c);
+    if let Some(s) = service {
+        flags.extend(missing_controls(&c, s));
+    }
+    flags.extend(root_owned_mounts(port, id, &c).await);
+    if !c.running() {
+        flags.push("not-running".to_string());
+    }
+    Ok(Entry {
+        name: c.name().to_string(),
+        id: c.id().chars().take(12).collect(),
+        image: c.image().to_string(),
+        class: classify(service.is_some(), configured_root, &uids),
+        configured_user: configured,
+        configured_uid,
+        process_uids: uids,
+        flags,
+        state: c.status().to_string(),
+        note,
+        exception: service.and_then(|s| s.keep_root.clone()),
+    })
+}
+
+/// The uid `Config.User` stands for: empty is root; a name is looked up in the container's
+/// own /etc/passwd through the archive API. `None` when a name cannot be resolved.
+async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> Option<u32> {
+    let Some(spec) = crate::user::configured(configured) else {
+        return Some(0);
+    };
+    match spec {
+        UserSpec {
+            user: IdOrName::Id(n),
+            ..
+        } => Some(n),
+        UserSpec {
+            user: IdOrName::Name(n),
+            ..
+        } if n == "root" => Some(0),
+        UserSpec {
+            user: IdOrName::Name(n),
+            ..
+        } => {
+            let tar = port
+                .read_archive(id, "/etc/passwd", PASSWD_LIMIT)
+                .await
+                .ok()?;
+            let text = passwd::first_file(&tar)?;
+            passwd::parse_passwd(&text).get(&n).map(|e| e.uid)
+        }
+    }
+}
+
+/// `root-owned-mount:DEST` for every writable volume or bind mount whose root is owned by
+/// uid 0 (docker.sock is flagged on its own).
+async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<String> {
+    let mut flags = Vec::new();
+    for m in c.mounts() {
+        if !m.writable
+            || !(m.kind == "volume" || m.kind == "bind")
+            || m.destination.ends_with("docker.sock")
+        {
+            continue;
+        }
+        let Ok(tar) = port.read_archive(id, &m.destination, HEADER_LIMIT).await else {
+            continue;
+        };
+        if passwd::first_header_owner(&tar).is_some_and(|(uid, _)| uid == 0) {
+            flags.push(format!("root-owned-mount:{}", m.destination));
+        }
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_rules() {
+        assert_eq!(classify(false, Some(true), &[0, 999]), Class::Root);
+        assert_eq!(
+            classify(false, Some(false), &[0]),
+            Class::Root,
+            "a root process wins over config"
+        );
+        assert_eq!(classify(false, Some(true), &[999]), Class::DropsRoot);
+        assert_eq!(classify(false, Some(false), &[999]), Class::NonRoot);
+        assert_eq!(classify(false, None, &[1000]), Class::NonRoot);
+        assert_eq!(
+            classify(false, Some(true), &[]),
+            Class::Root,
+            "stopped, configured root"
+        );
+        assert_eq!(classify(false, Some(false), &[]), Class::NonRoot);
+        assert_eq!(classify(false, None, &[]), Class::Root);
+        assert_eq!(classify(true, Some(true), &[0]), Class::Exception);
+    }
+
+    fn inspect(json: serde_json::Value) -> Inspect {
+        Inspect(json)
+    }
+
+    #[test]
+    fn flags_from_inspect() {
+        let c = inspect(serde_json::json!({
+            "HostConfig": {"Privileged": true, "CapAdd": ["cap_net_admin"], "ReadonlyRootfs": false, "SecurityOpt": null},
+            "Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock", "RW": true}]
+        }));
+        assert_eq!(
+            inspect_flags(&c),
+            [
+                "privileged",
+                "docker.sock",
+                "cap-add:NET_ADMIN",
+                "rootfs-writable",
+                "no-new-privileges-missing"
+            ]
+        );
+        let hardened = inspect(serde_json::json!({
+            "HostConfig": {"ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges:true"]}
+        }));
+        assert!(inspect_flags(&hardened).is_empty());
+    }
+
+    #[test]
+    fn exception_controls() {
+        let plan = crate::plan::Plan::parse(
+            "t.toml",
+            "[rollout]\nname='t'\n[service.m]\nday=1\nkeep_root='metrics'\ncap_drop=['ALL']\nread_only=true\nno_new_privileges=true\n",
+        )
+        .unwrap();
+        let s = plan.service("m").unwrap();
+        let bare = inspect(serde_json::json!({"HostConfig": {}}));
+        assert_eq!(
+            missing_controls(&bare, s),
+            [
+                "control-missing:cap_drop=ALL",
+                "control-missing:read_only",
+                "control-missing:no_new_privileges"
+            ]
+        );
+        let applied = inspect(serde_json::json!({
+            "HostConfig": {"CapDrop": ["ALL"], "ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges"]}
+        }));
+        assert!(missing_controls(&applied, s).is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! Command-line parsing and dispatch: turns arguments into library calls and errors into
+//! reports on stderr and exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::docker::BollardDocker;
+use crate::error::{Error, Exit};
+use crate::output::Output;
+use crate::plan::Plan;
+use crate::{audit, plan};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "unroot",
+    version,
+    about = "Move running Docker containers off root in planned, health-gated stages"
+)]
+pub struct Cli {
+    /// State directory (overrides the plan's `state_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify every container on the daemon: root, drops-root, non-root or exception.
+    Audit {
+        /// A plan whose `keep_root` services count as documented exceptions.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when a container runs as root without a documented exception.
+        #[arg(long)]
+        fail_on_root: bool,
+    },
+    /// Validate a plan offline (no daemon needed).
+    Check {
+        plan: PathBuf,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the days, waves and edges of a plan's rollout.
+    Graph {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+/// Parses the arguments, runs the command and returns its exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            report(&e);
+            e.exit().into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "warn",
+        (1, _) => "info",
+        (v, _) if v >= 2 => "debug",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UNROOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("unroot={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Writes an error to stderr: plan errors as miette reports with the offending text.
+fn report(e: &Error) {
+    match e {
+        Error::Plan(errors) => {
+            let handler = if std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
+            {
+                miette::GraphicalReportHandler::new()
+            } else {
+                miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            };
+            for err in &errors.errors {
+                let mut text = String::new();
+                if handler.render_report(&mut text, err).is_err() {
+                    text = format!("{err}\n");
+                }
+                eprint!("{text}");
+            }
+            if errors.errors.len() > 1 {
+                eprintln!(
+                    "{} errors in the plan; nothing was changed",
+                    errors.errors.len()
+                );
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the async runtime"))
+}
+
+fn run(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Check { plan, json } => {
+            let plan = Plan::load(&plan)?;
+            Output { json }.check(&plan);
+            Ok(Exit::Ok)
+        }
+        Command::Graph { plan, format } => {
+            let plan = Plan::load(&plan)?;
+            let rendered = match format {
+                GraphFormat::Text => plan.graph.render_text(&plan.days),
+                GraphFormat::Dot => plan.graph.render_dot(&plan.days),
+                GraphFormat::Mermaid => plan.graph.render_mermaid(&plan.days),
+            };
+            Output { json: false }.graph(&rendered);
+            Ok(Exit::Ok)
+        }
+        Command::Completions { shell } => {
+            Output { json: false }.completions(shell, &mut Cli::command());
+            Ok(Exit::Ok)
+        }
+        Command::Audit {
+            plan,
+            json,
+            fail_on_root,
+        } => {
+            let plan = plan.as_deref().map(plan::Plan::load).transpose()?;
+            let report = runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                tracing::info!(address = %docker_address(&docker), "connected");
+                audit::run(&docker, plan.as_ref())
+                    .await
+                    .map_err(Error::from)
+            })?;
+            Output { json }.audit(&report);
+            let violations = report.violations().count();
+            Ok(if fail_on_root && violations > 0 {
+                Exit::Found
+            } else {
+                Exit::Ok
+            })
+        }
+    }
+}
+
+fn docker_address(d: &BollardDocker) -> String {
+    use crate::docker::DockerPort;
+    let i = d.daemon();
+    format!(
+        "{} (API {}, Engine {})",
+        i.address, i.api_version, i.server_version
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,246 @@
+//! The engine's port to Docker: the few calls unroot needs, in unroot's own types.
+//!
+//! [`DockerPort`] is implemented once for the real daemon (the `bollard_adapter` module, the
+//! only module that names bollard) and by fakes in tests. Container inspects travel as JSON in
+//! Docker's own field names ([`Inspect`]), so `original.json` is exactly what the daemon said
+//! and a fake is a JSON literal.
+
+mod bollard_adapter;
+
+use std::future::Future;
+
+use serde_json::Value;
+
+pub use bollard_adapter::BollardDocker;
+
+/// What went wrong talking to Docker, in the terms the engine decides on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DockerError {
+    /// The daemon did not answer at `address`.
+    #[error("the Docker daemon at {address} did not answer: {reason}")]
+    Unreachable { address: String, reason: String },
+    /// The daemon answers but speaks an API older than unroot supports.
+    #[error(
+        "the Docker daemon at {address} speaks API {version}; unroot needs 1.41 (Engine 20.10) or newer"
+    )]
+    TooOld { address: String, version: String },
+    /// The container, image or path does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The object is in a state that refuses the call (name taken, container not running …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Any other answer from the daemon.
+    #[error("Docker answered {status}: {message}")]
+    Api { status: u16, message: String },
+    /// A transport or decoding problem in the middle of a call.
+    #[error("talking to Docker: {0}")]
+    Transport(String),
+}
+
+/// The daemon as found and negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DaemonInfo {
+    /// Where it was found, as the docker CLI would name it (`unix:///var/run/docker.sock`).
+    pub address: String,
+    /// The negotiated API version.
+    pub api_version: String,
+    /// The engine's own version.
+    pub server_version: String,
+    /// The daemon remaps users (userns-remap) or runs rootless.
+    pub remaps_users: bool,
+}
+
+/// A container as `docker ps -a` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One process of a container as `docker top` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Process {
+    pub pid: u32,
+    /// Numeric uid; `None` when the daemon's `ps` printed a name unroot could not map.
+    pub uid: Option<u32>,
+    pub command: String,
+}
+
+/// The small set of Docker calls the engine needs.
+///
+/// Each call is a single request to the daemon; none retries or sleeps. Read calls change
+/// nothing.
+pub trait DockerPort: Send + Sync {
+    /// The daemon this port talks to.
+    fn daemon(&self) -> &DaemonInfo;
+
+    /// Every container, running or not.
+    fn list_containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ContainerRef>, DockerError>> + Send;
+
+    /// The full inspect of a container by id or name.
+    ///
+    /// Errors: [`DockerError::NotFound`] when it does not exist (any more).
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Inspect, DockerError>> + Send;
+
+    /// The processes of a running container with their numeric uids.
+    ///
+    /// Errors: [`DockerError::Conflict`] when it is not running, [`DockerError::NotFound`]
+    /// when it is gone.
+    fn top(&self, id: &str) -> impl Future<Output = Result<Vec<Process>, DockerError>> + Send;
+
+    /// The first `limit` bytes of the tar stream of `path` in a container (running or not),
+    /// as the archive API returns it. Reading the first header tells a path's owner without
+    /// copying its contents; reading a small file whole needs no shell in the image.
+    fn read_archive(
+        &self,
+        id: &str,
+        path: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, DockerError>> + Send;
+}
+
+/// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Inspect(pub Value);
+
+/// One mount of a container, from its inspect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mount {
+    /// `volume`, `bind`, `tmpfs`, …
+    pub kind: String,
+    /// The volume's name (volumes only).
+    pub name: Option<String>,
+    /// Host path of the data.
+    pub source: String,
+    /// Path inside the container.
+    pub destination: String,
+    pub writable: bool,
+}
+
+impl Inspect {
+    fn str_at(&self, pointer: &str) -> &str {
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    fn bool_at(&self, pointer: &str) -> bool {
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    fn strings_at(&self, pointer: &str) -> Vec<String> {
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn id(&self) -> &str {
+        self.str_at("/Id")
+    }
+
+    /// The name without Docker's leading `/`.
+    pub fn name(&self) -> &str {
+        self.str_at("/Name").trim_start_matches('/')
+    }
+
+    /// The image as the container was created from (the tag or id the user gave).
+    pub fn image(&self) -> &str {
+        self.str_at("/Config/Image")
+    }
+
+    /// The image id the container runs.
+    pub fn image_id(&self) -> &str {
+        self.str_at("/Image")
+    }
+
+    /// `Config.User`; empty means the image default (root unless the image set one).
+    pub fn configured_user(&self) -> &str {
+        self.str_at("/Config/User")
+    }
+
+    pub fn running(&self) -> bool {
+        self.bool_at("/State/Running")
+    }
+
+    pub fn restarting(&self) -> bool {
+        self.bool_at("/State/Restarting")
+    }
+
+    /// `running`, `exited`, `restarting`, …
+    pub fn status(&self) -> &str {
+        self.str_at("/State/Status")
+    }
+
+    pub fn privileged(&self) -> bool {
+        self.bool_at("/HostConfig/Privileged")
+    }
+
+    pub fn read_only_rootfs(&self) -> bool {
+        self.bool_at("/HostConfig/ReadonlyRootfs")
+    }
+
+    pub fn cap_add(&self) -> Vec<String> {
+        self.strings_at("/HostConfig/CapAdd")
+    }
+
+    pub fn cap_drop(&self) -> Vec<String> {
+        self.strings_at("/HostConfig/CapDrop")
+    }
+
+    pub fn security_opt(&self) -> Vec<String> {
+        self.strings_at("/HostConfig/SecurityOpt")
+    }
+
+    /// `no-new-privileges` is set (any of Docker's spellings).
+    pub fn no_new_privileges(&self) -> bool {
+        self.security_opt().iter().any(|o| {
+            matches!(
+                o.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
+        })
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.0
+            .pointer("/Config/Labels")
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+    }
+
+    /// The mounts as Docker reports them in `Mounts`.
+    pub fn mounts(&self) -> Vec<Mount> {
+        let Some(list) = self.0.pointer("/Mounts").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        list.iter()
+            .map(|m| {
+                let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                Mount {
+                    kind: s("Type"),
+                    name: m.get("Name").and_then(Value::as_str).map(str::to_string),
+                    source: s("Source"),
+                    destination: s("Destination"),
+                    writable: m.get("RW").and_then(Value::as_bool).unwrap_or(false),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,57 @@
+//! The library's errors and the exit codes of SPEC §1 they map to.
+
+use crate::docker::DockerError;
+use crate::plan::PlanErrors;
+
+/// Exit codes shared by every command (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Done; for audit/verify: nothing found.
+    Ok = 0,
+    /// audit/verify found violations, or the preview found blockers.
+    Found = 1,
+    /// Bad input: usage, plan error, unknown container, daemon unreachable; nothing changed.
+    BadInput = 2,
+    /// apply failed and every service it touched is back on its original, healthy.
+    RolledBack = 3,
+    /// apply or rollback failed and something is not back.
+    Incomplete = 4,
+    /// Refused: lock held, interrupted run, earlier day not applied.
+    Refused = 5,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Plan(#[from] PlanErrors),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code this error ends the command with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            // Read-only commands change nothing, so any failure to read is "bad input".
+            Error::Plan(_) | Error::Docker(_) | Error::Io { .. } => Exit::BadInput,
+        }
+    }
+
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

@@ -1,0 +1,15 @@
+//! unroot moves running Docker containers off root in planned, health-gated stages.
+//!
+//! The library holds the engine; `main.rs` only calls [`cli::main`].
+
+pub mod audit;
+pub mod cli;
+pub mod docker;
+pub mod error;
+pub mod graph;
+pub mod output;
+pub mod passwd;
+pub mod plan;
+pub mod user;
+
+pub use error::{Error, Exit};

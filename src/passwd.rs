@@ -1,0 +1,112 @@
+//! Reading users and groups out of an image through the archive API: no shell needed.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+/// One line of /etc/passwd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The contents of the first regular file in a tar stream (the archive API wraps a single
+/// file in a tar). `None` when the stream holds no readable file.
+pub fn first_file(tar_bytes: &[u8]) -> Option<String> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut entries = archive.entries().ok()?;
+    let mut entry = entries.next()?.ok()?;
+    let mut text = String::new();
+    entry.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// uid and gid of the first entry of a tar stream: the owner of the path asked for. Needs
+/// only the first 512-byte header.
+pub fn first_header_owner(tar_bytes: &[u8]) -> Option<(u32, u32)> {
+    let block: &[u8; 512] = tar_bytes.get(..512)?.try_into().ok()?;
+    let header = tar::Header::from_byte_slice(block);
+    Some((header.uid().ok()? as u32, header.gid().ok()? as u32))
+}
+
+/// name → ids, from /etc/passwd text. Malformed lines are skipped.
+pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 4 || f[0].is_empty() || line.starts_with('#') {
+                return None;
+            }
+            Some((
+                f[0].to_string(),
+                PasswdEntry {
+                    uid: f[2].parse().ok()?,
+                    gid: f[3].parse().ok()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// name → gid, from /etc/group text. Malformed lines are skipped.
+pub fn parse_group(text: &str) -> HashMap<String, u32> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 3 || f[0].is_empty() || line.starts_with('#') {
+                return None;
+            }
+            Some((f[0].to_string(), f[2].parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(path: &str, body: &[u8], uid: u64, gid: u64) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, body).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_passwd_out_of_a_tar() {
+        let t = tar_of(
+            "passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nredis:x:999:1000::/data:/sbin/nologin\nbad\n",
+            0,
+            0,
+        );
+        let users = parse_passwd(&first_file(&t).unwrap());
+        assert_eq!(
+            users["redis"],
+            PasswdEntry {
+                uid: 999,
+                gid: 1000
+            }
+        );
+        assert_eq!(users["root"].uid, 0);
+        assert_eq!(users.len(), 2);
+    }
+
+    #[test]
+    fn owner_from_first_header() {
+        let t = tar_of("data", b"", 999, 1000);
+        assert_eq!(first_header_owner(&t[..512]), Some((999, 1000)));
+        assert_eq!(first_header_owner(&t[..100]), None);
+    }
+
+    #[test]
+    fn groups() {
+        let g = parse_group("root:x:0:\nvideo:x:44:ollama\n");
+        assert_eq!(g["video"], 44);
+    }
+}

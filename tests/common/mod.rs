@@ -1,0 +1,146 @@
+//! Helpers for tests against the real daemon: fixture images, uniquely named resources
+//! labelled `io.unroot.test=<id>`, and cleanup that runs on drop (so also on failure).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const LABEL: &str = "io.unroot.test";
+
+/// Runs the docker CLI; panics with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_raw(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs the docker CLI and returns whatever happened.
+pub fn docker_raw(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+/// Fixture images by short name (`busybox`), built once per machine.
+pub fn images() -> &'static HashMap<String, String> {
+    static IMAGES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build-images.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("bash runs the fixture script");
+        assert!(
+            out.status.success(),
+            "building fixture images failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    })
+}
+
+pub fn image(name: &str) -> String {
+    images()
+        .get(name)
+        .unwrap_or_else(|| panic!("no fixture image {name}"))
+        .clone()
+}
+
+/// One test's resources on the shared daemon. Everything it creates carries its label and
+/// a name prefix unique to this process and test; dropping it removes them.
+pub struct TestEnv {
+    pub id: String,
+}
+
+impl TestEnv {
+    pub fn new(test: &str) -> TestEnv {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let id = format!(
+            "ut-{test}-{}-{}-{:x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            nanos & 0xfffff
+        );
+        TestEnv { id }
+    }
+
+    /// A unique name for a resource of this test.
+    pub fn name(&self, short: &str) -> String {
+        format!("{}-{short}", self.id)
+    }
+
+    pub fn label(&self) -> String {
+        format!("{LABEL}={}", self.id)
+    }
+
+    /// `docker run -d` with this test's label and name; returns the container's name.
+    pub fn run(&self, short: &str, args: &[&str]) -> String {
+        let name = self.name(short);
+        let label = self.label();
+        let mut full = vec!["run", "-d", "--name", &name, "--label", &label];
+        full.extend_from_slice(args);
+        docker(&full);
+        name
+    }
+
+    /// A temporary directory holding files for this test.
+    pub fn tempdir(&self) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&self.id)
+            .tempdir()
+            .expect("a temp dir")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.label());
+        let ids = docker_raw(&["ps", "-aq", "--filter", &filter]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = docker_raw(&args);
+        }
+        for kind in ["volume", "network"] {
+            let out = docker_raw(&[kind, "ls", "-q", "--filter", &filter]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = docker_raw(&[kind, "rm", id]);
+            }
+        }
+    }
+}
+
+/// The unroot binary under test.
+pub fn unroot() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("unroot").expect("the binary is built");
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Path of a file in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
