@@ -418,4 +418,146 @@ mod tests {
         }));
         assert!(missing_controls(&applied, s).is_empty());
     }
+
+    mod with_fake_docker {
+        use super::super::*;
+        use crate::docker::fake::{Call, FakeDocker, Script};
+        use serde_json::json;
+
+        fn proc(uid: u32) -> Process {
+            Process {
+                pid: 100 + uid,
+                uid: Some(uid),
+                command: "sleep".into(),
+            }
+        }
+
+        fn container(id: &str, user: &str, running: bool) -> serde_json::Value {
+            json!({
+                "Id": id, "Name": format!("/{id}-name"),
+                "Config": {"User": user, "Image": "img"},
+                "State": {"Running": running, "Restarting": false, "Status": if running {"running"} else {"exited"}},
+                "HostConfig": {"ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges"]},
+                "Mounts": []
+            })
+        }
+
+        fn tar_with(path: &str, body: &[u8], uid: u64) -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_uid(uid);
+            h.set_gid(uid);
+            h.set_mode(0o755);
+            h.set_cksum();
+            b.append_data(&mut h, path, body).unwrap();
+            b.into_inner().unwrap()
+        }
+
+        fn run(fake: &FakeDocker) -> Report {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(super::super::run(fake, None))
+                .unwrap()
+        }
+
+        #[test]
+        fn a_container_that_stops_between_inspect_and_top_is_reported() {
+            let fake = FakeDocker::default();
+            fake.add(container("a", "", true), vec![proc(0)]);
+            fake.script(
+                "top",
+                Script::Before(Box::new(|s| {
+                    s.container_mut("a").unwrap().0["State"] =
+                        json!({"Running": false, "Status": "exited"});
+                })),
+            );
+            let report = run(&fake);
+            let e = &report.containers[0];
+            assert_eq!(e.note.as_deref(), Some("stopped during the audit"));
+            assert_eq!(e.state, "exited");
+            assert_eq!(e.class, Class::Root, "configured root and not running");
+            assert!(e.flags.contains(&"not-running".to_string()));
+            assert_eq!(
+                fake.calls()
+                    .iter()
+                    .filter(|c| matches!(c, Call::Inspect(_)))
+                    .count(),
+                2,
+                "re-inspected"
+            );
+        }
+
+        #[test]
+        fn a_container_removed_mid_audit_is_listed_as_gone() {
+            let fake = FakeDocker::default();
+            fake.add(container("a", "", true), vec![proc(0)]);
+            fake.add(container("b", "1000", true), vec![proc(1000)]);
+            fake.script(
+                "inspect",
+                Script::Fail(DockerError::NotFound("No such container: a".into())),
+            );
+            let report = run(&fake);
+            assert_eq!(report.gone.len(), 1);
+            assert_eq!(report.gone[0].note, "removed during the audit");
+            assert_eq!(report.containers.len(), 1);
+            assert_eq!(report.summary.non_root, 1);
+        }
+
+        #[test]
+        fn a_restarting_container_is_noted_and_not_topped() {
+            let fake = FakeDocker::default();
+            let mut c = container("a", "", true);
+            c["State"]["Restarting"] = json!(true);
+            c["State"]["Status"] = json!("restarting");
+            fake.add(c, vec![]);
+            let report = run(&fake);
+            assert_eq!(
+                report.containers[0].note.as_deref(),
+                Some("restarting; its processes were not listed")
+            );
+            assert!(!fake.calls().iter().any(|c| matches!(c, Call::Top(_))));
+        }
+
+        #[test]
+        fn names_resolve_through_the_image_passwd() {
+            let fake = FakeDocker::default();
+            fake.add(container("a", "toor", true), vec![proc(0)]);
+            fake.archive(
+                "a",
+                "/etc/passwd",
+                tar_with("passwd", b"toor:x:0:0::/:/bin/sh\n", 0),
+            );
+            fake.add(container("b", "ghost", false), vec![]);
+            let report = run(&fake);
+            let a = report.containers.iter().find(|e| e.id == "a").unwrap();
+            assert_eq!(a.configured_uid, Some(0));
+            assert_eq!(a.class, Class::Root);
+            let b = report.containers.iter().find(|e| e.id == "b").unwrap();
+            assert_eq!(b.configured_uid, None, "no passwd to resolve it");
+            assert_eq!(
+                b.class,
+                Class::Root,
+                "unresolvable and stopped counts as root"
+            );
+        }
+
+        #[test]
+        fn writable_mounts_owned_by_root_are_flagged() {
+            let fake = FakeDocker::default();
+            let mut c = container("a", "999", true);
+            c["Mounts"] = json!([
+                {"Type": "volume", "Name": "v", "Source": "/var/lib/docker/volumes/v/_data", "Destination": "/data", "RW": true},
+                {"Type": "volume", "Name": "w", "Source": "/w", "Destination": "/owned", "RW": true},
+                {"Type": "bind", "Source": "/etc/x", "Destination": "/ro", "RW": false}
+            ]);
+            fake.add(c, vec![proc(999)]);
+            fake.archive("a", "/data", tar_with("data", b"", 0));
+            fake.archive("a", "/owned", tar_with("owned", b"", 999));
+            fake.archive("a", "/ro", tar_with("ro", b"", 0));
+            let report = run(&fake);
+            assert_eq!(report.containers[0].flags, ["root-owned-mount:/data"]);
+        }
+    }
 }

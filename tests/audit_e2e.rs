@@ -250,3 +250,20 @@ fn an_unreachable_daemon_exits_2_naming_the_address() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn an_explicit_docker_host_is_used() {
+    let out = unroot()
+        .args(["audit", "--json"])
+        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["containers"].is_array());
+}

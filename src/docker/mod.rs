@@ -6,6 +6,8 @@
 //! and a fake is a JSON literal.
 
 mod bollard_adapter;
+#[cfg(test)]
+pub mod fake;
 
 use std::future::Future;
 

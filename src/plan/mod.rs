@@ -365,9 +365,15 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
             Some("add the key; it has no default".to_string()),
         )
     } else if message.starts_with("unknown variant") {
-        (PlanErrorKind::InvalidValue, None)
+        (
+            PlanErrorKind::InvalidValue,
+            Some("use one of the values listed above".to_string()),
+        )
     } else {
-        (PlanErrorKind::Syntax, None)
+        (
+            PlanErrorKind::Syntax,
+            Some("see the plan format in the README or SPEC §2".to_string()),
+        )
     };
     src.error(kind, e.span(), message, "here", help).into()
 }

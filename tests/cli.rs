@@ -1,0 +1,178 @@
+//! `unroot check`, `graph` and `completions` as a user runs them: exit codes and output.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{repo_path, unroot};
+use predicates::prelude::*;
+
+const SUTAZAI: &str = "plans/sutazai.toml";
+
+fn write_plan(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_accepts_the_reference_plan() {
+    unroot()
+        .current_dir(repo_path(""))
+        .args(["check", SUTAZAI])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "ok: plan `sutazai-nonroot`, 9 services over 5 days",
+        ));
+    let out = unroot()
+        .current_dir(repo_path(""))
+        .args(["check", SUTAZAI, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["services"], 9);
+    assert_eq!(v["exceptions"], 1);
+}
+
+#[test]
+fn check_reports_errors_with_place_text_and_hint_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        &dir,
+        "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\nuser = \"root\"\n\n[service.web]\nday = 1\nchown = [\"data\"]\n",
+    );
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "errors go to stderr only");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{plan}:6:8: `user` = \"root\" is root")),
+        "{err}"
+    );
+    assert!(
+        err.contains("user = \"root\""),
+        "the offending line is shown: {err}"
+    );
+    assert!(err.contains("keep_root"), "the hint is shown: {err}");
+    assert!(
+        err.contains(&format!("{plan}:10:10: chown path \"data\" is relative")),
+        "{err}"
+    );
+    assert!(
+        err.contains("2 errors in the plan; nothing was changed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_of_a_missing_file_exits_2() {
+    unroot()
+        .args(["check", "/nonexistent/plan.toml"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("/nonexistent/plan.toml")
+                .and(predicate::str::contains("cannot read the plan")),
+        );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    unroot().args(["check"]).assert().code(2);
+    unroot()
+        .args(["graph", SUTAZAI, "--format", "png"])
+        .assert()
+        .code(2);
+    unroot().args(["frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn graph_prints_days_waves_and_edges_in_three_formats() {
+    unroot()
+        .current_dir(repo_path(""))
+        .args(["graph", SUTAZAI])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("day 2: cache and queue\n  wave 1: sutazai-redis\n  wave 2: sutazai-rabbitmq (after sutazai-redis)"));
+    unroot()
+        .current_dir(repo_path(""))
+        .args(["graph", SUTAZAI, "--format", "dot"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("\"sutazai-redis\" -> \"sutazai-rabbitmq\";")
+                .and(predicate::str::contains("subgraph cluster_day5")),
+        );
+    unroot()
+        .current_dir(repo_path(""))
+        .args(["graph", SUTAZAI, "--format", "mermaid"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::starts_with("flowchart TB")
+                .and(predicate::str::contains("day4 -. barrier .-> day5")),
+        );
+}
+
+#[test]
+fn graph_of_a_plan_with_a_cycle_exits_2_naming_the_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        &dir,
+        "[rollout]\nname = \"t\"\n[service.a]\nday = 1\nafter = [\"b\"]\n[service.b]\nday = 1\nafter = [\"a\"]\n",
+    );
+    unroot()
+        .args(["graph", &plan])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "`after` forms a cycle: a -> b -> a",
+        ));
+}
+
+#[test]
+fn dot_output_renders_with_graphviz() {
+    let out = unroot()
+        .current_dir(repo_path(""))
+        .args(["graph", SUTAZAI, "--format", "dot"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mut dot = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("graphviz `dot` is installed (.ci/run installs it)");
+    dot.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let svg = dot.wait_with_output().unwrap();
+    assert!(
+        svg.status.success(),
+        "dot failed: {}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    assert!(svg.contains("<svg"), "not an SVG");
+    assert!(
+        svg.contains("<title>sutazai&#45;rabbitmq</title>"),
+        "the rabbitmq node is drawn"
+    );
+    assert!(
+        svg.contains("day 2: cache and queue"),
+        "the day clusters are drawn"
+    );
+}
+
+#[test]
+fn completions_for_bash() {
+    unroot()
+        .args(["completions", "bash"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("_unroot()").and(predicate::str::contains("audit")));
+}
