@@ -443,15 +443,7 @@ mod tests {
         }
 
         fn tar_with(path: &str, body: &[u8], uid: u64) -> Vec<u8> {
-            let mut b = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_size(body.len() as u64);
-            h.set_uid(uid);
-            h.set_gid(uid);
-            h.set_mode(0o755);
-            h.set_cksum();
-            b.append_data(&mut h, path, body).unwrap();
-            b.into_inner().unwrap()
+            crate::passwd::tar_of(path, body, uid, uid)
         }
 
         fn run(fake: &FakeDocker) -> Report {

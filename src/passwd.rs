@@ -61,21 +61,23 @@ pub fn parse_group(text: &str) -> HashMap<String, u32> {
         .collect()
 }
 
+/// A tar stream of one file, as the archive API returns it; for tests.
+#[cfg(test)]
+pub(crate) fn tar_of(path: &str, body: &[u8], uid: u64, gid: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, path, body).unwrap();
+    b.into_inner().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_of(path: &str, body: &[u8], uid: u64, gid: u64) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, path, body).unwrap();
-        b.into_inner().unwrap()
-    }
 
     #[test]
     fn reads_passwd_out_of_a_tar() {
