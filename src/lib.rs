@@ -10,6 +10,9 @@ pub mod graph;
 pub mod output;
 pub mod passwd;
 pub mod plan;
+pub mod recreate;
+pub mod reown;
+pub mod state;
 pub mod user;
 
 pub use error::{Error, Exit};

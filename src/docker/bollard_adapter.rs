@@ -2,15 +2,26 @@
 
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+
 use bollard::API_DEFAULT_VERSION;
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ContainerUpdateBody, NetworkConnectRequest};
 use bollard::query_parameters::{
-    DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions, TopOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, EventsOptions, InspectContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions,
+    StopContainerOptions, TopOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
+use serde_json::Value;
 
-use super::{ContainerRef, DaemonInfo, DockerError, DockerPort, Inspect, Process};
+use super::{
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished,
+    Inspect, Process,
+};
 
 /// Seconds a single request may take before it counts as a failure.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -121,6 +132,32 @@ fn describe(e: &BollardError) -> String {
         source = s.source();
     }
     text
+}
+
+/// 304 Not Modified: the container already is where the call would put it.
+fn not_modified_is_ok(r: Result<(), BollardError>) -> Result<(), DockerError> {
+    match r {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        other => other.map_err(map_err),
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, DockerError> {
+    serde_json::from_value(v)
+        .map_err(|e| DockerError::Transport(format!("building a request: {e}")))
+}
+
+/// Splits a log stream into stdout and stderr.
+fn collect_output(out: &mut Finished, chunk: LogOutput) {
+    match chunk {
+        LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            out.stdout.extend_from_slice(&message)
+        }
+        LogOutput::StdIn { .. } => {}
+    }
 }
 
 fn map_err(e: BollardError) -> DockerError {
@@ -252,6 +289,189 @@ impl DockerPort for BollardDocker {
             }
         }
         out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), DockerError> {
+        let opts = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(bytes::Bytes::from(tar)))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn inspect_image(&self, name: &str) -> Result<Value, DockerError> {
+        let img = self.docker.inspect_image(name).await.map_err(map_err)?;
+        serde_json::to_value(img).map_err(|e| DockerError::Transport(e.to_string()))
+    }
+
+    async fn create_container(&self, name: &str, body: Value) -> Result<String, DockerError> {
+        let body: ContainerCreateBody = from_json(body)?;
+        let opts = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let resp = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(map_err)?;
+        Ok(resp.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        not_modified_is_ok(
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await,
+        )
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
+        let t = i32::try_from(timeout_secs).unwrap_or(i32::MAX);
+        let opts = StopContainerOptions {
+            t: Some(t),
+            signal: None,
+        };
+        not_modified_is_ok(self.docker.stop_container(id, Some(opts)).await)
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {
+        let opts = RenameContainerOptions {
+            name: new_name.to_string(),
+        };
+        self.docker
+            .rename_container(id, opts)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
+        let body = ContainerUpdateBody {
+            restart_policy: Some(from_json(policy)?),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(id, body)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
+        let opts = RemoveContainerOptions {
+            v: false,
+            force,
+            link: false,
+        };
+        self.docker
+            .remove_container(id, Some(opts))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        id: &str,
+        endpoint: Value,
+    ) -> Result<(), DockerError> {
+        let req = NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(from_json(endpoint)?),
+        };
+        self.docker
+            .connect_network(network, req)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
+        // The request is only sent when the stream is first polled, so replay from the
+        // container's creation (daemon clock) to be sure nothing between subscribing and
+        // the first poll is lost; events of other containers are filtered out by id.
+        let created = self.inspect_container(id).await?;
+        let since = created
+            .0
+            .pointer("/Created")
+            .and_then(Value::as_str)
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| t.unix_timestamp().to_string());
+        let filters = HashMap::from([
+            ("container".to_string(), vec![id.to_string()]),
+            ("type".to_string(), vec!["container".to_string()]),
+        ]);
+        let opts = EventsOptions {
+            since,
+            until: None,
+            filters: Some(filters),
+        };
+        let stream = self.docker.events(Some(opts)).map(|r| {
+            r.map(|m| ContainerEvent {
+                action: m.action.unwrap_or_default(),
+                id: m.actor.and_then(|a| a.id).unwrap_or_default(),
+            })
+            .map_err(map_err)
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
+        let opts = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(id, opts).await.map_err(map_err)?;
+        let mut out = Finished::default();
+        match self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(map_err)?
+        {
+            StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    collect_output(&mut out, chunk.map_err(map_err)?);
+                }
+            }
+            StartExecResults::Detached => {}
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(map_err)?;
+        out.exit_code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
+        let mut waits = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        let exit_code = match waits.next().await {
+            Some(Ok(r)) => r.status_code,
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(map_err(e)),
+            None => {
+                return Err(DockerError::Transport(format!(
+                    "waiting for {id}: no answer"
+                )));
+            }
+        };
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut logs = self.docker.logs(id, Some(opts));
+        let mut out = Finished {
+            exit_code,
+            ..Default::default()
+        };
+        while let Some(chunk) = logs.next().await {
+            collect_output(&mut out, chunk.map_err(map_err)?);
+        }
         Ok(out)
     }
 }

@@ -5,7 +5,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{ContainerRef, DaemonInfo, DockerError, DockerPort, Inspect, Process};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::{
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished,
+    Inspect, Process,
+};
 
 /// One call as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +20,18 @@ pub enum Call {
     Inspect(String),
     Top(String),
     ReadArchive(String, String),
+    UploadArchive(String, String),
+    InspectImage(String),
+    Create(String),
+    Start(String),
+    Stop(String),
+    Rename(String, String),
+    SetRestartPolicy(String, String),
+    Remove(String),
+    Connect(String, String),
+    Events(String),
+    Exec(String),
+    Wait(String),
 }
 
 impl Call {
@@ -23,6 +41,18 @@ impl Call {
             Call::Inspect(_) => "inspect",
             Call::Top(_) => "top",
             Call::ReadArchive(..) => "read_archive",
+            Call::UploadArchive(..) => "upload_archive",
+            Call::InspectImage(_) => "inspect_image",
+            Call::Create(_) => "create",
+            Call::Start(_) => "start",
+            Call::Stop(_) => "stop",
+            Call::Rename(..) => "rename",
+            Call::SetRestartPolicy(..) => "set_restart_policy",
+            Call::Remove(_) => "remove",
+            Call::Connect(..) => "connect",
+            Call::Events(_) => "events",
+            Call::Exec(_) => "exec",
+            Call::Wait(_) => "wait",
         }
     }
 }
@@ -35,6 +65,9 @@ pub enum Script {
     Before(Box<dyn FnOnce(&mut State) + Send>),
 }
 
+/// How a fake helper container behaves when waited on.
+pub type HelperFn = Box<dyn Fn(&Inspect, &State) -> Finished + Send>;
+
 #[derive(Default)]
 pub struct State {
     /// Containers by id, in insertion order.
@@ -42,6 +75,17 @@ pub struct State {
     pub processes: HashMap<String, Vec<Process>>,
     /// Tar streams the archive API returns, by (id, path).
     pub archives: HashMap<(String, String), Vec<u8>>,
+    /// Tar streams uploaded, by (id, path).
+    pub uploads: HashMap<(String, String), Vec<u8>>,
+    /// Image inspects by every name they answer to.
+    pub images: HashMap<String, Value>,
+    /// Events each container emits when subscribed, after those its start causes.
+    pub events: HashMap<String, Vec<String>>,
+    /// What a started helper container finishes with, given its inspect and the state.
+    pub helper: Option<HelperFn>,
+    /// Exit code of every exec (health probes).
+    pub exec_exit: i64,
+    next_id: u64,
 }
 
 impl State {
@@ -50,6 +94,87 @@ impl State {
             .iter_mut()
             .find(|c| c.id() == id || c.name() == id)
     }
+
+    pub fn container(&self, id: &str) -> Option<&Inspect> {
+        self.containers
+            .iter()
+            .find(|c| c.id() == id || c.name() == id)
+    }
+
+    fn found(&mut self, id: &str) -> Result<&mut Inspect, DockerError> {
+        self.container_mut(id)
+            .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
+    }
+
+    /// The inspect the daemon would report for a container created from `body`.
+    fn created(&mut self, name: &str, body: &Value) -> Inspect {
+        self.next_id += 1;
+        let id = format!("{:0>12x}{:0>52}", 0xfa4e_0000u64 + self.next_id, 0);
+        let short = &id[..12];
+        let mut config = body.as_object().cloned().unwrap_or_default();
+        let host = config.remove("HostConfig").unwrap_or(json!({}));
+        let net = config.remove("NetworkingConfig").unwrap_or(json!({}));
+        if config
+            .get("Hostname")
+            .is_none_or(|h| h.as_str() == Some(""))
+        {
+            config.insert("Hostname".into(), json!(short));
+        }
+        let image_ref = config
+            .get("Image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let image_id = self
+            .images
+            .get(&image_ref)
+            .and_then(|i| i["Id"].as_str())
+            .unwrap_or(&image_ref)
+            .to_string();
+        let mut mounts = Vec::new();
+        for b in host["Binds"].as_array().cloned().unwrap_or_default() {
+            let b = b.as_str().unwrap_or_default();
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dest) = (parts[0], parts.get(1).copied().unwrap_or_default());
+            let rw = parts.get(2) != Some(&"ro");
+            mounts.push(if src.starts_with('/') {
+                json!({"Type": "bind", "Source": src, "Destination": dest, "RW": rw})
+            } else {
+                json!({"Type": "volume", "Name": src, "Source": format!("/var/lib/docker/volumes/{src}/_data"),
+                       "Destination": dest, "RW": rw})
+            });
+        }
+        for m in host["Mounts"].as_array().cloned().unwrap_or_default() {
+            let src = m["Source"].as_str().unwrap_or_default().to_string();
+            mounts.push(json!({
+                "Type": m["Type"], "Name": src, "Source": format!("/var/lib/docker/volumes/{src}/_data"),
+                "Destination": m["Target"], "RW": !m["ReadOnly"].as_bool().unwrap_or(false)
+            }));
+        }
+        let mut networks = serde_json::Map::new();
+        for (n, e) in net["EndpointsConfig"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+        {
+            networks.insert(n, with_short_alias(e, short));
+        }
+        Inspect(json!({
+            "Id": id, "Name": format!("/{name}"), "Image": image_id, "Created": "2026-01-01T00:00:00Z",
+            "Config": config, "HostConfig": host, "Mounts": mounts,
+            "State": {"Running": false, "Restarting": false, "Status": "created", "OOMKilled": false},
+            "RestartCount": 0,
+            "NetworkSettings": {"Networks": networks}
+        }))
+    }
+}
+
+/// Docker adds a container's short id to its aliases on user-defined networks.
+fn with_short_alias(mut endpoint: Value, short: &str) -> Value {
+    let mut aliases = endpoint["Aliases"].as_array().cloned().unwrap_or_default();
+    aliases.push(json!(short));
+    endpoint["Aliases"] = json!(aliases);
+    endpoint
 }
 
 pub struct FakeDocker {
@@ -76,6 +201,11 @@ impl Default for FakeDocker {
 }
 
 impl FakeDocker {
+    /// Runs `f` on the fake's state: set up images, events, helper behaviour, or look.
+    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
     /// Adds a container; `inspect` needs at least `Id` and `Name`.
     pub fn add(&self, inspect: serde_json::Value, processes: Vec<Process>) {
         let c = Inspect(inspect);
@@ -185,5 +315,151 @@ impl DockerPort for FakeDocker {
             })?;
         bytes.truncate(limit);
         Ok(bytes)
+    }
+
+    async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), DockerError> {
+        self.enter(Call::UploadArchive(id.into(), path.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let id = s.found(id)?.id().to_string();
+        s.uploads.insert((id, path.into()), tar);
+        Ok(())
+    }
+
+    async fn inspect_image(&self, name: &str) -> Result<Value, DockerError> {
+        self.enter(Call::InspectImage(name.into()))?;
+        let s = self.state.lock().unwrap();
+        s.images
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DockerError::NotFound(format!("No such image: {name}")))
+    }
+
+    async fn create_container(&self, name: &str, body: Value) -> Result<String, DockerError> {
+        self.enter(Call::Create(name.into()))?;
+        let mut s = self.state.lock().unwrap();
+        if s.container(name).is_some() {
+            return Err(DockerError::Conflict(format!(
+                "The container name \"/{name}\" is already in use"
+            )));
+        }
+        let c = s.created(name, &body);
+        let id = c.id().to_string();
+        s.containers.push(c);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        self.enter(Call::Start(id.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?;
+        c.0["State"]["Running"] = json!(true);
+        c.0["State"]["Status"] = json!("running");
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout_secs: u64) -> Result<(), DockerError> {
+        self.enter(Call::Stop(id.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?;
+        c.0["State"]["Running"] = json!(false);
+        c.0["State"]["Status"] = json!("exited");
+        Ok(())
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {
+        self.enter(Call::Rename(id.into(), new_name.into()))?;
+        let mut s = self.state.lock().unwrap();
+        if s.container(new_name).is_some() {
+            return Err(DockerError::Conflict(format!("name {new_name} is in use")));
+        }
+        s.found(id)?.0["Name"] = json!(format!("/{new_name}"));
+        Ok(())
+    }
+
+    async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
+        self.enter(Call::SetRestartPolicy(
+            id.into(),
+            policy["Name"].as_str().unwrap_or_default().into(),
+        ))?;
+        let mut s = self.state.lock().unwrap();
+        s.found(id)?.0["HostConfig"]["RestartPolicy"] = policy;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
+        self.enter(Call::Remove(id.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?;
+        if c.running() && !force {
+            return Err(DockerError::Conflict(format!("container {id} is running")));
+        }
+        let id = c.id().to_string();
+        s.containers.retain(|c| c.id() != id);
+        Ok(())
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        id: &str,
+        endpoint: Value,
+    ) -> Result<(), DockerError> {
+        self.enter(Call::Connect(network.into(), id.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?;
+        let short = c.id()[..12].to_string();
+        c.0["NetworkSettings"]["Networks"][network] = with_short_alias(endpoint, &short);
+        Ok(())
+    }
+
+    async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
+        self.enter(Call::Events(id.into()))?;
+        let s = self.state.lock().unwrap();
+        let c = s
+            .container(id)
+            .ok_or_else(|| DockerError::NotFound(id.into()))?;
+        let name = c.name().to_string();
+        let full = c.id().to_string();
+        let actions = s
+            .events
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| vec!["start".into()]);
+        let events: Vec<Result<ContainerEvent, DockerError>> = actions
+            .into_iter()
+            .map(|action| {
+                Ok(ContainerEvent {
+                    action,
+                    id: full.clone(),
+                })
+            })
+            .collect();
+        // The stream stays open after the scripted events, as the daemon's does.
+        Ok(Box::pin(
+            futures_util::stream::iter(events).chain(futures_util::stream::pending()),
+        ))
+    }
+
+    async fn exec(&self, id: &str, _cmd: &[String]) -> Result<Finished, DockerError> {
+        self.enter(Call::Exec(id.into()))?;
+        let s = self.state.lock().unwrap();
+        Ok(Finished {
+            exit_code: s.exec_exit,
+            ..Default::default()
+        })
+    }
+
+    async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
+        self.enter(Call::Wait(id.into()))?;
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?.clone();
+        let out = match &s.helper {
+            Some(h) => h(&c, &s),
+            None => Finished::default(),
+        };
+        let c = s.found(id)?;
+        c.0["State"]["Running"] = json!(false);
+        c.0["State"]["Status"] = json!("exited");
+        Ok(out)
     }
 }

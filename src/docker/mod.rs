@@ -10,7 +10,9 @@ mod bollard_adapter;
 pub mod fake;
 
 use std::future::Future;
+use std::pin::Pin;
 
+use futures_util::Stream;
 use serde_json::Value;
 
 pub use bollard_adapter::BollardDocker;
@@ -69,6 +71,25 @@ pub struct Process {
     pub command: String,
 }
 
+/// One event of a container from the daemon's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// `start`, `die`, `oom`, `restart`, `health_status: healthy`, …
+    pub action: String,
+    pub id: String,
+}
+
+/// A stream of events; it ends or yields an error when the connection drops.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent, DockerError>> + Send>>;
+
+/// What a finished container or exec printed and returned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Finished {
+    pub exit_code: i64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
 /// The small set of Docker calls the engine needs.
 ///
 /// Each call is a single request to the daemon; none retries or sleeps. Read calls change
@@ -105,6 +126,92 @@ pub trait DockerPort: Send + Sync {
         path: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<u8>, DockerError>> + Send;
+
+    /// Unpacks a tar stream at `path` in a container (created or running).
+    fn upload_archive(
+        &self,
+        id: &str,
+        path: &str,
+        tar: Vec<u8>,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// An image's inspect (`Id`, `Config`, …) by name or id.
+    fn inspect_image(&self, name: &str) -> impl Future<Output = Result<Value, DockerError>> + Send;
+
+    /// Creates a container called `name` from a body in the Engine API's create format
+    /// (`Config` fields at the top, `HostConfig`, `NetworkingConfig`); returns its id.
+    ///
+    /// Errors: [`DockerError::Conflict`] when the name is taken.
+    fn create_container(
+        &self,
+        name: &str,
+        body: Value,
+    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+
+    /// Starts a container; starting a running one is not an error.
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Stops a container with a grace of `timeout_secs` before SIGKILL; stopping a stopped
+    /// one is not an error.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: u64,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Renames a container.
+    ///
+    /// Errors: [`DockerError::Conflict`] when `new_name` is taken.
+    fn rename_container(
+        &self,
+        id: &str,
+        new_name: &str,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Sets a container's restart policy (`{"Name": "no"}` …) in place.
+    fn set_restart_policy(
+        &self,
+        id: &str,
+        policy: Value,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Removes a container, never its volumes; `force` kills a running one first.
+    ///
+    /// Errors: [`DockerError::NotFound`] when it is already gone.
+    fn remove_container(
+        &self,
+        id: &str,
+        force: bool,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Connects a created container to a network with an endpoint config
+    /// (`Aliases`, `IPAMConfig`, `Links`, …).
+    fn connect_network(
+        &self,
+        network: &str,
+        id: &str,
+        endpoint: Value,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Events of one container from now on. Subscribe before the action whose outcome it
+    /// waits for, so nothing is missed.
+    fn container_events(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<EventStream, DockerError>> + Send;
+
+    /// Runs a command in a running container as its configured user and waits for it.
+    fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+    ) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+
+    /// Waits for a started container to exit and returns its code and output.
+    fn wait_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Finished, DockerError>> + Send;
 }
 
 /// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.

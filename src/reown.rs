@@ -1,0 +1,320 @@
+//! Re-owning mounts (SPEC §4): which bind sources are refused, the helper's scripts, and the
+//! ownership manifest that lets a rollback restore every owner exactly.
+//!
+//! Re-owning runs in two phases so the manifest is durable before any owner changes:
+//! a **scan** lists every entry whose uid or gid differs from the target (without following
+//! symlinks, without leaving the mount's filesystem, hard-linked files set aside), and an
+//! **apply** changes exactly the listed entries, the mount's root last. A restore is an
+//! apply with the old owners. Each phase runs in a helper container holding one mount.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Host paths a bind mount may not be, contain or lie inside.
+const PROTECTED_TREES: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib/docker",
+    "/var/run",
+];
+/// Host paths a bind mount may not be (but may lie inside).
+const PROTECTED_EXACT: &[&str] = &["/home", "/var"];
+
+/// Lexically normalises an absolute path: no `.`, no `..`, no trailing slash.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Why a bind-mount source must not be re-owned, or `None` when it may be.
+///
+/// The path is checked as written and, when it exists here, as it resolves (a symlink to
+/// `/etc` is `/etc`).
+pub fn protected_bind(source: &str) -> Option<String> {
+    let written = normalize(Path::new(source));
+    let mut candidates = vec![written.clone()];
+    if let Ok(real) = std::fs::canonicalize(&written)
+        && real != written
+    {
+        candidates.push(real);
+    }
+    for path in candidates {
+        if path.file_name().is_some_and(|n| n == "docker.sock") {
+            return Some(format!("{} is a docker.sock", path.display()));
+        }
+        for p in PROTECTED_EXACT {
+            if path == Path::new(p) {
+                return Some(format!("{} is {p} itself", path.display()));
+            }
+        }
+        for p in PROTECTED_TREES {
+            let p = Path::new(p);
+            if path == p {
+                return Some(format!("{} is a protected system path", path.display()));
+            }
+            if path.starts_with(p) && p != Path::new("/") {
+                return Some(format!("{} lies inside {}", path.display(), p.display()));
+            }
+            if p.starts_with(&path) {
+                return Some(format!("{} contains {}", path.display(), p.display()));
+            }
+        }
+    }
+    None
+}
+
+/// Where the helper mounts the one mount it works on.
+pub const HELPER_MOUNT: &str = "/unroot-mount";
+/// Where the apply phase's lists are uploaded in the helper.
+pub const HELPER_LISTS: &str = "/unroot-lists";
+
+/// The scan: prints `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
+/// hard-linked file set aside, and `R uid:gid` for the mount's root. Arguments: uid, gid,
+/// `1` when hard-linked files may be changed. A name holding a newline stops it (exit 3):
+/// the manifest could not name it unambiguously.
+pub const SCAN_SCRIPT: &str = r#"set -eu
+U=$1; G=$2; HL=$3
+cd /unroot-mount
+nl='
+'
+if [ -n "$(find . -xdev -name "*${nl}*" | head -n 1)" ]; then
+  echo "unroot: a name in this mount holds a newline; refusing to re-own it" >&2
+  exit 3
+fi
+if [ "$HL" = 1 ]; then
+  find . -xdev -mindepth 1 \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'C %u:%g %n' {} +
+else
+  find . -xdev -mindepth 1 \( ! -user "$U" -o ! -group "$G" \) \( -type d -o -links 1 \) -exec stat -c 'C %u:%g %n' {} +
+  find . -xdev -mindepth 1 ! -type d -links +1 \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'S %u:%g %n' {} +
+fi
+stat -c 'R %u:%g' .
+"#;
+
+/// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (NUL-separated relative
+/// paths), changes the owner of each path itself (`-h`: a symlink is changed, never
+/// followed); then the root from `/unroot-lists/root` if present.
+pub const APPLY_SCRIPT: &str = r#"set -eu
+cd /unroot-mount
+for list in /unroot-lists/*:*; do
+  [ -e "$list" ] || continue
+  xargs -0 chown -h -- "${list##*/}" < "$list"
+done
+if [ -e /unroot-lists/root ]; then
+  chown -h -- "$(cat /unroot-lists/root)" .
+fi
+"#;
+
+/// One mount as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountId {
+    /// Path in the service's container.
+    pub destination: String,
+    /// `volume` or `bind`.
+    pub kind: String,
+    /// The volume's name or the bind's host path.
+    pub source: String,
+}
+
+/// What re-owning one mount changes: entries with their old owners.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MountChanges {
+    /// Relative paths (`./a/b`) with their owner before, as `uid:gid`.
+    pub entries: Vec<(String, String)>,
+    /// The mount root's owner before, when it changes.
+    pub root: Option<String>,
+    /// Hard-linked files set aside (they keep their owner).
+    pub skipped: Vec<String>,
+}
+
+impl MountChanges {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.root.is_none()
+    }
+
+    pub fn count(&self) -> usize {
+        self.entries.len() + usize::from(self.root.is_some())
+    }
+}
+
+/// Parses the scan's output for a target `uid:gid`.
+///
+/// Errors: a line that is not a scan record (the helper failed in a way its exit code did
+/// not show), or a name that is not UTF-8.
+pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
+    let text = std::str::from_utf8(output)
+        .map_err(|_| "a name in the mount is not UTF-8; refusing".to_string())?;
+    let mut changes = MountChanges::default();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let (tag, rest) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
+        let (owner, path) = match rest.split_once(' ') {
+            Some((o, p)) => (o, Some(p)),
+            None => (rest, None),
+        };
+        if !owner.contains(':') {
+            return Err(format!("unexpected scan output: {line:?}"));
+        }
+        match (tag, path) {
+            ("C", Some(p)) if p.starts_with("./") => {
+                changes.entries.push((p.to_string(), owner.to_string()))
+            }
+            ("S", Some(p)) if p.starts_with("./") => changes.skipped.push(p.to_string()),
+            ("R", None) => {
+                if owner != target {
+                    changes.root = Some(owner.to_string());
+                }
+            }
+            _ => return Err(format!("unexpected scan output: {line:?}")),
+        }
+    }
+    Ok(changes)
+}
+
+/// The files the apply script reads to set every listed entry to `owner_of(entry)`:
+/// one NUL-separated list per owner, and `root` for the mount's root. As a tar stream to
+/// upload at [`HELPER_LISTS`]'s parent.
+pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> {
+    let mut by_owner: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for (path, owner) in entries {
+        let list = by_owner.entry(owner.as_str()).or_default();
+        list.extend_from_slice(path.as_bytes());
+        list.push(0);
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, body: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("unroot-lists/{name}"), body)
+            .expect("writing to a Vec");
+    };
+    for (owner, list) in &by_owner {
+        add(owner, list);
+    }
+    if let Some(r) = root {
+        add("root", r.as_bytes());
+    }
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o700);
+    dir.set_size(0);
+    dir.set_cksum();
+    let mut out = tar;
+    out.append_data(&mut dir, "unroot-lists/", &[][..])
+        .expect("writing to a Vec");
+    out.into_inner().expect("writing to a Vec")
+}
+
+/// The manifest of one service (`owners`, 0600): per mount, what changed and from what.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The owner every changed entry was set to.
+    pub target: String,
+    pub mounts: Vec<(MountId, MountChanges)>,
+}
+
+impl Manifest {
+    pub fn changed(&self) -> usize {
+        self.mounts.iter().map(|(_, c)| c.count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_sources() {
+        for (p, why) in [
+            ("/", "protected system path"),
+            ("/etc", "protected system path"),
+            ("/etc/nginx", "lies inside /etc"),
+            ("/var/lib/docker/volumes/x", "lies inside /var/lib/docker"),
+            ("/var/lib", "contains /var/lib/docker"),
+            ("/var", "/var itself"),
+            ("/home", "/home itself"),
+            ("/srv/app/docker.sock", "is a docker.sock"),
+            ("/srv/../etc", "protected system path"),
+            ("/usr/", "protected system path"),
+        ] {
+            let r = protected_bind(p);
+            assert!(r.as_deref().is_some_and(|r| r.contains(why)), "{p}: {r:?}");
+        }
+        for p in [
+            "/home/alice/data",
+            "/srv/data",
+            "/var/lib/app",
+            "/opt/x",
+            "/data",
+        ] {
+            assert_eq!(protected_bind(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn scan_output_parses_into_changes() {
+        let out = b"C 0:0 ./a\nC 0:0 ./a b/c\nS 0:0 ./hard\nR 0:0\n";
+        let c = parse_scan(out, "999:999").unwrap();
+        assert_eq!(
+            c.entries,
+            [
+                ("./a".to_string(), "0:0".to_string()),
+                ("./a b/c".into(), "0:0".into())
+            ]
+        );
+        assert_eq!(c.skipped, ["./hard"]);
+        assert_eq!(c.root.as_deref(), Some("0:0"));
+        assert_eq!(c.count(), 3);
+        let done = parse_scan(b"R 999:999\n", "999:999").unwrap();
+        assert!(done.is_empty(), "a second run has nothing to change");
+        assert!(parse_scan(b"sh: find: not found\n", "1:1").is_err());
+        assert!(parse_scan(b"C 0:0 /abs\n", "1:1").is_err());
+    }
+
+    #[test]
+    fn apply_lists_group_paths_by_owner() {
+        let tar_bytes = apply_lists(
+            &[
+                ("./a".into(), "0:0".into()),
+                ("./b".into(), "5:6".into()),
+                ("./c".into(), "0:0".into()),
+            ],
+            Some("0:0"),
+        );
+        let mut files = BTreeMap::new();
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+            files.insert(e.path().unwrap().display().to_string(), body);
+        }
+        assert_eq!(files["unroot-lists/0:0"], b"./a\0./c\0");
+        assert_eq!(files["unroot-lists/5:6"], b"./b\0");
+        assert_eq!(files["unroot-lists/root"], b"0:0");
+    }
+}
