@@ -1,0 +1,281 @@
+//! The health gate (SPEC §3 step 8): started, healthy by the service's mode, stable for
+//! `stable_for` without a restart, not OOM-killed, and every process at the target uid.
+//!
+//! Waits are driven by the daemon's events; inspect is the truth each event is checked
+//! against. Only when the event stream drops does the gate fall back to inspecting on a
+//! short interval. Exec probes are the one thing that must be re-run: they are retried on a
+//! backoff, since no event says a probe would now pass.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::time::{Instant, timeout_at};
+
+use crate::docker::{DockerError, DockerPort, EventStream, Inspect};
+use crate::plan::{HealthMode, Timings};
+
+/// Why a container is not healthy.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Unhealthy(pub String);
+
+impl From<DockerError> for Unhealthy {
+    fn from(e: DockerError) -> Self {
+        Unhealthy(e.to_string())
+    }
+}
+
+/// Events that end a stability window or say the container changed.
+fn is_disruption(action: &str) -> bool {
+    matches!(action, "die" | "oom" | "restart" | "kill" | "stop") || action == "health_status: unhealthy"
+}
+
+/// What inspect says about the container right now.
+fn verdict(c: &Inspect, mode: &HealthMode) -> Result<bool, Unhealthy> {
+    if c.0.pointer("/State/OOMKilled").and_then(Value::as_bool) == Some(true) {
+        return Err(Unhealthy("it was killed for running out of memory (OOM)".into()));
+    }
+    if !c.running() && !c.restarting() && c.status() != "created" {
+        let code = c.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1);
+        return Err(Unhealthy(format!("it exited with code {code}")));
+    }
+    if c.restarting() {
+        return Err(Unhealthy("it is restarting".into()));
+    }
+    match mode {
+        HealthMode::Docker => match c.0.pointer("/State/Health/Status").and_then(Value::as_str) {
+            Some("healthy") => Ok(true),
+            Some("unhealthy") => Err(Unhealthy("Docker reports it unhealthy".into())),
+            None => Err(Unhealthy("health mode is docker, but the container has no HEALTHCHECK".into())),
+            _ => Ok(false),
+        },
+        HealthMode::Running | HealthMode::Exec(_) => Ok(c.running()),
+    }
+}
+
+/// The next event, or `None` at the deadline. A dropped stream is replaced by a pause of
+/// `fallback` (then the caller inspects again).
+async fn next_event(events: &mut Option<EventStream>, until: Instant, fallback: Duration) -> Option<String> {
+    match events {
+        Some(stream) => match timeout_at(until, stream.next()).await {
+            Ok(Some(Ok(e))) => Some(e.action),
+            Ok(Some(Err(_)) | None) => {
+                tracing::warn!("the event stream dropped; falling back to inspecting");
+                *events = None;
+                Some(String::new())
+            }
+            Err(_) => None,
+        },
+        None => {
+            let wake = (Instant::now() + fallback).min(until);
+            tokio::time::sleep_until(wake).await;
+            (wake < until).then(String::new)
+        }
+    }
+}
+
+/// Starts a created container and waits until it passes the gate.
+///
+/// Guarantees: subscribes to the container's events before starting it, so no transition
+/// is missed; never sleeps while the stream is healthy (exec probes excepted).
+/// Errors: [`Unhealthy`] saying why (timeout, exit, OOM, restart, a process at the wrong uid).
+pub async fn start_and_wait(
+    port: &impl DockerPort,
+    id: &str,
+    mode: &HealthMode,
+    timings: &Timings,
+    target_uid: Option<u32>,
+) -> Result<(), Unhealthy> {
+    let mut events = Some(port.container_events(id).await?);
+    port.start_container(id).await?;
+    wait(port, id, mode, timings, target_uid, &mut events).await
+}
+
+async fn wait(
+    port: &impl DockerPort,
+    id: &str,
+    mode: &HealthMode,
+    timings: &Timings,
+    target_uid: Option<u32>,
+    events: &mut Option<EventStream>,
+) -> Result<(), Unhealthy> {
+    let deadline = Instant::now() + timings.health_timeout;
+    let fallback = Duration::from_millis(500);
+    let mut probe_delay = Duration::from_millis(250);
+    // Healthy by mode.
+    let restarts = loop {
+        let c = port.inspect_container(id).await?;
+        let mut healthy = verdict(&c, mode)?;
+        if healthy && let HealthMode::Exec(cmd) = mode {
+            healthy = port.exec(id, cmd).await.map(|f| f.exit_code == 0).unwrap_or(false);
+        }
+        if healthy {
+            break c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
+        }
+        if Instant::now() >= deadline {
+            return Err(Unhealthy(format!("not healthy within {}", crate::plan::duration::format(timings.health_timeout))));
+        }
+        match mode {
+            HealthMode::Exec(_) => {
+                // Nothing announces that a probe would pass now: retry on a backoff, but
+                // wake at once for an event that may end the wait (an exit).
+                let wake = (Instant::now() + probe_delay).min(deadline);
+                probe_delay = (probe_delay * 2).min(Duration::from_secs(2));
+                if let Some(action) = next_event(events, wake, fallback).await
+                    && is_disruption(&action)
+                {
+                    continue;
+                }
+            }
+            _ => {
+                if next_event(events, deadline, fallback).await.is_none() {
+                    continue; // the deadline: inspect once more, then fail above
+                }
+            }
+        }
+    };
+    // Stable for `stable_for`: any disruption ends it.
+    let stable_until = Instant::now() + timings.stable_for;
+    while let Some(action) = next_event(events, stable_until, fallback).await {
+        if is_disruption(&action) {
+            let c = port.inspect_container(id).await?;
+            verdict(&c, mode)?;
+            return Err(Unhealthy(format!("it was not stable: `{action}` during the stability window")));
+        }
+    }
+    let c = port.inspect_container(id).await?;
+    if !verdict(&c, mode)? {
+        return Err(Unhealthy("it stopped being healthy during the stability window".into()));
+    }
+    let now_restarts = c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
+    if now_restarts != restarts {
+        return Err(Unhealthy(format!("it restarted {} time(s) during the stability window", now_restarts - restarts)));
+    }
+    if let HealthMode::Exec(cmd) = mode
+        && port.exec(id, cmd).await.map(|f| f.exit_code) != Ok(0)
+    {
+        return Err(Unhealthy(format!("the probe `{}` failed after the stability window", cmd.join(" "))));
+    }
+    if let Some(uid) = target_uid {
+        let procs = port.top(id).await?;
+        let wrong: Vec<String> = procs
+            .iter()
+            .filter(|p| p.uid != Some(uid))
+            .map(|p| format!("pid {} ({}) as uid {}", p.pid, p.command, p.uid.map_or("?".into(), |u| u.to_string())))
+            .collect();
+        if !wrong.is_empty() {
+            return Err(Unhealthy(format!("processes not at uid {uid}: {}", wrong.join("; "))));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Process;
+    use crate::docker::fake::FakeDocker;
+    use serde_json::json;
+
+    fn timings() -> Timings {
+        Timings {
+            stop_timeout: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(3),
+            stable_for: Duration::from_millis(200),
+        }
+    }
+
+    fn created(fake: &FakeDocker, health: Option<&str>) -> String {
+        fake.add(
+            json!({"Id": "c1", "Name": "/svc", "Config": {}, "State": {"Running": false, "Status": "created"}}),
+            vec![Process { pid: 1, uid: Some(999), command: "srv".into() }],
+        );
+        if let Some(h) = health {
+            fake.with(|s| s.container_mut("c1").unwrap().0["State"]["Health"] = json!({"Status": h}));
+        }
+        "c1".into()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    }
+
+    #[test]
+    fn running_and_stable_at_the_target_uid_passes() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), Some(999))).unwrap();
+    }
+
+    #[test]
+    fn a_process_at_another_uid_fails() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), Some(1000))).unwrap_err();
+        assert!(e.0.contains("processes not at uid 1000: pid 1 (srv) as uid 999"), "{e}");
+    }
+
+    #[test]
+    fn docker_health_waits_for_the_healthy_event() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, Some("starting"));
+        fake.with(|s| {
+            s.events.insert("svc".into(), vec!["start".into(), "health_status: healthy".into()]);
+        });
+        // The event arrives; the fake flips the status as the daemon would.
+        fake.script(
+            "inspect",
+            crate::docker::fake::Script::Before(Box::new(|_| {})),
+        );
+        fake.script(
+            "inspect",
+            crate::docker::fake::Script::Before(Box::new(|s| {
+                s.container_mut("c1").unwrap().0["State"]["Health"]["Status"] = json!("healthy");
+            })),
+        );
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap();
+    }
+
+    #[test]
+    fn unhealthy_and_exited_and_oom_fail_with_the_reason() {
+        for (state, reason) in [
+            (json!({"Running": true, "Status": "running", "Health": {"Status": "unhealthy"}}), "unhealthy"),
+            (json!({"Running": false, "Status": "exited", "ExitCode": 3}), "exited with code 3"),
+            (json!({"Running": false, "Status": "exited", "OOMKilled": true}), "out of memory"),
+        ] {
+            let fake = FakeDocker::default();
+            let id = created(&fake, None);
+            fake.script(
+                "inspect",
+                crate::docker::fake::Script::Before(Box::new(move |s| {
+                    s.container_mut("c1").unwrap().0["State"] = state;
+                })),
+            );
+            let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap_err();
+            assert!(e.0.contains(reason), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_failing_exec_probe_times_out() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        fake.with(|s| s.exec_exit = 1);
+        let mut t = timings();
+        t.health_timeout = Duration::from_secs(1);
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Exec(vec!["probe".into()]), &t, None)).unwrap_err();
+        assert!(e.0.contains("not healthy within 1s"), "{e}");
+    }
+
+    #[test]
+    fn a_restart_in_the_stability_window_fails() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        fake.with(|s| {
+            s.events.insert("svc".into(), vec!["start".into(), "die".into()]);
+        });
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), None)).unwrap_err();
+        assert!(e.0.contains("not stable: `die`"), "{e}");
+    }
+}
