@@ -10,7 +10,9 @@ use crate::docker::BollardDocker;
 use crate::error::{Error, Exit};
 use crate::output::Output;
 use crate::plan::Plan;
-use crate::{audit, plan};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{audit, commands, plan};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +63,39 @@ pub enum Command {
         plan: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+    },
+    /// Preview a day against the live daemon; changes nothing (= apply --dry-run).
+    Plan {
+        plan: PathBuf,
+        #[arg(long)]
+        day: u32,
+        /// Only these services of the day.
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Migrate one day of a plan: back up, re-own, recreate, gate on health, roll back on failure.
+    Apply {
+        plan: PathBuf,
+        #[arg(long)]
+        day: u32,
+        /// Preview only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these services of the day.
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Services of one wave migrated at once (overrides the plan).
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallelism: Option<u16>,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// JSON lines of events on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script.
     Completions {
@@ -163,6 +198,53 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Output { json: false }.completions(shell, &mut Cli::command());
             Ok(Exit::Ok)
         }
+        Command::Plan {
+            plan,
+            day,
+            only,
+            json,
+        } => {
+            let plan = Plan::load(&plan)?;
+            let opts = commands::ApplyOptions {
+                day,
+                only,
+                parallelism: None,
+                yes: false,
+                dry_run: true,
+                json,
+                state_dir: cli.state_dir,
+            };
+            runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                commands::plan(&docker, &plan, &opts).await
+            })
+        }
+        Command::Apply {
+            plan,
+            day,
+            dry_run,
+            only,
+            parallelism,
+            yes,
+            json,
+        } => {
+            let plan = Plan::load(&plan)?;
+            let opts = commands::ApplyOptions {
+                day,
+                only,
+                parallelism: parallelism.map(usize::from),
+                yes,
+                dry_run,
+                json,
+                state_dir: cli.state_dir,
+            };
+            runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                watch_ctrl_c(stop);
+                commands::apply(&docker, &plan, &opts, stop).await
+            })
+        }
         Command::Audit {
             plan,
             json,
@@ -185,6 +267,23 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             })
         }
     }
+}
+
+/// Ctrl-C once: start nothing new and roll back what is in flight. Twice: stop at once
+/// (`unroot resume` continues).
+fn watch_ctrl_c(stop: &'static AtomicBool) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\nInterrupted: starting nothing new and rolling back what is in flight. Ctrl-C again stops at once."
+            );
+            stop.store(true, Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Stopped at once; `unroot resume` continues the run.");
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 fn docker_address(d: &BollardDocker) -> String {

@@ -39,14 +39,38 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Refused: lock held, interrupted run, earlier day not applied.
+    #[error("{0}")]
+    Refused(String),
+    /// Bad usage that clap cannot see (no terminal and no --yes, …).
+    #[error("{0}")]
+    Usage(String),
+    /// The preview found blockers; apply does not start.
+    #[error("{0}")]
+    Blocked(String),
+    /// A run failed part-way and something is not back.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 impl Error {
     /// The exit code this error ends the command with.
     pub fn exit(&self) -> Exit {
         match self {
-            // Read-only commands change nothing, so any failure to read is "bad input".
-            Error::Plan(_) | Error::Docker(_) | Error::Io { .. } => Exit::BadInput,
+            // Whatever fails before a run starts changed nothing: "bad input".
+            Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_) => {
+                Exit::Refused
+            }
+            Error::Incomplete(_) => Exit::Incomplete,
+            Error::Plan(_)
+            | Error::Docker(_)
+            | Error::Io { .. }
+            | Error::State(_)
+            | Error::Usage(_)
+            | Error::Blocked(_) => Exit::BadInput,
         }
     }
 

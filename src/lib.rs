@@ -4,8 +4,12 @@
 
 pub mod audit;
 pub mod cli;
+pub mod commands;
+pub mod compose;
 pub mod docker;
 pub mod error;
+pub mod executor;
+pub mod failpoint;
 pub mod graph;
 pub mod health;
 pub mod output;

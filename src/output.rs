@@ -106,6 +106,63 @@ impl Output {
         print(&String::from_utf8_lossy(&buf));
     }
 
+    /// `unroot plan` / `apply --dry-run`: the day as apply will run it.
+    pub fn preview(&self, day: &crate::preview::DayPlan, title: Option<&str>) {
+        if self.json {
+            print_json(day);
+            return;
+        }
+        let mut out = format!(
+            "unroot plan: {}, day {}{}\n\n",
+            day.plan,
+            day.day,
+            title.map(|t| format!(" ({t})")).unwrap_or_default()
+        );
+        for (i, w) in day.waves.iter().enumerate() {
+            out.push_str(&format!("  wave {}: {}\n", i + 1, w.join(", ")));
+        }
+        out.push('\n');
+        for s in &day.services {
+            let mark = if s.blockers.is_empty() { "~" } else { "✗" };
+            out.push_str(&format!("{mark} {}\n", s.name));
+            out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
+            for c in &s.chown {
+                let n = c
+                    .entries
+                    .map(|n| format!(", {n} entries to change"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "    chown:  {} ({} {}{n})\n",
+                    c.target, c.kind, c.source
+                ));
+            }
+            if !s.health.is_empty() {
+                out.push_str(&format!("    health: {}\n", s.health));
+            }
+            for c in &s.changes {
+                out.push_str(&format!("    {c}\n"));
+            }
+            for w in &s.warnings {
+                out.push_str(&format!("    ! warning: {w}\n"));
+            }
+            for b in &s.blockers {
+                out.push_str(&format!("    ✗ blocker: {b}\n"));
+            }
+            out.push('\n');
+        }
+        let blocked = day
+            .services
+            .iter()
+            .filter(|s| !s.blockers.is_empty())
+            .count();
+        let warnings: usize = day.services.iter().map(|s| s.warnings.len()).sum();
+        out.push_str(&format!(
+            "Plan: {} service(s) to migrate, {blocked} blocked, {warnings} warning(s).\n",
+            day.services.len() - blocked
+        ));
+        print(&out);
+    }
+
     /// `unroot audit`: a table, the summary and any containers that vanished.
     pub fn audit(&self, report: &audit::Report) {
         if self.json {
@@ -163,6 +220,81 @@ impl Output {
             out.push_str(&format!("{} ({}): {}\n", g.name, g.id, g.note));
         }
         print(&out);
+    }
+}
+
+/// Events of apply, resume and rollback: one line each, human or JSON (SPEC §9). Every
+/// event is reported after the journal record it stands for is durable.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    pub json: bool,
+}
+
+impl Reporter {
+    /// Reports one event. `fields` are extra keys; none of them may hold an environment
+    /// value (callers pass step names, ids, counts and messages built from keys only).
+    pub fn event(
+        &self,
+        event: &str,
+        service: Option<&str>,
+        step: Option<&str>,
+        fields: serde_json::Value,
+    ) {
+        if self.json {
+            let mut obj = serde_json::Map::new();
+            obj.insert("event".into(), event.into());
+            if let Some(s) = service {
+                obj.insert("service".into(), s.into());
+            }
+            if let Some(s) = step {
+                obj.insert("step".into(), s.into());
+            }
+            obj.insert("ts".into(), crate::state::now_rfc3339().into());
+            if let serde_json::Value::Object(extra) = fields {
+                obj.extend(extra);
+            }
+            print(&format!("{}\n", serde_json::Value::Object(obj)));
+            return;
+        }
+        let mut line = String::new();
+        if let Some(s) = service {
+            line.push_str(&format!("{s}: "));
+        }
+        if let Some(s) = step {
+            line.push_str(&format!("{s} "));
+        }
+        line.push_str(event);
+        if let serde_json::Value::Object(extra) = &fields {
+            for (k, v) in extra {
+                match v {
+                    serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
+                    serde_json::Value::Null => {}
+                    other => line.push_str(&format!(" {k}={other}")),
+                }
+            }
+        }
+        print(&format!("{line}\n"));
+    }
+
+    /// The last event of a run.
+    pub fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
+        if self.json {
+            self.event(
+                "done",
+                None,
+                None,
+                serde_json::json!({"outcome": outcome, "exit_code": exit_code}),
+            );
+        } else {
+            print(&format!("\n{summary}\n"));
+        }
+    }
+
+    /// A free-form line for people (human mode only).
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            print(&format!("{text}\n"));
+        }
     }
 }
 

@@ -296,8 +296,20 @@ pub struct Ledger {
 pub struct AppliedDay {
     pub run: String,
     pub committed: String,
-    /// Service → `migrated` or `original` (left on its original by rollback-service).
-    pub services: BTreeMap<String, String>,
+    /// What the commit left each service as.
+    pub services: BTreeMap<String, ServiceRecord>,
+}
+
+/// One service of an applied day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    /// `migrated`, or `original` when rollback-service left it on its original.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<crate::compose::ComposeRef>,
+    /// What the compose override sets for it (from the plan and the resolved user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::compose::ServiceOverride>,
 }
 
 impl Ledger {

@@ -1,0 +1,24 @@
+//! Crash injection for tests: with `UNROOT_CRASH_AFTER_WRITE=k` in a build with the
+//! `failpoints` feature, the process kills itself (SIGKILL) right after the k-th durable
+//! journal write. Release builds compile none of it.
+
+use crate::state::Journal;
+
+#[cfg(feature = "failpoints")]
+fn after_write(seq: u64) {
+    let k = std::env::var("UNROOT_CRASH_AFTER_WRITE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    if k == Some(seq) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+}
+
+/// Hooks the failpoint into a journal (a no-op without the `failpoints` feature).
+pub fn install(journal: &mut Journal) {
+    #[cfg(feature = "failpoints")]
+    journal.on_write(after_write);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = journal;
+}
