@@ -47,7 +47,13 @@ fn verdict(c: &Inspect, mode: &HealthMode) -> Result<bool, Unhealthy> {
         return Err(Unhealthy(format!("it exited with code {code}")));
     }
     if c.restarting() {
-        return Err(Unhealthy("it is restarting".into()));
+        let code =
+            c.0.pointer("/State/ExitCode")
+                .and_then(Value::as_i64)
+                .unwrap_or(-1);
+        return Err(Unhealthy(format!(
+            "it exited with code {code} and is restarting"
+        )));
     }
     match mode {
         HealthMode::Docker => match c.0.pointer("/State/Health/Status").and_then(Value::as_str) {

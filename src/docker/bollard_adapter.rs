@@ -390,17 +390,15 @@ impl DockerPort for BollardDocker {
 
     async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
         // The request is only sent when the stream is first polled, so replay from the
-        // container's creation (daemon clock) to be sure nothing between subscribing and
-        // the first poll is lost; events of other containers are filtered out by id.
-        let created = self.inspect_container(id).await?;
-        let since = created
-            .0
-            .pointer("/Created")
-            .and_then(Value::as_str)
+        // daemon's own "now" (its clock, not ours): nothing between subscribing and the
+        // first poll is lost, and nothing older is replayed.
+        let info = self.docker.info().await.map_err(map_err)?;
+        let since = info
+            .system_time
             .and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
             })
-            .map(|t| t.unix_timestamp().to_string());
+            .map(|t| format!("{}.{:09}", t.unix_timestamp(), t.nanosecond()));
         let filters = HashMap::from([
             ("container".to_string(), vec![id.to_string()]),
             ("type".to_string(), vec!["container".to_string()]),

@@ -124,6 +124,12 @@ impl Drop for TestEnv {
             args.extend(ids.iter().map(String::as_str));
             let _ = docker_raw(&args);
         }
+        // Containers unroot made for this test's services (helpers, probes) carry the
+        // service's name, which starts with this test's id.
+        let named = docker_raw(&["ps", "-aq", "--filter", &format!("name={}", self.id)]);
+        for id in String::from_utf8_lossy(&named.stdout).split_whitespace() {
+            let _ = docker_raw(&["rm", "-f", "-v", id]);
+        }
         for kind in ["volume", "network"] {
             let out = docker_raw(&[kind, "ls", "-q", "--filter", &filter]);
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
@@ -143,4 +149,84 @@ pub fn unroot() -> assert_cmd::Command {
 /// Path of a file in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `docker inspect` of one object as JSON.
+pub fn inspect(name: &str) -> serde_json::Value {
+    let out = docker(&["inspect", name]);
+    let mut v: serde_json::Value = serde_json::from_str(&out).expect("docker inspect prints JSON");
+    v[0].take()
+}
+
+/// The uids of a container's processes, from `docker top`.
+pub fn process_uids(name: &str) -> Vec<u32> {
+    let out = docker(&["top", name, "-o", "pid,uid"]);
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+/// `uid:gid path` of every entry under `/d` of a volume or host directory, sorted, read by a
+/// throwaway busybox container (so also for volumes).
+pub fn owners(env: &TestEnv, mount_source: &str) -> Vec<String> {
+    let img = image("busybox");
+    let mount = format!("{mount_source}:/d");
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &env.label(),
+        "-v",
+        &mount,
+        &img,
+        "find",
+        "/d",
+        "-exec",
+        "stat",
+        "-c",
+        "%u:%g %n",
+        "{}",
+        "+",
+    ]);
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// A run of `unroot` with its exit code and output.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `unroot ARGS` in `dir`.
+pub fn unroot_in(dir: &Path, args: &[&str]) -> Run {
+    let out = unroot()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("unroot runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Names of containers whose name holds `part`.
+pub fn containers_named(part: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("name={part}"),
+    ]);
+    out.lines()
+        .map(str::to_string)
+        .filter(|n| n.contains(part))
+        .collect()
 }
