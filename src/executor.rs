@@ -620,6 +620,14 @@ impl<D: DockerPort> Apply<'_, D> {
         self.ctx.restore(name, &r.timings, helper).await
     }
 
+    /// Removes helper containers a failed removal may have left (normally none exist).
+    async fn sweep_helpers(&self, services: &[String]) {
+        for s in services {
+            let name = format!("unroot-helper.{s}.{}", self.ctx.run.id);
+            let _ = self.ctx.port.remove_container(&name, true).await;
+        }
+    }
+
     /// Runs the day: waves in order, up to `parallelism` services of a wave at once; on a
     /// failure, `on_failure` decides; then commit.
     pub async fn run(&self) -> Result<(Outcome, bool), StateError> {
@@ -688,6 +696,14 @@ impl<D: DockerPort> Apply<'_, D> {
             tasks.collect::<Vec<()>>().await;
         }
         let mut p = progress.into_inner().unwrap();
+        let outcome = self.finish(&mut p).await;
+        self.sweep_helpers(&p.touched).await;
+        outcome
+    }
+
+    /// After the waves: roll back, pause or commit as the failures and `on_failure` say.
+    async fn finish(&self, p: &mut Progress) -> Result<(Outcome, bool), StateError> {
+        let ctx = &self.ctx;
         let any_failed = !p.failed.is_empty();
         let interrupted = ctx.stop.load(Ordering::SeqCst);
 
@@ -713,7 +729,7 @@ impl<D: DockerPort> Apply<'_, D> {
             } else {
                 ctx.record(Record::Run {
                     event: "rollback-incomplete".into(),
-                    detail: Some(restore_failures(&p)),
+                    detail: Some(restore_failures(p)),
                 })?;
                 Ok((Outcome::Incomplete, true))
             };
@@ -731,7 +747,7 @@ impl<D: DockerPort> Apply<'_, D> {
         if !p.restore_failed.is_empty() {
             ctx.record(Record::Run {
                 event: "rollback-incomplete".into(),
-                detail: Some(restore_failures(&p)),
+                detail: Some(restore_failures(p)),
             })?;
             return Ok((Outcome::Incomplete, true));
         }
@@ -869,4 +885,309 @@ pub fn write_overrides(
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The executor against the recording fake: a failure injected at every Docker call of
+    //! a day, each time asserting that the service ends migrated or exactly restored.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::docker::fake::{Call, FakeDocker};
+    use crate::docker::{Finished, Process};
+    use crate::passwd::tar_of;
+    use crate::preview::{self, NameSource};
+
+    const ORIGINAL: &str = "0r1g0000000000000000000000000000000000000000000000000000000000000";
+
+    fn fake() -> FakeDocker {
+        let fake = FakeDocker::default();
+        fake.add(
+            json!({
+                "Id": ORIGINAL, "Name": "/svc", "Image": "sha256:img", "Created": "2026-01-01T00:00:00Z",
+                "Config": {"User": "", "Image": "img:1", "Env": ["A=1"], "Cmd": ["run"], "Hostname": "web"},
+                "HostConfig": {"Binds": ["data:/data"], "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+                               "NetworkMode": "default"},
+                "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                            "Destination": "/data", "RW": true}],
+                "State": {"Running": true, "Status": "running"},
+                "NetworkSettings": {"Networks": {"bridge": {}}}
+            }),
+            vec![Process { pid: 1, uid: Some(0), command: "run".into() }],
+        );
+        fake.archive(
+            ORIGINAL,
+            "/etc/passwd",
+            tar_of(
+                "passwd",
+                b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+                0,
+                0,
+            ),
+        );
+        fake.archive(
+            ORIGINAL,
+            "/etc/group",
+            tar_of("group", b"root:x:0:\napp:x:1000:\n", 0, 0),
+        );
+        fake.archive(ORIGINAL, "/data", tar_of("data", b"", 0, 0));
+        for tool in ["sh", "find", "stat", "chown", "xargs"] {
+            fake.archive(ORIGINAL, &format!("/bin/{tool}"), tar_of(tool, b"", 0, 0));
+        }
+        fake.with(|s| {
+            for name in ["img:1", "sha256:img"] {
+                s.images.insert(name.into(), json!({"Id": "sha256:img"}));
+            }
+            // The scan finds two entries and the root owned by root; the apply succeeds.
+            s.helper = Some(Box::new(|c, _| {
+                let script =
+                    c.0.pointer("/Config/Entrypoint/2")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                if script == reown::SCAN_SCRIPT {
+                    Finished {
+                        exit_code: 0,
+                        stdout: b"C 0:0 ./a\nC 5:6 ./b\nR 0:0\n".to_vec(),
+                        stderr: vec![],
+                    }
+                } else {
+                    Finished::default()
+                }
+            }));
+        });
+        fake
+    }
+
+    fn plan(on_failure: &str) -> Plan {
+        Plan::parse(
+            "t.toml",
+            &format!("[rollout]\nname = \"t\"\non_failure = \"{on_failure}\"\n[service.svc]\nday = 1\nuser = \"app\"\n"),
+        )
+        .unwrap()
+    }
+
+    /// Runs day 1 against `fake`, failing the `k`-th call after the preview when given.
+    /// Returns the outcome, the state dir and the number of calls the preview made.
+    fn run_day(
+        fake: &FakeDocker,
+        plan: &Plan,
+        fail_after_preview: Option<usize>,
+    ) -> (Outcome, tempfile::TempDir, usize) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        rt.block_on(async {
+            let mut day = preview::compute(fake, plan, 1, &[], NameSource::Running)
+                .await
+                .unwrap();
+            assert!(
+                day.blockers().next().is_none(),
+                "{:?}",
+                day.services[0].blockers
+            );
+            for s in &mut day.services {
+                let r = s.resolved.as_mut().unwrap();
+                r.timings.stable_for = Duration::from_millis(5);
+                r.timings.health_timeout = Duration::from_millis(300);
+            }
+            let base = fake.calls().len();
+            if let Some(k) = fail_after_preview {
+                fake.fail_call(base + k);
+            }
+            let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
+            let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
+            let journal = Journal::open(&run.journal_path()).unwrap();
+            let stop = AtomicBool::new(false);
+            let apply = Apply {
+                ctx: RunCtx {
+                    port: fake,
+                    run,
+                    journal: Mutex::new(journal),
+                    out: Reporter { json: true },
+                    stop: &stop,
+                },
+                plan,
+                day,
+                plan_dir,
+                parallelism: 1,
+                on_failure: plan.rollout.on_failure,
+            };
+            let (outcome, _) = apply.run().await.unwrap();
+            (outcome, tmp, base)
+        })
+    }
+
+    fn container_names(fake: &FakeDocker) -> Vec<String> {
+        fake.with(|s| s.containers.iter().map(|c| c.name().to_string()).collect())
+    }
+
+    #[test]
+    fn a_clean_day_migrates_and_commits() {
+        let fake = fake();
+        let (outcome, tmp, _) = run_day(&fake, &plan("rollback-day"), None);
+        assert_eq!(outcome, Outcome::Applied);
+        let c = fake.with(|s| s.container("svc").cloned()).unwrap();
+        assert_ne!(c.id(), ORIGINAL);
+        assert_eq!(c.configured_user(), "1000:1000");
+        assert_eq!(
+            container_names(&fake),
+            ["svc"],
+            "the parked original and helpers are gone"
+        );
+        assert!(
+            Ledger::load(&tmp.path().join("state/t"), "t")
+                .unwrap()
+                .is_applied(1)
+        );
+    }
+
+    #[test]
+    fn a_failure_at_every_call_ends_migrated_or_exactly_restored() {
+        let calls_in_a_clean_day = {
+            let fake = fake();
+            let (_, _, base) = run_day(&fake, &plan("rollback-day"), None);
+            fake.calls().len() - base
+        };
+        assert!(calls_in_a_clean_day > 20, "{calls_in_a_clean_day}");
+        let (mut applied, mut rolled_back) = (0, 0);
+        for k in 1..=calls_in_a_clean_day {
+            let fake = fake();
+            let (outcome, tmp, base) = run_day(&fake, &plan("rollback-day"), Some(k));
+            let failed = fake.calls()[base + k - 1].clone();
+            let c = fake
+                .with(|s| s.container("svc").cloned())
+                .unwrap_or_else(|| panic!("k={k} {failed:?}: nobody holds the name"));
+            let others: Vec<Inspect> = fake.with(|s| {
+                s.containers
+                    .iter()
+                    .filter(|c| c.name() != "svc")
+                    .cloned()
+                    .collect()
+            });
+            match outcome {
+                Outcome::Applied => {
+                    applied += 1;
+                    assert_eq!(c.configured_user(), "1000:1000", "k={k} {failed:?}");
+                    assert!(c.running(), "k={k} {failed:?}");
+                    assert!(
+                        Ledger::load(&tmp.path().join("state/t"), "t")
+                            .unwrap()
+                            .is_applied(1),
+                        "k={k}"
+                    );
+                    if failed == Call::Remove(ORIGINAL.into()) {
+                        // The commit could not remove the parked original: it stays, stopped,
+                        // and cannot start by itself.
+                        assert_eq!(others.len(), 1, "k={k}");
+                        assert!(
+                            !others[0].running()
+                                && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no"
+                        );
+                    } else {
+                        assert!(
+                            others.is_empty(),
+                            "k={k} {failed:?}: left behind: {others:?}"
+                        );
+                    }
+                }
+                Outcome::RolledBack => {
+                    rolled_back += 1;
+                    assert_eq!(
+                        c.id(),
+                        ORIGINAL,
+                        "k={k} {failed:?}: the original itself is back"
+                    );
+                    assert!(c.running(), "k={k} {failed:?}: the original runs");
+                    assert_eq!(c.configured_user(), "", "k={k}");
+                    assert_eq!(
+                        c.0["HostConfig"]["RestartPolicy"]["Name"], "always",
+                        "k={k}: restart policy restored"
+                    );
+                    assert!(
+                        !Ledger::load(&tmp.path().join("state/t"), "t")
+                            .unwrap()
+                            .is_applied(1),
+                        "k={k}"
+                    );
+                    assert!(
+                        others.is_empty(),
+                        "k={k} {failed:?}: left behind: {others:?}"
+                    );
+                    // Ownership restored when it had been changed: a restore list holds
+                    // the old owner 5:6 of ./b.
+                    let owners_saved = tmp
+                        .path()
+                        .join("state/t/runs/day1-test/services/svc/owners")
+                        .exists();
+                    let restored_owners = fake.with(|s| {
+                        s.uploads.values().any(|tar| {
+                            let mut a = tar::Archive::new(&tar[..]);
+                            a.entries()
+                                .unwrap()
+                                .any(|e| e.unwrap().path().unwrap().ends_with("5:6"))
+                        })
+                    });
+                    assert_eq!(
+                        restored_owners, owners_saved,
+                        "k={k} {failed:?}: the manifest was restored"
+                    );
+                }
+                Outcome::Incomplete => {
+                    panic!("k={k} {failed:?}: one failure left the service half-restored")
+                }
+            }
+        }
+        assert!(
+            applied > 0 && rolled_back > 0,
+            "applied {applied}, rolled back {rolled_back}"
+        );
+        println!(
+            "injected a failure at each of {calls_in_a_clean_day} calls: {applied} applied, {rolled_back} rolled back"
+        );
+    }
+
+    #[test]
+    fn rollback_service_and_pause_end_as_they_say() {
+        // Fail the health gate of the replacement: its event subscription is the first one.
+        for (policy, expected) in [
+            ("rollback-service", Outcome::Applied),
+            ("pause", Outcome::Incomplete),
+        ] {
+            let fake = fake();
+            fake.script(
+                "events",
+                crate::docker::fake::Script::Fail(DockerError::Api {
+                    status: 500,
+                    message: "boom".into(),
+                }),
+            );
+            let (outcome, tmp, _) = run_day(&fake, &plan(policy), None);
+            let c = fake.with(|s| s.container("svc").cloned()).unwrap();
+            match policy {
+                "rollback-service" => {
+                    assert_eq!(outcome, expected);
+                    assert_eq!(
+                        c.id(),
+                        ORIGINAL,
+                        "the failed service is back on its original"
+                    );
+                    let ledger = Ledger::load(&tmp.path().join("state/t"), "t").unwrap();
+                    assert_eq!(ledger.days["1"].services["svc"].state, "original");
+                }
+                _ => {
+                    assert_eq!(outcome, expected);
+                    assert!(
+                        container_names(&fake)
+                            .iter()
+                            .any(|n| n.starts_with("svc.unroot-")),
+                        "pause keeps the parked original for resume or rollback"
+                    );
+                }
+            }
+        }
+    }
 }

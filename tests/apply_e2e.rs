@@ -10,7 +10,7 @@ use common::{
 };
 use serde_json::{Value, json};
 
-const FAST: &str = "stable_for = \"1s\"\nhealth_timeout = \"30s\"\nstop_timeout = \"5s\"\n";
+const FAST: &str = "stable_for = \"1s\"\nhealth_timeout = \"30s\"\nstop_timeout = \"1s\"\n";
 
 fn write_plan(dir: &Path, body: &str) -> String {
     let text = format!("[rollout]\nname = \"e2e\"\n{FAST}{body}");
@@ -663,4 +663,106 @@ fn plan_and_dry_run_change_nothing() {
     assert!(!Path::new(&dir.path().join("rollback")).exists());
     let leftovers = docker_raw(&["ps", "-aq", "--filter", "label=io.unroot.probe"]);
     assert!(leftovers.stdout.is_empty(), "no probe container");
+}
+
+/// Runs `docker-compose -p PROJECT ARGS` in `dir`.
+fn compose(dir: &Path, project: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker-compose")
+        .current_dir(dir)
+        .arg("-p")
+        .arg(project)
+        .args(args)
+        .output()
+        .expect("docker-compose runs (.ci/run installs it)")
+}
+
+#[test]
+fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
+    let env = TestEnv::new("apply-compose");
+    let dir = env.tempdir();
+    let project = env.id.replace('-', "");
+    let name = env.name("web");
+    let secret = "compose-secret-913";
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    image: {img}\n    command: [\"sleep\", \"1000000\"]\n    stop_grace_period: 1s\n    container_name: {name}\n    labels:\n      {label}: {id}\n    environment:\n      DB_PASSWORD: {secret}\n    volumes:\n      - webdata:/data\nvolumes:\n  webdata:\n    labels:\n      {label}: {id}\n",
+            img = image("busybox"),
+            label = common::LABEL,
+            id = env.id,
+        ),
+    )
+    .unwrap();
+    struct Down<'a>(&'a Path, String);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
+        }
+    }
+    let _down = Down(dir.path(), project.clone());
+    let up = compose(dir.path(), &project, &["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    write_plan(
+        dir.path(),
+        &format!(
+            "[service.{name}]\nday = 1\nuser = \"1000:1000\"\nenv = {{ HOME = \"/data\" }}\ncap_drop = [\"ALL\"]\n"
+        ),
+    );
+    let run = apply(dir.path(), &[]);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("docker-compose.unroot.yml"),
+        "the summary says how to use it:\n{}",
+        run.stdout
+    );
+    let override_file = dir.path().join("docker-compose.unroot.yml");
+    let text = std::fs::read_to_string(&override_file)
+        .expect("the override stands beside the compose file");
+    assert!(text.contains("version: \"2.4\""), "{text}");
+    assert!(text.contains("user: \"1000:1000\""), "{text}");
+    assert!(
+        text.contains("\"HOME\": \"/data\""),
+        "the plan's environment is there: {text}"
+    );
+    assert!(
+        !text.contains(secret),
+        "the container's environment is not: {text}"
+    );
+
+    let again = compose(
+        dir.path(),
+        &project,
+        &[
+            "-f",
+            "docker-compose.yml",
+            "-f",
+            "docker-compose.unroot.yml",
+            "up",
+            "-d",
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let c = inspect(&name);
+    assert_eq!(
+        c["Config"]["User"], "1000:1000",
+        "compose keeps the new user"
+    );
+    assert!(is_healthy_or_running(&c));
+    assert_eq!(process_uids(&name), [1000]);
+    assert_eq!(c["HostConfig"]["CapDrop"], json!(["ALL"]));
 }

@@ -179,6 +179,8 @@ fn with_short_alias(mut endpoint: Value, short: &str) -> Value {
 
 pub struct FakeDocker {
     info: DaemonInfo,
+    /// Fail the call with this 1-based number (counting every call).
+    fail_at: Mutex<Option<usize>>,
     state: Mutex<State>,
     scripts: Mutex<HashMap<&'static str, VecDeque<Script>>>,
     calls: Mutex<Vec<Call>>,
@@ -193,6 +195,7 @@ impl Default for FakeDocker {
                 server_version: "20.10.0-fake".into(),
                 remaps_users: false,
             },
+            fail_at: Mutex::default(),
             state: Mutex::default(),
             scripts: Mutex::default(),
             calls: Mutex::default(),
@@ -237,10 +240,24 @@ impl FakeDocker {
         self.calls.lock().unwrap().clone()
     }
 
+    /// Fails the call with number `n` (1-based, counting every call made so far too).
+    pub fn fail_call(&self, n: usize) {
+        *self.fail_at.lock().unwrap() = Some(n);
+    }
+
     /// Records the call and applies its script; `Err` when the script fails it.
     fn enter(&self, call: Call) -> Result<(), DockerError> {
         let kind = call.kind();
-        self.calls.lock().unwrap().push(call);
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(call);
+            calls.len()
+        };
+        if *self.fail_at.lock().unwrap() == Some(n) {
+            return Err(DockerError::Transport(format!(
+                "injected failure of call {n} ({kind})"
+            )));
+        }
         let script = self
             .scripts
             .lock()
@@ -344,6 +361,20 @@ impl DockerPort for FakeDocker {
         }
         let c = s.created(name, &body);
         let id = c.id().to_string();
+        let uid = c
+            .configured_user()
+            .split(':')
+            .next()
+            .and_then(|u| u.parse().ok())
+            .unwrap_or(0);
+        s.processes.insert(
+            id.clone(),
+            vec![Process {
+                pid: 1,
+                uid: Some(uid),
+                command: "main".into(),
+            }],
+        );
         s.containers.push(c);
         Ok(id)
     }
