@@ -213,6 +213,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 dry_run: true,
                 json,
                 state_dir: cli.state_dir,
+                no_progress: cli.no_progress,
             };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
@@ -237,6 +238,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 dry_run,
                 json,
                 state_dir: cli.state_dir,
+                no_progress: cli.no_progress,
             };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;

@@ -25,6 +25,7 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     pub json: bool,
     pub state_dir: Option<PathBuf>,
+    pub no_progress: bool,
 }
 
 /// The state directory: `--state-dir`, else the plan's (relative to the current directory).
@@ -210,7 +211,10 @@ pub async fn apply(
         on_failure: format!("{:?}", plan.rollout.on_failure),
         version: env!("CARGO_PKG_VERSION").into(),
     })?;
-    let reporter = Reporter { json: opts.json };
+    let reporter = Reporter {
+        json: opts.json,
+        bars: crate::output::Bars::for_terminal(opts.no_progress),
+    };
     let apply = Apply {
         ctx: RunCtx {
             port,
@@ -242,6 +246,6 @@ pub async fn apply(
             opts.day
         ),
     };
-    reporter.done(outcome.as_str(), exit as u8, &summary);
+    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary);
     Ok(exit)
 }

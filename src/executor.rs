@@ -1007,7 +1007,10 @@ mod tests {
                     port: fake,
                     run,
                     journal: Mutex::new(journal),
-                    out: Reporter { json: true },
+                    out: Reporter {
+                        json: true,
+                        bars: None,
+                    },
                     stop: &stop,
                 },
                 plan,

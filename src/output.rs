@@ -223,14 +223,64 @@ impl Output {
     }
 }
 
+/// Spinners on stderr for the steps in flight, one per service (terminals only).
+#[derive(Debug, Default)]
+pub struct Bars {
+    multi: indicatif::MultiProgress,
+    active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    /// Spinners when stderr is a terminal and progress is wanted.
+    pub fn for_terminal(no_progress: bool) -> Option<std::sync::Arc<Bars>> {
+        use std::io::IsTerminal;
+        (!no_progress && std::io::stderr().is_terminal())
+            .then(|| std::sync::Arc::new(Bars::default()))
+    }
+
+    fn start(&self, service: &str, step: &str) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .expect("a valid template"),
+        );
+        bar.set_message(format!("{service}: {step}"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        if let Some(old) = self
+            .active
+            .lock()
+            .expect("bars lock")
+            .insert(service.to_string(), bar)
+        {
+            old.finish_and_clear();
+        }
+    }
+
+    fn end(&self, service: &str) {
+        if let Some(bar) = self.active.lock().expect("bars lock").remove(service) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Events of apply, resume and rollback: one line each, human or JSON (SPEC §9). Every
 /// event is reported after the journal record it stands for is durable.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Reporter {
     pub json: bool,
+    /// Spinners for the waits (stderr, terminals only).
+    pub bars: Option<std::sync::Arc<Bars>>,
 }
 
 impl Reporter {
+    /// Prints a line without tearing the spinners.
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(b) => b.multi.suspend(|| print(text)),
+            None => print(text),
+        }
+    }
+
     /// Reports one event. `fields` are extra keys; none of them may hold an environment
     /// value (callers pass step names, ids, counts and messages built from keys only).
     pub fn event(
@@ -240,6 +290,13 @@ impl Reporter {
         step: Option<&str>,
         fields: serde_json::Value,
     ) {
+        if let (Some(bars), Some(service)) = (&self.bars, service) {
+            match (event, step) {
+                ("step-start", Some(step)) => bars.start(service, step),
+                ("step-end" | "step-failed", _) => bars.end(service),
+                _ => {}
+            }
+        }
         if self.json {
             let mut obj = serde_json::Map::new();
             obj.insert("event".into(), event.into());
@@ -253,7 +310,7 @@ impl Reporter {
             if let serde_json::Value::Object(extra) = fields {
                 obj.extend(extra);
             }
-            print(&format!("{}\n", serde_json::Value::Object(obj)));
+            self.line(&format!("{}\n", serde_json::Value::Object(obj)));
             return;
         }
         let mut line = String::new();
@@ -273,7 +330,7 @@ impl Reporter {
                 }
             }
         }
-        print(&format!("{line}\n"));
+        self.line(&format!("{line}\n"));
     }
 
     /// The last event of a run.
@@ -286,14 +343,14 @@ impl Reporter {
                 serde_json::json!({"outcome": outcome, "exit_code": exit_code}),
             );
         } else {
-            print(&format!("\n{summary}\n"));
+            self.line(&format!("\n{summary}\n"));
         }
     }
 
     /// A free-form line for people (human mode only).
     pub fn note(&self, text: &str) {
         if !self.json {
-            print(&format!("{text}\n"));
+            self.line(&format!("{text}\n"));
         }
     }
 }
