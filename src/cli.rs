@@ -12,7 +12,8 @@ use crate::output::Output;
 use crate::plan::Plan;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{audit, commands, plan};
+use crate::output::{Bars, Reporter};
+use crate::{audit, commands, plan, runs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,6 +95,40 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
         /// JSON lines of events on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish or roll back an interrupted run (all interrupted runs without RUN).
+    Resume {
+        run: Option<String>,
+        /// JSON lines of events on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the originals of a run (committed or interrupted).
+    Rollback {
+        run: String,
+        /// Only these services of the run.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// JSON lines of events on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs, and each service's step.
+    Status {
+        run: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every planned service of the days through N: running, healthy, configured
+    /// as planned, every process at the planned uid.
+    Verify {
+        plan: PathBuf,
+        #[arg(long, value_name = "N")]
+        through_day: Option<u32>,
+        /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -245,6 +280,60 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
                 watch_ctrl_c(stop);
                 commands::apply(&docker, &plan, &opts, stop).await
+            })
+        }
+        Command::Resume { run, json } => {
+            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+            let out = Reporter {
+                json,
+                bars: Bars::for_terminal(cli.no_progress),
+            };
+            runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                watch_ctrl_c(stop);
+                runs::resume(&docker, &state, run.as_deref(), out, stop).await
+            })
+        }
+        Command::Rollback {
+            run,
+            services,
+            json,
+        } => {
+            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+            let out = Reporter {
+                json,
+                bars: Bars::for_terminal(cli.no_progress),
+            };
+            runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                runs::rollback(&docker, &state, &run, &services, out, stop).await
+            })
+        }
+        Command::Status { run, json } => {
+            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+            let runs = runs::status(&state, run.as_deref())?;
+            Output { json }.status(&runs);
+            Ok(Exit::Ok)
+        }
+        Command::Verify {
+            plan,
+            through_day,
+            json,
+        } => {
+            let plan = Plan::load(&plan)?;
+            let verdicts = runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                crate::verify::verify(&docker, &plan, through_day)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            Output { json }.verify(&verdicts);
+            Ok(if verdicts.iter().all(|v| v.ok) {
+                Exit::Ok
+            } else {
+                Exit::Found
             })
         }
         Command::Audit {

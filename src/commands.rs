@@ -210,6 +210,9 @@ pub async fn apply(
         waves: day.waves.clone(),
         on_failure: format!("{:?}", plan.rollout.on_failure),
         version: env!("CARGO_PKG_VERSION").into(),
+        plan_path: std::fs::canonicalize(&plan.source.name)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| plan.source.name.clone()),
     })?;
     let reporter = Reporter {
         json: opts.json,
@@ -228,6 +231,8 @@ pub async fn apply(
         plan_dir,
         parallelism: opts.parallelism.unwrap_or(plan.rollout.parallelism),
         on_failure: plan.rollout.on_failure,
+        restored_before: Vec::new(),
+        start_event: "started",
     };
     let (outcome, any_failed) = apply.run().await.map_err(|e| {
         Error::Incomplete(format!(

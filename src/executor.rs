@@ -408,6 +408,11 @@ pub struct Apply<'a, D: DockerPort> {
     pub plan_dir: PlanDir,
     pub parallelism: usize,
     pub on_failure: OnFailure,
+    /// Services an earlier attempt of this run already restored (rollback-service): they
+    /// stay on their originals and are recorded so at commit.
+    pub restored_before: Vec<String>,
+    /// `started`, or `resumed` for a run continued by `unroot resume`.
+    pub start_event: &'static str,
 }
 
 /// What happened to each service of a day.
@@ -442,88 +447,131 @@ impl<D: DockerPort> Apply<'_, D> {
         let run = ctx.run.id.clone();
         let original_id = r.original.id().to_string();
 
-        // 1. inspect: the container is still the one previewed; save it.
-        ctx.step(name, "inspect", json!({}), async {
-            let now = ctx
-                .port
-                .inspect_container(name)
-                .await
-                .map_err(|e| e.to_string())?;
-            if now.id() != original_id {
-                return Err(format!(
-                    "{name} is another container than the one previewed"
-                ));
-            }
-            if !now.running() {
-                return Err(format!("{name} is not running ({})", now.status()));
-            }
-            ctx.run
-                .save_original(name, &now.0)
-                .map_err(|e| e.to_string())?;
-            Ok((
-                (),
-                json!({"id": short(&original_id), "user": now.configured_user()}),
-            ))
-        })
-        .await?;
-
-        // 4. stop: restart policy "no" first, so a daemon restart cannot start it again.
-        ctx.step(
-            name,
-            "stop",
-            json!({"timeout": crate::plan::duration::format(r.timings.stop_timeout)}),
-            async {
-                ctx.port
-                    .set_restart_policy(&original_id, json!({"Name": "no", "MaximumRetryCount": 0}))
+        // On a resumed run, what Docker shows decides which steps are left: a replacement
+        // of this run means stop, rename and chown are done.
+        let resumed = ctx
+            .run
+            .load_original(name)
+            .map_err(|e| StepFailure {
+                step: "inspect",
+                message: e.to_string(),
+            })?
+            .is_some();
+        let replacement_exists = resumed
+            && matches!(ctx.port.inspect_container(name).await,
+                        Ok(c) if c.label(LABEL_RUN) == Some(run.as_str()));
+        if replacement_exists
+            && matches!(
+                ctx.port.inspect_container(&original_id).await,
+                Err(DockerError::NotFound(_))
+            )
+        {
+            // Committed already: the parked original is gone, the replacement holds the name.
+            return Ok(());
+        }
+        if !replacement_exists {
+            // 1. inspect: the container is still the one previewed; save it. On a resumed run
+            // the original was saved before (and may be parked already): keep that copy.
+            ctx.step(name, "inspect", json!({}), async {
+                if let Some(saved) = ctx.run.load_original(name).map_err(|e| e.to_string())?
+                    && saved["Id"].as_str() == Some(original_id.as_str())
+                {
+                    return Ok((
+                        (),
+                        json!({"id": short(&original_id), "note": "saved by an earlier attempt"}),
+                    ));
+                }
+                let now = ctx
+                    .port
+                    .inspect_container(name)
                     .await
                     .map_err(|e| e.to_string())?;
-                ctx.port
-                    .stop_container(&original_id, r.timings.stop_timeout.as_secs())
-                    .await
+                if now.id() != original_id {
+                    return Err(format!(
+                        "{name} is another container than the one previewed"
+                    ));
+                }
+                if !now.running() {
+                    return Err(format!("{name} is not running ({})", now.status()));
+                }
+                ctx.run
+                    .save_original(name, &now.0)
                     .map_err(|e| e.to_string())?;
-                Ok(((), json!({})))
-            },
-        )
-        .await?;
+                Ok((
+                    (),
+                    json!({"id": short(&original_id), "user": now.configured_user()}),
+                ))
+            })
+            .await?;
 
-        // 5. rename: the original is kept, stopped, until the day commits.
-        let parked = renamed(name, &run);
-        ctx.step(name, "rename", json!({"to": parked}), async {
-            let c = ctx
-                .port
-                .inspect_container(&original_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            if c.name() != parked {
-                ctx.port
-                    .rename_container(&original_id, &parked)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(((), json!({})))
-        })
-        .await?;
-
-        // 6. chown: scan everything, make the manifest durable, then change.
-        if let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) {
+            // 4. stop: restart policy "no" first, so a daemon restart cannot start it again.
             ctx.step(
+                name,
+                "stop",
+                json!({"timeout": crate::plan::duration::format(r.timings.stop_timeout)}),
+                async {
+                    ctx.port
+                        .set_restart_policy(
+                            &original_id,
+                            json!({"Name": "no", "MaximumRetryCount": 0}),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ctx.port
+                        .stop_container(&original_id, r.timings.stop_timeout.as_secs())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(((), json!({})))
+                },
+            )
+            .await?;
+
+            // 5. rename: the original is kept, stopped, until the day commits.
+            let parked = renamed(name, &run);
+            ctx.step(name, "rename", json!({"to": parked}), async {
+                let c = ctx
+                    .port
+                    .inspect_container(&original_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if c.name() != parked {
+                    ctx.port
+                        .rename_container(&original_id, &parked)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(((), json!({})))
+            })
+            .await?;
+
+            // 6. chown: scan everything, make the manifest durable, then change.
+            if let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) {
+                ctx.step(
                 name,
                 "chown",
                 json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()}),
                 async {
-                    let mut manifest = Manifest {
-                        target: format!("{}:{}", target.0, target.1),
-                        mounts: Vec::new(),
+                    // A manifest from an earlier attempt is the record of the true old owners:
+                    // reuse it rather than rescanning entries that may be changed already.
+                    let manifest = match ctx.run.load_owners(name).map_err(|e| e.to_string())? {
+                        Some(m) => m,
+                        None => {
+                            let mut manifest = Manifest {
+                                target: format!("{}:{}", target.0, target.1),
+                                mounts: Vec::new(),
+                            };
+                            for m in &r.mounts {
+                                let changes = ctx
+                                    .scan(name, &r.helper_image, m, target, r.hardlinks)
+                                    .await?;
+                                manifest.mounts.push((m.clone(), changes));
+                            }
+                            ctx.run
+                                .save_owners(name, &manifest)
+                                .map_err(|e| e.to_string())?;
+                            manifest
+                        }
                     };
-                    for m in &r.mounts {
-                        let changes = ctx
-                            .scan(name, &r.helper_image, m, target, r.hardlinks)
-                            .await?;
-                        manifest.mounts.push((m.clone(), changes));
-                    }
-                    ctx.run
-                        .save_owners(name, &manifest)
-                        .map_err(|e| e.to_string())?;
                     let owner = manifest.target.clone();
                     for (m, changes) in &manifest.mounts {
                         let entries: Vec<(String, String)> = changes
@@ -548,6 +596,7 @@ impl<D: DockerPort> Apply<'_, D> {
                 },
             )
             .await?;
+            }
         }
 
         // 7. create: the replacement under the original name, then the diff.
@@ -633,10 +682,13 @@ impl<D: DockerPort> Apply<'_, D> {
     pub async fn run(&self) -> Result<(Outcome, bool), StateError> {
         let ctx = &self.ctx;
         ctx.record(Record::Run {
-            event: "started".into(),
+            event: self.start_event.into(),
             detail: None,
         })?;
-        let progress = Mutex::new(Progress::default());
+        let progress = Mutex::new(Progress {
+            restored: self.restored_before.clone(),
+            ..Progress::default()
+        });
         let stop_day = AtomicBool::new(false);
         for wave in &self.day.waves {
             let tasks = stream::iter(wave.iter())
@@ -1018,6 +1070,8 @@ mod tests {
                 plan_dir,
                 parallelism: 1,
                 on_failure: plan.rollout.on_failure,
+                restored_before: Vec::new(),
+                start_event: "started",
             };
             let (outcome, _) = apply.run().await.unwrap();
             (outcome, tmp, base)

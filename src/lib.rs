@@ -18,7 +18,9 @@ pub mod plan;
 pub mod preview;
 pub mod recreate;
 pub mod reown;
+pub mod runs;
 pub mod state;
 pub mod user;
+pub mod verify;
 
 pub use error::{Error, Exit};

@@ -163,6 +163,74 @@ impl Output {
         print(&out);
     }
 
+    /// `unroot status`: runs and each service's step.
+    pub fn status(&self, runs: &[crate::runs::RunStatus]) {
+        if self.json {
+            print_json(&serde_json::json!({ "runs": runs }));
+            return;
+        }
+        if runs.is_empty() {
+            print("No runs in the state directory.\n");
+            return;
+        }
+        let mut out = String::new();
+        for r in runs {
+            out.push_str(&format!(
+                "{}  plan {}  day {}  {}\n",
+                r.run, r.plan, r.day, r.state
+            ));
+            let rows: Vec<Vec<String>> = r
+                .services
+                .iter()
+                .map(|s| {
+                    vec![
+                        format!("  {}", s.name),
+                        s.state.clone(),
+                        if s.step.is_empty() {
+                            "-".into()
+                        } else {
+                            s.step.clone()
+                        },
+                    ]
+                })
+                .collect();
+            out.push_str(&table(&["  SERVICE", "STATE", "LAST STEP"], &rows));
+            if matches!(r.state.as_str(), "interrupted" | "rollback-incomplete") {
+                out.push_str(&format!(
+                    "  continue with `unroot resume {}` or undo with `unroot rollback {}`\n",
+                    r.run, r.run
+                ));
+            }
+            out.push('\n');
+        }
+        print(&out);
+    }
+
+    /// `unroot verify`: each planned service, ok or its problems.
+    pub fn verify(&self, verdicts: &[crate::verify::Verdict]) {
+        if self.json {
+            print_json(&serde_json::json!({ "services": verdicts }));
+            return;
+        }
+        let rows: Vec<Vec<String>> = verdicts
+            .iter()
+            .map(|v| {
+                vec![
+                    v.name.clone(),
+                    if v.ok { "ok".into() } else { "FAIL".into() },
+                    v.problems.join("; "),
+                ]
+            })
+            .collect();
+        let mut out = table(&["SERVICE", "VERDICT", "PROBLEMS"], &rows);
+        let bad = verdicts.iter().filter(|v| !v.ok).count();
+        out.push_str(&format!(
+            "\n{} service(s) checked, {bad} with problems\n",
+            verdicts.len()
+        ));
+        print(&out);
+    }
+
     /// `unroot audit`: a table, the summary and any containers that vanished.
     pub fn audit(&self, report: &audit::Report) {
         if self.json {

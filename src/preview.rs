@@ -352,6 +352,19 @@ pub async fn compute(
     only: &[String],
     source: NameSource,
 ) -> Result<DayPlan, DockerError> {
+    compute_with(port, plan, day, only, source, &HashMap::new()).await
+}
+
+/// As [`compute`], for a resumed run: services in `saved` are computed from the original
+/// inspect the run saved (the container may be stopped, parked or gone by now).
+pub async fn compute_with(
+    port: &impl DockerPort,
+    plan: &Plan,
+    day: u32,
+    only: &[String],
+    source: NameSource,
+    saved: &HashMap<String, Inspect>,
+) -> Result<DayPlan, DockerError> {
     let waves: Vec<Vec<String>> = plan
         .graph
         .waves(day)
@@ -383,7 +396,18 @@ pub async fn compute(
     let mut services = Vec::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        services.push(service_plan(port, plan, s, source, local, &volume_users).await);
+        services.push(
+            service_plan(
+                port,
+                plan,
+                s,
+                source,
+                local,
+                &volume_users,
+                saved.get(*name),
+            )
+            .await,
+        );
     }
     Ok(DayPlan {
         plan: plan.rollout.name.clone(),
@@ -400,6 +424,7 @@ async fn service_plan(
     source: NameSource,
     local: bool,
     volume_users: &BTreeMap<String, Vec<String>>,
+    saved: Option<&Inspect>,
 ) -> ServicePlan {
     let mut sp = ServicePlan {
         name: s.name.clone(),
@@ -414,7 +439,11 @@ async fn service_plan(
         warnings: Vec::new(),
         resolved: None,
     };
-    let c = match port.inspect_container(&s.name).await {
+    let live = match saved {
+        Some(c) => Ok(c.clone()),
+        None => port.inspect_container(&s.name).await,
+    };
+    let c = match live {
         Ok(c) => c,
         Err(DockerError::NotFound(_)) => {
             sp.blockers
@@ -672,7 +701,7 @@ async fn service_plan(
         .helper_image
         .clone()
         .unwrap_or_else(|| c.image_id().to_string());
-    if !mounts.is_empty() && plan.rollout.helper_image.is_none() {
+    if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
         let mut missing = Vec::new();
         for tool in ["sh", "find", "stat", "chown", "xargs"] {
             let mut found = false;

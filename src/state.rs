@@ -166,6 +166,9 @@ pub enum Record {
         waves: Vec<Vec<String>>,
         on_failure: String,
         version: String,
+        /// The plan file as given to apply (absolute), to tell when it changed since.
+        #[serde(default)]
+        plan_path: String,
     },
     /// A step of one service starts (`ok` absent) or ends (`ok` set).
     Step {

@@ -1,0 +1,161 @@
+//! `unroot verify` (SPEC §7): every planned service of the days through N is running,
+//! healthy, configured as planned, and every process runs at the planned uid.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::audit::{missing_controls, normalize_cap};
+use crate::docker::{DockerError, DockerPort};
+use crate::passwd;
+use crate::plan::Plan;
+use crate::user::{IdOrName, UserSpec};
+
+/// One service's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub name: String,
+    pub ok: bool,
+    pub problems: Vec<String>,
+}
+
+/// Resolves a user spec to `(uid, gid?)` with the container's own /etc/passwd and /etc/group.
+async fn resolve(port: &impl DockerPort, id: &str, spec: &UserSpec) -> Option<(u32, Option<u32>)> {
+    let read = |path: &'static str| async move {
+        let tar = port.read_archive(id, path, 4 << 20).await.ok()?;
+        passwd::first_file(&tar)
+    };
+    let uid = match &spec.user {
+        IdOrName::Id(n) => *n,
+        IdOrName::Name(n) if n == "root" => 0,
+        IdOrName::Name(n) => {
+            passwd::parse_passwd(&read("/etc/passwd").await?)
+                .get(n)?
+                .uid
+        }
+    };
+    let gid = match &spec.group {
+        None => None,
+        Some(IdOrName::Id(g)) => Some(*g),
+        Some(IdOrName::Name(g)) => Some(*passwd::parse_group(&read("/etc/group").await?).get(g)?),
+    };
+    Some((uid, gid))
+}
+
+/// Checks every service of the plan on days up to `through_day` (all days when `None`).
+///
+/// Errors: only when the daemon fails in a way other than a missing container.
+pub async fn verify(
+    port: &impl DockerPort,
+    plan: &Plan,
+    through_day: Option<u32>,
+) -> Result<Vec<Verdict>, DockerError> {
+    let mut out = Vec::new();
+    for s in plan
+        .services
+        .iter()
+        .filter(|s| through_day.is_none_or(|d| s.day <= d))
+    {
+        let mut problems = Vec::new();
+        let c = match port.inspect_container(&s.name).await {
+            Ok(c) => c,
+            Err(DockerError::NotFound(_)) => {
+                out.push(Verdict {
+                    name: s.name.clone(),
+                    ok: false,
+                    problems: vec!["no such container".into()],
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if !c.running() {
+            problems.push(format!("not running ({})", c.status()));
+        }
+        if let Some(h) = c.0.pointer("/State/Health/Status").and_then(Value::as_str)
+            && h != "healthy"
+        {
+            problems.push(format!("health is {h}"));
+        }
+        let procs = if c.running() {
+            port.top(c.id()).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if s.keep_root.is_some() {
+            problems.extend(
+                missing_controls(&c, s)
+                    .into_iter()
+                    .map(|m| m.replace("control-missing:", "control missing: ")),
+            );
+        } else {
+            if let Some(spec) = &s.user {
+                let planned = resolve(port, c.id(), spec).await;
+                let configured = crate::user::configured(c.configured_user());
+                let actual = match &configured {
+                    None => Some((0, None)),
+                    Some(u) => resolve(port, c.id(), u).await,
+                };
+                match (planned, actual) {
+                    (Some((pu, pg)), Some((au, ag))) => {
+                        if pu != au || (pg.is_some() && ag.is_some() && pg != ag) {
+                            problems.push(format!(
+                                "configured user is {:?}, planned {spec}",
+                                if c.configured_user().is_empty() {
+                                    "(unset: root)"
+                                } else {
+                                    c.configured_user()
+                                }
+                            ));
+                        }
+                        let wrong: Vec<String> = procs
+                            .iter()
+                            .filter(|p| p.uid != Some(pu))
+                            .map(|p| {
+                                format!(
+                                    "pid {} as uid {}",
+                                    p.pid,
+                                    p.uid.map_or("?".into(), |u| u.to_string())
+                                )
+                            })
+                            .collect();
+                        if !wrong.is_empty() {
+                            problems
+                                .push(format!("processes not at uid {pu}: {}", wrong.join(", ")));
+                        }
+                    }
+                    (None, _) => problems.push(format!(
+                        "the planned user {spec} is unknown in the container"
+                    )),
+                    (_, None) => problems.push(format!(
+                        "its user {} cannot be resolved",
+                        c.configured_user()
+                    )),
+                }
+            }
+            let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
+            for cap in &s.cap_drop {
+                if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
+                    problems.push(format!("cap_drop {cap} is not applied"));
+                }
+            }
+            let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
+            for cap in &s.cap_add {
+                if !added.contains(&normalize_cap(cap)) {
+                    problems.push(format!("cap_add {cap} is not applied"));
+                }
+            }
+            if s.read_only == Some(true) && !c.read_only_rootfs() {
+                problems.push("the root filesystem is writable, planned read_only".into());
+            }
+            if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
+                problems.push("no-new-privileges is not set".into());
+            }
+        }
+        out.push(Verdict {
+            name: s.name.clone(),
+            ok: problems.is_empty(),
+            problems,
+        });
+    }
+    Ok(out)
+}
