@@ -399,7 +399,7 @@ async fn resume_one(
             detail: Some("resumed".into()),
         })?;
         let ok = restore_all(&ctx, &plan, &view.touched()).await?;
-        return Ok(finish(
+        return finish(
             &ctx,
             if ok {
                 Outcome::RolledBack
@@ -407,7 +407,7 @@ async fn resume_one(
                 Outcome::Incomplete
             },
             true,
-        )?);
+        );
     }
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = HashMap::new();
@@ -443,7 +443,7 @@ async fn resume_one(
             )),
         })?;
         let ok = restore_all(&ctx, &plan, &view.touched()).await?;
-        return Ok(finish(
+        return finish(
             &ctx,
             if ok {
                 Outcome::RolledBack
@@ -451,7 +451,7 @@ async fn resume_one(
                 Outcome::Incomplete
             },
             true,
-        )?);
+        );
     }
     let apply = Apply {
         ctx,
