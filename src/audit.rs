@@ -65,8 +65,7 @@ impl Entry {
     /// Root without a documented exception, or an exception whose controls are missing.
     pub fn is_violation(&self) -> bool {
         self.class == Class::Root
-            || (self.class == Class::Exception
-                && self.flags.iter().any(|f| f.starts_with("control-missing:")))
+            || (self.class == Class::Exception && self.flags.iter().any(|f| f.starts_with("control-missing:")))
     }
 }
 
@@ -114,11 +113,7 @@ pub fn classify(exception: bool, configured_root: Option<bool>, process_uids: &[
     } else if process_uids.contains(&0) {
         Class::Root
     } else if !process_uids.is_empty() {
-        if configured_root == Some(true) {
-            Class::DropsRoot
-        } else {
-            Class::NonRoot
-        }
+        if configured_root == Some(true) { Class::DropsRoot } else { Class::NonRoot }
     } else if configured_root == Some(false) {
         Class::NonRoot
     } else {
@@ -134,10 +129,7 @@ pub fn inspect_flags(c: &Inspect) -> Vec<String> {
     if c.privileged() {
         flags.push("privileged".to_string());
     }
-    if c.mounts()
-        .iter()
-        .any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock"))
-    {
+    if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
         flags.push("docker.sock".to_string());
     }
     for cap in c.cap_add() {
@@ -194,11 +186,7 @@ pub async fn run(port: &impl DockerPort, plan: Option<&Plan>) -> Result<Report, 
         .map(|c| async move {
             match audit_one(port, &c.id, plan).await {
                 Ok(e) => Ok(e),
-                Err(why) => Err(Gone {
-                    name: c.name,
-                    id: c.id,
-                    note: why,
-                }),
+                Err(why) => Err(Gone { name: c.name, id: c.id, note: why }),
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -223,11 +211,7 @@ pub async fn run(port: &impl DockerPort, plan: Option<&Plan>) -> Result<Report, 
             Class::Exception => summary.exception += 1,
         }
     }
-    Ok(Report {
-        containers,
-        summary,
-        gone,
-    })
+    Ok(Report { containers, summary, gone })
 }
 
 /// Observes one container. `Err` carries why it could not be audited (it was removed).
@@ -242,19 +226,10 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
     if c.running() && !c.restarting() {
         match port.top(id).await {
             Ok(p) => processes = p,
-            Err(DockerError::Conflict(_))
-            | Err(DockerError::NotFound(_))
-            | Err(DockerError::Api { .. }) => {
+            Err(DockerError::Conflict(_)) | Err(DockerError::NotFound(_)) | Err(DockerError::Api { .. }) => {
                 // It stopped or restarted between inspect and top: report what it is now.
                 c = port.inspect_container(id).await.map_err(gone)?;
-                note = Some(format!(
-                    "{} during the audit",
-                    if c.restarting() {
-                        "restarting"
-                    } else {
-                        "stopped"
-                    }
-                ));
+                note = Some(format!("{} during the audit", if c.restarting() { "restarting" } else { "stopped" }));
             }
             Err(e) => note = Some(format!("its processes could not be listed: {e}")),
         }
@@ -269,9 +244,7 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
     let configured_uid = configured_uid(port, id, &configured).await;
     let configured_root = configured_uid.map(|u| u == 0);
 
-    let service = plan
-        .and_then(|p| p.service(c.name()))
-        .filter(|s| s.keep_root.is_some());
+    let service = plan.and_then(|p| p.service(c.name())).filter(|s| s.keep_root.is_some());
     let mut flags = inspect_flags(&c);
     if let Some(s) = service {
         flags.extend(missing_controls(&c, s));
@@ -302,22 +275,10 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
         return Some(0);
     };
     match spec {
-        UserSpec {
-            user: IdOrName::Id(n),
-            ..
-        } => Some(n),
-        UserSpec {
-            user: IdOrName::Name(n),
-            ..
-        } if n == "root" => Some(0),
-        UserSpec {
-            user: IdOrName::Name(n),
-            ..
-        } => {
-            let tar = port
-                .read_archive(id, "/etc/passwd", PASSWD_LIMIT)
-                .await
-                .ok()?;
+        UserSpec { user: IdOrName::Id(n), .. } => Some(n),
+        UserSpec { user: IdOrName::Name(n), .. } if n == "root" => Some(0),
+        UserSpec { user: IdOrName::Name(n), .. } => {
+            let tar = port.read_archive(id, "/etc/passwd", PASSWD_LIMIT).await.ok()?;
             let text = passwd::first_file(&tar)?;
             passwd::parse_passwd(&text).get(&n).map(|e| e.uid)
         }
@@ -329,10 +290,7 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
 async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<String> {
     let mut flags = Vec::new();
     for m in c.mounts() {
-        if !m.writable
-            || !(m.kind == "volume" || m.kind == "bind")
-            || m.destination.ends_with("docker.sock")
-        {
+        if !m.writable || !(m.kind == "volume" || m.kind == "bind") || m.destination.ends_with("docker.sock") {
             continue;
         }
         let Ok(tar) = port.read_archive(id, &m.destination, HEADER_LIMIT).await else {
@@ -352,19 +310,11 @@ mod tests {
     #[test]
     fn classification_rules() {
         assert_eq!(classify(false, Some(true), &[0, 999]), Class::Root);
-        assert_eq!(
-            classify(false, Some(false), &[0]),
-            Class::Root,
-            "a root process wins over config"
-        );
+        assert_eq!(classify(false, Some(false), &[0]), Class::Root, "a root process wins over config");
         assert_eq!(classify(false, Some(true), &[999]), Class::DropsRoot);
         assert_eq!(classify(false, Some(false), &[999]), Class::NonRoot);
         assert_eq!(classify(false, None, &[1000]), Class::NonRoot);
-        assert_eq!(
-            classify(false, Some(true), &[]),
-            Class::Root,
-            "stopped, configured root"
-        );
+        assert_eq!(classify(false, Some(true), &[]), Class::Root, "stopped, configured root");
         assert_eq!(classify(false, Some(false), &[]), Class::NonRoot);
         assert_eq!(classify(false, None, &[]), Class::Root);
         assert_eq!(classify(true, Some(true), &[0]), Class::Exception);
@@ -382,13 +332,7 @@ mod tests {
         }));
         assert_eq!(
             inspect_flags(&c),
-            [
-                "privileged",
-                "docker.sock",
-                "cap-add:NET_ADMIN",
-                "rootfs-writable",
-                "no-new-privileges-missing"
-            ]
+            ["privileged", "docker.sock", "cap-add:NET_ADMIN", "rootfs-writable", "no-new-privileges-missing"]
         );
         let hardened = inspect(serde_json::json!({
             "HostConfig": {"ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges:true"]}
@@ -407,11 +351,7 @@ mod tests {
         let bare = inspect(serde_json::json!({"HostConfig": {}}));
         assert_eq!(
             missing_controls(&bare, s),
-            [
-                "control-missing:cap_drop=ALL",
-                "control-missing:read_only",
-                "control-missing:no_new_privileges"
-            ]
+            ["control-missing:cap_drop=ALL", "control-missing:read_only", "control-missing:no_new_privileges"]
         );
         let applied = inspect(serde_json::json!({
             "HostConfig": {"CapDrop": ["ALL"], "ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges"]}
@@ -425,11 +365,7 @@ mod tests {
         use serde_json::json;
 
         fn proc(uid: u32) -> Process {
-            Process {
-                pid: 100 + uid,
-                uid: Some(uid),
-                command: "sleep".into(),
-            }
+            Process { pid: 100 + uid, uid: Some(uid), command: "sleep".into() }
         }
 
         fn container(id: &str, user: &str, running: bool) -> serde_json::Value {
@@ -461,8 +397,7 @@ mod tests {
             fake.script(
                 "top",
                 Script::Before(Box::new(|s| {
-                    s.container_mut("a").unwrap().0["State"] =
-                        json!({"Running": false, "Status": "exited"});
+                    s.container_mut("a").unwrap().0["State"] = json!({"Running": false, "Status": "exited"});
                 })),
             );
             let report = run(&fake);
@@ -471,14 +406,7 @@ mod tests {
             assert_eq!(e.state, "exited");
             assert_eq!(e.class, Class::Root, "configured root and not running");
             assert!(e.flags.contains(&"not-running".to_string()));
-            assert_eq!(
-                fake.calls()
-                    .iter()
-                    .filter(|c| matches!(c, Call::Inspect(_)))
-                    .count(),
-                2,
-                "re-inspected"
-            );
+            assert_eq!(fake.calls().iter().filter(|c| matches!(c, Call::Inspect(_))).count(), 2, "re-inspected");
         }
 
         #[test]
@@ -486,10 +414,7 @@ mod tests {
             let fake = FakeDocker::default();
             fake.add(container("a", "", true), vec![proc(0)]);
             fake.add(container("b", "1000", true), vec![proc(1000)]);
-            fake.script(
-                "inspect",
-                Script::Fail(DockerError::NotFound("No such container: a".into())),
-            );
+            fake.script("inspect", Script::Fail(DockerError::NotFound("No such container: a".into())));
             let report = run(&fake);
             assert_eq!(report.gone.len(), 1);
             assert_eq!(report.gone[0].note, "removed during the audit");
@@ -505,10 +430,7 @@ mod tests {
             c["State"]["Status"] = json!("restarting");
             fake.add(c, vec![]);
             let report = run(&fake);
-            assert_eq!(
-                report.containers[0].note.as_deref(),
-                Some("restarting; its processes were not listed")
-            );
+            assert_eq!(report.containers[0].note.as_deref(), Some("restarting; its processes were not listed"));
             assert!(!fake.calls().iter().any(|c| matches!(c, Call::Top(_))));
         }
 
@@ -516,11 +438,7 @@ mod tests {
         fn names_resolve_through_the_image_passwd() {
             let fake = FakeDocker::default();
             fake.add(container("a", "toor", true), vec![proc(0)]);
-            fake.archive(
-                "a",
-                "/etc/passwd",
-                tar_with("passwd", b"toor:x:0:0::/:/bin/sh\n", 0),
-            );
+            fake.archive("a", "/etc/passwd", tar_with("passwd", b"toor:x:0:0::/:/bin/sh\n", 0));
             fake.add(container("b", "ghost", false), vec![]);
             let report = run(&fake);
             let a = report.containers.iter().find(|e| e.id == "a").unwrap();
@@ -528,11 +446,7 @@ mod tests {
             assert_eq!(a.class, Class::Root);
             let b = report.containers.iter().find(|e| e.id == "b").unwrap();
             assert_eq!(b.configured_uid, None, "no passwd to resolve it");
-            assert_eq!(
-                b.class,
-                Class::Root,
-                "unresolvable and stopped counts as root"
-            );
+            assert_eq!(b.class, Class::Root, "unresolvable and stopped counts as root");
         }
 
         #[test]

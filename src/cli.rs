@@ -16,11 +16,7 @@ use crate::output::{Bars, Reporter};
 use crate::{audit, commands, plan, runs};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "unroot",
-    version,
-    about = "Move running Docker containers off root in planned, health-gated stages"
-)]
+#[command(name = "unroot", version, about = "Move running Docker containers off root in planned, health-gated stages")]
 pub struct Cli {
     /// State directory (overrides the plan's `state_dir`).
     #[arg(long, global = true, value_name = "DIR")]
@@ -179,9 +175,7 @@ fn init_logging(verbose: u8, quiet: u8) {
 fn report(e: &Error) {
     match e {
         Error::Plan(errors) => {
-            let handler = if std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none()
-            {
+            let handler = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
                 miette::GraphicalReportHandler::new()
             } else {
                 miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
@@ -194,10 +188,7 @@ fn report(e: &Error) {
                 eprint!("{text}");
             }
             if errors.errors.len() > 1 {
-                eprintln!(
-                    "{} errors in the plan; nothing was changed",
-                    errors.errors.len()
-                );
+                eprintln!("{} errors in the plan; nothing was changed", errors.errors.len());
             }
         }
         other => eprintln!("error: {other}"),
@@ -233,12 +224,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Output { json: false }.completions(shell, &mut Cli::command());
             Ok(Exit::Ok)
         }
-        Command::Plan {
-            plan,
-            day,
-            only,
-            json,
-        } => {
+        Command::Plan { plan, day, only, json } => {
             let plan = Plan::load(&plan)?;
             let opts = commands::ApplyOptions {
                 day,
@@ -255,15 +241,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 commands::plan(&docker, &plan, &opts).await
             })
         }
-        Command::Apply {
-            plan,
-            day,
-            dry_run,
-            only,
-            parallelism,
-            yes,
-            json,
-        } => {
+        Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
             let plan = Plan::load(&plan)?;
             let opts = commands::ApplyOptions {
                 day,
@@ -284,10 +262,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Resume { run, json } => {
             let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
-            let out = Reporter {
-                json,
-                bars: Bars::for_terminal(cli.no_progress),
-            };
+            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress) };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
@@ -295,16 +270,9 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 runs::resume(&docker, &state, run.as_deref(), out, stop).await
             })
         }
-        Command::Rollback {
-            run,
-            services,
-            json,
-        } => {
+        Command::Rollback { run, services, json } => {
             let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
-            let out = Reporter {
-                json,
-                bars: Bars::for_terminal(cli.no_progress),
-            };
+            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress) };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
@@ -317,45 +285,25 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Output { json }.status(&runs);
             Ok(Exit::Ok)
         }
-        Command::Verify {
-            plan,
-            through_day,
-            json,
-        } => {
+        Command::Verify { plan, through_day, json } => {
             let plan = Plan::load(&plan)?;
             let verdicts = runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
-                crate::verify::verify(&docker, &plan, through_day)
-                    .await
-                    .map_err(Error::from)
+                crate::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
             })?;
             Output { json }.verify(&verdicts);
-            Ok(if verdicts.iter().all(|v| v.ok) {
-                Exit::Ok
-            } else {
-                Exit::Found
-            })
+            Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })
         }
-        Command::Audit {
-            plan,
-            json,
-            fail_on_root,
-        } => {
+        Command::Audit { plan, json, fail_on_root } => {
             let plan = plan.as_deref().map(plan::Plan::load).transpose()?;
             let report = runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 tracing::info!(address = %docker_address(&docker), "connected");
-                audit::run(&docker, plan.as_ref())
-                    .await
-                    .map_err(Error::from)
+                audit::run(&docker, plan.as_ref()).await.map_err(Error::from)
             })?;
             Output { json }.audit(&report);
             let violations = report.violations().count();
-            Ok(if fail_on_root && violations > 0 {
-                Exit::Found
-            } else {
-                Exit::Ok
-            })
+            Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
         }
     }
 }
@@ -380,10 +328,7 @@ fn watch_ctrl_c(stop: &'static AtomicBool) {
 fn docker_address(d: &BollardDocker) -> String {
     use crate::docker::DockerPort;
     let i = d.daemon();
-    format!(
-        "{} (API {}, Engine {})",
-        i.address, i.api_version, i.server_version
-    )
+    format!("{} (API {}, Engine {})", i.address, i.api_version, i.server_version)
 }
 
 #[cfg(test)]

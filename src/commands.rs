@@ -30,8 +30,7 @@ pub struct ApplyOptions {
 
 /// The state directory: `--state-dir`, else the plan's (relative to the current directory).
 pub fn state_dir(plan: &Plan, flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .unwrap_or_else(|| plan.rollout.state_dir.clone())
+    flag.map(Path::to_path_buf).unwrap_or_else(|| plan.rollout.state_dir.clone())
 }
 
 /// Run ids of the plan that neither committed nor rolled back.
@@ -53,11 +52,8 @@ pub fn interrupted_runs(plan_dir: &PlanDir) -> Result<Vec<String>, Error> {
 /// Refuses (exit 5) while an earlier day is not applied, unless every service named by
 /// `--only` has its own `after` closure applied.
 fn check_earlier_days(plan: &Plan, ledger: &Ledger, opts: &ApplyOptions) -> Result<(), Error> {
-    let earlier: Vec<u32> = plan
-        .day_numbers()
-        .into_iter()
-        .filter(|d| *d < opts.day && !ledger.is_applied(*d))
-        .collect();
+    let earlier: Vec<u32> =
+        plan.day_numbers().into_iter().filter(|d| *d < opts.day && !ledger.is_applied(*d)).collect();
     if earlier.is_empty() {
         return Ok(());
     }
@@ -84,11 +80,7 @@ fn check_earlier_days(plan: &Plan, ledger: &Ledger, opts: &ApplyOptions) -> Resu
     Err(Error::Refused(format!(
         "day {} comes after day(s) {} of this plan, which are not applied yet; apply them first (or use --only for services whose dependencies are applied)",
         opts.day,
-        earlier
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        earlier.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
     )))
 }
 
@@ -97,25 +89,13 @@ fn confirm(opts: &ApplyOptions, services: usize) -> Result<(), Error> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "apply changes containers: without a terminal to confirm on, pass --yes".into(),
-        ));
+        return Err(Error::Usage("apply changes containers: without a terminal to confirm on, pass --yes".into()));
     }
-    eprint!(
-        "Apply day {} to {services} service(s)? Type yes to go on: ",
-        opts.day
-    );
+    eprint!("Apply day {} to {services} service(s)? Type yes to go on: ", opts.day);
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(Error::io("reading the confirmation"))?;
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Error::Usage("not confirmed; nothing was changed".into()))
-    }
+    std::io::stdin().lock().read_line(&mut answer).map_err(Error::io("reading the confirmation"))?;
+    if answer.trim() == "yes" { Ok(()) } else { Err(Error::Usage("not confirmed; nothing was changed".into())) }
 }
 
 /// `unroot plan` and `apply --dry-run`: the preview, changing nothing anywhere.
@@ -123,11 +103,7 @@ pub async fn plan(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions) -> R
     check_day(plan, opts)?;
     let day = preview::compute(port, plan, opts.day, &opts.only, NameSource::Running).await?;
     Output { json: opts.json }.preview(&day, plan.days.get(&opts.day).map(String::as_str));
-    Ok(if day.blockers().next().is_some() {
-        Exit::Found
-    } else {
-        Exit::Ok
-    })
+    Ok(if day.blockers().next().is_some() { Exit::Found } else { Exit::Ok })
 }
 
 fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
@@ -136,25 +112,16 @@ fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
             "day {} has no services in {} (days: {})",
             opts.day,
             plan.source.name,
-            plan.day_numbers()
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            plan.day_numbers().iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
     for o in &opts.only {
         match plan.graph.day_of(o) {
             None => {
-                return Err(Error::Usage(format!(
-                    "--only {o}: the plan has no such service"
-                )));
+                return Err(Error::Usage(format!("--only {o}: the plan has no such service")));
             }
             Some(d) if d != opts.day => {
-                return Err(Error::Usage(format!(
-                    "--only {o}: it is on day {d}, not day {}",
-                    opts.day
-                )));
+                return Err(Error::Usage(format!("--only {o}: it is on day {d}, not day {}", opts.day)));
             }
             Some(_) => {}
         }
@@ -163,12 +130,7 @@ fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
 }
 
 /// `unroot apply`: refuses what must be refused, previews, confirms, runs the day.
-pub async fn apply(
-    port: &impl DockerPort,
-    plan: &Plan,
-    opts: &ApplyOptions,
-    stop: &AtomicBool,
-) -> Result<Exit, Error> {
+pub async fn apply(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions, stop: &AtomicBool) -> Result<Exit, Error> {
     if opts.dry_run {
         return self::plan(port, plan, opts).await;
     }
@@ -191,10 +153,7 @@ pub async fn apply(
     }
     let blockers: Vec<String> = day.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
     if !blockers.is_empty() {
-        return Err(Error::Blocked(format!(
-            "the day has blockers; nothing was changed:\n  {}",
-            blockers.join("\n  ")
-        )));
+        return Err(Error::Blocked(format!("the day has blockers; nothing was changed:\n  {}", blockers.join("\n  "))));
     }
     confirm(opts, day.services.len())?;
 
@@ -214,18 +173,9 @@ pub async fn apply(
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| plan.source.name.clone()),
     })?;
-    let reporter = Reporter {
-        json: opts.json,
-        bars: crate::output::Bars::for_terminal(opts.no_progress),
-    };
+    let reporter = Reporter { json: opts.json, bars: crate::output::Bars::for_terminal(opts.no_progress) };
     let apply = Apply {
-        ctx: RunCtx {
-            port,
-            run,
-            journal: Mutex::new(journal),
-            out: reporter,
-            stop,
-        },
+        ctx: RunCtx { port, run, journal: Mutex::new(journal), out: reporter, stop },
         plan,
         day,
         plan_dir,
@@ -235,17 +185,14 @@ pub async fn apply(
         start_event: "started",
     };
     let (outcome, any_failed) = apply.run().await.map_err(|e| {
-        Error::Incomplete(format!(
-            "the run's state could not be written: {e}; `unroot status` says what is done"
-        ))
+        Error::Incomplete(format!("the run's state could not be written: {e}; `unroot status` says what is done"))
     })?;
     let exit = outcome.exit(any_failed);
     let summary = match exit {
         Exit::Ok => format!("Day {} applied (run {run_id}).", opts.day),
-        Exit::RolledBack => format!(
-            "Day {} failed; every service it touched is back on its original (run {run_id}).",
-            opts.day
-        ),
+        Exit::RolledBack => {
+            format!("Day {} failed; every service it touched is back on its original (run {run_id}).", opts.day)
+        }
         _ => format!(
             "Day {} did not finish and something is not back: see `unroot status {run_id}`; continue with `unroot resume {run_id}` or `unroot rollback {run_id}`.",
             opts.day

@@ -26,17 +26,10 @@ impl ComposeRef {
         Some(ComposeRef {
             project: c.label("com.docker.compose.project")?.to_string(),
             service: c.label("com.docker.compose.service")?.to_string(),
-            working_dir: c
-                .label("com.docker.compose.project.working_dir")?
-                .to_string(),
+            working_dir: c.label("com.docker.compose.project.working_dir")?.to_string(),
             config_files: c
                 .label("com.docker.compose.project.config_files")
-                .map(|f| {
-                    f.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
+                .map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
         })
     }
@@ -63,21 +56,14 @@ fn q(s: &str) -> String {
 }
 
 fn list(items: &[String]) -> String {
-    format!(
-        "[{}]",
-        items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ")
-    )
+    format!("[{}]", items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", "))
 }
 
 /// The base file's top-level `version`, which compose 1.x requires an override to repeat.
 pub fn base_version(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix("version:")?;
-        let v = rest
-            .split('#')
-            .next()?
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'');
+        let v = rest.split('#').next()?.trim().trim_matches(|c| c == '"' || c == '\'');
         (!v.is_empty()).then(|| v.to_string())
     })
 }
@@ -137,10 +123,7 @@ mod tests {
 
     #[test]
     fn renders_quoted_yaml_with_the_base_version() {
-        assert_eq!(
-            base_version("# x\nversion: '2.4'\nservices:\n"),
-            Some("2.4".into())
-        );
+        assert_eq!(base_version("# x\nversion: '2.4'\nservices:\n"), Some("2.4".into()));
         assert_eq!(base_version("services:\n"), None);
         let mut s = BTreeMap::new();
         s.insert(
@@ -155,17 +138,8 @@ mod tests {
             },
         );
         let y = render(Some("2.4"), &s);
-        assert!(
-            y.contains("version: \"2.4\"\nservices:\n  \"redis\":\n    user: \"999:999\"\n"),
-            "{y}"
-        );
-        assert!(
-            y.contains("    cap_drop: [\"ALL\"]\n    read_only: true\n"),
-            "{y}"
-        );
-        assert!(
-            y.contains("    environment:\n      \"HOME\": \"/data\"\n"),
-            "{y}"
-        );
+        assert!(y.contains("version: \"2.4\"\nservices:\n  \"redis\":\n    user: \"999:999\"\n"), "{y}");
+        assert!(y.contains("    cap_drop: [\"ALL\"]\n    read_only: true\n"), "{y}");
+        assert!(y.contains("    environment:\n      \"HOME\": \"/data\"\n"), "{y}");
     }
 }

@@ -35,10 +35,7 @@ pub enum Error {
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
     /// The state directory could not be read or written.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -61,9 +58,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             // Whatever fails before a run starts changed nothing: "bad input".
-            Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_) => {
-                Exit::Refused
-            }
+            Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_) => Exit::Refused,
             Error::Incomplete(_) => Exit::Incomplete,
             Error::Plan(_)
             | Error::Docker(_)

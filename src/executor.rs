@@ -20,9 +20,7 @@ use crate::plan::{HealthMode, OnFailure, Plan, Timings};
 use crate::preview::{DayPlan, Resolved, ServicePlan};
 use crate::recreate::{self, Changes, LABEL_RUN};
 use crate::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId};
-use crate::state::{
-    AppliedDay, Journal, Ledger, PlanDir, Record, RunDir, ServiceRecord, StateError,
-};
+use crate::state::{AppliedDay, Journal, Ledger, PlanDir, Record, RunDir, ServiceRecord, StateError};
 
 /// How an apply, resume or rollback ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +80,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
     pub fn record(&self, record: Record) -> Result<(), StateError> {
         let entry = self.journal.lock().expect("journal lock").append(record)?;
         match &entry.record {
-            Record::Step {
-                service,
-                step,
-                ok,
-                error,
-                detail,
-            } => {
+            Record::Step { service, step, ok, error, detail } => {
                 let event = match ok {
                     None => "step-start",
                     Some(true) => "step-end",
@@ -105,40 +97,22 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 }
                 self.out.event(event, Some(service), Some(step), fields);
             }
-            Record::Run { event, detail } => self.out.event(
-                event,
-                None,
-                None,
-                json!({"run": self.run.id, "detail": detail}),
-            ),
+            Record::Run { event, detail } => {
+                self.out.event(event, None, None, json!({"run": self.run.id, "detail": detail}))
+            }
             Record::Header { .. } => {}
         }
         Ok(())
     }
 
     /// Runs one step between a start and an end record.
-    async fn step<T, F>(
-        &self,
-        service: &str,
-        step: &'static str,
-        intent: Value,
-        f: F,
-    ) -> Result<T, StepFailure>
+    async fn step<T, F>(&self, service: &str, step: &'static str, intent: Value, f: F) -> Result<T, StepFailure>
     where
         F: std::future::Future<Output = Result<(T, Value), String>>,
     {
-        let journal_err = |e: StateError| StepFailure {
-            step,
-            message: format!("journal: {e}"),
-        };
-        self.record(Record::Step {
-            service: service.into(),
-            step: step.into(),
-            ok: None,
-            error: None,
-            detail: intent,
-        })
-        .map_err(journal_err)?;
+        let journal_err = |e: StateError| StepFailure { step, message: format!("journal: {e}") };
+        self.record(Record::Step { service: service.into(), step: step.into(), ok: None, error: None, detail: intent })
+            .map_err(journal_err)?;
         match f.await {
             Ok((value, detail)) => {
                 self.record(Record::Step {
@@ -184,12 +158,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         if mount.kind == "volume" {
             m["VolumeOptions"] = json!({"NoCopy": true});
         }
-        let mut argv = vec![
-            json!("sh"),
-            json!("-c"),
-            json!(script),
-            json!("unroot-helper"),
-        ];
+        let mut argv = vec![json!("sh"), json!("-c"), json!(script), json!("unroot-helper")];
         argv.extend(args.iter().map(|a| json!(a)));
         let body = json!({
             "Image": image,
@@ -209,11 +178,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             }
         });
         let _ = self.port.remove_container(&name, true).await;
-        let id = self
-            .port
-            .create_container(&name, body)
-            .await
-            .map_err(|e| format!("creating the helper: {e}"))?;
+        let id = self.port.create_container(&name, body).await.map_err(|e| format!("creating the helper: {e}"))?;
         let result = async {
             if let Some(tar) = upload {
                 self.port.upload_archive(&id, "/", tar).await?;
@@ -235,14 +200,8 @@ impl<D: DockerPort> RunCtx<'_, D> {
         target: (u32, u32),
         hardlinks: bool,
     ) -> Result<MountChanges, String> {
-        let args = [
-            target.0.to_string(),
-            target.1.to_string(),
-            if hardlinks { "1" } else { "0" }.to_string(),
-        ];
-        let out = self
-            .helper(service, image, mount, reown::SCAN_SCRIPT, &args, None)
-            .await?;
+        let args = [target.0.to_string(), target.1.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
+        let out = self.helper(service, image, mount, reown::SCAN_SCRIPT, &args, None).await?;
         if out.exit_code != 0 {
             return Err(format!(
                 "scanning {} failed (exit {}): {}",
@@ -267,9 +226,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             return Ok(());
         }
         let tar = reown::apply_lists(entries, root);
-        let out = self
-            .helper(service, image, mount, reown::APPLY_SCRIPT, &[], Some(tar))
-            .await?;
+        let out = self.helper(service, image, mount, reown::APPLY_SCRIPT, &[], Some(tar)).await?;
         if out.exit_code != 0 {
             return Err(format!(
                 "re-owning {} failed (exit {}): {}",
@@ -292,20 +249,12 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// and does only what is missing, so it can run again after any interruption.
     /// Errors: the first part that could not be done; the service may then be half-restored
     /// and a later `resume` or `rollback` continues.
-    pub async fn restore(
-        &self,
-        name: &str,
-        timings: &Timings,
-        helper_image: Option<&str>,
-    ) -> Result<(), StepFailure> {
+    pub async fn restore(&self, name: &str, timings: &Timings, helper_image: Option<&str>) -> Result<(), StepFailure> {
         let original = match self.run.load_original(name) {
             Ok(Some(v)) => Inspect(v),
             Ok(None) => return Ok(()), // never inspected: never touched
             Err(e) => {
-                return Err(StepFailure {
-                    step: "restore",
-                    message: e.to_string(),
-                });
+                return Err(StepFailure { step: "restore", message: e.to_string() });
             }
         };
         let original_id = original.id().to_string();
@@ -319,7 +268,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
                             short(c.id())
                         ));
                     }
-                    self.port.remove_container(c.id(), true).await.map_err(|e| format!("removing the replacement: {e}"))?;
+                    self.port
+                        .remove_container(c.id(), true)
+                        .await
+                        .map_err(|e| format!("removing the replacement: {e}"))?;
                 }
                 Ok(_) | Err(DockerError::NotFound(_)) => {}
                 Err(e) => return Err(format!("inspecting {name}: {e}")),
@@ -336,7 +288,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
             let id = match self.port.inspect_container(&original_id).await {
                 Ok(c) => {
                     if c.name() != name {
-                        self.port.rename_container(&original_id, name).await.map_err(|e| format!("renaming back: {e}"))?;
+                        self.port
+                            .rename_container(&original_id, name)
+                            .await
+                            .map_err(|e| format!("renaming back: {e}"))?;
                     }
                     original_id.clone()
                 }
@@ -344,18 +299,33 @@ impl<D: DockerPort> RunCtx<'_, D> {
                     let identity = Changes { image: original.image_id().to_string(), ..Default::default() };
                     let all_at_create = api_at_least(self.port, 1, 44);
                     let req = recreate::create_request(&original, &identity, all_at_create);
-                    let id = self.port.create_container(name, req.body).await.map_err(|e| format!("recreating the original: {e}"))?;
+                    let id = self
+                        .port
+                        .create_container(name, req.body)
+                        .await
+                        .map_err(|e| format!("recreating the original: {e}"))?;
                     for (net, endpoint) in req.connect_after {
-                        self.port.connect_network(&net, &id, endpoint).await.map_err(|e| format!("connecting {net}: {e}"))?;
+                        self.port
+                            .connect_network(&net, &id, endpoint)
+                            .await
+                            .map_err(|e| format!("connecting {net}: {e}"))?;
                     }
                     id
                 }
                 Err(e) => return Err(format!("inspecting the original: {e}")),
             };
-            self.port.set_restart_policy(&id, policy).await.map_err(|e| format!("restoring the restart policy: {e}"))?;
+            self.port
+                .set_restart_policy(&id, policy)
+                .await
+                .map_err(|e| format!("restoring the restart policy: {e}"))?;
             // 4. Running and healthy again.
             let c = self.port.inspect_container(&id).await.map_err(|e| e.to_string())?;
-            let mode = if c.0.pointer("/Config/Healthcheck/Test").and_then(Value::as_array).is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE")) {
+            let mode = if c
+                .0
+                .pointer("/Config/Healthcheck/Test")
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE"))
+            {
                 HealthMode::Docker
             } else {
                 HealthMode::Running
@@ -363,7 +333,9 @@ impl<D: DockerPort> RunCtx<'_, D> {
             if c.running() {
                 Ok(((), json!({"id": short(&id), "note": "already running"})))
             } else {
-                health::start_and_wait(self.port, &id, &mode, timings, None).await.map_err(|e| format!("the original is not healthy: {e}"))?;
+                health::start_and_wait(self.port, &id, &mode, timings, None)
+                    .await
+                    .map_err(|e| format!("the original is not healthy: {e}"))?;
                 Ok(((), json!({"id": short(&id)})))
             }
         })
@@ -449,22 +421,12 @@ impl<D: DockerPort> Apply<'_, D> {
 
         // On a resumed run, what Docker shows decides which steps are left: a replacement
         // of this run means stop, rename and chown are done.
-        let resumed = ctx
-            .run
-            .load_original(name)
-            .map_err(|e| StepFailure {
-                step: "inspect",
-                message: e.to_string(),
-            })?
-            .is_some();
+        let resumed =
+            ctx.run.load_original(name).map_err(|e| StepFailure { step: "inspect", message: e.to_string() })?.is_some();
         let replacement_exists = resumed
             && matches!(ctx.port.inspect_container(name).await,
                         Ok(c) if c.label(LABEL_RUN) == Some(run.as_str()));
-        if replacement_exists
-            && matches!(
-                ctx.port.inspect_container(&original_id).await,
-                Err(DockerError::NotFound(_))
-            )
+        if replacement_exists && matches!(ctx.port.inspect_container(&original_id).await, Err(DockerError::NotFound(_)))
         {
             // Committed already: the parked original is gone, the replacement holds the name.
             return Ok(());
@@ -476,69 +438,40 @@ impl<D: DockerPort> Apply<'_, D> {
                 if let Some(saved) = ctx.run.load_original(name).map_err(|e| e.to_string())?
                     && saved["Id"].as_str() == Some(original_id.as_str())
                 {
-                    return Ok((
-                        (),
-                        json!({"id": short(&original_id), "note": "saved by an earlier attempt"}),
-                    ));
+                    return Ok(((), json!({"id": short(&original_id), "note": "saved by an earlier attempt"})));
                 }
-                let now = ctx
-                    .port
-                    .inspect_container(name)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let now = ctx.port.inspect_container(name).await.map_err(|e| e.to_string())?;
                 if now.id() != original_id {
-                    return Err(format!(
-                        "{name} is another container than the one previewed"
-                    ));
+                    return Err(format!("{name} is another container than the one previewed"));
                 }
                 if !now.running() {
                     return Err(format!("{name} is not running ({})", now.status()));
                 }
-                ctx.run
-                    .save_original(name, &now.0)
-                    .map_err(|e| e.to_string())?;
-                Ok((
-                    (),
-                    json!({"id": short(&original_id), "user": now.configured_user()}),
-                ))
+                ctx.run.save_original(name, &now.0).map_err(|e| e.to_string())?;
+                Ok(((), json!({"id": short(&original_id), "user": now.configured_user()})))
             })
             .await?;
 
             // 4. stop: restart policy "no" first, so a daemon restart cannot start it again.
-            ctx.step(
-                name,
-                "stop",
-                json!({"timeout": crate::plan::duration::format(r.timings.stop_timeout)}),
-                async {
-                    ctx.port
-                        .set_restart_policy(
-                            &original_id,
-                            json!({"Name": "no", "MaximumRetryCount": 0}),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    ctx.port
-                        .stop_container(&original_id, r.timings.stop_timeout.as_secs())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(((), json!({})))
-                },
-            )
+            ctx.step(name, "stop", json!({"timeout": crate::plan::duration::format(r.timings.stop_timeout)}), async {
+                ctx.port
+                    .set_restart_policy(&original_id, json!({"Name": "no", "MaximumRetryCount": 0}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ctx.port
+                    .stop_container(&original_id, r.timings.stop_timeout.as_secs())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(((), json!({})))
+            })
             .await?;
 
             // 5. rename: the original is kept, stopped, until the day commits.
             let parked = renamed(name, &run);
             ctx.step(name, "rename", json!({"to": parked}), async {
-                let c = ctx
-                    .port
-                    .inspect_container(&original_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let c = ctx.port.inspect_container(&original_id).await.map_err(|e| e.to_string())?;
                 if c.name() != parked {
-                    ctx.port
-                        .rename_container(&original_id, &parked)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    ctx.port.rename_container(&original_id, &parked).await.map_err(|e| e.to_string())?;
                 }
                 Ok(((), json!({})))
             })
@@ -547,55 +480,43 @@ impl<D: DockerPort> Apply<'_, D> {
             // 6. chown: scan everything, make the manifest durable, then change.
             if let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) {
                 ctx.step(
-                name,
-                "chown",
-                json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()}),
-                async {
-                    // A manifest from an earlier attempt is the record of the true old owners:
-                    // reuse it rather than rescanning entries that may be changed already.
-                    let manifest = match ctx.run.load_owners(name).map_err(|e| e.to_string())? {
-                        Some(m) => m,
-                        None => {
-                            let mut manifest = Manifest {
-                                target: format!("{}:{}", target.0, target.1),
-                                mounts: Vec::new(),
-                            };
-                            for m in &r.mounts {
-                                let changes = ctx
-                                    .scan(name, &r.helper_image, m, target, r.hardlinks)
-                                    .await?;
-                                manifest.mounts.push((m.clone(), changes));
+                    name,
+                    "chown",
+                    json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()}),
+                    async {
+                        // A manifest from an earlier attempt is the record of the true old owners:
+                        // reuse it rather than rescanning entries that may be changed already.
+                        let manifest = match ctx.run.load_owners(name).map_err(|e| e.to_string())? {
+                            Some(m) => m,
+                            None => {
+                                let mut manifest =
+                                    Manifest { target: format!("{}:{}", target.0, target.1), mounts: Vec::new() };
+                                for m in &r.mounts {
+                                    let changes = ctx.scan(name, &r.helper_image, m, target, r.hardlinks).await?;
+                                    manifest.mounts.push((m.clone(), changes));
+                                }
+                                ctx.run.save_owners(name, &manifest).map_err(|e| e.to_string())?;
+                                manifest
                             }
-                            ctx.run
-                                .save_owners(name, &manifest)
-                                .map_err(|e| e.to_string())?;
-                            manifest
+                        };
+                        let owner = manifest.target.clone();
+                        for (m, changes) in &manifest.mounts {
+                            let entries: Vec<(String, String)> =
+                                changes.entries.iter().map(|(p, _)| (p.clone(), owner.clone())).collect();
+                            ctx.set_owners(
+                                name,
+                                &r.helper_image,
+                                m,
+                                &entries,
+                                changes.root.as_ref().map(|_| owner.as_str()),
+                            )
+                            .await?;
                         }
-                    };
-                    let owner = manifest.target.clone();
-                    for (m, changes) in &manifest.mounts {
-                        let entries: Vec<(String, String)> = changes
-                            .entries
-                            .iter()
-                            .map(|(p, _)| (p.clone(), owner.clone()))
-                            .collect();
-                        ctx.set_owners(
-                            name,
-                            &r.helper_image,
-                            m,
-                            &entries,
-                            changes.root.as_ref().map(|_| owner.as_str()),
-                        )
-                        .await?;
-                    }
-                    let skipped: usize = manifest.mounts.iter().map(|(_, c)| c.skipped.len()).sum();
-                    Ok((
-                        (),
-                        json!({"changed": manifest.changed(), "hardlinks_skipped": skipped}),
-                    ))
-                },
-            )
-            .await?;
+                        let skipped: usize = manifest.mounts.iter().map(|(_, c)| c.skipped.len()).sum();
+                        Ok(((), json!({"changed": manifest.changed(), "hardlinks_skipped": skipped})))
+                    },
+                )
+                .await?;
             }
         }
 
@@ -609,16 +530,8 @@ impl<D: DockerPort> Apply<'_, D> {
                     Ok(c) if c.label(LABEL_RUN) == Some(run.as_str()) => c.id().to_string(),
                     Ok(c) => return Err(format!("{name} is taken by container {}", short(c.id()))),
                     Err(DockerError::NotFound(_)) => {
-                        let req = recreate::create_request(
-                            &r.original,
-                            &changes,
-                            api_at_least(ctx.port, 1, 44),
-                        );
-                        let id = ctx
-                            .port
-                            .create_container(name, req.body)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let req = recreate::create_request(&r.original, &changes, api_at_least(ctx.port, 1, 44));
+                        let id = ctx.port.create_container(name, req.body).await.map_err(|e| e.to_string())?;
                         for (net, endpoint) in req.connect_after {
                             ctx.port
                                 .connect_network(&net, &id, endpoint)
@@ -629,11 +542,7 @@ impl<D: DockerPort> Apply<'_, D> {
                     }
                     Err(e) => return Err(e.to_string()),
                 };
-                let new = ctx
-                    .port
-                    .inspect_container(&id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let new = ctx.port.inspect_container(&id).await.map_err(|e| e.to_string())?;
                 let diff = recreate::diff(&r.original, &changes, &new);
                 if !diff.is_empty() {
                     return Err(format!(
@@ -653,9 +562,7 @@ impl<D: DockerPort> Apply<'_, D> {
             crate::plan::HealthMode::Exec(_) => "exec",
         };
         ctx.step(name, "health", json!({"mode": mode}), async {
-            health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid)
-                .await
-                .map_err(|e| e.to_string())?;
+            health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid).await.map_err(|e| e.to_string())?;
             Ok(((), json!({})))
         })
         .await?;
@@ -681,14 +588,8 @@ impl<D: DockerPort> Apply<'_, D> {
     /// failure, `on_failure` decides; then commit.
     pub async fn run(&self) -> Result<(Outcome, bool), StateError> {
         let ctx = &self.ctx;
-        ctx.record(Record::Run {
-            event: self.start_event.into(),
-            detail: None,
-        })?;
-        let progress = Mutex::new(Progress {
-            restored: self.restored_before.clone(),
-            ..Progress::default()
-        });
+        ctx.record(Record::Run { event: self.start_event.into(), detail: None })?;
+        let progress = Mutex::new(Progress { restored: self.restored_before.clone(), ..Progress::default() });
         let stop_day = AtomicBool::new(false);
         for wave in &self.day.waves {
             let tasks = stream::iter(wave.iter())
@@ -704,16 +605,9 @@ impl<D: DockerPort> Apply<'_, D> {
                                 .map(|(n, _)| n.as_str())
                                 .chain(p.skipped.iter().map(String::as_str))
                                 .collect();
-                            self.plan
-                                .graph
-                                .closure(name)
-                                .iter()
-                                .any(|d| failed.contains(d))
+                            self.plan.graph.closure(name).iter().any(|d| failed.contains(d))
                         };
-                        if stop_day.load(Ordering::SeqCst)
-                            || ctx.stop.load(Ordering::SeqCst)
-                            || blocked_by_failure
-                        {
+                        if stop_day.load(Ordering::SeqCst) || ctx.stop.load(Ordering::SeqCst) || blocked_by_failure {
                             progress.lock().unwrap().skipped.push(name.clone());
                             ctx.out.event("skipped", Some(name), None, json!({}));
                             return;
@@ -736,9 +630,7 @@ impl<D: DockerPort> Apply<'_, D> {
                                             }
                                         }
                                     }
-                                    OnFailure::RollbackDay | OnFailure::Pause => {
-                                        stop_day.store(true, Ordering::SeqCst)
-                                    }
+                                    OnFailure::RollbackDay | OnFailure::Pause => stop_day.store(true, Ordering::SeqCst),
                                 }
                             }
                         }
@@ -762,10 +654,7 @@ impl<D: DockerPort> Apply<'_, D> {
         if (any_failed && self.on_failure == OnFailure::RollbackDay)
             || (interrupted && self.on_failure != OnFailure::Pause)
         {
-            ctx.record(Record::Run {
-                event: "rolling-back".into(),
-                detail: None,
-            })?;
+            ctx.record(Record::Run { event: "rolling-back".into(), detail: None })?;
             for name in p.touched.clone().iter().rev() {
                 match self.restore(name).await {
                     Ok(()) => p.restored.push(name.clone()),
@@ -773,16 +662,10 @@ impl<D: DockerPort> Apply<'_, D> {
                 }
             }
             return if p.restore_failed.is_empty() {
-                ctx.record(Record::Run {
-                    event: "rolled-back".into(),
-                    detail: None,
-                })?;
+                ctx.record(Record::Run { event: "rolled-back".into(), detail: None })?;
                 Ok((Outcome::RolledBack, true))
             } else {
-                ctx.record(Record::Run {
-                    event: "rollback-incomplete".into(),
-                    detail: Some(restore_failures(p)),
-                })?;
+                ctx.record(Record::Run { event: "rollback-incomplete".into(), detail: Some(restore_failures(p)) })?;
                 Ok((Outcome::Incomplete, true))
             };
         }
@@ -797,35 +680,17 @@ impl<D: DockerPort> Apply<'_, D> {
             return Ok((Outcome::Incomplete, any_failed));
         }
         if !p.restore_failed.is_empty() {
-            ctx.record(Record::Run {
-                event: "rollback-incomplete".into(),
-                detail: Some(restore_failures(p)),
-            })?;
+            ctx.record(Record::Run { event: "rollback-incomplete".into(), detail: Some(restore_failures(p)) })?;
             return Ok((Outcome::Incomplete, true));
         }
-        self.commit(
-            &p.migrated,
-            &p.restored
-                .iter()
-                .chain(&p.skipped)
-                .cloned()
-                .collect::<Vec<_>>(),
-        )
-        .await?;
+        self.commit(&p.migrated, &p.restored.iter().chain(&p.skipped).cloned().collect::<Vec<_>>()).await?;
         Ok((Outcome::Applied, any_failed))
     }
 
     /// Step 9: remove the renamed originals, record the day, write the compose overrides.
-    async fn commit(
-        &self,
-        migrated: &[String],
-        left_original: &[String],
-    ) -> Result<(), StateError> {
+    async fn commit(&self, migrated: &[String], left_original: &[String]) -> Result<(), StateError> {
         let ctx = &self.ctx;
-        ctx.record(Record::Run {
-            event: "committing".into(),
-            detail: None,
-        })?;
+        ctx.record(Record::Run { event: "committing".into(), detail: None })?;
         for name in migrated {
             let parked = renamed(name, &ctx.run.id);
             let original_id = self.resolved(name).original.id().to_string();
@@ -855,22 +720,11 @@ impl<D: DockerPort> Apply<'_, D> {
             );
         }
         for name in left_original {
-            services.insert(
-                name.clone(),
-                ServiceRecord {
-                    state: "original".into(),
-                    compose: None,
-                    settings: None,
-                },
-            );
+            services.insert(name.clone(), ServiceRecord { state: "original".into(), compose: None, settings: None });
         }
         ledger.days.insert(
             self.day.day.to_string(),
-            AppliedDay {
-                run: ctx.run.id.clone(),
-                committed: crate::state::now_rfc3339(),
-                services,
-            },
+            AppliedDay { run: ctx.run.id.clone(), committed: crate::state::now_rfc3339(), services },
         );
         ledger.save(&self.plan_dir.dir)?;
         for path in write_overrides(&ledger, &ctx.run)? {
@@ -880,38 +734,23 @@ impl<D: DockerPort> Apply<'_, D> {
                 compose::OVERRIDE_FILE
             ));
         }
-        ctx.record(Record::Run {
-            event: "committed".into(),
-            detail: None,
-        })?;
+        ctx.record(Record::Run { event: "committed".into(), detail: None })?;
         Ok(())
     }
 }
 
 fn restore_failures(p: &Progress) -> String {
-    p.restore_failed
-        .iter()
-        .map(|(n, e)| format!("{n}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    p.restore_failed.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; ")
 }
 
 /// Regenerates every compose project's override from the ledger; returns the files written
 /// beside the projects (a copy of each also goes to the run's `compose/`).
-pub fn write_overrides(
-    ledger: &Ledger,
-    run: &RunDir,
-) -> Result<Vec<std::path::PathBuf>, StateError> {
-    let mut projects: BTreeMap<String, (ComposeRef, BTreeMap<String, ServiceOverride>)> =
-        BTreeMap::new();
+pub fn write_overrides(ledger: &Ledger, run: &RunDir) -> Result<Vec<std::path::PathBuf>, StateError> {
+    let mut projects: BTreeMap<String, (ComposeRef, BTreeMap<String, ServiceOverride>)> = BTreeMap::new();
     for day in ledger.days.values() {
         for rec in day.services.values() {
-            if let (Some(c), Some(s), "migrated") =
-                (&rec.compose, &rec.settings, rec.state.as_str())
-            {
-                let entry = projects
-                    .entry(c.project.clone())
-                    .or_insert_with(|| (c.clone(), BTreeMap::new()));
+            if let (Some(c), Some(s), "migrated") = (&rec.compose, &rec.settings, rec.state.as_str()) {
+                let entry = projects.entry(c.project.clone()).or_insert_with(|| (c.clone(), BTreeMap::new()));
                 entry.1.insert(c.service.clone(), s.clone());
             }
         }
@@ -930,10 +769,7 @@ pub fn write_overrides(
         let path = compose::override_path(&cref);
         match std::fs::write(&path, &text) {
             Ok(()) => written.push(path),
-            Err(e) => tracing::warn!(
-                "cannot write {}: {e}; a copy is in the run's compose/ folder",
-                path.display()
-            ),
+            Err(e) => tracing::warn!("cannot write {}: {e}; a copy is in the run's compose/ folder", path.display()),
         }
     }
     Ok(written)
@@ -972,18 +808,9 @@ mod tests {
         fake.archive(
             ORIGINAL,
             "/etc/passwd",
-            tar_of(
-                "passwd",
-                b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
-                0,
-                0,
-            ),
+            tar_of("passwd", b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n", 0, 0),
         );
-        fake.archive(
-            ORIGINAL,
-            "/etc/group",
-            tar_of("group", b"root:x:0:\napp:x:1000:\n", 0, 0),
-        );
+        fake.archive(ORIGINAL, "/etc/group", tar_of("group", b"root:x:0:\napp:x:1000:\n", 0, 0));
         fake.archive(ORIGINAL, "/data", tar_of("data", b"", 0, 0));
         for tool in ["sh", "find", "stat", "chown", "xargs"] {
             fake.archive(ORIGINAL, &format!("/bin/{tool}"), tar_of(tool, b"", 0, 0));
@@ -994,16 +821,9 @@ mod tests {
             }
             // The scan finds two entries and the root owned by root; the apply succeeds.
             s.helper = Some(Box::new(|c, _| {
-                let script =
-                    c.0.pointer("/Config/Entrypoint/2")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
+                let script = c.0.pointer("/Config/Entrypoint/2").and_then(Value::as_str).unwrap_or_default();
                 if script == reown::SCAN_SCRIPT {
-                    Finished {
-                        exit_code: 0,
-                        stdout: b"C 0:0 ./a\nC 5:6 ./b\nR 0:0\n".to_vec(),
-                        stderr: vec![],
-                    }
+                    Finished { exit_code: 0, stdout: b"C 0:0 ./a\nC 5:6 ./b\nR 0:0\n".to_vec(), stderr: vec![] }
                 } else {
                     Finished::default()
                 }
@@ -1015,7 +835,9 @@ mod tests {
     fn plan(on_failure: &str) -> Plan {
         Plan::parse(
             "t.toml",
-            &format!("[rollout]\nname = \"t\"\non_failure = \"{on_failure}\"\n[service.svc]\nday = 1\nuser = \"app\"\n"),
+            &format!(
+                "[rollout]\nname = \"t\"\non_failure = \"{on_failure}\"\n[service.svc]\nday = 1\nuser = \"app\"\n"
+            ),
         )
         .unwrap()
     }
@@ -1027,20 +849,11 @@ mod tests {
         plan: &Plan,
         fail_after_preview: Option<usize>,
     ) -> (Outcome, tempfile::TempDir, usize) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         rt.block_on(async {
-            let mut day = preview::compute(fake, plan, 1, &[], NameSource::Running)
-                .await
-                .unwrap();
-            assert!(
-                day.blockers().next().is_none(),
-                "{:?}",
-                day.services[0].blockers
-            );
+            let mut day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
+            assert!(day.blockers().next().is_none(), "{:?}", day.services[0].blockers);
             for s in &mut day.services {
                 let r = s.resolved.as_mut().unwrap();
                 r.timings.stable_for = Duration::from_millis(5);
@@ -1059,10 +872,7 @@ mod tests {
                     port: fake,
                     run,
                     journal: Mutex::new(journal),
-                    out: Reporter {
-                        json: true,
-                        bars: None,
-                    },
+                    out: Reporter { json: true, bars: None },
                     stop: &stop,
                 },
                 plan,
@@ -1090,16 +900,8 @@ mod tests {
         let c = fake.with(|s| s.container("svc").cloned()).unwrap();
         assert_ne!(c.id(), ORIGINAL);
         assert_eq!(c.configured_user(), "1000:1000");
-        assert_eq!(
-            container_names(&fake),
-            ["svc"],
-            "the parked original and helpers are gone"
-        );
-        assert!(
-            Ledger::load(&tmp.path().join("state/t"), "t")
-                .unwrap()
-                .is_applied(1)
-        );
+        assert_eq!(container_names(&fake), ["svc"], "the parked original and helpers are gone");
+        assert!(Ledger::load(&tmp.path().join("state/t"), "t").unwrap().is_applied(1));
     }
 
     #[test]
@@ -1118,90 +920,48 @@ mod tests {
             let c = fake
                 .with(|s| s.container("svc").cloned())
                 .unwrap_or_else(|| panic!("k={k} {failed:?}: nobody holds the name"));
-            let others: Vec<Inspect> = fake.with(|s| {
-                s.containers
-                    .iter()
-                    .filter(|c| c.name() != "svc")
-                    .cloned()
-                    .collect()
-            });
+            let others: Vec<Inspect> =
+                fake.with(|s| s.containers.iter().filter(|c| c.name() != "svc").cloned().collect());
             match outcome {
                 Outcome::Applied => {
                     applied += 1;
                     assert_eq!(c.configured_user(), "1000:1000", "k={k} {failed:?}");
                     assert!(c.running(), "k={k} {failed:?}");
-                    assert!(
-                        Ledger::load(&tmp.path().join("state/t"), "t")
-                            .unwrap()
-                            .is_applied(1),
-                        "k={k}"
-                    );
+                    assert!(Ledger::load(&tmp.path().join("state/t"), "t").unwrap().is_applied(1), "k={k}");
                     if failed == Call::Remove(ORIGINAL.into()) {
                         // The commit could not remove the parked original: it stays, stopped,
                         // and cannot start by itself.
                         assert_eq!(others.len(), 1, "k={k}");
-                        assert!(
-                            !others[0].running()
-                                && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no"
-                        );
+                        assert!(!others[0].running() && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no");
                     } else {
-                        assert!(
-                            others.is_empty(),
-                            "k={k} {failed:?}: left behind: {others:?}"
-                        );
+                        assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
                     }
                 }
                 Outcome::RolledBack => {
                     rolled_back += 1;
-                    assert_eq!(
-                        c.id(),
-                        ORIGINAL,
-                        "k={k} {failed:?}: the original itself is back"
-                    );
+                    assert_eq!(c.id(), ORIGINAL, "k={k} {failed:?}: the original itself is back");
                     assert!(c.running(), "k={k} {failed:?}: the original runs");
                     assert_eq!(c.configured_user(), "", "k={k}");
-                    assert_eq!(
-                        c.0["HostConfig"]["RestartPolicy"]["Name"], "always",
-                        "k={k}: restart policy restored"
-                    );
-                    assert!(
-                        !Ledger::load(&tmp.path().join("state/t"), "t")
-                            .unwrap()
-                            .is_applied(1),
-                        "k={k}"
-                    );
-                    assert!(
-                        others.is_empty(),
-                        "k={k} {failed:?}: left behind: {others:?}"
-                    );
+                    assert_eq!(c.0["HostConfig"]["RestartPolicy"]["Name"], "always", "k={k}: restart policy restored");
+                    assert!(!Ledger::load(&tmp.path().join("state/t"), "t").unwrap().is_applied(1), "k={k}");
+                    assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
                     // Ownership restored when it had been changed: a restore list holds
                     // the old owner 5:6 of ./b.
-                    let owners_saved = tmp
-                        .path()
-                        .join("state/t/runs/day1-test/services/svc/owners")
-                        .exists();
+                    let owners_saved = tmp.path().join("state/t/runs/day1-test/services/svc/owners").exists();
                     let restored_owners = fake.with(|s| {
                         s.uploads.values().any(|tar| {
                             let mut a = tar::Archive::new(&tar[..]);
-                            a.entries()
-                                .unwrap()
-                                .any(|e| e.unwrap().path().unwrap().ends_with("5:6"))
+                            a.entries().unwrap().any(|e| e.unwrap().path().unwrap().ends_with("5:6"))
                         })
                     });
-                    assert_eq!(
-                        restored_owners, owners_saved,
-                        "k={k} {failed:?}: the manifest was restored"
-                    );
+                    assert_eq!(restored_owners, owners_saved, "k={k} {failed:?}: the manifest was restored");
                 }
                 Outcome::Incomplete => {
                     panic!("k={k} {failed:?}: one failure left the service half-restored")
                 }
             }
         }
-        assert!(
-            applied > 0 && rolled_back > 0,
-            "applied {applied}, rolled back {rolled_back}"
-        );
+        assert!(applied > 0 && rolled_back > 0, "applied {applied}, rolled back {rolled_back}");
         println!(
             "injected a failure at each of {calls_in_a_clean_day} calls: {applied} applied, {rolled_back} rolled back"
         );
@@ -1210,37 +970,25 @@ mod tests {
     #[test]
     fn rollback_service_and_pause_end_as_they_say() {
         // Fail the health gate of the replacement: its event subscription is the first one.
-        for (policy, expected) in [
-            ("rollback-service", Outcome::Applied),
-            ("pause", Outcome::Incomplete),
-        ] {
+        for (policy, expected) in [("rollback-service", Outcome::Applied), ("pause", Outcome::Incomplete)] {
             let fake = fake();
             fake.script(
                 "events",
-                crate::docker::fake::Script::Fail(DockerError::Api {
-                    status: 500,
-                    message: "boom".into(),
-                }),
+                crate::docker::fake::Script::Fail(DockerError::Api { status: 500, message: "boom".into() }),
             );
             let (outcome, tmp, _) = run_day(&fake, &plan(policy), None);
             let c = fake.with(|s| s.container("svc").cloned()).unwrap();
             match policy {
                 "rollback-service" => {
                     assert_eq!(outcome, expected);
-                    assert_eq!(
-                        c.id(),
-                        ORIGINAL,
-                        "the failed service is back on its original"
-                    );
+                    assert_eq!(c.id(), ORIGINAL, "the failed service is back on its original");
                     let ledger = Ledger::load(&tmp.path().join("state/t"), "t").unwrap();
                     assert_eq!(ledger.days["1"].services["svc"].state, "original");
                 }
                 _ => {
                     assert_eq!(outcome, expected);
                     assert!(
-                        container_names(&fake)
-                            .iter()
-                            .any(|n| n.starts_with("svc.unroot-")),
+                        container_names(&fake).iter().any(|n| n.starts_with("svc.unroot-")),
                         "pause keeps the parked original for resume or rollback"
                     );
                 }

@@ -6,12 +6,9 @@ use crate::state::Journal;
 
 #[cfg(feature = "failpoints")]
 fn after_write(seq: u64) {
-    let k = std::env::var("UNROOT_CRASH_AFTER_WRITE")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok());
+    let k = std::env::var("UNROOT_CRASH_AFTER_WRITE").ok().and_then(|v| v.parse::<u64>().ok());
     if k == Some(seq) {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }
 

@@ -71,12 +71,7 @@ impl RolloutGraph {
             }
             day[w].push(graph[n].clone());
         }
-        Ok(RolloutGraph {
-            graph,
-            index,
-            day_of,
-            waves,
-        })
+        Ok(RolloutGraph { graph, index, day_of, waves })
     }
 
     /// Days that hold services, ascending.
@@ -96,21 +91,13 @@ impl RolloutGraph {
 
     /// Every `after` edge as `(dependency, dependent)`.
     pub fn edges(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.graph.edge_references().map(|e| {
-            (
-                self.graph[e.source()].as_str(),
-                self.graph[e.target()].as_str(),
-            )
-        })
+        self.graph.edge_references().map(|e| (self.graph[e.source()].as_str(), self.graph[e.target()].as_str()))
     }
 
     /// `(day, wave)` of a service, 1-based, which orders the whole rollout.
     pub fn position(&self, name: &str) -> Option<(u32, usize)> {
         let day = self.day_of(name)?;
-        let w = self
-            .waves(day)
-            .iter()
-            .position(|w| w.iter().any(|s| s == name))?;
+        let w = self.waves(day).iter().position(|w| w.iter().any(|s| s == name))?;
         Some((day, w + 1))
     }
 
@@ -135,10 +122,7 @@ impl RolloutGraph {
         let mut stack = vec![start];
         let mut out = Vec::new();
         while let Some(n) = stack.pop() {
-            for d in self
-                .graph
-                .neighbors_directed(n, petgraph::Direction::Incoming)
-            {
+            for d in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
                 if !seen[d.index()] {
                     seen[d.index()] = true;
                     out.push(self.graph[d].as_str());
@@ -155,9 +139,7 @@ impl RolloutGraph {
         let mut first = true;
         for (&day, waves) in &self.waves {
             if !first {
-                out.push_str(
-                    "   │ barrier: every service above is healthy before any below starts\n",
-                );
+                out.push_str("   │ barrier: every service above is healthy before any below starts\n");
             }
             first = false;
             match titles.get(&day) {
@@ -169,11 +151,7 @@ impl RolloutGraph {
                     .iter()
                     .map(|s| {
                         let deps = self.dependencies(s);
-                        if deps.is_empty() {
-                            s.clone()
-                        } else {
-                            format!("{s} (after {})", deps.join(", "))
-                        }
+                        if deps.is_empty() { s.clone() } else { format!("{s} (after {})", deps.join(", ")) }
                     })
                     .collect();
                 writeln!(out, "  wave {}: {}", i + 1, names.join(", ")).unwrap();
@@ -184,28 +162,13 @@ impl RolloutGraph {
 
     /// Graphviz: a cluster per day, solid `after` edges, dashed barriers between days.
     pub fn render_dot(&self, titles: &BTreeMap<u32, String>) -> String {
-        let mut out = String::from(
-            "digraph rollout {\n  compound=true;\n  rankdir=TB;\n  node [shape=box];\n",
-        );
+        let mut out = String::from("digraph rollout {\n  compound=true;\n  rankdir=TB;\n  node [shape=box];\n");
         for (&day, waves) in &self.waves {
-            let title = titles
-                .get(&day)
-                .map_or(format!("day {day}"), |t| format!("day {day}: {t}"));
-            writeln!(
-                out,
-                "  subgraph cluster_day{day} {{\n    label={};",
-                dot_quote(&title)
-            )
-            .unwrap();
+            let title = titles.get(&day).map_or(format!("day {day}"), |t| format!("day {day}: {t}"));
+            writeln!(out, "  subgraph cluster_day{day} {{\n    label={};", dot_quote(&title)).unwrap();
             for (i, wave) in waves.iter().enumerate() {
                 let names: Vec<String> = wave.iter().map(|s| dot_quote(s)).collect();
-                writeln!(
-                    out,
-                    "    {{ rank=same; {} }} // wave {}",
-                    names.join("; "),
-                    i + 1
-                )
-                .unwrap();
+                writeln!(out, "    {{ rank=same; {} }} // wave {}", names.join("; "), i + 1).unwrap();
             }
             out.push_str("  }\n");
         }
@@ -236,15 +199,8 @@ impl RolloutGraph {
         let mut out = String::from("flowchart TB\n");
         let id = |s: &str| format!("n{}", self.index[s].index());
         for (&day, waves) in &self.waves {
-            let title = titles
-                .get(&day)
-                .map_or(format!("day {day}"), |t| format!("day {day}: {t}"));
-            writeln!(
-                out,
-                "  subgraph day{day}[\"{}\"]",
-                title.replace('"', "#quot;")
-            )
-            .unwrap();
+            let title = titles.get(&day).map_or(format!("day {day}"), |t| format!("day {day}: {t}"));
+            writeln!(out, "  subgraph day{day}[\"{}\"]", title.replace('"', "#quot;")).unwrap();
             for wave in waves {
                 for s in wave {
                     writeln!(out, "    {}[\"{s}\"]", id(s)).unwrap();

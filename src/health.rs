@@ -28,40 +28,27 @@ impl From<DockerError> for Unhealthy {
 
 /// Events that end a stability window or say the container changed.
 fn is_disruption(action: &str) -> bool {
-    matches!(action, "die" | "oom" | "restart" | "kill" | "stop")
-        || action == "health_status: unhealthy"
+    matches!(action, "die" | "oom" | "restart" | "kill" | "stop") || action == "health_status: unhealthy"
 }
 
 /// What inspect says about the container right now.
 fn verdict(c: &Inspect, mode: &HealthMode) -> Result<bool, Unhealthy> {
     if c.0.pointer("/State/OOMKilled").and_then(Value::as_bool) == Some(true) {
-        return Err(Unhealthy(
-            "it was killed for running out of memory (OOM)".into(),
-        ));
+        return Err(Unhealthy("it was killed for running out of memory (OOM)".into()));
     }
     if !c.running() && !c.restarting() && c.status() != "created" {
-        let code =
-            c.0.pointer("/State/ExitCode")
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
+        let code = c.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1);
         return Err(Unhealthy(format!("it exited with code {code}")));
     }
     if c.restarting() {
-        let code =
-            c.0.pointer("/State/ExitCode")
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-        return Err(Unhealthy(format!(
-            "it exited with code {code} and is restarting"
-        )));
+        let code = c.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1);
+        return Err(Unhealthy(format!("it exited with code {code} and is restarting")));
     }
     match mode {
         HealthMode::Docker => match c.0.pointer("/State/Health/Status").and_then(Value::as_str) {
             Some("healthy") => Ok(true),
             Some("unhealthy") => Err(Unhealthy("Docker reports it unhealthy".into())),
-            None => Err(Unhealthy(
-                "health mode is docker, but the container has no HEALTHCHECK".into(),
-            )),
+            None => Err(Unhealthy("health mode is docker, but the container has no HEALTHCHECK".into())),
             _ => Ok(false),
         },
         HealthMode::Running | HealthMode::Exec(_) => Ok(c.running()),
@@ -70,11 +57,7 @@ fn verdict(c: &Inspect, mode: &HealthMode) -> Result<bool, Unhealthy> {
 
 /// The next event, or `None` at the deadline. A dropped stream is replaced by a pause of
 /// `fallback` (then the caller inspects again).
-async fn next_event(
-    events: &mut Option<EventStream>,
-    until: Instant,
-    fallback: Duration,
-) -> Option<String> {
+async fn next_event(events: &mut Option<EventStream>, until: Instant, fallback: Duration) -> Option<String> {
     match events {
         Some(stream) => match timeout_at(until, stream.next()).await {
             Ok(Some(Ok(e))) => Some(e.action),
@@ -126,11 +109,7 @@ async fn wait(
         let c = port.inspect_container(id).await?;
         let mut healthy = verdict(&c, mode)?;
         if healthy && let HealthMode::Exec(cmd) = mode {
-            healthy = port
-                .exec(id, cmd)
-                .await
-                .map(|f| f.exit_code == 0)
-                .unwrap_or(false);
+            healthy = port.exec(id, cmd).await.map(|f| f.exit_code == 0).unwrap_or(false);
         }
         if healthy {
             break c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
@@ -166,51 +145,31 @@ async fn wait(
         if is_disruption(&action) {
             let c = port.inspect_container(id).await?;
             verdict(&c, mode)?;
-            return Err(Unhealthy(format!(
-                "it was not stable: `{action}` during the stability window"
-            )));
+            return Err(Unhealthy(format!("it was not stable: `{action}` during the stability window")));
         }
     }
     let c = port.inspect_container(id).await?;
     if !verdict(&c, mode)? {
-        return Err(Unhealthy(
-            "it stopped being healthy during the stability window".into(),
-        ));
+        return Err(Unhealthy("it stopped being healthy during the stability window".into()));
     }
     let now_restarts = c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
     if now_restarts != restarts {
-        return Err(Unhealthy(format!(
-            "it restarted {} time(s) during the stability window",
-            now_restarts - restarts
-        )));
+        return Err(Unhealthy(format!("it restarted {} time(s) during the stability window", now_restarts - restarts)));
     }
     if let HealthMode::Exec(cmd) = mode
         && port.exec(id, cmd).await.map(|f| f.exit_code) != Ok(0)
     {
-        return Err(Unhealthy(format!(
-            "the probe `{}` failed after the stability window",
-            cmd.join(" ")
-        )));
+        return Err(Unhealthy(format!("the probe `{}` failed after the stability window", cmd.join(" "))));
     }
     if let Some(uid) = target_uid {
         let procs = port.top(id).await?;
         let wrong: Vec<String> = procs
             .iter()
             .filter(|p| p.uid != Some(uid))
-            .map(|p| {
-                format!(
-                    "pid {} ({}) as uid {}",
-                    p.pid,
-                    p.command,
-                    p.uid.map_or("?".into(), |u| u.to_string())
-                )
-            })
+            .map(|p| format!("pid {} ({}) as uid {}", p.pid, p.command, p.uid.map_or("?".into(), |u| u.to_string())))
             .collect();
         if !wrong.is_empty() {
-            return Err(Unhealthy(format!(
-                "processes not at uid {uid}: {}",
-                wrong.join("; ")
-            )));
+            return Err(Unhealthy(format!("processes not at uid {uid}: {}", wrong.join("; "))));
         }
     }
     Ok(())
@@ -237,51 +196,28 @@ mod tests {
             vec![Process { pid: 1, uid: Some(999), command: "srv".into() }],
         );
         if let Some(h) = health {
-            fake.with(|s| {
-                s.container_mut("c1").unwrap().0["State"]["Health"] = json!({"Status": h})
-            });
+            fake.with(|s| s.container_mut("c1").unwrap().0["State"]["Health"] = json!({"Status": h}));
         }
         "c1".into()
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
     }
 
     #[test]
     fn running_and_stable_at_the_target_uid_passes() {
         let fake = FakeDocker::default();
         let id = created(&fake, None);
-        rt().block_on(start_and_wait(
-            &fake,
-            &id,
-            &HealthMode::Running,
-            &timings(),
-            Some(999),
-        ))
-        .unwrap();
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), Some(999))).unwrap();
     }
 
     #[test]
     fn a_process_at_another_uid_fails() {
         let fake = FakeDocker::default();
         let id = created(&fake, None);
-        let e = rt()
-            .block_on(start_and_wait(
-                &fake,
-                &id,
-                &HealthMode::Running,
-                &timings(),
-                Some(1000),
-            ))
-            .unwrap_err();
-        assert!(
-            e.0.contains("processes not at uid 1000: pid 1 (srv) as uid 999"),
-            "{e}"
-        );
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), Some(1000))).unwrap_err();
+        assert!(e.0.contains("processes not at uid 1000: pid 1 (srv) as uid 999"), "{e}");
     }
 
     #[test]
@@ -289,47 +225,25 @@ mod tests {
         let fake = FakeDocker::default();
         let id = created(&fake, Some("starting"));
         fake.with(|s| {
-            s.events.insert(
-                "svc".into(),
-                vec!["start".into(), "health_status: healthy".into()],
-            );
+            s.events.insert("svc".into(), vec!["start".into(), "health_status: healthy".into()]);
         });
         // The event arrives; the fake flips the status as the daemon would.
-        fake.script(
-            "inspect",
-            crate::docker::fake::Script::Before(Box::new(|_| {})),
-        );
+        fake.script("inspect", crate::docker::fake::Script::Before(Box::new(|_| {})));
         fake.script(
             "inspect",
             crate::docker::fake::Script::Before(Box::new(|s| {
                 s.container_mut("c1").unwrap().0["State"]["Health"]["Status"] = json!("healthy");
             })),
         );
-        rt().block_on(start_and_wait(
-            &fake,
-            &id,
-            &HealthMode::Docker,
-            &timings(),
-            None,
-        ))
-        .unwrap();
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap();
     }
 
     #[test]
     fn unhealthy_and_exited_and_oom_fail_with_the_reason() {
         for (state, reason) in [
-            (
-                json!({"Running": true, "Status": "running", "Health": {"Status": "unhealthy"}}),
-                "unhealthy",
-            ),
-            (
-                json!({"Running": false, "Status": "exited", "ExitCode": 3}),
-                "exited with code 3",
-            ),
-            (
-                json!({"Running": false, "Status": "exited", "OOMKilled": true}),
-                "out of memory",
-            ),
+            (json!({"Running": true, "Status": "running", "Health": {"Status": "unhealthy"}}), "unhealthy"),
+            (json!({"Running": false, "Status": "exited", "ExitCode": 3}), "exited with code 3"),
+            (json!({"Running": false, "Status": "exited", "OOMKilled": true}), "out of memory"),
         ] {
             let fake = FakeDocker::default();
             let id = created(&fake, None);
@@ -339,15 +253,7 @@ mod tests {
                     s.container_mut("c1").unwrap().0["State"] = state;
                 })),
             );
-            let e = rt()
-                .block_on(start_and_wait(
-                    &fake,
-                    &id,
-                    &HealthMode::Docker,
-                    &timings(),
-                    None,
-                ))
-                .unwrap_err();
+            let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap_err();
             assert!(e.0.contains(reason), "{e}");
         }
     }
@@ -359,15 +265,8 @@ mod tests {
         fake.with(|s| s.exec_exit = 1);
         let mut t = timings();
         t.health_timeout = Duration::from_secs(1);
-        let e = rt()
-            .block_on(start_and_wait(
-                &fake,
-                &id,
-                &HealthMode::Exec(vec!["probe".into()]),
-                &t,
-                None,
-            ))
-            .unwrap_err();
+        let e =
+            rt().block_on(start_and_wait(&fake, &id, &HealthMode::Exec(vec!["probe".into()]), &t, None)).unwrap_err();
         assert!(e.0.contains("not healthy within 1s"), "{e}");
     }
 
@@ -376,18 +275,9 @@ mod tests {
         let fake = FakeDocker::default();
         let id = created(&fake, None);
         fake.with(|s| {
-            s.events
-                .insert("svc".into(), vec!["start".into(), "die".into()]);
+            s.events.insert("svc".into(), vec!["start".into(), "die".into()]);
         });
-        let e = rt()
-            .block_on(start_and_wait(
-                &fake,
-                &id,
-                &HealthMode::Running,
-                &timings(),
-                None,
-            ))
-            .unwrap_err();
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), None)).unwrap_err();
         assert!(e.0.contains("not stable: `die`"), "{e}");
     }
 }

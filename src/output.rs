@@ -56,11 +56,7 @@ impl Output {
     pub fn check(&self, plan: &Plan) {
         let days = plan.day_numbers();
         let waves: usize = days.iter().map(|d| plan.graph.waves(*d).len()).sum();
-        let exceptions = plan
-            .services
-            .iter()
-            .filter(|s| s.keep_root.is_some())
-            .count();
+        let exceptions = plan.services.iter().filter(|s| s.keep_root.is_some()).count();
         if self.json {
             #[derive(Serialize)]
             struct Check<'a> {
@@ -127,14 +123,8 @@ impl Output {
             out.push_str(&format!("{mark} {}\n", s.name));
             out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
             for c in &s.chown {
-                let n = c
-                    .entries
-                    .map(|n| format!(", {n} entries to change"))
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "    chown:  {} ({} {}{n})\n",
-                    c.target, c.kind, c.source
-                ));
+                let n = c.entries.map(|n| format!(", {n} entries to change")).unwrap_or_default();
+                out.push_str(&format!("    chown:  {} ({} {}{n})\n", c.target, c.kind, c.source));
             }
             if !s.health.is_empty() {
                 out.push_str(&format!("    health: {}\n", s.health));
@@ -150,11 +140,7 @@ impl Output {
             }
             out.push('\n');
         }
-        let blocked = day
-            .services
-            .iter()
-            .filter(|s| !s.blockers.is_empty())
-            .count();
+        let blocked = day.services.iter().filter(|s| !s.blockers.is_empty()).count();
         let warnings: usize = day.services.iter().map(|s| s.warnings.len()).sum();
         out.push_str(&format!(
             "Plan: {} service(s) to migrate, {blocked} blocked, {warnings} warning(s).\n",
@@ -175,10 +161,7 @@ impl Output {
         }
         let mut out = String::new();
         for r in runs {
-            out.push_str(&format!(
-                "{}  plan {}  day {}  {}\n",
-                r.run, r.plan, r.day, r.state
-            ));
+            out.push_str(&format!("{}  plan {}  day {}  {}\n", r.run, r.plan, r.day, r.state));
             let rows: Vec<Vec<String>> = r
                 .services
                 .iter()
@@ -186,11 +169,7 @@ impl Output {
                     vec![
                         format!("  {}", s.name),
                         s.state.clone(),
-                        if s.step.is_empty() {
-                            "-".into()
-                        } else {
-                            s.step.clone()
-                        },
+                        if s.step.is_empty() { "-".into() } else { s.step.clone() },
                     ]
                 })
                 .collect();
@@ -214,20 +193,11 @@ impl Output {
         }
         let rows: Vec<Vec<String>> = verdicts
             .iter()
-            .map(|v| {
-                vec![
-                    v.name.clone(),
-                    if v.ok { "ok".into() } else { "FAIL".into() },
-                    v.problems.join("; "),
-                ]
-            })
+            .map(|v| vec![v.name.clone(), if v.ok { "ok".into() } else { "FAIL".into() }, v.problems.join("; ")])
             .collect();
         let mut out = table(&["SERVICE", "VERDICT", "PROBLEMS"], &rows);
         let bad = verdicts.iter().filter(|v| !v.ok).count();
-        out.push_str(&format!(
-            "\n{} service(s) checked, {bad} with problems\n",
-            verdicts.len()
-        ));
+        out.push_str(&format!("\n{} service(s) checked, {bad} with problems\n", verdicts.len()));
         print(&out);
     }
 
@@ -251,11 +221,7 @@ impl Output {
                 let uids = if e.process_uids.is_empty() {
                     "-".to_string()
                 } else {
-                    e.process_uids
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    e.process_uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
                 };
                 let mut flags = e.flags.join(" ");
                 if let Some(n) = &e.note {
@@ -264,14 +230,7 @@ impl Output {
                 if let Some(x) = &e.exception {
                     flags = format!("{flags} [exception: {x}]").trim().to_string();
                 }
-                vec![
-                    e.name.clone(),
-                    e.class.as_str().to_string(),
-                    user,
-                    uids,
-                    e.image.clone(),
-                    flags,
-                ]
+                vec![e.name.clone(), e.class.as_str().to_string(), user, uids, e.image.clone(), flags]
             })
             .collect();
         let mut out = table(&["NAME", "CLASS", "USER", "UIDS", "IMAGE", "FLAGS"], &rows);
@@ -302,24 +261,15 @@ impl Bars {
     /// Spinners when stderr is a terminal and progress is wanted.
     pub fn for_terminal(no_progress: bool) -> Option<std::sync::Arc<Bars>> {
         use std::io::IsTerminal;
-        (!no_progress && std::io::stderr().is_terminal())
-            .then(|| std::sync::Arc::new(Bars::default()))
+        (!no_progress && std::io::stderr().is_terminal()).then(|| std::sync::Arc::new(Bars::default()))
     }
 
     fn start(&self, service: &str, step: &str) {
         let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .expect("a valid template"),
-        );
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"));
         bar.set_message(format!("{service}: {step}"));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        if let Some(old) = self
-            .active
-            .lock()
-            .expect("bars lock")
-            .insert(service.to_string(), bar)
-        {
+        if let Some(old) = self.active.lock().expect("bars lock").insert(service.to_string(), bar) {
             old.finish_and_clear();
         }
     }
@@ -351,13 +301,7 @@ impl Reporter {
 
     /// Reports one event. `fields` are extra keys; none of them may hold an environment
     /// value (callers pass step names, ids, counts and messages built from keys only).
-    pub fn event(
-        &self,
-        event: &str,
-        service: Option<&str>,
-        step: Option<&str>,
-        fields: serde_json::Value,
-    ) {
+    pub fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
         if let (Some(bars), Some(service)) = (&self.bars, service) {
             match (event, step) {
                 ("step-start", Some(step)) => bars.start(service, step),
@@ -404,12 +348,7 @@ impl Reporter {
     /// The last event of a run.
     pub fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
         if self.json {
-            self.event(
-                "done",
-                None,
-                None,
-                serde_json::json!({"outcome": outcome, "exit_code": exit_code}),
-            );
+            self.event("done", None, None, serde_json::json!({"outcome": outcome, "exit_code": exit_code}));
         } else {
             self.line(&format!("\n{summary}\n"));
         }
@@ -429,13 +368,7 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let t = table(
-            &["A", "BB"],
-            &[
-                vec!["long".into(), "x".into()],
-                vec!["s".into(), "y".into()],
-            ],
-        );
+        let t = table(&["A", "BB"], &[vec!["long".into(), "x".into()], vec!["s".into(), "y".into()]]);
         assert_eq!(t, "A     BB\nlong  x\ns     y\n");
     }
 }

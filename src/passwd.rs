@@ -37,13 +37,7 @@ pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
             if f.len() < 4 || f[0].is_empty() || line.starts_with('#') {
                 return None;
             }
-            Some((
-                f[0].to_string(),
-                PasswdEntry {
-                    uid: f[2].parse().ok()?,
-                    gid: f[3].parse().ok()?,
-                },
-            ))
+            Some((f[0].to_string(), PasswdEntry { uid: f[2].parse().ok()?, gid: f[3].parse().ok()? }))
         })
         .collect()
 }
@@ -81,20 +75,9 @@ mod tests {
 
     #[test]
     fn reads_passwd_out_of_a_tar() {
-        let t = tar_of(
-            "passwd",
-            b"root:x:0:0:root:/root:/bin/sh\nredis:x:999:1000::/data:/sbin/nologin\nbad\n",
-            0,
-            0,
-        );
+        let t = tar_of("passwd", b"root:x:0:0:root:/root:/bin/sh\nredis:x:999:1000::/data:/sbin/nologin\nbad\n", 0, 0);
         let users = parse_passwd(&first_file(&t).unwrap());
-        assert_eq!(
-            users["redis"],
-            PasswdEntry {
-                uid: 999,
-                gid: 1000
-            }
-        );
+        assert_eq!(users["redis"], PasswdEntry { uid: 999, gid: 1000 });
         assert_eq!(users["root"].uid, 0);
         assert_eq!(users.len(), 2);
     }

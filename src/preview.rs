@@ -81,11 +81,7 @@ pub struct DayPlan {
 
 impl DayPlan {
     pub fn blockers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.services.iter().flat_map(|s| {
-            s.blockers
-                .iter()
-                .map(move |b| (s.name.as_str(), b.as_str()))
-        })
+        self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())))
     }
 }
 
@@ -101,10 +97,7 @@ struct Names {
 
 impl Names {
     fn uid_entry(&self, uid: u32) -> Option<(&str, &passwd::PasswdEntry)> {
-        self.users
-            .iter()
-            .find(|(_, e)| e.uid == uid)
-            .map(|(n, e)| (n.as_str(), e))
+        self.users.iter().find(|(_, e)| e.uid == uid).map(|(n, e)| (n.as_str(), e))
     }
 }
 
@@ -114,23 +107,13 @@ async fn read_file(port: &impl DockerPort, id: &str, path: &str) -> Option<Strin
 }
 
 async fn names(port: &impl DockerPort, id: &str) -> Names {
-    let users = read_file(port, id, "/etc/passwd")
-        .await
-        .map(|t| passwd::parse_passwd(&t))
-        .unwrap_or_default();
-    let groups = read_file(port, id, "/etc/group")
-        .await
-        .map(|t| passwd::parse_group(&t))
-        .unwrap_or_default();
+    let users = read_file(port, id, "/etc/passwd").await.map(|t| passwd::parse_passwd(&t)).unwrap_or_default();
+    let groups = read_file(port, id, "/etc/group").await.map(|t| passwd::parse_group(&t)).unwrap_or_default();
     Names { users, groups }
 }
 
 /// Reads names from a created, never-started container of `image`, removed afterwards.
-async fn probe_names(
-    port: &impl DockerPort,
-    image: &str,
-    name: &str,
-) -> Result<Names, DockerError> {
+async fn probe_names(port: &impl DockerPort, image: &str, name: &str) -> Result<Names, DockerError> {
     let body = serde_json::json!({
         "Image": image, "Entrypoint": ["/unroot-never-started"], "Cmd": [],
         "Labels": {"io.unroot.probe": "1"},
@@ -158,16 +141,13 @@ fn resolve_user(spec: &UserSpec, names: &Names) -> Result<(u32, u32, String), St
     };
     let gid = match &spec.group {
         Some(IdOrName::Id(g)) => *g,
-        Some(IdOrName::Name(g)) => *names
-            .groups
-            .get(g)
-            .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?,
+        Some(IdOrName::Name(g)) => {
+            *names.groups.get(g).ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?
+        }
         None => entry_gid.unwrap_or(uid),
     };
     if uid == 0 {
-        return Err(format!(
-            "user `{spec}` is uid 0 in the image; use keep_root to keep it on root"
-        ));
+        return Err(format!("user `{spec}` is uid 0 in the image; use keep_root to keep it on root"));
     }
     let shown = match uname {
         Some(n) => format!("{n} ({uid}:{gid})"),
@@ -218,11 +198,7 @@ fn health_mode(s: &Service, c: &Inspect) -> HealthMode {
             .and_then(|t| t.first())
             .and_then(Value::as_str)
             .is_some_and(|t| t != "NONE");
-    if has_check {
-        HealthMode::Docker
-    } else {
-        HealthMode::Running
-    }
+    if has_check { HealthMode::Docker } else { HealthMode::Running }
 }
 
 fn health_text(h: &HealthMode) -> String {
@@ -234,19 +210,10 @@ fn health_text(h: &HealthMode) -> String {
 }
 
 /// The mounts to re-own for a service, with blockers and warnings about them.
-fn select_mounts(
-    s: &Service,
-    c: &Inspect,
-    blockers: &mut Vec<String>,
-    warnings: &mut Vec<String>,
-) -> Vec<Mount> {
+fn select_mounts(s: &Service, c: &Inspect, blockers: &mut Vec<String>, warnings: &mut Vec<String>) -> Vec<Mount> {
     let all = c.mounts();
     let candidates: Vec<Mount> = match &s.chown {
-        None => all
-            .iter()
-            .filter(|m| m.writable && (m.kind == "volume" || m.kind == "bind"))
-            .cloned()
-            .collect(),
+        None => all.iter().filter(|m| m.writable && (m.kind == "volume" || m.kind == "bind")).cloned().collect(),
         Some(paths) => {
             let mut out = Vec::new();
             for p in paths {
@@ -257,18 +224,11 @@ fn select_mounts(
                         if all.is_empty() {
                             "none".to_string()
                         } else {
-                            all.iter()
-                                .map(|m| m.destination.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            all.iter().map(|m| m.destination.as_str()).collect::<Vec<_>>().join(", ")
                         }
                     )),
-                    Some(m) if !m.writable => {
-                        warnings.push(format!("{p} is mounted read-only; it is not re-owned"))
-                    }
-                    Some(m) if m.kind == "tmpfs" => {
-                        warnings.push(format!("{p} is a tmpfs; it is not re-owned"))
-                    }
+                    Some(m) if !m.writable => warnings.push(format!("{p} is mounted read-only; it is not re-owned")),
+                    Some(m) if m.kind == "tmpfs" => warnings.push(format!("{p} is a tmpfs; it is not re-owned")),
                     Some(m) => out.push(m.clone()),
                 }
             }
@@ -280,10 +240,7 @@ fn select_mounts(
         if m.kind == "bind"
             && let Some(why) = reown::protected_bind(&m.source)
         {
-            blockers.push(format!(
-                "bind mount {} → {}: {why}; unroot never re-owns it",
-                m.source, m.destination
-            ));
+            blockers.push(format!("bind mount {} → {}: {why}; unroot never re-owns it", m.source, m.destination));
             continue;
         }
         if m.destination.ends_with("docker.sock") || m.source.ends_with("docker.sock") {
@@ -297,13 +254,7 @@ fn select_mounts(
 /// Counts entries of a local directory whose owner differs from `uid:gid`, without
 /// following links or leaving its filesystem; `None` when the path is not local or the
 /// count would pass `limit`.
-pub fn count_local(
-    path: &std::path::Path,
-    uid: u32,
-    gid: u32,
-    hardlinks: bool,
-    limit: u64,
-) -> Option<u64> {
+pub fn count_local(path: &std::path::Path, uid: u32, gid: u32, hardlinks: bool, limit: u64) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let root = std::fs::symlink_metadata(path).ok()?;
     if !root.is_dir() {
@@ -369,12 +320,7 @@ pub async fn compute_with(
         .graph
         .waves(day)
         .iter()
-        .map(|w| {
-            w.iter()
-                .filter(|s| only.is_empty() || only.contains(s))
-                .cloned()
-                .collect::<Vec<_>>()
-        })
+        .map(|w| w.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect::<Vec<_>>())
         .filter(|w| !w.is_empty())
         .collect();
     let day_names: Vec<&str> = waves.iter().flatten().map(String::as_str).collect();
@@ -396,25 +342,9 @@ pub async fn compute_with(
     let mut services = Vec::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        services.push(
-            service_plan(
-                port,
-                plan,
-                s,
-                source,
-                local,
-                &volume_users,
-                saved.get(*name),
-            )
-            .await,
-        );
+        services.push(service_plan(port, plan, s, source, local, &volume_users, saved.get(*name)).await);
     }
-    Ok(DayPlan {
-        plan: plan.rollout.name.clone(),
-        day,
-        waves,
-        services,
-    })
+    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services })
 }
 
 async fn service_plan(
@@ -428,10 +358,7 @@ async fn service_plan(
 ) -> ServicePlan {
     let mut sp = ServicePlan {
         name: s.name.clone(),
-        user: UserChange {
-            from: "?".into(),
-            to: "?".into(),
-        },
+        user: UserChange { from: "?".into(), to: "?".into() },
         changes: Vec::new(),
         chown: Vec::new(),
         health: String::new(),
@@ -446,8 +373,7 @@ async fn service_plan(
     let c = match live {
         Ok(c) => c,
         Err(DockerError::NotFound(_)) => {
-            sp.blockers
-                .push(format!("no container is called {}", s.name));
+            sp.blockers.push(format!("no container is called {}", s.name));
             return sp;
         }
         Err(e) => {
@@ -456,24 +382,17 @@ async fn service_plan(
         }
     };
     if !c.running() {
-        sp.blockers
-            .push(format!("{} is not running ({})", s.name, c.status()));
+        sp.blockers.push(format!("{} is not running ({})", s.name, c.status()));
     }
-    if c.0
-        .pointer("/HostConfig/AutoRemove")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        sp.blockers
-            .push("the container was started with --rm: stopping it would delete it".into());
+    if c.0.pointer("/HostConfig/AutoRemove").and_then(Value::as_bool) == Some(true) {
+        sp.blockers.push("the container was started with --rm: stopping it would delete it".into());
     }
     let names = match source {
         NameSource::Running => names(port, c.id()).await,
         NameSource::ImageProbe => match probe_names(port, c.image_id(), &s.name).await {
             Ok(n) => n,
             Err(e) => {
-                sp.blockers
-                    .push(format!("cannot read the image's /etc/passwd: {e}"));
+                sp.blockers.push(format!("cannot read the image's /etc/passwd: {e}"));
                 Names::default()
             }
         },
@@ -489,13 +408,8 @@ async fn service_plan(
         Some(spec) => match resolve_user(spec, &names) {
             Ok((uid, gid, shown)) => {
                 sp.user.to = shown;
-                if matches!(spec.user, IdOrName::Id(_))
-                    && names.uid_entry(uid).is_none()
-                    && spec.group.is_none()
-                {
-                    sp.warnings.push(format!(
-                        "uid {uid} has no /etc/passwd entry in the image; its group is {gid}"
-                    ));
+                if matches!(spec.user, IdOrName::Id(_)) && names.uid_entry(uid).is_none() && spec.group.is_none() {
+                    sp.warnings.push(format!("uid {uid} has no /etc/passwd entry in the image; its group is {gid}"));
                 }
                 Some((uid, gid))
             }
@@ -507,18 +421,12 @@ async fn service_plan(
     };
     let mut group_add = Vec::new();
     for g in &s.group_add {
-        match g
-            .parse::<u32>()
-            .ok()
-            .or_else(|| names.groups.get(g).copied())
-        {
+        match g.parse::<u32>().ok().or_else(|| names.groups.get(g).copied()) {
             Some(gid) => {
                 group_add.push(gid.to_string());
                 sp.changes.push(format!("group_add: + {g} ({gid})"));
             }
-            None => sp
-                .blockers
-                .push(format!("group `{g}` is not in the image's /etc/group")),
+            None => sp.blockers.push(format!("group `{g}` is not in the image's /etc/group")),
         }
     }
 
@@ -537,16 +445,11 @@ async fn service_plan(
     let env_now: Vec<String> =
         c.0.pointer("/Config/Env")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
     for key in s.env_keys() {
         let replaced = env_now.iter().any(|e| e.split('=').next() == Some(key));
-        sp.changes
-            .push(format!("env: {} {key}", if replaced { "~" } else { "+" }));
+        sp.changes.push(format!("env: {} {key}", if replaced { "~" } else { "+" }));
     }
     let caps_now = c.cap_drop();
     for cap in s.cap_drop.iter().filter(|x| !caps_now.contains(x)) {
@@ -560,48 +463,29 @@ async fn service_plan(
         sp.changes.push(format!("read_only: {} → {ro}", !ro));
     }
     if let Some(nnp) = s.no_new_privileges.filter(|n| *n != c.no_new_privileges()) {
-        sp.changes
-            .push(format!("no_new_privileges: {} → {nnp}", !nnp));
+        sp.changes.push(format!("no_new_privileges: {} → {nnp}", !nnp));
     }
     if c.0.pointer("/Config/Hostname").and_then(Value::as_str) == Some(short(c.id())) {
-        sp.changes
-            .push("hostname: the new container's own id (it was the old one's)".into());
+        sp.changes.push("hostname: the new container's own id (it was the old one's)".into());
     }
-    sp.changes
-        .push(format!("labels: + {LABEL_RUN}, {LABEL_ORIGINAL_USER}"));
+    sp.changes.push(format!("labels: + {LABEL_RUN}, {LABEL_ORIGINAL_USER}"));
     if let Some(project) = c.label("com.docker.compose.project") {
-        sp.changes.push(format!(
-            "compose project {project}: docker-compose.unroot.yml written at commit"
-        ));
+        sp.changes.push(format!("compose project {project}: docker-compose.unroot.yml written at commit"));
     }
 
     // Mounts.
     let mut mounts = Vec::new();
     if let Some((uid, gid)) = target {
         for m in select_mounts(s, &c, &mut sp.blockers, &mut sp.warnings) {
-            if let Ok(tar) = port
-                .read_archive(c.id(), &m.destination, HEADER_LIMIT)
-                .await
+            if let Ok(tar) = port.read_archive(c.id(), &m.destination, HEADER_LIMIT).await
                 && let Some((ou, og)) = passwd::first_header_owner(&tar)
                 && ou != 0
                 && ou != uid
             {
-                sp.warnings.push(format!(
-                    "{} is owned by uid {ou}:{og}, neither root nor the target",
-                    m.destination
-                ));
+                sp.warnings.push(format!("{} is owned by uid {ou}:{og}, neither root nor the target", m.destination));
             }
-            let entries = local
-                .then(|| {
-                    count_local(
-                        std::path::Path::new(&m.source),
-                        uid,
-                        gid,
-                        s.hardlinks,
-                        1_000_000,
-                    )
-                })
-                .flatten();
+            let entries =
+                local.then(|| count_local(std::path::Path::new(&m.source), uid, gid, s.hardlinks, 1_000_000)).flatten();
             sp.chown.push(ChownPlan {
                 target: m.destination.clone(),
                 source: m.name.clone().unwrap_or_else(|| m.source.clone()),
@@ -619,15 +503,10 @@ async fn service_plan(
     // Warnings of SPEC §3 step 3.
     let health = health_mode(s, &c);
     if health == HealthMode::Running && s.health.is_none() {
-        sp.warnings
-            .push("no health check and no exec probe: healthy means running for stable_for".into());
+        sp.warnings.push("no health check and no exec probe: healthy means running for stable_for".into());
     }
-    if c.mounts()
-        .iter()
-        .any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock"))
-    {
-        sp.warnings
-            .push("docker.sock is mounted: whoever runs in it controls the host".into());
+    if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
+        sp.warnings.push("docker.sock is mounted: whoever runs in it controls the host".into());
     }
     let cmdline: Vec<String> = ["/Config/Entrypoint", "/Config/Cmd"]
         .iter()
@@ -635,46 +514,25 @@ async fn service_plan(
         .flatten()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    let switcher = [
-        "gosu",
-        "su-exec",
-        "setpriv",
-        "chpst",
-        "setuidgid",
-        "docker-entrypoint",
-    ]
-    .iter()
-    .find(|t| cmdline.iter().any(|a| a.contains(*t)));
+    let switcher = ["gosu", "su-exec", "setpriv", "chpst", "setuidgid", "docker-entrypoint"]
+        .iter()
+        .find(|t| cmdline.iter().any(|a| a.contains(*t)));
     if let Some(t) = switcher.filter(|_| s.user.is_some()) {
         sp.warnings.push(format!(
             "the entrypoint ({t}) may switch user itself; once `user` is set it skips its own chown, so unroot's re-owning must cover its data"
         ));
     }
-    let looks_redis =
-        c.image().contains("redis") || cmdline.iter().any(|a| a.contains("redis-server"));
+    let looks_redis = c.image().contains("redis") || cmdline.iter().any(|a| a.contains("redis-server"));
     if looks_redis && !s.cap_drop.is_empty() && s.user.is_none() {
-        sp.warnings.push(
-            "Redis with cap_drop and no user: its entrypoint needs SETUID/SETGID to drop to redis"
-                .into(),
-        );
+        sp.warnings.push("Redis with cap_drop and no user: its entrypoint needs SETUID/SETGID to drop to redis".into());
     }
-    if c.0
-        .pointer("/HostConfig/NetworkMode")
-        .and_then(Value::as_str)
-        == Some("host")
-        && target.is_some()
-    {
+    if c.0.pointer("/HostConfig/NetworkMode").and_then(Value::as_str) == Some("host") && target.is_some() {
         let low: Vec<String> =
             c.0.pointer("/Config/ExposedPorts")
                 .and_then(Value::as_object)
                 .map(|p| {
                     p.keys()
-                        .filter(|k| {
-                            k.split('/')
-                                .next()
-                                .and_then(|n| n.parse::<u32>().ok())
-                                .is_some_and(|n| n < 1024)
-                        })
+                        .filter(|k| k.split('/').next().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n < 1024))
                         .cloned()
                         .collect()
                 })
@@ -696,21 +554,13 @@ async fn service_plan(
         }
     }
     // The helper image must have the tools the scripts use.
-    let helper_image = plan
-        .rollout
-        .helper_image
-        .clone()
-        .unwrap_or_else(|| c.image_id().to_string());
+    let helper_image = plan.rollout.helper_image.clone().unwrap_or_else(|| c.image_id().to_string());
     if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
         let mut missing = Vec::new();
         for tool in ["sh", "find", "stat", "chown", "xargs"] {
             let mut found = false;
             for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
-                if port
-                    .read_archive(c.id(), &format!("{dir}/{tool}"), HEADER_LIMIT)
-                    .await
-                    .is_ok()
-                {
+                if port.read_archive(c.id(), &format!("{dir}/{tool}"), HEADER_LIMIT).await.is_ok() {
                     found = true;
                     break;
                 }
@@ -728,16 +578,12 @@ async fn service_plan(
     } else if let Some(img) = &plan.rollout.helper_image
         && port.inspect_image(img).await.is_err()
     {
-        sp.blockers
-            .push(format!("helper_image {img} is not on the daemon"));
+        sp.blockers.push(format!("helper_image {img} is not on the daemon"));
     }
     sp.health = health_text(&health);
 
     let mut labels = BTreeMap::new();
-    labels.insert(
-        LABEL_ORIGINAL_USER.to_string(),
-        c.configured_user().to_string(),
-    );
+    labels.insert(LABEL_ORIGINAL_USER.to_string(), c.configured_user().to_string());
     sp.resolved = Some(Resolved {
         changes: Changes {
             image,

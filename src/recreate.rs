@@ -49,11 +49,7 @@ fn obj(v: &Value) -> Map<String, Value> {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -67,11 +63,7 @@ fn union(list: &mut Vec<String>, extra: &[String]) {
 }
 
 /// `Config` with the planned changes, from the original's `Config`.
-fn changed_config(
-    original: &Inspect,
-    ch: &Changes,
-    new_short_id: Option<&str>,
-) -> Map<String, Value> {
+fn changed_config(original: &Inspect, ch: &Changes, new_short_id: Option<&str>) -> Map<String, Value> {
     let mut config = obj(&original.0["Config"]);
     let old_short = short_id(original.id());
     if config.get("Hostname").and_then(Value::as_str) == Some(old_short) {
@@ -88,10 +80,7 @@ fn changed_config(
         let mut env = strings(config.get("Env"));
         for (k, v) in &ch.env {
             let entry = format!("{k}={v}");
-            match env
-                .iter_mut()
-                .find(|e| e.split('=').next() == Some(k.as_str()))
-            {
+            match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
                 Some(existing) => *existing = entry,
                 None => env.push(entry),
             }
@@ -133,11 +122,7 @@ fn anonymous_volume_binds(original: &Inspect) -> Vec<String> {
         .filter(|m| m.kind == "volume" && !declared.contains(&m.destination))
         .filter_map(|m| {
             let name = m.name?;
-            Some(if m.writable {
-                format!("{name}:{}", m.destination)
-            } else {
-                format!("{name}:{}:ro", m.destination)
-            })
+            Some(if m.writable { format!("{name}:{}", m.destination) } else { format!("{name}:{}:ro", m.destination) })
         })
         .collect()
 }
@@ -156,11 +141,7 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
         .into_iter()
         .map(|l| match l.split_once(':') {
             Some((target, alias)) => {
-                format!(
-                    "{}:{}",
-                    target.trim_start_matches('/'),
-                    alias.rsplit('/').next().unwrap_or(alias)
-                )
+                format!("{}:{}", target.trim_start_matches('/'), alias.rsplit('/').next().unwrap_or(alias))
             }
             None => l,
         })
@@ -187,21 +168,12 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
         host.insert("ReadonlyRootfs".into(), json!(ro));
     }
     if let Some(nnp) = ch.no_new_privileges {
-        let mut opts: Vec<String> = strings(host.get("SecurityOpt"))
-            .into_iter()
-            .filter(|o| !o.starts_with("no-new-privileges"))
-            .collect();
+        let mut opts: Vec<String> =
+            strings(host.get("SecurityOpt")).into_iter().filter(|o| !o.starts_with("no-new-privileges")).collect();
         if nnp {
             opts.push("no-new-privileges:true".into());
         }
-        host.insert(
-            "SecurityOpt".into(),
-            if opts.is_empty() {
-                Value::Null
-            } else {
-                json!(opts)
-            },
-        );
+        host.insert("SecurityOpt".into(), if opts.is_empty() { Value::Null } else { json!(opts) });
     }
     host
 }
@@ -209,10 +181,7 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
 /// An endpoint's settings to recreate: aliases (without the old container's short id, which
 /// Docker adds by itself), static IPs, links and driver options.
 fn endpoint_config(endpoint: &Value, old_short: &str) -> Value {
-    let aliases: Vec<String> = strings(endpoint.get("Aliases"))
-        .into_iter()
-        .filter(|a| a != old_short)
-        .collect();
+    let aliases: Vec<String> = strings(endpoint.get("Aliases")).into_iter().filter(|a| a != old_short).collect();
     let mut e = Map::new();
     if !aliases.is_empty() {
         e.insert("Aliases".into(), json!(aliases));
@@ -242,29 +211,17 @@ pub struct CreateRequest {
 
 /// Builds the request that recreates `original` with `changes`. `all_networks_at_create`:
 /// the daemon speaks API 1.44 or newer.
-pub fn create_request(
-    original: &Inspect,
-    ch: &Changes,
-    all_networks_at_create: bool,
-) -> CreateRequest {
+pub fn create_request(original: &Inspect, ch: &Changes, all_networks_at_create: bool) -> CreateRequest {
     let mut body = changed_config(original, ch, None);
     let host = changed_host_config(original, ch);
-    let mode = host
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_string();
+    let mode = host.get("NetworkMode").and_then(Value::as_str).unwrap_or("default").to_string();
     body.insert("HostConfig".into(), Value::Object(host));
     let old_short = short_id(original.id());
     let mut at_create = Map::new();
     let mut connect_after = Vec::new();
     let own_namespace = !(mode == "host" || mode == "none" || mode.starts_with("container:"));
     if own_namespace {
-        let primary = if mode == "default" {
-            "bridge".to_string()
-        } else {
-            mode
-        };
+        let primary = if mode == "default" { "bridge".to_string() } else { mode };
         for (name, endpoint) in networks(original) {
             let cfg = endpoint_config(&endpoint, old_short);
             if all_networks_at_create || name == primary {
@@ -275,15 +232,9 @@ pub fn create_request(
         }
     }
     if !at_create.is_empty() {
-        body.insert(
-            "NetworkingConfig".into(),
-            json!({ "EndpointsConfig": at_create }),
-        );
+        body.insert("NetworkingConfig".into(), json!({ "EndpointsConfig": at_create }));
     }
-    CreateRequest {
-        body: Value::Object(body),
-        connect_after,
-    }
+    CreateRequest { body: Value::Object(body), connect_after }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,14 +257,7 @@ fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect) -> Va
     for key in ["Binds", "CapAdd", "CapDrop", "GroupAdd", "SecurityOpt"] {
         let mut list = strings(host.get(key));
         list.sort();
-        host.insert(
-            key.into(),
-            if list.is_empty() {
-                Value::Null
-            } else {
-                json!(list)
-            },
-        );
+        host.insert(key.into(), if list.is_empty() { Value::Null } else { json!(list) });
     }
     let mut mounts: Vec<Value> = c
         .mounts()
@@ -322,10 +266,8 @@ fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect) -> Va
         .collect();
     mounts.sort_by_key(|m| m["Destination"].as_str().unwrap_or("").to_string());
     let short = short_id(c.id()).to_string();
-    let nets: Map<String, Value> = networks(c)
-        .into_iter()
-        .map(|(name, e)| (name, endpoint_config(&e, &short)))
-        .collect();
+    let nets: Map<String, Value> =
+        networks(c).into_iter().map(|(name, e)| (name, endpoint_config(&e, &short))).collect();
     json!({
         "Image": c.image_id(),
         "Config": config,
@@ -352,18 +294,12 @@ pub fn diff(original: &Inspect, ch: &Changes, new: &Inspect) -> Vec<String> {
 fn show(path: &str, v: &Value) -> String {
     if path.starts_with("Config.Env") {
         // Only the keys of the environment.
-        let keys: Vec<String> = strings(Some(v))
-            .iter()
-            .map(|e| e.split('=').next().unwrap_or("").to_string())
-            .collect();
+        let keys: Vec<String> =
+            strings(Some(v)).iter().map(|e| e.split('=').next().unwrap_or("").to_string()).collect();
         return format!("keys {keys:?}");
     }
     let s = v.to_string();
-    if s.len() > 200 {
-        format!("{}…", &s[..200])
-    } else {
-        s
-    }
+    if s.len() > 200 { format!("{}…", &s[..200]) } else { s }
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -381,26 +317,13 @@ fn compare(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) 
         (Value::Object(e), Value::Object(a)) => {
             let keys: BTreeSet<&String> = e.keys().chain(a.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                compare(
-                    &p,
-                    e.get(k).unwrap_or(&Value::Null),
-                    a.get(k).unwrap_or(&Value::Null),
-                    out,
-                );
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                compare(&p, e.get(k).unwrap_or(&Value::Null), a.get(k).unwrap_or(&Value::Null), out);
             }
         }
         // Docker reports an unset list or map as null, [] or {} interchangeably.
         (e, a) if is_empty(e) && is_empty(a) => {}
-        (e, a) if e != a => out.push(format!(
-            "{path}: expected {}, found {}",
-            show(path, e),
-            show(path, a)
-        )),
+        (e, a) if e != a => out.push(format!("{path}: expected {}, found {}", show(path, e), show(path, a))),
         _ => {}
     }
 }
@@ -465,23 +388,12 @@ mod tests {
         let b = &req.body;
         assert_eq!(b["User"], "999:999");
         assert_eq!(b["Cmd"], json!(["httpd", "-f"]));
-        assert_eq!(
-            b["Hostname"],
-            Value::Null,
-            "the old short id is not carried over"
-        );
-        assert_eq!(
-            b["Env"],
-            json!(["PATH=/bin", "SECRET=hunter2", "HOME=/data"])
-        );
+        assert_eq!(b["Hostname"], Value::Null, "the old short id is not carried over");
+        assert_eq!(b["Env"], json!(["PATH=/bin", "SECRET=hunter2", "HOME=/data"]));
         assert_eq!(b["Labels"], json!({"app": "web", LABEL_RUN: "day1-x"}));
         assert_eq!(b["Healthcheck"]["Test"], json!(["CMD", "true"]));
         let h = &b["HostConfig"];
-        assert_eq!(
-            h["Binds"],
-            json!(["webdata:/data", "anon123:/cache"]),
-            "the anonymous volume is reused by name"
-        );
+        assert_eq!(h["Binds"], json!(["webdata:/data", "anon123:/cache"]), "the anonymous volume is reused by name");
         assert_eq!(h["PortBindings"]["80/tcp"][0]["HostPort"], "8080");
         assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
         assert_eq!(h["CapDrop"], json!(["ALL"]));
@@ -491,27 +403,13 @@ mod tests {
         assert_eq!(h["SecurityOpt"], json!(["no-new-privileges:true"]));
         assert_eq!(h["Links"], json!(["db:database"]));
         let eps = &b["NetworkingConfig"]["EndpointsConfig"];
-        assert_eq!(
-            eps["front"]["Aliases"],
-            json!(["web"]),
-            "the old short id is not an alias"
-        );
+        assert_eq!(eps["front"]["Aliases"], json!(["web"]), "the old short id is not an alias");
         assert_eq!(eps["front"]["IPAMConfig"]["IPv4Address"], "10.5.0.9");
-        assert!(
-            eps.get("back").is_none(),
-            "one network at create before API 1.44"
-        );
-        assert_eq!(
-            req.connect_after,
-            vec![("back".to_string(), json!({"Aliases": ["api"]}))]
-        );
+        assert!(eps.get("back").is_none(), "one network at create before API 1.44");
+        assert_eq!(req.connect_after, vec![("back".to_string(), json!({"Aliases": ["api"]}))]);
 
         let all = create_request(&original(), &changes(), true);
-        assert!(
-            all.body["NetworkingConfig"]["EndpointsConfig"]
-                .get("back")
-                .is_some()
-        );
+        assert!(all.body["NetworkingConfig"]["EndpointsConfig"].get("back").is_some());
         assert!(all.connect_after.is_empty());
     }
 
@@ -537,10 +435,7 @@ mod tests {
 
     #[test]
     fn a_faithful_replacement_has_no_diff() {
-        assert_eq!(
-            diff(&original(), &changes(), &faithful()),
-            Vec::<String>::new()
-        );
+        assert_eq!(diff(&original(), &changes(), &faithful()), Vec::<String>::new());
     }
 
     #[test]
@@ -553,14 +448,8 @@ mod tests {
         let d = diff(&original(), &changes(), &new);
         let text = d.join("\n");
         assert!(text.contains("HostConfig.PortBindings.80/tcp"), "{text}");
-        assert!(
-            text.contains("Config.Env: expected keys [\"HOME\", \"PATH\", \"SECRET\"]"),
-            "{text}"
-        );
-        assert!(
-            !text.contains("hunter2"),
-            "an environment value leaked: {text}"
-        );
+        assert!(text.contains("Config.Env: expected keys [\"HOME\", \"PATH\", \"SECRET\"]"), "{text}");
+        assert!(!text.contains("hunter2"), "an environment value leaked: {text}");
         assert!(text.contains("Mounts"), "{text}");
         assert!(text.contains("Networks.back.Aliases"), "{text}");
         assert_eq!(d.len(), 4, "{text}");

@@ -163,13 +163,10 @@ impl MountChanges {
 /// Errors: a line that is not a scan record (the helper failed in a way its exit code did
 /// not show), or a name that is not UTF-8.
 pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
-    let text = std::str::from_utf8(output)
-        .map_err(|_| "a name in the mount is not UTF-8; refusing".to_string())?;
+    let text = std::str::from_utf8(output).map_err(|_| "a name in the mount is not UTF-8; refusing".to_string())?;
     let mut changes = MountChanges::default();
     for line in text.lines().filter(|l| !l.is_empty()) {
-        let (tag, rest) = line
-            .split_once(' ')
-            .ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
+        let (tag, rest) = line.split_once(' ').ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
         let (owner, path) = match rest.split_once(' ') {
             Some((o, p)) => (o, Some(p)),
             None => (rest, None),
@@ -178,9 +175,7 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
             return Err(format!("unexpected scan output: {line:?}"));
         }
         match (tag, path) {
-            ("C", Some(p)) if p.starts_with("./") => {
-                changes.entries.push((p.to_string(), owner.to_string()))
-            }
+            ("C", Some(p)) if p.starts_with("./") => changes.entries.push((p.to_string(), owner.to_string())),
             ("S", Some(p)) if p.starts_with("./") => changes.skipped.push(p.to_string()),
             ("R", None) => {
                 if owner != target {
@@ -209,8 +204,7 @@ pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> 
         h.set_size(body.len() as u64);
         h.set_mode(0o600);
         h.set_cksum();
-        tar.append_data(&mut h, format!("unroot-lists/{name}"), body)
-            .expect("writing to a Vec");
+        tar.append_data(&mut h, format!("unroot-lists/{name}"), body).expect("writing to a Vec");
     };
     for (owner, list) in &by_owner {
         add(owner, list);
@@ -224,8 +218,7 @@ pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> 
     dir.set_size(0);
     dir.set_cksum();
     let mut out = tar;
-    out.append_data(&mut dir, "unroot-lists/", &[][..])
-        .expect("writing to a Vec");
+    out.append_data(&mut dir, "unroot-lists/", &[][..]).expect("writing to a Vec");
     out.into_inner().expect("writing to a Vec")
 }
 
@@ -264,13 +257,7 @@ mod tests {
             let r = protected_bind(p);
             assert!(r.as_deref().is_some_and(|r| r.contains(why)), "{p}: {r:?}");
         }
-        for p in [
-            "/home/alice/data",
-            "/srv/data",
-            "/var/lib/app",
-            "/opt/x",
-            "/data",
-        ] {
+        for p in ["/home/alice/data", "/srv/data", "/var/lib/app", "/opt/x", "/data"] {
             assert_eq!(protected_bind(p), None, "{p}");
         }
     }
@@ -279,13 +266,7 @@ mod tests {
     fn scan_output_parses_into_changes() {
         let out = b"C 0:0 ./a\nC 0:0 ./a b/c\nS 0:0 ./hard\nR 0:0\n";
         let c = parse_scan(out, "999:999").unwrap();
-        assert_eq!(
-            c.entries,
-            [
-                ("./a".to_string(), "0:0".to_string()),
-                ("./a b/c".into(), "0:0".into())
-            ]
-        );
+        assert_eq!(c.entries, [("./a".to_string(), "0:0".to_string()), ("./a b/c".into(), "0:0".into())]);
         assert_eq!(c.skipped, ["./hard"]);
         assert_eq!(c.root.as_deref(), Some("0:0"));
         assert_eq!(c.count(), 3);
@@ -298,11 +279,7 @@ mod tests {
     #[test]
     fn apply_lists_group_paths_by_owner() {
         let tar_bytes = apply_lists(
-            &[
-                ("./a".into(), "0:0".into()),
-                ("./b".into(), "5:6".into()),
-                ("./c".into(), "0:0".into()),
-            ],
+            &[("./a".into(), "0:0".into()), ("./b".into(), "5:6".into()), ("./c".into(), "0:0".into())],
             Some("0:0"),
         );
         let mut files = BTreeMap::new();

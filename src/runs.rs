@@ -60,19 +60,10 @@ impl RunView {
     pub fn load(plan_dir: &PlanDir, id: &str) -> Result<RunView, StateError> {
         let path = plan_dir.run_dir(id).join("journal.jsonl");
         let entries = Journal::read(&path)?;
-        let Some(Record::Header {
-            plan,
-            plan_sha256,
-            day,
-            waves,
-            plan_path,
-            ..
-        }) = entries.first().map(|e| e.record.clone())
+        let Some(Record::Header { plan, plan_sha256, day, waves, plan_path, .. }) =
+            entries.first().map(|e| e.record.clone())
         else {
-            return Err(StateError::Corrupt {
-                path,
-                message: "the journal has no header".into(),
-            });
+            return Err(StateError::Corrupt { path, message: "the journal has no header".into() });
         };
         Ok(RunView {
             plan_dir: plan_dir.clone(),
@@ -94,9 +85,7 @@ impl RunView {
     /// leave the run as it was).
     fn run_events(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().filter_map(|e| match &e.record {
-            Record::Run { event, .. }
-                if event != "service-rollback" && event != "services-rolled-back" =>
-            {
+            Record::Run { event, .. } if event != "service-rollback" && event != "services-rolled-back" => {
                 Some(event.as_str())
             }
             _ => None,
@@ -128,12 +117,7 @@ impl RunView {
     pub fn touched(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for e in &self.entries {
-            if let Record::Step {
-                service,
-                step,
-                ok: None,
-                ..
-            } = &e.record
+            if let Record::Step { service, step, ok: None, .. } = &e.record
                 && step == "inspect"
                 && !out.contains(service)
             {
@@ -147,10 +131,7 @@ impl RunView {
     fn last_steps(&self) -> HashMap<&str, (&str, Option<bool>)> {
         let mut last = HashMap::new();
         for e in &self.entries {
-            if let Record::Step {
-                service, step, ok, ..
-            } = &e.record
-            {
+            if let Record::Step { service, step, ok, .. } = &e.record {
                 last.insert(service.as_str(), (step.as_str(), *ok));
             }
         }
@@ -174,27 +155,21 @@ impl RunView {
                     Some((step @ "health", Some(true))) if committed => (*step, "migrated"),
                     Some((step, _)) => (*step, "in-progress"),
                 };
-                ServiceStatus {
-                    name: name.clone(),
-                    step: step.to_string(),
-                    state: state.to_string(),
-                }
+                ServiceStatus { name: name.clone(), step: step.to_string(), state: state.to_string() }
             })
             .collect()
     }
 
     /// Whether a step (other than a restore) failed in this run.
     pub fn had_failure(&self) -> bool {
-        self.entries.iter().any(|e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if step != "restore"))
+        self.entries
+            .iter()
+            .any(|e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if step != "restore"))
     }
 
     /// Services a restore brought back successfully (and not migrated again after).
     pub fn restored(&self) -> Vec<String> {
-        self.services()
-            .into_iter()
-            .filter(|s| s.step == "restore" && s.state == "original")
-            .map(|s| s.name)
-            .collect()
+        self.services().into_iter().filter(|s| s.step == "restore" && s.state == "original").map(|s| s.name).collect()
     }
 
     /// The plan as the run saved it.
@@ -211,11 +186,7 @@ pub fn all_runs(state_dir: &Path) -> Result<Vec<RunView>, Error> {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => {
-            return Err(StateError::Io {
-                path: state_dir.to_path_buf(),
-                source: e,
-            }
-            .into());
+            return Err(StateError::Io { path: state_dir.to_path_buf(), source: e }.into());
         }
     };
     for entry in rd.flatten() {
@@ -241,10 +212,7 @@ fn find_run(state_dir: &Path, id: &str) -> Result<RunView, Error> {
 /// Whether another process holds the state directory's lock right now.
 fn lock_held_elsewhere(state_dir: &Path) -> bool {
     state_dir.join(".lock").exists()
-        && matches!(
-            Lock::acquire(state_dir, "unroot status"),
-            Err(StateError::Locked { .. })
-        )
+        && matches!(Lock::acquire(state_dir, "unroot status"), Err(StateError::Locked { .. }))
 }
 
 /// `unroot status [RUN]`.
@@ -254,10 +222,7 @@ pub fn status(state_dir: &Path, run: Option<&str>) -> Result<Vec<RunStatus>, Err
     if let Some(id) = run
         && !runs.iter().any(|r| r.id == id)
     {
-        return Err(Error::Usage(format!(
-            "no run {id} in {}",
-            state_dir.display()
-        )));
+        return Err(Error::Usage(format!("no run {id} in {}", state_dir.display())));
     }
     Ok(runs
         .iter()
@@ -278,47 +243,28 @@ fn open_ctx<'a, D: DockerPort>(
     out: Reporter,
     stop: &'a AtomicBool,
 ) -> Result<RunCtx<'a, D>, Error> {
-    let run = RunDir {
-        id: view.id.clone(),
-        dir: view.dir(),
-    };
+    let run = RunDir { id: view.id.clone(), dir: view.dir() };
     let mut journal = Journal::open(&run.journal_path())?;
     crate::failpoint::install(&mut journal);
-    Ok(RunCtx {
-        port,
-        run,
-        journal: Mutex::new(journal),
-        out,
-        stop,
-    })
+    Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop })
 }
 
 /// Restores `services` (in the reverse of the order they were touched) and records the
 /// outcome. Returns whether every restore succeeded.
-async fn restore_all<D: DockerPort>(
-    ctx: &RunCtx<'_, D>,
-    plan: &Plan,
-    services: &[String],
-) -> Result<bool, Error> {
+async fn restore_all<D: DockerPort>(ctx: &RunCtx<'_, D>, plan: &Plan, services: &[String]) -> Result<bool, Error> {
     let mut failures = Vec::new();
     for name in services.iter().rev() {
         let Some(s) = plan.service(name) else {
             continue;
         };
-        if let Err(e) = ctx
-            .restore(name, &s.timings, plan.rollout.helper_image.as_deref())
-            .await
-        {
+        if let Err(e) = ctx.restore(name, &s.timings, plan.rollout.helper_image.as_deref()).await {
             failures.push(format!("{name}: {e}"));
         }
     }
     if failures.is_empty() {
         Ok(true)
     } else {
-        ctx.record(Record::Run {
-            event: "rollback-incomplete".into(),
-            detail: Some(failures.join("; ")),
-        })?;
+        ctx.record(Record::Run { event: "rollback-incomplete".into(), detail: Some(failures.join("; ")) })?;
         Ok(false)
     }
 }
@@ -337,25 +283,16 @@ pub async fn resume(
         Some(id) => {
             let view = find_run(state_dir, id)?;
             if !view.is_open() {
-                out.note(&format!(
-                    "run {id} is {}; nothing to resume",
-                    view.state(false)
-                ));
+                out.note(&format!("run {id} is {}; nothing to resume", view.state(false)));
                 out.done(view.state(false), 0, "Nothing to resume.");
                 return Ok(Exit::Ok);
             }
             vec![view]
         }
-        None => all_runs(state_dir)?
-            .into_iter()
-            .filter(RunView::is_open)
-            .collect(),
+        None => all_runs(state_dir)?.into_iter().filter(RunView::is_open).collect(),
     };
     if open.is_empty() {
-        out.note(&format!(
-            "no interrupted run in {}; nothing to resume",
-            state_dir.display()
-        ));
+        out.note(&format!("no interrupted run in {}; nothing to resume", state_dir.display()));
         out.done("applied", 0, "Nothing to resume.");
         return Ok(Exit::Ok);
     }
@@ -369,12 +306,7 @@ pub async fn resume(
     Ok(worst)
 }
 
-async fn resume_one(
-    port: &impl DockerPort,
-    view: &RunView,
-    out: Reporter,
-    stop: &AtomicBool,
-) -> Result<Exit, Error> {
+async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop: &AtomicBool) -> Result<Exit, Error> {
     let plan = view.plan()?;
     if let Ok(text) = std::fs::read(&view.plan_path) {
         let sha = {
@@ -389,25 +321,12 @@ async fn resume_one(
         }
     }
     let ctx = open_ctx(port, view, out.clone(), stop)?;
-    let rolling_back = view
-        .run_events()
-        .any(|e| e == "rolling-back" || e == "rollback-incomplete")
+    let rolling_back = view.run_events().any(|e| e == "rolling-back" || e == "rollback-incomplete")
         || (view.had_failure() && plan.rollout.on_failure == OnFailure::RollbackDay);
     if rolling_back {
-        ctx.record(Record::Run {
-            event: "rolling-back".into(),
-            detail: Some("resumed".into()),
-        })?;
+        ctx.record(Record::Run { event: "rolling-back".into(), detail: Some("resumed".into()) })?;
         let ok = restore_all(&ctx, &plan, &view.touched()).await?;
-        return finish(
-            &ctx,
-            if ok {
-                Outcome::RolledBack
-            } else {
-                Outcome::Incomplete
-            },
-            true,
-        );
+        return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = HashMap::new();
@@ -417,41 +336,16 @@ async fn resume_one(
         }
     }
     let restored = view.restored();
-    let remaining: Vec<String> = view
-        .waves
-        .iter()
-        .flatten()
-        .filter(|s| !restored.contains(s))
-        .cloned()
-        .collect();
-    let day = preview::compute_with(
-        port,
-        &plan,
-        view.day,
-        &remaining,
-        NameSource::ImageProbe,
-        &saved,
-    )
-    .await?;
+    let remaining: Vec<String> = view.waves.iter().flatten().filter(|s| !restored.contains(s)).cloned().collect();
+    let day = preview::compute_with(port, &plan, view.day, &remaining, NameSource::ImageProbe, &saved).await?;
     let blockers: Vec<String> = day.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
     if !blockers.is_empty() {
         ctx.record(Record::Run {
             event: "rolling-back".into(),
-            detail: Some(format!(
-                "the day cannot be finished: {}",
-                blockers.join("; ")
-            )),
+            detail: Some(format!("the day cannot be finished: {}", blockers.join("; "))),
         })?;
         let ok = restore_all(&ctx, &plan, &view.touched()).await?;
-        return finish(
-            &ctx,
-            if ok {
-                Outcome::RolledBack
-            } else {
-                Outcome::Incomplete
-            },
-            true,
-        );
+        return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
     let apply = Apply {
         ctx,
@@ -465,11 +359,7 @@ async fn resume_one(
     };
     let (outcome, failed) = apply.run().await?;
     let exit = outcome.exit(failed || !apply.restored_before.is_empty());
-    apply.ctx.out.done(
-        outcome.as_str(),
-        exit as u8,
-        &summary(&apply.ctx.run.id, exit),
-    );
+    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary(&apply.ctx.run.id, exit));
     Ok(exit)
 }
 
@@ -482,20 +372,12 @@ fn summary(run: &str, exit: Exit) -> String {
 }
 
 /// Records the end of a rollback and reports it.
-fn finish<D: DockerPort>(
-    ctx: &RunCtx<'_, D>,
-    outcome: Outcome,
-    failed: bool,
-) -> Result<Exit, Error> {
+fn finish<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) -> Result<Exit, Error> {
     if outcome == Outcome::RolledBack {
-        ctx.record(Record::Run {
-            event: "rolled-back".into(),
-            detail: None,
-        })?;
+        ctx.record(Record::Run { event: "rolled-back".into(), detail: None })?;
     }
     let exit = outcome.exit(failed);
-    ctx.out
-        .done(outcome.as_str(), exit as u8, &summary(&ctx.run.id, exit));
+    ctx.out.done(outcome.as_str(), exit as u8, &summary(&ctx.run.id, exit));
     Ok(exit)
 }
 
@@ -515,46 +397,26 @@ pub async fn rollback(
     let touched = view.touched();
     for s in only {
         if !touched.contains(s) {
-            return Err(Error::Usage(format!(
-                "run {run} did not touch {s} (it touched: {})",
-                touched.join(", ")
-            )));
+            return Err(Error::Usage(format!("run {run} did not touch {s} (it touched: {})", touched.join(", "))));
         }
     }
-    let services: Vec<String> = touched
-        .iter()
-        .filter(|s| only.is_empty() || only.contains(s))
-        .cloned()
-        .collect();
+    let services: Vec<String> = touched.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect();
     let all = services.len() == touched.len();
     let ctx = open_ctx(port, &view, out, stop)?;
     ctx.record(Record::Run {
-        event: if all {
-            "rolling-back"
-        } else {
-            "service-rollback"
-        }
-        .into(),
+        event: if all { "rolling-back" } else { "service-rollback" }.into(),
         detail: Some(format!("rollback of {}", services.join(", "))),
     })?;
     let ok = restore_all(&ctx, &plan, &services).await?;
     if !ok {
         let exit = Outcome::Incomplete.exit(true);
-        ctx.out.done(
-            Outcome::Incomplete.as_str(),
-            exit as u8,
-            &summary(run, exit),
-        );
+        ctx.out.done(Outcome::Incomplete.as_str(), exit as u8, &summary(run, exit));
         return Ok(exit);
     }
     // The ledger and the overrides no longer count these services as migrated.
     let mut ledger = Ledger::load(&view.plan_dir.dir, &view.plan_name)?;
     let mut projects: Vec<ComposeRef> = Vec::new();
-    if let Some(day) = ledger
-        .days
-        .get_mut(&view.day.to_string())
-        .filter(|d| d.run == view.id)
-    {
+    if let Some(day) = ledger.days.get_mut(&view.day.to_string()).filter(|d| d.run == view.id) {
         for s in &services {
             if let Some(rec) = day.services.get_mut(s) {
                 rec.state = "original".into();
@@ -571,25 +433,13 @@ pub async fn rollback(
         let path = compose::override_path(&p);
         if !written.contains(&path) && path.exists() {
             let _ = std::fs::remove_file(&path);
-            ctx.out.note(&format!(
-                "compose: removed {} (no service of the project is migrated now)",
-                path.display()
-            ));
+            ctx.out.note(&format!("compose: removed {} (no service of the project is migrated now)", path.display()));
         }
     }
     ctx.record(Record::Run {
-        event: if all {
-            "rolled-back"
-        } else {
-            "services-rolled-back"
-        }
-        .into(),
+        event: if all { "rolled-back" } else { "services-rolled-back" }.into(),
         detail: Some(services.join(", ")),
     })?;
-    ctx.out.done(
-        "rolled-back",
-        0,
-        &format!("Restored {} of run {run}.", services.join(", ")),
-    );
+    ctx.out.done("rolled-back", 0, &format!("Restored {} of run {run}.", services.join(", ")));
     Ok(Exit::Ok)
 }

@@ -15,10 +15,7 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     /// Another unroot holds the lock.
@@ -27,40 +24,24 @@ pub enum StateError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
 /// Creates `dir` and its missing parents with mode 0700, and sets 0700 on `dir` itself
 /// even when it existed.
 pub fn private_dir(dir: &Path) -> Result<(), StateError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
 
 /// Writes a file with mode 0600 durably: temp file, fsync, rename, fsync of the directory.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io(&tmp))?;
+        let mut f =
+            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
     }
@@ -71,8 +52,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 /// The current UTC time as RFC 3339 with seconds.
 pub fn now_rfc3339() -> String {
     let t = time::OffsetDateTime::now_utc();
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// A new run id: `day<N>-<UTC yyyymmddThhmmss>`.
@@ -119,12 +99,7 @@ impl Lock {
                     let holder = fs::read_to_string(&path)
                         .ok()
                         .and_then(|t| serde_json::from_str::<Holder>(&t).ok())
-                        .map(|h| {
-                            format!(
-                                "{} (pid {} on {}, since {})",
-                                h.command, h.pid, h.host, h.started
-                            )
-                        })
+                        .map(|h| format!("{} (pid {} on {}, since {})", h.command, h.pid, h.host, h.started))
                         .unwrap_or_else(|| "a process that has not written its name yet".into());
                     Err(StateError::Locked { path, holder })
                 }
@@ -133,20 +108,12 @@ impl Lock {
         }
         let holder = Holder {
             pid: std::process::id(),
-            host: rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned(),
+            host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
             started: now_rfc3339(),
             command: command.to_string(),
         };
         file.set_len(0).map_err(io(&path))?;
-        file.write_all(
-            serde_json::to_string(&holder)
-                .expect("serializes")
-                .as_bytes(),
-        )
-        .map_err(io(&path))?;
+        file.write_all(serde_json::to_string(&holder).expect("serializes").as_bytes()).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;
         Ok(Lock { _file: file })
     }
@@ -213,18 +180,8 @@ impl Journal {
     /// Opens (creating, 0600) the journal at `path`, continuing its numbering.
     pub fn open(path: &Path) -> Result<Journal, StateError> {
         let seq = Journal::read(path)?.last().map_or(0, |e| e.seq);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io(path))?;
-        Ok(Journal {
-            path: path.to_path_buf(),
-            file,
-            seq,
-            after_write: None,
-        })
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io(path))?;
+        Ok(Journal { path: path.to_path_buf(), file, seq, after_write: None })
     }
 
     /// Sets a hook run after every durable write.
@@ -235,16 +192,10 @@ impl Journal {
     /// Appends a record and fsyncs it.
     pub fn append(&mut self, record: Record) -> Result<Entry, StateError> {
         self.seq += 1;
-        let entry = Entry {
-            seq: self.seq,
-            ts: now_rfc3339(),
-            record,
-        };
+        let entry = Entry { seq: self.seq, ts: now_rfc3339(), record };
         let mut line = serde_json::to_string(&entry).expect("records serialize");
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(io(&self.path))?;
+        self.file.write_all(line.as_bytes()).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
         if let Some(hook) = self.after_write {
             hook(self.seq);
@@ -260,16 +211,10 @@ impl Journal {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(StateError::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                });
+                return Err(StateError::Io { path: path.to_path_buf(), source: e });
             }
         };
-        let lines: Vec<String> = BufReader::new(file)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(io(path))?;
+        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io(path))?;
         let mut entries = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             match serde_json::from_str::<Entry>(line) {
@@ -324,14 +269,11 @@ impl Ledger {
     pub fn load(plan_dir: &Path, plan: &str) -> Result<Ledger, StateError> {
         let path = Ledger::path(plan_dir);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger {
-                plan: plan.to_string(),
-                days: BTreeMap::new(),
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Ledger { plan: plan.to_string(), days: BTreeMap::new() })
+            }
             Err(e) => Err(StateError::Io { path, source: e }),
         }
     }
@@ -356,10 +298,7 @@ pub struct PlanDir {
 
 impl PlanDir {
     pub fn new(state_dir: &Path, plan_name: &str) -> PlanDir {
-        PlanDir {
-            state_dir: state_dir.to_path_buf(),
-            dir: state_dir.join(plan_name),
-        }
+        PlanDir { state_dir: state_dir.to_path_buf(), dir: state_dir.join(plan_name) }
     }
 
     pub fn run_dir(&self, run: &str) -> PathBuf {
@@ -381,10 +320,7 @@ impl PlanDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(StateError::Io {
-                    path: runs,
-                    source: e,
-                });
+                return Err(StateError::Io { path: runs, source: e });
             }
         }
         out.sort();
@@ -409,10 +345,7 @@ impl RunDir {
         private_dir(&dir)?;
         private_dir(&dir.join("services"))?;
         write_private(&dir.join("plan.toml"), plan_text.as_bytes())?;
-        Ok(RunDir {
-            id: id.to_string(),
-            dir,
-        })
+        Ok(RunDir { id: id.to_string(), dir })
     }
 
     pub fn journal_path(&self) -> PathBuf {
@@ -432,29 +365,18 @@ impl RunDir {
     }
 
     pub fn load_original(&self, service: &str) -> Result<Option<Value>, StateError> {
-        let path = self
-            .dir
-            .join("services")
-            .join(service)
-            .join("original.json");
+        let path = self.dir.join("services").join(service).join("original.json");
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map(Some).map_err(|e| StateError::Corrupt { path, message: e.to_string() })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StateError::Io { path, source: e }),
         }
     }
 
     /// Saves a service's ownership manifest (`owners`, 0600).
-    pub fn save_owners(
-        &self,
-        service: &str,
-        manifest: &crate::reown::Manifest,
-    ) -> Result<(), StateError> {
+    pub fn save_owners(&self, service: &str, manifest: &crate::reown::Manifest) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(manifest).expect("manifest serializes");
         write_private(&self.service_dir(service)?.join("owners"), &bytes)
     }
@@ -462,12 +384,9 @@ impl RunDir {
     pub fn load_owners(&self, service: &str) -> Result<Option<crate::reown::Manifest>, StateError> {
         let path = self.dir.join("services").join(service).join("owners");
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    path,
-                    message: e.to_string(),
-                }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map(Some).map_err(|e| StateError::Corrupt { path, message: e.to_string() })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StateError::Io { path, source: e }),
         }
@@ -488,18 +407,13 @@ mod tests {
         let state = tmp.path().join("rollback");
         let pd = PlanDir::new(&state, "p");
         let run = RunDir::create(&pd, "day1-20260101T000000", "[rollout]").unwrap();
-        run.save_original("db", &serde_json::json!({"Config": {"Env": ["PW=x"]}}))
-            .unwrap();
+        run.save_original("db", &serde_json::json!({"Config": {"Env": ["PW=x"]}})).unwrap();
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&run.dir), 0o700);
         assert_eq!(mode(&run.dir.join("services/db")), 0o700);
         assert_eq!(mode(&run.dir.join("services/db/original.json")), 0o600);
         assert_eq!(mode(&run.dir.join("plan.toml")), 0o600);
-        assert_eq!(
-            pd.runs().unwrap(),
-            Vec::<String>::new(),
-            "no journal yet, no run"
-        );
+        assert_eq!(pd.runs().unwrap(), Vec::<String>::new(), "no journal yet, no run");
         Journal::open(&run.journal_path()).unwrap();
         assert_eq!(pd.runs().unwrap(), ["day1-20260101T000000"]);
         assert_eq!(mode(&run.journal_path()), 0o600);
@@ -510,11 +424,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("journal.jsonl");
         let mut j = Journal::open(&path).unwrap();
-        j.append(Record::Run {
-            event: "started".into(),
-            detail: None,
-        })
-        .unwrap();
+        j.append(Record::Run { event: "started".into(), detail: None }).unwrap();
         j.append(Record::Step {
             service: "db".into(),
             step: "stop".into(),
@@ -531,30 +441,15 @@ mod tests {
         assert_eq!(entries[1].seq, 2);
         // Reopening continues the numbering after the last whole record.
         let mut j = Journal::open(&path).unwrap();
-        assert_eq!(
-            j.append(Record::Run {
-                event: "x".into(),
-                detail: None
-            })
-            .unwrap()
-            .seq,
-            3
-        );
+        assert_eq!(j.append(Record::Run { event: "x".into(), detail: None }).unwrap().seq, 3);
     }
 
     #[test]
     fn a_damaged_middle_line_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("journal.jsonl");
-        fs::write(
-            &path,
-            "garbage\n{\"seq\":1,\"ts\":\"t\",\"record\":\"run\",\"event\":\"x\"}\n",
-        )
-        .unwrap();
-        assert!(matches!(
-            Journal::read(&path),
-            Err(StateError::Corrupt { .. })
-        ));
+        fs::write(&path, "garbage\n{\"seq\":1,\"ts\":\"t\",\"record\":\"run\",\"event\":\"x\"}\n").unwrap();
+        assert!(matches!(Journal::read(&path), Err(StateError::Corrupt { .. })));
     }
 
     #[test]
@@ -562,14 +457,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut l = Ledger::load(tmp.path(), "p").unwrap();
         assert!(!l.is_applied(1));
-        l.days.insert(
-            "1".into(),
-            AppliedDay {
-                run: "r".into(),
-                committed: now_rfc3339(),
-                services: BTreeMap::new(),
-            },
-        );
+        l.days.insert("1".into(), AppliedDay { run: "r".into(), committed: now_rfc3339(), services: BTreeMap::new() });
         l.save(tmp.path()).unwrap();
         assert!(Ledger::load(tmp.path(), "p").unwrap().is_applied(1));
         assert_eq!(mode(&Ledger::path(tmp.path())), 0o600);
@@ -581,10 +469,7 @@ mod tests {
         let _held = Lock::acquire(tmp.path(), "apply").unwrap();
         match Lock::acquire(tmp.path(), "resume") {
             Err(StateError::Locked { holder, .. }) => {
-                assert!(
-                    holder.contains(&format!("pid {}", std::process::id())),
-                    "{holder}"
-                )
+                assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}")
             }
             other => panic!("expected Locked, got {other:?}"),
         }

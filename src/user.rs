@@ -53,16 +53,12 @@ impl UserSpec {
         if group == Some("") {
             return Err(format!("`{text}` has an empty group after `:`"));
         }
-        Ok(UserSpec {
-            user: IdOrName::parse(user),
-            group: group.map(IdOrName::parse),
-        })
+        Ok(UserSpec { user: IdOrName::parse(user), group: group.map(IdOrName::parse) })
     }
 
     /// Whether the user part is root without needing the image: uid 0 or the name `root`.
     pub fn is_root_literal(&self) -> bool {
-        matches!(&self.user, IdOrName::Id(0))
-            || matches!(&self.user, IdOrName::Name(n) if n == "root")
+        matches!(&self.user, IdOrName::Id(0)) || matches!(&self.user, IdOrName::Name(n) if n == "root")
     }
 }
 
@@ -81,11 +77,7 @@ impl fmt::Display for UserSpec {
 /// Returns `None` for the empty string (the image default, root unless the image says
 /// otherwise) and for text that does not parse.
 pub fn configured(text: &str) -> Option<UserSpec> {
-    if text.trim().is_empty() {
-        None
-    } else {
-        UserSpec::parse(text).ok()
-    }
+    if text.trim().is_empty() { None } else { UserSpec::parse(text).ok() }
 }
 
 #[cfg(test)]
@@ -96,22 +88,10 @@ mod tests {
     fn parses_the_four_shapes() {
         assert_eq!(
             UserSpec::parse("999:1000").unwrap(),
-            UserSpec {
-                user: IdOrName::Id(999),
-                group: Some(IdOrName::Id(1000))
-            }
+            UserSpec { user: IdOrName::Id(999), group: Some(IdOrName::Id(1000)) }
         );
-        assert_eq!(
-            UserSpec::parse("redis").unwrap(),
-            UserSpec {
-                user: IdOrName::Name("redis".into()),
-                group: None
-            }
-        );
-        assert_eq!(
-            UserSpec::parse("rabbitmq:101").unwrap().to_string(),
-            "rabbitmq:101"
-        );
+        assert_eq!(UserSpec::parse("redis").unwrap(), UserSpec { user: IdOrName::Name("redis".into()), group: None });
+        assert_eq!(UserSpec::parse("rabbitmq:101").unwrap().to_string(), "rabbitmq:101");
         assert_eq!(UserSpec::parse("7474").unwrap().to_string(), "7474");
     }
 

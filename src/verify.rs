@@ -27,11 +27,7 @@ async fn resolve(port: &impl DockerPort, id: &str, spec: &UserSpec) -> Option<(u
     let uid = match &spec.user {
         IdOrName::Id(n) => *n,
         IdOrName::Name(n) if n == "root" => 0,
-        IdOrName::Name(n) => {
-            passwd::parse_passwd(&read("/etc/passwd").await?)
-                .get(n)?
-                .uid
-        }
+        IdOrName::Name(n) => passwd::parse_passwd(&read("/etc/passwd").await?).get(n)?.uid,
     };
     let gid = match &spec.group {
         None => None,
@@ -50,20 +46,12 @@ pub async fn verify(
     through_day: Option<u32>,
 ) -> Result<Vec<Verdict>, DockerError> {
     let mut out = Vec::new();
-    for s in plan
-        .services
-        .iter()
-        .filter(|s| through_day.is_none_or(|d| s.day <= d))
-    {
+    for s in plan.services.iter().filter(|s| through_day.is_none_or(|d| s.day <= d)) {
         let mut problems = Vec::new();
         let c = match port.inspect_container(&s.name).await {
             Ok(c) => c,
             Err(DockerError::NotFound(_)) => {
-                out.push(Verdict {
-                    name: s.name.clone(),
-                    ok: false,
-                    problems: vec!["no such container".into()],
-                });
+                out.push(Verdict { name: s.name.clone(), ok: false, problems: vec!["no such container".into()] });
                 continue;
             }
             Err(e) => return Err(e),
@@ -76,16 +64,10 @@ pub async fn verify(
         {
             problems.push(format!("health is {h}"));
         }
-        let procs = if c.running() {
-            port.top(c.id()).await.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
         if s.keep_root.is_some() {
             problems.extend(
-                missing_controls(&c, s)
-                    .into_iter()
-                    .map(|m| m.replace("control-missing:", "control missing: ")),
+                missing_controls(&c, s).into_iter().map(|m| m.replace("control-missing:", "control missing: ")),
             );
         } else {
             if let Some(spec) = &s.user {
@@ -100,36 +82,20 @@ pub async fn verify(
                         if pu != au || (pg.is_some() && ag.is_some() && pg != ag) {
                             problems.push(format!(
                                 "configured user is {:?}, planned {spec}",
-                                if c.configured_user().is_empty() {
-                                    "(unset: root)"
-                                } else {
-                                    c.configured_user()
-                                }
+                                if c.configured_user().is_empty() { "(unset: root)" } else { c.configured_user() }
                             ));
                         }
                         let wrong: Vec<String> = procs
                             .iter()
                             .filter(|p| p.uid != Some(pu))
-                            .map(|p| {
-                                format!(
-                                    "pid {} as uid {}",
-                                    p.pid,
-                                    p.uid.map_or("?".into(), |u| u.to_string())
-                                )
-                            })
+                            .map(|p| format!("pid {} as uid {}", p.pid, p.uid.map_or("?".into(), |u| u.to_string())))
                             .collect();
                         if !wrong.is_empty() {
-                            problems
-                                .push(format!("processes not at uid {pu}: {}", wrong.join(", ")));
+                            problems.push(format!("processes not at uid {pu}: {}", wrong.join(", ")));
                         }
                     }
-                    (None, _) => problems.push(format!(
-                        "the planned user {spec} is unknown in the container"
-                    )),
-                    (_, None) => problems.push(format!(
-                        "its user {} cannot be resolved",
-                        c.configured_user()
-                    )),
+                    (None, _) => problems.push(format!("the planned user {spec} is unknown in the container")),
+                    (_, None) => problems.push(format!("its user {} cannot be resolved", c.configured_user())),
                 }
             }
             let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
@@ -151,11 +117,7 @@ pub async fn verify(
                 problems.push("no-new-privileges is not set".into());
             }
         }
-        out.push(Verdict {
-            name: s.name.clone(),
-            ok: problems.is_empty(),
-            problems,
-        });
+        out.push(Verdict { name: s.name.clone(), ok: problems.is_empty(), problems });
     }
     Ok(out)
 }

@@ -5,9 +5,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{
-    TestEnv, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in,
-};
+use common::{TestEnv, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in};
 use serde_json::{Value, json};
 
 const FAST: &str = "stable_for = \"1s\"\nhealth_timeout = \"30s\"\nstop_timeout = \"1s\"\n";
@@ -19,24 +17,13 @@ fn write_plan(dir: &Path, body: &str) -> String {
 }
 
 fn apply(dir: &Path, extra: &[&str]) -> common::Run {
-    let mut args = vec![
-        "apply",
-        "plan.toml",
-        "--day",
-        "1",
-        "--yes",
-        "--state-dir",
-        "state",
-    ];
+    let mut args = vec!["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"];
     args.extend_from_slice(extra);
     unroot_in(dir, &args)
 }
 
 fn labels_without_unroot(c: &Value) -> Value {
-    let mut l = c["Config"]["Labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let mut l = c["Config"]["Labels"].as_object().cloned().unwrap_or_default();
     l.retain(|k, _| !k.starts_with("io.unroot."));
     Value::Object(l)
 }
@@ -45,11 +32,7 @@ fn aliases(c: &Value, net: &str) -> Vec<String> {
     let short = &c["Id"].as_str().unwrap()[..12];
     let mut a: Vec<String> = c["NetworkSettings"]["Networks"][net]["Aliases"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     a.retain(|x| x != short);
     a.sort();
@@ -57,10 +40,7 @@ fn aliases(c: &Value, net: &str) -> Vec<String> {
 }
 
 fn is_healthy_or_running(c: &Value) -> bool {
-    c["State"]["Running"] == true
-        && c["State"]["Health"]["Status"]
-            .as_str()
-            .is_none_or(|h| h == "healthy")
+    c["State"]["Running"] == true && c["State"]["Health"]["Status"].as_str().is_none_or(|h| h == "healthy")
 }
 
 /// Every file under `dir` (recursively) as text, for "no secret leaked" checks.
@@ -88,14 +68,7 @@ fn redis_moves_to_its_user_with_every_key_and_file() {
     let redis = env.run("redis", &["-v", &format!("{vol}:/data"), &image("redis")]);
     // Keys into the AOF.
     for i in 0..50 {
-        docker(&[
-            "exec",
-            &redis,
-            "redis-cli",
-            "set",
-            &format!("key{i}"),
-            &format!("value{i}"),
-        ]);
+        docker(&["exec", &redis, "redis-cli", "set", &format!("key{i}"), &format!("value{i}")]);
     }
     assert_eq!(process_uids(&redis), [0], "it starts as root");
     let dir = env.tempdir();
@@ -106,13 +79,7 @@ fn redis_moves_to_its_user_with_every_key_and_file() {
         ),
     );
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
 
     let c = inspect(&redis);
     assert_eq!(c["Config"]["User"], "999:999");
@@ -128,14 +95,8 @@ fn redis_moves_to_its_user_with_every_key_and_file() {
         assert!(f.starts_with("999:999 "), "not re-owned: {f}");
     }
     // It still writes as its new user.
-    assert_eq!(
-        docker(&["exec", &redis, "redis-cli", "set", "after", "yes"]),
-        "OK"
-    );
-    assert!(
-        containers_named(&format!("{redis}.unroot-")).is_empty(),
-        "the parked original is removed at commit"
-    );
+    assert_eq!(docker(&["exec", &redis, "redis-cli", "set", "after", "yes"]), "OK");
+    assert!(containers_named(&format!("{redis}.unroot-")).is_empty(), "the parked original is removed at commit");
 }
 
 #[test]
@@ -180,24 +141,12 @@ fn every_setting_survives_the_recreate_and_no_secret_is_printed() {
     let before = inspect(&web);
 
     let dir = env.tempdir();
-    write_plan(
-        dir.path(),
-        &format!("[service.{web}]\nday = 1\nuser = \"app\"\n"),
-    );
+    write_plan(dir.path(), &format!("[service.{web}]\nday = 1\nuser = \"app\"\n"));
     let run = apply(dir.path(), &["--json"]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     // JSON lines, the last one `done`.
     let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(
-        last,
-        json!({"event": "done", "outcome": "applied", "exit_code": 0, "ts": last["ts"]})
-    );
+    assert_eq!(last, json!({"event": "done", "outcome": "applied", "exit_code": 0, "ts": last["ts"]}));
     for line in run.stdout.lines() {
         let v: Value = serde_json::from_str(line).expect("every line is JSON");
         assert!(v["event"].is_string() && v["ts"].is_string(), "{line}");
@@ -207,72 +156,34 @@ fn every_setting_survives_the_recreate_and_no_secret_is_printed() {
     assert_ne!(after["Id"], before["Id"], "it was recreated");
     assert_eq!(after["Config"]["User"], "1000:1000");
     for field in ["Env", "Cmd", "Healthcheck", "ExposedPorts"] {
-        assert_eq!(
-            after["Config"][field], before["Config"][field],
-            "Config.{field}"
-        );
+        assert_eq!(after["Config"][field], before["Config"][field], "Config.{field}");
     }
-    assert_eq!(
-        labels_without_unroot(&after),
-        labels_without_unroot(&before)
-    );
+    assert_eq!(labels_without_unroot(&after), labels_without_unroot(&before));
     assert_eq!(after["Config"]["Labels"]["io.unroot.original-user"], "");
     for field in ["PortBindings", "RestartPolicy", "NetworkMode"] {
-        assert_eq!(
-            after["HostConfig"][field], before["HostConfig"][field],
-            "HostConfig.{field}"
-        );
+        assert_eq!(after["HostConfig"][field], before["HostConfig"][field], "HostConfig.{field}");
     }
     assert_eq!(aliases(&after, &net_a), aliases(&before, &net_a));
     assert_eq!(aliases(&after, &net_b), ["beta"]);
     assert_eq!(after["Image"], before["Image"]);
     let anon = |c: &Value| {
-        c["Mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["Destination"] == "/cache")
-            .unwrap()["Name"]
-            .clone()
+        c["Mounts"].as_array().unwrap().iter().find(|m| m["Destination"] == "/cache").unwrap()["Name"].clone()
     };
-    assert_eq!(
-        anon(&after),
-        anon(&before),
-        "the anonymous volume is the same volume"
-    );
-    assert_eq!(
-        docker(&["exec", &web, "cat", "/cache/data.txt"]),
-        "precious"
-    );
+    assert_eq!(anon(&after), anon(&before), "the anonymous volume is the same volume");
+    assert_eq!(docker(&["exec", &web, "cat", "/cache/data.txt"]), "precious");
     assert!(is_healthy_or_running(&after));
     assert_eq!(process_uids(&web), [1000]);
 
     // No environment value anywhere it could leak; backups private.
-    assert!(
-        !run.stdout.contains(secret) && !run.stderr.contains(secret),
-        "the secret was printed"
-    );
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "the secret was printed");
     let state = dir.path().join("state");
-    assert!(
-        !all_text(&state).contains(secret),
-        "the secret is in the journal, ledger or another state file"
-    );
-    assert_eq!(
-        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    let ledger: Value =
-        serde_json::from_slice(&std::fs::read(state.join("e2e/ledger.json")).unwrap()).unwrap();
+    assert!(!all_text(&state).contains(secret), "the secret is in the journal, ledger or another state file");
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+    let ledger: Value = serde_json::from_slice(&std::fs::read(state.join("e2e/ledger.json")).unwrap()).unwrap();
     let run_id = ledger["days"]["1"]["run"].as_str().unwrap();
     let original = state.join(format!("e2e/runs/{run_id}/services/{web}/original.json"));
     assert_eq!(std::fs::metadata(&original).unwrap().mode() & 0o777, 0o600);
-    assert_eq!(
-        std::fs::metadata(original.parent().unwrap())
-            .unwrap()
-            .mode()
-            & 0o777,
-        0o700
-    );
+    assert_eq!(std::fs::metadata(original.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
 }
 
 #[test]
@@ -310,80 +221,33 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly() {
     );
     let before = inspect(&svc);
     let dir = env.tempdir();
-    write_plan(
-        dir.path(),
-        &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"),
-    );
+    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(3),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
-    assert!(
-        run.stdout.contains("exited with code"),
-        "the reason is shown:\n{}",
-        run.stdout
-    );
+    assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("exited with code"), "the reason is shown:\n{}", run.stdout);
 
     let after = inspect(&svc);
-    assert_eq!(
-        after["Id"], before["Id"],
-        "the original itself runs again under its name"
-    );
+    assert_eq!(after["Id"], before["Id"], "the original itself runs again under its name");
     assert!(is_healthy_or_running(&after));
     assert_eq!(after["Config"]["User"], "");
     assert_eq!(process_uids(&svc), [0]);
-    assert_eq!(
-        after["HostConfig"]["RestartPolicy"], before["HostConfig"]["RestartPolicy"],
-        "restart policy restored"
-    );
+    assert_eq!(after["HostConfig"]["RestartPolicy"], before["HostConfig"]["RestartPolicy"], "restart policy restored");
     assert_eq!(after["Config"], before["Config"]);
-    assert_eq!(
-        owners(&env, &vol),
-        owners_before,
-        "ownership restored exactly from the manifest"
-    );
-    assert!(
-        containers_named(".unroot-")
-            .iter()
-            .all(|n| !n.starts_with(&env.id)),
-        "no parked container is left"
-    );
-    assert!(
-        containers_named(&format!("unroot-helper.{svc}")).is_empty(),
-        "no helper is left"
-    );
+    assert_eq!(owners(&env, &vol), owners_before, "ownership restored exactly from the manifest");
+    assert!(containers_named(".unroot-").iter().all(|n| !n.starts_with(&env.id)), "no parked container is left");
+    assert!(containers_named(&format!("unroot-helper.{svc}")).is_empty(), "no helper is left");
 }
 
 /// Three services in one day, each after the previous; the last cannot run as its user.
-fn three_service_day(
-    env: &TestEnv,
-    on_failure: &str,
-    chain: bool,
-) -> (tempfile::TempDir, [String; 3], [Value; 3]) {
+fn three_service_day(env: &TestEnv, on_failure: &str, chain: bool) -> (tempfile::TempDir, [String; 3], [Value; 3]) {
     let img = image("busybox");
     let a = env.run("a", &[&img, "sleep", "1000000"]);
     let b = env.run("b", &[&img, "sleep", "1000000"]);
-    let c = env.run(
-        "c",
-        &[
-            &img,
-            "sh",
-            "-c",
-            "echo x > /root/state && exec sleep 1000000",
-        ],
-    );
+    let c = env.run("c", &[&img, "sh", "-c", "echo x > /root/state && exec sleep 1000000"]);
     let before = [inspect(&a), inspect(&b), inspect(&c)];
     let dir = env.tempdir();
     let after = |dep: &str| {
-        if chain {
-            format!("after = [\"{dep}\"]\n")
-        } else {
-            String::new()
-        }
+        if chain { format!("after = [\"{dep}\"]\n") } else { String::new() }
     };
     write_plan(
         dir.path(),
@@ -404,13 +268,7 @@ fn rollback_day_restores_the_services_that_succeeded_too() {
     let env = TestEnv::new("apply-rbday");
     let (dir, names, before) = three_service_day(&env, "rollback-day", true);
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(3),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     for (name, before) in names.iter().zip(&before) {
         let now = inspect(name);
         assert_eq!(now["Id"], before["Id"], "{name} is its original again");
@@ -418,10 +276,7 @@ fn rollback_day_restores_the_services_that_succeeded_too() {
         assert!(is_healthy_or_running(&now), "{name}");
         assert_eq!(process_uids(name), [0]);
     }
-    assert!(
-        !dir.path().join("state/e2e/ledger.json").exists(),
-        "the day is not recorded as applied"
-    );
+    assert!(!dir.path().join("state/e2e/ledger.json").exists(), "the day is not recorded as applied");
 }
 
 #[test]
@@ -429,19 +284,9 @@ fn rollback_service_keeps_the_others_migrated() {
     let env = TestEnv::new("apply-rbsvc");
     let (dir, [a, b, c], before) = three_service_day(&env, "rollback-service", false);
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(3),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     for name in [&a, &b] {
-        assert_eq!(
-            inspect(name)["Config"]["User"],
-            "1000:1000",
-            "{name} stays migrated"
-        );
+        assert_eq!(inspect(name)["Config"]["User"], "1000:1000", "{name} stays migrated");
         assert_eq!(process_uids(name), [1000]);
     }
     let now = inspect(&c);
@@ -449,8 +294,7 @@ fn rollback_service_keeps_the_others_migrated() {
     assert!(is_healthy_or_running(&now));
     assert_eq!(process_uids(&c), [0]);
     let ledger: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state/e2e/ledger.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/e2e/ledger.json")).unwrap()).unwrap();
     assert_eq!(ledger["days"]["1"]["services"][&a]["state"], "migrated");
     assert_eq!(ledger["days"]["1"]["services"][&c]["state"], "original");
 }
@@ -460,24 +304,11 @@ fn pause_leaves_the_run_for_resume_with_exit_4() {
     let env = TestEnv::new("apply-pause");
     let (dir, [_a, _b, c], _) = three_service_day(&env, "pause", true);
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(4),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(4), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("unroot resume"), "{}", run.stdout);
     let parked = containers_named(&format!("{c}.unroot-"));
-    assert_eq!(
-        parked.len(),
-        1,
-        "the original of the failed service is kept, parked: {parked:?}"
-    );
-    assert_eq!(
-        inspect(&parked[0])["HostConfig"]["RestartPolicy"]["Name"],
-        "no"
-    );
+    assert_eq!(parked.len(), 1, "the original of the failed service is kept, parked: {parked:?}");
+    assert_eq!(inspect(&parked[0])["HostConfig"]["RestartPolicy"]["Name"], "no");
     // A new apply is refused while the run is interrupted.
     let again = apply(dir.path(), &[]);
     assert_eq!(again.code, Some(5), "{}", again.stderr);
@@ -498,95 +329,39 @@ fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused() 
     std::fs::write(outside.join("hard.txt"), "h").unwrap();
     std::os::unix::fs::symlink(outside.join("target.txt"), bind.join("link")).unwrap();
     std::fs::hard_link(outside.join("hard.txt"), bind.join("hard")).unwrap();
-    let svc = env.run(
-        "binds",
-        &[
-            "-v",
-            &format!("{}:/data", bind.display()),
-            &img,
-            "sleep",
-            "1000000",
-        ],
-    );
-    write_plan(
-        dir.path(),
-        &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"),
-    );
+    let svc = env.run("binds", &["-v", &format!("{}:/data", bind.display()), &img, "sleep", "1000000"]);
+    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     let owner = |p: &Path| {
         let m = std::fs::symlink_metadata(p).unwrap();
         (m.uid(), m.gid())
     };
     assert_eq!(owner(&bind.join("inside.txt")), (1000, 1000));
-    assert_eq!(
-        owner(&bind.join("link")),
-        (1000, 1000),
-        "the link itself is re-owned"
-    );
-    assert_eq!(
-        owner(&outside.join("target.txt")),
-        (0, 0),
-        "the symlink was not followed"
-    );
-    assert_eq!(
-        owner(&outside.join("hard.txt")),
-        (0, 0),
-        "the hard-linked file keeps its owner"
-    );
+    assert_eq!(owner(&bind.join("link")), (1000, 1000), "the link itself is re-owned");
+    assert_eq!(owner(&outside.join("target.txt")), (0, 0), "the symlink was not followed");
+    assert_eq!(owner(&outside.join("hard.txt")), (0, 0), "the hard-linked file keeps its owner");
     assert_eq!(owner(&bind), (1000, 1000), "the mount's root is re-owned");
 
     // A bind of a protected path: a blocker in the preview, refused by apply untouched.
     let protected = format!("/run/{}", env.id);
     std::fs::create_dir_all(&protected).unwrap();
     let guard = scopeguard(protected.clone());
-    let svc2 = env.run(
-        "protected",
-        &[
-            "-v",
-            &format!("{protected}:/data"),
-            &img,
-            "sleep",
-            "1000000",
-        ],
-    );
+    let svc2 = env.run("protected", &["-v", &format!("{protected}:/data"), &img, "sleep", "1000000"]);
     let before = inspect(&svc2);
     let d2 = env.tempdir();
-    write_plan(
-        d2.path(),
-        &format!("[service.{svc2}]\nday = 1\nuser = \"1000:1000\"\n"),
-    );
+    write_plan(d2.path(), &format!("[service.{svc2}]\nday = 1\nuser = \"1000:1000\"\n"));
     let preview = unroot_in(d2.path(), &["plan", "plan.toml", "--day", "1"]);
     assert_eq!(preview.code, Some(1), "{}", preview.stdout);
-    assert!(
-        preview.stdout.contains("blocker") && preview.stdout.contains("lies inside /run"),
-        "{}",
-        preview.stdout
-    );
+    assert!(preview.stdout.contains("blocker") && preview.stdout.contains("lies inside /run"), "{}", preview.stdout);
     let refused = apply(d2.path(), &[]);
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("nothing was changed"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("nothing was changed"), "{}", refused.stderr);
     let after = inspect(&svc2);
     assert_eq!(after["Id"], before["Id"]);
-    assert_eq!(
-        after["State"]["StartedAt"], before["State"]["StartedAt"],
-        "never stopped"
-    );
+    assert_eq!(after["State"]["StartedAt"], before["State"]["StartedAt"], "never stopped");
     assert_eq!(owner(Path::new(&protected)), (0, 0));
-    assert!(
-        !d2.path().join("state/e2e/runs").exists(),
-        "no run was started"
-    );
+    assert!(!d2.path().join("state/e2e/runs").exists(), "no run was started");
     drop(guard);
 }
 
@@ -606,51 +381,22 @@ fn plan_and_dry_run_change_nothing() {
     let env = TestEnv::new("apply-dry");
     let vol = env.name("v");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
-    let svc = env.run(
-        "svc",
-        &[
-            "-v",
-            &format!("{vol}:/data"),
-            &image("busybox"),
-            "sleep",
-            "1000000",
-        ],
-    );
+    let svc = env.run("svc", &["-v", &format!("{vol}:/data"), &image("busybox"), "sleep", "1000000"]);
     let before = inspect(&svc);
     let owners_before = owners(&env, &vol);
     let volumes_before = docker(&["volume", "ls", "-q"]);
     let dir = env.tempdir();
-    write_plan(
-        dir.path(),
-        &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"),
-    );
-    let p = unroot_in(
-        dir.path(),
-        &["plan", "plan.toml", "--day", "1", "--state-dir", "state"],
-    );
+    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
+    let p = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--state-dir", "state"]);
     assert_eq!(p.code, Some(0), "{}{}", p.stdout, p.stderr);
     assert!(p.stdout.contains("chown:  /data (volume"), "{}", p.stdout);
     let j = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--json"]);
     let doc: Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(doc["day"], 1);
     assert_eq!(doc["waves"], json!([[svc]]));
-    assert_eq!(
-        doc["services"][0]["user"]["to"], "app (1000:1000)",
-        "names and numbers"
-    );
+    assert_eq!(doc["services"][0]["user"]["to"], "app (1000:1000)", "names and numbers");
     assert_eq!(doc["services"][0]["chown"][0]["kind"], "volume");
-    let d = unroot_in(
-        dir.path(),
-        &[
-            "apply",
-            "plan.toml",
-            "--day",
-            "1",
-            "--dry-run",
-            "--state-dir",
-            "state",
-        ],
-    );
+    let d = unroot_in(dir.path(), &["apply", "plan.toml", "--day", "1", "--dry-run", "--state-dir", "state"]);
     assert_eq!(d.code, Some(0), "{}{}", d.stdout, d.stderr);
     assert_eq!(d.stdout, p.stdout, "apply --dry-run is the same preview");
 
@@ -701,11 +447,7 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
     }
     let _down = Down(dir.path(), project.clone());
     let up = compose(dir.path(), &project, &["up", "-d"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
 
     write_plan(
         dir.path(),
@@ -714,54 +456,20 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
         ),
     );
     let run = apply(dir.path(), &[]);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
-    assert!(
-        run.stdout.contains("docker-compose.unroot.yml"),
-        "the summary says how to use it:\n{}",
-        run.stdout
-    );
+    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("docker-compose.unroot.yml"), "the summary says how to use it:\n{}", run.stdout);
     let override_file = dir.path().join("docker-compose.unroot.yml");
-    let text = std::fs::read_to_string(&override_file)
-        .expect("the override stands beside the compose file");
+    let text = std::fs::read_to_string(&override_file).expect("the override stands beside the compose file");
     assert!(text.contains("version: \"2.4\""), "{text}");
     assert!(text.contains("user: \"1000:1000\""), "{text}");
-    assert!(
-        text.contains("\"HOME\": \"/data\""),
-        "the plan's environment is there: {text}"
-    );
-    assert!(
-        !text.contains(secret),
-        "the container's environment is not: {text}"
-    );
+    assert!(text.contains("\"HOME\": \"/data\""), "the plan's environment is there: {text}");
+    assert!(!text.contains(secret), "the container's environment is not: {text}");
 
-    let again = compose(
-        dir.path(),
-        &project,
-        &[
-            "-f",
-            "docker-compose.yml",
-            "-f",
-            "docker-compose.unroot.yml",
-            "up",
-            "-d",
-        ],
-    );
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    let again =
+        compose(dir.path(), &project, &["-f", "docker-compose.yml", "-f", "docker-compose.unroot.yml", "up", "-d"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let c = inspect(&name);
-    assert_eq!(
-        c["Config"]["User"], "1000:1000",
-        "compose keeps the new user"
-    );
+    assert_eq!(c["Config"]["User"], "1000:1000", "compose keeps the new user");
     assert!(is_healthy_or_running(&c));
     assert_eq!(process_uids(&name), [1000]);
     assert_eq!(c["HostConfig"]["CapDrop"], json!(["ALL"]));

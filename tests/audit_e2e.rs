@@ -9,12 +9,7 @@ fn audit_json(extra: &[&str]) -> Value {
     let mut cmd = unroot();
     cmd.arg("audit").arg("--json").args(extra);
     let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "audit failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "audit failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("audit --json prints one JSON document")
 }
 
@@ -28,21 +23,11 @@ fn entry<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn uids(e: &Value) -> Vec<u64> {
-    e["process_uids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect()
+    e["process_uids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
 }
 
 fn flags(e: &Value) -> Vec<String> {
-    e["flags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
+    e["flags"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -61,26 +46,11 @@ fn classifies_each_way_a_container_can_hold_root() {
     let risky = env.run(
         "risky",
         // `--privileged` cannot start in this sandbox; its flag is covered by the unit tests.
-        &[
-            "--cap-add",
-            "NET_ADMIN",
-            "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
-            &img,
-        ],
+        &["--cap-add", "NET_ADMIN", "-v", "/var/run/docker.sock:/var/run/docker.sock", &img],
     );
     let hardened = env.run(
         "hardened",
-        &[
-            "--user",
-            "999:999",
-            "--read-only",
-            "--security-opt",
-            "no-new-privileges",
-            "--cap-drop",
-            "ALL",
-            &img,
-        ],
+        &["--user", "999:999", "--read-only", "--security-opt", "no-new-privileges", "--cap-drop", "ALL", &img],
     );
 
     let report = audit_json(&[]);
@@ -89,10 +59,7 @@ fn classifies_each_way_a_container_can_hold_root() {
     assert_eq!(e["class"], "root");
     assert_eq!(e["configured_user"], "");
     assert_eq!(uids(e), [0]);
-    assert!(
-        flags(e).contains(&"root-owned-mount:/data".to_string()),
-        "{e}"
-    );
+    assert!(flags(e).contains(&"root-owned-mount:/data".to_string()), "{e}");
     assert!(flags(e).contains(&"rootfs-writable".to_string()));
     assert!(flags(e).contains(&"no-new-privileges-missing".to_string()));
     assert_eq!(e["image"], img);
@@ -109,10 +76,7 @@ fn classifies_each_way_a_container_can_hold_root() {
     let e = entry(&report, &by_name);
     assert_eq!(e["class"], "non-root");
     assert_eq!(e["configured_user"], "app");
-    assert_eq!(
-        e["configured_uid"], 1000,
-        "the name is resolved from the image's /etc/passwd"
-    );
+    assert_eq!(e["configured_uid"], 1000, "the name is resolved from the image's /etc/passwd");
     assert_eq!(uids(e), [1000]);
 
     let e = entry(&report, &zero);
@@ -128,10 +92,7 @@ fn classifies_each_way_a_container_can_hold_root() {
 
     let e = entry(&report, &hardened);
     assert_eq!(e["class"], "non-root");
-    assert!(
-        flags(e).is_empty(),
-        "a hardened non-root container has no flags: {e}"
-    );
+    assert!(flags(e).is_empty(), "a hardened non-root container has no flags: {e}");
 
     let summary = &report["summary"];
     for class in ["root", "drops-root", "non-root", "exception"] {
@@ -145,10 +106,7 @@ fn classifies_each_way_a_container_can_hold_root() {
     let out = unroot().arg("audit").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&drops))
-        .expect("a row for the container");
+    let line = text.lines().find(|l| l.starts_with(&drops)).expect("a row for the container");
     assert!(line.contains("drops-root"), "{line}");
     assert!(text.lines().next().unwrap().starts_with("NAME"), "{text}");
 }
@@ -157,17 +115,8 @@ fn classifies_each_way_a_container_can_hold_root() {
 fn plan_exceptions_report_their_controls() {
     let env = TestEnv::new("audit-exception");
     let img = image("busybox");
-    let controlled = env.run(
-        "monitor",
-        &[
-            "--cap-drop",
-            "ALL",
-            "--read-only",
-            "--security-opt",
-            "no-new-privileges",
-            &img,
-        ],
-    );
+    let controlled =
+        env.run("monitor", &["--cap-drop", "ALL", "--read-only", "--security-opt", "no-new-privileges", &img]);
     let bare = env.run("bare", &[&img]);
     let dir = env.tempdir();
     let plan = dir.path().join("plan.toml");
@@ -185,23 +134,14 @@ fn plan_exceptions_report_their_controls() {
     let e = entry(&report, &controlled);
     assert_eq!(e["class"], "exception");
     assert_eq!(e["exception"], "reads host /proc");
-    assert!(
-        !flags(e).iter().any(|f| f.starts_with("control-missing")),
-        "{e}"
-    );
+    assert!(!flags(e).iter().any(|f| f.starts_with("control-missing")), "{e}");
     assert_eq!(uids(e), [0]);
 
     let e = entry(&report, &bare);
     assert_eq!(e["class"], "exception");
     let f = flags(e);
-    assert!(
-        f.contains(&"control-missing:cap_drop=ALL".to_string()),
-        "{f:?}"
-    );
-    assert!(
-        f.contains(&"control-missing:read_only".to_string()),
-        "{f:?}"
-    );
+    assert!(f.contains(&"control-missing:cap_drop=ALL".to_string()), "{f:?}");
+    assert!(f.contains(&"control-missing:read_only".to_string()), "{f:?}");
 
     // Without the plan the same container is plain root.
     let report = audit_json(&[]);
@@ -212,25 +152,13 @@ fn plan_exceptions_report_their_controls() {
 fn a_container_that_restarts_during_the_audit_is_reported_not_fatal() {
     let env = TestEnv::new("audit-flap");
     let img = image("busybox");
-    let flapping = env.run(
-        "flap",
-        &["--restart", "always", &img, "sh", "-c", "sleep 0.1; exit 3"],
-    );
+    let flapping = env.run("flap", &["--restart", "always", &img, "sh", "-c", "sleep 0.1; exit 3"]);
     let mut seen = 0;
     for _ in 0..5 {
         let report = audit_json(&[]);
-        let listed = report["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["name"] == flapping.as_str());
-        let gone = report["gone"]
-            .as_array()
-            .is_some_and(|g| g.iter().any(|c| c["name"] == flapping.as_str()));
-        assert!(
-            listed || gone,
-            "{flapping} is neither audited nor reported gone"
-        );
+        let listed = report["containers"].as_array().unwrap().iter().any(|c| c["name"] == flapping.as_str());
+        let gone = report["gone"].as_array().is_some_and(|g| g.iter().any(|c| c["name"] == flapping.as_str()));
+        assert!(listed || gone, "{flapping} is neither audited nor reported gone");
         seen += 1;
     }
     assert_eq!(seen, 5);
@@ -239,11 +167,7 @@ fn a_container_that_restarts_during_the_audit_is_reported_not_fatal() {
 #[test]
 fn an_unreachable_daemon_exits_2_naming_the_address() {
     for host in ["unix:///nonexistent/unroot-test.sock", "tcp://127.0.0.1:1"] {
-        let out = unroot()
-            .arg("audit")
-            .env("DOCKER_HOST", host)
-            .output()
-            .unwrap();
+        let out = unroot().arg("audit").env("DOCKER_HOST", host).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{host}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(host), "stderr does not name {host}: {err}");
@@ -253,17 +177,8 @@ fn an_unreachable_daemon_exits_2_naming_the_address() {
 
 #[test]
 fn an_explicit_docker_host_is_used() {
-    let out = unroot()
-        .args(["audit", "--json"])
-        .env("DOCKER_HOST", "unix:///var/run/docker.sock")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = unroot().args(["audit", "--json"]).env("DOCKER_HOST", "unix:///var/run/docker.sock").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["containers"].is_array());
 }

@@ -23,14 +23,8 @@ fn check_accepts_the_reference_plan() {
         .args(["check", SUTAZAI])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains(
-            "ok: plan `sutazai-nonroot`, 9 services over 5 days",
-        ));
-    let out = unroot()
-        .current_dir(repo_path(""))
-        .args(["check", SUTAZAI, "--json"])
-        .output()
-        .unwrap();
+        .stdout(predicate::str::contains("ok: plan `sutazai-nonroot`, 9 services over 5 days"));
+    let out = unroot().current_dir(repo_path("")).args(["check", SUTAZAI, "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["services"], 9);
@@ -48,73 +42,42 @@ fn check_reports_errors_with_place_text_and_hint_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "errors go to stderr only");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{plan}:6:8: `user` = \"root\" is root")),
-        "{err}"
-    );
-    assert!(
-        err.contains("user = \"root\""),
-        "the offending line is shown: {err}"
-    );
+    assert!(err.contains(&format!("{plan}:6:8: `user` = \"root\" is root")), "{err}");
+    assert!(err.contains("user = \"root\""), "the offending line is shown: {err}");
     assert!(err.contains("keep_root"), "the hint is shown: {err}");
-    assert!(
-        err.contains(&format!("{plan}:10:10: chown path \"data\" is relative")),
-        "{err}"
-    );
-    assert!(
-        err.contains("2 errors in the plan; nothing was changed"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{plan}:10:10: chown path \"data\" is relative")), "{err}");
+    assert!(err.contains("2 errors in the plan; nothing was changed"), "{err}");
 }
 
 #[test]
 fn check_of_a_missing_file_exits_2() {
-    unroot()
-        .args(["check", "/nonexistent/plan.toml"])
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("/nonexistent/plan.toml")
-                .and(predicate::str::contains("cannot read the plan")),
-        );
+    unroot().args(["check", "/nonexistent/plan.toml"]).assert().code(2).stderr(
+        predicate::str::contains("/nonexistent/plan.toml").and(predicate::str::contains("cannot read the plan")),
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     unroot().args(["check"]).assert().code(2);
-    unroot()
-        .args(["graph", SUTAZAI, "--format", "png"])
-        .assert()
-        .code(2);
+    unroot().args(["graph", SUTAZAI, "--format", "png"]).assert().code(2);
     unroot().args(["frobnicate"]).assert().code(2);
 }
 
 #[test]
 fn graph_prints_days_waves_and_edges_in_three_formats() {
-    unroot()
-        .current_dir(repo_path(""))
-        .args(["graph", SUTAZAI])
-        .assert()
-        .code(0)
-        .stdout(predicate::str::contains("day 2: cache and queue\n  wave 1: sutazai-redis\n  wave 2: sutazai-rabbitmq (after sutazai-redis)"));
-    unroot()
-        .current_dir(repo_path(""))
-        .args(["graph", SUTAZAI, "--format", "dot"])
-        .assert()
-        .code(0)
-        .stdout(
-            predicate::str::contains("\"sutazai-redis\" -> \"sutazai-rabbitmq\";")
-                .and(predicate::str::contains("subgraph cluster_day5")),
-        );
+    unroot().current_dir(repo_path("")).args(["graph", SUTAZAI]).assert().code(0).stdout(predicate::str::contains(
+        "day 2: cache and queue\n  wave 1: sutazai-redis\n  wave 2: sutazai-rabbitmq (after sutazai-redis)",
+    ));
+    unroot().current_dir(repo_path("")).args(["graph", SUTAZAI, "--format", "dot"]).assert().code(0).stdout(
+        predicate::str::contains("\"sutazai-redis\" -> \"sutazai-rabbitmq\";")
+            .and(predicate::str::contains("subgraph cluster_day5")),
+    );
     unroot()
         .current_dir(repo_path(""))
         .args(["graph", SUTAZAI, "--format", "mermaid"])
         .assert()
         .code(0)
-        .stdout(
-            predicate::str::starts_with("flowchart TB")
-                .and(predicate::str::contains("day4 -. barrier .-> day5")),
-        );
+        .stdout(predicate::str::starts_with("flowchart TB").and(predicate::str::contains("day4 -. barrier .-> day5")));
 }
 
 #[test]
@@ -129,18 +92,12 @@ fn graph_of_a_plan_with_a_cycle_exits_2_naming_the_cycle() {
         .assert()
         .code(2)
         .stdout("")
-        .stderr(predicate::str::contains(
-            "`after` forms a cycle: a -> b -> a",
-        ));
+        .stderr(predicate::str::contains("`after` forms a cycle: a -> b -> a"));
 }
 
 #[test]
 fn dot_output_renders_with_graphviz() {
-    let out = unroot()
-        .current_dir(repo_path(""))
-        .args(["graph", SUTAZAI, "--format", "dot"])
-        .output()
-        .unwrap();
+    let out = unroot().current_dir(repo_path("")).args(["graph", SUTAZAI, "--format", "dot"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let mut dot = Command::new("dot")
         .arg("-Tsvg")
@@ -151,21 +108,11 @@ fn dot_output_renders_with_graphviz() {
         .expect("graphviz `dot` is installed (.ci/run installs it)");
     dot.stdin.take().unwrap().write_all(&out.stdout).unwrap();
     let svg = dot.wait_with_output().unwrap();
-    assert!(
-        svg.status.success(),
-        "dot failed: {}",
-        String::from_utf8_lossy(&svg.stderr)
-    );
+    assert!(svg.status.success(), "dot failed: {}", String::from_utf8_lossy(&svg.stderr));
     let svg = String::from_utf8_lossy(&svg.stdout);
     assert!(svg.contains("<svg"), "not an SVG");
-    assert!(
-        svg.contains("<title>sutazai&#45;rabbitmq</title>"),
-        "the rabbitmq node is drawn"
-    );
-    assert!(
-        svg.contains("day 2: cache and queue"),
-        "the day clusters are drawn"
-    );
+    assert!(svg.contains("<title>sutazai&#45;rabbitmq</title>"), "the rabbitmq node is drawn");
+    assert!(svg.contains("day 2: cache and queue"), "the day clusters are drawn");
 }
 
 #[test]

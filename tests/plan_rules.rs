@@ -21,22 +21,14 @@ fn one(text: &str, kind: PlanErrorKind, location: &str, message: &str) -> String
     assert_eq!(e.kinds(), [kind], "{:#?}", e.errors);
     let err = &e.errors[0];
     assert_eq!(err.location, location, "{err}");
-    assert!(
-        err.message.contains(message),
-        "`{}` does not contain `{message}`",
-        err.message
-    );
+    assert!(err.message.contains(message), "`{}` does not contain `{message}`", err.message);
     assert!(err.help.is_some(), "every plan error carries a hint: {err}");
     err.to_string()
 }
 
 #[test]
 fn a_valid_plan_parses_with_defaults() {
-    let plan = Plan::parse(
-        "p.toml",
-        &format!("{HEAD}[service.web]\nday = 1\nuser = \"1000\"\n"),
-    )
-    .unwrap();
+    let plan = Plan::parse("p.toml", &format!("{HEAD}[service.web]\nday = 1\nuser = \"1000\"\n")).unwrap();
     assert_eq!(plan.rollout.parallelism, 1);
     assert_eq!(plan.rollout.state_dir.to_str(), Some("rollback"));
     let web = plan.service("web").unwrap();
@@ -49,44 +41,14 @@ fn a_valid_plan_parses_with_defaults() {
 
 #[test]
 fn the_reference_plan_checks() {
-    let plan = Plan::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/plans/sutazai.toml"
-    )))
-    .unwrap();
+    let plan = Plan::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/plans/sutazai.toml"))).unwrap();
     assert_eq!(plan.day_numbers(), [1, 2, 3, 4, 5]);
-    assert_eq!(
-        plan.graph.waves(2),
-        [
-            vec!["sutazai-redis".to_string()],
-            vec!["sutazai-rabbitmq".to_string()]
-        ]
-    );
-    let exceptions: Vec<_> = plan
-        .services
-        .iter()
-        .filter(|s| s.keep_root.is_some())
-        .collect();
+    assert_eq!(plan.graph.waves(2), [vec!["sutazai-redis".to_string()], vec!["sutazai-rabbitmq".to_string()]]);
+    let exceptions: Vec<_> = plan.services.iter().filter(|s| s.keep_root.is_some()).collect();
     assert_eq!(exceptions.len(), 1);
     assert!(exceptions[0].cap_drop.contains(&"ALL".to_string()));
-    assert_eq!(
-        plan.service("sutazai-postgres")
-            .unwrap()
-            .user
-            .as_ref()
-            .unwrap()
-            .to_string(),
-        "999:999"
-    );
-    assert_eq!(
-        plan.service("sutazai-neo4j")
-            .unwrap()
-            .user
-            .as_ref()
-            .unwrap()
-            .to_string(),
-        "7474:7474"
-    );
+    assert_eq!(plan.service("sutazai-postgres").unwrap().user.as_ref().unwrap().to_string(), "999:999");
+    assert_eq!(plan.service("sutazai-neo4j").unwrap().user.as_ref().unwrap().to_string(), "7474:7474");
 }
 
 #[test]
@@ -151,9 +113,7 @@ fn root_users_must_use_keep_root() {
 #[test]
 fn keep_root_and_user_exclude_each_other() {
     one(
-        &format!(
-            "{HEAD}[service.a]\nday = 1\nuser = \"1000\"\nkeep_root = \"needs raw sockets\"\n"
-        ),
+        &format!("{HEAD}[service.a]\nday = 1\nuser = \"1000\"\nkeep_root = \"needs raw sockets\"\n"),
         PlanErrorKind::KeepRootWithUser,
         "p.toml:6:13",
         "`keep_root` and `user` = \"1000\" both set",
@@ -191,31 +151,17 @@ fn after_must_name_a_known_service_of_the_same_or_an_earlier_day() {
         "`a` (day 1) is after `b`, which is on the later day 2",
     );
     // An earlier day is fine.
-    Plan::parse(
-        "p.toml",
-        &format!("{HEAD}[service.a]\nday = 2\nafter = [\"b\"]\n[service.b]\nday = 1\n"),
-    )
-    .unwrap();
+    Plan::parse("p.toml", &format!("{HEAD}[service.a]\nday = 2\nafter = [\"b\"]\n[service.b]\nday = 1\n")).unwrap();
 }
 
 #[test]
 fn cycles_are_reported_with_the_whole_cycle() {
-    one(
-        &format!("{HEAD}[service.a]\nday = 1\nafter = [\"a\"]\n"),
-        PlanErrorKind::Cycle,
-        "p.toml:5:10",
-        "a -> a",
-    );
+    one(&format!("{HEAD}[service.a]\nday = 1\nafter = [\"a\"]\n"), PlanErrorKind::Cycle, "p.toml:5:10", "a -> a");
     let text = format!(
         "{HEAD}[service.a]\nday = 1\nafter = [\"c\"]\n[service.b]\nday = 1\nafter = [\"a\"]\n\
          [service.c]\nday = 1\nafter = [\"b\"]\n[service.d]\nday = 1\nafter = [\"a\"]\n"
     );
-    one(
-        &text,
-        PlanErrorKind::Cycle,
-        "p.toml:3:10",
-        "`after` forms a cycle: a -> b -> c -> a",
-    );
+    one(&text, PlanErrorKind::Cycle, "p.toml:3:10", "`after` forms a cycle: a -> b -> c -> a");
 }
 
 #[test]
@@ -244,9 +190,7 @@ fn durations_lie_between_one_second_and_a_day() {
         ("10", "missing unit"),
     ] {
         one(
-            &format!(
-                "[rollout]\nname = \"t\"\nhealth_timeout = \"{value}\"\n[service.a]\nday = 1\n"
-            ),
+            &format!("[rollout]\nname = \"t\"\nhealth_timeout = \"{value}\"\n[service.a]\nday = 1\n"),
             PlanErrorKind::InvalidDuration,
             "p.toml:3:18",
             message,
@@ -258,11 +202,8 @@ fn durations_lie_between_one_second_and_a_day() {
         "p.toml:5:14",
         "unknown unit `d`",
     );
-    Plan::parse(
-        "p.toml",
-        &format!("{HEAD}[service.a]\nday = 1\nstable_for = \"24h\"\nstop_timeout = \"1s\"\n"),
-    )
-    .unwrap();
+    Plan::parse("p.toml", &format!("{HEAD}[service.a]\nday = 1\nstable_for = \"24h\"\nstop_timeout = \"1s\"\n"))
+        .unwrap();
 }
 
 #[test]
@@ -280,11 +221,7 @@ fn days_are_positive_integers() {
         "day `first` is not a positive integer",
     );
     // Not necessarily contiguous.
-    let plan = Plan::parse(
-        "p.toml",
-        &format!("{HEAD}[service.a]\nday = 1\n[service.b]\nday = 7\n"),
-    )
-    .unwrap();
+    let plan = Plan::parse("p.toml", &format!("{HEAD}[service.a]\nday = 1\n[service.b]\nday = 7\n")).unwrap();
     assert_eq!(plan.day_numbers(), [1, 7]);
 }
 
@@ -320,12 +257,7 @@ fn values_outside_their_sets_are_refused() {
         "p.toml:5:13",
         "\"all the things\" is not a capability",
     );
-    one(
-        HEAD,
-        PlanErrorKind::InvalidValue,
-        "p.toml:1:1",
-        "the plan has no services",
-    );
+    one(HEAD, PlanErrorKind::InvalidValue, "p.toml:1:1", "the plan has no services");
 }
 
 #[test]
@@ -333,31 +265,16 @@ fn every_error_is_reported_not_just_the_first() {
     let e = errors(&format!(
         "{HEAD}[service.a]\nday = 1\nuser = \"root\"\n[service.b]\nday = 1\nchown = [\"rel\"]\nafter = [\"zz\"]\n"
     ));
-    assert_eq!(
-        e.kinds(),
-        [
-            PlanErrorKind::RootUser,
-            PlanErrorKind::InvalidPath,
-            PlanErrorKind::UnknownAfter
-        ]
-    );
+    assert_eq!(e.kinds(), [PlanErrorKind::RootUser, PlanErrorKind::InvalidPath, PlanErrorKind::UnknownAfter]);
 }
 
 #[test]
 fn syntax_errors_have_a_place() {
     let e = errors("[rollout\nname = 1\n");
     assert_eq!(e.kinds(), [PlanErrorKind::Syntax]);
-    assert!(
-        e.errors[0].location.starts_with("p.toml:1:"),
-        "{}",
-        e.errors[0]
-    );
+    assert!(e.errors[0].location.starts_with("p.toml:1:"), "{}", e.errors[0]);
     let e = errors(&format!("{HEAD}[service.a]\nuser = \"1000\"\n"));
-    assert!(
-        e.errors[0].message.contains("missing field `day`"),
-        "{}",
-        e.errors[0]
-    );
+    assert!(e.errors[0].message.contains("missing field `day`"), "{}", e.errors[0]);
 }
 
 #[test]
@@ -366,59 +283,39 @@ fn size_limits() {
     for i in 0..10_001 {
         text.push_str(&format!("[service.s{i}]\nday = 1\n"));
     }
-    one(
-        &text,
-        PlanErrorKind::TooManyServices,
-        "p.toml:1:1",
-        "the plan has 10001 services; the limit is 10000",
-    );
+    one(&text, PlanErrorKind::TooManyServices, "p.toml:1:1", "the plan has 10001 services; the limit is 10000");
 
-    let big = format!(
-        "{HEAD}# {}\n[service.a]\nday = 1\n",
-        "x".repeat(1024 * 1024)
-    );
+    let big = format!("{HEAD}# {}\n[service.a]\nday = 1\n", "x".repeat(1024 * 1024));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.toml");
     std::fs::write(&path, big).unwrap();
     let e = Plan::load(&path).unwrap_err();
     assert_eq!(e.kinds(), [PlanErrorKind::File]);
-    assert!(
-        e.errors[0].message.contains("the limit is 1 MiB"),
-        "{}",
-        e.errors[0]
-    );
+    assert!(e.errors[0].message.contains("the limit is 1 MiB"), "{}", e.errors[0]);
 }
 
 /// A random acyclic plan: services in days 1..=4, each `after` pointing at an earlier
 /// service of the same or an earlier day.
 fn arb_plan() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        (
-            1u32..=4,
-            prop::collection::vec(any::<prop::sample::Index>(), 0..3),
-        ),
-        1..40,
+    prop::collection::vec((1u32..=4, prop::collection::vec(any::<prop::sample::Index>(), 0..3)), 1..40).prop_map(
+        |specs| {
+            let mut text = String::from("[rollout]\nname = \"prop\"\n");
+            let mut days = Vec::new();
+            for (i, (day, deps)) in specs.iter().enumerate() {
+                days.push(*day);
+                let candidates: Vec<usize> = (0..i).filter(|&j| days[j] <= *day).collect();
+                let mut after: Vec<String> = deps
+                    .iter()
+                    .filter(|_| !candidates.is_empty())
+                    .map(|ix| format!("\"s{}\"", candidates[ix.index(candidates.len())]))
+                    .collect();
+                after.sort();
+                after.dedup();
+                text.push_str(&format!("[service.s{i}]\nday = {day}\nafter = [{}]\n", after.join(", ")));
+            }
+            text
+        },
     )
-    .prop_map(|specs| {
-        let mut text = String::from("[rollout]\nname = \"prop\"\n");
-        let mut days = Vec::new();
-        for (i, (day, deps)) in specs.iter().enumerate() {
-            days.push(*day);
-            let candidates: Vec<usize> = (0..i).filter(|&j| days[j] <= *day).collect();
-            let mut after: Vec<String> = deps
-                .iter()
-                .filter(|_| !candidates.is_empty())
-                .map(|ix| format!("\"s{}\"", candidates[ix.index(candidates.len())]))
-                .collect();
-            after.sort();
-            after.dedup();
-            text.push_str(&format!(
-                "[service.s{i}]\nday = {day}\nafter = [{}]\n",
-                after.join(", ")
-            ));
-        }
-        text
-    })
 }
 
 proptest! {

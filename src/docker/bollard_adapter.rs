@@ -12,15 +12,14 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ContainerUpdateBody, NetworkConnectRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, EventsOptions, InspectContainerOptions,
-    ListContainersOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions,
-    StopContainerOptions, TopOptions, UploadToContainerOptions, WaitContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    TopOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{
-    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished,
-    Inspect, Process,
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
 };
 
 /// Seconds a single request may take before it counts as a failure.
@@ -55,25 +54,15 @@ impl BollardDocker {
     /// [`DockerError::TooOld`] for an API older than 1.41.
     pub async fn connect() -> Result<BollardDocker, DockerError> {
         let address = env_nonempty("DOCKER_HOST").unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let unreachable = |reason: String| DockerError::Unreachable {
-            address: address.clone(),
-            reason,
-        };
+        let unreachable = |reason: String| DockerError::Unreachable { address: address.clone(), reason };
         let docker = if address.starts_with("unix://") {
             Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
-        } else if address.starts_with("tcp://")
-            || address.starts_with("https://")
-            || address.starts_with("http://")
-        {
-            let tls =
-                env_nonempty("DOCKER_TLS_VERIFY").is_some() || address.starts_with("https://");
+        } else if address.starts_with("tcp://") || address.starts_with("https://") || address.starts_with("http://") {
+            let tls = env_nonempty("DOCKER_TLS_VERIFY").is_some() || address.starts_with("https://");
             if tls {
-                let dir = env_nonempty("DOCKER_CERT_PATH")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| {
-                        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                            .join(".docker")
-                    });
+                let dir = env_nonempty("DOCKER_CERT_PATH").map(PathBuf::from).unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
+                });
                 Docker::connect_with_ssl(
                     &address,
                     &dir.join("key.pem"),
@@ -86,25 +75,14 @@ impl BollardDocker {
                 Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
             }
         } else {
-            return Err(unreachable(
-                "unsupported scheme; use unix://, tcp:// or https://".into(),
-            ));
+            return Err(unreachable("unsupported scheme; use unix://, tcp:// or https://".into()));
         }
         .map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(describe(&e)))?;
-        let version = docker
-            .version()
-            .await
-            .map_err(|e| unreachable(describe(&e)))?;
+        let docker = docker.negotiate_version().await.map_err(|e| unreachable(describe(&e)))?;
+        let version = docker.version().await.map_err(|e| unreachable(describe(&e)))?;
         let api_version = version.api_version.unwrap_or_default();
         if api_tuple(&api_version).is_none_or(|v| v < MIN_API) {
-            return Err(DockerError::TooOld {
-                address,
-                version: api_version,
-            });
+            return Err(DockerError::TooOld { address, version: api_version });
         }
         let info = docker.info().await.map_err(map_err)?;
         let remaps_users = info
@@ -137,46 +115,31 @@ fn describe(e: &BollardError) -> String {
 /// 304 Not Modified: the container already is where the call would put it.
 fn not_modified_is_ok(r: Result<(), BollardError>) -> Result<(), DockerError> {
     match r {
-        Err(BollardError::DockerResponseServerError {
-            status_code: 304, ..
-        }) => Ok(()),
+        Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
         other => other.map_err(map_err),
     }
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, DockerError> {
-    serde_json::from_value(v)
-        .map_err(|e| DockerError::Transport(format!("building a request: {e}")))
+    serde_json::from_value(v).map_err(|e| DockerError::Transport(format!("building a request: {e}")))
 }
 
 /// Splits a log stream into stdout and stderr.
 fn collect_output(out: &mut Finished, chunk: LogOutput) {
     match chunk {
         LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
-        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-            out.stdout.extend_from_slice(&message)
-        }
+        LogOutput::StdOut { message } | LogOutput::Console { message } => out.stdout.extend_from_slice(&message),
         LogOutput::StdIn { .. } => {}
     }
 }
 
 fn map_err(e: BollardError) -> DockerError {
     match e {
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            message,
-        } => DockerError::NotFound(message),
-        BollardError::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => DockerError::Conflict(message),
-        BollardError::DockerResponseServerError {
-            status_code,
-            message,
-        } => DockerError::Api {
-            status: status_code,
-            message,
-        },
+        BollardError::DockerResponseServerError { status_code: 404, message } => DockerError::NotFound(message),
+        BollardError::DockerResponseServerError { status_code: 409, message } => DockerError::Conflict(message),
+        BollardError::DockerResponseServerError { status_code, message } => {
+            DockerError::Api { status: status_code, message }
+        }
         other => DockerError::Transport(describe(&other)),
     }
 }
@@ -195,15 +158,8 @@ impl DockerPort for BollardDocker {
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
-        let opts = ListContainersOptions {
-            all: true,
-            ..Default::default()
-        };
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(map_err)?;
+        let opts = ListContainersOptions { all: true, ..Default::default() };
+        let list = self.docker.list_containers(Some(opts)).await.map_err(map_err)?;
         Ok(list
             .into_iter()
             .map(|c| ContainerRef {
@@ -219,43 +175,27 @@ impl DockerPort for BollardDocker {
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Inspect, DockerError> {
-        let resp = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(map_err)?;
-        serde_json::to_value(resp)
-            .map(Inspect)
-            .map_err(|e| DockerError::Transport(e.to_string()))
+        let resp = self.docker.inspect_container(id, None::<InspectContainerOptions>).await.map_err(map_err)?;
+        serde_json::to_value(resp).map(Inspect).map_err(|e| DockerError::Transport(e.to_string()))
     }
 
     async fn top(&self, id: &str) -> Result<Vec<Process>, DockerError> {
         // Numeric uids straight from ps; a `ps` that does not take -o falls back to -ef,
         // whose UID column holds names the host resolved.
-        let numeric = TopOptions {
-            ps_args: "-o pid,uid,args".into(),
-        };
+        let numeric = TopOptions { ps_args: "-o pid,uid,args".into() };
         let resp = match self.docker.top_processes(id, Some(numeric)).await {
             Ok(r) => r,
-            Err(BollardError::DockerResponseServerError {
-                status_code: 500, ..
-            }) => self
-                .docker
-                .top_processes(id, Some(TopOptions::default()))
-                .await
-                .map_err(map_err)?,
+            Err(BollardError::DockerResponseServerError { status_code: 500, .. }) => {
+                self.docker.top_processes(id, Some(TopOptions::default())).await.map_err(map_err)?
+            }
             Err(e) => return Err(map_err(e)),
         };
         let titles = resp.titles.unwrap_or_default();
         let col = |name: &str| titles.iter().position(|t| t.eq_ignore_ascii_case(name));
         let (Some(pid_col), Some(uid_col)) = (col("PID"), col("UID")) else {
-            return Err(DockerError::Transport(format!(
-                "docker top gave no PID/UID columns: {titles:?}"
-            )));
+            return Err(DockerError::Transport(format!("docker top gave no PID/UID columns: {titles:?}")));
         };
-        let cmd_col = col("COMMAND")
-            .or_else(|| col("CMD"))
-            .unwrap_or(titles.len().saturating_sub(1));
+        let cmd_col = col("COMMAND").or_else(|| col("CMD")).unwrap_or(titles.len().saturating_sub(1));
         Ok(resp
             .processes
             .unwrap_or_default()
@@ -270,15 +210,8 @@ impl DockerPort for BollardDocker {
             .collect())
     }
 
-    async fn read_archive(
-        &self,
-        id: &str,
-        path: &str,
-        limit: usize,
-    ) -> Result<Vec<u8>, DockerError> {
-        let opts = DownloadFromContainerOptions {
-            path: path.to_string(),
-        };
+    async fn read_archive(&self, id: &str, path: &str, limit: usize) -> Result<Vec<u8>, DockerError> {
+        let opts = DownloadFromContainerOptions { path: path.to_string() };
         let mut stream = self.docker.download_from_container(id, Some(opts));
         let mut out = Vec::new();
         while out.len() < limit {
@@ -293,10 +226,7 @@ impl DockerPort for BollardDocker {
     }
 
     async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), DockerError> {
-        let opts = UploadToContainerOptions {
-            path: path.to_string(),
-            ..Default::default()
-        };
+        let opts = UploadToContainerOptions { path: path.to_string(), ..Default::default() };
         self.docker
             .upload_to_container(id, Some(opts), bollard::body_full(bytes::Bytes::from(tar)))
             .await
@@ -310,82 +240,41 @@ impl DockerPort for BollardDocker {
 
     async fn create_container(&self, name: &str, body: Value) -> Result<String, DockerError> {
         let body: ContainerCreateBody = from_json(body)?;
-        let opts = CreateContainerOptions {
-            name: Some(name.to_string()),
-            ..Default::default()
-        };
-        let resp = self
-            .docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(map_err)?;
+        let opts = CreateContainerOptions { name: Some(name.to_string()), ..Default::default() };
+        let resp = self.docker.create_container(Some(opts), body).await.map_err(map_err)?;
         Ok(resp.id)
     }
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
         not_modified_is_ok(
-            self.docker
-                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-                .await,
+            self.docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>).await,
         )
     }
 
     async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
         let t = i32::try_from(timeout_secs).unwrap_or(i32::MAX);
-        let opts = StopContainerOptions {
-            t: Some(t),
-            signal: None,
-        };
+        let opts = StopContainerOptions { t: Some(t), signal: None };
         not_modified_is_ok(self.docker.stop_container(id, Some(opts)).await)
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {
-        let opts = RenameContainerOptions {
-            name: new_name.to_string(),
-        };
-        self.docker
-            .rename_container(id, opts)
-            .await
-            .map_err(map_err)
+        let opts = RenameContainerOptions { name: new_name.to_string() };
+        self.docker.rename_container(id, opts).await.map_err(map_err)
     }
 
     async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
-        let body = ContainerUpdateBody {
-            restart_policy: Some(from_json(policy)?),
-            ..Default::default()
-        };
-        self.docker
-            .update_container(id, body)
-            .await
-            .map_err(map_err)
+        let body = ContainerUpdateBody { restart_policy: Some(from_json(policy)?), ..Default::default() };
+        self.docker.update_container(id, body).await.map_err(map_err)
     }
 
     async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
-        let opts = RemoveContainerOptions {
-            v: false,
-            force,
-            link: false,
-        };
-        self.docker
-            .remove_container(id, Some(opts))
-            .await
-            .map_err(map_err)
+        let opts = RemoveContainerOptions { v: false, force, link: false };
+        self.docker.remove_container(id, Some(opts)).await.map_err(map_err)
     }
 
-    async fn connect_network(
-        &self,
-        network: &str,
-        id: &str,
-        endpoint: Value,
-    ) -> Result<(), DockerError> {
-        let req = NetworkConnectRequest {
-            container: id.to_string(),
-            endpoint_config: Some(from_json(endpoint)?),
-        };
-        self.docker
-            .connect_network(network, req)
-            .await
-            .map_err(map_err)
+    async fn connect_network(&self, network: &str, id: &str, endpoint: Value) -> Result<(), DockerError> {
+        let req = NetworkConnectRequest { container: id.to_string(), endpoint_config: Some(from_json(endpoint)?) };
+        self.docker.connect_network(network, req).await.map_err(map_err)
     }
 
     async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
@@ -395,19 +284,13 @@ impl DockerPort for BollardDocker {
         let info = self.docker.info().await.map_err(map_err)?;
         let since = info
             .system_time
-            .and_then(|t| {
-                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
-            })
+            .and_then(|t| time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok())
             .map(|t| format!("{}.{:09}", t.unix_timestamp(), t.nanosecond()));
         let filters = HashMap::from([
             ("container".to_string(), vec![id.to_string()]),
             ("type".to_string(), vec!["container".to_string()]),
         ]);
-        let opts = EventsOptions {
-            since,
-            until: None,
-            filters: Some(filters),
-        };
+        let opts = EventsOptions { since, until: None, filters: Some(filters) };
         let stream = self.docker.events(Some(opts)).map(|r| {
             r.map(|m| ContainerEvent {
                 action: m.action.unwrap_or_default(),
@@ -427,12 +310,7 @@ impl DockerPort for BollardDocker {
         };
         let exec = self.docker.create_exec(id, opts).await.map_err(map_err)?;
         let mut out = Finished::default();
-        match self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(map_err)?
-        {
+        match self.docker.start_exec(&exec.id, None).await.map_err(map_err)? {
             StartExecResults::Attached { mut output, .. } => {
                 while let Some(chunk) = output.next().await {
                     collect_output(&mut out, chunk.map_err(map_err)?);
@@ -452,21 +330,12 @@ impl DockerPort for BollardDocker {
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => code,
             Some(Err(e)) => return Err(map_err(e)),
             None => {
-                return Err(DockerError::Transport(format!(
-                    "waiting for {id}: no answer"
-                )));
+                return Err(DockerError::Transport(format!("waiting for {id}: no answer")));
             }
         };
-        let opts = LogsOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
+        let opts = LogsOptions { stdout: true, stderr: true, ..Default::default() };
         let mut logs = self.docker.logs(id, Some(opts));
-        let mut out = Finished {
-            exit_code,
-            ..Default::default()
-        };
+        let mut out = Finished { exit_code, ..Default::default() };
         while let Some(chunk) = logs.next().await {
             collect_output(&mut out, chunk.map_err(map_err)?);
         }

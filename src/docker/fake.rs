@@ -9,8 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{
-    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished,
-    Inspect, Process,
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
 };
 
 /// One call as the fake saw it.
@@ -90,20 +89,15 @@ pub struct State {
 
 impl State {
     pub fn container_mut(&mut self, id: &str) -> Option<&mut Inspect> {
-        self.containers
-            .iter_mut()
-            .find(|c| c.id() == id || c.name() == id)
+        self.containers.iter_mut().find(|c| c.id() == id || c.name() == id)
     }
 
     pub fn container(&self, id: &str) -> Option<&Inspect> {
-        self.containers
-            .iter()
-            .find(|c| c.id() == id || c.name() == id)
+        self.containers.iter().find(|c| c.id() == id || c.name() == id)
     }
 
     fn found(&mut self, id: &str) -> Result<&mut Inspect, DockerError> {
-        self.container_mut(id)
-            .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
+        self.container_mut(id).ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
     }
 
     /// The inspect the daemon would report for a container created from `body`.
@@ -114,23 +108,11 @@ impl State {
         let mut config = body.as_object().cloned().unwrap_or_default();
         let host = config.remove("HostConfig").unwrap_or(json!({}));
         let net = config.remove("NetworkingConfig").unwrap_or(json!({}));
-        if config
-            .get("Hostname")
-            .is_none_or(|h| h.as_str() == Some(""))
-        {
+        if config.get("Hostname").is_none_or(|h| h.as_str() == Some("")) {
             config.insert("Hostname".into(), json!(short));
         }
-        let image_ref = config
-            .get("Image")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let image_id = self
-            .images
-            .get(&image_ref)
-            .and_then(|i| i["Id"].as_str())
-            .unwrap_or(&image_ref)
-            .to_string();
+        let image_ref = config.get("Image").and_then(Value::as_str).unwrap_or_default().to_string();
+        let image_id = self.images.get(&image_ref).and_then(|i| i["Id"].as_str()).unwrap_or(&image_ref).to_string();
         let mut mounts = Vec::new();
         for b in host["Binds"].as_array().cloned().unwrap_or_default() {
             let b = b.as_str().unwrap_or_default();
@@ -152,11 +134,7 @@ impl State {
             }));
         }
         let mut networks = serde_json::Map::new();
-        for (n, e) in net["EndpointsConfig"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-        {
+        for (n, e) in net["EndpointsConfig"].as_object().cloned().unwrap_or_default() {
             networks.insert(n, with_short_alias(e, short));
         }
         Inspect(json!({
@@ -219,21 +197,12 @@ impl FakeDocker {
 
     /// The tar stream `read_archive(id, path)` returns.
     pub fn archive(&self, id: &str, path: &str, tar: Vec<u8>) {
-        self.state
-            .lock()
-            .unwrap()
-            .archives
-            .insert((id.into(), path.into()), tar);
+        self.state.lock().unwrap().archives.insert((id.into(), path.into()), tar);
     }
 
     /// Scripts the next call of `kind` (`list`, `inspect`, `top`, `read_archive`).
     pub fn script(&self, kind: &'static str, script: Script) {
-        self.scripts
-            .lock()
-            .unwrap()
-            .entry(kind)
-            .or_default()
-            .push_back(script);
+        self.scripts.lock().unwrap().entry(kind).or_default().push_back(script);
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -254,16 +223,9 @@ impl FakeDocker {
             calls.len()
         };
         if *self.fail_at.lock().unwrap() == Some(n) {
-            return Err(DockerError::Transport(format!(
-                "injected failure of call {n} ({kind})"
-            )));
+            return Err(DockerError::Transport(format!("injected failure of call {n} ({kind})")));
         }
-        let script = self
-            .scripts
-            .lock()
-            .unwrap()
-            .get_mut(kind)
-            .and_then(VecDeque::pop_front);
+        let script = self.scripts.lock().unwrap().get_mut(kind).and_then(VecDeque::pop_front);
         match script {
             None => Ok(()),
             Some(Script::Fail(e)) => Err(e),
@@ -283,53 +245,34 @@ impl DockerPort for FakeDocker {
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
         self.enter(Call::List)?;
         let s = self.state.lock().unwrap();
-        Ok(s.containers
-            .iter()
-            .map(|c| ContainerRef {
-                id: c.id().to_string(),
-                name: c.name().to_string(),
-            })
-            .collect())
+        Ok(s.containers.iter().map(|c| ContainerRef { id: c.id().to_string(), name: c.name().to_string() }).collect())
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Inspect, DockerError> {
         self.enter(Call::Inspect(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        s.container_mut(id)
-            .cloned()
-            .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
+        s.container_mut(id).cloned().ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
     }
 
     async fn top(&self, id: &str) -> Result<Vec<Process>, DockerError> {
         self.enter(Call::Top(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let c = s
-            .container_mut(id)
-            .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))?;
+        let c = s.container_mut(id).ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))?;
         if !c.running() {
-            return Err(DockerError::Conflict(format!(
-                "Container {id} is not running"
-            )));
+            return Err(DockerError::Conflict(format!("Container {id} is not running")));
         }
         let id = c.id().to_string();
         Ok(s.processes.get(&id).cloned().unwrap_or_default())
     }
 
-    async fn read_archive(
-        &self,
-        id: &str,
-        path: &str,
-        limit: usize,
-    ) -> Result<Vec<u8>, DockerError> {
+    async fn read_archive(&self, id: &str, path: &str, limit: usize) -> Result<Vec<u8>, DockerError> {
         self.enter(Call::ReadArchive(id.into(), path.into()))?;
         let s = self.state.lock().unwrap();
         let mut bytes = s
             .archives
             .get(&(id.to_string(), path.to_string()))
             .cloned()
-            .ok_or_else(|| {
-                DockerError::NotFound(format!("Could not find the file {path} in container {id}"))
-            })?;
+            .ok_or_else(|| DockerError::NotFound(format!("Could not find the file {path} in container {id}")))?;
         bytes.truncate(limit);
         Ok(bytes)
     }
@@ -345,36 +288,19 @@ impl DockerPort for FakeDocker {
     async fn inspect_image(&self, name: &str) -> Result<Value, DockerError> {
         self.enter(Call::InspectImage(name.into()))?;
         let s = self.state.lock().unwrap();
-        s.images
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DockerError::NotFound(format!("No such image: {name}")))
+        s.images.get(name).cloned().ok_or_else(|| DockerError::NotFound(format!("No such image: {name}")))
     }
 
     async fn create_container(&self, name: &str, body: Value) -> Result<String, DockerError> {
         self.enter(Call::Create(name.into()))?;
         let mut s = self.state.lock().unwrap();
         if s.container(name).is_some() {
-            return Err(DockerError::Conflict(format!(
-                "The container name \"/{name}\" is already in use"
-            )));
+            return Err(DockerError::Conflict(format!("The container name \"/{name}\" is already in use")));
         }
         let c = s.created(name, &body);
         let id = c.id().to_string();
-        let uid = c
-            .configured_user()
-            .split(':')
-            .next()
-            .and_then(|u| u.parse().ok())
-            .unwrap_or(0);
-        s.processes.insert(
-            id.clone(),
-            vec![Process {
-                pid: 1,
-                uid: Some(uid),
-                command: "main".into(),
-            }],
-        );
+        let uid = c.configured_user().split(':').next().and_then(|u| u.parse().ok()).unwrap_or(0);
+        s.processes.insert(id.clone(), vec![Process { pid: 1, uid: Some(uid), command: "main".into() }]);
         s.containers.push(c);
         Ok(id)
     }
@@ -408,10 +334,7 @@ impl DockerPort for FakeDocker {
     }
 
     async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
-        self.enter(Call::SetRestartPolicy(
-            id.into(),
-            policy["Name"].as_str().unwrap_or_default().into(),
-        ))?;
+        self.enter(Call::SetRestartPolicy(id.into(), policy["Name"].as_str().unwrap_or_default().into()))?;
         let mut s = self.state.lock().unwrap();
         s.found(id)?.0["HostConfig"]["RestartPolicy"] = policy;
         Ok(())
@@ -429,12 +352,7 @@ impl DockerPort for FakeDocker {
         Ok(())
     }
 
-    async fn connect_network(
-        &self,
-        network: &str,
-        id: &str,
-        endpoint: Value,
-    ) -> Result<(), DockerError> {
+    async fn connect_network(&self, network: &str, id: &str, endpoint: Value) -> Result<(), DockerError> {
         self.enter(Call::Connect(network.into(), id.into()))?;
         let mut s = self.state.lock().unwrap();
         let c = s.found(id)?;
@@ -446,38 +364,20 @@ impl DockerPort for FakeDocker {
     async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
         self.enter(Call::Events(id.into()))?;
         let s = self.state.lock().unwrap();
-        let c = s
-            .container(id)
-            .ok_or_else(|| DockerError::NotFound(id.into()))?;
+        let c = s.container(id).ok_or_else(|| DockerError::NotFound(id.into()))?;
         let name = c.name().to_string();
         let full = c.id().to_string();
-        let actions = s
-            .events
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(|| vec!["start".into()]);
-        let events: Vec<Result<ContainerEvent, DockerError>> = actions
-            .into_iter()
-            .map(|action| {
-                Ok(ContainerEvent {
-                    action,
-                    id: full.clone(),
-                })
-            })
-            .collect();
+        let actions = s.events.get(&name).cloned().unwrap_or_else(|| vec!["start".into()]);
+        let events: Vec<Result<ContainerEvent, DockerError>> =
+            actions.into_iter().map(|action| Ok(ContainerEvent { action, id: full.clone() })).collect();
         // The stream stays open after the scripted events, as the daemon's does.
-        Ok(Box::pin(
-            futures_util::stream::iter(events).chain(futures_util::stream::pending()),
-        ))
+        Ok(Box::pin(futures_util::stream::iter(events).chain(futures_util::stream::pending())))
     }
 
     async fn exec(&self, id: &str, _cmd: &[String]) -> Result<Finished, DockerError> {
         self.enter(Call::Exec(id.into()))?;
         let s = self.state.lock().unwrap();
-        Ok(Finished {
-            exit_code: s.exec_exit,
-            ..Default::default()
-        })
+        Ok(Finished { exit_code: s.exec_exit, ..Default::default() })
     }
 
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {

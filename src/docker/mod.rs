@@ -24,9 +24,7 @@ pub enum DockerError {
     #[error("the Docker daemon at {address} did not answer: {reason}")]
     Unreachable { address: String, reason: String },
     /// The daemon answers but speaks an API older than unroot supports.
-    #[error(
-        "the Docker daemon at {address} speaks API {version}; unroot needs 1.41 (Engine 20.10) or newer"
-    )]
+    #[error("the Docker daemon at {address} speaks API {version}; unroot needs 1.41 (Engine 20.10) or newer")]
     TooOld { address: String, version: String },
     /// The container, image or path does not exist.
     #[error("not found: {0}")]
@@ -99,17 +97,12 @@ pub trait DockerPort: Send + Sync {
     fn daemon(&self) -> &DaemonInfo;
 
     /// Every container, running or not.
-    fn list_containers(
-        &self,
-    ) -> impl Future<Output = Result<Vec<ContainerRef>, DockerError>> + Send;
+    fn list_containers(&self) -> impl Future<Output = Result<Vec<ContainerRef>, DockerError>> + Send;
 
     /// The full inspect of a container by id or name.
     ///
     /// Errors: [`DockerError::NotFound`] when it does not exist (any more).
-    fn inspect_container(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Inspect, DockerError>> + Send;
+    fn inspect_container(&self, id: &str) -> impl Future<Output = Result<Inspect, DockerError>> + Send;
 
     /// The processes of a running container with their numeric uids.
     ///
@@ -142,47 +135,27 @@ pub trait DockerPort: Send + Sync {
     /// (`Config` fields at the top, `HostConfig`, `NetworkingConfig`); returns its id.
     ///
     /// Errors: [`DockerError::Conflict`] when the name is taken.
-    fn create_container(
-        &self,
-        name: &str,
-        body: Value,
-    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+    fn create_container(&self, name: &str, body: Value) -> impl Future<Output = Result<String, DockerError>> + Send;
 
     /// Starts a container; starting a running one is not an error.
     fn start_container(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Stops a container with a grace of `timeout_secs` before SIGKILL; stopping a stopped
     /// one is not an error.
-    fn stop_container(
-        &self,
-        id: &str,
-        timeout_secs: u64,
-    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn stop_container(&self, id: &str, timeout_secs: u64) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Renames a container.
     ///
     /// Errors: [`DockerError::Conflict`] when `new_name` is taken.
-    fn rename_container(
-        &self,
-        id: &str,
-        new_name: &str,
-    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn rename_container(&self, id: &str, new_name: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Sets a container's restart policy (`{"Name": "no"}` …) in place.
-    fn set_restart_policy(
-        &self,
-        id: &str,
-        policy: Value,
-    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn set_restart_policy(&self, id: &str, policy: Value) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Removes a container, never its volumes; `force` kills a running one first.
     ///
     /// Errors: [`DockerError::NotFound`] when it is already gone.
-    fn remove_container(
-        &self,
-        id: &str,
-        force: bool,
-    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn remove_container(&self, id: &str, force: bool) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Connects a created container to a network with an endpoint config
     /// (`Aliases`, `IPAMConfig`, `Links`, …).
@@ -195,23 +168,13 @@ pub trait DockerPort: Send + Sync {
 
     /// Events of one container from now on. Subscribe before the action whose outcome it
     /// waits for, so nothing is missed.
-    fn container_events(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<EventStream, DockerError>> + Send;
+    fn container_events(&self, id: &str) -> impl Future<Output = Result<EventStream, DockerError>> + Send;
 
     /// Runs a command in a running container as its configured user and waits for it.
-    fn exec(
-        &self,
-        id: &str,
-        cmd: &[String],
-    ) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+    fn exec(&self, id: &str, cmd: &[String]) -> impl Future<Output = Result<Finished, DockerError>> + Send;
 
     /// Waits for a started container to exit and returns its code and output.
-    fn wait_container(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+    fn wait_container(&self, id: &str) -> impl Future<Output = Result<Finished, DockerError>> + Send;
 }
 
 /// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.
@@ -235,28 +198,18 @@ pub struct Mount {
 
 impl Inspect {
     fn str_at(&self, pointer: &str) -> &str {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.0.pointer(pointer).and_then(Value::as_str).unwrap_or("")
     }
 
     fn bool_at(&self, pointer: &str) -> bool {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.0.pointer(pointer).and_then(Value::as_bool).unwrap_or(false)
     }
 
     fn strings_at(&self, pointer: &str) -> Vec<String> {
         self.0
             .pointer(pointer)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default()
     }
 
@@ -319,19 +272,13 @@ impl Inspect {
 
     /// `no-new-privileges` is set (any of Docker's spellings).
     pub fn no_new_privileges(&self) -> bool {
-        self.security_opt().iter().any(|o| {
-            matches!(
-                o.as_str(),
-                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
-            )
-        })
+        self.security_opt()
+            .iter()
+            .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.0
-            .pointer("/Config/Labels")
-            .and_then(|l| l.get(key))
-            .and_then(Value::as_str)
+        self.0.pointer("/Config/Labels").and_then(|l| l.get(key)).and_then(Value::as_str)
     }
 
     /// The mounts as Docker reports them in `Mounts`.

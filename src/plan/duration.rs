@@ -23,9 +23,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("expected a number at `{rest}`"));
         }
-        let value: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("number too large in `{s}`"))?;
+        let value: u64 = rest[..digits].parse().map_err(|_| format!("number too large in `{s}`"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];

@@ -76,10 +76,7 @@ pub struct Timings {
 }
 
 mod duration_serde {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::duration::format(*d))
     }
 }
@@ -245,42 +242,22 @@ impl Plan {
     /// are reported, in file order).
     pub fn load(path: &Path) -> Result<Plan, PlanErrors> {
         let name = path.display().to_string();
-        let empty = Source {
-            name: name.clone(),
-            text: Arc::from(""),
-        };
-        let meta = std::fs::metadata(path).map_err(|e| {
-            empty.error(
-                PlanErrorKind::File,
-                None,
-                format!("cannot read the plan: {e}"),
-                "",
-                None,
-            )
-        })?;
+        let empty = Source { name: name.clone(), text: Arc::from("") };
+        let meta = std::fs::metadata(path)
+            .map_err(|e| empty.error(PlanErrorKind::File, None, format!("cannot read the plan: {e}"), "", None))?;
         if meta.len() > MAX_FILE_BYTES {
             return Err(empty
                 .error(
                     PlanErrorKind::File,
                     None,
-                    format!(
-                        "the plan is {} bytes; the limit is 1 MiB ({MAX_FILE_BYTES} bytes)",
-                        meta.len()
-                    ),
+                    format!("the plan is {} bytes; the limit is 1 MiB ({MAX_FILE_BYTES} bytes)", meta.len()),
                     "",
                     Some("split the rollout into several plans".into()),
                 )
                 .into());
         }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            empty.error(
-                PlanErrorKind::File,
-                None,
-                format!("cannot read the plan: {e}"),
-                "",
-                None,
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| empty.error(PlanErrorKind::File, None, format!("cannot read the plan: {e}"), "", None))?;
         Plan::parse(&name, &text)
     }
 
@@ -288,10 +265,7 @@ impl Plan {
     ///
     /// Errors: as [`Plan::load`], without the file checks (the size rule still applies).
     pub fn parse(name: &str, text: &str) -> Result<Plan, PlanErrors> {
-        let source = Source {
-            name: name.to_string(),
-            text: Arc::from(text),
-        };
+        let source = Source { name: name.to_string(), text: Arc::from(text) };
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(source
                 .error(
@@ -304,10 +278,7 @@ impl Plan {
                 .into());
         }
         let raw: RawPlan = toml::from_str(text).map_err(|e| syntax_error(&source, &e))?;
-        let mut v = Validator {
-            src: &source,
-            errors: Vec::new(),
-        };
+        let mut v = Validator { src: &source, errors: Vec::new() };
         let rollout = v.rollout(&raw.rollout);
         let days = v.days(&raw.days);
         let services = v.services(&raw, rollout.as_ref().map(|r| (r.timings, r.ownership)));
@@ -315,17 +286,9 @@ impl Plan {
             return Err(PlanErrors { errors: v.errors });
         }
         let rollout = rollout.expect("no errors means the rollout validated");
-        let graph = RolloutGraph::build(&services)
-            .map_err(|cycle| cycle_error(&source, &services, &cycle))?;
+        let graph = RolloutGraph::build(&services).map_err(|cycle| cycle_error(&source, &services, &cycle))?;
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        Ok(Plan {
-            source,
-            sha256,
-            rollout,
-            days,
-            services,
-            graph,
-        })
+        Ok(Plan { source, sha256, rollout, days, services, graph })
     }
 
     /// The service called `name`.
@@ -344,10 +307,7 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
     let (kind, help) = if message.starts_with("unknown field") {
         (
             PlanErrorKind::UnknownKey,
-            Some(
-                "remove the key or fix its spelling; the keys this table takes are listed above"
-                    .to_string(),
-            ),
+            Some("remove the key or fix its spelling; the keys this table takes are listed above".to_string()),
         )
     } else if message.contains("did not match any variant of untagged enum RawHealth") {
         return src
@@ -360,20 +320,11 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
             )
             .into();
     } else if message.starts_with("missing field") {
-        (
-            PlanErrorKind::Syntax,
-            Some("add the key; it has no default".to_string()),
-        )
+        (PlanErrorKind::Syntax, Some("add the key; it has no default".to_string()))
     } else if message.starts_with("unknown variant") {
-        (
-            PlanErrorKind::InvalidValue,
-            Some("use one of the values listed above".to_string()),
-        )
+        (PlanErrorKind::InvalidValue, Some("use one of the values listed above".to_string()))
     } else {
-        (
-            PlanErrorKind::Syntax,
-            Some("see the plan format in the README or SPEC §2".to_string()),
-        )
+        (PlanErrorKind::Syntax, Some("see the plan format in the README or SPEC §2".to_string()))
     };
     src.error(kind, e.span(), message, "here", help).into()
 }
@@ -406,10 +357,7 @@ fn rollout_name_ok(name: &str) -> bool {
 
 fn capability_ok(cap: &str) -> bool {
     let bare = cap.strip_prefix("CAP_").unwrap_or(cap);
-    !bare.is_empty()
-        && bare
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    !bare.is_empty() && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 struct Validator<'a> {
@@ -426,13 +374,7 @@ impl Validator<'_> {
         label: &str,
         help: Option<&str>,
     ) {
-        self.errors.push(self.src.error(
-            kind,
-            Some(span),
-            message,
-            label,
-            help.map(str::to_string),
-        ));
+        self.errors.push(self.src.error(kind, Some(span), message, label, help.map(str::to_string)));
     }
 
     fn duration(&mut self, field: &str, value: &Spanned<String>) -> Option<Duration> {
@@ -472,10 +414,7 @@ impl Validator<'_> {
         if let Some(d) = stop.as_ref().and_then(|v| self.duration("stop_timeout", v)) {
             t.stop_timeout = d;
         }
-        if let Some(d) = health
-            .as_ref()
-            .and_then(|v| self.duration("health_timeout", v))
-        {
+        if let Some(d) = health.as_ref().and_then(|v| self.duration("health_timeout", v)) {
             t.health_timeout = d;
         }
         if let Some(d) = stable.as_ref().and_then(|v| self.duration("stable_for", v)) {
@@ -525,17 +464,8 @@ impl Validator<'_> {
             Some(s) => PathBuf::from(s.get_ref()),
             None => PathBuf::from("rollback"),
         };
-        let timings = self.timings(
-            Timings::default(),
-            &r.stop_timeout,
-            &r.health_timeout,
-            &r.stable_for,
-        );
-        let helper_image = r
-            .helper_image
-            .as_ref()
-            .map(|s| s.get_ref().trim().to_string())
-            .filter(|s| !s.is_empty());
+        let timings = self.timings(Timings::default(), &r.stop_timeout, &r.health_timeout, &r.stable_for);
+        let helper_image = r.helper_image.as_ref().map(|s| s.get_ref().trim().to_string()).filter(|s| !s.is_empty());
         (self.errors.len() == before).then(|| Rollout {
             name: name.clone(),
             state_dir,
@@ -572,10 +502,7 @@ impl Validator<'_> {
             self.push(
                 PlanErrorKind::TooManyServices,
                 raw.rollout.span(),
-                format!(
-                    "the plan has {} services; the limit is {MAX_SERVICES}",
-                    raw.service.len()
-                ),
+                format!("the plan has {} services; the limit is {MAX_SERVICES}", raw.service.len()),
                 "this rollout",
                 Some("split the rollout into several plans"),
             );
@@ -724,20 +651,13 @@ impl Validator<'_> {
                     h.span(),
                     "`health.exec` is empty",
                     "no command",
-                    Some(
-                        "give the probe command and its arguments, e.g. [\"redis-cli\", \"ping\"]",
-                    ),
+                    Some("give the probe command and its arguments, e.g. [\"redis-cli\", \"ping\"]"),
                 );
                 None
             }
             RawHealth::Exec(e) => Some(HealthMode::Exec(e.exec.clone())),
         });
-        let timings = self.timings(
-            base_timings,
-            &r.stop_timeout,
-            &r.health_timeout,
-            &r.stable_for,
-        );
+        let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for);
         for g in &r.group_add {
             if g.get_ref().trim().is_empty() || g.get_ref().contains(':') {
                 self.push(
@@ -785,11 +705,7 @@ impl Validator<'_> {
             health,
             timings,
             group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
-            env: r
-                .env
-                .iter()
-                .map(|(k, v)| (k.get_ref().clone(), v.clone()))
-                .collect(),
+            env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
             cap_drop: r.cap_drop.iter().map(|c| c.get_ref().clone()).collect(),
             cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
             read_only: r.read_only,
@@ -802,10 +718,8 @@ impl Validator<'_> {
 
     /// `after` names a known service of the same or an earlier day, and not itself.
     fn after_rules(&mut self, entries: &[(&Spanned<String>, &Spanned<RawService>)]) {
-        let days: HashMap<&str, i64> = entries
-            .iter()
-            .map(|(k, s)| (k.get_ref().as_str(), *s.get_ref().day.get_ref()))
-            .collect();
+        let days: HashMap<&str, i64> =
+            entries.iter().map(|(k, s)| (k.get_ref().as_str(), *s.get_ref().day.get_ref())).collect();
         for (key, svc) in entries {
             let name = key.get_ref();
             let day = *svc.get_ref().day.get_ref();

@@ -13,21 +13,13 @@ pub const LABEL: &str = "io.unroot.test";
 /// Runs the docker CLI; panics with its stderr when it fails.
 pub fn docker(args: &[&str]) -> String {
     let out = docker_raw(args);
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Runs the docker CLI and returns whatever happened.
 pub fn docker_raw(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
+    Command::new("docker").args(args).output().expect("the docker CLI runs")
 }
 
 /// Fixture images by short name (`busybox`), built once per machine.
@@ -35,30 +27,17 @@ pub fn images() -> &'static HashMap<String, String> {
     static IMAGES: OnceLock<HashMap<String, String>> = OnceLock::new();
     IMAGES.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build-images.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("bash runs the fixture script");
-        assert!(
-            out.status.success(),
-            "building fixture images failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("bash").arg(&script).output().expect("bash runs the fixture script");
+        assert!(out.status.success(), "building fixture images failed:\n{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect()
     })
 }
 
 pub fn image(name: &str) -> String {
-    images()
-        .get(name)
-        .unwrap_or_else(|| panic!("no fixture image {name}"))
-        .clone()
+    images().get(name).unwrap_or_else(|| panic!("no fixture image {name}")).clone()
 }
 
 /// One test's resources on the shared daemon. Everything it creates carries its label and
@@ -70,10 +49,7 @@ pub struct TestEnv {
 impl TestEnv {
     pub fn new(test: &str) -> TestEnv {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let id = format!(
             "ut-{test}-{}-{}-{:x}",
             std::process::id(),
@@ -104,10 +80,7 @@ impl TestEnv {
 
     /// A temporary directory holding files for this test.
     pub fn tempdir(&self) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&self.id)
-            .tempdir()
-            .expect("a temp dir")
+        tempfile::Builder::new().prefix(&self.id).tempdir().expect("a temp dir")
     }
 }
 
@@ -115,10 +88,7 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let filter = format!("label={}", self.label());
         let ids = docker_raw(&["ps", "-aq", "--filter", &filter]);
-        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).split_whitespace().map(str::to_string).collect();
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(ids.iter().map(String::as_str));
@@ -146,6 +116,13 @@ pub fn unroot() -> assert_cmd::Command {
     cmd
 }
 
+/// The unroot binary as a plain `std::process::Command` (for running it in the background).
+pub fn unroot_cmd() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("unroot"));
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
 /// Path of a file in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -161,10 +138,7 @@ pub fn inspect(name: &str) -> serde_json::Value {
 /// The uids of a container's processes, from `docker top`.
 pub fn process_uids(name: &str) -> Vec<u32> {
     let out = docker(&["top", name, "-o", "pid,uid"]);
-    out.lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect()
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
 }
 
 /// `uid:gid path` of every entry under `/d` of a volume or host directory, sorted, read by a
@@ -203,11 +177,7 @@ pub struct Run {
 
 /// Runs `unroot ARGS` in `dir`.
 pub fn unroot_in(dir: &Path, args: &[&str]) -> Run {
-    let out = unroot()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("unroot runs");
+    let out = unroot().current_dir(dir).args(args).output().expect("unroot runs");
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -217,16 +187,6 @@ pub fn unroot_in(dir: &Path, args: &[&str]) -> Run {
 
 /// Names of containers whose name holds `part`.
 pub fn containers_named(part: &str) -> Vec<String> {
-    let out = docker(&[
-        "ps",
-        "-a",
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        &format!("name={part}"),
-    ]);
-    out.lines()
-        .map(str::to_string)
-        .filter(|n| n.contains(part))
-        .collect()
+    let out = docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name={part}")]);
+    out.lines().map(str::to_string).filter(|n| n.contains(part)).collect()
 }

@@ -1,0 +1,316 @@
+//! Crash safety end to end: SIGKILL after every durable journal write of a three-service day,
+//! then `unroot resume`; the lock; killing the container being waited on; `rollback` of a
+//! committed day and `verify` after it; a torn journal.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, containers_named, docker, image, inspect, owners, process_uids, unroot_in};
+use serde_json::Value;
+
+/// Three services: a real Redis with keys in an AOF volume, and two busybox services with
+/// data volumes. Returns their names and the plan's directory.
+struct Day {
+    dir: tempfile::TempDir,
+    redis: String,
+    others: [String; 2],
+    volumes: [String; 3],
+}
+
+fn three_services(env: &TestEnv, extra_rollout: &str) -> Day {
+    let volumes = [env.name("redis-data"), env.name("a-data"), env.name("b-data")];
+    for v in &volumes {
+        docker(&["volume", "create", "--label", &env.label(), v]);
+    }
+    let redis = env.run("redis", &["-v", &format!("{}:/data", volumes[0]), &image("redis")]);
+    for i in 0..20 {
+        docker(&["exec", &redis, "redis-cli", "set", &format!("k{i}"), &format!("v{i}")]);
+    }
+    let img = image("busybox");
+    let a = env.run("a", &["--init", "-v", &format!("{}:/data", volumes[1]), &img, "sleep", "1000000"]);
+    let b = env.run("b", &["--init", "-v", &format!("{}:/data", volumes[2]), &img, "sleep", "1000000"]);
+    for (c, v) in [(&a, "alpha"), (&b, "beta")] {
+        docker(&["exec", c, "sh", "-c", &format!("mkdir -p /data/d && echo {v} > /data/d/file && echo x > /data/top")]);
+    }
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!(
+            "[rollout]\nname = \"crash\"\nstable_for = \"1s\"\nstop_timeout = \"2s\"\nhealth_timeout = \"30s\"\n{extra_rollout}\
+             [service.{redis}]\nday = 1\nuser = \"redis\"\nhealth = {{ exec = [\"redis-cli\", \"ping\"] }}\n\
+             [service.{a}]\nday = 1\nuser = \"1000:1000\"\nafter = [\"{redis}\"]\n\
+             [service.{b}]\nday = 1\nuser = \"1000:1000\"\n"
+        ),
+    )
+    .unwrap();
+    Day { dir, redis, others: [a, b], volumes }
+}
+
+/// File contents of a volume with their checksums (owners aside), to prove no byte changed.
+fn checksums(env: &TestEnv, volume: &str) -> String {
+    let img = image("busybox");
+    docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &env.label(),
+        "-v",
+        &format!("{volume}:/d:ro"),
+        &img,
+        "sh",
+        "-c",
+        "cd /d && find . -type f ! -name '*.aof' ! -name '*.manifest' ! -name '*.rdb' | sort | xargs md5sum",
+    ])
+}
+
+fn redis_keys(redis: &str) -> Vec<String> {
+    (0..20).map(|i| docker(&["exec", redis, "redis-cli", "get", &format!("k{i}")])).collect()
+}
+
+fn state_dir(dir: &Path) -> String {
+    dir.join("state").display().to_string()
+}
+
+fn status(dir: &Path) -> Value {
+    let s = unroot_in(dir, &["status", "--json", "--state-dir", &state_dir(dir)]);
+    assert_eq!(s.code, Some(0), "{}", s.stderr);
+    serde_json::from_str(&s.stdout).unwrap()
+}
+
+/// After a resume: each service migrated or original, running; one container per name;
+/// nothing parked; data unchanged; status agrees with Docker.
+fn assert_consistent(env: &TestEnv, day: &Day, sums: &[String; 2], context: &str) {
+    let st = status(day.dir.path());
+    let run = st["runs"].as_array().unwrap().last().unwrap();
+    assert!(
+        matches!(run["state"].as_str(), Some("committed" | "rolled-back")),
+        "{context}: the run is {}",
+        run["state"]
+    );
+    let targets =
+        [(&day.redis, "999:999", 999), (&day.others[0], "1000:1000", 1000), (&day.others[1], "1000:1000", 1000)];
+    for (name, target, uid) in targets {
+        let holders: Vec<String> = containers_named(name).into_iter().filter(|n| n == name).collect();
+        assert_eq!(holders.len(), 1, "{context}: {name} is held by {holders:?}");
+        let c = inspect(name);
+        assert_eq!(c["State"]["Running"], true, "{context}: {name} is not running");
+        let user = c["Config"]["User"].as_str().unwrap();
+        let said =
+            run["services"].as_array().unwrap().iter().find(|s| s["name"] == name.as_str()).unwrap()["state"].clone();
+        if user == target {
+            assert_eq!(process_uids(name), [uid], "{context}: {name}");
+            assert_eq!(said, "migrated", "{context}: status says {said} for migrated {name}");
+        } else {
+            assert_eq!(user, "", "{context}: {name} is neither migrated nor original");
+            assert_eq!(process_uids(name), [0], "{context}: {name}");
+            assert_eq!(said, "original", "{context}: status says {said} for original {name}");
+        }
+    }
+    assert!(
+        containers_named(".unroot-").iter().all(|n| !n.starts_with(&env.id)),
+        "{context}: a parked original is left"
+    );
+    assert!(containers_named("unroot-helper.").iter().all(|n| !n.contains(&env.id)), "{context}: a helper is left");
+    assert_eq!(redis_keys(&day.redis), (0..20).map(|i| format!("v{i}")).collect::<Vec<_>>(), "{context}: redis data");
+    for (v, sum) in day.volumes[1..].iter().zip(sums) {
+        assert_eq!(&checksums(env, v), sum, "{context}: the data of {v} changed");
+    }
+}
+
+/// Runs apply with the crash failpoint at write `k`; true when the process was killed.
+fn apply_crashing_at(dir: &Path, k: usize) -> bool {
+    let out = common::unroot()
+        .current_dir(dir)
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(dir)])
+        .env("UNROOT_CRASH_AFTER_WRITE", k.to_string())
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    match out.status.signal() {
+        Some(9) => true,
+        _ => {
+            assert_eq!(out.status.code(), Some(0), "k={k}: {}", String::from_utf8_lossy(&out.stderr));
+            false
+        }
+    }
+}
+
+#[test]
+fn a_crash_after_every_durable_write_resumes_to_a_consistent_day() {
+    let env = TestEnv::new("crash-matrix");
+    let day = three_services(&env, "");
+    let sums = [checksums(&env, &day.volumes[1]), checksums(&env, &day.volumes[2])];
+    let owners_before: Vec<Vec<String>> = day.volumes.iter().map(|v| owners(&env, v)).collect();
+    let mut tried = 0;
+    for k in 1.. {
+        // A fresh state dir per k; the services start from their originals.
+        let _ = std::fs::remove_dir_all(day.dir.path().join("state"));
+        let crashed = apply_crashing_at(day.dir.path(), k);
+        let resume = unroot_in(day.dir.path(), &["resume", "--state-dir", &state_dir(day.dir.path())]);
+        assert!(
+            matches!(resume.code, Some(0 | 3)),
+            "k={k}: resume exited {:?}: {}{}",
+            resume.code,
+            resume.stdout,
+            resume.stderr
+        );
+        assert_consistent(&env, &day, &sums, &format!("k={k}"));
+        // Resuming again is a no-op.
+        let again = unroot_in(day.dir.path(), &["resume", "--state-dir", &state_dir(day.dir.path())]);
+        assert_eq!(again.code, Some(0), "k={k}");
+        assert!(again.stdout.contains("nothing to resume"), "k={k}: {}", again.stdout);
+        tried += 1;
+        // Back to the originals for the next k.
+        let run = status(day.dir.path())["runs"][0]["run"].as_str().unwrap().to_string();
+        let rb = unroot_in(day.dir.path(), &["rollback", &run, "--state-dir", &state_dir(day.dir.path())]);
+        assert_eq!(rb.code, Some(0), "k={k}: rollback: {}{}", rb.stdout, rb.stderr);
+        for (v, before) in day.volumes.iter().zip(&owners_before) {
+            assert_eq!(&owners(&env, v), before, "k={k}: owners of {v} after rollback");
+        }
+        if !crashed {
+            break;
+        }
+    }
+    println!("crash matrix: tried {tried} values of k (the last one ran to the end without a crash)");
+    assert!(tried > 30, "a three-service day makes more than 30 durable writes; tried {tried}");
+}
+
+#[test]
+fn a_torn_last_journal_line_resumes() {
+    let env = TestEnv::new("crash-torn");
+    let day = three_services(&env, "");
+    let sums = [checksums(&env, &day.volumes[1]), checksums(&env, &day.volumes[2])];
+    assert!(apply_crashing_at(day.dir.path(), 9), "the crash happened");
+    let runs = day.dir.path().join("state/crash/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let journal = run.join("journal.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("{\"seq\":10,\"ts\":\"2026-01-01T00:00:00Z\",\"record\":\"st");
+    std::fs::write(&journal, text).unwrap();
+    let resume = unroot_in(day.dir.path(), &["resume", "--state-dir", &state_dir(day.dir.path())]);
+    assert!(matches!(resume.code, Some(0 | 3)), "{}{}", resume.stdout, resume.stderr);
+    assert_consistent(&env, &day, &sums, "torn journal");
+}
+
+#[test]
+fn a_second_apply_is_refused_naming_the_first() {
+    let env = TestEnv::new("lock");
+    let day = three_services(&env, "");
+    let first = common::unroot_cmd()
+        .current_dir(day.dir.path())
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(day.dir.path())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    // Wait until the first holds the lock (its journal exists).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !day.dir.path().join("state/crash/runs").exists() {
+        assert!(Instant::now() < deadline, "the first apply never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = unroot_in(
+        day.dir.path(),
+        &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(day.dir.path())],
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(second.code, Some(5), "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("pid {pid}")), "the holder is named: {}", second.stderr);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn killing_the_container_during_its_health_wait_rolls_back() {
+    let env = TestEnv::new("kill-health");
+    let img = image("busybox");
+    let svc = env.run("svc", &["--init", &img, "sleep", "1000000"]);
+    let before = inspect(&svc);
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!("[rollout]\nname = \"k\"\nstable_for = \"20s\"\nstop_timeout = \"2s\"\n[service.{svc}]\nday = 1\nuser = \"1000\"\n"),
+    )
+    .unwrap();
+    let child = common::unroot_cmd()
+        .current_dir(dir.path())
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the health step, then kill the replacement it waits on.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let journal = std::fs::read_dir(dir.path().join("state/k/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+            .unwrap_or_default();
+        if journal.contains("\"step\":\"health\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the health step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    docker(&["kill", &svc]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let now = inspect(&svc);
+    assert_eq!(now["Id"], before["Id"], "the original is back");
+    assert_eq!(now["State"]["Running"], true);
+    assert_eq!(process_uids(&svc), [0]);
+}
+
+#[test]
+fn rollback_of_a_committed_day_restores_every_original_and_verify_then_fails() {
+    let env = TestEnv::new("rollback-committed");
+    let day = three_services(&env, "");
+    let sums = [checksums(&env, &day.volumes[1]), checksums(&env, &day.volumes[2])];
+    let owners_before: Vec<Vec<String>> = day.volumes.iter().map(|v| owners(&env, v)).collect();
+    let configs_before: Vec<Value> =
+        [&day.redis, &day.others[0], &day.others[1]].iter().map(|n| inspect(n)["Config"].clone()).collect();
+    let dir = day.dir.path();
+    let apply = unroot_in(dir, &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(dir)]);
+    assert_eq!(apply.code, Some(0), "{}{}", apply.stdout, apply.stderr);
+    let ok = unroot_in(dir, &["verify", "plan.toml", "--json"]);
+    assert_eq!(ok.code, Some(0), "{}", ok.stdout);
+
+    let run = status(dir)["runs"][0]["run"].as_str().unwrap().to_string();
+    let rb = unroot_in(dir, &["rollback", &run, "--state-dir", &state_dir(dir)]);
+    assert_eq!(rb.code, Some(0), "{}{}", rb.stdout, rb.stderr);
+    for ((name, config), (v, owners_then)) in [&day.redis, &day.others[0], &day.others[1]]
+        .iter()
+        .zip(&configs_before)
+        .zip(day.volumes.iter().zip(&owners_before))
+    {
+        let c = inspect(name);
+        assert_eq!(c["State"]["Running"], true, "{name}");
+        assert_eq!(process_uids(name), [0], "{name} runs as root again");
+        let mut expected = config.clone();
+        let mut actual = c["Config"].clone();
+        // The recreated original gets its own id as hostname.
+        expected["Hostname"] = Value::Null;
+        actual["Hostname"] = Value::Null;
+        assert_eq!(actual, expected, "{name}: same configuration");
+        assert_eq!(&owners(&env, v), owners_then, "{name}: ownership as before");
+    }
+    assert_eq!(redis_keys(&day.redis), (0..20).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    for (v, sum) in day.volumes[1..].iter().zip(&sums) {
+        assert_eq!(&checksums(&env, v), sum);
+    }
+    let st = status(dir);
+    assert_eq!(st["runs"][0]["state"], "rolled-back");
+    let verify = unroot_in(dir, &["verify", "plan.toml", "--json"]);
+    assert_eq!(verify.code, Some(1), "{}", verify.stdout);
+    let v: Value = serde_json::from_str(&verify.stdout).unwrap();
+    for s in v["services"].as_array().unwrap() {
+        assert_eq!(s["ok"], false, "{s}");
+        assert!(s["problems"].to_string().contains("configured user"), "{s}");
+    }
+}
