@@ -296,7 +296,12 @@ impl<D: DockerPort> RunCtx<'_, D> {
                     original_id.clone()
                 }
                 Err(DockerError::NotFound(_)) => {
-                    let identity = Changes { image: original.image_id().to_string(), ..Default::default() };
+                    // The original's own reference when it still names the same image.
+                    let image = match self.port.inspect_image(original.image()).await {
+                        Ok(img) if img["Id"].as_str() == Some(original.image_id()) => original.image(),
+                        _ => original.image_id(),
+                    };
+                    let identity = Changes { image: image.to_string(), ..Default::default() };
                     let all_at_create = api_at_least(self.port, 1, 44);
                     let req = recreate::create_request(&original, &identity, all_at_create);
                     let id = self

@@ -177,10 +177,17 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating, 0600) the journal at `path`, continuing its numbering.
+    /// Opens (creating, 0600) the journal at `path`, continuing its numbering. A torn last
+    /// line (a crash mid-write) is cut off first, so the next record starts a line of its own.
     pub fn open(path: &Path) -> Result<Journal, StateError> {
         let seq = Journal::read(path)?.last().map_or(0, |e| e.seq);
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io(path))?;
+        let bytes = fs::read(path).map_err(io(path))?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            file.set_len(keep as u64).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
+        }
         Ok(Journal { path: path.to_path_buf(), file, seq, after_write: None })
     }
 
@@ -439,9 +446,12 @@ mod tests {
         let entries = Journal::read(&path).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].seq, 2);
-        // Reopening continues the numbering after the last whole record.
+        // Reopening cuts the torn tail and continues the numbering after the last whole
+        // record, on a line of its own.
         let mut j = Journal::open(&path).unwrap();
         assert_eq!(j.append(Record::Run { event: "x".into(), detail: None }).unwrap().seq, 3);
+        let seqs: Vec<u64> = Journal::read(&path).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 
     #[test]

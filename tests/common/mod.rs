@@ -135,10 +135,13 @@ pub fn inspect(name: &str) -> serde_json::Value {
     v[0].take()
 }
 
-/// The uids of a container's processes, from `docker top`.
+/// The distinct uids of a container's processes, ascending, from `docker top`.
 pub fn process_uids(name: &str) -> Vec<u32> {
     let out = docker(&["top", name, "-o", "pid,uid"]);
-    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
+    let mut uids: Vec<u32> = out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
 }
 
 /// `uid:gid path` of every entry under `/d` of a volume or host directory, sorted, read by a
