@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 use crate::compose::{self, ComposeRef, ServiceOverride};
 use crate::docker::{DockerError, DockerPort, Finished, Inspect};
 use crate::health;
+use crate::hostfs;
 use crate::output::Reporter;
-use crate::plan::{HealthMode, OnFailure, Plan, Timings};
-use crate::preview::{DayPlan, Resolved, ServicePlan};
+use crate::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
+use crate::preview::{self, DayPlan, Method, Resolved, ServicePlan};
 use crate::recreate::{self, Changes, LABEL_RUN};
 use crate::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId};
 use crate::state::{AppliedDay, Journal, Ledger, PlanDir, Record, RunDir, ServiceRecord, StateError};
@@ -199,7 +200,14 @@ impl<D: DockerPort> RunCtx<'_, D> {
         mount: &MountId,
         target: (u32, u32),
         hardlinks: bool,
+        ownership: Ownership,
     ) -> Result<MountChanges, String> {
+        if preview::method(self.port, ownership, &mount.host_path)? == Method::Host {
+            let path = std::path::PathBuf::from(&mount.host_path);
+            return tokio::task::spawn_blocking(move || hostfs::scan(&path, target, hardlinks))
+                .await
+                .map_err(|e| format!("the host walk: {e}"))?;
+        }
         let args = [target.0.to_string(), target.1.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
         let out = self.helper(service, image, mount, reown::SCAN_SCRIPT, &args, None).await?;
         if out.exit_code != 0 {
@@ -221,8 +229,20 @@ impl<D: DockerPort> RunCtx<'_, D> {
         mount: &MountId,
         entries: &[(String, String)],
         root: Option<&str>,
+        ownership: Ownership,
     ) -> Result<(), String> {
         if entries.is_empty() && root.is_none() {
+            return Ok(());
+        }
+        if preview::method(self.port, ownership, &mount.host_path)? == Method::Host {
+            let path = std::path::PathBuf::from(&mount.host_path);
+            let (entries, root) = (entries.to_vec(), root.map(str::to_string));
+            let gone = tokio::task::spawn_blocking(move || hostfs::apply(&path, &entries, root.as_deref()))
+                .await
+                .map_err(|e| format!("the host walk: {e}"))??;
+            if gone > 0 {
+                tracing::warn!(service, mount = %mount.destination, "{gone} entries are no longer reachable without following a link; left as they are");
+            }
             return Ok(());
         }
         let tar = reown::apply_lists(entries, root);
@@ -249,7 +269,13 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// and does only what is missing, so it can run again after any interruption.
     /// Errors: the first part that could not be done; the service may then be half-restored
     /// and a later `resume` or `rollback` continues.
-    pub async fn restore(&self, name: &str, timings: &Timings, helper_image: Option<&str>) -> Result<(), StepFailure> {
+    pub async fn restore(
+        &self,
+        name: &str,
+        timings: &Timings,
+        helper_image: Option<&str>,
+        ownership: Ownership,
+    ) -> Result<(), StepFailure> {
         let original = match self.run.load_original(name) {
             Ok(Some(v)) => Inspect(v),
             Ok(None) => return Ok(()), // never inspected: never touched
@@ -280,7 +306,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             if let Some(manifest) = self.run.load_owners(name).map_err(|e| e.to_string())? {
                 let image = helper_image.unwrap_or(original.image_id()).to_string();
                 for (mount, changes) in &manifest.mounts {
-                    self.set_owners(name, &image, mount, &changes.entries, changes.root.as_deref()).await?;
+                    self.set_owners(name, &image, mount, &changes.entries, changes.root.as_deref(), ownership).await?;
                 }
             }
             // 3. The original under its name, with its restart policy.
@@ -497,7 +523,8 @@ impl<D: DockerPort> Apply<'_, D> {
                                 let mut manifest =
                                     Manifest { target: format!("{}:{}", target.0, target.1), mounts: Vec::new() };
                                 for m in &r.mounts {
-                                    let changes = ctx.scan(name, &r.helper_image, m, target, r.hardlinks).await?;
+                                    let changes =
+                                        ctx.scan(name, &r.helper_image, m, target, r.hardlinks, r.ownership).await?;
                                     manifest.mounts.push((m.clone(), changes));
                                 }
                                 ctx.run.save_owners(name, &manifest).map_err(|e| e.to_string())?;
@@ -514,6 +541,7 @@ impl<D: DockerPort> Apply<'_, D> {
                                 m,
                                 &entries,
                                 changes.root.as_ref().map(|_| owner.as_str()),
+                                r.ownership,
                             )
                             .await?;
                         }
@@ -578,7 +606,7 @@ impl<D: DockerPort> Apply<'_, D> {
     async fn restore(&self, name: &str) -> Result<(), StepFailure> {
         let r = self.resolved(name);
         let helper = self.plan.rollout.helper_image.as_deref();
-        self.ctx.restore(name, &r.timings, helper).await
+        self.ctx.restore(name, &r.timings, helper, r.ownership).await
     }
 
     /// Removes helper containers a failed removal may have left (normally none exist).

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod failpoint;
 pub mod graph;
 pub mod health;
+pub mod hostfs;
 pub mod output;
 pub mod passwd;
 pub mod plan;

@@ -124,7 +124,8 @@ impl Output {
             out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
             for c in &s.chown {
                 let n = c.entries.map(|n| format!(", {n} entries to change")).unwrap_or_default();
-                out.push_str(&format!("    chown:  {} ({} {}{n})\n", c.target, c.kind, c.source));
+                let how = if c.method == "host" { "on the host" } else { "in a helper container" };
+                out.push_str(&format!("    chown:  {} ({} {}, {how}{n})\n", c.target, c.kind, c.source));
             }
             if !s.health.is_empty() {
                 out.push_str(&format!("    health: {}\n", s.health));

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::docker::{DockerError, DockerPort, Inspect, Mount};
 use crate::passwd;
-use crate::plan::{HealthMode, Plan, Service, Timings};
+use crate::plan::{HealthMode, Ownership, Plan, Service, Timings};
 use crate::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::reown::{self, MountId};
 use crate::user::{IdOrName, UserSpec};
@@ -39,6 +39,34 @@ pub struct ChownPlan {
     /// Entries whose owner would change, when cheap to count (the source is local).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<u64>,
+    /// `host` (walked in-process) or `helper` (a helper container).
+    pub method: &'static str,
+}
+
+/// How a mount is re-owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Walked in-process on the daemon's host.
+    Host,
+    /// In a helper container.
+    Helper,
+}
+
+/// The method for a mount: `helper` and `host` as the plan says (`host` only where it is
+/// possible), `auto` in-process when unroot runs as root beside a daemon that remaps no
+/// users and sees the mount's data at its host path.
+///
+/// Errors: `host` asked for where it is not possible.
+pub fn method(port: &impl DockerPort, ownership: Ownership, host_path: &str) -> Result<Method, String> {
+    let possible = local_view(port) && !host_path.is_empty() && std::path::Path::new(host_path).is_dir();
+    match ownership {
+        Ownership::Helper => Ok(Method::Helper),
+        Ownership::Auto => Ok(if possible { Method::Host } else { Method::Helper }),
+        Ownership::Host if possible => Ok(Method::Host),
+        Ownership::Host => Err(format!(
+            "ownership = \"host\" needs unroot as root on the daemon's host, a daemon without user remapping, and {host_path} visible here"
+        )),
+    }
 }
 
 /// Everything apply needs for one service, resolved to numbers.
@@ -54,6 +82,8 @@ pub struct Resolved {
     pub hardlinks: bool,
     /// The helper image (`helper_image`, else the service's own image id).
     pub helper_image: String,
+    /// Where re-owning runs, as the plan asks.
+    pub ownership: Ownership,
 }
 
 /// One service of the day.
@@ -251,44 +281,8 @@ fn select_mounts(s: &Service, c: &Inspect, blockers: &mut Vec<String>, warnings:
     keep
 }
 
-/// Counts entries of a local directory whose owner differs from `uid:gid`, without
-/// following links or leaving its filesystem; `None` when the path is not local or the
-/// count would pass `limit`.
-pub fn count_local(path: &std::path::Path, uid: u32, gid: u32, hardlinks: bool, limit: u64) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::symlink_metadata(path).ok()?;
-    if !root.is_dir() {
-        return None;
-    }
-    let dev = root.dev();
-    let mut count = u64::from(root.uid() != uid || root.gid() != gid);
-    let mut stack = vec![path.to_path_buf()];
-    let mut seen = 0u64;
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()? {
-            let entry = entry.ok()?;
-            let md = entry.metadata().ok()?; // DirEntry::metadata does not follow symlinks
-            seen += 1;
-            if seen > limit {
-                return None;
-            }
-            if md.dev() != dev {
-                continue;
-            }
-            let linked = !md.is_dir() && md.nlink() > 1 && !hardlinks;
-            if !linked && (md.uid() != uid || md.gid() != gid) {
-                count += 1;
-            }
-            if md.is_dir() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    Some(count)
-}
-
 /// Whether unroot can see the daemon's files as they are (same host, root, no remapping).
-fn local_view(port: &impl DockerPort) -> bool {
+pub fn local_view(port: &impl DockerPort) -> bool {
     let d = port.daemon();
     d.address.starts_with("unix://") && !d.remaps_users && rustix::process::geteuid().is_root()
 }
@@ -484,18 +478,32 @@ async fn service_plan(
             {
                 sp.warnings.push(format!("{} is owned by uid {ou}:{og}, neither root nor the target", m.destination));
             }
-            let entries =
-                local.then(|| count_local(std::path::Path::new(&m.source), uid, gid, s.hardlinks, 1_000_000)).flatten();
+            // Where the data is visible here, count what would change with the same read-only
+            // walk apply uses.
+            let entries = local
+                .then(|| crate::hostfs::scan(std::path::Path::new(&m.source), (uid, gid), s.hardlinks).ok())
+                .flatten()
+                .map(|c| c.count() as u64);
+            let how = match method(port, s.ownership, &m.source) {
+                Ok(Method::Host) => "host",
+                Ok(Method::Helper) => "helper",
+                Err(why) => {
+                    sp.blockers.push(why);
+                    "helper"
+                }
+            };
             sp.chown.push(ChownPlan {
                 target: m.destination.clone(),
                 source: m.name.clone().unwrap_or_else(|| m.source.clone()),
                 kind: m.kind.clone(),
                 entries,
+                method: how,
             });
             mounts.push(MountId {
                 destination: m.destination.clone(),
                 kind: m.kind.clone(),
                 source: m.name.clone().unwrap_or_else(|| m.source.clone()),
+                host_path: m.source.clone(),
             });
         }
     }
@@ -603,6 +611,7 @@ async fn service_plan(
         timings: s.timings,
         hardlinks: s.hardlinks,
         helper_image,
+        ownership: s.ownership,
     });
     sp
 }

@@ -135,6 +135,9 @@ pub struct MountId {
     pub kind: String,
     /// The volume's name or the bind's host path.
     pub source: String,
+    /// Where the data lies on the daemon's host (for in-process re-owning).
+    #[serde(default)]
+    pub host_path: String,
 }
 
 /// What re-owning one mount changes: entries with their old owners.

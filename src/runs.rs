@@ -257,7 +257,7 @@ async fn restore_all<D: DockerPort>(ctx: &RunCtx<'_, D>, plan: &Plan, services: 
         let Some(s) = plan.service(name) else {
             continue;
         };
-        if let Err(e) = ctx.restore(name, &s.timings, plan.rollout.helper_image.as_deref()).await {
+        if let Err(e) = ctx.restore(name, &s.timings, plan.rollout.helper_image.as_deref(), s.ownership).await {
             failures.push(format!("{name}: {e}"));
         }
     }

@@ -11,7 +11,12 @@ use serde_json::{Value, json};
 const FAST: &str = "stable_for = \"1s\"\nhealth_timeout = \"30s\"\nstop_timeout = \"1s\"\n";
 
 fn write_plan(dir: &Path, body: &str) -> String {
-    let text = format!("[rollout]\nname = \"e2e\"\n{FAST}{body}");
+    write_plan_with(dir, "auto", body)
+}
+
+/// A plan whose re-owning runs `ownership` = "host" (in-process) or "helper" (a container).
+fn write_plan_with(dir: &Path, ownership: &str, body: &str) -> String {
+    let text = format!("[rollout]\nname = \"e2e\"\nownership = \"{ownership}\"\n{FAST}{body}");
     std::fs::write(dir.join("plan.toml"), text).unwrap();
     "plan.toml".to_string()
 }
@@ -61,8 +66,17 @@ fn all_text(dir: &Path) -> String {
 }
 
 #[test]
-fn redis_moves_to_its_user_with_every_key_and_file() {
-    let env = TestEnv::new("apply-redis");
+fn redis_moves_to_its_user_with_every_key_and_file_host() {
+    redis_moves_to_its_user_with_every_key_and_file("host");
+}
+
+#[test]
+fn redis_moves_to_its_user_with_every_key_and_file_helper() {
+    redis_moves_to_its_user_with_every_key_and_file("helper");
+}
+
+fn redis_moves_to_its_user_with_every_key_and_file(ownership: &str) {
+    let env = TestEnv::new(&format!("apply-redis-{ownership}"));
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
     let redis = env.run("redis", &["-v", &format!("{vol}:/data"), &image("redis")]);
@@ -72,14 +86,17 @@ fn redis_moves_to_its_user_with_every_key_and_file() {
     }
     assert_eq!(process_uids(&redis), [0], "it starts as root");
     let dir = env.tempdir();
-    write_plan(
+    write_plan_with(
         dir.path(),
+        ownership,
         &format!(
             "[service.{redis}]\nday = 1\nuser = \"redis\"\nhealth = {{ exec = [\"redis-cli\", \"ping\"] }}\ncap_drop = [\"ALL\"]\nno_new_privileges = true\n"
         ),
     );
     let run = apply(dir.path(), &[]);
     assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let how = if ownership == "host" { "on the host" } else { "in a helper container" };
+    assert!(run.stdout.contains(how), "the preview says where re-owning runs:\n{}", run.stdout);
 
     let c = inspect(&redis);
     assert_eq!(c["Config"]["User"], "999:999");
@@ -187,8 +204,17 @@ fn every_setting_survives_the_recreate_and_no_secret_is_printed() {
 }
 
 #[test]
-fn a_service_that_cannot_run_as_its_user_is_restored_exactly() {
-    let env = TestEnv::new("apply-restore");
+fn a_service_that_cannot_run_as_its_user_is_restored_exactly_host() {
+    a_service_that_cannot_run_as_its_user_is_restored_exactly("host");
+}
+
+#[test]
+fn a_service_that_cannot_run_as_its_user_is_restored_exactly_helper() {
+    a_service_that_cannot_run_as_its_user_is_restored_exactly("helper");
+}
+
+fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
+    let env = TestEnv::new(&format!("apply-restore-{ownership}"));
     let img = image("busybox");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
@@ -221,7 +247,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly() {
     );
     let before = inspect(&svc);
     let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
+    write_plan_with(dir.path(), ownership, &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
     let run = apply(dir.path(), &[]);
     assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("exited with code"), "the reason is shown:\n{}", run.stdout);
@@ -316,8 +342,17 @@ fn pause_leaves_the_run_for_resume_with_exit_4() {
 }
 
 #[test]
-fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused() {
-    let env = TestEnv::new("apply-links");
+fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused_host() {
+    links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused("host");
+}
+
+#[test]
+fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused_helper() {
+    links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused("helper");
+}
+
+fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused(ownership: &str) {
+    let env = TestEnv::new(&format!("apply-links-{ownership}"));
     let img = image("busybox");
     let dir = env.tempdir();
     let bind = dir.path().join("bind");
@@ -330,7 +365,7 @@ fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused() 
     std::os::unix::fs::symlink(outside.join("target.txt"), bind.join("link")).unwrap();
     std::fs::hard_link(outside.join("hard.txt"), bind.join("hard")).unwrap();
     let svc = env.run("binds", &["-v", &format!("{}:/data", bind.display()), &img, "sleep", "1000000"]);
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
+    write_plan_with(dir.path(), ownership, &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
     let run = apply(dir.path(), &[]);
     assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     let owner = |p: &Path| {
