@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::docker::BollardDocker;
+use crate::docker::{BollardDocker, Timed};
 use crate::error::{Error, Exit};
 use crate::output::Output;
 use crate::plan::Plan;
@@ -234,7 +234,6 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 dry_run: true,
                 json,
                 state_dir: cli.state_dir,
-                no_progress: cli.no_progress,
             };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
@@ -251,18 +250,19 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 dry_run,
                 json,
                 state_dir: cli.state_dir,
-                no_progress: cli.no_progress,
             };
             runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
+                let docker = Timed::new(BollardDocker::connect().await?);
+                let out =
+                    Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: Some(docker.counter()) };
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
                 watch_ctrl_c(stop);
-                commands::apply(&docker, &plan, &opts, stop).await
+                commands::apply(&docker, &plan, &opts, stop, out).await
             })
         }
         Command::Resume { run, json } => {
             let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
-            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress) };
+            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
@@ -272,7 +272,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Rollback { run, services, json } => {
             let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
-            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress) };
+            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));

@@ -25,7 +25,6 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     pub json: bool,
     pub state_dir: Option<PathBuf>,
-    pub no_progress: bool,
 }
 
 /// The state directory: `--state-dir`, else the plan's (relative to the current directory).
@@ -130,7 +129,13 @@ fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
 }
 
 /// `unroot apply`: refuses what must be refused, previews, confirms, runs the day.
-pub async fn apply(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions, stop: &AtomicBool) -> Result<Exit, Error> {
+pub async fn apply(
+    port: &impl DockerPort,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    stop: &AtomicBool,
+    reporter: Reporter,
+) -> Result<Exit, Error> {
     if opts.dry_run {
         return self::plan(port, plan, opts).await;
     }
@@ -173,7 +178,6 @@ pub async fn apply(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions, sto
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| plan.source.name.clone()),
     })?;
-    let reporter = Reporter { json: opts.json, bars: crate::output::Bars::for_terminal(opts.no_progress) };
     let apply = Apply {
         ctx: RunCtx { port, run, journal: Mutex::new(journal), out: reporter, stop },
         plan,

@@ -905,7 +905,7 @@ mod tests {
                     port: fake,
                     run,
                     journal: Mutex::new(journal),
-                    out: Reporter { json: true, bars: None },
+                    out: Reporter { json: true, ..Reporter::default() },
                     stop: &stop,
                 },
                 plan,

@@ -289,6 +289,8 @@ pub struct Reporter {
     pub json: bool,
     /// Spinners for the waits (stderr, terminals only).
     pub bars: Option<std::sync::Arc<Bars>>,
+    /// Nanoseconds spent waiting on Docker, reported with the last event.
+    pub docker_nanos: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Reporter {
@@ -349,7 +351,12 @@ impl Reporter {
     /// The last event of a run.
     pub fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
         if self.json {
-            self.event("done", None, None, serde_json::json!({"outcome": outcome, "exit_code": exit_code}));
+            let mut fields = serde_json::json!({"outcome": outcome, "exit_code": exit_code});
+            if let Some(n) = &self.docker_nanos {
+                let secs = n.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+                fields["docker_api_seconds"] = serde_json::json!((secs * 1000.0).round() / 1000.0);
+            }
+            self.event("done", None, None, fields);
         } else {
             self.line(&format!("\n{summary}\n"));
         }

@@ -8,6 +8,7 @@
 mod bollard_adapter;
 #[cfg(test)]
 pub mod fake;
+mod timed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use futures_util::Stream;
 use serde_json::Value;
 
 pub use bollard_adapter::BollardDocker;
+pub use timed::Timed;
 
 /// What went wrong talking to Docker, in the terms the engine decides on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

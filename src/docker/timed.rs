@@ -1,0 +1,117 @@
+//! A [`DockerPort`] decorator that adds up the time spent waiting on Docker: every call, and
+//! every wait on an event stream. The day's wall time minus this is unroot's own overhead.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::Stream;
+use serde_json::Value;
+
+use super::{
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
+};
+
+/// Wraps a port and counts the nanoseconds spent in it.
+pub struct Timed<P> {
+    inner: P,
+    nanos: Arc<AtomicU64>,
+}
+
+impl<P: DockerPort> Timed<P> {
+    pub fn new(inner: P) -> Timed<P> {
+        Timed { inner, nanos: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The counter of nanoseconds spent in Docker (summed over concurrent calls).
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        self.nanos.clone()
+    }
+
+    async fn time<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = f.await;
+        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+/// An event stream whose waits are counted.
+struct TimedStream {
+    inner: EventStream,
+    nanos: Arc<AtomicU64>,
+    waiting_since: Option<Instant>,
+}
+
+impl Stream for TimedStream {
+    type Item = Result<ContainerEvent, DockerError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            ready => {
+                self.nanos.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.waiting_since = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<P: DockerPort> DockerPort for Timed<P> {
+    fn daemon(&self) -> &DaemonInfo {
+        self.inner.daemon()
+    }
+    async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
+        self.time(self.inner.list_containers()).await
+    }
+    async fn inspect_container(&self, id: &str) -> Result<Inspect, DockerError> {
+        self.time(self.inner.inspect_container(id)).await
+    }
+    async fn top(&self, id: &str) -> Result<Vec<Process>, DockerError> {
+        self.time(self.inner.top(id)).await
+    }
+    async fn read_archive(&self, id: &str, path: &str, limit: usize) -> Result<Vec<u8>, DockerError> {
+        self.time(self.inner.read_archive(id, path, limit)).await
+    }
+    async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), DockerError> {
+        self.time(self.inner.upload_archive(id, path, tar)).await
+    }
+    async fn inspect_image(&self, name: &str) -> Result<Value, DockerError> {
+        self.time(self.inner.inspect_image(name)).await
+    }
+    async fn create_container(&self, name: &str, body: Value) -> Result<String, DockerError> {
+        self.time(self.inner.create_container(name, body)).await
+    }
+    async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        self.time(self.inner.start_container(id)).await
+    }
+    async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
+        self.time(self.inner.stop_container(id, timeout_secs)).await
+    }
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {
+        self.time(self.inner.rename_container(id, new_name)).await
+    }
+    async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
+        self.time(self.inner.set_restart_policy(id, policy)).await
+    }
+    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
+        self.time(self.inner.remove_container(id, force)).await
+    }
+    async fn connect_network(&self, network: &str, id: &str, endpoint: Value) -> Result<(), DockerError> {
+        self.time(self.inner.connect_network(network, id, endpoint)).await
+    }
+    async fn container_events(&self, id: &str) -> Result<EventStream, DockerError> {
+        let inner = self.time(self.inner.container_events(id)).await?;
+        Ok(Box::pin(TimedStream { inner, nanos: self.nanos.clone(), waiting_since: None }))
+    }
+    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
+        self.time(self.inner.exec(id, cmd)).await
+    }
+    async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
+        self.time(self.inner.wait_container(id)).await
+    }
+}
