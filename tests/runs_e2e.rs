@@ -67,7 +67,10 @@ fn checksums(env: &TestEnv, volume: &str) -> String {
 }
 
 fn redis_keys(redis: &str) -> Vec<String> {
-    (0..20).map(|i| docker(&["exec", redis, "redis-cli", "get", &format!("k{i}")])).collect()
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let mut args = vec!["exec", redis, "redis-cli", "mget"];
+    args.extend(keys.iter().map(String::as_str));
+    docker(&args).lines().map(str::to_string).collect()
 }
 
 /// Every entry that existed before has its old owner again (Redis may add a dump on
