@@ -210,14 +210,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         }
         let args = [target.0.to_string(), target.1.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
         let out = self.helper(service, image, mount, reown::SCAN_SCRIPT, &args, None).await?;
-        if out.exit_code != 0 {
-            return Err(format!(
-                "scanning {} failed (exit {}): {}",
-                mount.destination,
-                out.exit_code,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        succeeded(&out, "scanning", mount)?;
         reown::parse_scan(&out.stdout, &format!("{}:{}", target.0, target.1))
     }
 
@@ -247,15 +240,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         }
         let tar = reown::apply_lists(entries, root);
         let out = self.helper(service, image, mount, reown::APPLY_SCRIPT, &[], Some(tar)).await?;
-        if out.exit_code != 0 {
-            return Err(format!(
-                "re-owning {} failed (exit {}): {}",
-                mount.destination,
-                out.exit_code,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(())
+        succeeded(&out, "re-owning", mount)
     }
 
     // -----------------------------------------------------------------------------------
@@ -372,6 +357,19 @@ impl<D: DockerPort> RunCtx<'_, D> {
         })
         .await
     }
+}
+
+/// A helper's exit, as an error saying what failed and what it printed on stderr.
+fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(), String> {
+    if out.exit_code == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} {} failed (exit {}): {}",
+        mount.destination,
+        out.exit_code,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }
 
 /// Whether the daemon speaks at least API `major.minor`.

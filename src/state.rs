@@ -49,6 +49,17 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// Reads a JSON file written by unroot; `None` when it does not exist.
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt { path: path.to_path_buf(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::Io { path: path.to_path_buf(), source: e }),
+    }
+}
+
 /// The current UTC time as RFC 3339 with seconds.
 pub fn now_rfc3339() -> String {
     let t = time::OffsetDateTime::now_utc();
@@ -274,15 +285,8 @@ impl Ledger {
 
     /// The ledger of a plan folder; empty when none was written yet.
     pub fn load(plan_dir: &Path, plan: &str) -> Result<Ledger, StateError> {
-        let path = Ledger::path(plan_dir);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StateError::Corrupt { path: path.clone(), message: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Ledger { plan: plan.to_string(), days: BTreeMap::new() })
-            }
-            Err(e) => Err(StateError::Io { path, source: e }),
-        }
+        Ok(load_json(&Ledger::path(plan_dir))?
+            .unwrap_or_else(|| Ledger { plan: plan.to_string(), days: BTreeMap::new() }))
     }
 
     /// Writes the ledger by temp file, fsync and rename.
@@ -372,14 +376,7 @@ impl RunDir {
     }
 
     pub fn load_original(&self, service: &str) -> Result<Option<Value>, StateError> {
-        let path = self.dir.join("services").join(service).join("original.json");
-        match fs::read(&path) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map(Some).map_err(|e| StateError::Corrupt { path, message: e.to_string() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io { path, source: e }),
-        }
+        load_json(&self.dir.join("services").join(service).join("original.json"))
     }
 
     /// Saves a service's ownership manifest (`owners`, 0600).
@@ -389,14 +386,7 @@ impl RunDir {
     }
 
     pub fn load_owners(&self, service: &str) -> Result<Option<crate::reown::Manifest>, StateError> {
-        let path = self.dir.join("services").join(service).join("owners");
-        match fs::read(&path) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map(Some).map_err(|e| StateError::Corrupt { path, message: e.to_string() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io { path, source: e }),
-        }
+        load_json(&self.dir.join("services").join(service).join("owners"))
     }
 }
 

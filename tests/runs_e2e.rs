@@ -51,19 +51,11 @@ fn three_services(env: &TestEnv, extra_rollout: &str) -> Day {
 
 /// File contents of a volume with their checksums (owners aside), to prove no byte changed.
 fn checksums(env: &TestEnv, volume: &str) -> String {
-    let img = image("busybox");
-    docker(&[
-        "run",
-        "--rm",
-        "--label",
-        &env.label(),
-        "-v",
+    common::in_volume(
+        env,
         &format!("{volume}:/d:ro"),
-        &img,
-        "sh",
-        "-c",
         "cd /d && find . -type f ! -name '*.aof' ! -name '*.manifest' ! -name '*.rdb' | sort | xargs md5sum",
-    ])
+    )
 }
 
 fn redis_keys(redis: &str) -> Vec<String> {

@@ -144,28 +144,15 @@ pub fn process_uids(name: &str) -> Vec<u32> {
     uids
 }
 
-/// `uid:gid path` of every entry under `/d` of a volume or host directory, sorted, read by a
-/// throwaway busybox container (so also for volumes).
+/// Runs `sh -c SCRIPT` in a throwaway busybox container with `mount` (`SOURCE:/d[:ro]`),
+/// labelled as this test's; returns its stdout.
+pub fn in_volume(env: &TestEnv, mount: &str, script: &str) -> String {
+    docker(&["run", "--rm", "--label", &env.label(), "-v", mount, &image("busybox"), "sh", "-c", script])
+}
+
+/// `uid:gid path` of every entry under a volume or host directory, sorted.
 pub fn owners(env: &TestEnv, mount_source: &str) -> Vec<String> {
-    let img = image("busybox");
-    let mount = format!("{mount_source}:/d");
-    let out = docker(&[
-        "run",
-        "--rm",
-        "--label",
-        &env.label(),
-        "-v",
-        &mount,
-        &img,
-        "find",
-        "/d",
-        "-exec",
-        "stat",
-        "-c",
-        "%u:%g %n",
-        "{}",
-        "+",
-    ]);
+    let out = in_volume(env, &format!("{mount_source}:/d"), "find /d -exec stat -c '%u:%g %n' {} +");
     let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
     lines.sort();
     lines
