@@ -8,9 +8,9 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::docker::{BollardDocker, Timed};
 use crate::error::{Error, Exit};
+use crate::interrupt::Interrupt;
 use crate::output::Output;
 use crate::plan::Plan;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::output::{Bars, Reporter};
 use crate::{audit, commands, plan, runs};
@@ -255,7 +255,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 let docker = Timed::new(BollardDocker::connect().await?);
                 let out =
                     Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: Some(docker.counter()) };
-                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
                 watch_ctrl_c(stop);
                 commands::apply(&docker, &plan, &opts, stop, out).await
             })
@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
-                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
                 watch_ctrl_c(stop);
                 runs::resume(&docker, &state, run.as_deref(), out, stop).await
             })
@@ -275,7 +275,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
-                let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
                 runs::rollback(&docker, &state, &run, &services, out, stop).await
             })
         }
@@ -310,13 +310,13 @@ fn run(cli: Cli) -> Result<Exit, Error> {
 
 /// Ctrl-C once: start nothing new and roll back what is in flight. Twice: stop at once
 /// (`unroot resume` continues).
-fn watch_ctrl_c(stop: &'static AtomicBool) {
+fn watch_ctrl_c(stop: &'static Interrupt) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
                 "\nInterrupted: starting nothing new and rolling back what is in flight. Ctrl-C again stops at once."
             );
-            stop.store(true, Ordering::SeqCst);
+            stop.set();
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("Stopped at once; `unroot resume` continues the run.");
                 std::process::exit(130);

@@ -5,11 +5,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use crate::docker::DockerPort;
 use crate::error::{Error, Exit};
 use crate::executor::{Apply, RunCtx};
+use crate::interrupt::Interrupt;
 use crate::output::{Output, Reporter};
 use crate::plan::Plan;
 use crate::preview::{self, NameSource};
@@ -133,7 +133,7 @@ pub async fn apply(
     port: &impl DockerPort,
     plan: &Plan,
     opts: &ApplyOptions,
-    stop: &AtomicBool,
+    stop: &Interrupt,
     reporter: Reporter,
 ) -> Result<Exit, Error> {
     if opts.dry_run {

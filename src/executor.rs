@@ -16,6 +16,7 @@ use crate::compose::{self, ComposeRef, ServiceOverride};
 use crate::docker::{DockerError, DockerPort, Finished, Inspect};
 use crate::health;
 use crate::hostfs;
+use crate::interrupt::Interrupt;
 use crate::output::Reporter;
 use crate::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::preview::{self, DayPlan, Method, Resolved, ServicePlan};
@@ -73,7 +74,7 @@ pub struct RunCtx<'a, D: DockerPort> {
     pub journal: Mutex<Journal>,
     pub out: Reporter,
     /// Set by Ctrl-C: start nothing new.
-    pub stop: &'a AtomicBool,
+    pub stop: &'a Interrupt,
 }
 
 impl<D: DockerPort> RunCtx<'_, D> {
@@ -279,10 +280,11 @@ impl<D: DockerPort> RunCtx<'_, D> {
                             short(c.id())
                         ));
                     }
-                    self.port
-                        .remove_container(c.id(), true)
-                        .await
-                        .map_err(|e| format!("removing the replacement: {e}"))?;
+                    // Gone already (an earlier attempt's removal finished after it died) is done.
+                    match self.port.remove_container(c.id(), true).await {
+                        Ok(()) | Err(DockerError::NotFound(_)) => {}
+                        Err(e) => return Err(format!("removing the replacement: {e}")),
+                    }
                 }
                 Ok(_) | Err(DockerError::NotFound(_)) => {}
                 Err(e) => return Err(format!("inspecting {name}: {e}")),
@@ -593,7 +595,11 @@ impl<D: DockerPort> Apply<'_, D> {
             crate::plan::HealthMode::Exec(_) => "exec",
         };
         ctx.step(name, "health", json!({"mode": mode}), async {
-            health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid).await.map_err(|e| e.to_string())?;
+            // Ctrl-C cuts the wait short: the service is then rolled back with the day.
+            tokio::select! {
+                r = health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid) => r.map_err(|e| e.to_string())?,
+                () = ctx.stop.wait() => return Err("interrupted (Ctrl-C) while waiting for health".to_string()),
+            }
             Ok(((), json!({})))
         })
         .await?;
@@ -638,7 +644,7 @@ impl<D: DockerPort> Apply<'_, D> {
                                 .collect();
                             self.plan.graph.closure(name).iter().any(|d| failed.contains(d))
                         };
-                        if stop_day.load(Ordering::SeqCst) || ctx.stop.load(Ordering::SeqCst) || blocked_by_failure {
+                        if stop_day.load(Ordering::SeqCst) || ctx.stop.is_set() || blocked_by_failure {
                             progress.lock().unwrap().skipped.push(name.clone());
                             ctx.out.event("skipped", Some(name), None, json!({}));
                             return;
@@ -680,7 +686,7 @@ impl<D: DockerPort> Apply<'_, D> {
     async fn finish(&self, p: &mut Progress) -> Result<(Outcome, bool), StateError> {
         let ctx = &self.ctx;
         let any_failed = !p.failed.is_empty();
-        let interrupted = ctx.stop.load(Ordering::SeqCst);
+        let interrupted = ctx.stop.is_set();
 
         if (any_failed && self.on_failure == OnFailure::RollbackDay)
             || (interrupted && self.on_failure != OnFailure::Pause)
@@ -897,7 +903,7 @@ mod tests {
             let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
             let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
             let journal = Journal::open(&run.journal_path()).unwrap();
-            let stop = AtomicBool::new(false);
+            let stop = crate::interrupt::Interrupt::default();
             let apply = Apply {
                 ctx: RunCtx {
                     port: fake,

@@ -13,6 +13,7 @@ pub mod failpoint;
 pub mod graph;
 pub mod health;
 pub mod hostfs;
+pub mod interrupt;
 pub mod output;
 pub mod passwd;
 pub mod plan;

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -15,6 +14,7 @@ use crate::compose::{self, ComposeRef};
 use crate::docker::{DockerPort, Inspect};
 use crate::error::{Error, Exit};
 use crate::executor::{Apply, Outcome, RunCtx};
+use crate::interrupt::Interrupt;
 use crate::output::Reporter;
 use crate::plan::{OnFailure, Plan};
 use crate::preview::{self, NameSource};
@@ -241,7 +241,7 @@ fn open_ctx<'a, D: DockerPort>(
     port: &'a D,
     view: &RunView,
     out: Reporter,
-    stop: &'a AtomicBool,
+    stop: &'a Interrupt,
 ) -> Result<RunCtx<'a, D>, Error> {
     let run = RunDir { id: view.id.clone(), dir: view.dir() };
     let mut journal = Journal::open(&run.journal_path())?;
@@ -276,7 +276,7 @@ pub async fn resume(
     state_dir: &Path,
     run: Option<&str>,
     out: Reporter,
-    stop: &AtomicBool,
+    stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(state_dir, "unroot resume")?;
     let open: Vec<RunView> = match run {
@@ -306,7 +306,7 @@ pub async fn resume(
     Ok(worst)
 }
 
-async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop: &AtomicBool) -> Result<Exit, Error> {
+async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop: &Interrupt) -> Result<Exit, Error> {
     let plan = view.plan()?;
     if let Ok(text) = std::fs::read(&view.plan_path) {
         let sha = {
@@ -389,7 +389,7 @@ pub async fn rollback(
     run: &str,
     only: &[String],
     out: Reporter,
-    stop: &AtomicBool,
+    stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(state_dir, &format!("unroot rollback {run}"))?;
     let view = find_run(state_dir, run)?;

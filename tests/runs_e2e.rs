@@ -317,3 +317,107 @@ fn rollback_of_a_committed_day_restores_every_original_and_verify_then_fails() {
         assert!(s["problems"].to_string().contains("configured user"), "{s}");
     }
 }
+
+/// Starts `unroot apply` in the background on a two-service day (b after a, a with a long
+/// stability window) and waits until a's health step has started.
+fn apply_waiting_on_health(env: &TestEnv) -> (tempfile::TempDir, String, String, std::process::Child) {
+    let img = image("busybox");
+    let a = env.run("a", &["--init", &img, "sleep", "1000000"]);
+    let b = env.run("b", &["--init", &img, "sleep", "1000000"]);
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!(
+            "[rollout]\nname = \"int\"\nstop_timeout = \"2s\"\nstable_for = \"1s\"\n\
+             [service.{a}]\nday = 1\nuser = \"1000\"\nstable_for = \"20s\"\n\
+             [service.{b}]\nday = 1\nuser = \"1000\"\nafter = [\"{a}\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = common::unroot_cmd()
+        .current_dir(dir.path())
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let journal = std::fs::read_dir(dir.path().join("state/int/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+            .unwrap_or_default();
+        if journal.contains("\"step\":\"health\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the health step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    (dir, a, b, child)
+}
+
+fn sigint(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_once_starts_nothing_new_and_rolls_back_what_is_in_flight() {
+    let env = TestEnv::new("ctrl-c-once");
+    let (dir, a, b, child) = apply_waiting_on_health(&env);
+    let b_before = inspect(&b);
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // The 20 s stability wait was cut short: the health step failed as interrupted within
+    // seconds of its start (the original's own health gate then ran as usual).
+    let journal = std::fs::read_dir(dir.path().join("state/int/runs")).unwrap().next().unwrap().unwrap().path();
+    let records: Vec<Value> = std::fs::read_to_string(journal.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let health: Vec<&Value> = records.iter().filter(|r| r["step"] == "health" && r["service"] == a.as_str()).collect();
+    assert_eq!(health.len(), 2, "{health:?}");
+    assert!(health[1]["error"].as_str().unwrap().contains("interrupted"), "{:?}", health[1]);
+    let secs = |r: &Value| {
+        let t = r["ts"].as_str().unwrap();
+        let hms = &t[11..19];
+        let parts: Vec<u64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600 + parts[1] * 60 + parts[2]
+    };
+    assert!(secs(health[1]) - secs(health[0]) < 15, "the wait was not cut short: {health:?}");
+    assert!(!records.iter().any(|r| r["service"] == b.as_str() && r["step"] == "inspect"), "b was started");
+    // a is back on its original; b was never touched.
+    assert_eq!(inspect(&a)["Config"]["User"], "");
+    assert_eq!(process_uids(&a), [0]);
+    let b_now = inspect(&b);
+    assert_eq!(b_now["Id"], b_before["Id"]);
+    assert_eq!(b_now["State"]["StartedAt"], b_before["State"]["StartedAt"], "b was not stopped");
+    let st = unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]);
+    let v: Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(v["runs"][0]["state"], "rolled-back");
+}
+
+#[test]
+fn ctrl_c_twice_stops_at_once_and_resume_continues() {
+    let env = TestEnv::new("ctrl-c-twice");
+    let (dir, a, b, child) = apply_waiting_on_health(&env);
+    sigint(&child);
+    std::thread::sleep(Duration::from_millis(100));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let resume = unroot_in(dir.path(), &["resume", "--state-dir", "state"]);
+    assert!(matches!(resume.code, Some(0 | 3)), "{}{}", resume.stdout, resume.stderr);
+    for name in [&a, &b] {
+        let c = inspect(name);
+        assert_eq!(c["State"]["Running"], true, "{name}");
+        let user = c["Config"]["User"].as_str().unwrap().to_string();
+        assert!(user.is_empty() || user.starts_with("1000"), "{name}: {user}");
+    }
+    assert!(containers_named(".unroot-").iter().all(|n| !n.starts_with(&env.id)), "nothing parked is left");
+}
