@@ -41,7 +41,10 @@ LABEL = f"io.unroot.bench={RUN_ID}"
 
 
 def sh(cmd, check=True, **kw):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and out.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
 
 
 def docker(*args):

@@ -151,10 +151,9 @@ impl<D: DockerPort> RunCtx<'_, D> {
         service: &str,
         image: &str,
         mount: &MountId,
-        script: &str,
-        args: &[String],
-        upload: Option<Vec<u8>>,
+        job: HelperJob<'_>,
     ) -> Result<Finished, String> {
+        let HelperJob { script, args, upload, output_file } = job;
         let name = format!("unroot-helper.{service}.{}", self.run.id);
         let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
         if mount.kind == "volume" {
@@ -186,7 +185,12 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 self.port.upload_archive(&id, "/", tar).await?;
             }
             self.port.start_container(&id).await?;
-            self.port.wait_container(&id).await
+            let mut out = self.port.wait_container(&id).await?;
+            if let Some(path) = output_file.filter(|_| out.exit_code == 0) {
+                let tar = self.port.read_archive(&id, path, HELPER_OUTPUT_LIMIT).await?;
+                out.stdout = crate::passwd::first_file_bytes(&tar).unwrap_or_default();
+            }
+            Ok::<_, DockerError>(out)
         }
         .await;
         let _ = self.port.remove_container(&id, true).await;
@@ -210,7 +214,9 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 .map_err(|e| format!("the host walk: {e}"))?;
         }
         let args = [target.0.to_string(), target.1.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
-        let out = self.helper(service, image, mount, reown::SCAN_SCRIPT, &args, None).await?;
+        let job =
+            HelperJob { script: reown::SCAN_SCRIPT, args: &args, upload: None, output_file: Some(reown::SCAN_OUTPUT) };
+        let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "scanning", mount)?;
         reown::parse_scan(&out.stdout, &format!("{}:{}", target.0, target.1))
     }
@@ -240,7 +246,8 @@ impl<D: DockerPort> RunCtx<'_, D> {
             return Ok(());
         }
         let tar = reown::apply_lists(entries, root);
-        let out = self.helper(service, image, mount, reown::APPLY_SCRIPT, &[], Some(tar)).await?;
+        let job = HelperJob { script: reown::APPLY_SCRIPT, args: &[], upload: Some(tar), output_file: None };
+        let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "re-owning", mount)
     }
 
@@ -360,6 +367,18 @@ impl<D: DockerPort> RunCtx<'_, D> {
         .await
     }
 }
+
+/// What one helper container runs: a script with its arguments, a tar to upload before the
+/// start, and a file whose contents to read back after a clean exit.
+struct HelperJob<'a> {
+    script: &'a str,
+    args: &'a [String],
+    upload: Option<Vec<u8>>,
+    output_file: Option<&'a str>,
+}
+
+/// The most a helper's listing may hold (a scan of ten million entries).
+const HELPER_OUTPUT_LIMIT: usize = 1 << 30;
 
 /// A helper's exit, as an error saying what failed and what it printed on stderr.
 fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(), String> {

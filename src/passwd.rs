@@ -10,15 +10,20 @@ pub struct PasswdEntry {
     pub gid: u32,
 }
 
-/// The contents of the first regular file in a tar stream (the archive API wraps a single
-/// file in a tar). `None` when the stream holds no readable file.
-pub fn first_file(tar_bytes: &[u8]) -> Option<String> {
+/// The contents of the first file in a tar stream (the archive API wraps a single file in
+/// a tar). `None` when the stream holds no readable file.
+pub fn first_file_bytes(tar_bytes: &[u8]) -> Option<Vec<u8>> {
     let mut archive = tar::Archive::new(tar_bytes);
     let mut entries = archive.entries().ok()?;
     let mut entry = entries.next()?.ok()?;
-    let mut text = String::new();
-    entry.read_to_string(&mut text).ok()?;
-    Some(text)
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// [`first_file_bytes`] as text; `None` when it is not UTF-8.
+pub fn first_file(tar_bytes: &[u8]) -> Option<String> {
+    String::from_utf8(first_file_bytes(tar_bytes)?).ok()
 }
 
 /// uid and gid of the first entry of a tar stream: the owner of the path asked for. Needs

@@ -90,12 +90,17 @@ pub const HELPER_MOUNT: &str = "/unroot-mount";
 /// Where the apply phase's lists are uploaded in the helper.
 pub const HELPER_LISTS: &str = "/unroot-lists";
 
-/// The scan: prints `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
-/// hard-linked file set aside, and `R uid:gid` for the mount's root. Arguments: uid, gid,
-/// `1` when hard-linked files may be changed. A name holding a newline stops it (exit 3):
-/// the manifest could not name it unambiguously.
+/// Where the scan writes its listing in the helper; read back through the archive API
+/// (container logs may be rotated or split, a file is not).
+pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
+
+/// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
+/// hard-linked file set aside, and `R uid:gid` for the mount's root to [`SCAN_OUTPUT`].
+/// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
+/// stops it (exit 3): the manifest could not name it unambiguously.
 pub const SCAN_SCRIPT: &str = r#"set -eu
 U=$1; G=$2; HL=$3
+exec > /unroot-scan.out
 cd /unroot-mount
 nl='
 '
@@ -112,19 +117,33 @@ fi
 stat -c 'R %u:%g' .
 "#;
 
-/// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (NUL-separated relative
-/// paths), changes the owner of each path itself (`-h`: a symlink is changed, never
-/// followed); then the root from `/unroot-lists/root` if present.
+/// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (one relative path a line,
+/// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
+/// changed, never followed); then the root from `/unroot-lists/root` if present. Lists are
+/// not NUL-separated because busybox's `xargs -0` splices long lists (seen with 1.35).
 pub const APPLY_SCRIPT: &str = r#"set -eu
 cd /unroot-mount
 for list in /unroot-lists/*:*; do
   [ -e "$list" ] || continue
-  xargs -0 chown -h -- "${list##*/}" < "$list"
+  xargs -r chown -h -- "${list##*/}" < "$list"
 done
 if [ -e /unroot-lists/root ]; then
   chown -h -- "$(cat /unroot-lists/root)" .
 fi
 "#;
+
+/// A path as one line of an `xargs` list: blanks, quotes and backslashes escaped. Names
+/// never hold a newline (the scan refuses them).
+fn xargs_escape(path: &str, out: &mut Vec<u8>) {
+    for c in path.chars() {
+        if matches!(c, ' ' | '\t' | '\'' | '"' | '\\') {
+            out.push(b'\\');
+        }
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+    out.push(b'\n');
+}
 
 /// One mount as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,14 +211,12 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
 }
 
 /// The files the apply script reads to set every listed entry to `owner_of(entry)`:
-/// one NUL-separated list per owner, and `root` for the mount's root. As a tar stream to
+/// one list per owner, and `root` for the mount's root. As a tar stream to
 /// upload at [`HELPER_LISTS`]'s parent.
 pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> {
     let mut by_owner: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for (path, owner) in entries {
-        let list = by_owner.entry(owner.as_str()).or_default();
-        list.extend_from_slice(path.as_bytes());
-        list.push(0);
+        xargs_escape(path, by_owner.entry(owner.as_str()).or_default());
     }
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |name: &str, body: &[u8]| {
@@ -282,7 +299,7 @@ mod tests {
     #[test]
     fn apply_lists_group_paths_by_owner() {
         let tar_bytes = apply_lists(
-            &[("./a".into(), "0:0".into()), ("./b".into(), "5:6".into()), ("./c".into(), "0:0".into())],
+            &[("./a".into(), "0:0".into()), ("./b c".into(), "5:6".into()), ("./it's \\ \"x\"".into(), "0:0".into())],
             Some("0:0"),
         );
         let mut files = BTreeMap::new();
@@ -293,8 +310,8 @@ mod tests {
             std::io::Read::read_to_end(&mut e, &mut body).unwrap();
             files.insert(e.path().unwrap().display().to_string(), body);
         }
-        assert_eq!(files["unroot-lists/0:0"], b"./a\0./c\0");
-        assert_eq!(files["unroot-lists/5:6"], b"./b\0");
+        assert_eq!(files["unroot-lists/0:0"], b"./a\n./it\\'s\\ \\\\\\ \\\"x\\\"\n");
+        assert_eq!(files["unroot-lists/5:6"], b"./b\\ c\n");
         assert_eq!(files["unroot-lists/root"], b"0:0");
     }
 }

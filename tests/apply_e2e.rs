@@ -222,7 +222,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     common::in_volume(
         &env,
         &format!("{vol}:/d"),
-        "echo 1 > /d/a && echo 2 > /d/b && chown 1234:5678 /d/b && mkdir /d/sub && chown 42:43 /d/sub && echo 3 > /d/sub/c",
+        "echo 1 > /d/a && echo 2 > /d/b && chown 1234:5678 /d/b && mkdir /d/sub && chown 42:43 /d/sub && echo 3 > /d/sub/c && echo 4 > \"/d/it's a \\\"q\\\"\" && chown 7:8 /d/it*",
     );
     let owners_before = owners(&env, &vol);
     // It needs /root, which uid 1000 cannot reach.

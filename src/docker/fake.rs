@@ -388,6 +388,12 @@ impl DockerPort for FakeDocker {
             Some(h) => h(&c, &s),
             None => Finished::default(),
         };
+        // What a helper printed is the listing its script writes to a file.
+        if !out.stdout.is_empty() {
+            let cid = s.found(id)?.id().to_string();
+            let tar = crate::passwd::tar_of("unroot-scan.out", &out.stdout, 0, 0);
+            s.archives.insert((cid, crate::reown::SCAN_OUTPUT.to_string()), tar);
+        }
         let c = s.found(id)?;
         c.0["State"]["Running"] = json!(false);
         c.0["State"]["Status"] = json!("exited");
