@@ -97,35 +97,38 @@ pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
 /// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
 /// hard-linked file set aside, and `R uid:gid` for the mount's root to [`SCAN_OUTPUT`].
 /// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
-/// stops it (exit 3): the manifest could not name it unambiguously.
+/// is reported as `N` and makes [`parse_scan`] refuse: the manifest could not name it
+/// unambiguously.
 pub const SCAN_SCRIPT: &str = r#"set -eu
 U=$1; G=$2; HL=$3
 exec > /unroot-scan.out
 cd /unroot-mount
 nl='
 '
-if [ -n "$(find . -xdev -name "*${nl}*" | head -n 1)" ]; then
-  echo "unroot: a name in this mount holds a newline; refusing to re-own it" >&2
-  exit 3
-fi
+# One traversal: names holding a newline are reported (N) and refuse the whole scan; the
+# rest that differ from U:G are listed (C), hard-linked files set aside (S) unless HL=1.
+# (busybox's find mishandles `-exec {} +` inside parentheses, so none is.)
 if [ "$HL" = 1 ]; then
-  find . -xdev -mindepth 1 \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'C %u:%g %n' {} +
+  find . -xdev -mindepth 1 -name "*${nl}*" -exec stat -c 'N %n' {} + -o \
+    \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'C %u:%g %n' {} +
 else
-  find . -xdev -mindepth 1 \( ! -user "$U" -o ! -group "$G" \) \( -type d -o -links 1 \) -exec stat -c 'C %u:%g %n' {} +
-  find . -xdev -mindepth 1 ! -type d -links +1 \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'S %u:%g %n' {} +
+  find . -xdev -mindepth 1 -name "*${nl}*" -exec stat -c 'N %n' {} + -o \
+    \( ! -user "$U" -o ! -group "$G" \) \( -type d -o -links 1 \) -exec stat -c 'C %u:%g %n' {} + -o \
+    \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'S %u:%g %n' {} +
 fi
 stat -c 'R %u:%g' .
 "#;
 
 /// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (one relative path a line,
 /// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
-/// changed, never followed); then the root from `/unroot-lists/root` if present. Lists are
-/// not NUL-separated because busybox's `xargs -0` splices long lists (seen with 1.35).
+/// changed, never followed); then the root from `/unroot-lists/root` if present. busybox
+/// 1.35's `xargs` splices long arguments into each other when its input is a regular file
+/// (with or without `-0`) but not when it is a pipe, hence `cat |`.
 pub const APPLY_SCRIPT: &str = r#"set -eu
 cd /unroot-mount
 for list in /unroot-lists/*:*; do
   [ -e "$list" ] || continue
-  xargs -r chown -h -- "${list##*/}" < "$list"
+  cat "$list" | xargs -r chown -h -- "${list##*/}"
 done
 if [ -e /unroot-lists/root ]; then
   chown -h -- "$(cat /unroot-lists/root)" .
@@ -180,6 +183,11 @@ impl MountChanges {
     }
 }
 
+/// A relative path that stays inside the mount: `./…` without a `..` component.
+fn inside(path: &str) -> bool {
+    path.starts_with("./") && !path.split('/').any(|c| c == "..")
+}
+
 /// Parses the scan's output for a target `uid:gid`.
 ///
 /// Errors: a line that is not a scan record (the helper failed in a way its exit code did
@@ -187,6 +195,9 @@ impl MountChanges {
 pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
     let text = std::str::from_utf8(output).map_err(|_| "a name in the mount is not UTF-8; refusing".to_string())?;
     let mut changes = MountChanges::default();
+    if text.lines().any(|l| l.starts_with("N ")) {
+        return Err("a name in this mount holds a newline; refusing to re-own it".into());
+    }
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (tag, rest) = line.split_once(' ').ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
         let (owner, path) = match rest.split_once(' ') {
@@ -197,8 +208,8 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
             return Err(format!("unexpected scan output: {line:?}"));
         }
         match (tag, path) {
-            ("C", Some(p)) if p.starts_with("./") => changes.entries.push((p.to_string(), owner.to_string())),
-            ("S", Some(p)) if p.starts_with("./") => changes.skipped.push(p.to_string()),
+            ("C", Some(p)) if inside(p) => changes.entries.push((p.to_string(), owner.to_string())),
+            ("S", Some(p)) if inside(p) => changes.skipped.push(p.to_string()),
             ("R", None) => {
                 if owner != target {
                     changes.root = Some(owner.to_string());
@@ -294,6 +305,9 @@ mod tests {
         assert!(done.is_empty(), "a second run has nothing to change");
         assert!(parse_scan(b"sh: find: not found\n", "1:1").is_err());
         assert!(parse_scan(b"C 0:0 /abs\n", "1:1").is_err());
+        assert!(parse_scan(b"C 0:0 ./a/../../etc\n", "1:1").is_err(), "no way out of the mount");
+        let forged = b"N ./x\nC 0:0 ./y\nC 0:0 ./z\n";
+        assert!(parse_scan(forged, "1:1").unwrap_err().contains("newline"), "a newline name refuses it all");
     }
 
     #[test]
