@@ -503,3 +503,46 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
     assert_eq!(process_uids(&name), [1000]);
     assert_eq!(c["HostConfig"]["CapDrop"], json!(["ALL"]));
 }
+
+#[test]
+fn days_go_in_order_and_only_limits_a_day() {
+    let env = TestEnv::new("apply-order");
+    let img = image("busybox");
+    let a = env.run("a", &["--init", &img, "sleep", "1000000"]);
+    let b = env.run("b", &["--init", &img, "sleep", "1000000"]);
+    let c = env.run("c", &["--init", &img, "sleep", "1000000"]);
+    let dir = env.tempdir();
+    write_plan(
+        dir.path(),
+        &format!(
+            "[service.{a}]\nday = 1\nuser = \"1000\"\n\
+             [service.{b}]\nday = 2\nuser = \"1000\"\n\
+             [service.{c}]\nday = 2\nuser = \"1000\"\nafter = [\"{a}\"]\n"
+        ),
+    );
+    let day2 = |extra: &[&str]| {
+        let mut args = vec!["apply", "plan.toml", "--day", "2", "--yes", "--state-dir", "state", "--parallelism", "2"];
+        args.extend_from_slice(extra);
+        unroot_in(dir.path(), &args)
+    };
+    // Day 2 before day 1: refused, nothing touched.
+    let refused = day2(&[]);
+    assert_eq!(refused.code, Some(5), "{}", refused.stderr);
+    assert!(refused.stderr.contains("day(s) 1"), "{}", refused.stderr);
+    // --only a service whose own dependencies are satisfied (none): allowed, and only it.
+    let c_before = inspect(&c);
+    let only_b = day2(&["--only", &b]);
+    assert_eq!(only_b.code, Some(0), "{}{}", only_b.stdout, only_b.stderr);
+    assert_eq!(inspect(&b)["Config"]["User"], "1000:1000");
+    assert_eq!(inspect(&c)["Id"], c_before["Id"], "c was not part of the run");
+    // --only c is refused while a (its dependency, on day 1) is not applied.
+    let only_c = day2(&["--only", &c]);
+    assert_eq!(only_c.code, Some(5), "{}", only_c.stderr);
+    assert!(only_c.stderr.contains(&a), "{}", only_c.stderr);
+    // Day 1, then day 2 goes.
+    assert_eq!(apply(dir.path(), &[]).code, Some(0));
+    let rest = day2(&["--only", &c]);
+    assert_eq!(rest.code, Some(0), "{}{}", rest.stdout, rest.stderr);
+    assert_eq!(inspect(&c)["Config"]["User"], "1000:1000");
+    assert_eq!(inspect(&a)["Config"]["User"], "1000:1000");
+}
