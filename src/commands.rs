@@ -162,7 +162,12 @@ pub async fn apply(
     }
     confirm(opts, day.services.len())?;
 
-    let run_id = crate::state::new_run_id(opts.day);
+    // Two runs of a day started within one second get distinct folders.
+    let base = crate::state::new_run_id(opts.day);
+    let run_id = (1..)
+        .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+        .find(|id| !plan_dir.run_dir(id).exists())
+        .expect("some suffix is free");
     let run = RunDir::create(&plan_dir, &run_id, &plan.source.text)?;
     let mut journal = Journal::open(&run.journal_path())?;
     crate::failpoint::install(&mut journal);
