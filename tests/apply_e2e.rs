@@ -80,6 +80,7 @@ fn redis_moves_to_its_user_with_every_key_and_file(ownership: &str) {
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
     let redis = env.run("redis", &["-v", &format!("{vol}:/data"), &image("redis")]);
+    common::wait_for_redis(&redis);
     // Keys into the AOF.
     for i in 0..50 {
         docker(&["exec", &redis, "redis-cli", "set", &format!("key{i}"), &format!("value{i}")]);

@@ -26,6 +26,7 @@ fn three_services(env: &TestEnv, extra_rollout: &str) -> Day {
         docker(&["volume", "create", "--label", &env.label(), v]);
     }
     let redis = env.run("redis", &["-v", &format!("{}:/data", volumes[0]), &image("redis")]);
+    common::wait_for_redis(&redis);
     for i in 0..20 {
         docker(&["exec", &redis, "redis-cli", "set", &format!("k{i}"), &format!("v{i}")]);
     }

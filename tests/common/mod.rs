@@ -180,3 +180,16 @@ pub fn containers_named(part: &str) -> Vec<String> {
     let out = docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name={part}")]);
     out.lines().map(str::to_string).filter(|n| n.contains(part)).collect()
 }
+
+/// Waits until the Redis in `container` answers PING (it has just been started).
+pub fn wait_for_redis(container: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = docker_raw(&["exec", container, "redis-cli", "ping"]);
+        if String::from_utf8_lossy(&out.stdout).trim() == "PONG" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "redis in {container} never answered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
