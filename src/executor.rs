@@ -251,6 +251,34 @@ impl<D: DockerPort> RunCtx<'_, D> {
         succeeded(&out, "re-owning", mount)
     }
 
+    /// Removes a container (forced, never its volumes) and returns once it is gone.
+    ///
+    /// Guarantees: idempotent: a container already gone is done, and one whose removal is
+    /// in progress (asked by an attempt that died) is waited for through its events.
+    /// Errors: the daemon refuses, or the removal in progress does not end within a minute.
+    pub async fn remove_gone(&self, id: &str) -> Result<(), String> {
+        match self.port.remove_container(id, true).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            Err(DockerError::Conflict(m)) if m.contains("in progress") => {
+                let mut events = self.port.container_events(id).await.map_err(|e| e.to_string())?;
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+                loop {
+                    match self.port.inspect_container(id).await {
+                        Err(DockerError::NotFound(_)) => return Ok(()),
+                        Err(e) => return Err(e.to_string()),
+                        Ok(_) => {}
+                    }
+                    match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut events)).await {
+                        Ok(Some(Ok(e))) if e.action == "destroy" => return Ok(()),
+                        Ok(Some(Ok(_))) => {}
+                        _ => return Err(format!("container {} is still being removed", short(id))),
+                    }
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     // -----------------------------------------------------------------------------------
     // Restoring.
 
@@ -287,11 +315,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
                             short(c.id())
                         ));
                     }
-                    // Gone already (an earlier attempt's removal finished after it died) is done.
-                    match self.port.remove_container(c.id(), true).await {
-                        Ok(()) | Err(DockerError::NotFound(_)) => {}
-                        Err(e) => return Err(format!("removing the replacement: {e}")),
-                    }
+                    self.remove_gone(c.id()).await.map_err(|e| format!("removing the replacement: {e}"))?;
                 }
                 Ok(_) | Err(DockerError::NotFound(_)) => {}
                 Err(e) => return Err(format!("inspecting {name}: {e}")),
@@ -752,10 +776,8 @@ impl<D: DockerPort> Apply<'_, D> {
             let original_id = self.resolved(name).original.id().to_string();
             let r = ctx
                 .step(name, "commit", json!({"remove": parked}), async {
-                    match ctx.port.remove_container(&original_id, true).await {
-                        Ok(()) | Err(DockerError::NotFound(_)) => Ok(((), json!({}))),
-                        Err(e) => Err(e.to_string()),
-                    }
+                    ctx.remove_gone(&original_id).await?;
+                    Ok(((), json!({})))
                 })
                 .await;
             if let Err(e) = r {
@@ -946,6 +968,29 @@ mod tests {
 
     fn container_names(fake: &FakeDocker) -> Vec<String> {
         fake.with(|s| s.containers.iter().map(|c| c.name().to_string()).collect())
+    }
+
+    #[test]
+    fn a_removal_already_in_progress_is_waited_for() {
+        let fake = fake();
+        fake.script(
+            "remove",
+            crate::docker::fake::Script::Fail(DockerError::Conflict(
+                "removal of container x is already in progress".into(),
+            )),
+        );
+        fake.with(|s| {
+            s.events.insert("svc".into(), vec!["destroy".into()]);
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
+        let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
+        let journal = Journal::open(&run.journal_path()).unwrap();
+        let stop = Interrupt::default();
+        let ctx = RunCtx { port: &fake, run, journal: Mutex::new(journal), out: Reporter::default(), stop: &stop };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(ctx.remove_gone(ORIGINAL)).unwrap();
+        assert!(fake.calls().iter().any(|c| matches!(c, Call::Events(_))), "it waited on the container's events");
     }
 
     #[test]
