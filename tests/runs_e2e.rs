@@ -227,6 +227,36 @@ fn a_second_apply_is_refused_naming_the_first() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Starts `unroot apply` of `dir/plan.toml` (state in `dir/state`) in the background and
+/// returns once its journal shows a health step started. The caller waits for the child.
+#[allow(clippy::zombie_processes)]
+fn apply_until_health(dir: &Path, plan_name: &str) -> std::process::Child {
+    let mut child = common::unroot_cmd()
+        .current_dir(dir)
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let journal = std::fs::read_dir(dir.join("state").join(plan_name).join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+            .unwrap_or_default();
+        if journal.contains("\"step\":\"health\"") {
+            return child;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the health step never started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn killing_the_container_during_its_health_wait_rolls_back() {
     let env = TestEnv::new("kill-health");
@@ -239,27 +269,8 @@ fn killing_the_container_during_its_health_wait_rolls_back() {
         format!("[rollout]\nname = \"k\"\nstable_for = \"20s\"\nstop_timeout = \"2s\"\n[service.{svc}]\nday = 1\nuser = \"1000\"\n"),
     )
     .unwrap();
-    let child = common::unroot_cmd()
-        .current_dir(dir.path())
-        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Wait for the health step, then kill the replacement it waits on.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let journal = std::fs::read_dir(dir.path().join("state/k/runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
-            .unwrap_or_default();
-        if journal.contains("\"step\":\"health\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the health step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = apply_until_health(dir.path(), "k");
     std::thread::sleep(Duration::from_millis(500));
     docker(&["kill", &svc]);
     let out = child.wait_with_output().unwrap();
@@ -335,26 +346,7 @@ fn apply_waiting_on_health(env: &TestEnv) -> (tempfile::TempDir, String, String,
         ),
     )
     .unwrap();
-    let child = common::unroot_cmd()
-        .current_dir(dir.path())
-        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let journal = std::fs::read_dir(dir.path().join("state/int/runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
-            .unwrap_or_default();
-        if journal.contains("\"step\":\"health\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the health step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = apply_until_health(dir.path(), "int");
     std::thread::sleep(Duration::from_millis(300));
     (dir, a, b, child)
 }
