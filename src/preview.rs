@@ -324,12 +324,8 @@ pub async fn compute_with(
         if day_names.contains(&c.name.as_str()) || c.name.contains(".unroot-") {
             continue;
         }
-        if let Ok(i) = port.inspect_container(&c.id).await {
-            for m in i.mounts().into_iter().filter(|m| m.kind == "volume") {
-                if let Some(n) = m.name {
-                    volume_users.entry(n).or_default().push(c.name.clone());
-                }
-            }
+        for v in c.volumes {
+            volume_users.entry(v).or_default().push(c.name.clone());
         }
     }
     let local = local_view(port);

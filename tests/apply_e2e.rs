@@ -412,6 +412,7 @@ fn plan_and_dry_run_change_nothing() {
     let vol = env.name("v");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
     let svc = env.run("svc", &["-v", &format!("{vol}:/data"), &image("busybox"), "sleep", "1000000"]);
+    let other = env.run("other", &["-v", &format!("{vol}:/shared"), &image("busybox"), "sleep", "1000000"]);
     let before = inspect(&svc);
     let owners_before = owners(&env, &vol);
     let volumes_before = docker(&["volume", "ls", "-q"]);
@@ -420,6 +421,7 @@ fn plan_and_dry_run_change_nothing() {
     let p = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--state-dir", "state"]);
     assert_eq!(p.code, Some(0), "{}{}", p.stdout, p.stderr);
     assert!(p.stdout.contains("chown:  /data (volume"), "{}", p.stdout);
+    assert!(p.stdout.contains(&format!("is shared with {other}, outside this day")), "{}", p.stdout);
     let j = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--json"]);
     let doc: Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(doc["day"], 1);

@@ -170,6 +170,13 @@ impl DockerPort for BollardDocker {
                     .first()
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_default(),
+                volumes: c
+                    .mounts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|m| m.name)
+                    .filter(|n| !n.is_empty())
+                    .collect(),
             })
             .collect())
     }

@@ -245,7 +245,14 @@ impl DockerPort for FakeDocker {
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
         self.enter(Call::List)?;
         let s = self.state.lock().unwrap();
-        Ok(s.containers.iter().map(|c| ContainerRef { id: c.id().to_string(), name: c.name().to_string() }).collect())
+        Ok(s.containers
+            .iter()
+            .map(|c| ContainerRef {
+                id: c.id().to_string(),
+                name: c.name().to_string(),
+                volumes: c.mounts().into_iter().filter(|m| m.kind == "volume").filter_map(|m| m.name).collect(),
+            })
+            .collect())
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Inspect, DockerError> {

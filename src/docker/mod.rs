@@ -60,6 +60,8 @@ pub struct DaemonInfo {
 pub struct ContainerRef {
     pub id: String,
     pub name: String,
+    /// Names of the volumes it mounts.
+    pub volumes: Vec<String>,
 }
 
 /// One process of a container as `docker top` shows it.
