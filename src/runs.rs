@@ -209,15 +209,9 @@ fn find_run(state_dir: &Path, id: &str) -> Result<RunView, Error> {
         .ok_or_else(|| Error::Usage(format!("no run {id} in {}", state_dir.display())))
 }
 
-/// Whether another process holds the state directory's lock right now.
-fn lock_held_elsewhere(state_dir: &Path) -> bool {
-    state_dir.join(".lock").exists()
-        && matches!(Lock::acquire(state_dir, "unroot status"), Err(StateError::Locked { .. }))
-}
-
 /// `unroot status [RUN]`.
 pub fn status(state_dir: &Path, run: Option<&str>) -> Result<Vec<RunStatus>, Error> {
-    let held = lock_held_elsewhere(state_dir);
+    let held = Lock::is_held(state_dir);
     let runs = all_runs(state_dir)?;
     if let Some(id) = run
         && !runs.iter().any(|r| r.id == id)

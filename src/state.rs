@@ -90,6 +90,15 @@ pub struct Holder {
 }
 
 impl Lock {
+    /// Whether some process holds the lock of `state_dir` right now. Reads only: it takes
+    /// a shared lock for an instant and writes nothing.
+    pub fn is_held(state_dir: &Path) -> bool {
+        match File::open(state_dir.join(".lock")) {
+            Ok(f) => matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
     /// Takes the lock of `state_dir` for `command`, or says who holds it.
     ///
     /// Errors: [`StateError::Locked`] naming the holder (pid, host, start time).
@@ -466,12 +475,18 @@ mod tests {
     #[test]
     fn a_second_lock_names_the_first_holder() {
         let tmp = tempfile::tempdir().unwrap();
-        let _held = Lock::acquire(tmp.path(), "apply").unwrap();
+        assert!(!Lock::is_held(tmp.path()));
+        let held = Lock::acquire(tmp.path(), "apply").unwrap();
+        let before = fs::read(tmp.path().join(".lock")).unwrap();
+        assert!(Lock::is_held(tmp.path()));
+        assert_eq!(fs::read(tmp.path().join(".lock")).unwrap(), before, "looking changes nothing");
         match Lock::acquire(tmp.path(), "resume") {
             Err(StateError::Locked { holder, .. }) => {
                 assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}")
             }
             other => panic!("expected Locked, got {other:?}"),
         }
+        drop(held);
+        assert!(!Lock::is_held(tmp.path()), "released with its holder");
     }
 }
