@@ -2,25 +2,34 @@
 //! unroot runs as root beside a daemon that remaps no users.
 //!
 //! It produces the same [`MountChanges`] as the helper's scan and applies the same lists, so
-//! manifests and restores do not care which path made them. Every directory is opened with
+//! manifests and restores do not care which path made them. The mount's root is opened
+//! component by component from `/` without following any link ([`open_nofollow`]); it may
+//! be a directory or a single file. Every directory below it is opened with
 //! `O_NOFOLLOW | O_DIRECTORY` relative to its parent's descriptor, every entry is examined
 //! and changed with `AT_SYMLINK_NOFOLLOW`, and every directory's device is checked against
 //! the mount root's: a symlink is never followed (the link itself is changed) and the walk
-//! never leaves the mount's filesystem. The walk runs on several threads.
+//! never leaves the mount's filesystem. The walk runs on several threads and holds at most
+//! [`OPEN_BUDGET`] directories open while they wait; the rest wait as paths and are opened
+//! again from the root, each component without following a link, when their turn comes.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, chownat, fchown, fstat, openat, statat};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, chownat, fstat, openat, statat};
 use rustix::process::{Gid, Uid};
 
 use crate::reown::MountChanges;
 
 /// Threads walking a tree at once.
 pub const THREADS: usize = 4;
+
+/// Directories waiting in a scan that may hold an open descriptor at once; the others wait
+/// as paths, so a wide tree does not exhaust the process's descriptors.
+pub const OPEN_BUDGET: usize = 128;
 
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
@@ -38,30 +47,171 @@ fn name_of(c: &CStr) -> Result<&str, String> {
     Ok(s)
 }
 
-/// Opens a mount's root on the host, refusing a symlink.
-fn open_root(root: &Path) -> Result<(OwnedFd, Stat), String> {
-    let fd = openat(rustix::fs::CWD, root, dir_flags(), Mode::empty())
-        .map_err(|e| format!("opening {}: {e}", root.display()))?;
-    let st = fstat(&fd).map_err(|e| format!("{}: {e}", root.display()))?;
+fn is_file(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+}
+
+/// Opens an absolute path with `O_PATH`, component by component from `/`, refusing a
+/// symlink at any component and anything but a directory or a regular file at the last.
+fn open_path(path: &Path) -> Result<(OwnedFd, Stat), String> {
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = openat(rustix::fs::CWD, "/", flags | OFlags::DIRECTORY, Mode::empty())
+        .map_err(|e| format!("opening /: {e}"))?;
+    let mut st = fstat(&fd).map_err(|e| format!("/: {e}"))?;
+    let mut sofar = PathBuf::from("/");
+    let mut comps = path.components().filter(|c| *c != Component::RootDir).peekable();
+    while let Some(c) = comps.next() {
+        let Component::Normal(name) = c else {
+            return Err(format!("{} holds a `.` or `..` component; refusing", path.display()));
+        };
+        sofar.push(name);
+        fd = openat(&fd, name, flags, Mode::empty()).map_err(|e| format!("opening {}: {e}", sofar.display()))?;
+        st = fstat(&fd).map_err(|e| format!("{}: {e}", sofar.display()))?;
+        let last = comps.peek().is_none();
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => {
+                return Err(format!("{} is a symlink; refusing to follow it", sofar.display()));
+            }
+            FileType::Directory => {}
+            FileType::RegularFile if last => {}
+            _ if last => return Err(format!("{} is neither a directory nor a regular file", sofar.display())),
+            _ => return Err(format!("{} is not a directory", sofar.display())),
+        }
+    }
     Ok((fd, st))
 }
 
-/// Work shared by the walkers: directories still to read, and how many are being read.
-struct Queue {
-    state: Mutex<(Vec<(OwnedFd, String)>, usize)>,
+/// Opens a host path (a mount's source) without following any link: component by component
+/// from `/`, each with `O_NOFOLLOW`.
+///
+/// Guarantees: the object opened is the one the path names with no symlink resolved at any
+/// component, so a component swapped for a link cannot redirect the caller elsewhere. A
+/// directory comes back readable (`O_RDONLY | O_DIRECTORY`), a regular file as an `O_PATH`
+/// descriptor (usable with `*at(fd, "", AT_EMPTY_PATH)` and `fstat`); the stat is the
+/// opened object's.
+/// Errors: the path is not absolute or holds `.` or `..`; a component is missing, is a
+/// symlink (the message names it) or is not a directory; the last one is neither a
+/// directory nor a regular file.
+pub fn open_nofollow(path: &Path) -> Result<(OwnedFd, Stat), String> {
+    let (fd, st) = open_path(path)?;
+    if is_file(&st) {
+        return Ok((fd, st));
+    }
+    // `.` of the directory already opened: the same object, now readable.
+    let dir = openat(&fd, ".", dir_flags(), Mode::empty()).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    Ok((dir, st))
+}
+
+/// The `(device, inode)` of a host path opened as [`open_nofollow`] opens it: record it when
+/// a mount is examined, and give it to [`scan_checked`] and [`apply_checked`] to be sure
+/// they work on the same object.
+///
+/// Guarantees: reads only; follows no symlink at any component.
+/// Errors: as [`open_nofollow`].
+pub fn identity(path: &Path) -> Result<(u64, u64), String> {
+    let (_, st) = open_path(path)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Opens a mount's root and, when `expect` is given, checks it is still that object.
+fn open_root(root: &Path, expect: Option<(u64, u64)>) -> Result<(OwnedFd, Stat), String> {
+    let (fd, st) = open_nofollow(root)?;
+    if let Some((dev, ino)) = expect
+        && (st.st_dev, st.st_ino) != (dev, ino)
+    {
+        return Err(format!(
+            "{} is no longer the object examined before (device {dev} inode {ino}, now device {} inode {}); \
+             refusing to re-own it",
+            root.display(),
+            st.st_dev,
+            st.st_ino
+        ));
+    }
+    Ok((fd, st))
+}
+
+/// Opens the directory `rel` (`./a/b`, `.` for the root itself) component by component from
+/// the root, each with `O_NOFOLLOW | O_DIRECTORY` and checked to be on the root's device `dev`.
+/// Returns it with its stat.
+fn open_below(root: &OwnedFd, dev: u64, rel: &str) -> Result<(OwnedFd, Stat), String> {
+    let mut fd: Option<OwnedFd> = None;
+    for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if comp == ".." {
+            return Err(format!("{rel} leads out of the mount; refusing"));
+        }
+        let next = openat(fd.as_ref().unwrap_or(root), comp, dir_flags(), Mode::empty())
+            .map_err(|e| format!("opening {rel}: {e}"))?;
+        let st = fstat(&next).map_err(|e| format!("{rel}: {e}"))?;
+        if st.st_dev != dev {
+            return Err(format!("{rel} leads onto another filesystem; refusing"));
+        }
+        fd = Some(next);
+    }
+    let fd = match fd {
+        Some(fd) => fd,
+        None => rustix::io::fcntl_dupfd_cloexec(root, 0).map_err(|e| format!("{rel}: {e}"))?,
+    };
+    let st = fstat(&fd).map_err(|e| format!("{rel}: {e}"))?;
+    Ok((fd, st))
+}
+
+/// A directory waiting to be read.
+struct Pending<'a> {
+    /// `./a/b`.
+    rel: String,
+    how: Held<'a>,
+}
+
+enum Held<'a> {
+    /// Open, counted against [`OPEN_BUDGET`] until dropped.
+    Open(Counted<'a>),
+    /// Past the budget: its `(device, inode)` when listed, to re-open it from the root.
+    Closed(u64, u64),
+}
+
+/// A directory descriptor counted in the walk's budget while it lives.
+struct Counted<'a> {
+    fd: OwnedFd,
+    open: &'a AtomicUsize,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes a place in the budget, or `false` when none is left.
+fn reserve(open: &AtomicUsize) -> bool {
+    open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < OPEN_BUDGET).then_some(n + 1)).is_ok()
+}
+
+/// Work shared by the walkers: directories still to read (open ones first, so their
+/// descriptors return to the budget soon), and how many are being read.
+struct Queue<'a> {
+    state: Mutex<QueueState<'a>>,
     wake: Condvar,
 }
 
-impl Queue {
+struct QueueState<'a> {
+    open: Vec<Pending<'a>>,
+    closed: Vec<Pending<'a>>,
+    busy: usize,
+}
+
+impl<'a> Queue<'a> {
     /// The next directory, or `None` when every walker is idle and nothing is left.
-    fn pop(&self) -> Option<(OwnedFd, String)> {
+    fn pop(&self) -> Option<Pending<'a>> {
         let mut g = self.state.lock().expect("queue lock");
         loop {
-            if let Some(item) = g.0.pop() {
-                g.1 += 1;
+            if let Some(item) = g.open.pop().or_else(|| g.closed.pop()) {
+                g.busy += 1;
                 return Some(item);
             }
-            if g.1 == 0 {
+            if g.busy == 0 {
                 self.wake.notify_all();
                 return None;
             }
@@ -69,41 +219,80 @@ impl Queue {
         }
     }
 
-    fn push(&self, items: Vec<(OwnedFd, String)>) {
+    fn push(&self, items: Vec<Pending<'a>>) {
         if items.is_empty() {
             return;
         }
         let mut g = self.state.lock().expect("queue lock");
-        g.0.extend(items);
+        for item in items {
+            match item.how {
+                Held::Open(_) => g.open.push(item),
+                Held::Closed(..) => g.closed.push(item),
+            }
+        }
         self.wake.notify_all();
     }
 
     fn done(&self) {
         let mut g = self.state.lock().expect("queue lock");
-        g.1 -= 1;
+        g.busy -= 1;
         self.wake.notify_all();
     }
 }
 
 /// Lists every entry below `root` whose uid or gid differs from `target`, like the helper's
 /// scan: hard-linked files are set aside unless `hardlinks`, and the root's own owner is
-/// reported separately.
+/// reported separately. A root that is a regular file has no entries: only its owner is
+/// reported (in `skipped` as `.` when it is hard-linked and `hardlinks` is off).
 ///
-/// Guarantees: reads only; never follows a symlink; never descends into another filesystem.
-/// Errors: an unreadable directory, or a name that is not UTF-8 or holds a newline.
+/// Guarantees: reads only; never follows a symlink, in the root's path or below it; never
+/// descends into another filesystem; holds at most [`OPEN_BUDGET`] waiting directories open.
+/// Errors: the root cannot be opened without following a link; an unreadable directory, or
+/// one that was replaced while the walk waited to read it; a name that is not UTF-8 or
+/// holds a newline.
 pub fn scan(root: &Path, target: (u32, u32), hardlinks: bool) -> Result<MountChanges, String> {
-    let (root_fd, root_st) = open_root(root)?;
+    scan_checked(root, None, target, hardlinks)
+}
+
+/// [`scan`], refusing unless the root is the object `expect` (`(device, inode)` from
+/// [`identity`]) when it is given.
+///
+/// Guarantees: as [`scan`]; with `expect`, reads nothing below a root that was replaced.
+/// Errors: as [`scan`], and a root that is not `expect`.
+pub fn scan_checked(
+    root: &Path,
+    expect: Option<(u64, u64)>,
+    target: (u32, u32),
+    hardlinks: bool,
+) -> Result<MountChanges, String> {
+    let (root_fd, root_st) = open_root(root, expect)?;
+    let differs = root_st.st_uid != target.0 || root_st.st_gid != target.1;
+    if is_file(&root_st) {
+        let mut changes = MountChanges::default();
+        if differs && root_st.st_nlink > 1 && !hardlinks {
+            changes.skipped.push(".".into());
+        } else if differs {
+            changes.root = Some(owner(&root_st));
+        }
+        return Ok(changes);
+    }
     let dev = root_st.st_dev;
-    let queue = Queue { state: Mutex::new((vec![(root_fd, ".".to_string())], 0)), wake: Condvar::new() };
+    let open = AtomicUsize::new(1);
+    let first = rustix::io::fcntl_dupfd_cloexec(&root_fd, 0).map_err(|e| format!("{}: {e}", root.display()))?;
+    let first = Pending { rel: ".".into(), how: Held::Open(Counted { fd: first, open: &open }) };
+    let queue = Queue {
+        state: Mutex::new(QueueState { open: vec![first], closed: Vec::new(), busy: 0 }),
+        wake: Condvar::new(),
+    };
+    let walk = Walk { root: &root_fd, dev, target, hardlinks, open: &open };
     let results: Mutex<(MountChanges, Option<String>)> = Mutex::new((MountChanges::default(), None));
     std::thread::scope(|s| {
         for _ in 0..THREADS {
             s.spawn(|| {
                 let mut entries = Vec::new();
                 let mut skipped = Vec::new();
-                while let Some((fd, rel)) = queue.pop() {
-                    let r = scan_dir(&fd, &rel, dev, target, hardlinks, &mut entries, &mut skipped);
-                    match r {
+                while let Some(item) = queue.pop() {
+                    match walk.dir(item, &mut entries, &mut skipped) {
                         Ok(children) => queue.push(children),
                         Err(e) => {
                             let mut g = results.lock().expect("results lock");
@@ -124,68 +313,80 @@ pub fn scan(root: &Path, target: (u32, u32), hardlinks: bool) -> Result<MountCha
     }
     changes.entries.sort();
     changes.skipped.sort();
-    changes.root = (root_st.st_uid != target.0 || root_st.st_gid != target.1).then(|| owner(&root_st));
+    changes.root = differs.then(|| owner(&root_st));
     Ok(changes)
 }
 
-/// Reads one directory; returns its subdirectories (on the same filesystem) to walk.
-fn scan_dir(
-    fd: &OwnedFd,
-    rel: &str,
+/// What every walker of one scan shares.
+struct Walk<'a> {
+    root: &'a OwnedFd,
     dev: u64,
     target: (u32, u32),
     hardlinks: bool,
-    entries: &mut Vec<(String, String)>,
-    skipped: &mut Vec<String>,
-) -> Result<Vec<(OwnedFd, String)>, String> {
-    let mut children = Vec::new();
-    let dir = Dir::read_from(fd.as_fd()).map_err(|e| format!("reading {rel}: {e}"))?;
-    for entry in dir {
-        let entry = entry.map_err(|e| format!("reading {rel}: {e}"))?;
-        let raw = entry.file_name();
-        if raw.to_bytes() == b"." || raw.to_bytes() == b".." {
-            continue;
-        }
-        let name = name_of(raw)?;
-        let path = format!("{rel}/{name}");
-        let st = statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| format!("{path}: {e}"))?;
-        if st.st_dev != dev {
-            continue; // another filesystem mounted here: not ours to change
-        }
-        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-        if st.st_uid != target.0 || st.st_gid != target.1 {
-            if !is_dir && st.st_nlink > 1 && !hardlinks {
-                skipped.push(path.clone());
-            } else {
-                entries.push((path.clone(), owner(&st)));
-            }
-        }
-        if is_dir {
-            let child = openat(fd, raw, dir_flags(), Mode::empty()).map_err(|e| format!("{path}: {e}"))?;
-            children.push((child, path));
-        }
-    }
-    Ok(children)
+    open: &'a AtomicUsize,
 }
 
-/// Opens the parent directory of `path` (`./a/b/c` → `./a/b`) component by component from
-/// the root, never through a symlink and never onto another filesystem; `None` when that is
-/// not possible any more (a component became a link or vanished).
-fn open_parent(root: &OwnedFd, dev: u64, parent: &str) -> Option<OwnedFd> {
-    let mut fd: Option<OwnedFd> = None;
-    for comp in parent.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        let next = {
-            let base = fd.as_ref().unwrap_or(root);
-            openat(base, comp, dir_flags(), Mode::empty()).ok()?
+impl<'a> Walk<'a> {
+    /// Reads one directory; returns its subdirectories (on the same filesystem) to walk.
+    fn dir(
+        &self,
+        item: Pending<'a>,
+        entries: &mut Vec<(String, String)>,
+        skipped: &mut Vec<String>,
+    ) -> Result<Vec<Pending<'a>>, String> {
+        let rel = item.rel;
+        let reopened;
+        let fd = match &item.how {
+            Held::Open(c) => &c.fd,
+            Held::Closed(dev, ino) => {
+                let (fd, st) = open_below(self.root, self.dev, &rel)?;
+                if (st.st_dev, st.st_ino) != (*dev, *ino) {
+                    return Err(format!("{rel} was replaced during the scan; refusing"));
+                }
+                reopened = fd;
+                &reopened
+            }
         };
-        if fstat(&next).ok()?.st_dev != dev {
-            return None;
+        let mut children = Vec::new();
+        let dir = Dir::read_from(fd.as_fd()).map_err(|e| format!("reading {rel}: {e}"))?;
+        for entry in dir {
+            let entry = entry.map_err(|e| format!("reading {rel}: {e}"))?;
+            let raw = entry.file_name();
+            if raw.to_bytes() == b"." || raw.to_bytes() == b".." {
+                continue;
+            }
+            let name = name_of(raw)?;
+            let path = format!("{rel}/{name}");
+            let st = statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| format!("{path}: {e}"))?;
+            if st.st_dev != self.dev {
+                continue; // another filesystem mounted here: not ours to change
+            }
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            if st.st_uid != self.target.0 || st.st_gid != self.target.1 {
+                if !is_dir && st.st_nlink > 1 && !self.hardlinks {
+                    skipped.push(path.clone());
+                } else {
+                    entries.push((path.clone(), owner(&st)));
+                }
+            }
+            if !is_dir {
+                continue;
+            }
+            let how = if reserve(self.open) {
+                // Counted from here, so an error below returns the place to the budget.
+                let child = openat(fd, raw, dir_flags(), Mode::empty());
+                let child = Counted { fd: child.map_err(|e| format!("{path}: {e}"))?, open: self.open };
+                let cst = fstat(&child.fd).map_err(|e| format!("{path}: {e}"))?;
+                if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino) {
+                    return Err(format!("{path} was replaced during the scan; refusing"));
+                }
+                Held::Open(child)
+            } else {
+                Held::Closed(st.st_dev, st.st_ino)
+            };
+            children.push(Pending { rel: path, how });
         }
-        fd = Some(next);
-    }
-    match fd {
-        Some(fd) => Some(fd),
-        None => rustix::io::dup(root).ok(),
+        Ok(children)
     }
 }
 
@@ -198,12 +399,37 @@ fn ids(owner: &str) -> Result<(Uid, Gid), String> {
 
 /// Sets each listed entry (`./a/b`) to its owner, then the root to `root_owner`. Entries
 /// whose path can no longer be reached without following a link are left alone and
-/// counted.
+/// counted. A root that is a regular file takes no entries: only its own owner is set.
 ///
-/// Guarantees: idempotent; never follows a symlink; never leaves the root's filesystem.
-/// Errors: the root cannot be opened, or a change is refused by the kernel.
+/// Guarantees: idempotent; never follows a symlink, in the root's path or below it; never
+/// leaves the root's filesystem.
+/// Errors: the root cannot be opened without following a link; an entry that is not a path
+/// inside the mount, or entries for a root that is a file; a change refused by the kernel.
 pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>) -> Result<usize, String> {
-    let (root_fd, root_st) = open_root(root)?;
+    apply_checked(root, None, entries, root_owner)
+}
+
+/// [`apply`], refusing unless the root is the object `expect` (`(device, inode)` from
+/// [`identity`]) when it is given.
+///
+/// Guarantees: as [`apply`]; with `expect`, changes nothing under a root that was replaced.
+/// Errors: as [`apply`], and a root that is not `expect`.
+pub fn apply_checked(
+    root: &Path,
+    expect: Option<(u64, u64)>,
+    entries: &[(String, String)],
+    root_owner: Option<&str>,
+) -> Result<usize, String> {
+    let (root_fd, root_st) = open_root(root, expect)?;
+    if let Some((path, _)) = entries
+        .iter()
+        .find(|(p, _)| !p.starts_with("./") || p.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == ".."))
+    {
+        return Err(format!("{path:?} is not a path inside the mount; refusing"));
+    }
+    if is_file(&root_st) && !entries.is_empty() {
+        return Err(format!("{} is a file: it holds no entries to re-own", root.display()));
+    }
     let dev = root_st.st_dev;
     let unreachable = Mutex::new(0usize);
     let error: Mutex<Option<String>> = Mutex::new(None);
@@ -214,16 +440,16 @@ pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>
         for part in entries.chunks(chunk) {
             let (root_fd, unreachable, error) = (&root_fd, &unreachable, &error);
             s.spawn(move || {
-                let mut cache: HashMap<String, OwnedFd> = HashMap::new();
+                let mut cache: HashMap<&str, OwnedFd> = HashMap::new();
                 for (path, owner) in part {
                     let (parent, name) = path.rsplit_once('/').unwrap_or((".", path.as_str()));
                     if !cache.contains_key(parent) {
                         cache.clear();
-                        match open_parent(root_fd, dev, parent) {
-                            Some(fd) => {
-                                cache.insert(parent.to_string(), fd);
+                        match open_below(root_fd, dev, parent) {
+                            Ok((fd, _)) => {
+                                cache.insert(parent, fd);
                             }
-                            None => {
+                            Err(_) => {
                                 *unreachable.lock().expect("lock") += 1;
                                 continue;
                             }
@@ -252,7 +478,8 @@ pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>
     }
     if let Some(o) = root_owner {
         let (u, g) = ids(o)?;
-        fchown(&root_fd, Some(u), Some(g)).map_err(|e| format!("{}: {e}", root.display()))?;
+        // The descriptor itself: a readable directory or a file's `O_PATH` descriptor.
+        chownat(&root_fd, "", Some(u), Some(g), AtFlags::EMPTY_PATH).map_err(|e| format!("{}: {e}", root.display()))?;
     }
     Ok(unreachable.into_inner().expect("lock"))
 }
@@ -261,6 +488,11 @@ pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, symlink};
+
+    /// A temporary directory reached through no symlink (the root is opened without one).
+    fn tempdir() -> std::io::Result<tempfile::TempDir> {
+        tempfile::tempdir_in(std::fs::canonicalize(std::env::temp_dir())?)
+    }
 
     fn own(p: &Path) -> (u32, u32) {
         let m = std::fs::symlink_metadata(p).unwrap();
@@ -273,7 +505,7 @@ mod tests {
             eprintln!("skipped: needs root to change owners");
             return;
         }
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempdir().unwrap();
         let root = tmp.path().join("vol");
         let outside = tmp.path().join("outside");
         std::fs::create_dir_all(root.join("a/b")).unwrap();
@@ -312,5 +544,203 @@ mod tests {
         assert_eq!(own(&outside), (0, 0));
         assert_eq!(own(&root.join("top")), (5, 6), "restored exactly");
         assert_eq!(own(&root), (0, 0));
+    }
+
+    /// Set to the root the child run of [`nofile_child`] walks under a low descriptor limit.
+    const NOFILE_CHILD: &str = "UNROOT_TEST_HOSTFS_NOFILE_ROOT";
+    /// Subdirectories in that tree: far more than the child may hold open at once.
+    const MANY: usize = 5_000;
+
+    /// The child half of [`walks_many_directories_under_a_low_descriptor_limit`]: does
+    /// nothing unless that test started this binary with [`NOFILE_CHILD`] set.
+    #[test]
+    fn nofile_child() {
+        let Ok(root) = std::env::var(NOFILE_CHILD) else { return };
+        let root = Path::new(&root);
+        let limit = rustix::process::Rlimit { current: Some(256), maximum: Some(256) };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
+        let changes = scan(root, (1000, 1000), false).unwrap();
+        // Every directory, a file in each, and a subdirectory with a file in every tenth.
+        assert_eq!(changes.entries.len(), 2 * MANY + 2 * (MANY / 10));
+        assert_eq!(changes.root.as_deref(), Some("0:0"));
+        let targets: Vec<(String, String)> =
+            changes.entries.iter().map(|(p, _)| (p.clone(), "1000:1000".into())).collect();
+        assert_eq!(apply(root, &targets, Some("1000:1000")).unwrap(), 0);
+        assert!(scan(root, (1000, 1000), false).unwrap().is_empty());
+        assert_eq!(apply(root, &changes.entries, changes.root.as_deref()).unwrap(), 0);
+        assert!(scan(root, (0, 0), false).unwrap().is_empty(), "restored");
+    }
+
+    #[test]
+    fn walks_many_directories_under_a_low_descriptor_limit() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let tmp = tempdir().unwrap();
+        let root = tmp.path().join("vol");
+        for i in 0..MANY {
+            let d = root.join(format!("d{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("f"), "").unwrap();
+            if i % 10 == 0 {
+                std::fs::create_dir(d.join("s")).unwrap();
+                std::fs::write(d.join("s/f"), "").unwrap();
+            }
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "hostfs::tests::nofile_child", "--test-threads=1", "--nocapture"])
+            .env(NOFILE_CHILD, &root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child run failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(own(&root.join("d7/f")), (0, 0));
+    }
+
+    #[test]
+    fn a_directory_replaced_while_waiting_is_refused_when_reopened() {
+        let tmp = tempdir().unwrap();
+        let root = tmp.path().join("vol");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("other")).unwrap();
+        let (root_fd, root_st) = open_nofollow(&root).unwrap();
+        let (_, listed) = open_below(&root_fd, root_st.st_dev, "./a/b").unwrap();
+        let open = AtomicUsize::new(0);
+        let walk = Walk { root: &root_fd, dev: root_st.st_dev, target: (1, 1), hardlinks: false, open: &open };
+        let waiting = || Pending { rel: "./a/b".into(), how: Held::Closed(listed.st_dev, listed.st_ino) };
+        assert!(walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()).is_ok());
+
+        std::fs::rename(root.join("a/b"), tmp.path().join("moved")).unwrap();
+        std::fs::rename(tmp.path().join("other"), root.join("a/b")).unwrap();
+        let Err(err) = walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()) else {
+            panic!("read a swapped directory")
+        };
+        assert!(err.contains("replaced"), "{err}");
+
+        std::fs::remove_dir(root.join("a/b")).unwrap();
+        symlink(tmp.path().join("moved"), root.join("a/b")).unwrap();
+        assert!(walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()).is_err(), "not through a link");
+        assert!(open_below(&root_fd, root_st.st_dev, "./a/..").is_err(), "never upwards");
+    }
+
+    #[test]
+    fn the_root_path_is_opened_without_following_any_link() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let tmp = tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        let other = tmp.path().join("other");
+        for d in [&parent, &other] {
+            std::fs::create_dir_all(d.join("vol/sub")).unwrap();
+            std::fs::write(d.join("vol/sub/file"), "x").unwrap();
+        }
+        let root = parent.join("vol");
+        let id = identity(&root).unwrap();
+        let (fd, st) = open_nofollow(&root).unwrap();
+        assert_eq!((st.st_dev, st.st_ino), id);
+        assert!(Dir::read_from(&fd).is_ok(), "a directory comes back readable");
+        assert_eq!(scan_checked(&root, Some(id), (1000, 1000), false).unwrap().entries.len(), 2);
+
+        // The parent swapped for a link to another directory holding a `vol` too.
+        std::fs::rename(&parent, tmp.path().join("parent.old")).unwrap();
+        symlink(&other, &parent).unwrap();
+        let everything = [("./sub".to_string(), "1000:1000".to_string()), ("./sub/file".into(), "1000:1000".into())];
+        let named = |e: String| assert!(e.contains(&format!("{} is a symlink", parent.display())), "{e}");
+        named(scan(&root, (1000, 1000), false).unwrap_err());
+        named(apply(&root, &everything, Some("1000:1000")).unwrap_err());
+        named(identity(&root).unwrap_err());
+        named(open_nofollow(&root).unwrap_err());
+        for p in ["vol", "vol/sub", "vol/sub/file"] {
+            assert_eq!(own(&other.join(p)), (0, 0), "{p} in the other directory is untouched");
+        }
+
+        // The root itself a link.
+        let link = tmp.path().join("link");
+        symlink(other.join("vol"), &link).unwrap();
+        assert!(scan(&link, (1000, 1000), false).unwrap_err().contains("is a symlink"));
+        assert!(apply(&link, &everything, Some("1000:1000")).unwrap_err().contains("is a symlink"));
+        assert_eq!(own(&other.join("vol")), (0, 0));
+
+        assert!(identity(Path::new("relative/path")).is_err());
+        assert!(identity(&tmp.path().join("parent.old/../other")).unwrap_err().contains("`..`"));
+    }
+
+    #[test]
+    fn a_swapped_root_is_refused_when_its_identity_is_expected() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let tmp = tempdir().unwrap();
+        let root = tmp.path().join("vol");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        let id = identity(&root).unwrap();
+        let changes = scan_checked(&root, Some(id), (1000, 1000), false).unwrap();
+
+        std::fs::rename(&root, tmp.path().join("vol.old")).unwrap();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        assert_ne!(identity(&root).unwrap(), id);
+        let err = scan_checked(&root, Some(id), (1000, 1000), false).unwrap_err();
+        assert!(err.contains("no longer the object"), "{err}");
+        let targets: Vec<(String, String)> =
+            changes.entries.iter().map(|(p, _)| (p.clone(), "1000:1000".into())).collect();
+        assert!(apply_checked(&root, Some(id), &targets, Some("1000:1000")).unwrap_err().contains("no longer"));
+        assert_eq!(own(&root), (0, 0), "nothing changed");
+        assert_eq!(own(&root.join("sub")), (0, 0), "nothing changed");
+
+        // Without an expected identity the new directory is simply the mount.
+        assert_eq!(scan_checked(&root, None, (1000, 1000), false).unwrap(), changes);
+        assert_eq!(apply_checked(&root, Some(identity(&root).unwrap()), &targets, Some("1000:1000")).unwrap(), 0);
+        assert_eq!(own(&root.join("sub")), (1000, 1000));
+    }
+
+    #[test]
+    fn a_single_file_root_changes_alone_and_restores() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let tmp = tempdir().unwrap();
+        let file = tmp.path().join("app.conf");
+        std::fs::write(&file, "x").unwrap();
+        rustix::fs::chown(file.as_path(), Some(Uid::from_raw(5)), Some(Gid::from_raw(6))).unwrap();
+        let (_, st) = open_nofollow(&file).unwrap();
+        assert_eq!((st.st_dev, st.st_ino), identity(&file).unwrap());
+
+        let changes = scan(&file, (1000, 1000), false).unwrap();
+        let expected = MountChanges { entries: vec![], root: Some("5:6".into()), skipped: vec![] };
+        assert_eq!(changes, expected);
+        assert!(scan(&file, (5, 6), false).unwrap().is_empty(), "already the target's");
+        assert_eq!(apply_checked(&file, Some(identity(&file).unwrap()), &[], Some("1000:1000")).unwrap(), 0);
+        assert_eq!(own(&file), (1000, 1000));
+        assert!(scan(&file, (1000, 1000), false).unwrap().is_empty(), "a second pass finds nothing");
+        let stray = [("./x".to_string(), "0:0".to_string())];
+        assert!(apply(&file, &stray, Some("0:0")).unwrap_err().contains("is a file"));
+        assert_eq!(own(&file), (1000, 1000), "refused before any change");
+        // Restore: the old owner.
+        assert_eq!(apply(&file, &changes.entries, changes.root.as_deref()).unwrap(), 0);
+        assert_eq!(own(&file), (5, 6));
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
+
+        // A link to the file is refused, the file untouched.
+        let link = tmp.path().join("link.conf");
+        symlink(&file, &link).unwrap();
+        assert!(scan(&link, (1000, 1000), false).unwrap_err().contains("is a symlink"));
+        assert!(apply(&link, &[], Some("1000:1000")).unwrap_err().contains("is a symlink"));
+        assert_eq!(own(&file), (5, 6));
+
+        // A hard-linked file is set aside unless hard links may change.
+        std::fs::hard_link(&file, tmp.path().join("twin.conf")).unwrap();
+        let set_aside = scan(&file, (1000, 1000), false).unwrap();
+        assert_eq!(set_aside, MountChanges { entries: vec![], root: None, skipped: vec![".".into()] });
+        assert!(set_aside.is_empty());
+        assert_eq!(scan(&file, (1000, 1000), true).unwrap().root.as_deref(), Some("5:6"));
     }
 }
