@@ -2,6 +2,8 @@
 //! labelled `io.unroot.test=<id>`, and cleanup that runs on drop (so also on failure).
 #![allow(dead_code)]
 
+pub mod dind;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -191,5 +193,72 @@ pub fn wait_for_redis(container: &str) {
         }
         assert!(std::time::Instant::now() < deadline, "redis in {container} never answered");
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The journal of the first run of `plan_name` under `state`, as text (empty before it
+/// exists).
+pub fn journal_text(state: &Path, plan_name: &str) -> String {
+    std::fs::read_dir(state.join(plan_name).join("runs"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+        .unwrap_or_default()
+}
+
+/// The records of a run's journal as JSON values.
+pub fn journal_records(state: &Path, plan_name: &str) -> Vec<serde_json::Value> {
+    journal_text(state, plan_name).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Starts `unroot ARGS` in `dir` in the background and returns once the journal of the
+/// first run of `plan_name` under `dir/state` shows `step` started. The caller waits for
+/// the child.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_until_step(dir: &Path, args: &[&str], plan_name: &str, step: &str) -> std::process::Child {
+    let mut child = unroot_cmd()
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let needle = format!("\"step\":\"{step}\"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if journal_text(&dir.join("state"), plan_name).contains(&needle) {
+            return child;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("the {step} step never started: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether a container of that exact name exists.
+pub fn exists(name: &str) -> bool {
+    containers_named(name).iter().any(|n| n == name)
+}
+
+/// Runs `docker-compose -p PROJECT ARGS` in `dir`.
+pub fn compose(dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .current_dir(dir)
+        .arg("-p")
+        .arg(project)
+        .args(args)
+        .output()
+        .expect("docker-compose runs (.ci/run installs it)")
+}
+
+/// `docker-compose down -v` of a project when dropped (also when the test failed).
+pub struct Down<'a>(pub &'a Path, pub String);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
     }
 }
