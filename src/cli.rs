@@ -97,6 +97,9 @@ pub enum Command {
     /// Finish or roll back an interrupted run (all interrupted runs without RUN).
     Resume {
         run: Option<String>,
+        /// The plan whose `state_dir` holds the run (else --state-dir, else rollback/).
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
         /// JSON lines of events on stdout.
         #[arg(long)]
         json: bool,
@@ -104,6 +107,9 @@ pub enum Command {
     /// Restore the originals of a run (committed or interrupted).
     Rollback {
         run: String,
+        /// The plan whose `state_dir` holds the run (else --state-dir, else rollback/).
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
         /// Only these services of the run.
         #[arg(long = "service", value_name = "NAME")]
         services: Vec<String>,
@@ -114,6 +120,9 @@ pub enum Command {
     /// Runs, and each service's step.
     Status {
         run: Option<String>,
+        /// The plan whose `state_dir` holds the runs (else --state-dir, else rollback/).
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -260,8 +269,8 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 commands::apply(&docker, &plan, &opts, stop, out).await
             })
         }
-        Command::Resume { run, json } => {
-            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+        Command::Resume { run, plan, json } => {
+            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
             let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
@@ -270,8 +279,8 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 runs::resume(&docker, &state, run.as_deref(), out, stop).await
             })
         }
-        Command::Rollback { run, services, json } => {
-            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+        Command::Rollback { run, plan, services, json } => {
+            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
             let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
@@ -279,10 +288,10 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 runs::rollback(&docker, &state, &run, &services, out, stop).await
             })
         }
-        Command::Status { run, json } => {
-            let state = cli.state_dir.unwrap_or_else(|| PathBuf::from("rollback"));
+        Command::Status { run, plan, json } => {
+            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
             let runs = runs::status(&state, run.as_deref())?;
-            Output { json }.status(&runs);
+            Output { json }.status(&runs, &state.hint);
             Ok(Exit::Ok)
         }
         Command::Verify { plan, through_day, json } => {
@@ -306,6 +315,13 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
         }
     }
+}
+
+/// The state directory of `resume`, `rollback` and `status`: `--state-dir`, else the
+/// `state_dir` of `--plan`, else `rollback/`.
+fn location(flag: Option<&std::path::Path>, plan: Option<&std::path::Path>) -> Result<commands::StateLocation, Error> {
+    let plan = plan.map(Plan::load).transpose()?;
+    Ok(commands::StateLocation::resolve(flag, plan.as_ref()))
 }
 
 /// Ctrl-C once: start nothing new and roll back what is in flight. Twice: stop at once

@@ -6,14 +6,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::docker::DockerPort;
+use crate::docker::{DockerPort, inspect_named};
 use crate::error::{Error, Exit};
-use crate::executor::{Apply, RunCtx};
+use crate::executor::{Apply, Outcome, RunCtx};
 use crate::interrupt::Interrupt;
 use crate::output::{Output, Reporter};
 use crate::plan::Plan;
-use crate::preview::{self, NameSource};
-use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir};
+use crate::preview::{self, AlreadyMigrated, NameSource};
+use crate::recreate::LABEL_RUN;
+use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir, ServiceState};
 
 /// Options of `apply` (and of `plan`, which is `apply --dry-run`).
 #[derive(Debug, Clone)]
@@ -27,33 +28,50 @@ pub struct ApplyOptions {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The state directory: `--state-dir`, else the plan's (relative to the current directory).
-pub fn state_dir(plan: &Plan, flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf).unwrap_or_else(|| plan.rollout.state_dir.clone())
+/// The state directory a command uses, and what a printed command needs to find it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLocation {
+    pub dir: PathBuf,
+    /// ` --state-dir DIR`, ` --plan PLAN`, or empty when the default finds it.
+    pub hint: String,
 }
 
-/// Run ids of the plan that neither committed nor rolled back.
-pub fn interrupted_runs(plan_dir: &PlanDir) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    for run in plan_dir.runs()? {
-        let entries = Journal::read(&plan_dir.run_dir(&run).join("journal.jsonl"))?;
-        let ended = entries.iter().rev().find_map(|e| match &e.record {
-            Record::Run { event, .. } if event == "committed" || event == "rolled-back" => Some(()),
-            _ => None,
-        });
-        if ended.is_none() {
-            out.push(run);
+/// The default state directory, relative to the current directory.
+pub const DEFAULT_STATE_DIR: &str = "rollback";
+
+impl StateLocation {
+    /// `--state-dir`, else the `state_dir` of the plan, else `rollback/` (SPEC §1).
+    pub fn resolve(flag: Option<&Path>, plan: Option<&Plan>) -> StateLocation {
+        match (flag, plan) {
+            (Some(dir), _) => {
+                StateLocation { dir: dir.to_path_buf(), hint: format!(" --state-dir {}", shell_word(dir)) }
+            }
+            (None, Some(plan)) if plan.rollout.state_dir != Path::new(DEFAULT_STATE_DIR) => StateLocation {
+                dir: plan.rollout.state_dir.clone(),
+                hint: format!(" --plan {}", shell_word(Path::new(&plan.source.name))),
+            },
+            (None, Some(plan)) => StateLocation { dir: plan.rollout.state_dir.clone(), hint: String::new() },
+            (None, None) => StateLocation { dir: PathBuf::from(DEFAULT_STATE_DIR), hint: String::new() },
         }
     }
-    Ok(out)
+}
+
+/// A path as one shell word (quoted when it holds anything but plain characters).
+fn shell_word(p: &Path) -> String {
+    let s = p.display().to_string();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c)) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// Refuses (exit 5) while an earlier day is not applied, unless every service named by
-/// `--only` has its own `after` closure applied.
+/// `--only` has its own `after` closure applied. Names what keeps each day open.
 fn check_earlier_days(plan: &Plan, ledger: &Ledger, opts: &ApplyOptions) -> Result<(), Error> {
-    let earlier: Vec<u32> =
-        plan.day_numbers().into_iter().filter(|d| *d < opts.day && !ledger.is_applied(*d)).collect();
-    if earlier.is_empty() {
+    let open: Vec<crate::state::OpenService> =
+        plan.day_numbers().into_iter().filter(|d| *d < opts.day).flat_map(|d| ledger.open_services(plan, d)).collect();
+    if open.is_empty() {
         return Ok(());
     }
     if !opts.only.is_empty() {
@@ -62,8 +80,8 @@ fn check_earlier_days(plan: &Plan, ledger: &Ledger, opts: &ApplyOptions) -> Resu
             .iter()
             .flat_map(|s| plan.graph.closure(s))
             .filter(|dep| {
-                let d = plan.graph.day_of(dep).unwrap_or(0);
-                !(ledger.is_applied(d) || (d == opts.day && opts.only.iter().any(|o| o == dep)))
+                let same_day = plan.graph.day_of(dep) == Some(opts.day);
+                !(ledger.is_done(plan, dep) || (same_day && opts.only.iter().any(|o| o == dep)))
             })
             .map(str::to_string)
             .collect();
@@ -76,10 +94,13 @@ fn check_earlier_days(plan: &Plan, ledger: &Ledger, opts: &ApplyOptions) -> Resu
             unsatisfied.join(", ")
         )));
     }
+    let mut days: Vec<u32> = open.iter().map(|o| o.day).collect();
+    days.dedup();
     Err(Error::Refused(format!(
-        "day {} comes after day(s) {} of this plan, which are not applied yet; apply them first (or use --only for services whose dependencies are applied)",
+        "day {} comes after day(s) {} of this plan, which are not applied yet: {}; apply them first (or use --only for services whose dependencies are applied)",
         opts.day,
-        earlier.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        days.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+        open.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )))
 }
 
@@ -97,10 +118,58 @@ fn confirm(opts: &ApplyOptions, services: usize) -> Result<(), Error> {
     if answer.trim() == "yes" { Ok(()) } else { Err(Error::Usage("not confirmed; nothing was changed".into())) }
 }
 
+/// Services of the day (or of `--only`) that this plan already migrated and that Docker
+/// still shows so (the name is held by that run's replacement, or by a container at the
+/// recorded user): applying them again is a no-op (SPEC §5).
+async fn already_migrated(
+    port: &impl DockerPort,
+    plan: &Plan,
+    ledger: &Ledger,
+    opts: &ApplyOptions,
+) -> Vec<AlreadyMigrated> {
+    let mut out = Vec::new();
+    let wanted =
+        plan.services.iter().filter(|s| s.day == opts.day && (opts.only.is_empty() || opts.only.contains(&s.name)));
+    for s in wanted {
+        let Some(rec) = ledger.service(&s.name).filter(|r| r.state == ServiceState::Migrated) else { continue };
+        let Ok(c) = inspect_named(port, &s.name).await else { continue };
+        let recorded_user = rec.settings.as_ref().and_then(|o| o.user.as_deref());
+        if c.label(LABEL_RUN) == Some(rec.run.as_str()) || recorded_user.is_some_and(|u| c.configured_user() == u) {
+            out.push(AlreadyMigrated { name: s.name.clone(), run: rec.run.clone() });
+        }
+    }
+    out
+}
+
+/// The day's services to work on: `--only`, else all, less those already migrated.
+fn remaining(plan: &Plan, opts: &ApplyOptions, already: &[AlreadyMigrated]) -> Vec<String> {
+    plan.services
+        .iter()
+        .filter(|s| s.day == opts.day && (opts.only.is_empty() || opts.only.contains(&s.name)))
+        .filter(|s| !already.iter().any(|a| a.name == s.name))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 /// `unroot plan` and `apply --dry-run`: the preview, changing nothing anywhere.
 pub async fn plan(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions) -> Result<Exit, Error> {
     check_day(plan, opts)?;
-    let day = preview::compute(port, plan, opts.day, &opts.only, NameSource::Running).await?;
+    let loc = StateLocation::resolve(opts.state_dir.as_deref(), Some(plan));
+    let ledger = Ledger::load(&PlanDir::new(&loc.dir, &plan.rollout.name).dir, &plan.rollout.name)?;
+    let already = already_migrated(port, plan, &ledger, opts).await;
+    let todo = remaining(plan, opts, &already);
+    let mut day = if todo.is_empty() {
+        preview::DayPlan {
+            plan: plan.rollout.name.clone(),
+            day: opts.day,
+            waves: Vec::new(),
+            services: Vec::new(),
+            already_migrated: Vec::new(),
+        }
+    } else {
+        preview::compute(port, plan, opts.day, &todo, NameSource::Running).await?
+    };
+    day.already_migrated = already;
     Output { json: opts.json }.preview(&day, plan.days.get(&opts.day).map(String::as_str));
     Ok(if day.blockers().next().is_some() { Exit::Found } else { Exit::Ok })
 }
@@ -140,19 +209,37 @@ pub async fn apply(
         return self::plan(port, plan, opts).await;
     }
     check_day(plan, opts)?;
-    let state = state_dir(plan, opts.state_dir.as_deref());
-    let _lock = Lock::acquire(&state, &format!("unroot apply --day {}", opts.day))?;
-    let plan_dir = PlanDir::new(&state, &plan.rollout.name);
-    if let Some(run) = interrupted_runs(&plan_dir)?.first() {
+    let loc = StateLocation::resolve(opts.state_dir.as_deref(), Some(plan));
+    let _lock = Lock::acquire(&loc.dir, &format!("unroot apply --day {}", opts.day))?;
+    crate::orphans::sweep(port).await;
+    let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
+    if let Some(run) = crate::runs::open_runs(&plan_dir)?.first() {
+        let id = &run.id;
         return Err(Error::Refused(format!(
-            "run {run} of this plan was interrupted; continue it with `unroot resume {run}` or undo it with `unroot rollback {run}`"
+            "run {id} of this plan is {}; continue it with `unroot resume {id}{hint}` or undo it with `unroot rollback {id}{hint}`",
+            run.state(false).as_str(),
+            hint = loc.hint
         )));
     }
     let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
     check_earlier_days(plan, &ledger, opts)?;
 
-    let day = preview::compute(port, plan, opts.day, &opts.only, NameSource::ImageProbe).await?;
+    let already = already_migrated(port, plan, &ledger, opts).await;
+    let todo = remaining(plan, opts, &already);
     let out = Output { json: opts.json };
+    if todo.is_empty() {
+        for a in &already {
+            reporter.note(&format!("{}: already migrated by run {}; nothing to do", a.name, a.run));
+        }
+        reporter.done(
+            "applied",
+            0,
+            &format!("Day {}: every service is already migrated; nothing was changed.", opts.day),
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut day = preview::compute(port, plan, opts.day, &todo, NameSource::ImageProbe).await?;
+    day.already_migrated = already;
     if !opts.json {
         out.preview(&day, plan.days.get(&opts.day).map(String::as_str));
     }
@@ -183,30 +270,66 @@ pub async fn apply(
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| plan.source.name.clone()),
     })?;
-    let apply = Apply {
-        ctx: RunCtx { port, run, journal: Mutex::new(journal), out: reporter, stop },
-        plan,
-        day,
-        plan_dir,
-        parallelism: opts.parallelism.unwrap_or(plan.rollout.parallelism),
-        on_failure: plan.rollout.on_failure,
-        restored_before: Vec::new(),
-        start_event: "started",
-    };
+    let ctx = RunCtx { port, run, journal: Mutex::new(journal), out: reporter, stop, hint: loc.hint.clone() };
+    let mut apply = Apply::new(ctx, plan, day, plan_dir);
+    if let Some(k) = opts.parallelism {
+        apply.parallelism = k;
+    }
     let (outcome, any_failed) = apply.run().await.map_err(|e| {
-        Error::Incomplete(format!("the run's state could not be written: {e}; `unroot status` says what is done"))
+        Error::Incomplete(format!(
+            "the run's state could not be written: {e}; `unroot status {run_id}{}` says what is done",
+            loc.hint
+        ))
     })?;
     let exit = outcome.exit(any_failed);
-    let summary = match exit {
-        Exit::Ok => format!("Day {} applied (run {run_id}).", opts.day),
-        Exit::RolledBack => {
-            format!("Day {} failed; every service it touched is back on its original (run {run_id}).", opts.day)
-        }
-        _ => format!(
-            "Day {} did not finish and something is not back: see `unroot status {run_id}`; continue with `unroot resume {run_id}` or `unroot rollback {run_id}`.",
+    let ctx = &apply.ctx;
+    let summary = match (outcome, exit) {
+        (_, Exit::Ok) => format!("Day {} applied (run {run_id}).", opts.day),
+        (Outcome::Applied, Exit::RolledBack) => format!(
+            "Day {} committed, but a service failed and is back on its original (run {run_id}); the day stays open until it is migrated.",
             opts.day
         ),
+        (_, Exit::RolledBack) => {
+            format!("Day {} failed; every service it touched is back on its original (run {run_id}).", opts.day)
+        }
+        (Outcome::CommitIncomplete, _) => format!(
+            "Day {}: every service is migrated and healthy, but a parked original could not be removed; `{}` removes it.",
+            opts.day,
+            ctx.command("resume")
+        ),
+        _ => format!(
+            "Day {} did not finish and something is not back: see `{}`; continue with `{}` or `{}`.",
+            opts.day,
+            ctx.command("status"),
+            ctx.command("resume"),
+            ctx.command("rollback")
+        ),
     };
-    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary);
+    ctx.out.done(outcome.as_str(), exit as u8, &summary);
     Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_and_the_hint_that_finds_it_again() {
+        let plan = |dir: &str| {
+            Plan::parse(
+                "plans/my plan.toml",
+                &format!("[rollout]\nname = \"p\"\nstate_dir = \"{dir}\"\n[service.a]\nday = 1\nuser = \"1\"\n"),
+            )
+            .unwrap()
+        };
+        let custom = plan("/srv/unroot-state");
+        let loc = StateLocation::resolve(None, Some(&custom));
+        assert_eq!(loc.dir, Path::new("/srv/unroot-state"));
+        assert_eq!(loc.hint, " --plan 'plans/my plan.toml'");
+        let flag = StateLocation::resolve(Some(Path::new("/tmp/s")), Some(&custom));
+        assert_eq!((flag.dir.as_path(), flag.hint.as_str()), (Path::new("/tmp/s"), " --state-dir /tmp/s"));
+        let default = StateLocation::resolve(None, Some(&plan("rollback")));
+        assert_eq!((default.dir.as_path(), default.hint.as_str()), (Path::new("rollback"), ""));
+        assert_eq!(StateLocation::resolve(None, None).dir, Path::new("rollback"));
+    }
 }

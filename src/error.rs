@@ -51,6 +51,9 @@ pub enum Error {
     /// A run failed part-way and something is not back.
     #[error("{0}")]
     Incomplete(String),
+    /// A service's name is held by a container unroot must not touch; nothing was changed.
+    #[error("{0}")]
+    NameTaken(String),
 }
 
 impl Error {
@@ -65,6 +68,7 @@ impl Error {
             | Error::Io { .. }
             | Error::State(_)
             | Error::Usage(_)
+            | Error::NameTaken(_)
             | Error::Blocked(_) => Exit::BadInput,
         }
     }

@@ -187,6 +187,7 @@ mod tests {
             stop_timeout: Duration::from_secs(1),
             health_timeout: Duration::from_secs(3),
             stable_for: Duration::from_millis(200),
+            ..Timings::default()
         }
     }
 

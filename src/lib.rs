@@ -14,6 +14,7 @@ pub mod graph;
 pub mod health;
 pub mod hostfs;
 pub mod interrupt;
+pub mod orphans;
 pub mod output;
 pub mod passwd;
 pub mod plan;

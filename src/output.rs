@@ -118,6 +118,9 @@ impl Output {
             out.push_str(&format!("  wave {}: {}\n", i + 1, w.join(", ")));
         }
         out.push('\n');
+        for a in &day.already_migrated {
+            out.push_str(&format!("= {}: already migrated by run {}; nothing to do\n\n", a.name, a.run));
+        }
         for s in &day.services {
             let mark = if s.blockers.is_empty() { "~" } else { "✗" };
             out.push_str(&format!("{mark} {}\n", s.name));
@@ -151,7 +154,7 @@ impl Output {
     }
 
     /// `unroot status`: runs and each service's step.
-    pub fn status(&self, runs: &[crate::runs::RunStatus]) {
+    pub fn status(&self, runs: &[crate::runs::RunStatus], hint: &str) {
         if self.json {
             print_json(&serde_json::json!({ "runs": runs }));
             return;
@@ -162,7 +165,7 @@ impl Output {
         }
         let mut out = String::new();
         for r in runs {
-            out.push_str(&format!("{}  plan {}  day {}  {}\n", r.run, r.plan, r.day, r.state));
+            out.push_str(&format!("{}  plan {}  day {}  {}\n", r.run, r.plan, r.day, r.state.as_str()));
             let rows: Vec<Vec<String>> = r
                 .services
                 .iter()
@@ -175,10 +178,10 @@ impl Output {
                 })
                 .collect();
             out.push_str(&table(&["  SERVICE", "STATE", "LAST STEP"], &rows));
-            if matches!(r.state.as_str(), "interrupted" | "rollback-incomplete") {
+            if r.state.is_open() && r.state != crate::state::RunState::InProgress {
                 out.push_str(&format!(
-                    "  continue with `unroot resume {}` or undo with `unroot rollback {}`\n",
-                    r.run, r.run
+                    "  continue with `unroot resume {run}{hint}` or undo with `unroot rollback {run}{hint}`\n",
+                    run = r.run
                 ));
             }
             out.push('\n');

@@ -58,7 +58,9 @@ pub enum Method {
 ///
 /// Errors: `host` asked for where it is not possible.
 pub fn method(port: &impl DockerPort, ownership: Ownership, host_path: &str) -> Result<Method, String> {
-    let possible = local_view(port) && !host_path.is_empty() && std::path::Path::new(host_path).is_dir();
+    let possible = local_view(port)
+        && !host_path.is_empty()
+        && std::fs::symlink_metadata(host_path).is_ok_and(|m| m.is_dir() || m.is_file());
     match ownership {
         Ownership::Helper => Ok(Method::Helper),
         Ownership::Auto => Ok(if possible { Method::Host } else { Method::Helper }),
@@ -107,6 +109,16 @@ pub struct DayPlan {
     pub day: u32,
     pub waves: Vec<Vec<String>>,
     pub services: Vec<ServicePlan>,
+    /// Services of the day this plan already migrated: nothing is done to them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub already_migrated: Vec<AlreadyMigrated>,
+}
+
+/// A service of the day that an earlier run of the plan migrated (and Docker still shows so).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AlreadyMigrated {
+    pub name: String,
+    pub run: String,
 }
 
 impl DayPlan {
@@ -146,12 +158,13 @@ async fn names(port: &impl DockerPort, id: &str) -> Names {
 async fn probe_names(port: &impl DockerPort, image: &str, name: &str) -> Result<Names, DockerError> {
     let body = serde_json::json!({
         "Image": image, "Entrypoint": ["/unroot-never-started"], "Cmd": [],
-        "Labels": {"io.unroot.probe": "1"},
+        "Labels": {(crate::orphans::LABEL_PROBE): "1", (crate::orphans::LABEL_MAKER): crate::orphans::maker()},
         "HostConfig": {"NetworkMode": "none"}
     });
     let probe = format!("{name}.unroot-probe");
     let _ = port.remove_container(&probe, true).await;
     let id = port.create_container(&probe, body).await?;
+    crate::failpoint::hit("probe-created");
     let n = names(port, &id).await;
     let _ = port.remove_container(&id, true).await;
     Ok(n)
@@ -222,13 +235,7 @@ fn health_mode(s: &Service, c: &Inspect) -> HealthMode {
     if let Some(h) = &s.health {
         return h.clone();
     }
-    let has_check =
-        c.0.pointer("/Config/Healthcheck/Test")
-            .and_then(Value::as_array)
-            .and_then(|t| t.first())
-            .and_then(Value::as_str)
-            .is_some_and(|t| t != "NONE");
-    if has_check { HealthMode::Docker } else { HealthMode::Running }
+    if c.has_healthcheck() { HealthMode::Docker } else { HealthMode::Running }
 }
 
 fn health_text(h: &HealthMode) -> String {
@@ -279,6 +286,13 @@ fn select_mounts(s: &Service, c: &Inspect, blockers: &mut Vec<String>, warnings:
         keep.push(m);
     }
     keep
+}
+
+/// The real path of a bind source on this host and the (device, inode) of what it names.
+fn bind_identity(source: &str) -> Result<(String, (u64, u64)), String> {
+    let real = std::fs::canonicalize(source).map_err(|e| format!("cannot resolve {source}: {e}"))?;
+    let id = crate::hostfs::identity(&real)?;
+    Ok((real.display().to_string(), id))
 }
 
 /// Whether unroot can see the daemon's files as they are (same host, root, no remapping).
@@ -334,7 +348,32 @@ pub async fn compute_with(
         let s = plan.service(name).expect("waves name plan services");
         services.push(service_plan(port, plan, s, source, local, &volume_users, saved.get(*name)).await);
     }
-    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services })
+    warn_shared_within_day(&mut services);
+    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new() })
+}
+
+/// Two services of the day that re-own the same volume or bind source: their re-owns run one
+/// after the other (never at once), and a rollback restores them in exactly the reverse
+/// order; but the last one decides the owner, so the operator should know.
+fn warn_shared_within_day(services: &mut [ServicePlan]) {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in services.iter() {
+        for m in s.resolved.iter().flat_map(|r| &r.mounts) {
+            users.entry(m.source.clone()).or_default().push(s.name.clone());
+        }
+    }
+    for s in services.iter_mut() {
+        let mounts: Vec<String> = s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect();
+        for source in mounts {
+            let others: Vec<&String> = users[&source].iter().filter(|n| **n != s.name).collect();
+            if !others.is_empty() {
+                s.warnings.push(format!(
+                    "{source} is re-owned by {} on this day too: the last re-own decides its owner; they run one after the other and a rollback restores them in reverse order",
+                    others.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
 }
 
 async fn service_plan(
@@ -358,7 +397,7 @@ async fn service_plan(
     };
     let live = match saved {
         Some(c) => Ok(c.clone()),
-        None => port.inspect_container(&s.name).await,
+        None => crate::docker::inspect_named(port, &s.name).await,
     };
     let c = match live {
         Ok(c) => c,
@@ -455,9 +494,6 @@ async fn service_plan(
     if let Some(nnp) = s.no_new_privileges.filter(|n| *n != c.no_new_privileges()) {
         sp.changes.push(format!("no_new_privileges: {} → {nnp}", !nnp));
     }
-    if c.0.pointer("/Config/Hostname").and_then(Value::as_str) == Some(short(c.id())) {
-        sp.changes.push("hostname: the new container's own id (it was the old one's)".into());
-    }
     sp.changes.push(format!("labels: + {LABEL_RUN}, {LABEL_ORIGINAL_USER}"));
     if let Some(project) = c.label("com.docker.compose.project") {
         sp.changes.push(format!("compose project {project}: docker-compose.unroot.yml written at commit"));
@@ -474,13 +510,28 @@ async fn service_plan(
             {
                 sp.warnings.push(format!("{} is owned by uid {ou}:{og}, neither root nor the target", m.destination));
             }
+            // A bind seen from here is pinned now: its real path (links resolved once, here)
+            // and that object's device and inode, which re-owning and restoring check again
+            // while opening every component without following a link.
+            let (host_path, identity) = if local && m.kind == "bind" {
+                match bind_identity(&m.source) {
+                    Ok((real, id)) => (real, Some(id)),
+                    Err(why) => {
+                        sp.blockers.push(format!("bind mount {} → {}: {why}", m.source, m.destination));
+                        (m.source.clone(), None)
+                    }
+                }
+            } else {
+                (m.source.clone(), None)
+            };
+            let source = if m.kind == "bind" { host_path.clone() } else { m.name.clone().unwrap_or(m.source.clone()) };
             // Where the data is visible here, count what would change with the same read-only
             // walk apply uses.
             let entries = local
-                .then(|| crate::hostfs::scan(std::path::Path::new(&m.source), (uid, gid), s.hardlinks).ok())
+                .then(|| crate::hostfs::scan(std::path::Path::new(&host_path), (uid, gid), s.hardlinks).ok())
                 .flatten()
                 .map(|c| c.count() as u64);
-            let how = match method(port, s.ownership, &m.source) {
+            let how = match method(port, s.ownership, &host_path) {
                 Ok(Method::Host) => "host",
                 Ok(Method::Helper) => "helper",
                 Err(why) => {
@@ -490,7 +541,7 @@ async fn service_plan(
             };
             sp.chown.push(ChownPlan {
                 target: m.destination.clone(),
-                source: m.name.clone().unwrap_or_else(|| m.source.clone()),
+                source: source.clone(),
                 kind: m.kind.clone(),
                 entries,
                 method: how,
@@ -498,8 +549,9 @@ async fn service_plan(
             mounts.push(MountId {
                 destination: m.destination.clone(),
                 kind: m.kind.clone(),
-                source: m.name.clone().unwrap_or_else(|| m.source.clone()),
-                host_path: m.source.clone(),
+                source,
+                host_path,
+                identity,
             });
         }
     }

@@ -63,15 +63,11 @@ fn union(list: &mut Vec<String>, extra: &[String]) {
 }
 
 /// `Config` with the planned changes, from the original's `Config`.
-fn changed_config(original: &Inspect, ch: &Changes, new_short_id: Option<&str>) -> Map<String, Value> {
+///
+/// The hostname is kept as it was, also when Docker had set it to the old container's short
+/// id: RabbitMQ, Erlang nodes and others key their data by hostname.
+fn changed_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
     let mut config = obj(&original.0["Config"]);
-    let old_short = short_id(original.id());
-    if config.get("Hostname").and_then(Value::as_str) == Some(old_short) {
-        match new_short_id {
-            Some(id) => config.insert("Hostname".into(), json!(id)),
-            None => config.remove("Hostname"),
-        };
-    }
     config.insert("Image".into(), json!(ch.image));
     if let Some(user) = &ch.user {
         config.insert("User".into(), json!(user));
@@ -178,10 +174,12 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
     host
 }
 
-/// An endpoint's settings to recreate: aliases (without the old container's short id, which
-/// Docker adds by itself), static IPs, links and driver options.
-fn endpoint_config(endpoint: &Value, old_short: &str) -> Value {
-    let aliases: Vec<String> = strings(endpoint.get("Aliases")).into_iter().filter(|a| a != old_short).collect();
+/// An endpoint's settings to recreate: aliases (without the ones Docker adds by itself: the
+/// container's short id, and its hostname, which stays the old short id), static IPs, links
+/// and driver options.
+fn endpoint_config(endpoint: &Value, docker_added: &[&str]) -> Value {
+    let aliases: Vec<String> =
+        strings(endpoint.get("Aliases")).into_iter().filter(|a| !docker_added.contains(&a.as_str())).collect();
     let mut e = Map::new();
     if !aliases.is_empty() {
         e.insert("Aliases".into(), json!(aliases));
@@ -212,7 +210,7 @@ pub struct CreateRequest {
 /// Builds the request that recreates `original` with `changes`. `all_networks_at_create`:
 /// the daemon speaks API 1.44 or newer.
 pub fn create_request(original: &Inspect, ch: &Changes, all_networks_at_create: bool) -> CreateRequest {
-    let mut body = changed_config(original, ch, None);
+    let mut body = changed_config(original, ch);
     let host = changed_host_config(original, ch);
     let mode = host.get("NetworkMode").and_then(Value::as_str).unwrap_or("default").to_string();
     body.insert("HostConfig".into(), Value::Object(host));
@@ -223,7 +221,7 @@ pub fn create_request(original: &Inspect, ch: &Changes, all_networks_at_create: 
     if own_namespace {
         let primary = if mode == "default" { "bridge".to_string() } else { mode };
         for (name, endpoint) in networks(original) {
-            let cfg = endpoint_config(&endpoint, old_short);
+            let cfg = endpoint_config(&endpoint, &[old_short]);
             if all_networks_at_create || name == primary {
                 at_create.insert(name, cfg);
             } else {
@@ -244,7 +242,7 @@ pub fn create_request(original: &Inspect, ch: &Changes, all_networks_at_create: 
 const HOST_VOLATILE: &[&str] = &["ContainerIDFile"];
 
 /// A comparable view of what a container is configured as.
-fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect) -> Value {
+fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect, original: &Inspect) -> Value {
     let mut config = config;
     // Env order is not configuration; compare it as a sorted list.
     let mut env = strings(config.get("Env"));
@@ -266,8 +264,10 @@ fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect) -> Va
         .collect();
     mounts.sort_by_key(|m| m["Destination"].as_str().unwrap_or("").to_string());
     let short = short_id(c.id()).to_string();
-    let nets: Map<String, Value> =
-        networks(c).into_iter().map(|(name, e)| (name, endpoint_config(&e, &short))).collect();
+    let nets: Map<String, Value> = networks(c)
+        .into_iter()
+        .map(|(name, e)| (name, endpoint_config(&e, &[&short, short_id(original.id())])))
+        .collect();
     json!({
         "Image": c.image_id(),
         "Config": config,
@@ -280,12 +280,12 @@ fn view(config: Map<String, Value>, host: Map<String, Value>, c: &Inspect) -> Va
 /// Every difference between what the replacement should be and what it is, as
 /// `path: expected …, found …` lines. Environment values are never shown, only the keys.
 pub fn diff(original: &Inspect, ch: &Changes, new: &Inspect) -> Vec<String> {
-    let mut expected_config = changed_config(original, ch, Some(short_id(new.id())));
+    let mut expected_config = changed_config(original, ch);
     // The replacement is created from the tag or the id; both name the original's image,
     // which the top-level `Image` compares. Its `Config.Image` is the reference given.
     expected_config.insert("Image".into(), json!(ch.image));
-    let expected = view(expected_config, changed_host_config(original, ch), original);
-    let actual = view(obj(&new.0["Config"]), obj(&new.0["HostConfig"]), new);
+    let expected = view(expected_config, changed_host_config(original, ch), original, original);
+    let actual = view(obj(&new.0["Config"]), obj(&new.0["HostConfig"]), new, original);
     let mut out = Vec::new();
     compare("", &expected, &actual, &mut out);
     out
@@ -299,7 +299,11 @@ fn show(path: &str, v: &Value) -> String {
         return format!("keys {keys:?}");
     }
     let s = v.to_string();
-    if s.len() > 200 { format!("{}…", &s[..200]) } else { s }
+    match s.char_indices().nth(200) {
+        // Cut on a character boundary: a name or label may hold any character.
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -388,7 +392,7 @@ mod tests {
         let b = &req.body;
         assert_eq!(b["User"], "999:999");
         assert_eq!(b["Cmd"], json!(["httpd", "-f"]));
-        assert_eq!(b["Hostname"], Value::Null, "the old short id is not carried over");
+        assert_eq!(b["Hostname"], "0123456789ab", "the hostname is kept, even the old short id");
         assert_eq!(b["Env"], json!(["PATH=/bin", "SECRET=hunter2", "HOME=/data"]));
         assert_eq!(b["Labels"], json!({"app": "web", LABEL_RUN: "day1-x"}));
         assert_eq!(b["Healthcheck"]["Test"], json!(["CMD", "true"]));
@@ -418,7 +422,6 @@ mod tests {
         let mut new = original();
         let v = &mut new.0;
         v["Id"] = json!("fedcba98765400000000");
-        v["Config"]["Hostname"] = json!("fedcba987654");
         v["Config"]["User"] = json!("999:999");
         v["Config"]["Env"] = json!(["HOME=/data", "PATH=/bin", "SECRET=hunter2"]);
         v["Config"]["Labels"][LABEL_RUN] = json!("day1-x");
@@ -431,6 +434,16 @@ mod tests {
         v["NetworkSettings"]["Networks"]["front"]["Aliases"] = json!(["web", "fedcba987654"]);
         v["NetworkSettings"]["Networks"]["back"]["Aliases"] = json!(["api", "fedcba987654"]);
         new
+    }
+
+    #[test]
+    fn a_long_value_is_cut_on_a_character_boundary() {
+        let long = format!("{}é{}", "a".repeat(199), "b".repeat(300));
+        let shown = show("Config.Labels.x", &json!(long));
+        assert!(shown.ends_with('…') && shown.chars().count() == 201, "{shown}");
+        let mut new = faithful();
+        new.0["Config"]["Labels"]["note"] = json!(format!("{}ü{}", "x".repeat(198), "y".repeat(50)));
+        assert_eq!(diff(&original(), &changes(), &new).len(), 1);
     }
 
     #[test]

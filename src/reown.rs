@@ -95,13 +95,23 @@ pub const HELPER_LISTS: &str = "/unroot-lists";
 pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
 
 /// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
-/// hard-linked file set aside, and `R uid:gid` for the mount's root to [`SCAN_OUTPUT`].
+/// hard-linked file set aside, and `R uid:gid` for the mount's root to [`SCAN_OUTPUT`] (`H
+/// uid:gid` instead when the mount is a single file with more than one hard link, set aside).
 /// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
 /// is reported as `N` and makes [`parse_scan`] refuse: the manifest could not name it
-/// unambiguously.
+/// unambiguously. A mount that is one file (a config file, an SQLite file) has only a root.
 pub const SCAN_SCRIPT: &str = r#"set -eu
 U=$1; G=$2; HL=$3
 exec > /unroot-scan.out
+if [ ! -d /unroot-mount ]; then
+  # One file: only its own owner.
+  if [ "$HL" != 1 ] && [ "$(stat -c %h /unroot-mount)" -gt 1 ]; then
+    stat -c 'H %u:%g' /unroot-mount
+  else
+    stat -c 'R %u:%g' /unroot-mount
+  fi
+  exit 0
+fi
 cd /unroot-mount
 nl='
 '
@@ -121,19 +131,36 @@ stat -c 'R %u:%g' .
 
 /// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (one relative path a line,
 /// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
-/// changed, never followed); then the root from `/unroot-lists/root` if present. busybox
-/// 1.35's `xargs` splices long arguments into each other when its input is a regular file
-/// (with or without `-0`) but not when it is a pipe, hence `cat |`.
+/// changed, never followed); then the root from `/unroot-lists/root` if present. An entry
+/// that is gone since the scan (a database deletes files all the time) is skipped and
+/// counted: the script prints `gone N`; any other failure fails it. busybox 1.35's `xargs`
+/// splices long arguments into each other when its input is a regular file (with or without
+/// `-0`) but not when it is a pipe, hence `cat |`.
 pub const APPLY_SCRIPT: &str = r#"set -eu
-cd /unroot-mount
+[ ! -d /unroot-mount ] || cd /unroot-mount
+: > /unroot-lists/.errors
 for list in /unroot-lists/*:*; do
   [ -e "$list" ] || continue
-  cat "$list" | xargs -r chown -h -- "${list##*/}"
+  cat "$list" | xargs -r chown -h -- "${list##*/}" 2>>/unroot-lists/.errors || true
 done
 if [ -e /unroot-lists/root ]; then
-  chown -h -- "$(cat /unroot-lists/root)" .
+  chown -h -- "$(cat /unroot-lists/root)" /unroot-mount
 fi
+gone=0; bad=0
+while IFS= read -r line; do
+  case "$line" in
+    *"No such file or directory"|*"Not a directory") gone=$((gone + 1)) ;;
+    *) printf '%s\n' "$line" >&2; bad=1 ;;
+  esac
+done < /unroot-lists/.errors
+echo "gone $gone"
+[ "$bad" = 0 ]
 "#;
+
+/// How many listed entries the apply script found gone (its `gone N` line).
+pub fn parse_gone(stdout: &[u8]) -> usize {
+    String::from_utf8_lossy(stdout).lines().find_map(|l| l.strip_prefix("gone ")?.trim().parse().ok()).unwrap_or(0)
+}
 
 /// A path as one line of an `xargs` list: blanks, quotes and backslashes escaped. Names
 /// never hold a newline (the scan refuses them).
@@ -160,6 +187,11 @@ pub struct MountId {
     /// Where the data lies on the daemon's host (for in-process re-owning).
     #[serde(default)]
     pub host_path: String,
+    /// Device and inode of `host_path` when the preview could see it (opened without
+    /// following any link): re-owning and restoring refuse a source that is not the same
+    /// object any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<(u64, u64)>,
 }
 
 /// What re-owning one mount changes: entries with their old owners.
@@ -215,6 +247,7 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
                     changes.root = Some(owner.to_string());
                 }
             }
+            ("H", None) => changes.skipped.push(".".to_string()),
             _ => return Err(format!("unexpected scan output: {line:?}")),
         }
     }
@@ -301,6 +334,10 @@ mod tests {
         assert_eq!(c.skipped, ["./hard"]);
         assert_eq!(c.root.as_deref(), Some("0:0"));
         assert_eq!(c.count(), 3);
+        let file = parse_scan(b"H 0:0\n", "1:1").unwrap();
+        assert_eq!((file.skipped.as_slice(), file.root.as_deref()), ([".".to_string()].as_slice(), None));
+        assert_eq!(parse_gone(b"gone 3\n"), 3);
+        assert_eq!(parse_gone(b""), 0);
         let done = parse_scan(b"R 999:999\n", "999:999").unwrap();
         assert!(done.is_empty(), "a second run has nothing to change");
         assert!(parse_scan(b"sh: find: not found\n", "1:1").is_err());

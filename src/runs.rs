@@ -10,15 +10,18 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::commands::StateLocation;
 use crate::compose::{self, ComposeRef};
-use crate::docker::{DockerPort, Inspect};
+use crate::docker::{DockerError, DockerPort, Inspect, inspect_named};
 use crate::error::{Error, Exit};
-use crate::executor::{Apply, Outcome, RunCtx};
+use crate::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
 use crate::interrupt::Interrupt;
 use crate::output::Reporter;
 use crate::plan::{OnFailure, Plan};
 use crate::preview::{self, NameSource};
-use crate::state::{Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, StateError};
+use crate::state::{
+    Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, run_events,
+};
 
 /// One run as its folder tells it.
 #[derive(Debug, Clone)]
@@ -49,7 +52,7 @@ pub struct RunStatus {
     pub run: String,
     pub plan: String,
     pub day: u32,
-    pub state: String,
+    pub state: RunState,
     pub services: Vec<ServiceStatus>,
 }
 
@@ -81,36 +84,15 @@ impl RunView {
         self.plan_dir.run_dir(&self.id)
     }
 
-    /// Run-level events, without those of a `rollback --service` of some services (they
-    /// leave the run as it was).
-    fn run_events(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter_map(|e| match &e.record {
-            Record::Run { event, .. } if event != "service-rollback" && event != "services-rolled-back" => {
-                Some(event.as_str())
-            }
-            _ => None,
-        })
-    }
-
-    /// The last run-level event.
-    pub fn last_event(&self) -> Option<&str> {
-        self.run_events().last()
+    /// The run's state; `lock_held_elsewhere` tells a run being worked on from one that was
+    /// interrupted.
+    pub fn state(&self, lock_held_elsewhere: bool) -> RunState {
+        RunState::of(&self.entries, lock_held_elsewhere)
     }
 
     /// Neither committed nor rolled back: `resume` or `rollback` must continue it.
     pub fn is_open(&self) -> bool {
-        !matches!(self.last_event(), Some("committed" | "rolled-back"))
-    }
-
-    /// `in-progress`, `interrupted`, `committed`, `rolled-back` or `rollback-incomplete`.
-    pub fn state(&self, lock_held_elsewhere: bool) -> &'static str {
-        match self.last_event() {
-            Some("committed") => "committed",
-            Some("rolled-back") => "rolled-back",
-            Some("rollback-incomplete") => "rollback-incomplete",
-            _ if lock_held_elsewhere => "in-progress",
-            _ => "interrupted",
-        }
+        self.state(false).is_open()
     }
 
     /// Services in the order their migration started.
@@ -127,6 +109,37 @@ impl RunView {
         out
     }
 
+    /// `services` in the order to restore them (the reverse of their re-owns).
+    pub fn restore_order(&self, services: &[String]) -> Vec<String> {
+        crate::state::restore_order(&self.entries).into_iter().filter(|s| services.contains(s)).collect()
+    }
+
+    /// The `Config.User` the run created `service`'s replacement with (`None` when it did
+    /// not get that far).
+    pub fn expected_user(&self, service: &str) -> Option<String> {
+        self.entries.iter().rev().find_map(|e| match &e.record {
+            Record::Step { service: s, step, ok: None, detail, .. } if s == service && step == "create" => {
+                detail.get("user").and_then(|u| u.as_str()).map(str::to_string)
+            }
+            _ => None,
+        })
+    }
+
+    /// The services the last rollback of this run was asked to restore (all it touched when
+    /// the record does not say).
+    fn rollback_services(&self) -> Vec<String> {
+        let asked = self.entries.iter().rev().find_map(|e| match &e.record {
+            Record::Run { event: RunEvent::RollingBack | RunEvent::ServiceRollback, services, .. } => {
+                Some(services.clone())
+            }
+            _ => None,
+        });
+        match asked {
+            Some(s) if !s.is_empty() => s,
+            _ => self.touched(),
+        }
+    }
+
     /// The last step record of each service.
     fn last_steps(&self) -> HashMap<&str, (&str, Option<bool>)> {
         let mut last = HashMap::new();
@@ -141,7 +154,7 @@ impl RunView {
     /// Each service of the day with its last step and state.
     pub fn services(&self) -> Vec<ServiceStatus> {
         let last = self.last_steps();
-        let committed = self.last_event() == Some("committed");
+        let committed = self.state(false) == RunState::Committed;
         self.waves
             .iter()
             .flatten()
@@ -160,11 +173,12 @@ impl RunView {
             .collect()
     }
 
-    /// Whether a step (other than a restore) failed in this run.
+    /// Whether a migration step failed in this run (a failed restore or commit is not one:
+    /// a commit that could not remove a parked original is finished by `resume`, not undone).
     pub fn had_failure(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if step != "restore"))
+        self.entries.iter().any(
+            |e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if step != "restore" && step != "commit"),
+        )
     }
 
     /// Services a restore brought back successfully (and not migrated again after).
@@ -202,21 +216,37 @@ pub fn all_runs(state_dir: &Path) -> Result<Vec<RunView>, Error> {
     Ok(out)
 }
 
-fn find_run(state_dir: &Path, id: &str) -> Result<RunView, Error> {
-    all_runs(state_dir)?
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::Usage(format!("no run {id} in {}", state_dir.display())))
+/// The open runs of one plan, oldest first.
+pub fn open_runs(plan_dir: &PlanDir) -> Result<Vec<RunView>, Error> {
+    let mut out = Vec::new();
+    for id in plan_dir.runs()? {
+        let view = RunView::load(plan_dir, &id)?;
+        if view.is_open() {
+            out.push(view);
+        }
+    }
+    Ok(out)
+}
+
+fn no_run(loc: &StateLocation, id: &str) -> Error {
+    Error::Usage(format!(
+        "no run {id} in {} (pass --plan PLAN or --state-dir DIR to look elsewhere)",
+        loc.dir.display()
+    ))
+}
+
+fn find_run(loc: &StateLocation, id: &str) -> Result<RunView, Error> {
+    all_runs(&loc.dir)?.into_iter().find(|r| r.id == id).ok_or_else(|| no_run(loc, id))
 }
 
 /// `unroot status [RUN]`.
-pub fn status(state_dir: &Path, run: Option<&str>) -> Result<Vec<RunStatus>, Error> {
-    let held = Lock::is_held(state_dir);
-    let runs = all_runs(state_dir)?;
+pub fn status(loc: &StateLocation, run: Option<&str>) -> Result<Vec<RunStatus>, Error> {
+    let held = Lock::is_held(&loc.dir);
+    let runs = all_runs(&loc.dir)?;
     if let Some(id) = run
         && !runs.iter().any(|r| r.id == id)
     {
-        return Err(Error::Usage(format!("no run {id} in {}", state_dir.display())));
+        return Err(no_run(loc, id));
     }
     Ok(runs
         .iter()
@@ -225,7 +255,7 @@ pub fn status(state_dir: &Path, run: Option<&str>) -> Result<Vec<RunStatus>, Err
             run: r.id.clone(),
             plan: r.plan_name.clone(),
             day: r.day,
-            state: r.state(held && r.is_open()).to_string(),
+            state: r.state(held),
             services: r.services(),
         })
         .collect())
@@ -236,29 +266,62 @@ fn open_ctx<'a, D: DockerPort>(
     view: &RunView,
     out: Reporter,
     stop: &'a Interrupt,
+    hint: &str,
 ) -> Result<RunCtx<'a, D>, Error> {
     let run = RunDir { id: view.id.clone(), dir: view.dir() };
     let mut journal = Journal::open(&run.journal_path())?;
     crate::failpoint::install(&mut journal);
-    Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop })
+    Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop, hint: hint.to_string() })
 }
 
-/// Restores `services` (in the reverse of the order they were touched) and records the
-/// outcome. Returns whether every restore succeeded.
-async fn restore_all<D: DockerPort>(ctx: &RunCtx<'_, D>, plan: &Plan, services: &[String]) -> Result<bool, Error> {
+/// Refuses (exit 2, nothing changed) when a service to restore has its name held by a
+/// container that is neither its original nor this run's replacement or its successor.
+async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services: &[String]) -> Result<(), Error> {
+    let ctx_dir = RunDir { id: view.id.clone(), dir: view.dir() };
+    let mut foreign = Vec::new();
+    for name in services {
+        let Some(original) = ctx_dir.load_original(name)? else { continue };
+        let original = Inspect(original);
+        let expected = view.expected_user(name);
+        match inspect_named(port, name).await {
+            Ok(c) if classify_holder(&c, &original, &view.id, expected.as_deref()) == Holder::Foreign => {
+                foreign.push(foreign_holder_message(name, &c));
+            }
+            Ok(_) | Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if foreign.is_empty() { Ok(()) } else { Err(Error::NameTaken(foreign.join("\n"))) }
+}
+
+/// Restores `services` in the order given and records the outcome. Returns whether every
+/// restore succeeded.
+async fn restore_all<D: DockerPort>(
+    ctx: &RunCtx<'_, D>,
+    view: &RunView,
+    plan: &Plan,
+    services: &[String],
+) -> Result<bool, Error> {
     let mut failures = Vec::new();
-    for name in services.iter().rev() {
+    for name in services {
         let Some(s) = plan.service(name) else {
             continue;
         };
-        if let Err(e) = ctx.restore(name, &s.timings, plan.rollout.helper_image.as_deref(), s.ownership).await {
+        let expected = view.expected_user(name);
+        let how = RestoreSpec {
+            timings: &s.timings,
+            helper_image: plan.rollout.helper_image.as_deref(),
+            ownership: s.ownership,
+            expected_user: expected.as_deref(),
+        };
+        if let Err(e) = ctx.restore(name, &how).await {
             failures.push(format!("{name}: {e}"));
         }
     }
     if failures.is_empty() {
         Ok(true)
     } else {
-        ctx.record(Record::Run { event: "rollback-incomplete".into(), detail: Some(failures.join("; ")) })?;
+        ctx.record(Record::run_with(RunEvent::RollbackIncomplete, failures.join("; ")))?;
         Ok(false)
     }
 }
@@ -267,32 +330,34 @@ async fn restore_all<D: DockerPort>(ctx: &RunCtx<'_, D>, plan: &Plan, services: 
 /// `on_failure` says. With nothing interrupted it says so and exits 0.
 pub async fn resume(
     port: &impl DockerPort,
-    state_dir: &Path,
+    loc: &StateLocation,
     run: Option<&str>,
     out: Reporter,
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
-    let _lock = Lock::acquire(state_dir, "unroot resume")?;
+    let _lock = Lock::acquire(&loc.dir, "unroot resume")?;
+    crate::orphans::sweep(port).await;
     let open: Vec<RunView> = match run {
         Some(id) => {
-            let view = find_run(state_dir, id)?;
+            let view = find_run(loc, id)?;
             if !view.is_open() {
-                out.note(&format!("run {id} is {}; nothing to resume", view.state(false)));
-                out.done(view.state(false), 0, "Nothing to resume.");
+                let state = view.state(false).as_str();
+                out.note(&format!("run {id} is {state}; nothing to resume"));
+                out.done(state, 0, "Nothing to resume.");
                 return Ok(Exit::Ok);
             }
             vec![view]
         }
-        None => all_runs(state_dir)?.into_iter().filter(RunView::is_open).collect(),
+        None => all_runs(&loc.dir)?.into_iter().filter(RunView::is_open).collect(),
     };
     if open.is_empty() {
-        out.note(&format!("no interrupted run in {}; nothing to resume", state_dir.display()));
+        out.note(&format!("no interrupted run in {}; nothing to resume", loc.dir.display()));
         out.done("applied", 0, "Nothing to resume.");
         return Ok(Exit::Ok);
     }
     let mut worst = Exit::Ok;
     for view in open {
-        let exit = resume_one(port, &view, out.clone(), stop).await?;
+        let exit = resume_one(port, &view, out.clone(), stop, &loc.hint).await?;
         if exit as u8 > worst as u8 {
             worst = exit;
         }
@@ -300,7 +365,13 @@ pub async fn resume(
     Ok(worst)
 }
 
-async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop: &Interrupt) -> Result<Exit, Error> {
+async fn resume_one(
+    port: &impl DockerPort,
+    view: &RunView,
+    out: Reporter,
+    stop: &Interrupt,
+    hint: &str,
+) -> Result<Exit, Error> {
     let plan = view.plan()?;
     if let Ok(text) = std::fs::read(&view.plan_path) {
         let sha = {
@@ -314,14 +385,22 @@ async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop:
             ));
         }
     }
-    let ctx = open_ctx(port, view, out.clone(), stop)?;
-    let rolling_back = view.run_events().any(|e| e == "rolling-back" || e == "rollback-incomplete")
+    let rolling_back = run_events(&view.entries)
+        .any(|e| matches!(e, RunEvent::RollingBack | RunEvent::RollbackIncomplete))
         || (view.had_failure() && plan.rollout.on_failure == OnFailure::RollbackDay);
     if rolling_back {
-        ctx.record(Record::Run { event: "rolling-back".into(), detail: Some("resumed".into()) })?;
-        let ok = restore_all(&ctx, &plan, &view.touched()).await?;
+        let services = view.restore_order(&view.rollback_services());
+        refuse_foreign_holders(port, view, &services).await?;
+        let ctx = open_ctx(port, view, out.clone(), stop, hint)?;
+        ctx.record(Record::Run {
+            event: RunEvent::RollingBack,
+            detail: Some("resumed".into()),
+            services: services.clone(),
+        })?;
+        let ok = restore_all(&ctx, view, &plan, &services).await?;
         return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
+    let ctx = open_ctx(port, view, out.clone(), stop, hint)?;
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = HashMap::new();
     for name in view.touched() {
@@ -334,59 +413,62 @@ async fn resume_one(port: &impl DockerPort, view: &RunView, out: Reporter, stop:
     let day = preview::compute_with(port, &plan, view.day, &remaining, NameSource::ImageProbe, &saved).await?;
     let blockers: Vec<String> = day.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
     if !blockers.is_empty() {
+        let services = view.restore_order(&view.touched());
+        refuse_foreign_holders(port, view, &services).await?;
         ctx.record(Record::Run {
-            event: "rolling-back".into(),
+            event: RunEvent::RollingBack,
             detail: Some(format!("the day cannot be finished: {}", blockers.join("; "))),
+            services: services.clone(),
         })?;
-        let ok = restore_all(&ctx, &plan, &view.touched()).await?;
+        let ok = restore_all(&ctx, view, &plan, &services).await?;
         return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
-    let apply = Apply {
-        ctx,
-        plan: &plan,
-        day,
-        plan_dir: view.plan_dir.clone(),
-        parallelism: plan.rollout.parallelism,
-        on_failure: plan.rollout.on_failure,
-        restored_before: restored,
-        start_event: "resumed",
-    };
+    let mut apply = Apply::new(ctx, &plan, day, view.plan_dir.clone());
+    apply.restored_before = restored;
+    apply.start_event = RunEvent::Resumed;
     let (outcome, failed) = apply.run().await?;
     let exit = outcome.exit(failed || !apply.restored_before.is_empty());
-    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary(&apply.ctx.run.id, exit));
+    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary(&apply.ctx, outcome, exit));
     Ok(exit)
 }
 
-fn summary(run: &str, exit: Exit) -> String {
-    match exit {
-        Exit::Ok => format!("Run {run} applied."),
-        Exit::RolledBack => format!("Run {run}: every service it touched is back on its original."),
-        _ => format!("Run {run} is not finished: see `unroot status {run}`."),
+fn summary<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, exit: Exit) -> String {
+    let run = &ctx.run.id;
+    match (outcome, exit) {
+        (_, Exit::Ok) => format!("Run {run} applied."),
+        (_, Exit::RolledBack) => format!("Run {run}: every service it touched is back on its original."),
+        (Outcome::CommitIncomplete, _) => format!(
+            "Run {run}: every service is migrated and healthy, but a parked original could not be removed; `{}` removes it.",
+            ctx.command("resume")
+        ),
+        _ => format!("Run {run} is not finished: see `{}`.", ctx.command("status")),
     }
 }
 
 /// Records the end of a rollback and reports it.
 fn finish<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) -> Result<Exit, Error> {
     if outcome == Outcome::RolledBack {
-        ctx.record(Record::Run { event: "rolled-back".into(), detail: None })?;
+        ctx.record(Record::run(RunEvent::RolledBack))?;
     }
     let exit = outcome.exit(failed);
-    ctx.out.done(outcome.as_str(), exit as u8, &summary(&ctx.run.id, exit));
+    ctx.out.done(outcome.as_str(), exit as u8, &summary(ctx, outcome, exit));
     Ok(exit)
 }
 
 /// `unroot rollback RUN [--service NAME]...`: restores the originals of a committed or an
-/// interrupted run, then updates the ledger and the compose overrides.
+/// interrupted run, then updates the ledger and the compose overrides. A name held by a
+/// container that is not the run's (nor its successor's) refuses it before anything changes.
 pub async fn rollback(
     port: &impl DockerPort,
-    state_dir: &Path,
+    loc: &StateLocation,
     run: &str,
     only: &[String],
     out: Reporter,
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
-    let _lock = Lock::acquire(state_dir, &format!("unroot rollback {run}"))?;
-    let view = find_run(state_dir, run)?;
+    let _lock = Lock::acquire(&loc.dir, &format!("unroot rollback {run}"))?;
+    crate::orphans::sweep(port).await;
+    let view = find_run(loc, run)?;
     let plan = view.plan()?;
     let touched = view.touched();
     for s in only {
@@ -394,35 +476,37 @@ pub async fn rollback(
             return Err(Error::Usage(format!("run {run} did not touch {s} (it touched: {})", touched.join(", "))));
         }
     }
-    let services: Vec<String> = touched.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect();
+    let chosen: Vec<String> = touched.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect();
+    let services = view.restore_order(&chosen);
     let all = services.len() == touched.len();
-    let ctx = open_ctx(port, &view, out, stop)?;
+    refuse_foreign_holders(port, &view, &services).await?;
+    let ctx = open_ctx(port, &view, out, stop, &loc.hint)?;
     ctx.record(Record::Run {
-        event: if all { "rolling-back" } else { "service-rollback" }.into(),
+        event: if all { RunEvent::RollingBack } else { RunEvent::ServiceRollback },
         detail: Some(format!("rollback of {}", services.join(", "))),
+        services: services.clone(),
     })?;
-    let ok = restore_all(&ctx, &plan, &services).await?;
+    let ok = restore_all(&ctx, &view, &plan, &services).await?;
     if !ok {
         let exit = Outcome::Incomplete.exit(true);
-        ctx.out.done(Outcome::Incomplete.as_str(), exit as u8, &summary(run, exit));
+        ctx.out.done(Outcome::Incomplete.as_str(), exit as u8, &summary(&ctx, Outcome::Incomplete, exit));
         return Ok(exit);
     }
-    // The ledger and the overrides no longer count these services as migrated.
+    // The ledger and the overrides no longer count these services as migrated by this run.
     let mut ledger = Ledger::load(&view.plan_dir.dir, &view.plan_name)?;
     let mut projects: Vec<ComposeRef> = Vec::new();
-    if let Some(day) = ledger.days.get_mut(&view.day.to_string()).filter(|d| d.run == view.id) {
+    for day in ledger.days.values_mut() {
         for s in &services {
-            if let Some(rec) = day.services.get_mut(s) {
-                rec.state = "original".into();
+            if let Some(rec) = day.services.get_mut(s).filter(|r| r.run == view.id) {
+                rec.state = ServiceState::Original;
                 projects.extend(rec.compose.clone());
             }
         }
-        if day.services.values().all(|r| r.state == "original") {
-            ledger.days.remove(&view.day.to_string());
-        }
     }
+    ledger.days.retain(|_, d| d.services.values().any(|r| r.state == ServiceState::Migrated));
     ledger.save(&view.plan_dir.dir)?;
-    let written = crate::executor::write_overrides(&ledger, &ctx.run)?;
+    let written: Vec<PathBuf> =
+        crate::executor::write_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
     for p in projects {
         let path = compose::override_path(&p);
         if !written.contains(&path) && path.exists() {
@@ -431,8 +515,9 @@ pub async fn rollback(
         }
     }
     ctx.record(Record::Run {
-        event: if all { "rolled-back" } else { "services-rolled-back" }.into(),
+        event: if all { RunEvent::RolledBack } else { RunEvent::ServicesRolledBack },
         detail: Some(services.join(", ")),
+        services: Vec::new(),
     })?;
     ctx.out.done("rolled-back", 0, &format!("Restored {} of run {run}.", services.join(", ")));
     Ok(Exit::Ok)

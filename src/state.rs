@@ -27,11 +27,36 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
-/// Creates `dir` and its missing parents with mode 0700, and sets 0700 on `dir` itself
-/// even when it existed.
+/// Creates `dir` and its missing parents, each with mode 0700. A directory that exists
+/// already is used as it is: `--state-dir /tmp` must not strip /tmp's 1777; what unroot
+/// keeps there goes into folders of its own, which it creates 0700.
+///
+/// Errors: a component cannot be created or examined.
 pub fn private_dir(dir: &Path) -> Result<(), StateError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    loop {
+        match fs::symlink_metadata(cur) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(cur);
+                match cur.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => cur = p,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(StateError::Io { path: cur.to_path_buf(), source: e }),
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(d) {
+            // The umask may have narrowed it further; it must be usable by its owner.
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io(d))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StateError::Io { path: d.to_path_buf(), source: e }),
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file with mode 0600 durably: temp file, fsync, rename, fsync of the directory.
@@ -111,6 +136,8 @@ impl Lock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // A state dir may be shared (`/tmp`): never open a link planted in its place.
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(io(&path))?;
         if let Err(e) = file.try_lock() {
@@ -170,10 +197,146 @@ pub enum Record {
     },
     /// The run as a whole changes state.
     Run {
-        event: String,
+        event: RunEvent,
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// The services a rollback restores (absent before this field existed: all touched).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        services: Vec<String>,
     },
+}
+
+impl Record {
+    /// A run-level record without detail.
+    pub fn run(event: RunEvent) -> Record {
+        Record::Run { event, detail: None, services: Vec::new() }
+    }
+
+    /// A run-level record with a detail for people.
+    pub fn run_with(event: RunEvent, detail: impl Into<String>) -> Record {
+        Record::Run { event, detail: Some(detail.into()), services: Vec::new() }
+    }
+}
+
+/// What happened to a run as a whole, as the journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunEvent {
+    Started,
+    Resumed,
+    RollingBack,
+    RolledBack,
+    RollbackIncomplete,
+    Paused,
+    Committing,
+    /// Some parked original could not be removed: the run stays open until `resume` does.
+    CommitIncomplete,
+    Committed,
+    /// `rollback --service` of some services of a run (the run keeps its state).
+    ServiceRollback,
+    ServicesRolledBack,
+}
+
+impl RunEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEvent::Started => "started",
+            RunEvent::Resumed => "resumed",
+            RunEvent::RollingBack => "rolling-back",
+            RunEvent::RolledBack => "rolled-back",
+            RunEvent::RollbackIncomplete => "rollback-incomplete",
+            RunEvent::Paused => "paused",
+            RunEvent::Committing => "committing",
+            RunEvent::CommitIncomplete => "commit-incomplete",
+            RunEvent::Committed => "committed",
+            RunEvent::ServiceRollback => "service-rollback",
+            RunEvent::ServicesRolledBack => "services-rolled-back",
+        }
+    }
+
+    /// Whether the event says something about the run as a whole (a rollback of some of its
+    /// services that succeeded leaves the run as it was).
+    fn is_run_level(self) -> bool {
+        !matches!(self, RunEvent::ServiceRollback | RunEvent::ServicesRolledBack)
+    }
+}
+
+/// The state of a run: the one definition every command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Open, and another unroot holds the lock: it is being worked on.
+    InProgress,
+    /// Open and nobody works on it: `resume` or `rollback` continues it.
+    Interrupted,
+    Committed,
+    RolledBack,
+    /// A rollback did not finish (also a committed run whose rollback failed): open.
+    RollbackIncomplete,
+}
+
+impl RunState {
+    /// The state the journal's run-level events give; `lock_held_elsewhere` tells an open
+    /// run being worked on from one that was interrupted.
+    pub fn of(entries: &[Entry], lock_held_elsewhere: bool) -> RunState {
+        match last_run_event(entries) {
+            Some(RunEvent::Committed) => RunState::Committed,
+            Some(RunEvent::RolledBack) => RunState::RolledBack,
+            Some(RunEvent::RollbackIncomplete) => RunState::RollbackIncomplete,
+            _ if lock_held_elsewhere => RunState::InProgress,
+            _ => RunState::Interrupted,
+        }
+    }
+
+    /// Neither committed nor rolled back: `resume` or `rollback` must continue it, and no
+    /// new `apply` of its plan starts meanwhile.
+    pub fn is_open(self) -> bool {
+        !matches!(self, RunState::Committed | RunState::RolledBack)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::InProgress => "in-progress",
+            RunState::Interrupted => "interrupted",
+            RunState::Committed => "committed",
+            RunState::RolledBack => "rolled-back",
+            RunState::RollbackIncomplete => "rollback-incomplete",
+        }
+    }
+}
+
+/// The services a run touched, in the order to restore them: the reverse of the order of
+/// their re-owns (a service that re-owned nothing counts from its first step). Two services
+/// that share a volume then get exactly the owners back that the first re-own found.
+pub fn restore_order(entries: &[Entry]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for e in entries {
+        if let Record::Step { service, step, ok: None, .. } = &e.record {
+            match step.as_str() {
+                "inspect" if !order.contains(service) => order.push(service.clone()),
+                "chown" => {
+                    order.retain(|s| s != service);
+                    order.push(service.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    order.reverse();
+    order
+}
+
+/// The last run-level event of a journal.
+pub fn last_run_event(entries: &[Entry]) -> Option<RunEvent> {
+    run_events(entries).last()
+}
+
+/// The run-level events of a journal, in order.
+pub fn run_events(entries: &[Entry]) -> impl Iterator<Item = RunEvent> + '_ {
+    entries.iter().filter_map(|e| match &e.record {
+        Record::Run { event, .. } if event.is_run_level() => Some(*event),
+        _ => None,
+    })
 }
 
 /// A record with its sequence number and time.
@@ -192,6 +355,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     seq: u64,
+    /// Length of the file up to the end of its last whole record.
+    len: u64,
     /// Called after each durable write (test builds use it to crash on purpose).
     after_write: Option<fn(u64)>,
 }
@@ -203,12 +368,13 @@ impl Journal {
         let seq = Journal::read(path)?.last().map_or(0, |e| e.seq);
         let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io(path))?;
         let bytes = fs::read(path).map_err(io(path))?;
+        let mut len = bytes.len() as u64;
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-            file.set_len(keep as u64).map_err(io(path))?;
+            len = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) as u64;
+            file.set_len(len).map_err(io(path))?;
             file.sync_data().map_err(io(path))?;
         }
-        Ok(Journal { path: path.to_path_buf(), file, seq, after_write: None })
+        Ok(Journal { path: path.to_path_buf(), file, seq, len, after_write: None })
     }
 
     /// Sets a hook run after every durable write.
@@ -217,13 +383,22 @@ impl Journal {
     }
 
     /// Appends a record and fsyncs it.
+    ///
+    /// Guarantees: the journal holds whole records only: when the write or the fsync fails
+    /// (a full disk writes part of a line), the file is cut back to its last whole record,
+    /// so the next append does not follow a torn line.
+    /// Errors: the write or fsync failed (the record is not in the journal).
     pub fn append(&mut self, record: Record) -> Result<Entry, StateError> {
-        self.seq += 1;
-        let entry = Entry { seq: self.seq, ts: now_rfc3339(), record };
+        let entry = Entry { seq: self.seq + 1, ts: now_rfc3339(), record };
         let mut line = serde_json::to_string(&entry).expect("records serialize");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(io(&self.path))?;
-        self.file.sync_data().map_err(io(&self.path))?;
+        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+            return Err(StateError::Io { path: self.path.clone(), source: e });
+        }
+        self.seq += 1;
+        self.len += line.len() as u64;
         if let Some(hook) = self.after_write {
             hook(self.seq);
         }
@@ -259,32 +434,65 @@ impl Journal {
     }
 }
 
-/// Applied days of a plan, with their run ids.
+/// What the runs of a plan left each service as, by day (SPEC §5).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
     pub plan: String,
-    /// Day number (as text, for JSON) → what its commit recorded.
+    /// Day number (as text, for JSON) → what the commits of that day recorded.
     pub days: BTreeMap<String, AppliedDay>,
 }
 
+/// The commits of one day. Runs add up: each commit adds or updates the records of the
+/// services it handled and keeps the others'.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedDay {
+    /// The run that committed on this day last.
     pub run: String,
     pub committed: String,
-    /// What the commit left each service as.
+    /// What each service was left as, by the run that last handled it.
     pub services: BTreeMap<String, ServiceRecord>,
 }
 
-/// One service of an applied day.
+/// What a run left a service as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceState {
+    /// Recreated as planned and committed.
+    Migrated,
+    /// On its original: `rollback-service` restored it, or `rollback` undid it.
+    Original,
+}
+
+/// One service of a day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
-    /// `migrated`, or `original` when rollback-service left it on its original.
-    pub state: String,
+    pub state: ServiceState,
+    /// The run that left it so (ledgers written before this field: the day's run).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<crate::compose::ComposeRef>,
     /// What the compose override sets for it (from the plan and the resolved user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<crate::compose::ServiceOverride>,
+}
+
+/// Why a service of an earlier day keeps its day open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenService {
+    pub name: String,
+    pub day: u32,
+    /// The run that left it on its original, when one did.
+    pub left_original_by: Option<String>,
+}
+
+impl std::fmt::Display for OpenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.left_original_by {
+            Some(run) => write!(f, "{} (day {}) is on its original since run {run}", self.name, self.day),
+            None => write!(f, "{} (day {}) is not migrated yet", self.name, self.day),
+        }
+    }
 }
 
 impl Ledger {
@@ -294,8 +502,14 @@ impl Ledger {
 
     /// The ledger of a plan folder; empty when none was written yet.
     pub fn load(plan_dir: &Path, plan: &str) -> Result<Ledger, StateError> {
-        Ok(load_json(&Ledger::path(plan_dir))?
-            .unwrap_or_else(|| Ledger { plan: plan.to_string(), days: BTreeMap::new() }))
+        let mut ledger: Ledger = load_json(&Ledger::path(plan_dir))?
+            .unwrap_or_else(|| Ledger { plan: plan.to_string(), days: BTreeMap::new() });
+        for day in ledger.days.values_mut() {
+            for rec in day.services.values_mut().filter(|r| r.run.is_empty()) {
+                rec.run = day.run.clone();
+            }
+        }
+        Ok(ledger)
     }
 
     /// Writes the ledger by temp file, fsync and rename.
@@ -304,8 +518,57 @@ impl Ledger {
         write_private(&Ledger::path(plan_dir), &bytes)
     }
 
-    pub fn is_applied(&self, day: u32) -> bool {
-        self.days.contains_key(&day.to_string())
+    /// The record of a service, whatever day it was handled on (a migrated record wins).
+    pub fn service(&self, name: &str) -> Option<&ServiceRecord> {
+        let mut found = None;
+        for day in self.days.values() {
+            if let Some(r) = day.services.get(name) {
+                if r.state == ServiceState::Migrated {
+                    return Some(r);
+                }
+                found = Some(r);
+            }
+        }
+        found
+    }
+
+    /// Whether `service` of `plan` no longer holds its day open: migrated, or left on its
+    /// original while the plan now documents it as an exception.
+    pub fn is_done(&self, plan: &crate::plan::Plan, service: &str) -> bool {
+        match self.service(service) {
+            Some(r) if r.state == ServiceState::Migrated => true,
+            Some(_) => plan.service(service).is_some_and(|s| s.keep_root.is_some()),
+            None => false,
+        }
+    }
+
+    /// The services of `day` in `plan` that keep it open; empty when the day is applied.
+    pub fn open_services(&self, plan: &crate::plan::Plan, day: u32) -> Vec<OpenService> {
+        plan.services
+            .iter()
+            .filter(|s| s.day == day && !self.is_done(plan, &s.name))
+            .map(|s| OpenService {
+                name: s.name.clone(),
+                day,
+                left_original_by: self.service(&s.name).map(|r| r.run.clone()),
+            })
+            .collect()
+    }
+
+    /// Records a commit of `day` by `run`: adds or replaces the records of the services it
+    /// handled, keeps every other record of the day.
+    pub fn record_commit(&mut self, day: u32, run: &str, services: BTreeMap<String, ServiceRecord>) {
+        let now = now_rfc3339();
+        let entry = self.days.entry(day.to_string()).or_insert_with(|| AppliedDay {
+            run: run.to_string(),
+            committed: now.clone(),
+            services: BTreeMap::new(),
+        });
+        entry.run = run.to_string();
+        entry.committed = now;
+        entry
+            .services
+            .extend(services.into_iter().map(|(name, rec)| (name, ServiceRecord { run: run.to_string(), ..rec })));
     }
 }
 
@@ -430,7 +693,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("journal.jsonl");
         let mut j = Journal::open(&path).unwrap();
-        j.append(Record::Run { event: "started".into(), detail: None }).unwrap();
+        j.append(Record::run(RunEvent::Started)).unwrap();
         j.append(Record::Step {
             service: "db".into(),
             step: "stop".into(),
@@ -448,9 +711,62 @@ mod tests {
         // Reopening cuts the torn tail and continues the numbering after the last whole
         // record, on a line of its own.
         let mut j = Journal::open(&path).unwrap();
-        assert_eq!(j.append(Record::Run { event: "x".into(), detail: None }).unwrap().seq, 3);
+        assert_eq!(j.append(Record::run(RunEvent::Paused)).unwrap().seq, 3);
         let seqs: Vec<u64> = Journal::read(&path).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    /// A tmpfs of a few pages, unmounted when dropped.
+    struct SmallFs(PathBuf);
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+
+    #[test]
+    fn a_journal_write_that_fills_the_disk_leaves_no_torn_line() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to mount a small tmpfs");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let fs_dir = tmp.path().join("small");
+        fs::create_dir(&fs_dir).unwrap();
+        rustix::mount::mount("tmpfs", &fs_dir, "tmpfs", rustix::mount::MountFlags::empty(), Some(c"size=16k"))
+            .expect("mounting a tmpfs");
+        let _fs = SmallFs(fs_dir.clone());
+        let filler = fs_dir.join("filler");
+        fs::write(&filler, vec![0u8; 4096]).unwrap();
+        let path = fs_dir.join("journal.jsonl");
+        let mut j = Journal::open(&path).unwrap();
+        let big = |i: usize| Record::Step {
+            service: format!("svc{i}"),
+            step: "chown".into(),
+            ok: None,
+            error: None,
+            detail: serde_json::json!({"pad": "x".repeat(1500)}),
+        };
+        let mut appended = 0;
+        let failed = (0..100).find(|i| match j.append(big(*i)) {
+            Ok(_) => {
+                appended += 1;
+                false
+            }
+            Err(_) => true,
+        });
+        assert!(failed.is_some(), "the small filesystem filled up");
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.ends_with(b"\n"), "the failed append was cut back to the last whole record");
+        assert_eq!(Journal::read(&path).unwrap().len(), appended);
+        // With room again, the next record follows the last whole one and the journal reads.
+        fs::remove_file(&filler).unwrap();
+        j.append(Record::run(RunEvent::Paused)).unwrap();
+        let entries = Journal::read(&path).expect("no torn line in the middle");
+        assert_eq!(entries.len(), appended + 1);
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=appended as u64 + 1).collect::<Vec<_>>());
     }
 
     #[test]
@@ -461,15 +777,64 @@ mod tests {
         assert!(matches!(Journal::read(&path), Err(StateError::Corrupt { .. })));
     }
 
+    fn record(state: ServiceState) -> ServiceRecord {
+        ServiceRecord { state, run: String::new(), compose: None, settings: None }
+    }
+
     #[test]
-    fn ledger_round_trips() {
+    fn runs_of_one_day_add_up_and_a_service_left_original_keeps_it_open() {
+        let plan = crate::plan::Plan::parse(
+            "t.toml",
+            "[rollout]\nname='p'\n[service.a]\nday=1\nuser='1'\n[service.b]\nday=1\nuser='1'\n[service.c]\nday=2\nuser='1'\n",
+        )
+        .unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let mut l = Ledger::load(tmp.path(), "p").unwrap();
-        assert!(!l.is_applied(1));
-        l.days.insert("1".into(), AppliedDay { run: "r".into(), committed: now_rfc3339(), services: BTreeMap::new() });
+        assert_eq!(l.open_services(&plan, 1).len(), 2);
+        l.record_commit(1, "r1", BTreeMap::from([("a".into(), record(ServiceState::Migrated))]));
+        let open = l.open_services(&plan, 1);
+        assert_eq!(open.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["b"], "an --only run is not the day");
+        l.record_commit(1, "r2", BTreeMap::from([("b".into(), record(ServiceState::Original))]));
+        assert_eq!(l.days["1"].services["a"].state, ServiceState::Migrated, "a later run keeps a's record");
+        assert_eq!(l.open_services(&plan, 1)[0].to_string(), "b (day 1) is on its original since run r2");
+        l.record_commit(1, "r3", BTreeMap::from([("b".into(), record(ServiceState::Migrated))]));
+        assert!(l.open_services(&plan, 1).is_empty());
         l.save(tmp.path()).unwrap();
-        assert!(Ledger::load(tmp.path(), "p").unwrap().is_applied(1));
+        let back = Ledger::load(tmp.path(), "p").unwrap();
+        assert!(back.open_services(&plan, 1).is_empty());
+        assert_eq!(back.days["1"].services["a"].run, "r1");
         assert_eq!(mode(&Ledger::path(tmp.path())), 0o600);
+    }
+
+    #[test]
+    fn a_ledger_of_the_earlier_format_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            Ledger::path(tmp.path()),
+            r#"{"plan":"p","days":{"1":{"run":"day1-x","committed":"t","services":{"a":{"state":"migrated"}}}}}"#,
+        )
+        .unwrap();
+        let l = Ledger::load(tmp.path(), "p").unwrap();
+        assert_eq!(l.days["1"].services["a"].run, "day1-x");
+        assert_eq!(l.service("a").unwrap().state, ServiceState::Migrated);
+    }
+
+    #[test]
+    fn an_existing_state_dir_keeps_its_mode_and_created_ones_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let pd = PlanDir::new(&shared, "p");
+        let run = RunDir::create(&pd, "day1-x", "").unwrap();
+        assert_eq!(fs::metadata(&shared).unwrap().permissions().mode() & 0o7777, 0o1777, "left as it was");
+        assert_eq!(mode(&pd.dir), 0o700);
+        assert_eq!(mode(&run.dir), 0o700);
+        let deep = tmp.path().join("x/y/z");
+        private_dir(&deep).unwrap();
+        for d in ["x", "x/y", "x/y/z"] {
+            assert_eq!(mode(&tmp.path().join(d)), 0o700, "{d}");
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{TestEnv, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in};
+use common::{
+    Down, TestEnv, compose, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in,
+};
 use serde_json::{Value, json};
 
 const FAST: &str = "stable_for = \"1s\"\nhealth_timeout = \"30s\"\nstop_timeout = \"1s\"\n";
@@ -33,13 +35,15 @@ fn labels_without_unroot(c: &Value) -> Value {
     Value::Object(l)
 }
 
+/// The aliases an operator gave (Docker adds the container's short id and its hostname).
 fn aliases(c: &Value, net: &str) -> Vec<String> {
     let short = &c["Id"].as_str().unwrap()[..12];
+    let hostname = c["Config"]["Hostname"].as_str().unwrap_or_default();
     let mut a: Vec<String> = c["NetworkSettings"]["Networks"][net]["Aliases"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    a.retain(|x| x != short);
+    a.retain(|x| x != short && x != hostname);
     a.sort();
     a
 }
@@ -439,19 +443,8 @@ fn plan_and_dry_run_change_nothing() {
     assert_eq!(owners(&env, &vol), owners_before);
     assert!(!dir.path().join("state").exists(), "no state dir");
     assert!(!Path::new(&dir.path().join("rollback")).exists());
-    let leftovers = docker_raw(&["ps", "-aq", "--filter", "label=io.unroot.probe"]);
+    let leftovers = docker_raw(&["ps", "-aq", "--filter", "label=io.unroot.probe", "--filter", &format!("name={svc}")]);
     assert!(leftovers.stdout.is_empty(), "no probe container");
-}
-
-/// Runs `docker-compose -p PROJECT ARGS` in `dir`.
-fn compose(dir: &Path, project: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker-compose")
-        .current_dir(dir)
-        .arg("-p")
-        .arg(project)
-        .args(args)
-        .output()
-        .expect("docker-compose runs (.ci/run installs it)")
 }
 
 #[test]
@@ -471,12 +464,6 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
         ),
     )
     .unwrap();
-    struct Down<'a>(&'a Path, String);
-    impl Drop for Down<'_> {
-        fn drop(&mut self) {
-            let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
-        }
-    }
     let _down = Down(dir.path(), project.clone());
     let up = compose(dir.path(), &project, &["up", "-d"]);
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));

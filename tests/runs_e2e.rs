@@ -148,6 +148,21 @@ fn a_crash_after_every_durable_write_resumes_to_a_consistent_day() {
     let day = three_services(&env, "");
     let sums = [checksums(&env, &day.volumes[1]), checksums(&env, &day.volumes[2])];
     let owners_before: Vec<Vec<String>> = day.volumes.iter().map(|v| owners(&env, v)).collect();
+    // A kill during the preview: nothing changed, and no probe container outlives it.
+    let killed = common::unroot()
+        .current_dir(day.dir.path())
+        .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(day.dir.path())])
+        .env("UNROOT_CRASH_AT", "probe-created")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.status.signal(), Some(9), "killed in the preview");
+    let resume = unroot_in(day.dir.path(), &["resume", "--state-dir", &state_dir(day.dir.path())]);
+    assert_eq!(resume.code, Some(0), "{}{}", resume.stdout, resume.stderr);
+    assert!(containers_named(".unroot-probe").iter().all(|n| !n.starts_with(&env.id)), "a probe is left");
+    for name in [&day.redis, &day.others[0], &day.others[1]] {
+        assert_eq!(inspect(name)["Config"]["User"], "", "{name} was not touched");
+    }
     let mut tried = 0;
     for k in 1.. {
         // A fresh state dir per k; the services start from their originals.

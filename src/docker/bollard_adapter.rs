@@ -36,6 +36,16 @@ pub struct BollardDocker {
     info: DaemonInfo,
 }
 
+/// The usual request timeout. Test builds can lower it (`UNROOT_TEST_REQUEST_TIMEOUT`) to
+/// show that calls which wait on Docker for longer (a stop's grace) do not depend on it.
+fn request_timeout_secs() -> u64 {
+    #[cfg(feature = "failpoints")]
+    if let Some(secs) = std::env::var("UNROOT_TEST_REQUEST_TIMEOUT").ok().and_then(|v| v.parse().ok()) {
+        return secs;
+    }
+    REQUEST_TIMEOUT_SECS
+}
+
 fn api_tuple(v: &str) -> Option<(u32, u32)> {
     let (major, minor) = v.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
@@ -77,7 +87,8 @@ impl BollardDocker {
         } else {
             return Err(unreachable("unsupported scheme; use unix://, tcp:// or https://".into()));
         }
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_timeout(std::time::Duration::from_secs(request_timeout_secs()));
         let docker = docker.negotiate_version().await.map_err(|e| unreachable(describe(&e)))?;
         let version = docker.version().await.map_err(|e| unreachable(describe(&e)))?;
         let api_version = version.api_version.unwrap_or_default();
@@ -157,6 +168,10 @@ impl DockerPort for BollardDocker {
         &self.info
     }
 
+    async fn ping(&self) -> Result<(), DockerError> {
+        self.docker.ping().await.map(|_| ()).map_err(map_err)
+    }
+
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
         let opts = ListContainersOptions { all: true, ..Default::default() };
         let list = self.docker.list_containers(Some(opts)).await.map_err(map_err)?;
@@ -177,6 +192,8 @@ impl DockerPort for BollardDocker {
                     .filter_map(|m| m.name)
                     .filter(|n| !n.is_empty())
                     .collect(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                created: c.created.unwrap_or_default(),
             })
             .collect())
     }
@@ -261,7 +278,10 @@ impl DockerPort for BollardDocker {
     async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
         let t = i32::try_from(timeout_secs).unwrap_or(i32::MAX);
         let opts = StopContainerOptions { t: Some(t), signal: None };
-        not_modified_is_ok(self.docker.stop_container(id, Some(opts)).await)
+        // The answer comes once the container has stopped: after up to the whole grace.
+        let wait = std::time::Duration::from_secs(timeout_secs.saturating_add(REQUEST_TIMEOUT_SECS));
+        let docker = self.docker.clone().with_timeout(wait.max(self.docker.timeout()));
+        not_modified_is_ok(docker.stop_container(id, Some(opts)).await)
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {

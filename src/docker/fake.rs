@@ -15,6 +15,7 @@ use super::{
 /// One call as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
+    Ping,
     List,
     Inspect(String),
     Top(String),
@@ -36,6 +37,7 @@ pub enum Call {
 impl Call {
     fn kind(&self) -> &'static str {
         match self {
+            Call::Ping => "ping",
             Call::List => "list",
             Call::Inspect(_) => "inspect",
             Call::Top(_) => "top",
@@ -159,6 +161,8 @@ pub struct FakeDocker {
     info: DaemonInfo,
     /// Fail the call with this 1-based number (counting every call).
     fail_at: Mutex<Option<usize>>,
+    /// Panic in the call with this 1-based number.
+    panic_at: Mutex<Option<usize>>,
     state: Mutex<State>,
     scripts: Mutex<HashMap<&'static str, VecDeque<Script>>>,
     calls: Mutex<Vec<Call>>,
@@ -174,6 +178,7 @@ impl Default for FakeDocker {
                 remaps_users: false,
             },
             fail_at: Mutex::default(),
+            panic_at: Mutex::default(),
             state: Mutex::default(),
             scripts: Mutex::default(),
             calls: Mutex::default(),
@@ -214,6 +219,11 @@ impl FakeDocker {
         *self.fail_at.lock().unwrap() = Some(n);
     }
 
+    /// Panics in the call with number `n` (1-based), as a bug in a step would.
+    pub fn panic_call(&self, n: usize) {
+        *self.panic_at.lock().unwrap() = Some(n);
+    }
+
     /// Records the call and applies its script; `Err` when the script fails it.
     fn enter(&self, call: Call) -> Result<(), DockerError> {
         let kind = call.kind();
@@ -222,6 +232,9 @@ impl FakeDocker {
             calls.push(call);
             calls.len()
         };
+        if *self.panic_at.lock().unwrap() == Some(n) {
+            panic!("injected panic in call {n} ({kind})");
+        }
         if *self.fail_at.lock().unwrap() == Some(n) {
             return Err(DockerError::Transport(format!("injected failure of call {n} ({kind})")));
         }
@@ -242,6 +255,10 @@ impl DockerPort for FakeDocker {
         &self.info
     }
 
+    async fn ping(&self) -> Result<(), DockerError> {
+        self.enter(Call::Ping)
+    }
+
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
         self.enter(Call::List)?;
         let s = self.state.lock().unwrap();
@@ -251,6 +268,13 @@ impl DockerPort for FakeDocker {
                 id: c.id().to_string(),
                 name: c.name().to_string(),
                 volumes: c.mounts().into_iter().filter(|m| m.kind == "volume").filter_map(|m| m.name).collect(),
+                labels: c
+                    .0
+                    .pointer("/Config/Labels")
+                    .and_then(Value::as_object)
+                    .map(|l| l.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                    .unwrap_or_default(),
+                created: 0,
             })
             .collect())
     }

@@ -56,12 +56,15 @@ pub struct DaemonInfo {
 }
 
 /// A container as `docker ps -a` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerRef {
     pub id: String,
     pub name: String,
     /// Names of the volumes it mounts.
     pub volumes: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Creation time, Unix seconds.
+    pub created: i64,
 }
 
 /// One process of a container as `docker top` shows it.
@@ -99,6 +102,11 @@ pub struct Finished {
 pub trait DockerPort: Send + Sync {
     /// The daemon this port talks to.
     fn daemon(&self) -> &DaemonInfo;
+
+    /// Whether the daemon answers at all.
+    ///
+    /// Errors: the daemon cannot be reached.
+    fn ping(&self) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Every container, running or not.
     fn list_containers(&self) -> impl Future<Output = Result<Vec<ContainerRef>, DockerError>> + Send;
@@ -145,7 +153,8 @@ pub trait DockerPort: Send + Sync {
     fn start_container(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Stops a container with a grace of `timeout_secs` before SIGKILL; stopping a stopped
-    /// one is not an error.
+    /// one is not an error. The request waits as long as the grace needs, whatever the
+    /// port's usual request timeout.
     fn stop_container(&self, id: &str, timeout_secs: u64) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Renames a container.
@@ -179,6 +188,23 @@ pub trait DockerPort: Send + Sync {
 
     /// Waits for a started container to exit and returns its code and output.
     fn wait_container(&self, id: &str) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+}
+
+impl DockerError {
+    /// The daemon could not be talked to at all (as opposed to an answer it gave).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, DockerError::Unreachable { .. } | DockerError::Transport(_))
+    }
+}
+
+/// The container called exactly `name`. Docker answers a lookup by a name that no container
+/// has with a container whose id starts with it; a service name such as `db` or `cafe` must
+/// never reach an unrelated container that way.
+///
+/// Errors: [`DockerError::NotFound`] when no container has that name; the daemon's errors.
+pub async fn inspect_named(port: &impl DockerPort, name: &str) -> Result<Inspect, DockerError> {
+    let c = port.inspect_container(name).await?;
+    if c.name() == name { Ok(c) } else { Err(DockerError::NotFound(format!("no container is called {name}"))) }
 }
 
 /// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.
@@ -279,6 +305,16 @@ impl Inspect {
         self.security_opt()
             .iter()
             .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))
+    }
+
+    /// The container has a HEALTHCHECK (its own or its image's), not disabled by `NONE`.
+    pub fn has_healthcheck(&self) -> bool {
+        self.0
+            .pointer("/Config/Healthcheck/Test")
+            .and_then(Value::as_array)
+            .and_then(|t| t.first())
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "NONE")
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {

@@ -65,6 +65,9 @@ impl<P: DockerPort> DockerPort for Timed<P> {
     fn daemon(&self) -> &DaemonInfo {
         self.inner.daemon()
     }
+    async fn ping(&self) -> Result<(), DockerError> {
+        self.time(self.inner.ping()).await
+    }
     async fn list_containers(&self) -> Result<Vec<ContainerRef>, DockerError> {
         self.time(self.inner.list_containers()).await
     }

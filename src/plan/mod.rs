@@ -73,6 +73,10 @@ pub struct Timings {
     pub health_timeout: Duration,
     #[serde(with = "duration_serde")]
     pub stable_for: Duration,
+    /// How long a restore waits for a daemon that does not answer (restarting) before it
+    /// gives up.
+    #[serde(with = "duration_serde")]
+    pub daemon_timeout: Duration,
 }
 
 mod duration_serde {
@@ -87,6 +91,7 @@ impl Default for Timings {
             stop_timeout: Duration::from_secs(30),
             health_timeout: Duration::from_secs(120),
             stable_for: Duration::from_secs(5),
+            daemon_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -187,6 +192,7 @@ struct RawRollout {
     stop_timeout: Option<Spanned<String>>,
     health_timeout: Option<Spanned<String>>,
     stable_for: Option<Spanned<String>>,
+    daemon_timeout: Option<Spanned<String>>,
     helper_image: Option<Spanned<String>>,
     #[serde(default)]
     ownership: Ownership,
@@ -205,6 +211,7 @@ struct RawService {
     stop_timeout: Option<Spanned<String>>,
     health_timeout: Option<Spanned<String>>,
     stable_for: Option<Spanned<String>>,
+    daemon_timeout: Option<Spanned<String>>,
     #[serde(default)]
     group_add: Vec<Spanned<String>>,
     #[serde(default)]
@@ -409,6 +416,7 @@ impl Validator<'_> {
         stop: &Option<Spanned<String>>,
         health: &Option<Spanned<String>>,
         stable: &Option<Spanned<String>>,
+        daemon: &Option<Spanned<String>>,
     ) -> Timings {
         let mut t = base;
         if let Some(d) = stop.as_ref().and_then(|v| self.duration("stop_timeout", v)) {
@@ -419,6 +427,9 @@ impl Validator<'_> {
         }
         if let Some(d) = stable.as_ref().and_then(|v| self.duration("stable_for", v)) {
             t.stable_for = d;
+        }
+        if let Some(d) = daemon.as_ref().and_then(|v| self.duration("daemon_timeout", v)) {
+            t.daemon_timeout = d;
         }
         t
     }
@@ -464,7 +475,8 @@ impl Validator<'_> {
             Some(s) => PathBuf::from(s.get_ref()),
             None => PathBuf::from("rollback"),
         };
-        let timings = self.timings(Timings::default(), &r.stop_timeout, &r.health_timeout, &r.stable_for);
+        let timings =
+            self.timings(Timings::default(), &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
         let helper_image = r.helper_image.as_ref().map(|s| s.get_ref().trim().to_string()).filter(|s| !s.is_empty());
         (self.errors.len() == before).then(|| Rollout {
             name: name.clone(),
@@ -657,7 +669,7 @@ impl Validator<'_> {
             }
             RawHealth::Exec(e) => Some(HealthMode::Exec(e.exec.clone())),
         });
-        let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for);
+        let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
         for g in &r.group_add {
             if g.get_ref().trim().is_empty() || g.get_ref().contains(':') {
                 self.push(
