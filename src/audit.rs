@@ -7,7 +7,7 @@
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
-use crate::docker::{DockerError, DockerPort, Inspect, Process};
+use crate::docker::{ContainerRef, DockerError, DockerPort, Inspect, Process};
 use crate::passwd;
 use crate::plan::{Plan, Service};
 use crate::user::{IdOrName, UserSpec};
@@ -169,6 +169,67 @@ pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
     missing
 }
 
+/// One `--filter KEY=VALUE` of `audit`, as `docker ps` takes them, plus `project=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `name=TEXT`: the name contains TEXT.
+    Name(String),
+    /// `label=KEY` or `label=KEY=VALUE`.
+    Label(String, Option<String>),
+    /// `project=NAME`: the compose project (`com.docker.compose.project`).
+    Project(String),
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) =
+            s.split_once('=').ok_or_else(|| format!("`{s}`: a filter is KEY=VALUE (name=, label=, project=)"))?;
+        if value.is_empty() {
+            return Err(format!("`{s}`: the filter has no value"));
+        }
+        match key {
+            "name" => Ok(Filter::Name(value.to_string())),
+            "label" => Ok(match value.split_once('=') {
+                Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
+                None => Filter::Label(value.to_string(), None),
+            }),
+            "project" => Ok(Filter::Project(value.to_string())),
+            other => Err(format!("`{other}` is not a filter; use name=, label= or project=")),
+        }
+    }
+}
+
+impl Filter {
+    fn key(&self) -> u8 {
+        match self {
+            Filter::Name(_) => 0,
+            Filter::Label(..) => 1,
+            Filter::Project(_) => 2,
+        }
+    }
+
+    fn matches(&self, c: &ContainerRef) -> bool {
+        match self {
+            Filter::Name(n) => c.name.contains(n.as_str()),
+            Filter::Label(k, v) => c.labels.get(k).is_some_and(|have| v.as_ref().is_none_or(|v| v == have)),
+            Filter::Project(p) => c.labels.get("com.docker.compose.project") == Some(p),
+        }
+    }
+
+    /// As `docker ps`: filters of one key match when any does (`name=a --filter name=b`),
+    /// label filters all must, and different keys all must.
+    pub fn all_match(filters: &[Filter], c: &ContainerRef) -> bool {
+        let labels_ok = filters.iter().filter(|f| f.key() == 1).all(|f| f.matches(c));
+        let any_of = |key: u8| {
+            let of_key: Vec<&Filter> = filters.iter().filter(|f| f.key() == key).collect();
+            of_key.is_empty() || of_key.iter().any(|f| f.matches(c))
+        };
+        labels_ok && any_of(0) && any_of(2)
+    }
+}
+
 /// How many containers are audited at once.
 const CONCURRENCY: usize = 8;
 /// Bytes read of an image's /etc/passwd at most.
@@ -180,8 +241,9 @@ const HEADER_LIMIT: usize = 512;
 ///
 /// Errors: only listing the containers can fail the audit; a container that disappears,
 /// stops or restarts while it is looked at is reported with a note.
-pub async fn run(port: &impl DockerPort, plan: Option<&Plan>) -> Result<Report, DockerError> {
-    let list = port.list_containers().await?;
+pub async fn run(port: &impl DockerPort, plan: Option<&Plan>, filters: &[Filter]) -> Result<Report, DockerError> {
+    let list: Vec<ContainerRef> =
+        port.list_containers().await?.into_iter().filter(|c| Filter::all_match(filters, c)).collect();
     let results: Vec<Result<Entry, Gone>> = stream::iter(list)
         .map(|c| async move {
             match audit_one(port, &c.id, plan).await {
@@ -225,7 +287,7 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
     let mut processes: Vec<Process> = Vec::new();
     if c.running() && !c.restarting() {
         match port.top(id).await {
-            Ok(p) => processes = p,
+            Ok(p) => processes = crate::docker::own_tree(p, c.pid()),
             Err(DockerError::Conflict(_)) | Err(DockerError::NotFound(_)) | Err(DockerError::Api { .. }) => {
                 // It stopped or restarted between inspect and top: report what it is now.
                 c = port.inspect_container(id).await.map_err(gone)?;
@@ -308,6 +370,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn filters_as_docker_ps_takes_them() {
+        let c = ContainerRef {
+            name: "shop-db-1".into(),
+            labels: [("com.docker.compose.project", "shop"), ("tier", "data")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..ContainerRef::default()
+        };
+        let f = |s: &str| s.parse::<Filter>().unwrap();
+        assert!(Filter::all_match(&[], &c));
+        assert!(Filter::all_match(&[f("project=shop")], &c));
+        assert!(!Filter::all_match(&[f("project=blog")], &c));
+        assert!(Filter::all_match(&[f("name=db"), f("name=cache")], &c), "one name of several");
+        assert!(Filter::all_match(&[f("label=tier"), f("label=tier=data")], &c));
+        assert!(!Filter::all_match(&[f("label=tier=web")], &c));
+        assert!(!Filter::all_match(&[f("name=db"), f("project=blog")], &c), "every key must match");
+        assert!("state=running".parse::<Filter>().unwrap_err().contains("not a filter"));
+        assert!("name".parse::<Filter>().is_err());
+    }
+
+    #[test]
     fn classification_rules() {
         assert_eq!(classify(false, Some(true), &[0, 999]), Class::Root);
         assert_eq!(classify(false, Some(false), &[0]), Class::Root, "a root process wins over config");
@@ -365,7 +449,7 @@ mod tests {
         use serde_json::json;
 
         fn proc(uid: u32) -> Process {
-            Process { pid: 100 + uid, uid: Some(uid), command: "sleep".into() }
+            Process { pid: 100 + uid, ppid: 0, uid: Some(uid), command: "sleep".into() }
         }
 
         fn container(id: &str, user: &str, running: bool) -> serde_json::Value {
@@ -386,7 +470,7 @@ mod tests {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap()
-                .block_on(super::super::run(fake, None))
+                .block_on(super::super::run(fake, None, &[]))
                 .unwrap()
         }
 

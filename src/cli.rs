@@ -47,6 +47,10 @@ pub enum Command {
         /// Exit 1 when a container runs as root without a documented exception.
         #[arg(long)]
         fail_on_root: bool,
+        /// Only containers that match, as `docker ps --filter`: name=TEXT, label=KEY[=VALUE],
+        /// project=COMPOSE_PROJECT. Repeatable.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<audit::Filter>,
     },
     /// Validate a plan offline (no daemon needed).
     Check {
@@ -142,6 +146,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the JSON Schema of the plan format (for editors: see docs/plan.md).
+    Schema,
+    /// Print the man page (roff): `unroot man > /usr/local/share/man/man1/unroot.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -233,6 +241,14 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Output { json: false }.completions(shell, &mut Cli::command());
             Ok(Exit::Ok)
         }
+        Command::Schema => {
+            Output { json: true }.schema(&plan::json_schema());
+            Ok(Exit::Ok)
+        }
+        Command::Man => {
+            Output { json: false }.man(Cli::command());
+            Ok(Exit::Ok)
+        }
         Command::Plan { plan, day, only, json } => {
             let plan = Plan::load(&plan)?;
             let opts = commands::ApplyOptions {
@@ -291,7 +307,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Status { run, plan, json } => {
             let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
             let runs = runs::status(&state, run.as_deref())?;
-            Output { json }.status(&runs, &state.hint);
+            Output { json }.status(&runs, &state);
             Ok(Exit::Ok)
         }
         Command::Verify { plan, through_day, json } => {
@@ -303,12 +319,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             Output { json }.verify(&verdicts);
             Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })
         }
-        Command::Audit { plan, json, fail_on_root } => {
+        Command::Audit { plan, json, fail_on_root, filters } => {
             let plan = plan.as_deref().map(plan::Plan::load).transpose()?;
             let report = runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 tracing::info!(address = %docker_address(&docker), "connected");
-                audit::run(&docker, plan.as_ref()).await.map_err(Error::from)
+                audit::run(&docker, plan.as_ref(), &filters).await.map_err(Error::from)
             })?;
             Output { json }.audit(&report);
             let violations = report.violations().count();

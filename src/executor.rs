@@ -588,6 +588,10 @@ struct HelperJob<'a> {
     output_file: Option<&'a str>,
 }
 
+/// Lines of a failed replacement's log kept in the run folder, and shown with the failure.
+const FAILURE_LOG_LINES: usize = 50;
+const FAILURE_LOG_SHOWN: usize = 10;
+
 /// The most a helper's listing may hold (a scan of ten million entries).
 const HELPER_OUTPUT_LIMIT: usize = 1 << 30;
 
@@ -887,13 +891,44 @@ impl<'a, D: DockerPort> Apply<'a, D> {
         ctx.step(name, "health", json!({"mode": mode}), async {
             // Ctrl-C cuts the wait short: the service is then rolled back with the day.
             tokio::select! {
-                r = health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid) => r.map_err(|e| e.to_string())?,
+                r = health::start_and_wait(ctx.port, &new_id, &r.health, &r.timings, uid) => {
+                    if let Err(e) = r {
+                        return Err(format!("{e}{}", self.failure_log(name, &new_id).await));
+                    }
+                }
                 () = ctx.stop.wait() => return Err("interrupted (Ctrl-C) while waiting for health".to_string()),
             }
             Ok(((), json!({})))
         })
         .await?;
         Ok(())
+    }
+
+    /// Why a replacement failed, in its own words: saves the last 50 lines of its log in the
+    /// run folder (`services/NAME/failure.log`, 0600) and returns the last 10 to show with
+    /// the failure, every value of the container's environment replaced by `<redacted>` in
+    /// both. Empty when the log cannot be read (the failure stands without it).
+    async fn failure_log(&self, name: &str, id: &str) -> String {
+        let port = self.ctx.port;
+        let (Ok(bytes), Ok(c)) = (port.logs(id, FAILURE_LOG_LINES).await, port.inspect_container(id).await) else {
+            return String::new();
+        };
+        let env: Vec<String> =
+            c.0.pointer("/Config/Env")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+        let text = crate::redact::redact(&String::from_utf8_lossy(&bytes), &crate::redact::env_values(&env));
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            return String::new();
+        }
+        let saved = match self.ctx.run.save_failure_log(name, text.as_bytes()) {
+            Ok(path) => format!(" (the last {FAILURE_LOG_LINES} in {})", path.display()),
+            Err(_) => String::new(),
+        };
+        let shown = &lines[lines.len().saturating_sub(FAILURE_LOG_SHOWN)..];
+        format!("; the end of its log{saved}:\n    {}", shown.join("\n    "))
     }
 
     /// Restores one service after a failure.
@@ -1157,7 +1192,7 @@ mod tests {
                 "State": {"Running": true, "Status": "running"},
                 "NetworkSettings": {"Networks": {"bridge": {}}}
             }),
-            vec![Process { pid: 1, uid: Some(0), command: "run".into() }],
+            vec![Process { pid: 1, ppid: 0, uid: Some(0), command: "run".into() }],
         );
         fake.archive(
             ORIGINAL,
@@ -1401,7 +1436,7 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_at_every_call_ends_migrated_or_exactly_restored() {
+    fn item14_a_panic_at_every_call_ends_migrated_or_exactly_restored() {
         at_every_call(Inject::Panic);
     }
 

@@ -162,7 +162,8 @@ async fn wait(
         return Err(Unhealthy(format!("the probe `{}` failed after the stability window", cmd.join(" "))));
     }
     if let Some(uid) = target_uid {
-        let procs = port.top(id).await?;
+        // The container's own processes: a probe Docker runs (as root, say) is not one.
+        let procs = crate::docker::own_tree(port.top(id).await?, c.pid());
         let wrong: Vec<String> = procs
             .iter()
             .filter(|p| p.uid != Some(uid))
@@ -194,7 +195,7 @@ mod tests {
     fn created(fake: &FakeDocker, health: Option<&str>) -> String {
         fake.add(
             json!({"Id": "c1", "Name": "/svc", "Config": {}, "State": {"Running": false, "Status": "created"}}),
-            vec![Process { pid: 1, uid: Some(999), command: "srv".into() }],
+            vec![Process { pid: 1, ppid: 0, uid: Some(999), command: "srv".into() }],
         );
         if let Some(h) = health {
             fake.with(|s| s.container_mut("c1").unwrap().0["State"]["Health"] = json!({"Status": h}));

@@ -20,6 +20,7 @@ pub mod passwd;
 pub mod plan;
 pub mod preview;
 pub mod recreate;
+pub mod redact;
 pub mod reown;
 pub mod runs;
 pub mod state;

@@ -102,6 +102,19 @@ impl Output {
         print(&String::from_utf8_lossy(&buf));
     }
 
+    /// `unroot schema`: the plan format's JSON Schema.
+    pub fn schema(&self, schema: &serde_json::Value) {
+        print_json(schema);
+    }
+
+    /// `unroot man`: the man page, in roff.
+    pub fn man(&self, cmd: clap::Command) {
+        let mut buf = Vec::new();
+        if clap_mangen::Man::new(cmd).render(&mut buf).is_ok() {
+            print(&String::from_utf8_lossy(&buf));
+        }
+    }
+
     /// `unroot plan` / `apply --dry-run`: the day as apply will run it.
     pub fn preview(&self, day: &crate::preview::DayPlan, title: Option<&str>) {
         if self.json {
@@ -154,13 +167,17 @@ impl Output {
     }
 
     /// `unroot status`: runs and each service's step.
-    pub fn status(&self, runs: &[crate::runs::RunStatus], hint: &str) {
+    pub fn status(&self, runs: &[crate::runs::RunStatus], loc: &crate::commands::StateLocation) {
+        let hint = &loc.hint;
         if self.json {
             print_json(&serde_json::json!({ "runs": runs }));
             return;
         }
         if runs.is_empty() {
-            print("No runs in the state directory.\n");
+            print(&format!(
+                "No runs in state directory {}; pass --plan PLAN or --state-dir DIR to look elsewhere.\n",
+                loc.dir.display()
+            ));
             return;
         }
         let mut out = String::new();

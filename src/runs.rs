@@ -230,7 +230,7 @@ pub fn open_runs(plan_dir: &PlanDir) -> Result<Vec<RunView>, Error> {
 
 fn no_run(loc: &StateLocation, id: &str) -> Error {
     Error::Usage(format!(
-        "no run {id} in {} (pass --plan PLAN or --state-dir DIR to look elsewhere)",
+        "no run {id} in state directory {} (pass --plan PLAN or --state-dir DIR to look elsewhere)",
         loc.dir.display()
     ))
 }
@@ -351,7 +351,7 @@ pub async fn resume(
         None => all_runs(&loc.dir)?.into_iter().filter(RunView::is_open).collect(),
     };
     if open.is_empty() {
-        out.note(&format!("no interrupted run in {}; nothing to resume", loc.dir.display()));
+        out.note(&format!("no interrupted run in state directory {}; nothing to resume", loc.dir.display()));
         out.done("applied", 0, "Nothing to resume.");
         return Ok(Exit::Ok);
     }
@@ -400,6 +400,8 @@ async fn resume_one(
         let ok = restore_all(&ctx, view, &plan, &services).await?;
         return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
+    // A name the run's services lost to a container that is not theirs: refuse, change nothing.
+    refuse_foreign_holders(port, view, &view.touched()).await?;
     let ctx = open_ctx(port, view, out.clone(), stop, hint)?;
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = HashMap::new();

@@ -657,6 +657,14 @@ impl RunDir {
         write_private(&self.service_dir(service)?.join("owners"), &bytes)
     }
 
+    /// Saves the end of a failed replacement's log, environment values already redacted
+    /// (`failure.log`, 0600); returns its path.
+    pub fn save_failure_log(&self, service: &str, text: &[u8]) -> Result<PathBuf, StateError> {
+        let path = self.service_dir(service)?.join("failure.log");
+        write_private(&path, text)?;
+        Ok(path)
+    }
+
     pub fn load_owners(&self, service: &str) -> Result<Option<crate::reown::Manifest>, StateError> {
         load_json(&self.dir.join("services").join(service).join("owners"))
     }
@@ -726,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_write_that_fills_the_disk_leaves_no_torn_line() {
+    fn item17_a_journal_write_that_fills_the_disk_leaves_no_torn_line() {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: needs root to mount a small tmpfs");
             return;
@@ -782,7 +790,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_one_day_add_up_and_a_service_left_original_keeps_it_open() {
+    fn item04_09_runs_of_one_day_add_up_and_a_service_left_original_keeps_it_open() {
         let plan = crate::plan::Plan::parse(
             "t.toml",
             "[rollout]\nname='p'\n[service.a]\nday=1\nuser='1'\n[service.b]\nday=1\nuser='1'\n[service.c]\nday=2\nuser='1'\n",
@@ -820,7 +828,7 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_state_dir_keeps_its_mode_and_created_ones_are_private() {
+    fn item18_an_existing_state_dir_keeps_its_mode_and_created_ones_are_private() {
         let tmp = tempfile::tempdir().unwrap();
         let shared = tmp.path().join("shared");
         fs::create_dir(&shared).unwrap();

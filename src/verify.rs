@@ -64,7 +64,11 @@ pub async fn verify(
         {
             problems.push(format!("health is {h}"));
         }
-        let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
+        let procs = if c.running() {
+            crate::docker::own_tree(port.top(c.id()).await.unwrap_or_default(), c.pid())
+        } else {
+            Vec::new()
+        };
         if s.keep_root.is_some() {
             problems.extend(
                 missing_controls(&c, s).into_iter().map(|m| m.replace("control-missing:", "control missing: ")),

@@ -19,6 +19,14 @@ fn write_plan(dir: &Path, body: &str) {
     std::fs::write(dir.join("plan.toml"), format!("[rollout]\nname = \"h\"\n{FAST}{body}")).unwrap();
 }
 
+/// A busybox service (`--init`, so it stops at once) and a plan that moves it to uid 1000.
+fn one_service(env: &TestEnv) -> (String, tempfile::TempDir) {
+    let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
+    let dir = env.tempdir();
+    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000\"\n"));
+    (svc, dir)
+}
+
 fn apply_day(dir: &Path, day: &str, extra: &[&str]) -> common::Run {
     let mut args = vec!["apply", "plan.toml", "--day", day, "--yes", "--state-dir", "state"];
     args.extend_from_slice(extra);
@@ -335,9 +343,7 @@ fn item08_a_replacement_created_before_a_crash_gets_every_network() {
 #[test]
 fn item08_a_restore_that_recreated_the_original_can_be_run_again() {
     let env = TestEnv::new("h08r");
-    let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
-    let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000\"\n"));
+    let (svc, dir) = one_service(&env);
     ok(&apply_day(dir.path(), "1", &[]), 0);
     let run = first_run(dir.path());
     // The committed run's original is gone: the rollback recreates it, and dies right after.
@@ -389,7 +395,9 @@ fn item09_only_runs_add_up_and_a_migrated_service_is_not_touched_again() {
     let again = apply_day(dir.path(), "1", &[]);
     ok(&again, 0);
     assert!(again.stdout.contains("already migrated"), "{}", again.stdout);
-    assert_eq!(inspect(&a)["State"]["StartedAt"], a_before["State"]["StartedAt"], "not stopped again");
+    let a_now = inspect(&a);
+    assert_eq!(a_now["Id"], a_before["Id"], "the same container");
+    assert_eq!(a_now["State"]["StartedAt"], a_before["State"]["StartedAt"], "not stopped again");
     ok(&apply_day(dir.path(), "2", &[]), 0);
     assert_eq!(process_uids(&c), [1000]);
 }
@@ -695,9 +703,7 @@ fn item20_a_stop_grace_longer_than_the_request_timeout_is_waited_for() {
 #[test]
 fn item21_a_committed_run_whose_rollback_was_interrupted_is_open_everywhere() {
     let env = TestEnv::new("h21");
-    let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
-    let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000\"\n"));
+    let (svc, dir) = one_service(&env);
     ok(&apply_day(dir.path(), "1", &[]), 0);
     let run = first_run(dir.path());
     let written = journal_records(&dir.path().join("state"), "h").len();

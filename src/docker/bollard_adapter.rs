@@ -206,7 +206,7 @@ impl DockerPort for BollardDocker {
     async fn top(&self, id: &str) -> Result<Vec<Process>, DockerError> {
         // Numeric uids straight from ps; a `ps` that does not take -o falls back to -ef,
         // whose UID column holds names the host resolved.
-        let numeric = TopOptions { ps_args: "-o pid,uid,args".into() };
+        let numeric = TopOptions { ps_args: "-o pid,ppid,uid,args".into() };
         let resp = match self.docker.top_processes(id, Some(numeric)).await {
             Ok(r) => r,
             Err(BollardError::DockerResponseServerError { status_code: 500, .. }) => {
@@ -220,6 +220,7 @@ impl DockerPort for BollardDocker {
             return Err(DockerError::Transport(format!("docker top gave no PID/UID columns: {titles:?}")));
         };
         let cmd_col = col("COMMAND").or_else(|| col("CMD")).unwrap_or(titles.len().saturating_sub(1));
+        let ppid_col = col("PPID");
         Ok(resp
             .processes
             .unwrap_or_default()
@@ -227,6 +228,7 @@ impl DockerPort for BollardDocker {
             .filter_map(|row| {
                 Some(Process {
                     pid: row.get(pid_col)?.parse().ok()?,
+                    ppid: ppid_col.and_then(|c| row.get(c)?.parse().ok()).unwrap_or(0),
                     uid: row.get(uid_col).and_then(|u| uid_of(u)),
                     command: row.get(cmd_col).cloned().unwrap_or_default(),
                 })
@@ -365,6 +367,16 @@ impl DockerPort for BollardDocker {
         let mut out = Finished { exit_code, ..Default::default() };
         while let Some(chunk) = logs.next().await {
             collect_output(&mut out, chunk.map_err(map_err)?);
+        }
+        Ok(out)
+    }
+
+    async fn logs(&self, id: &str, lines: usize) -> Result<Vec<u8>, DockerError> {
+        let opts = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+        let mut logs = self.docker.logs(id, Some(opts));
+        let mut out = Vec::new();
+        while let Some(chunk) = logs.next().await {
+            out.extend_from_slice(&chunk.map_err(map_err)?.into_bytes());
         }
         Ok(out)
     }

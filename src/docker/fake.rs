@@ -32,6 +32,7 @@ pub enum Call {
     Events(String),
     Exec(String),
     Wait(String),
+    Logs(String),
 }
 
 impl Call {
@@ -54,6 +55,7 @@ impl Call {
             Call::Events(_) => "events",
             Call::Exec(_) => "exec",
             Call::Wait(_) => "wait",
+            Call::Logs(_) => "logs",
         }
     }
 }
@@ -86,6 +88,8 @@ pub struct State {
     pub helper: Option<HelperFn>,
     /// Exit code of every exec (health probes).
     pub exec_exit: i64,
+    /// What `logs` returns, by container name.
+    pub logs: HashMap<String, Vec<u8>>,
     next_id: u64,
 }
 
@@ -331,7 +335,7 @@ impl DockerPort for FakeDocker {
         let c = s.created(name, &body);
         let id = c.id().to_string();
         let uid = c.configured_user().split(':').next().and_then(|u| u.parse().ok()).unwrap_or(0);
-        s.processes.insert(id.clone(), vec![Process { pid: 1, uid: Some(uid), command: "main".into() }]);
+        s.processes.insert(id.clone(), vec![Process { pid: 1, ppid: 0, uid: Some(uid), command: "main".into() }]);
         s.containers.push(c);
         Ok(id)
     }
@@ -409,6 +413,13 @@ impl DockerPort for FakeDocker {
         self.enter(Call::Exec(id.into()))?;
         let s = self.state.lock().unwrap();
         Ok(Finished { exit_code: s.exec_exit, ..Default::default() })
+    }
+
+    async fn logs(&self, id: &str, _lines: usize) -> Result<Vec<u8>, DockerError> {
+        self.enter(Call::Logs(id.into()))?;
+        let s = self.state.lock().unwrap();
+        let name = s.container(id).map(|c| c.name().to_string()).unwrap_or_default();
+        Ok(s.logs.get(&name).cloned().unwrap_or_default())
     }
 
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {

@@ -71,6 +71,9 @@ pub struct ContainerRef {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Process {
     pub pid: u32,
+    /// The parent's pid (0 when the daemon's `ps` did not say).
+    #[serde(skip)]
+    pub ppid: u32,
     /// Numeric uid; `None` when the daemon's `ps` printed a name unroot could not map.
     pub uid: Option<u32>,
     pub command: String,
@@ -188,6 +191,54 @@ pub trait DockerPort: Send + Sync {
 
     /// Waits for a started container to exit and returns its code and output.
     fn wait_container(&self, id: &str) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+
+    /// The last `lines` lines of a container's log, stdout and stderr interleaved as Docker
+    /// keeps them.
+    fn logs(&self, id: &str, lines: usize) -> impl Future<Output = Result<Vec<u8>, DockerError>> + Send;
+}
+
+/// The processes of a container's own process tree: its PID 1 (`init_pid`, the host pid
+/// inspect reports as `State.Pid`) and every descendant. Processes started by `docker exec`
+/// (health probes, an operator's shell) hang below the runtime, not below PID 1: they are
+/// not the container's and would make its class flap. When the tree cannot be told (no
+/// parent pids, PID 1 not listed), every process counts.
+pub fn own_tree(procs: Vec<Process>, init_pid: u32) -> Vec<Process> {
+    if init_pid == 0 || !procs.iter().any(|p| p.pid == init_pid) || procs.iter().all(|p| p.ppid == 0) {
+        return procs;
+    }
+    let mut own = std::collections::BTreeSet::from([init_pid]);
+    loop {
+        let before = own.len();
+        for p in &procs {
+            if own.contains(&p.ppid) {
+                own.insert(p.pid);
+            }
+        }
+        if own.len() == before {
+            break;
+        }
+    }
+    procs.into_iter().filter(|p| own.contains(&p.pid)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pid: u32, ppid: u32, uid: u32) -> Process {
+        Process { pid, ppid, uid: Some(uid), command: String::new() }
+    }
+
+    #[test]
+    fn only_the_containers_own_process_tree_counts() {
+        // PID 1 (host 100) runs as root and drops to 999 in a child; 300 is a health probe
+        // that `docker exec` started as root under the runtime (ppid 50).
+        let procs = vec![p(100, 90, 0), p(101, 100, 999), p(102, 101, 999), p(300, 50, 0)];
+        let own: Vec<u32> = own_tree(procs.clone(), 100).iter().map(|p| p.pid).collect();
+        assert_eq!(own, [100, 101, 102]);
+        assert_eq!(own_tree(procs.clone(), 0).len(), 4, "no PID 1 known: every process");
+        assert_eq!(own_tree(procs, 7).len(), 4, "PID 1 not listed: every process");
+    }
 }
 
 impl DockerError {
@@ -269,6 +320,11 @@ impl Inspect {
 
     pub fn running(&self) -> bool {
         self.bool_at("/State/Running")
+    }
+
+    /// The host pid of the container's PID 1 (0 when it is not running).
+    pub fn pid(&self) -> u32 {
+        self.0.pointer("/State/Pid").and_then(Value::as_u64).map_or(0, |p| p as u32)
     }
 
     pub fn restarting(&self) -> bool {

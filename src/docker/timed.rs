@@ -117,4 +117,7 @@ impl<P: DockerPort> DockerPort for Timed<P> {
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
         self.time(self.inner.wait_container(id)).await
     }
+    async fn logs(&self, id: &str, lines: usize) -> Result<Vec<u8>, DockerError> {
+        self.time(self.inner.logs(id, lines)).await
+    }
 }

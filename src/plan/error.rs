@@ -28,6 +28,26 @@ pub enum PlanErrorKind {
     TooManyServices,
 }
 
+impl PlanErrorKind {
+    /// The section of the plan format's documentation (docs/plan.md) that explains the rule.
+    pub fn doc_anchor(self) -> &'static str {
+        match self {
+            PlanErrorKind::File | PlanErrorKind::TooManyServices => "limits",
+            PlanErrorKind::Syntax | PlanErrorKind::UnknownKey | PlanErrorKind::InvalidValue => "keys-at-a-glance",
+            PlanErrorKind::InvalidName => "servicename",
+            PlanErrorKind::RootUser | PlanErrorKind::InvalidUser => "user",
+            PlanErrorKind::KeepRootWithUser => "keep_root",
+            PlanErrorKind::UnknownAfter | PlanErrorKind::AfterLaterDay | PlanErrorKind::Cycle => "after",
+            PlanErrorKind::InvalidPath => "chown",
+            PlanErrorKind::InvalidDuration => "durations",
+            PlanErrorKind::InvalidDay => "day",
+        }
+    }
+}
+
+/// Where the plan format is documented, in the project.
+pub const PLAN_DOC: &str = "docs/plan.md";
+
 /// One broken rule of a plan, with its place in the file.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("{location}: {message}")]
@@ -79,6 +99,11 @@ impl Source {
             }
             None => self.name.clone(),
         };
+        let doc = format!("{PLAN_DOC}#{}", kind.doc_anchor());
+        let help = Some(match help {
+            Some(h) => format!("{h} (see {doc})"),
+            None => format!("see {doc}"),
+        });
         PlanError {
             kind,
             location,

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
@@ -27,7 +28,7 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_SERVICES: usize = 10_000;
 
 /// What happens to a day when one of its services fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// Restore every touched service of the day, in reverse order.
@@ -40,7 +41,7 @@ pub enum OnFailure {
 }
 
 /// Where re-owning runs (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ownership {
     /// In-process when that is safe, else a helper container.
@@ -171,73 +172,158 @@ pub struct Plan {
 // ---------------------------------------------------------------------------------------
 // The file as written: every key known, places kept for the errors.
 
-#[derive(Deserialize)]
+/// An unroot plan: which containers move off root, to which user, on which day and after
+/// what. See docs/plan.md.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "unroot plan")]
 struct RawPlan {
+    /// How the whole rollout runs.
+    #[schemars(with = "RawRollout")]
     rollout: Spanned<RawRollout>,
+    /// Optional titles of the days: `2 = "cache and queue"`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     days: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// One table per container, named as `docker ps` shows it.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawService>")]
     service: BTreeMap<Spanned<String>, Spanned<RawService>>,
 }
 
-#[derive(Deserialize)]
+/// Durations are whole numbers with a unit (ms, s, m, h), adding up: "30s", "1h30m";
+/// between 1s and 24h.
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRollout {
+    /// Names the state folder: [a-z0-9][a-z0-9-]*.
+    #[schemars(with = "String", regex(pattern = "^[a-z0-9][a-z0-9-]*$"))]
     name: Spanned<String>,
+    /// Where runs are kept (default "rollback", relative to the current directory).
+    #[schemars(with = "Option<String>")]
     state_dir: Option<Spanned<String>>,
+    /// Services of one wave migrated at once (1-64, default 1).
+    #[schemars(with = "Option<i64>", range(min = 1, max = 64))]
     parallelism: Option<Spanned<i64>>,
+    /// What a failure does: rollback-day (default), rollback-service or pause.
     #[serde(default)]
     on_failure: OnFailure,
+    /// Grace before SIGKILL (default "30s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     stop_timeout: Option<Spanned<String>>,
+    /// Per service, from start to healthy (default "120s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     health_timeout: Option<Spanned<String>>,
+    /// Healthy this long without a restart to count (default "5s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     stable_for: Option<Spanned<String>>,
+    /// How long a restore waits for a daemon that stopped answering (default "120s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     daemon_timeout: Option<Spanned<String>>,
+    /// Image for re-owning helpers (needs sh, find, stat, chown, xargs); default: the
+    /// service's own image.
+    #[schemars(with = "Option<String>")]
     helper_image: Option<Spanned<String>>,
+    /// Where re-owning runs: auto (default), host or helper.
     #[serde(default)]
     ownership: Ownership,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawService {
+    /// The day it migrates on (>= 1).
+    #[schemars(with = "i64", range(min = 1))]
     day: Spanned<i64>,
+    /// The new user: "uid", "uid:gid", "name" or "name:group" (names from the image's
+    /// /etc/passwd); never root. Leave out to keep the user and change only the controls.
+    #[schemars(with = "Option<String>")]
     user: Option<Spanned<String>>,
+    /// A documented exception: why it stays root. Not with `user`.
+    #[schemars(with = "Option<String>")]
     keep_root: Option<Spanned<String>>,
+    /// Services migrated and healthy before this one starts (same or earlier day).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     after: Vec<Spanned<String>>,
+    /// Absolute container paths whose mounts are re-owned; default every writable volume
+    /// and bind mount; [] re-owns nothing.
+    #[schemars(with = "Option<Vec<String>>")]
     chown: Option<Vec<Spanned<String>>>,
+    /// "docker" (the container's HEALTHCHECK), "running", or { exec = ["cmd", ...] }.
+    #[schemars(with = "Option<RawHealth>")]
     health: Option<Spanned<RawHealth>>,
+    /// Grace before SIGKILL for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     stop_timeout: Option<Spanned<String>>,
+    /// From start to healthy, for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     health_timeout: Option<Spanned<String>>,
+    /// Healthy this long without a restart, for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     stable_for: Option<Spanned<String>>,
+    /// How long its restore waits for a daemon that stopped answering.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
     daemon_timeout: Option<Spanned<String>>,
+    /// Supplementary groups, by name (the image's /etc/group) or gid.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     group_add: Vec<Spanned<String>>,
+    /// Environment added or replaced (values are never printed).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     env: BTreeMap<Spanned<String>, String>,
+    /// Capabilities dropped (ALL, NET_RAW, ...).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     cap_drop: Vec<Spanned<String>>,
+    /// Capabilities added (NET_BIND_SERVICE, ...).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     cap_add: Vec<Spanned<String>>,
+    /// A read-only root filesystem.
     read_only: Option<bool>,
+    /// Set no-new-privileges.
     no_new_privileges: Option<bool>,
+    /// Re-own files with more than one hard link too (default false).
     #[serde(default)]
     hardlinks: bool,
+    /// Where re-owning runs for this service: auto, host or helper.
     ownership: Option<Ownership>,
 }
 
-#[derive(Deserialize)]
+/// How a replacement counts as healthy.
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum RawHealth {
-    Mode(String),
+    /// "docker" or "running".
+    Mode(#[schemars(with = "HealthModeName")] String),
+    /// A probe command run inside the container, healthy when it exits 0.
     Exec(RawExec),
 }
 
-#[derive(Deserialize)]
+/// The named health modes.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum HealthModeName {
+    Docker,
+    Running,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExec {
+    /// The command and its arguments.
+    #[schemars(length(min = 1))]
     exec: Vec<String>,
+}
+
+/// The JSON Schema of the plan format, made from the types that parse it.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawPlan)).expect("a schema serializes")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,7 +417,7 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
     } else if message.starts_with("unknown variant") {
         (PlanErrorKind::InvalidValue, Some("use one of the values listed above".to_string()))
     } else {
-        (PlanErrorKind::Syntax, Some("see the plan format in the README or SPEC §2".to_string()))
+        (PlanErrorKind::Syntax, Some("the plan is TOML; check the line above".to_string()))
     };
     src.error(kind, e.span(), message, "here", help).into()
 }

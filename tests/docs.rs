@@ -1,0 +1,99 @@
+//! The documentation cannot drift from the parser: docs/plan.md's complete example passes
+//! `unroot check`, every plan of the repository validates against `unroot schema`, every
+//! error of `check` points into docs/plan.md, and the man page renders.
+
+mod common;
+
+use common::{repo_path, unroot};
+use serde_json::Value;
+
+/// The TOML block that follows the `complete-example` marker in docs/plan.md.
+fn complete_example() -> String {
+    let doc = std::fs::read_to_string(repo_path("docs/plan.md")).unwrap();
+    let after = doc.split("<!-- complete-example").nth(1).expect("docs/plan.md marks its complete example");
+    let block = after.split("```toml\n").nth(1).expect("a toml block follows the marker");
+    block.split("\n```").next().unwrap().to_string()
+}
+
+#[test]
+fn the_complete_example_of_the_docs_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, complete_example()).unwrap();
+    let out = unroot().args(["check", path.to_str().unwrap(), "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["services"].as_u64(), v["exceptions"].as_u64()), (Some(6), Some(1)));
+}
+
+/// A TOML plan as JSON, the way an editor checks it against the schema.
+fn as_json(text: &str) -> Value {
+    let table: toml::Table = text.parse().unwrap();
+    serde_json::to_value(table).unwrap()
+}
+
+fn schema() -> Value {
+    let out = unroot().arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    serde_json::from_slice(&out.stdout).expect("unroot schema prints JSON")
+}
+
+#[test]
+fn every_plan_of_the_repository_validates_against_the_schema() {
+    let validator = jsonschema::validator_for(&schema()).expect("a valid JSON Schema");
+    let mut plans = vec![repo_path("plans/sutazai.toml")];
+    for e in std::fs::read_dir(repo_path("tests/plans")).unwrap() {
+        plans.push(e.unwrap().path());
+    }
+    assert!(plans.len() >= 3);
+    for p in &plans {
+        let text = std::fs::read_to_string(p).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&as_json(&text)).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", p.display());
+        let check = unroot().args(["check", p.to_str().unwrap()]).output().unwrap();
+        assert_eq!(check.status.code(), Some(0), "{}: {}", p.display(), String::from_utf8_lossy(&check.stderr));
+    }
+    let docs = as_json(&complete_example());
+    assert!(validator.is_valid(&docs), "the docs' example");
+    // The schema is not a rubber stamp: what check refuses for its shape, it refuses too.
+    for bad in [
+        "[rollout]\nname = \"x\"\n[service.a]\nday = 1\nchwon = [\"/data\"]\n",
+        "[rollout]\nname = \"X Y\"\n[service.a]\nday = 1\n",
+        "[rollout]\nname = \"x\"\non_failure = \"retry\"\n[service.a]\nday = 1\n",
+        "[rollout]\nname = \"x\"\n[service.a]\nday = 1\nhealth = \"sometimes\"\n",
+        "[rollout]\nname = \"x\"\nstable_for = \"5 seconds\"\n[service.a]\nday = 1\n",
+        "[rollout]\nname = \"x\"\n[service.a]\nuser = \"1000\"\n",
+    ] {
+        assert!(!validator.is_valid(&as_json(bad)), "the schema accepts:\n{bad}");
+    }
+}
+
+#[test]
+fn every_error_of_check_points_into_the_plan_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[rollout]\nname = \"t\"\nstable_for = \"forever\"\n[service.db]\nday = 1\nuser = \"root\"\n[service.web]\nday = 1\nafter = [\"nope\"]\n",
+    )
+    .unwrap();
+    let out = unroot().args(["check", path.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for anchor in ["docs/plan.md#durations", "docs/plan.md#user", "docs/plan.md#after"] {
+        assert!(err.contains(anchor), "{anchor} missing: {err}");
+    }
+    let doc = std::fs::read_to_string(repo_path("docs/plan.md")).unwrap();
+    for heading in ["## Durations", "### `user`", "### `after`", "## Keys at a glance", "## Limits", "### `chown`"] {
+        assert!(doc.contains(heading), "docs/plan.md has no {heading}");
+    }
+}
+
+#[test]
+fn the_man_page_renders() {
+    let out = unroot().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH unroot"), "{}", &page[..page.len().min(200)]);
+    assert!(page.contains("audit") && page.contains("rollback"), "the subcommands are listed");
+}
