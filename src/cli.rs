@@ -282,7 +282,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                     Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: Some(docker.counter()) };
                 let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
                 watch_ctrl_c(stop);
-                commands::apply(&docker, &plan, &opts, stop, out).await
+                commands::apply(&docker, &plan, &opts, stop, &out).await
             })
         }
         Command::Resume { run, plan, json } => {
@@ -292,7 +292,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
                 watch_ctrl_c(stop);
-                runs::resume(&docker, &state, run.as_deref(), out, stop).await
+                runs::resume(&docker, &state, run.as_deref(), &out, stop).await
             })
         }
         Command::Rollback { run, plan, services, json } => {
@@ -301,7 +301,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
                 let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-                runs::rollback(&docker, &state, &run, &services, out, stop).await
+                runs::rollback(&docker, &state, &run, &services, &out, stop).await
             })
         }
         Command::Status { run, plan, json } => {
@@ -335,9 +335,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
 
 /// The state directory of `resume`, `rollback` and `status`: `--state-dir`, else the
 /// `state_dir` of `--plan`, else `rollback/`.
-fn location(flag: Option<&std::path::Path>, plan: Option<&std::path::Path>) -> Result<commands::StateLocation, Error> {
+fn location(
+    flag: Option<&std::path::Path>,
+    plan: Option<&std::path::Path>,
+) -> Result<crate::state::StateLocation, Error> {
     let plan = plan.map(Plan::load).transpose()?;
-    Ok(commands::StateLocation::resolve(flag, plan.as_ref()))
+    Ok(crate::state::StateLocation::resolve(flag, plan.as_ref()))
 }
 
 /// Ctrl-C once: start nothing new and roll back what is in flight. Twice: stop at once

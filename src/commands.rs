@@ -3,18 +3,19 @@
 //! executor.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::docker::{DockerPort, inspect_named};
 use crate::error::{Error, Exit};
+use crate::events::Events;
 use crate::executor::{Apply, Outcome, RunCtx};
 use crate::interrupt::Interrupt;
-use crate::output::{Output, Reporter};
+use crate::output::Output;
 use crate::plan::Plan;
 use crate::preview::{self, AlreadyMigrated, NameSource};
 use crate::recreate::LABEL_RUN;
-use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir, ServiceState};
+use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir, ServiceState, StateLocation};
 
 /// Options of `apply` (and of `plan`, which is `apply --dry-run`).
 #[derive(Debug, Clone)]
@@ -26,44 +27,6 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     pub json: bool,
     pub state_dir: Option<PathBuf>,
-}
-
-/// The state directory a command uses, and what a printed command needs to find it again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateLocation {
-    pub dir: PathBuf,
-    /// ` --state-dir DIR`, ` --plan PLAN`, or empty when the default finds it.
-    pub hint: String,
-}
-
-/// The default state directory, relative to the current directory.
-pub const DEFAULT_STATE_DIR: &str = "rollback";
-
-impl StateLocation {
-    /// `--state-dir`, else the `state_dir` of the plan, else `rollback/` (SPEC §1).
-    pub fn resolve(flag: Option<&Path>, plan: Option<&Plan>) -> StateLocation {
-        match (flag, plan) {
-            (Some(dir), _) => {
-                StateLocation { dir: dir.to_path_buf(), hint: format!(" --state-dir {}", shell_word(dir)) }
-            }
-            (None, Some(plan)) if plan.rollout.state_dir != Path::new(DEFAULT_STATE_DIR) => StateLocation {
-                dir: plan.rollout.state_dir.clone(),
-                hint: format!(" --plan {}", shell_word(Path::new(&plan.source.name))),
-            },
-            (None, Some(plan)) => StateLocation { dir: plan.rollout.state_dir.clone(), hint: String::new() },
-            (None, None) => StateLocation { dir: PathBuf::from(DEFAULT_STATE_DIR), hint: String::new() },
-        }
-    }
-}
-
-/// A path as one shell word (quoted when it holds anything but plain characters).
-fn shell_word(p: &Path) -> String {
-    let s = p.display().to_string();
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c)) {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// Refuses (exit 5) while an earlier day is not applied, unless every service named by
@@ -203,7 +166,7 @@ pub async fn apply(
     plan: &Plan,
     opts: &ApplyOptions,
     stop: &Interrupt,
-    reporter: Reporter,
+    reporter: &dyn Events,
 ) -> Result<Exit, Error> {
     if opts.dry_run {
         return self::plan(port, plan, opts).await;
@@ -307,29 +270,4 @@ pub async fn apply(
     };
     ctx.out.done(outcome.as_str(), exit as u8, &summary);
     Ok(exit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_state_dir_and_the_hint_that_finds_it_again() {
-        let plan = |dir: &str| {
-            Plan::parse(
-                "plans/my plan.toml",
-                &format!("[rollout]\nname = \"p\"\nstate_dir = \"{dir}\"\n[service.a]\nday = 1\nuser = \"1\"\n"),
-            )
-            .unwrap()
-        };
-        let custom = plan("/srv/unroot-state");
-        let loc = StateLocation::resolve(None, Some(&custom));
-        assert_eq!(loc.dir, Path::new("/srv/unroot-state"));
-        assert_eq!(loc.hint, " --plan 'plans/my plan.toml'");
-        let flag = StateLocation::resolve(Some(Path::new("/tmp/s")), Some(&custom));
-        assert_eq!((flag.dir.as_path(), flag.hint.as_str()), (Path::new("/tmp/s"), " --state-dir /tmp/s"));
-        let default = StateLocation::resolve(None, Some(&plan("rollback")));
-        assert_eq!((default.dir.as_path(), default.hint.as_str()), (Path::new("rollback"), ""));
-        assert_eq!(StateLocation::resolve(None, None).dir, Path::new("rollback"));
-    }
 }

@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 
 use crate::compose::{self, ComposeRef, ServiceOverride};
 use crate::docker::{DockerError, DockerPort, Finished, Inspect, inspect_named};
+use crate::events::Events;
 use crate::health;
 use crate::hostfs;
 use crate::interrupt::Interrupt;
 use crate::orphans;
-use crate::output::Reporter;
 use crate::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::preview::{self, DayPlan, Method, Resolved, ServicePlan};
 use crate::recreate::{self, Changes, LABEL_RUN};
@@ -141,7 +141,7 @@ pub struct RunCtx<'a, D: DockerPort> {
     pub port: &'a D,
     pub run: RunDir,
     pub journal: Mutex<Journal>,
-    pub out: Reporter,
+    pub out: &'a dyn Events,
     /// Set by Ctrl-C: start nothing new.
     pub stop: &'a Interrupt,
     /// What the commands that continue this run need besides the run id, so that they find
@@ -1266,7 +1266,7 @@ mod tests {
                 port: fake,
                 run,
                 journal: Mutex::new(journal),
-                out: Reporter { json: true, ..Reporter::default() },
+                out: &crate::events::Discard,
                 stop: &stop,
                 hint: String::new(),
             };
@@ -1334,7 +1334,7 @@ mod tests {
             port: &fake,
             run,
             journal: Mutex::new(journal),
-            out: Reporter::default(),
+            out: &crate::events::Discard,
             stop: &stop,
             hint: String::new(),
         };

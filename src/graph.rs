@@ -13,7 +13,13 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::plan::Service;
+/// One service as the graph sees it: its name, its day, and the names it comes after.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub name: &'a str,
+    pub day: u32,
+    pub after: &'a [String],
+}
 
 /// Days, waves and edges of a validated plan.
 #[derive(Debug, Clone)]
@@ -30,18 +36,18 @@ impl RolloutGraph {
     /// Builds the graph of services whose `after` names are all known.
     ///
     /// Errors: a cycle, returned as the names along it (the first repeats implicitly).
-    pub fn build(services: &[Service]) -> Result<RolloutGraph, Vec<String>> {
+    pub fn build(services: &[Node<'_>]) -> Result<RolloutGraph, Vec<String>> {
         let mut graph = DiGraph::with_capacity(services.len(), services.len());
         let mut index = HashMap::with_capacity(services.len());
         let mut day_of = Vec::with_capacity(services.len());
         for s in services {
-            let n = graph.add_node(s.name.clone());
-            index.insert(s.name.clone(), n);
+            let n = graph.add_node(s.name.to_string());
+            index.insert(s.name.to_string(), n);
             day_of.push(s.day);
         }
         for s in services {
-            for dep in &s.after {
-                if let (Some(&a), Some(&b)) = (index.get(dep), index.get(&s.name)) {
+            for dep in s.after {
+                if let (Some(&a), Some(&b)) = (index.get(dep), index.get(s.name)) {
                     graph.update_edge(a, b, ());
                 }
             }

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod compose;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod failpoint;
 pub mod graph;

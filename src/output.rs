@@ -167,7 +167,7 @@ impl Output {
     }
 
     /// `unroot status`: runs and each service's step.
-    pub fn status(&self, runs: &[crate::runs::RunStatus], loc: &crate::commands::StateLocation) {
+    pub fn status(&self, runs: &[crate::runs::RunStatus], loc: &crate::state::StateLocation) {
         let hint = &loc.hint;
         if self.json {
             print_json(&serde_json::json!({ "runs": runs }));
@@ -321,10 +321,10 @@ impl Reporter {
             None => print(text),
         }
     }
+}
 
-    /// Reports one event. `fields` are extra keys; none of them may hold an environment
-    /// value (callers pass step names, ids, counts and messages built from keys only).
-    pub fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
+impl crate::events::Events for Reporter {
+    fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
         if let (Some(bars), Some(service)) = (&self.bars, service) {
             match (event, step) {
                 ("step-start", Some(step)) => bars.start(service, step),
@@ -368,8 +368,7 @@ impl Reporter {
         self.line(&format!("{line}\n"));
     }
 
-    /// The last event of a run.
-    pub fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
+    fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
         if self.json {
             let mut fields = serde_json::json!({"outcome": outcome, "exit_code": exit_code});
             if let Some(n) = &self.docker_nanos {
@@ -382,8 +381,7 @@ impl Reporter {
         }
     }
 
-    /// A free-form line for people (human mode only).
-    pub fn note(&self, text: &str) {
+    fn note(&self, text: &str) {
         if !self.json {
             self.line(&format!("{text}\n"));
         }

@@ -10,17 +10,17 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::commands::StateLocation;
 use crate::compose::{self, ComposeRef};
 use crate::docker::{DockerError, DockerPort, Inspect, inspect_named};
 use crate::error::{Error, Exit};
+use crate::events::Events;
 use crate::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
 use crate::interrupt::Interrupt;
-use crate::output::Reporter;
 use crate::plan::{OnFailure, Plan};
 use crate::preview::{self, NameSource};
 use crate::state::{
-    Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, run_events,
+    Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, StateLocation,
+    run_events,
 };
 
 /// One run as its folder tells it.
@@ -264,7 +264,7 @@ pub fn status(loc: &StateLocation, run: Option<&str>) -> Result<Vec<RunStatus>, 
 fn open_ctx<'a, D: DockerPort>(
     port: &'a D,
     view: &RunView,
-    out: Reporter,
+    out: &'a dyn Events,
     stop: &'a Interrupt,
     hint: &str,
 ) -> Result<RunCtx<'a, D>, Error> {
@@ -332,7 +332,7 @@ pub async fn resume(
     port: &impl DockerPort,
     loc: &StateLocation,
     run: Option<&str>,
-    out: Reporter,
+    out: &dyn Events,
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(&loc.dir, "unroot resume")?;
@@ -357,7 +357,7 @@ pub async fn resume(
     }
     let mut worst = Exit::Ok;
     for view in open {
-        let exit = resume_one(port, &view, out.clone(), stop, &loc.hint).await?;
+        let exit = resume_one(port, &view, out, stop, &loc.hint).await?;
         if exit as u8 > worst as u8 {
             worst = exit;
         }
@@ -368,7 +368,7 @@ pub async fn resume(
 async fn resume_one(
     port: &impl DockerPort,
     view: &RunView,
-    out: Reporter,
+    out: &dyn Events,
     stop: &Interrupt,
     hint: &str,
 ) -> Result<Exit, Error> {
@@ -391,7 +391,7 @@ async fn resume_one(
     if rolling_back {
         let services = view.restore_order(&view.rollback_services());
         refuse_foreign_holders(port, view, &services).await?;
-        let ctx = open_ctx(port, view, out.clone(), stop, hint)?;
+        let ctx = open_ctx(port, view, out, stop, hint)?;
         ctx.record(Record::Run {
             event: RunEvent::RollingBack,
             detail: Some("resumed".into()),
@@ -402,7 +402,7 @@ async fn resume_one(
     }
     // A name the run's services lost to a container that is not theirs: refuse, change nothing.
     refuse_foreign_holders(port, view, &view.touched()).await?;
-    let ctx = open_ctx(port, view, out.clone(), stop, hint)?;
+    let ctx = open_ctx(port, view, out, stop, hint)?;
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = HashMap::new();
     for name in view.touched() {
@@ -465,7 +465,7 @@ pub async fn rollback(
     loc: &StateLocation,
     run: &str,
     only: &[String],
-    out: Reporter,
+    out: &dyn Events,
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(&loc.dir, &format!("unroot rollback {run}"))?;

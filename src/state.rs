@@ -59,6 +59,43 @@ pub fn private_dir(dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// The state directory a command uses, and what a printed command needs to find it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLocation {
+    pub dir: PathBuf,
+    /// ` --state-dir DIR`, ` --plan PLAN`, or empty when the default finds it.
+    pub hint: String,
+}
+
+impl StateLocation {
+    /// `--state-dir`, else the `state_dir` of the plan, else `rollback/` (SPEC §1).
+    pub fn resolve(flag: Option<&Path>, plan: Option<&crate::plan::Plan>) -> StateLocation {
+        match (flag, plan) {
+            (Some(dir), _) => {
+                StateLocation { dir: dir.to_path_buf(), hint: format!(" --state-dir {}", shell_word(dir)) }
+            }
+            (None, Some(plan)) if plan.rollout.state_dir != Path::new(crate::plan::DEFAULT_STATE_DIR) => {
+                StateLocation {
+                    dir: plan.rollout.state_dir.clone(),
+                    hint: format!(" --plan {}", shell_word(Path::new(&plan.source.name))),
+                }
+            }
+            (None, Some(plan)) => StateLocation { dir: plan.rollout.state_dir.clone(), hint: String::new() },
+            (None, None) => StateLocation { dir: PathBuf::from(crate::plan::DEFAULT_STATE_DIR), hint: String::new() },
+        }
+    }
+}
+
+/// A path as one shell word (quoted when it holds anything but plain characters).
+fn shell_word(p: &Path) -> String {
+    let s = p.display().to_string();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c)) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// Writes a file with mode 0600 durably: temp file, fsync, rename, fsync of the directory.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -694,6 +731,26 @@ mod tests {
         Journal::open(&run.journal_path()).unwrap();
         assert_eq!(pd.runs().unwrap(), ["day1-20260101T000000"]);
         assert_eq!(mode(&run.journal_path()), 0o600);
+    }
+
+    #[test]
+    fn the_state_dir_and_the_hint_that_finds_it_again() {
+        let plan = |dir: &str| {
+            crate::plan::Plan::parse(
+                "plans/my plan.toml",
+                &format!("[rollout]\nname = \"p\"\nstate_dir = \"{dir}\"\n[service.a]\nday = 1\nuser = \"1\"\n"),
+            )
+            .unwrap()
+        };
+        let custom = plan("/srv/unroot-state");
+        let loc = StateLocation::resolve(None, Some(&custom));
+        assert_eq!(loc.dir, Path::new("/srv/unroot-state"));
+        assert_eq!(loc.hint, " --plan 'plans/my plan.toml'");
+        let flag = StateLocation::resolve(Some(Path::new("/tmp/s")), Some(&custom));
+        assert_eq!((flag.dir.as_path(), flag.hint.as_str()), (Path::new("/tmp/s"), " --state-dir /tmp/s"));
+        let default = StateLocation::resolve(None, Some(&plan("rollback")));
+        assert_eq!((default.dir.as_path(), default.hint.as_str()), (Path::new("rollback"), ""));
+        assert_eq!(StateLocation::resolve(None, None).dir, Path::new("rollback"));
     }
 
     #[test]

@@ -19,8 +19,12 @@ use toml::Spanned;
 
 pub use error::{PlanError, PlanErrorKind, PlanErrors, Source};
 
-use crate::graph::RolloutGraph;
+use crate::graph::{Node, RolloutGraph};
 use crate::user::UserSpec;
+
+/// The state directory when neither the plan nor `--state-dir` names one, relative to the
+/// current directory.
+pub const DEFAULT_STATE_DIR: &str = "rollback";
 
 /// Largest plan file accepted.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -379,7 +383,9 @@ impl Plan {
             return Err(PlanErrors { errors: v.errors });
         }
         let rollout = rollout.expect("no errors means the rollout validated");
-        let graph = RolloutGraph::build(&services).map_err(|cycle| cycle_error(&source, &services, &cycle))?;
+        let nodes: Vec<Node<'_>> =
+            services.iter().map(|s| Node { name: &s.name, day: s.day, after: &s.after }).collect();
+        let graph = RolloutGraph::build(&nodes).map_err(|cycle| cycle_error(&source, &services, &cycle))?;
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         Ok(Plan { source, sha256, rollout, days, services, graph })
     }
@@ -556,10 +562,10 @@ impl Validator<'_> {
                     "empty",
                     Some("leave it out for the default \"rollback\""),
                 );
-                PathBuf::from("rollback")
+                PathBuf::from(DEFAULT_STATE_DIR)
             }
             Some(s) => PathBuf::from(s.get_ref()),
-            None => PathBuf::from("rollback"),
+            None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let timings =
             self.timings(Timings::default(), &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
