@@ -1,7 +1,7 @@
 //! The library's errors and the exit codes of SPEC §1 they map to.
 
 use crate::docker::DockerError;
-use crate::plan::PlanErrors;
+use crate::model::plan::PlanErrors;
 
 /// Exit codes shared by every command (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

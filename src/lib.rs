@@ -1,31 +1,26 @@
 //! unroot moves running Docker containers off root in planned, health-gated stages.
 //!
-//! The library holds the engine; `main.rs` only calls [`cli::main`].
+//! The layers, and the one direction their dependencies run:
+//!
+//! ```text
+//! cli ──▶ engine ──▶ docker ──▶ model
+//!            │                    ▲
+//!            └──────▶ state ──────┘
+//! ```
+//!
+//! - [`model`]: pure data and rules (the plan, the rollout graph, users, `/etc/passwd`).
+//! - [`docker`]: the port to Docker (`DockerPort`), its one adapter on bollard, and a fake.
+//! - [`state`]: the state directory on disk: lock, journal, ledger, run folders.
+//! - [`engine`]: acts through the port and the state, never prints; it reports through an
+//!   event sink.
+//! - [`cli`]: arguments, dispatch, and the only writer to stdout; `main.rs` only calls
+//!   [`cli::main`].
 
-pub mod audit;
 pub mod cli;
-pub mod commands;
-pub mod compose;
 pub mod docker;
+pub mod engine;
 pub mod error;
-pub mod events;
-pub mod executor;
-pub mod failpoint;
-pub mod graph;
-pub mod health;
-pub mod hostfs;
-pub mod interrupt;
-pub mod orphans;
-pub mod output;
-pub mod passwd;
-pub mod plan;
-pub mod preview;
-pub mod recreate;
-pub mod redact;
-pub mod reown;
-pub mod runs;
+pub mod model;
 pub mod state;
-pub mod user;
-pub mod verify;
 
 pub use error::{Error, Exit};

@@ -2,7 +2,7 @@
 //! properties of the waves.
 
 use proptest::prelude::*;
-use unroot::plan::{Plan, PlanErrorKind, PlanErrors};
+use unroot::model::plan::{Plan, PlanErrorKind, PlanErrors};
 
 const HEAD: &str = "[rollout]\nname = \"t\"\n";
 

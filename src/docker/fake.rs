@@ -88,6 +88,8 @@ pub struct State {
     pub helper: Option<HelperFn>,
     /// Exit code of every exec (health probes).
     pub exec_exit: i64,
+    /// What a finished helper wrote (its stdout stands for the file its script writes), by id.
+    pub written: HashMap<String, Vec<u8>>,
     /// What `logs` returns, by container name.
     pub logs: HashMap<String, Vec<u8>>,
     next_id: u64,
@@ -303,10 +305,12 @@ impl DockerPort for FakeDocker {
     async fn read_archive(&self, id: &str, path: &str, limit: usize) -> Result<Vec<u8>, DockerError> {
         self.enter(Call::ReadArchive(id.into(), path.into()))?;
         let s = self.state.lock().unwrap();
+        let written = || s.written.get(id).map(|out| crate::model::passwd::tar_of("out", out, 0, 0));
         let mut bytes = s
             .archives
             .get(&(id.to_string(), path.to_string()))
             .cloned()
+            .or_else(written)
             .ok_or_else(|| DockerError::NotFound(format!("Could not find the file {path} in container {id}")))?;
         bytes.truncate(limit);
         Ok(bytes)
@@ -430,11 +434,11 @@ impl DockerPort for FakeDocker {
             Some(h) => h(&c, &s),
             None => Finished::default(),
         };
-        // What a helper printed is the listing its script writes to a file.
+        // What a helper printed is the listing its script writes to a file: any file read
+        // from it afterwards holds it.
         if !out.stdout.is_empty() {
             let cid = s.found(id)?.id().to_string();
-            let tar = crate::passwd::tar_of("unroot-scan.out", &out.stdout, 0, 0);
-            s.archives.insert((cid, crate::reown::SCAN_OUTPUT.to_string()), tar);
+            s.written.insert(cid, out.stdout.clone());
         }
         let c = s.found(id)?;
         c.0["State"]["Running"] = json!(false);

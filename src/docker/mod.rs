@@ -258,6 +258,15 @@ pub async fn inspect_named(port: &impl DockerPort, name: &str) -> Result<Inspect
     if c.name() == name { Ok(c) } else { Err(DockerError::NotFound(format!("no container is called {name}"))) }
 }
 
+/// The image reference to (re)create a container from: its own tag while that still names
+/// the image it runs, else the image's id (the tag moved, or is gone).
+pub async fn image_ref(port: &impl DockerPort, c: &Inspect) -> String {
+    match port.inspect_image(c.image()).await {
+        Ok(img) if img["Id"].as_str() == Some(c.image_id()) => c.image().to_string(),
+        _ => c.image_id().to_string(),
+    }
+}
+
 /// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -320,6 +329,55 @@ impl Inspect {
 
     pub fn running(&self) -> bool {
         self.bool_at("/State/Running")
+    }
+
+    /// It was killed for running out of memory.
+    pub fn oom_killed(&self) -> bool {
+        self.bool_at("/State/OOMKilled")
+    }
+
+    /// The exit code of its last run (-1 when unknown).
+    pub fn exit_code(&self) -> i64 {
+        self.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1)
+    }
+
+    /// Docker's health status (`starting`, `healthy`, `unhealthy`), when it has a check.
+    pub fn health_status(&self) -> Option<&str> {
+        self.0.pointer("/State/Health/Status").and_then(Value::as_str)
+    }
+
+    /// `Config.Env`, as `KEY=VALUE` entries.
+    pub fn env(&self) -> Vec<String> {
+        self.strings_at("/Config/Env")
+    }
+
+    /// `HostConfig.RestartPolicy` as Docker's JSON (`{"Name": "no"}` when unset).
+    pub fn restart_policy(&self) -> Value {
+        self.0.pointer("/HostConfig/RestartPolicy").cloned().unwrap_or(serde_json::json!({"Name": "no"}))
+    }
+
+    /// Whether it is connected to `network`.
+    pub fn on_network(&self, network: &str) -> bool {
+        self.0.pointer("/NetworkSettings/Networks").and_then(|n| n.get(network)).is_some()
+    }
+
+    /// Started with `--rm`: stopping it deletes it.
+    pub fn auto_remove(&self) -> bool {
+        self.bool_at("/HostConfig/AutoRemove")
+    }
+
+    /// `HostConfig.NetworkMode` (`default`, `host`, `none`, `container:ID`, a network).
+    pub fn network_mode(&self) -> &str {
+        self.str_at("/HostConfig/NetworkMode")
+    }
+
+    /// The exposed ports (`80/tcp`, …).
+    pub fn exposed_ports(&self) -> Vec<String> {
+        self.0
+            .pointer("/Config/ExposedPorts")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The host pid of the container's PID 1 (0 when it is not running).

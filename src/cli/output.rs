@@ -5,8 +5,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::audit;
-use crate::plan::Plan;
+use crate::engine::audit;
+use crate::model::plan::Plan;
 
 /// Human text or JSON, as the command was asked.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +116,7 @@ impl Output {
     }
 
     /// `unroot plan` / `apply --dry-run`: the day as apply will run it.
-    pub fn preview(&self, day: &crate::preview::DayPlan, title: Option<&str>) {
+    pub fn preview(&self, day: &crate::engine::preview::DayPlan, title: Option<&str>) {
         if self.json {
             print_json(day);
             return;
@@ -167,7 +167,7 @@ impl Output {
     }
 
     /// `unroot status`: runs and each service's step.
-    pub fn status(&self, runs: &[crate::runs::RunStatus], loc: &crate::state::StateLocation) {
+    pub fn status(&self, runs: &[crate::engine::runs::RunStatus], loc: &crate::state::StateLocation) {
         let hint = &loc.hint;
         if self.json {
             print_json(&serde_json::json!({ "runs": runs }));
@@ -207,7 +207,7 @@ impl Output {
     }
 
     /// `unroot verify`: each planned service, ok or its problems.
-    pub fn verify(&self, verdicts: &[crate::verify::Verdict]) {
+    pub fn verify(&self, verdicts: &[crate::engine::verify::Verdict]) {
         if self.json {
             print_json(&serde_json::json!({ "services": verdicts }));
             return;
@@ -323,7 +323,7 @@ impl Reporter {
     }
 }
 
-impl crate::events::Events for Reporter {
+impl crate::engine::events::Events for Reporter {
     fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
         if let (Some(bars), Some(service)) = (&self.bars, service) {
             match (event, step) {

@@ -8,9 +8,9 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::docker::{ContainerRef, DockerError, DockerPort, Inspect, Process};
-use crate::passwd;
-use crate::plan::{Plan, Service};
-use crate::user::{IdOrName, UserSpec};
+use crate::model::passwd;
+use crate::model::plan::{Plan, Service};
+use crate::model::user::{IdOrName, UserSpec};
 
 /// How a container stands with respect to root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -333,7 +333,7 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
 /// The uid `Config.User` stands for: empty is root; a name is looked up in the container's
 /// own /etc/passwd through the archive API. `None` when a name cannot be resolved.
 async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> Option<u32> {
-    let Some(spec) = crate::user::configured(configured) else {
+    let Some(spec) = crate::model::user::configured(configured) else {
         return Some(0);
     };
     match spec {
@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn exception_controls() {
-        let plan = crate::plan::Plan::parse(
+        let plan = crate::model::plan::Plan::parse(
             "t.toml",
             "[rollout]\nname='t'\n[service.m]\nday=1\nkeep_root='metrics'\ncap_drop=['ALL']\nread_only=true\nno_new_privileges=true\n",
         )
@@ -463,7 +463,7 @@ mod tests {
         }
 
         fn tar_with(path: &str, body: &[u8], uid: u64) -> Vec<u8> {
-            crate::passwd::tar_of(path, body, uid, uid)
+            crate::model::passwd::tar_of(path, body, uid, uid)
         }
 
         fn run(fake: &FakeDocker) -> Report {

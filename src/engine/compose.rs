@@ -6,79 +6,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::docker::Inspect;
+pub use crate::model::compose::{ComposeRef, OVERRIDE_FILE, ServiceOverride, override_path};
 
-/// Where a container sits in compose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComposeRef {
-    pub project: String,
-    pub service: String,
-    pub working_dir: String,
-    /// The project's compose files, as compose recorded them (docker-compose 1.x records
-    /// them as given on its command line, often relative to `working_dir`).
-    pub config_files: Vec<String>,
-    /// `com.docker.compose.version`: `1.29.2` for docker-compose 1.x, `2.x` for Compose v2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+/// The compose coordinates of a container, when compose manages it.
+pub fn compose_ref(c: &Inspect) -> Option<ComposeRef> {
+    Some(ComposeRef {
+        project: c.label("com.docker.compose.project")?.to_string(),
+        service: c.label("com.docker.compose.service")?.to_string(),
+        working_dir: c.label("com.docker.compose.project.working_dir")?.to_string(),
+        config_files: c
+            .label("com.docker.compose.project.config_files")
+            .map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default(),
+        version: c.label("com.docker.compose.version").map(str::to_string),
+    })
 }
-
-impl ComposeRef {
-    /// The compose coordinates of a container, when compose manages it.
-    pub fn of(c: &Inspect) -> Option<ComposeRef> {
-        Some(ComposeRef {
-            project: c.label("com.docker.compose.project")?.to_string(),
-            service: c.label("com.docker.compose.service")?.to_string(),
-            working_dir: c.label("com.docker.compose.project.working_dir")?.to_string(),
-            config_files: c
-                .label("com.docker.compose.project.config_files")
-                .map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default(),
-            version: c.label("com.docker.compose.version").map(str::to_string),
-        })
-    }
-
-    /// The compose files as paths: relative ones resolved against the project's working
-    /// directory, never against unroot's own.
-    pub fn config_paths(&self) -> Vec<PathBuf> {
-        self.config_files.iter().map(|f| Path::new(&self.working_dir).join(f)).collect()
-    }
-
-    /// Made by docker-compose 1.x (the Python one), which takes `docker-compose -f …`.
-    fn is_v1(&self) -> bool {
-        self.version.as_deref().is_some_and(|v| v.starts_with("1."))
-    }
-
-    /// How to bring the project up with the override, in the syntax of the compose that made
-    /// it.
-    pub fn usage(&self) -> String {
-        let mut files: Vec<String> = self.config_paths().iter().map(|p| p.display().to_string()).collect();
-        if files.is_empty() {
-            files.push(Path::new(&self.working_dir).join("docker-compose.yml").display().to_string());
-        }
-        files.push(override_path(self).display().to_string());
-        let tool = if self.is_v1() { "docker-compose" } else { "docker compose" };
-        let flags: Vec<String> = files.iter().map(|f| format!("-f {f}")).collect();
-        format!("{tool} -p {} {} up -d", self.project, flags.join(" "))
-    }
-}
-
-/// What the override sets for one service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceOverride {
-    pub user: Option<String>,
-    pub group_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub read_only: Option<bool>,
-    pub security_opt: Vec<String>,
-    /// From the plan only.
-    pub environment: BTreeMap<String, String>,
-}
-
-/// The file name of the override, beside the project's compose files.
-pub const OVERRIDE_FILE: &str = "docker-compose.unroot.yml";
 
 fn q(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
@@ -135,15 +78,6 @@ pub fn render(version: Option<&str>, usage: &str, services: &BTreeMap<String, Se
         }
     }
     out
-}
-
-/// Where a project's override goes: beside its first compose file, else its working dir.
-pub fn override_path(r: &ComposeRef) -> PathBuf {
-    r.config_paths()
-        .first()
-        .and_then(|f| f.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from(&r.working_dir))
-        .join(OVERRIDE_FILE)
 }
 
 /// Writes a project's override beside its compose files: by temp file and rename, so a

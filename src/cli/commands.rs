@@ -6,15 +6,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::cli::output::Output;
 use crate::docker::{DockerPort, inspect_named};
+use crate::engine::events::Events;
+use crate::engine::executor::{Apply, Outcome, RunCtx};
+use crate::engine::interrupt::Interrupt;
+use crate::engine::preview::{self, AlreadyMigrated, NameSource};
+use crate::engine::recreate::LABEL_RUN;
 use crate::error::{Error, Exit};
-use crate::events::Events;
-use crate::executor::{Apply, Outcome, RunCtx};
-use crate::interrupt::Interrupt;
-use crate::output::Output;
-use crate::plan::Plan;
-use crate::preview::{self, AlreadyMigrated, NameSource};
-use crate::recreate::LABEL_RUN;
+use crate::model::plan::Plan;
 use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir, ServiceState, StateLocation};
 
 /// Options of `apply` (and of `plan`, which is `apply --dry-run`).
@@ -174,9 +174,9 @@ pub async fn apply(
     check_day(plan, opts)?;
     let loc = StateLocation::resolve(opts.state_dir.as_deref(), Some(plan));
     let _lock = Lock::acquire(&loc.dir, &format!("unroot apply --day {}", opts.day))?;
-    crate::orphans::sweep(port).await;
+    crate::engine::orphans::sweep(port).await;
     let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
-    if let Some(run) = crate::runs::open_runs(&plan_dir)?.first() {
+    if let Some(run) = crate::engine::runs::open_runs(&plan_dir)?.first() {
         let id = &run.id;
         return Err(Error::Refused(format!(
             "run {id} of this plan is {}; continue it with `unroot resume {id}{hint}` or undo it with `unroot rollback {id}{hint}`",
@@ -220,7 +220,7 @@ pub async fn apply(
         .expect("some suffix is free");
     let run = RunDir::create(&plan_dir, &run_id, &plan.source.text)?;
     let mut journal = Journal::open(&run.journal_path())?;
-    crate::failpoint::install(&mut journal);
+    crate::state::failpoint::install(&mut journal);
     journal.append(Record::Header {
         run: run_id.clone(),
         plan: plan.rollout.name.clone(),

@@ -2,13 +2,12 @@
 //! healthy, configured as planned, and every process runs at the planned uid.
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::audit::{missing_controls, normalize_cap};
 use crate::docker::{DockerError, DockerPort};
-use crate::passwd;
-use crate::plan::Plan;
-use crate::user::{IdOrName, UserSpec};
+use crate::engine::audit::{missing_controls, normalize_cap};
+use crate::model::passwd;
+use crate::model::plan::Plan;
+use crate::model::user::{IdOrName, UserSpec};
 
 /// One service's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +58,7 @@ pub async fn verify(
         if !c.running() {
             problems.push(format!("not running ({})", c.status()));
         }
-        if let Some(h) = c.0.pointer("/State/Health/Status").and_then(Value::as_str)
+        if let Some(h) = c.health_status()
             && h != "healthy"
         {
             problems.push(format!("health is {h}"));
@@ -76,7 +75,7 @@ pub async fn verify(
         } else {
             if let Some(spec) = &s.user {
                 let planned = resolve(port, c.id(), spec).await;
-                let configured = crate::user::configured(c.configured_user());
+                let configured = crate::model::user::configured(c.configured_user());
                 let actual = match &configured {
                     None => Some((0, None)),
                     Some(u) => resolve(port, c.id(), u).await,

@@ -1,19 +1,22 @@
 //! Command-line parsing and dispatch: turns arguments into library calls and errors into
 //! reports on stderr and exit codes.
 
+pub mod commands;
+pub mod output;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::cli::output::Output;
 use crate::docker::{BollardDocker, Timed};
+use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Exit};
-use crate::interrupt::Interrupt;
-use crate::output::Output;
-use crate::plan::Plan;
+use crate::model::plan::Plan;
 
-use crate::output::{Bars, Reporter};
-use crate::{audit, commands, plan, runs};
+use crate::cli::output::{Bars, Reporter};
+use crate::{engine::audit, engine::runs, model::plan};
 
 #[derive(Debug, Parser)]
 #[command(name = "unroot", version, about = "Move running Docker containers off root in planned, health-gated stages")]
@@ -314,7 +317,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let plan = Plan::load(&plan)?;
             let verdicts = runtime()?.block_on(async {
                 let docker = BollardDocker::connect().await?;
-                crate::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
+                crate::engine::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
             })?;
             Output { json }.verify(&verdicts);
             Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })

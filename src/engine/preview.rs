@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::docker::{DockerError, DockerPort, Inspect, Mount};
-use crate::passwd;
-use crate::plan::{HealthMode, Ownership, Plan, Service, Timings};
-use crate::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
-use crate::reown::{self, MountId};
-use crate::user::{IdOrName, UserSpec};
+use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
+use crate::engine::reown::{self, MountId};
+use crate::model::passwd;
+use crate::model::plan::{HealthMode, Ownership, Plan, Service, Timings};
+use crate::model::user::{IdOrName, UserSpec};
 
 /// Where user and group names are looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,13 +158,13 @@ async fn names(port: &impl DockerPort, id: &str) -> Names {
 async fn probe_names(port: &impl DockerPort, image: &str, name: &str) -> Result<Names, DockerError> {
     let body = serde_json::json!({
         "Image": image, "Entrypoint": ["/unroot-never-started"], "Cmd": [],
-        "Labels": {(crate::orphans::LABEL_PROBE): "1", (crate::orphans::LABEL_MAKER): crate::orphans::maker()},
+        "Labels": {(crate::engine::orphans::LABEL_PROBE): "1", (crate::engine::orphans::LABEL_MAKER): crate::engine::orphans::maker()},
         "HostConfig": {"NetworkMode": "none"}
     });
     let probe = format!("{name}.unroot-probe");
     let _ = port.remove_container(&probe, true).await;
     let id = port.create_container(&probe, body).await?;
-    crate::failpoint::hit("probe-created");
+    crate::state::failpoint::hit("probe-created");
     let n = names(port, &id).await;
     let _ = port.remove_container(&id, true).await;
     Ok(n)
@@ -202,7 +202,7 @@ fn resolve_user(spec: &UserSpec, names: &Names) -> Result<(u32, u32, String), St
 /// The configured user of a container as "name (uid:gid)" where it can be told.
 fn describe_current(c: &Inspect, names: &Names) -> String {
     let u = c.configured_user();
-    match crate::user::configured(u) {
+    match crate::model::user::configured(u) {
         None => "(unset) root (0:0)".to_string(),
         Some(spec) => match resolve_user_loose(&spec, names) {
             Some((uid, gid)) if u.split(':').next() == Some(&uid.to_string()) => {
@@ -291,7 +291,7 @@ fn select_mounts(s: &Service, c: &Inspect, blockers: &mut Vec<String>, warnings:
 /// The real path of a bind source on this host and the (device, inode) of what it names.
 fn bind_identity(source: &str) -> Result<(String, (u64, u64)), String> {
     let real = std::fs::canonicalize(source).map_err(|e| format!("cannot resolve {source}: {e}"))?;
-    let id = crate::hostfs::identity(&real)?;
+    let id = crate::engine::hostfs::identity(&real)?;
     Ok((real.display().to_string(), id))
 }
 
@@ -413,7 +413,7 @@ async fn service_plan(
     if !c.running() {
         sp.blockers.push(format!("{} is not running ({})", s.name, c.status()));
     }
-    if c.0.pointer("/HostConfig/AutoRemove").and_then(Value::as_bool) == Some(true) {
+    if c.auto_remove() {
         sp.blockers.push("the container was started with --rm: stopping it would delete it".into());
     }
     let names = match source {
@@ -460,22 +460,15 @@ async fn service_plan(
     }
 
     // The image by id unless the tag still names it.
-    let image = match port.inspect_image(c.image()).await {
-        Ok(img) if img["Id"].as_str() == Some(c.image_id()) => c.image().to_string(),
-        _ => {
-            sp.changes.push(format!(
-                "image: pinned to {} (the reference {} names another image now, or none)",
-                short(c.image_id()),
-                c.image()
-            ));
-            c.image_id().to_string()
-        }
-    };
-    let env_now: Vec<String> =
-        c.0.pointer("/Config/Env")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+    let image = crate::docker::image_ref(port, &c).await;
+    if image != c.image() {
+        sp.changes.push(format!(
+            "image: pinned to {} (the reference {} names another image now, or none)",
+            short(c.image_id()),
+            c.image()
+        ));
+    }
+    let env_now = c.env();
     for key in s.env_keys() {
         let replaced = env_now.iter().any(|e| e.split('=').next() == Some(key));
         sp.changes.push(format!("env: {} {key}", if replaced { "~" } else { "+" }));
@@ -528,7 +521,7 @@ async fn service_plan(
             // Where the data is visible here, count what would change with the same read-only
             // walk apply uses.
             let entries = local
-                .then(|| crate::hostfs::scan(std::path::Path::new(&host_path), (uid, gid), s.hardlinks).ok())
+                .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), (uid, gid), s.hardlinks).ok())
                 .flatten()
                 .map(|c| c.count() as u64);
             let how = match method(port, s.ownership, &host_path) {
@@ -582,17 +575,12 @@ async fn service_plan(
     if looks_redis && !s.cap_drop.is_empty() && s.user.is_none() {
         sp.warnings.push("Redis with cap_drop and no user: its entrypoint needs SETUID/SETGID to drop to redis".into());
     }
-    if c.0.pointer("/HostConfig/NetworkMode").and_then(Value::as_str) == Some("host") && target.is_some() {
-        let low: Vec<String> =
-            c.0.pointer("/Config/ExposedPorts")
-                .and_then(Value::as_object)
-                .map(|p| {
-                    p.keys()
-                        .filter(|k| k.split('/').next().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n < 1024))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
+    if c.network_mode() == "host" && target.is_some() {
+        let low: Vec<String> = c
+            .exposed_ports()
+            .into_iter()
+            .filter(|k| k.split('/').next().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n < 1024))
+            .collect();
         if !low.is_empty() {
             sp.warnings.push(format!(
                 "host network and ports below 1024 ({}): a non-root user cannot bind them in the host's namespace",

@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, chownat, fstat, openat, statat};
 use rustix::process::{Gid, Uid};
 
-use crate::reown::MountChanges;
+use crate::engine::reown::MountChanges;
 
 /// Threads walking a tree at once.
 pub const THREADS: usize = 4;
@@ -573,6 +573,12 @@ mod tests {
         assert!(scan(root, (0, 0), false).unwrap().is_empty(), "restored");
     }
 
+    /// The child's name as the test harness knows it (the module path without the crate).
+    fn child_test_name() -> String {
+        let module = module_path!().split_once("::").map_or(module_path!(), |(_, rest)| rest);
+        format!("{module}::nofile_child")
+    }
+
     #[test]
     fn item19_walks_many_directories_under_a_low_descriptor_limit() {
         if !rustix::process::geteuid().is_root() {
@@ -591,7 +597,7 @@ mod tests {
             }
         }
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "hostfs::tests::nofile_child", "--ignored", "--test-threads=1", "--nocapture"])
+            .args(["--exact", &child_test_name(), "--ignored", "--test-threads=1", "--nocapture"])
             .env(NOFILE_CHILD, &root)
             .output()
             .unwrap();

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use crate::docker::{DockerError, DockerPort, EventStream, Inspect};
-use crate::plan::{HealthMode, Timings};
+use crate::model::plan::{HealthMode, Timings};
 
 /// Why a container is not healthy.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -33,19 +33,19 @@ fn is_disruption(action: &str) -> bool {
 
 /// What inspect says about the container right now.
 fn verdict(c: &Inspect, mode: &HealthMode) -> Result<bool, Unhealthy> {
-    if c.0.pointer("/State/OOMKilled").and_then(Value::as_bool) == Some(true) {
+    if c.oom_killed() {
         return Err(Unhealthy("it was killed for running out of memory (OOM)".into()));
     }
     if !c.running() && !c.restarting() && c.status() != "created" {
-        let code = c.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1);
+        let code = c.exit_code();
         return Err(Unhealthy(format!("it exited with code {code}")));
     }
     if c.restarting() {
-        let code = c.0.pointer("/State/ExitCode").and_then(Value::as_i64).unwrap_or(-1);
+        let code = c.exit_code();
         return Err(Unhealthy(format!("it exited with code {code} and is restarting")));
     }
     match mode {
-        HealthMode::Docker => match c.0.pointer("/State/Health/Status").and_then(Value::as_str) {
+        HealthMode::Docker => match c.health_status() {
             Some("healthy") => Ok(true),
             Some("unhealthy") => Err(Unhealthy("Docker reports it unhealthy".into())),
             None => Err(Unhealthy("health mode is docker, but the container has no HEALTHCHECK".into())),
@@ -117,7 +117,7 @@ async fn wait(
         if Instant::now() >= deadline {
             return Err(Unhealthy(format!(
                 "not healthy within {}",
-                crate::plan::duration::format(timings.health_timeout)
+                crate::model::plan::duration::format(timings.health_timeout)
             )));
         }
         match mode {

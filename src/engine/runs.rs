@@ -10,14 +10,14 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::compose::{self, ComposeRef};
 use crate::docker::{DockerError, DockerPort, Inspect, inspect_named};
+use crate::engine::compose::{self, ComposeRef};
+use crate::engine::events::Events;
+use crate::engine::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
+use crate::engine::interrupt::Interrupt;
+use crate::engine::preview::{self, NameSource};
 use crate::error::{Error, Exit};
-use crate::events::Events;
-use crate::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
-use crate::interrupt::Interrupt;
-use crate::plan::{OnFailure, Plan};
-use crate::preview::{self, NameSource};
+use crate::model::plan::{OnFailure, Plan};
 use crate::state::{
     Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, StateLocation,
     run_events,
@@ -270,7 +270,7 @@ fn open_ctx<'a, D: DockerPort>(
 ) -> Result<RunCtx<'a, D>, Error> {
     let run = RunDir { id: view.id.clone(), dir: view.dir() };
     let mut journal = Journal::open(&run.journal_path())?;
-    crate::failpoint::install(&mut journal);
+    crate::state::failpoint::install(&mut journal);
     Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop, hint: hint.to_string() })
 }
 
@@ -336,7 +336,7 @@ pub async fn resume(
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(&loc.dir, "unroot resume")?;
-    crate::orphans::sweep(port).await;
+    crate::engine::orphans::sweep(port).await;
     let open: Vec<RunView> = match run {
         Some(id) => {
             let view = find_run(loc, id)?;
@@ -469,7 +469,7 @@ pub async fn rollback(
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
     let _lock = Lock::acquire(&loc.dir, &format!("unroot rollback {run}"))?;
-    crate::orphans::sweep(port).await;
+    crate::engine::orphans::sweep(port).await;
     let view = find_run(loc, run)?;
     let plan = view.plan()?;
     let touched = view.touched();
@@ -508,7 +508,7 @@ pub async fn rollback(
     ledger.days.retain(|_, d| d.services.values().any(|r| r.state == ServiceState::Migrated));
     ledger.save(&view.plan_dir.dir)?;
     let written: Vec<PathBuf> =
-        crate::executor::write_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
+        crate::engine::executor::write_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
     for p in projects {
         let path = compose::override_path(&p);
         if !written.contains(&path) && path.exists() {

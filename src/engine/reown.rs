@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::owner::{Manifest, MountChanges, MountId};
 
 /// Host paths a bind mount may not be, contain or lie inside.
 const PROTECTED_TREES: &[&str] = &[
@@ -175,46 +175,6 @@ fn xargs_escape(path: &str, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// One mount as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountId {
-    /// Path in the service's container.
-    pub destination: String,
-    /// `volume` or `bind`.
-    pub kind: String,
-    /// The volume's name or the bind's host path.
-    pub source: String,
-    /// Where the data lies on the daemon's host (for in-process re-owning).
-    #[serde(default)]
-    pub host_path: String,
-    /// Device and inode of `host_path` when the preview could see it (opened without
-    /// following any link): re-owning and restoring refuse a source that is not the same
-    /// object any more.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<(u64, u64)>,
-}
-
-/// What re-owning one mount changes: entries with their old owners.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct MountChanges {
-    /// Relative paths (`./a/b`) with their owner before, as `uid:gid`.
-    pub entries: Vec<(String, String)>,
-    /// The mount root's owner before, when it changes.
-    pub root: Option<String>,
-    /// Hard-linked files set aside (they keep their owner).
-    pub skipped: Vec<String>,
-}
-
-impl MountChanges {
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.root.is_none()
-    }
-
-    pub fn count(&self) -> usize {
-        self.entries.len() + usize::from(self.root.is_some())
-    }
-}
-
 /// A relative path that stays inside the mount: `./…` without a `..` component.
 fn inside(path: &str) -> bool {
     path.starts_with("./") && !path.split('/').any(|c| c == "..")
@@ -284,20 +244,6 @@ pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> 
     let mut out = tar;
     out.append_data(&mut dir, "unroot-lists/", &[][..]).expect("writing to a Vec");
     out.into_inner().expect("writing to a Vec")
-}
-
-/// The manifest of one service (`owners`, 0600): per mount, what changed and from what.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The owner every changed entry was set to.
-    pub target: String,
-    pub mounts: Vec<(MountId, MountChanges)>,
-}
-
-impl Manifest {
-    pub fn changed(&self) -> usize {
-        self.mounts.iter().map(|(_, c)| c.count()).sum()
-    }
 }
 
 #[cfg(test)]

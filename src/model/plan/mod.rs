@@ -19,8 +19,8 @@ use toml::Spanned;
 
 pub use error::{PlanError, PlanErrorKind, PlanErrors, Source};
 
-use crate::graph::{Node, RolloutGraph};
-use crate::user::UserSpec;
+use crate::model::graph::{Node, RolloutGraph};
+use crate::model::user::UserSpec;
 
 /// The state directory when neither the plan nor `--state-dir` names one, relative to the
 /// current directory.

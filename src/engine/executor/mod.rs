@@ -1,0 +1,250 @@
+//! Applying a day (SPEC §3 steps 4–9) and restoring services when something fails.
+//!
+//! Every step and every restore step is written to the journal before and after it runs;
+//! a step's intent is durable before its side effect. Each step is idempotent: it checks
+//! what Docker shows and does only what is still missing, so running it again (after a
+//! crash, from `resume`) is harmless. A panic inside a step is a failed step like any
+//! other: the service is restored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt, stream};
+use serde_json::{Value, json};
+
+use crate::docker::{DockerError, DockerPort, Finished, Inspect, image_ref, inspect_named};
+use crate::engine::compose::{self, ComposeRef, ServiceOverride};
+use crate::engine::events::Events;
+use crate::engine::health;
+use crate::engine::hostfs;
+use crate::engine::interrupt::Interrupt;
+use crate::engine::orphans;
+use crate::engine::preview::{self, DayPlan, Method, Resolved, ServicePlan};
+use crate::engine::recreate::{self, Changes, LABEL_RUN};
+use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId};
+use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
+use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError};
+
+mod apply;
+mod helper;
+mod restore;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{Apply, write_overrides};
+pub use restore::{Holder, RestoreSpec, classify_holder, foreign_holder_message};
+
+/// How an apply, resume or rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every service of the day migrated (or, with rollback-service, restored) and committed.
+    Applied,
+    /// A failure, and every touched service is back on its original, healthy.
+    RolledBack,
+    /// Something is not back (or the run paused): the state dir says what.
+    Incomplete,
+    /// Every service is migrated and healthy, but a parked original could not be removed:
+    /// the run stays open until `resume` removes it.
+    CommitIncomplete,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Incomplete => "rollback-incomplete",
+            Outcome::CommitIncomplete => "commit-incomplete",
+        }
+    }
+
+    pub fn exit(self, any_failed: bool) -> crate::Exit {
+        match (self, any_failed) {
+            (Outcome::Applied, false) => crate::Exit::Ok,
+            (Outcome::Applied, true) | (Outcome::RolledBack, _) => crate::Exit::RolledBack,
+            (Outcome::Incomplete | Outcome::CommitIncomplete, _) => crate::Exit::Incomplete,
+        }
+    }
+}
+
+/// A step that failed, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct StepFailure {
+    pub step: &'static str,
+    pub message: String,
+}
+
+/// The name a renamed original has during the migration window.
+pub fn renamed(name: &str, run: &str) -> String {
+    format!("{name}.unroot-{run}")
+}
+
+/// The message of a panic, for the step that caught it.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// What a run needs to act and to record: the port, the run's folder and journal, and
+/// where events go.
+pub struct RunCtx<'a, D: DockerPort> {
+    pub port: &'a D,
+    pub run: RunDir,
+    pub journal: Mutex<Journal>,
+    pub out: &'a dyn Events,
+    /// Set by Ctrl-C: start nothing new.
+    pub stop: &'a Interrupt,
+    /// What the commands that continue this run need besides the run id, so that they find
+    /// its state directory (` --plan PLAN`, ` --state-dir DIR`, or nothing).
+    pub hint: String,
+}
+
+impl<D: DockerPort> RunCtx<'_, D> {
+    /// Journals a record, then reports it (a record is durable before progress is shown).
+    pub fn record(&self, record: Record) -> Result<(), StateError> {
+        let entry = self.journal.lock().expect("journal lock").append(record)?;
+        match &entry.record {
+            Record::Step { service, step, ok, error, detail } => {
+                let event = match ok {
+                    None => "step-start",
+                    Some(true) => "step-end",
+                    Some(false) => "step-failed",
+                };
+                let mut fields = json!({});
+                if let Some(e) = error {
+                    fields["error"] = json!(e);
+                }
+                if let Value::Object(d) = detail {
+                    for (k, v) in d {
+                        fields[k] = v.clone();
+                    }
+                }
+                self.out.event(event, Some(service), Some(step), fields);
+            }
+            Record::Run { event, detail, .. } => {
+                self.out.event(event.as_str(), None, None, json!({"run": self.run.id, "detail": detail}))
+            }
+            Record::Header { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A command that continues this run, as the operator should type it.
+    pub fn command(&self, verb: &str) -> String {
+        format!("unroot {verb} {}{}", self.run.id, self.hint)
+    }
+
+    /// Runs one step between a start and an end record. A panic inside the step ends it as
+    /// a failure (so the service is restored like after any other failure).
+    pub(super) async fn step<T, F>(
+        &self,
+        service: &str,
+        step: &'static str,
+        intent: Value,
+        f: F,
+    ) -> Result<T, StepFailure>
+    where
+        F: std::future::Future<Output = Result<(T, Value), String>>,
+    {
+        let journal_err = |e: StateError| StepFailure { step, message: format!("journal: {e}") };
+        self.record(Record::Step { service: service.into(), step: step.into(), ok: None, error: None, detail: intent })
+            .map_err(journal_err)?;
+        let result = std::panic::AssertUnwindSafe(f)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("unroot failed inside the step ({})", panic_message(&*panic))));
+        match result {
+            Ok((value, detail)) => {
+                self.record(Record::Step {
+                    service: service.into(),
+                    step: step.into(),
+                    ok: Some(true),
+                    error: None,
+                    detail,
+                })
+                .map_err(journal_err)?;
+                Ok(value)
+            }
+            Err(message) => {
+                let _ = self.record(Record::Step {
+                    service: service.into(),
+                    step: step.into(),
+                    ok: Some(false),
+                    error: Some(message.clone()),
+                    detail: Value::Null,
+                });
+                Err(StepFailure { step, message })
+            }
+        }
+    }
+}
+
+/// What one helper container runs: a script with its arguments, a tar to upload before the
+/// start, and a file whose contents to read back after a clean exit.
+pub(super) struct HelperJob<'a> {
+    script: &'a str,
+    args: &'a [String],
+    upload: Option<Vec<u8>>,
+    output_file: Option<&'a str>,
+}
+
+/// Lines of a failed replacement's log kept in the run folder, and shown with the failure.
+pub(super) const FAILURE_LOG_LINES: usize = 50;
+pub(super) const FAILURE_LOG_SHOWN: usize = 10;
+
+/// The most a helper's listing may hold (a scan of ten million entries).
+pub(super) const HELPER_OUTPUT_LIMIT: usize = 1 << 30;
+
+/// A helper's exit, as an error saying what failed and what it printed on stderr.
+pub(super) fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(), String> {
+    if out.exit_code == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} {} failed (exit {}): {}",
+        mount.destination,
+        out.exit_code,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
+}
+
+/// Whether the daemon speaks at least API `major.minor`.
+pub(super) fn api_at_least(port: &impl DockerPort, major: u32, minor: u32) -> bool {
+    let v = &port.daemon().api_version;
+    v.split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .is_some_and(|x| x >= (major, minor))
+}
+
+pub(super) fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The compose override settings of a migrated service.
+pub(super) fn override_of(r: &Resolved) -> ServiceOverride {
+    ServiceOverride {
+        user: r.changes.user.clone(),
+        group_add: r.changes.group_add.clone(),
+        cap_drop: r.changes.cap_drop.clone(),
+        cap_add: r.changes.cap_add.clone(),
+        read_only: r.changes.read_only,
+        security_opt: if r.changes.no_new_privileges == Some(true) {
+            vec!["no-new-privileges:true".into()]
+        } else {
+            Vec::new()
+        },
+        environment: r.changes.env.clone(),
+    }
+}
+
+/// The `Config.User` a replacement of `r` is created with.
+pub(super) fn expected_user(r: &Resolved) -> String {
+    r.changes.user.clone().unwrap_or_else(|| r.original.configured_user().to_string())
+}

@@ -1,0 +1,242 @@
+//! The steps of one service's migration (SPEC §3 steps 1 and 4–8), one function each. Each
+//! is journaled before and after it runs, starts only when Ctrl-C was not pressed, and does
+//! only what Docker shows is still missing.
+
+use super::*;
+
+/// Where a service stands when its migration starts or resumes, as Docker shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Nothing of this run yet (or only the inspect, stop, rename or chown): from the start.
+    Fresh,
+    /// A replacement of this run holds the name: stop, rename and chown are done.
+    Replaced,
+    /// The replacement holds the name and the parked original is gone: committed.
+    Committed,
+}
+
+impl Standing {
+    /// The decision, from what was observed: whether this run saved the original already,
+    /// whether this run's replacement holds the name, whether the original is gone.
+    fn of(saved: bool, replacement_holds_name: bool, original_gone: bool) -> Standing {
+        match (saved, replacement_holds_name, original_gone) {
+            (true, true, true) => Standing::Committed,
+            (true, true, false) => Standing::Replaced,
+            _ => Standing::Fresh,
+        }
+    }
+}
+
+impl<D: DockerPort> Apply<'_, D> {
+    /// Migrates one service: steps 1 and 4–8.
+    pub(super) async fn migrate(&self, name: &str) -> Result<(), StepFailure> {
+        let r = self.resolved(name);
+        match self.standing(name, r).await? {
+            Standing::Committed => return Ok(()),
+            Standing::Replaced => {}
+            Standing::Fresh => {
+                self.inspect(name, r).await?;
+                self.stop(name, r).await?;
+                self.park(name, r).await?;
+                self.chown(name, r).await?;
+            }
+        }
+        let new_id = self.create(name, r).await?;
+        self.health(name, r, &new_id).await
+    }
+
+    /// What Docker shows of the service: on a resumed run, a replacement of this run means
+    /// stop, rename and chown are done, and a parked original that is gone means committed.
+    async fn standing(&self, name: &str, r: &Resolved) -> Result<Standing, StepFailure> {
+        let ctx = &self.ctx;
+        let saved =
+            ctx.run.load_original(name).map_err(|e| StepFailure { step: "inspect", message: e.to_string() })?.is_some();
+        if !saved {
+            return Ok(Standing::Fresh);
+        }
+        let ours =
+            matches!(inspect_named(ctx.port, name).await, Ok(c) if c.label(LABEL_RUN) == Some(ctx.run.id.as_str()));
+        let gone = ours && matches!(ctx.port.inspect_container(r.original.id()).await, Err(DockerError::NotFound(_)));
+        Ok(Standing::of(saved, ours, gone))
+    }
+
+    /// Step 1: the container is still the one previewed, running; save its inspect. On a
+    /// resumed run the original was saved before (and may be parked already): keep that copy.
+    async fn inspect(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, "inspect").await?;
+        let ctx = &self.ctx;
+        let original_id = r.original.id();
+        ctx.step(name, "inspect", json!({}), async {
+            if let Some(saved) = ctx.run.load_original(name).map_err(|e| e.to_string())?
+                && saved["Id"].as_str() == Some(original_id)
+            {
+                return Ok(((), json!({"id": short(original_id), "note": "saved by an earlier attempt"})));
+            }
+            let now = inspect_named(ctx.port, name).await.map_err(|e| e.to_string())?;
+            if now.id() != original_id {
+                return Err(format!("{name} is another container than the one previewed"));
+            }
+            if !now.running() {
+                return Err(format!("{name} is not running ({})", now.status()));
+            }
+            ctx.run.save_original(name, &now.0).map_err(|e| e.to_string())?;
+            Ok(((), json!({"id": short(original_id), "user": now.configured_user()})))
+        })
+        .await
+    }
+
+    /// Step 4: restart policy "no" first (a daemon restart cannot start it again), then a
+    /// graceful stop with the service's grace.
+    async fn stop(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, "stop").await?;
+        let ctx = &self.ctx;
+        let id = r.original.id();
+        let grace = r.timings.stop_timeout;
+        ctx.step(name, "stop", json!({"timeout": crate::model::plan::duration::format(grace)}), async {
+            let no = json!({"Name": "no", "MaximumRetryCount": 0});
+            ctx.port.set_restart_policy(id, no).await.map_err(|e| e.to_string())?;
+            ctx.port.stop_container(id, grace.as_secs()).await.map_err(|e| e.to_string())?;
+            Ok(((), json!({})))
+        })
+        .await
+    }
+
+    /// Step 5: the original is kept, stopped, as `NAME.unroot-RUN` until the day commits.
+    async fn park(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, "rename").await?;
+        let ctx = &self.ctx;
+        let id = r.original.id();
+        let parked = renamed(name, &ctx.run.id);
+        ctx.step(name, "rename", json!({"to": parked}), async {
+            let c = ctx.port.inspect_container(id).await.map_err(|e| e.to_string())?;
+            if c.name() != parked {
+                ctx.port.rename_container(id, &parked).await.map_err(|e| e.to_string())?;
+            }
+            Ok(((), json!({})))
+        })
+        .await
+    }
+
+    /// Step 6: scan every mount, make the manifest durable, then change the owners. Mounts
+    /// another service of the day shares are never re-owned by two at once.
+    async fn chown(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
+        let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) else {
+            return Ok(());
+        };
+        self.not_interrupted(name, "chown").await?;
+        let _sources = self.lock_sources(&r.mounts).await;
+        let intent = json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()});
+        self.ctx.step(name, "chown", intent, self.ctx.reown(name, r, target)).await
+    }
+
+    /// Step 7: the replacement under the original name (every network connected, also when
+    /// an earlier attempt created it), then the diff against the original.
+    async fn create(&self, name: &str, r: &Resolved) -> Result<String, StepFailure> {
+        self.not_interrupted(name, "create").await?;
+        let ctx = &self.ctx;
+        let run = ctx.run.id.as_str();
+        let mut changes = r.changes.clone();
+        changes.labels.insert(LABEL_RUN.into(), run.to_string());
+        ctx.step(name, "create", json!({"user": expected_user(r)}), async {
+            let req = recreate::create_request(&r.original, &changes, api_at_least(ctx.port, 1, 44));
+            let id = match inspect_named(ctx.port, name).await {
+                // A replacement of this run from an earlier attempt: reuse it.
+                Ok(c) if c.label(LABEL_RUN) == Some(run) => c.id().to_string(),
+                Ok(c) => return Err(format!("{name} is taken by container {}", short(c.id()))),
+                Err(DockerError::NotFound(_)) => {
+                    ctx.port.create_container(name, req.body).await.map_err(|e| e.to_string())?
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            crate::state::failpoint::hit("after-create");
+            ctx.ensure_networks(&id, req.connect_after).await?;
+            let new = ctx.port.inspect_container(&id).await.map_err(|e| e.to_string())?;
+            let diff = recreate::diff(&r.original, &changes, &new);
+            if !diff.is_empty() {
+                return Err(format!("the replacement differs from the original beyond the plan: {}", diff.join("; ")));
+            }
+            Ok((id.clone(), json!({"id": short(&id)})))
+        })
+        .await
+    }
+
+    /// Step 8: start and the health gate; Ctrl-C cuts the wait short (the service is then
+    /// rolled back with the day). A failure brings the end of the replacement's log.
+    async fn health(&self, name: &str, r: &Resolved, new_id: &str) -> Result<(), StepFailure> {
+        self.not_interrupted(name, "health").await?;
+        let ctx = &self.ctx;
+        let uid = r.target.map(|(u, _)| u);
+        let mode = match &r.health {
+            crate::model::plan::HealthMode::Docker => "docker",
+            crate::model::plan::HealthMode::Running => "running",
+            crate::model::plan::HealthMode::Exec(_) => "exec",
+        };
+        ctx.step(name, "health", json!({"mode": mode}), async {
+            tokio::select! {
+                r = health::start_and_wait(ctx.port, new_id, &r.health, &r.timings, uid) => {
+                    if let Err(e) = r {
+                        return Err(format!("{e}{}", self.failure_log(name, new_id).await));
+                    }
+                }
+                () = ctx.stop.wait() => return Err("interrupted (Ctrl-C) while waiting for health".to_string()),
+            }
+            Ok(((), json!({})))
+        })
+        .await
+    }
+}
+
+impl<D: DockerPort> RunCtx<'_, D> {
+    /// The body of the chown step: the manifest (from an earlier attempt when there is one:
+    /// it records the true old owners, rescanning would not), then every listed entry set to
+    /// the target, the roots last.
+    async fn reown(&self, name: &str, r: &Resolved, target: (u32, u32)) -> Result<((), Value), String> {
+        let manifest = match self.run.load_owners(name).map_err(|e| e.to_string())? {
+            Some(m) => m,
+            None => {
+                let mut manifest = Manifest { target: format!("{}:{}", target.0, target.1), mounts: Vec::new() };
+                for m in &r.mounts {
+                    let changes = self.scan(name, &r.helper_image, m, target, r.hardlinks, r.ownership).await?;
+                    manifest.mounts.push((m.clone(), changes));
+                }
+                self.run.save_owners(name, &manifest).map_err(|e| e.to_string())?;
+                manifest
+            }
+        };
+        let owner = manifest.target.as_str();
+        let mut vanished = 0;
+        for (m, changes) in &manifest.mounts {
+            let entries: Vec<(String, String)> =
+                changes.entries.iter().map(|(p, _)| (p.clone(), owner.to_string())).collect();
+            let root = changes.root.as_ref().map(|_| owner);
+            vanished += self.set_owners(name, &r.helper_image, m, &entries, root, r.ownership).await?;
+        }
+        let skipped: usize = manifest.mounts.iter().map(|(_, c)| c.skipped.len()).sum();
+        let mut detail = json!({"changed": manifest.changed(), "hardlinks_skipped": skipped});
+        if vanished > 0 {
+            detail["vanished"] = json!(vanished);
+        }
+        Ok(((), detail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Standing;
+
+    #[test]
+    fn the_resume_decision_table() {
+        // Nothing saved: whatever holds the name, the migration starts from the beginning.
+        for (holds, gone) in [(false, false), (true, false), (true, true), (false, true)] {
+            assert_eq!(Standing::of(false, holds, gone), Standing::Fresh);
+        }
+        // Saved, but the name is not held by this run's replacement: stop, rename and chown
+        // are still to do (each does only what is missing).
+        assert_eq!(Standing::of(true, false, false), Standing::Fresh);
+        assert_eq!(Standing::of(true, false, true), Standing::Fresh);
+        // The replacement holds the name: create is reused, then health.
+        assert_eq!(Standing::of(true, true, false), Standing::Replaced);
+        // ... and the parked original is gone: the commit removed it.
+        assert_eq!(Standing::of(true, true, true), Standing::Committed);
+    }
+}

@@ -1,0 +1,300 @@
+//! The executor against the recording fake: a failure injected at every Docker call of
+//! a day, each time asserting that the service ends migrated or exactly restored.
+
+use std::time::Duration;
+
+use super::*;
+use crate::docker::fake::{Call, FakeDocker};
+use crate::docker::{Finished, Process};
+use crate::engine::preview::{self, NameSource};
+use crate::model::passwd::tar_of;
+
+const ORIGINAL: &str = "0r1g0000000000000000000000000000000000000000000000000000000000000";
+
+fn fake() -> FakeDocker {
+    let fake = FakeDocker::default();
+    fake.add(
+        json!({
+            "Id": ORIGINAL, "Name": "/svc", "Image": "sha256:img", "Created": "2026-01-01T00:00:00Z",
+            "Config": {"User": "", "Image": "img:1", "Env": ["A=1"], "Cmd": ["run"], "Hostname": "web"},
+            "HostConfig": {"Binds": ["data:/data"], "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+                           "NetworkMode": "default"},
+            "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                        "Destination": "/data", "RW": true}],
+            "State": {"Running": true, "Status": "running"},
+            "NetworkSettings": {"Networks": {"bridge": {}}}
+        }),
+        vec![Process { pid: 1, ppid: 0, uid: Some(0), command: "run".into() }],
+    );
+    fake.archive(
+        ORIGINAL,
+        "/etc/passwd",
+        tar_of("passwd", b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n", 0, 0),
+    );
+    fake.archive(ORIGINAL, "/etc/group", tar_of("group", b"root:x:0:\napp:x:1000:\n", 0, 0));
+    fake.archive(ORIGINAL, "/data", tar_of("data", b"", 0, 0));
+    for tool in ["sh", "find", "stat", "chown", "xargs"] {
+        fake.archive(ORIGINAL, &format!("/bin/{tool}"), tar_of(tool, b"", 0, 0));
+    }
+    fake.with(|s| {
+        for name in ["img:1", "sha256:img"] {
+            s.images.insert(name.into(), json!({"Id": "sha256:img"}));
+        }
+        // The scan finds two entries and the root owned by root; the apply succeeds.
+        s.helper = Some(Box::new(|c, _| {
+            let script = c.0.pointer("/Config/Entrypoint/2").and_then(Value::as_str).unwrap_or_default();
+            if script == reown::SCAN_SCRIPT {
+                Finished { exit_code: 0, stdout: b"C 0:0 ./a\nC 5:6 ./b\nR 0:0\n".to_vec(), stderr: vec![] }
+            } else {
+                Finished::default()
+            }
+        }));
+    });
+    fake
+}
+
+fn plan(on_failure: &str) -> Plan {
+    Plan::parse(
+        "t.toml",
+        &format!("[rollout]\nname = \"t\"\non_failure = \"{on_failure}\"\n[service.svc]\nday = 1\nuser = \"app\"\n"),
+    )
+    .unwrap()
+}
+
+/// What goes wrong in the `k`-th Docker call after the preview.
+#[derive(Debug, Clone, Copy)]
+enum Inject {
+    Nothing,
+    Fail(usize),
+    Panic(usize),
+}
+
+/// Runs day 1 against `fake` with `inject`. Returns the outcome, the state dir and the
+/// number of calls the preview made.
+fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile::TempDir, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let mut day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
+        assert!(day.blockers().next().is_none(), "{:?}", day.services[0].blockers);
+        for s in &mut day.services {
+            let r = s.resolved.as_mut().unwrap();
+            r.timings.stable_for = Duration::from_millis(5);
+            r.timings.health_timeout = Duration::from_millis(300);
+        }
+        let base = fake.calls().len();
+        match inject {
+            Inject::Nothing => {}
+            Inject::Fail(k) => fake.fail_call(base + k),
+            Inject::Panic(k) => fake.panic_call(base + k),
+        }
+        let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
+        let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
+        let journal = Journal::open(&run.journal_path()).unwrap();
+        let stop = crate::engine::interrupt::Interrupt::default();
+        let ctx = RunCtx {
+            port: fake,
+            run,
+            journal: Mutex::new(journal),
+            out: &crate::engine::events::Discard,
+            stop: &stop,
+            hint: String::new(),
+        };
+        let apply = Apply::new(ctx, plan, day, plan_dir);
+        let (outcome, _) = apply.run().await.unwrap();
+        (outcome, tmp, base)
+    })
+}
+
+fn container_names(fake: &FakeDocker) -> Vec<String> {
+    fake.with(|s| s.containers.iter().map(|c| c.name().to_string()).collect())
+}
+
+#[test]
+fn who_holds_the_name_of_a_service_being_restored() {
+    let original = Inspect(json!({
+        "Id": "orig", "Image": "sha256:img",
+        "Config": {"User": "", "Cmd": ["run"], "Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": "web"}}
+    }));
+    let with = |patch: Value| {
+        let mut c = original.0.clone();
+        c["Id"] = json!("other");
+        for (k, v) in patch.as_object().unwrap() {
+            c["Config"][k] = v.clone();
+        }
+        Inspect(c)
+    };
+    let run = "day1-x";
+    assert_eq!(classify_holder(&original, &original, run, Some("1000:1000")), Holder::Original);
+    assert_eq!(classify_holder(&with(json!({})), &original, run, Some("1000:1000")), Holder::RecreatedOriginal);
+    let ours = with(json!({"User": "1000:1000", "Labels": {LABEL_RUN: run}}));
+    assert_eq!(classify_holder(&ours, &original, run, Some("1000:1000")), Holder::Replacement);
+    let compose_made = with(json!({"User": "1000:1000", "Labels": {
+        "com.docker.compose.project": "p", "com.docker.compose.service": "web", "com.docker.compose.config-hash": "new"
+    }}));
+    assert_eq!(classify_holder(&compose_made, &original, run, Some("1000:1000")), Holder::Successor);
+    assert_eq!(classify_holder(&compose_made, &original, run, Some("999:999")), Holder::Foreign, "another user");
+    let other_project = with(
+        json!({"User": "1000:1000", "Labels": {"com.docker.compose.project": "q", "com.docker.compose.service": "web"}}),
+    );
+    assert_eq!(classify_holder(&other_project, &original, run, Some("1000:1000")), Holder::Foreign);
+    assert_eq!(classify_holder(&with(json!({"Cmd": ["other"]})), &original, run, None), Holder::Foreign);
+    let other_run = with(json!({"User": "1000:1000", "Labels": {LABEL_RUN: "day1-y"}}));
+    assert_eq!(classify_holder(&other_run, &original, run, Some("1000:1000")), Holder::Foreign);
+}
+
+#[test]
+fn a_removal_already_in_progress_is_waited_for() {
+    let fake = fake();
+    fake.script(
+        "remove",
+        crate::docker::fake::Script::Fail(DockerError::Conflict(
+            "removal of container x is already in progress".into(),
+        )),
+    );
+    fake.with(|s| {
+        s.events.insert("svc".into(), vec!["destroy".into()]);
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
+    let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
+    let journal = Journal::open(&run.journal_path()).unwrap();
+    let stop = Interrupt::default();
+    let ctx = RunCtx {
+        port: &fake,
+        run,
+        journal: Mutex::new(journal),
+        out: &crate::engine::events::Discard,
+        stop: &stop,
+        hint: String::new(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(ctx.remove_gone(ORIGINAL)).unwrap();
+    assert!(fake.calls().iter().any(|c| matches!(c, Call::Events(_))), "it waited on the container's events");
+}
+
+#[test]
+fn a_clean_day_migrates_and_commits() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan("rollback-day"), Inject::Nothing);
+    assert_eq!(outcome, Outcome::Applied);
+    let c = fake.with(|s| s.container("svc").cloned()).unwrap();
+    assert_ne!(c.id(), ORIGINAL);
+    assert_eq!(c.configured_user(), "1000:1000");
+    assert_eq!(container_names(&fake), ["svc"], "the parked original and helpers are gone");
+    assert!(applied(&tmp, &plan("rollback-day")));
+}
+
+fn applied(tmp: &tempfile::TempDir, plan: &Plan) -> bool {
+    Ledger::load(&tmp.path().join("state/t"), "t").unwrap().open_services(plan, 1).is_empty()
+}
+
+/// Injects `inject(k)` at every call `k` of a clean day; each time the service must end
+/// migrated, or exactly restored, or (a parked original that could not be removed) migrated
+/// with the run left open for `resume`.
+fn at_every_call(inject: fn(usize) -> Inject) {
+    let plan = plan("rollback-day");
+    let calls_in_a_clean_day = {
+        let fake = fake();
+        let (_, _, base) = run_day(&fake, &plan, Inject::Nothing);
+        fake.calls().len() - base
+    };
+    assert!(calls_in_a_clean_day > 20, "{calls_in_a_clean_day}");
+    let (mut applied_days, mut rolled_back) = (0, 0);
+    for k in 1..=calls_in_a_clean_day {
+        let fake = fake();
+        let (outcome, tmp, base) = run_day(&fake, &plan, inject(k));
+        let failed = fake.calls()[base + k - 1].clone();
+        let c = fake
+            .with(|s| s.container("svc").cloned())
+            .unwrap_or_else(|| panic!("k={k} {failed:?}: nobody holds the name"));
+        let others: Vec<Inspect> = fake.with(|s| s.containers.iter().filter(|c| c.name() != "svc").cloned().collect());
+        match outcome {
+            Outcome::Applied => {
+                applied_days += 1;
+                assert_eq!(c.configured_user(), "1000:1000", "k={k} {failed:?}");
+                assert!(c.running(), "k={k} {failed:?}");
+                assert!(applied(&tmp, &plan), "k={k}");
+                assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
+            }
+            Outcome::CommitIncomplete => {
+                // The commit could not remove the parked original: it stays, stopped,
+                // cannot start by itself, and the run stays open until resume removes it.
+                assert_eq!(failed, Call::Remove(ORIGINAL.into()), "k={k}");
+                assert_eq!(c.configured_user(), "1000:1000", "k={k}");
+                assert_eq!(others.len(), 1, "k={k}");
+                assert!(!others[0].running() && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no");
+                assert!(!applied(&tmp, &plan), "k={k}: not committed while an original is parked");
+                let journal = Journal::read(&tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+                assert!(crate::state::RunState::of(&journal, false).is_open(), "k={k}");
+            }
+            Outcome::RolledBack => {
+                rolled_back += 1;
+                assert_eq!(c.id(), ORIGINAL, "k={k} {failed:?}: the original itself is back");
+                assert!(c.running(), "k={k} {failed:?}: the original runs");
+                assert_eq!(c.configured_user(), "", "k={k}");
+                assert_eq!(c.0["HostConfig"]["RestartPolicy"]["Name"], "always", "k={k}: restart policy restored");
+                assert!(!applied(&tmp, &plan), "k={k}");
+                assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
+                // Ownership restored when it had been changed: a restore list holds
+                // the old owner 5:6 of ./b.
+                let owners_saved = tmp.path().join("state/t/runs/day1-test/services/svc/owners").exists();
+                let restored_owners = fake.with(|s| {
+                    s.uploads.values().any(|tar| {
+                        let mut a = tar::Archive::new(&tar[..]);
+                        a.entries().unwrap().any(|e| e.unwrap().path().unwrap().ends_with("5:6"))
+                    })
+                });
+                assert_eq!(restored_owners, owners_saved, "k={k} {failed:?}: the manifest was restored");
+            }
+            Outcome::Incomplete => {
+                panic!("k={k} {failed:?}: one failure left the service half-restored")
+            }
+        }
+    }
+    assert!(applied_days > 0 && rolled_back > 0, "applied {applied_days}, rolled back {rolled_back}");
+    println!(
+        "injected {:?} at each of {calls_in_a_clean_day} calls: {applied_days} applied, {rolled_back} rolled back",
+        inject(0)
+    );
+}
+
+#[test]
+fn a_failure_at_every_call_ends_migrated_or_exactly_restored() {
+    at_every_call(Inject::Fail);
+}
+
+#[test]
+fn item14_a_panic_at_every_call_ends_migrated_or_exactly_restored() {
+    at_every_call(Inject::Panic);
+}
+
+#[test]
+fn rollback_service_and_pause_end_as_they_say() {
+    // Fail the health gate of the replacement: its event subscription is the first one.
+    for (policy, expected) in [("rollback-service", Outcome::Applied), ("pause", Outcome::Incomplete)] {
+        let fake = fake();
+        fake.script(
+            "events",
+            crate::docker::fake::Script::Fail(DockerError::Api { status: 500, message: "boom".into() }),
+        );
+        let (outcome, tmp, _) = run_day(&fake, &plan(policy), Inject::Nothing);
+        let c = fake.with(|s| s.container("svc").cloned()).unwrap();
+        match policy {
+            "rollback-service" => {
+                assert_eq!(outcome, expected);
+                assert_eq!(c.id(), ORIGINAL, "the failed service is back on its original");
+                let ledger = Ledger::load(&tmp.path().join("state/t"), "t").unwrap();
+                assert_eq!(ledger.days["1"].services["svc"].state, ServiceState::Original);
+                assert!(!applied(&tmp, &plan(policy)), "a service left on its original keeps its day open");
+            }
+            _ => {
+                assert_eq!(outcome, expected);
+                assert!(
+                    container_names(&fake).iter().any(|n| n.starts_with("svc.unroot-")),
+                    "pause keeps the parked original for resume or rollback"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The engine: acts on Docker through the port and on the state directory, never prints
+//! (it reports through [`events::Events`]). The preview of a day, recreating, re-owning,
+//! the health gate, the journaled steps and restores, resume and rollback, audit and verify.
+
+pub mod audit;
+pub mod compose;
+pub mod events;
+pub mod executor;
+pub mod health;
+pub mod hostfs;
+pub mod interrupt;
+pub mod orphans;
+pub mod preview;
+pub mod recreate;
+pub mod redact;
+pub mod reown;
+pub mod runs;
+pub mod verify;

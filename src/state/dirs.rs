@@ -1,0 +1,131 @@
+//! The folders of a plan and of one run: journal, plan copy, per-service backups.
+
+use std::fs::{self};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{StateError, io, load_json, private_dir, write_private};
+
+/// The folders of one plan in a state directory.
+#[derive(Debug, Clone)]
+pub struct PlanDir {
+    pub state_dir: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl PlanDir {
+    pub fn new(state_dir: &Path, plan_name: &str) -> PlanDir {
+        PlanDir { state_dir: state_dir.to_path_buf(), dir: state_dir.join(plan_name) }
+    }
+
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.dir.join("runs").join(run)
+    }
+
+    /// Run ids of this plan, oldest first.
+    pub fn runs(&self) -> Result<Vec<String>, StateError> {
+        let runs = self.dir.join("runs");
+        let mut out = Vec::new();
+        match fs::read_dir(&runs) {
+            Ok(rd) => {
+                for e in rd {
+                    let e = e.map_err(io(&runs))?;
+                    if e.path().join("journal.jsonl").exists() {
+                        out.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StateError::Io { path: runs, source: e });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// The folder of one run: journal, plan copy, per-service backups.
+#[derive(Debug)]
+pub struct RunDir {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    /// Creates the run's folders (0700) and its plan copy (0600).
+    pub fn create(plan_dir: &PlanDir, id: &str, plan_text: &str) -> Result<RunDir, StateError> {
+        private_dir(&plan_dir.state_dir)?;
+        private_dir(&plan_dir.dir)?;
+        private_dir(&plan_dir.dir.join("runs"))?;
+        let dir = plan_dir.run_dir(id);
+        private_dir(&dir)?;
+        private_dir(&dir.join("services"))?;
+        write_private(&dir.join("plan.toml"), plan_text.as_bytes())?;
+        Ok(RunDir { id: id.to_string(), dir })
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+
+    pub fn service_dir(&self, service: &str) -> Result<PathBuf, StateError> {
+        let d = self.dir.join("services").join(service);
+        private_dir(&d)?;
+        Ok(d)
+    }
+
+    /// Saves a service's original inspect (0600).
+    pub fn save_original(&self, service: &str, inspect: &Value) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(inspect).expect("inspect serializes");
+        write_private(&self.service_dir(service)?.join("original.json"), &bytes)
+    }
+
+    pub fn load_original(&self, service: &str) -> Result<Option<Value>, StateError> {
+        load_json(&self.dir.join("services").join(service).join("original.json"))
+    }
+
+    /// Saves a service's ownership manifest (`owners`, 0600).
+    pub fn save_owners(&self, service: &str, manifest: &crate::model::owner::Manifest) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(manifest).expect("manifest serializes");
+        write_private(&self.service_dir(service)?.join("owners"), &bytes)
+    }
+
+    /// Saves the end of a failed replacement's log, environment values already redacted
+    /// (`failure.log`, 0600); returns its path.
+    pub fn save_failure_log(&self, service: &str, text: &[u8]) -> Result<PathBuf, StateError> {
+        let path = self.service_dir(service)?.join("failure.log");
+        write_private(&path, text)?;
+        Ok(path)
+    }
+
+    pub fn load_owners(&self, service: &str) -> Result<Option<crate::model::owner::Manifest>, StateError> {
+        load_json(&self.dir.join("services").join(service).join("owners"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Journal;
+    use crate::state::file_mode as mode;
+
+    #[test]
+    fn run_folders_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("rollback");
+        let pd = PlanDir::new(&state, "p");
+        let run = RunDir::create(&pd, "day1-20260101T000000", "[rollout]").unwrap();
+        run.save_original("db", &serde_json::json!({"Config": {"Env": ["PW=x"]}})).unwrap();
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&run.dir), 0o700);
+        assert_eq!(mode(&run.dir.join("services/db")), 0o700);
+        assert_eq!(mode(&run.dir.join("services/db/original.json")), 0o600);
+        assert_eq!(mode(&run.dir.join("plan.toml")), 0o600);
+        assert_eq!(pd.runs().unwrap(), Vec::<String>::new(), "no journal yet, no run");
+        Journal::open(&run.journal_path()).unwrap();
+        assert_eq!(pd.runs().unwrap(), ["day1-20260101T000000"]);
+        assert_eq!(mode(&run.journal_path()), 0o600);
+    }
+}
