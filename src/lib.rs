@@ -9,7 +9,7 @@
 //! ```
 //!
 //! - [`model`]: pure data and rules (the plan, the rollout graph, users, `/etc/passwd`).
-//! - [`docker`]: the port to Docker (`DockerPort`), its one adapter on bollard, and a fake.
+//! - [`docker`]: the port to Docker (`DockerPort`), its one adapter, and a fake.
 //! - [`state`]: the state directory on disk: lock, journal, ledger, run folders.
 //! - [`engine`]: acts through the port and the state, never prints; it reports through an
 //!   event sink.
