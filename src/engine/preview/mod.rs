@@ -1,0 +1,211 @@
+//! The whole day computed before anything changes (SPEC §3 steps 1–3): per service the user
+//! change, every other change, the mounts to re-own, blockers and warnings. `unroot plan`
+//! prints it; `apply` executes exactly what it holds.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::docker::{DockerError, DockerPort, Inspect};
+use crate::engine::recreate::Changes;
+use crate::engine::reown::MountId;
+use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
+
+mod names;
+mod service;
+
+use service::service_plan;
+
+/// Where user and group names are looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// The running container's own files, read through the archive API: changes nothing.
+    Running,
+    /// A created, never-started container of the image: what the replacement will see.
+    ImageProbe,
+}
+
+/// A user as the preview shows it: name and numbers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserChange {
+    pub from: String,
+    pub to: String,
+}
+
+/// One mount to re-own.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChownPlan {
+    pub target: String,
+    pub source: String,
+    pub kind: String,
+    /// Entries whose owner would change, when cheap to count (the source is local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    /// `host` (walked in-process) or `helper` (a helper container).
+    pub method: &'static str,
+}
+
+/// How a mount is re-owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Walked in-process on the daemon's host.
+    Host,
+    /// In a helper container.
+    Helper,
+}
+
+/// The method for a mount: `helper` and `host` as the plan says (`host` only where it is
+/// possible), `auto` in-process when unroot runs as root beside a daemon that remaps no
+/// users and sees the mount's data at its host path.
+///
+/// Errors: `host` asked for where it is not possible.
+pub fn method(port: &impl DockerPort, ownership: Ownership, host_path: &str) -> Result<Method, String> {
+    let possible = local_view(port)
+        && !host_path.is_empty()
+        && std::fs::symlink_metadata(host_path).is_ok_and(|m| m.is_dir() || m.is_file());
+    match ownership {
+        Ownership::Helper => Ok(Method::Helper),
+        Ownership::Auto => Ok(if possible { Method::Host } else { Method::Helper }),
+        Ownership::Host if possible => Ok(Method::Host),
+        Ownership::Host => Err(format!(
+            "ownership = \"host\" needs unroot as root on the daemon's host, a daemon without user remapping, and {host_path} visible here"
+        )),
+    }
+}
+
+/// Everything apply needs for one service, resolved to numbers.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub original: Inspect,
+    pub changes: Changes,
+    /// `uid:gid` the mounts are re-owned to; `None` when the user does not change.
+    pub target: Option<(u32, u32)>,
+    pub mounts: Vec<MountId>,
+    pub health: HealthMode,
+    pub timings: Timings,
+    pub hardlinks: bool,
+    /// The helper image (`helper_image`, else the service's own image id).
+    pub helper_image: String,
+    /// Where re-owning runs, as the plan asks.
+    pub ownership: Ownership,
+}
+
+/// One service of the day.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePlan {
+    pub name: String,
+    pub user: UserChange,
+    pub changes: Vec<String>,
+    pub chown: Vec<ChownPlan>,
+    pub health: String,
+    pub blockers: Vec<String>,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub resolved: Option<Resolved>,
+}
+
+/// The day as apply will run it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayPlan {
+    pub plan: String,
+    pub day: u32,
+    pub waves: Vec<Vec<String>>,
+    pub services: Vec<ServicePlan>,
+    /// Services of the day this plan already migrated: nothing is done to them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub already_migrated: Vec<AlreadyMigrated>,
+}
+
+/// A service of the day that an earlier run of the plan migrated (and Docker still shows so).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AlreadyMigrated {
+    pub name: String,
+    pub run: String,
+}
+
+impl DayPlan {
+    pub fn blockers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())))
+    }
+}
+
+/// Whether unroot can see the daemon's files as they are (same host, root, no remapping).
+pub fn local_view(port: &impl DockerPort) -> bool {
+    let d = port.daemon();
+    d.address.starts_with("unix://") && !d.remaps_users && rustix::process::geteuid().is_root()
+}
+
+/// Computes the day. `only` limits it to the named services.
+///
+/// Errors: only when the daemon cannot be listed; every per-service problem is a blocker.
+pub async fn compute(
+    port: &impl DockerPort,
+    plan: &Plan,
+    day: u32,
+    only: &[String],
+    source: NameSource,
+) -> Result<DayPlan, DockerError> {
+    compute_with(port, plan, day, only, source, &HashMap::new()).await
+}
+
+/// As [`compute`], for a resumed run: services in `saved` are computed from the original
+/// inspect the run saved (the container may be stopped, parked or gone by now).
+pub async fn compute_with(
+    port: &impl DockerPort,
+    plan: &Plan,
+    day: u32,
+    only: &[String],
+    source: NameSource,
+    saved: &HashMap<String, Inspect>,
+) -> Result<DayPlan, DockerError> {
+    let waves: Vec<Vec<String>> = plan
+        .graph
+        .waves(day)
+        .iter()
+        .map(|w| w.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect::<Vec<_>>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let day_names: Vec<&str> = waves.iter().flatten().map(String::as_str).collect();
+    // Volumes in use by containers outside the day, for the shared-volume warning.
+    let mut volume_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in port.list_containers().await? {
+        if day_names.contains(&c.name.as_str()) || c.name.contains(".unroot-") {
+            continue;
+        }
+        for v in c.volumes {
+            volume_users.entry(v).or_default().push(c.name.clone());
+        }
+    }
+    let local = local_view(port);
+    let mut services = Vec::new();
+    for name in &day_names {
+        let s = plan.service(name).expect("waves name plan services");
+        services.push(service_plan(port, plan, s, source, local, &volume_users, saved.get(*name)).await);
+    }
+    warn_shared_within_day(&mut services);
+    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new() })
+}
+
+/// Two services of the day that re-own the same volume or bind source: their re-owns run one
+/// after the other (never at once), and a rollback restores them in exactly the reverse
+/// order; but the last one decides the owner, so the operator should know.
+fn warn_shared_within_day(services: &mut [ServicePlan]) {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in services.iter() {
+        for m in s.resolved.iter().flat_map(|r| &r.mounts) {
+            users.entry(m.source.clone()).or_default().push(s.name.clone());
+        }
+    }
+    for s in services.iter_mut() {
+        let mounts: Vec<String> = s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect();
+        for source in mounts {
+            let others: Vec<&String> = users[&source].iter().filter(|n| **n != s.name).collect();
+            if !others.is_empty() {
+                s.warnings.push(format!(
+                    "{source} is re-owned by {} on this day too: the last re-own decides its owner; they run one after the other and a rollback restores them in reverse order",
+                    others.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The plan file as written: every key known, places kept for the errors, and the JSON
+//! Schema derived from these very types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{OnFailure, Ownership};
+
+/// An unroot plan: which containers move off root, to which user, on which day and after
+/// what. See docs/plan.md.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "unroot plan")]
+pub(super) struct RawPlan {
+    /// How the whole rollout runs.
+    #[schemars(with = "RawRollout")]
+    pub(super) rollout: Spanned<RawRollout>,
+    /// Optional titles of the days: `2 = "cache and queue"`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub(super) days: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// One table per container, named as `docker ps` shows it.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawService>")]
+    pub(super) service: BTreeMap<Spanned<String>, Spanned<RawService>>,
+}
+
+/// Durations are whole numbers with a unit (ms, s, m, h), adding up: "30s", "1h30m";
+/// between 1s and 24h.
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRollout {
+    /// Names the state folder: [a-z0-9][a-z0-9-]*.
+    #[schemars(with = "String", regex(pattern = "^[a-z0-9][a-z0-9-]*$"))]
+    pub(super) name: Spanned<String>,
+    /// Where runs are kept (default "rollback", relative to the current directory).
+    #[schemars(with = "Option<String>")]
+    pub(super) state_dir: Option<Spanned<String>>,
+    /// Services of one wave migrated at once (1-64, default 1).
+    #[schemars(with = "Option<i64>", range(min = 1, max = 64))]
+    pub(super) parallelism: Option<Spanned<i64>>,
+    /// What a failure does: rollback-day (default), rollback-service or pause.
+    #[serde(default)]
+    pub(super) on_failure: OnFailure,
+    /// Grace before SIGKILL (default "30s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) stop_timeout: Option<Spanned<String>>,
+    /// Per service, from start to healthy (default "120s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) health_timeout: Option<Spanned<String>>,
+    /// Healthy this long without a restart to count (default "5s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) stable_for: Option<Spanned<String>>,
+    /// How long a restore waits for a daemon that stopped answering (default "120s").
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) daemon_timeout: Option<Spanned<String>>,
+    /// Image for re-owning helpers (needs sh, find, stat, chown, xargs); default: the
+    /// service's own image.
+    #[schemars(with = "Option<String>")]
+    pub(super) helper_image: Option<Spanned<String>>,
+    /// Where re-owning runs: auto (default), host or helper.
+    #[serde(default)]
+    pub(super) ownership: Ownership,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    /// The day it migrates on (>= 1).
+    #[schemars(with = "i64", range(min = 1))]
+    pub(super) day: Spanned<i64>,
+    /// The new user: "uid", "uid:gid", "name" or "name:group" (names from the image's
+    /// /etc/passwd); never root. Leave out to keep the user and change only the controls.
+    #[schemars(with = "Option<String>")]
+    pub(super) user: Option<Spanned<String>>,
+    /// A documented exception: why it stays root. Not with `user`.
+    #[schemars(with = "Option<String>")]
+    pub(super) keep_root: Option<Spanned<String>>,
+    /// Services migrated and healthy before this one starts (same or earlier day).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) after: Vec<Spanned<String>>,
+    /// Absolute container paths whose mounts are re-owned; default every writable volume
+    /// and bind mount; [] re-owns nothing.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(super) chown: Option<Vec<Spanned<String>>>,
+    /// "docker" (the container's HEALTHCHECK), "running", or { exec = ["cmd", ...] }.
+    #[schemars(with = "Option<RawHealth>")]
+    pub(super) health: Option<Spanned<RawHealth>>,
+    /// Grace before SIGKILL for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) stop_timeout: Option<Spanned<String>>,
+    /// From start to healthy, for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) health_timeout: Option<Spanned<String>>,
+    /// Healthy this long without a restart, for this service.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) stable_for: Option<Spanned<String>>,
+    /// How long its restore waits for a daemon that stopped answering.
+    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+    pub(super) daemon_timeout: Option<Spanned<String>>,
+    /// Supplementary groups, by name (the image's /etc/group) or gid.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) group_add: Vec<Spanned<String>>,
+    /// Environment added or replaced (values are never printed).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub(super) env: BTreeMap<Spanned<String>, String>,
+    /// Capabilities dropped (ALL, NET_RAW, ...).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) cap_drop: Vec<Spanned<String>>,
+    /// Capabilities added (NET_BIND_SERVICE, ...).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) cap_add: Vec<Spanned<String>>,
+    /// A read-only root filesystem.
+    pub(super) read_only: Option<bool>,
+    /// Set no-new-privileges.
+    pub(super) no_new_privileges: Option<bool>,
+    /// Re-own files with more than one hard link too (default false).
+    #[serde(default)]
+    pub(super) hardlinks: bool,
+    /// Where re-owning runs for this service: auto, host or helper.
+    pub(super) ownership: Option<Ownership>,
+}
+
+/// How a replacement counts as healthy.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(super) enum RawHealth {
+    /// "docker" or "running".
+    Mode(#[schemars(with = "HealthModeName")] String),
+    /// A probe command run inside the container, healthy when it exits 0.
+    Exec(RawExec),
+}
+
+/// The named health modes.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum HealthModeName {
+    Docker,
+    Running,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExec {
+    /// The command and its arguments.
+    #[schemars(length(min = 1))]
+    pub(super) exec: Vec<String>,
+}
+
+/// The JSON Schema of the plan format, made from the types that parse it.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawPlan)).expect("a schema serializes")
+}
