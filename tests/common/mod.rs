@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dind;
+pub mod hardening;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

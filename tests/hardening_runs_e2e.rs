@@ -1,0 +1,265 @@
+//! Hardening, continued (items 12 to 21): re-owning, restores, Ctrl-C, the state directory
+//! and the stop's grace, tried against the real daemon. Test names carry the item they prove.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::hardening::*;
+use common::{TestEnv, docker, image, inspect, journal_records, owners, process_uids, spawn_until_step, unroot_in};
+use serde_json::Value;
+
+fn item12_a_single_file_bind_is_reowned(ownership: &str) {
+    let env = TestEnv::new(&format!("h12{ownership}"));
+    let tmp = env.tempdir();
+    let file = tmp.path().join("app.conf");
+    std::fs::write(&file, "setting = 1\n").unwrap();
+    let svc = env.run(
+        "svc",
+        &["--init", "-v", &format!("{}:/etc/app.conf", file.display()), &image("busybox"), "sleep", "1000000"],
+    );
+    let dir = env.tempdir();
+    write_plan(dir.path(), &format!("ownership = \"{ownership}\"\n[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
+    ok(&apply_day(dir.path(), "1", &[]), 0);
+    let m = std::fs::metadata(&file).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1000, 1000), "the file itself is re-owned");
+    assert_eq!(
+        docker(&["exec", &svc, "sh", "-c", "echo 'setting = 2' > /etc/app.conf && cat /etc/app.conf"]),
+        "setting = 2"
+    );
+    let run = first_run(dir.path());
+    ok(&unroot_in(dir.path(), &["rollback", &run, "--state-dir", "state"]), 0);
+    let m = std::fs::metadata(&file).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0), "restored");
+}
+
+#[test]
+fn item12_a_single_file_bind_is_reowned_host() {
+    item12_a_single_file_bind_is_reowned("host");
+}
+
+#[test]
+fn item12_a_single_file_bind_is_reowned_helper() {
+    item12_a_single_file_bind_is_reowned("helper");
+}
+
+#[test]
+fn item13_two_services_sharing_a_volume_are_restored_in_reverse_reown_order() {
+    let env = TestEnv::new("h13");
+    let vol = env.name("shared");
+    docker(&["volume", "create", "--label", &env.label(), &vol]);
+    common::in_volume(&env, &format!("{vol}:/d"), "mkdir /d/x && echo 1 > /d/x/f && echo 2 > /d/g");
+    let owners_before = owners(&env, &vol);
+    let img = image("busybox");
+    // a stops slowly (sleep as PID 1 ignores SIGTERM) and cannot run as its user; b stops
+    // at once: b re-owns the volume first, a second, then a fails.
+    let a = env.run("a", &["-v", &format!("{vol}:/data"), &img, "sh", "-c", "touch /root/ok && exec sleep 1000000"]);
+    let b = env.run("b", &["--init", "-v", &format!("{vol}:/data"), &img, "sleep", "1000000"]);
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!(
+            "[rollout]\nname = \"h\"\nparallelism = 2\nstable_for = \"1s\"\nhealth_timeout = \"20s\"\n\
+             [service.{a}]\nday = 1\nuser = \"1000:1000\"\nstop_timeout = \"3s\"\n\
+             [service.{b}]\nday = 1\nuser = \"1001:1001\"\nstop_timeout = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let run = apply_day(dir.path(), "1", &[]);
+    ok(&run, 3);
+    assert!(run.stdout.contains("on this day too"), "the preview warns of the shared volume:\n{}", run.stdout);
+    let records = journal_records(&dir.path().join("state"), "h");
+    let chowns: Vec<&str> = records
+        .iter()
+        .filter(|r| r["step"] == "chown" && r["ok"].is_null())
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(chowns, [b.as_str(), a.as_str()], "b re-owned first");
+    assert_eq!(owners(&env, &vol), owners_before, "the owners found by the first re-own are back");
+    assert_eq!(process_uids(&a), [0]);
+    assert_eq!(process_uids(&b), [0]);
+}
+
+#[test]
+fn item15_resume_rollback_and_status_find_the_plans_state_dir() {
+    let env = TestEnv::new("h15");
+    let img = image("busybox");
+    let svc = env.run("svc", &["--init", &img, "sh", "-c", "echo x > /root/state && exec sleep 1000000"]);
+    let before = inspect(&svc);
+    let home = env.tempdir();
+    let state = home.path().join("custom-state");
+    std::fs::write(
+        home.path().join("plan.toml"),
+        format!(
+            "[rollout]\nname = \"h\"\nstate_dir = \"{}\"\non_failure = \"pause\"\n{FAST}[service.{svc}]\nday = 1\nuser = \"1000\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let run = unroot_in(home.path(), &["apply", "plan.toml", "--day", "1", "--yes"]);
+    ok(&run, 4);
+    assert!(run.stdout.contains("--plan plan.toml`"), "the hint names the plan:\n{}", run.stdout);
+    // From another directory, with the plan's path.
+    let elsewhere = env.tempdir();
+    let plan = home.path().join("plan.toml").display().to_string();
+    let st = unroot_in(elsewhere.path(), &["status", "--plan", &plan, "--json"]);
+    ok(&st, 0);
+    let v: Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(v["runs"][0]["state"], "interrupted");
+    let id = v["runs"][0]["run"].as_str().unwrap().to_string();
+    let rb = unroot_in(elsewhere.path(), &["rollback", &id, "--plan", &plan]);
+    ok(&rb, 0);
+    assert_eq!(inspect(&svc)["Id"], before["Id"]);
+    assert_eq!(process_uids(&svc), [0]);
+    let nothing = unroot_in(elsewhere.path(), &["resume", "--plan", &plan]);
+    ok(&nothing, 0);
+    assert!(nothing.stdout.contains("nothing to resume"), "{}", nothing.stdout);
+}
+
+#[test]
+fn item16_ctrl_c_during_a_slow_stop_starts_no_further_step() {
+    let env = TestEnv::new("h16");
+    let vol = env.name("data");
+    docker(&["volume", "create", "--label", &env.label(), &vol]);
+    let svc = env.run("svc", &["-v", &format!("{vol}:/data"), &image("busybox"), "sleep", "1000000"]);
+    let before = inspect(&svc);
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!("[rollout]\nname = \"h\"\nstable_for = \"1s\"\nstop_timeout = \"5s\"\n[service.{svc}]\nday = 1\nuser = \"1000\"\n"),
+    )
+    .unwrap();
+    let child = spawn_until_step(
+        dir.path(),
+        &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"],
+        "h",
+        "stop",
+    );
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let records = journal_records(&dir.path().join("state"), "h");
+    let started: Vec<&str> = records
+        .iter()
+        .filter(|r| r["ok"].is_null() && r["step"].is_string())
+        .map(|r| r["step"].as_str().unwrap())
+        .collect();
+    assert!(!started.contains(&"chown") && !started.contains(&"create"), "nothing new started: {started:?}");
+    let after = inspect(&svc);
+    assert_eq!(after["Id"], before["Id"], "the original is back");
+    assert_eq!(after["State"]["Running"], true);
+    assert_eq!(process_uids(&svc), [0]);
+}
+
+#[test]
+fn item18_an_existing_shared_state_dir_keeps_its_mode() {
+    let env = TestEnv::new("h18");
+    let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
+    let dir = env.tempdir();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000\"\n"));
+    let run =
+        unroot_in(dir.path(), &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", shared.to_str().unwrap()]);
+    ok(&run, 0);
+    assert_eq!(std::fs::metadata(&shared).unwrap().mode() & 0o7777, 0o1777, "not stripped to 0700");
+    assert_eq!(std::fs::metadata(shared.join("h")).unwrap().mode() & 0o777, 0o700, "the plan's own folder is");
+}
+
+#[test]
+fn item19_a_tree_of_5000_directories_reowns_under_a_low_descriptor_limit() {
+    let env = TestEnv::new("h19");
+    let tmp = env.tempdir();
+    let data = tmp.path().join("data");
+    for i in 0..5000 {
+        std::fs::create_dir_all(data.join(format!("d{}/e{i}", i % 50))).unwrap();
+    }
+    let svc =
+        env.run("svc", &["--init", "-v", &format!("{}:/data", data.display()), &image("busybox"), "sleep", "1000000"]);
+    let dir = env.tempdir();
+    write_plan(dir.path(), &format!("ownership = \"host\"\n[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
+    let bin = assert_cmd::cargo::cargo_bin("unroot");
+    let out = std::process::Command::new("sh")
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(format!("ulimit -n 256 && exec {} apply plan.toml --day 1 --yes --state-dir state", bin.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut checked = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1000), "{}", d.display());
+        checked += 1;
+        for e in std::fs::read_dir(&d).unwrap() {
+            stack.push(e.unwrap().path());
+        }
+    }
+    assert_eq!(checked, 5051);
+}
+
+#[test]
+fn item20_a_stop_grace_longer_than_the_request_timeout_is_waited_for() {
+    let env = TestEnv::new("h20");
+    // No --init: the stop takes its whole grace.
+    let svc = env.run("svc", &[&image("busybox"), "sleep", "1000000"]);
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!("[rollout]\nname = \"h\"\nstable_for = \"1s\"\nstop_timeout = \"5s\"\n[service.{svc}]\nday = 1\nuser = \"1000\"\n"),
+    )
+    .unwrap();
+    // Requests time out after 2 s in this run; the stop waits its 5 s grace regardless.
+    let out = unroot_env(
+        dir.path(),
+        &[("UNROOT_TEST_REQUEST_TIMEOUT", "2")],
+        &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = inspect(&svc);
+    assert_eq!(c["Config"]["User"], "1000:1000");
+    assert_eq!(c["State"]["Running"], true);
+}
+
+#[test]
+fn item21_a_committed_run_whose_rollback_was_interrupted_is_open_everywhere() {
+    let env = TestEnv::new("h21");
+    let (svc, dir) = one_service(&env);
+    ok(&apply_day(dir.path(), "1", &[]), 0);
+    let run = first_run(dir.path());
+    let written = journal_records(&dir.path().join("state"), "h").len();
+    // Killed right after the rollback's first record.
+    let out = unroot_env(
+        dir.path(),
+        &[("UNROOT_CRASH_AFTER_WRITE", &(written + 1).to_string())],
+        &["rollback", &run, "--state-dir", "state"],
+    );
+    assert!(killed(&out));
+    let st: Value =
+        serde_json::from_str(&unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]).stdout).unwrap();
+    assert_eq!(st["runs"][0]["state"], "interrupted");
+    let refused = apply_day(dir.path(), "1", &[]);
+    ok(&refused, 5);
+    assert!(refused.stderr.contains(&format!("unroot resume {run}")), "{}", refused.stderr);
+    // A resume that ends in a rollback exits 3: every service is back on its original.
+    ok(&unroot_in(dir.path(), &["resume", "--state-dir", "state"]), 3);
+    assert_eq!(process_uids(&svc), [0], "resume finished the rollback");
+    let st: Value =
+        serde_json::from_str(&unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]).stdout).unwrap();
+    assert_eq!(st["runs"][0]["state"], "rolled-back");
+}
