@@ -160,6 +160,32 @@ fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// The run's folder and journal, its header written: the plan as applied, its sha256 and
+/// the waves. Two runs of a day started within one second get distinct folders.
+fn start_run(plan: &Plan, plan_dir: &PlanDir, day: u32, waves: &[Vec<String>]) -> Result<(RunDir, Journal), Error> {
+    let base = crate::state::new_run_id(day);
+    let run_id = (1..)
+        .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+        .find(|id| !plan_dir.run_dir(id).exists())
+        .expect("some suffix is free");
+    let run = RunDir::create(plan_dir, &run_id, &plan.source.text)?;
+    let mut journal = Journal::open(&run.journal_path())?;
+    crate::state::failpoint::install(&mut journal);
+    journal.append(Record::Header {
+        run: run_id,
+        plan: plan.rollout.name.clone(),
+        plan_sha256: plan.sha256.clone(),
+        day,
+        waves: waves.to_vec(),
+        on_failure: format!("{:?}", plan.rollout.on_failure),
+        version: env!("CARGO_PKG_VERSION").into(),
+        plan_path: std::fs::canonicalize(&plan.source.name)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| plan.source.name.clone()),
+    })?;
+    Ok((run, journal))
+}
+
 /// `unroot apply`: refuses what must be refused, previews, confirms, runs the day.
 pub async fn apply(
     port: &impl DockerPort,
@@ -212,27 +238,8 @@ pub async fn apply(
     }
     confirm(opts, day.services.len())?;
 
-    // Two runs of a day started within one second get distinct folders.
-    let base = crate::state::new_run_id(opts.day);
-    let run_id = (1..)
-        .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
-        .find(|id| !plan_dir.run_dir(id).exists())
-        .expect("some suffix is free");
-    let run = RunDir::create(&plan_dir, &run_id, &plan.source.text)?;
-    let mut journal = Journal::open(&run.journal_path())?;
-    crate::state::failpoint::install(&mut journal);
-    journal.append(Record::Header {
-        run: run_id.clone(),
-        plan: plan.rollout.name.clone(),
-        plan_sha256: plan.sha256.clone(),
-        day: opts.day,
-        waves: day.waves.clone(),
-        on_failure: format!("{:?}", plan.rollout.on_failure),
-        version: env!("CARGO_PKG_VERSION").into(),
-        plan_path: std::fs::canonicalize(&plan.source.name)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| plan.source.name.clone()),
-    })?;
+    let (run, journal) = start_run(plan, &plan_dir, opts.day, &day.waves)?;
+    let run_id = run.id.clone();
     let ctx = RunCtx { port, run, journal: Mutex::new(journal), out: reporter, stop, hint: loc.hint.clone() };
     let mut apply = Apply::new(ctx, plan, day, plan_dir);
     if let Some(k) = opts.parallelism {
@@ -246,28 +253,34 @@ pub async fn apply(
     })?;
     let exit = outcome.exit(any_failed);
     let ctx = &apply.ctx;
-    let summary = match (outcome, exit) {
-        (_, Exit::Ok) => format!("Day {} applied (run {run_id}).", opts.day),
+    let summary = summary(ctx, opts.day, outcome, exit);
+    ctx.out.done(outcome.as_str(), exit as u8, &summary);
+    Ok(exit)
+}
+
+/// What a day's apply ended as, for people, with the commands that continue it.
+fn summary<D: DockerPort>(ctx: &RunCtx<'_, D>, day: u32, outcome: Outcome, exit: Exit) -> String {
+    let run_id = &ctx.run.id;
+    match (outcome, exit) {
+        (_, Exit::Ok) => format!("Day {} applied (run {run_id}).", day),
         (Outcome::Applied, Exit::RolledBack) => format!(
             "Day {} committed, but a service failed and is back on its original (run {run_id}); the day stays open until it is migrated.",
-            opts.day
+            day
         ),
         (_, Exit::RolledBack) => {
-            format!("Day {} failed; every service it touched is back on its original (run {run_id}).", opts.day)
+            format!("Day {} failed; every service it touched is back on its original (run {run_id}).", day)
         }
         (Outcome::CommitIncomplete, _) => format!(
             "Day {}: every service is migrated and healthy, but a parked original could not be removed; `{}` removes it.",
-            opts.day,
+            day,
             ctx.command("resume")
         ),
         _ => format!(
             "Day {} did not finish and something is not back: see `{}`; continue with `{}` or `{}`.",
-            opts.day,
+            day,
             ctx.command("status"),
             ctx.command("resume"),
             ctx.command("rollback")
         ),
-    };
-    ctx.out.done(outcome.as_str(), exit as u8, &summary);
-    Ok(exit)
+    }
 }

@@ -224,91 +224,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run(cli: Cli) -> Result<Exit, Error> {
-    match cli.command {
-        Command::Check { plan, json } => {
-            let plan = Plan::load(&plan)?;
-            Output { json }.check(&plan);
-            Ok(Exit::Ok)
-        }
-        Command::Graph { plan, format } => {
-            let plan = Plan::load(&plan)?;
-            let rendered = match format {
-                GraphFormat::Text => plan.graph.render_text(&plan.days),
-                GraphFormat::Dot => plan.graph.render_dot(&plan.days),
-                GraphFormat::Mermaid => plan.graph.render_mermaid(&plan.days),
-            };
-            Output { json: false }.graph(&rendered);
-            Ok(Exit::Ok)
-        }
-        Command::Completions { shell } => {
-            Output { json: false }.completions(shell, &mut Cli::command());
-            Ok(Exit::Ok)
-        }
-        Command::Schema => {
-            Output { json: true }.schema(&plan::json_schema());
-            Ok(Exit::Ok)
-        }
-        Command::Man => {
-            Output { json: false }.man(Cli::command());
-            Ok(Exit::Ok)
-        }
+    let Cli { state_dir, no_progress, command, .. } = cli;
+    match command {
         Command::Plan { plan, day, only, json } => {
-            let plan = Plan::load(&plan)?;
-            let opts = commands::ApplyOptions {
-                day,
-                only,
-                parallelism: None,
-                yes: false,
-                dry_run: true,
-                json,
-                state_dir: cli.state_dir,
-            };
-            runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
-                commands::plan(&docker, &plan, &opts).await
-            })
+            let opts =
+                commands::ApplyOptions { day, only, parallelism: None, yes: false, dry_run: true, json, state_dir };
+            apply(&plan, &opts, no_progress)
         }
         Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
-            let plan = Plan::load(&plan)?;
-            let opts = commands::ApplyOptions {
-                day,
-                only,
-                parallelism: parallelism.map(usize::from),
-                yes,
-                dry_run,
-                json,
-                state_dir: cli.state_dir,
-            };
-            runtime()?.block_on(async {
-                let docker = Timed::new(BollardDocker::connect().await?);
-                let out =
-                    Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: Some(docker.counter()) };
-                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-                watch_ctrl_c(stop);
-                commands::apply(&docker, &plan, &opts, stop, &out).await
-            })
+            let parallelism = parallelism.map(usize::from);
+            let opts = commands::ApplyOptions { day, only, parallelism, yes, dry_run, json, state_dir };
+            apply(&plan, &opts, no_progress)
         }
         Command::Resume { run, plan, json } => {
-            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
-            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
-            runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
-                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-                watch_ctrl_c(stop);
-                runs::resume(&docker, &state, run.as_deref(), &out, stop).await
+            let state = location(state_dir.as_deref(), plan.as_deref())?;
+            against_a_run(json, no_progress, true, async |docker, out, stop| {
+                runs::resume(docker, &state, run.as_deref(), out, stop).await
             })
         }
         Command::Rollback { run, plan, services, json } => {
-            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
-            let out = Reporter { json, bars: Bars::for_terminal(cli.no_progress), docker_nanos: None };
-            runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
-                let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-                runs::rollback(&docker, &state, &run, &services, &out, stop).await
+            let state = location(state_dir.as_deref(), plan.as_deref())?;
+            against_a_run(json, no_progress, false, async |docker, out, stop| {
+                runs::rollback(docker, &state, &run, &services, out, stop).await
             })
         }
         Command::Status { run, plan, json } => {
-            let state = location(cli.state_dir.as_deref(), plan.as_deref())?;
+            let state = location(state_dir.as_deref(), plan.as_deref())?;
             let runs = runs::status(&state, run.as_deref())?;
             Output { json }.status(&runs, &state);
             Ok(Exit::Ok)
@@ -333,7 +274,59 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let violations = report.violations().count();
             Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
         }
+        offline => run_offline(offline),
     }
+}
+
+/// The commands that need no daemon: check, graph, completions, schema, man.
+fn run_offline(command: Command) -> Result<Exit, Error> {
+    match command {
+        Command::Check { plan, json } => Output { json }.check(&Plan::load(&plan)?),
+        Command::Graph { plan, format } => {
+            let plan = Plan::load(&plan)?;
+            let rendered = match format {
+                GraphFormat::Text => plan.graph.render_text(&plan.days),
+                GraphFormat::Dot => plan.graph.render_dot(&plan.days),
+                GraphFormat::Mermaid => plan.graph.render_mermaid(&plan.days),
+            };
+            Output { json: false }.graph(&rendered);
+        }
+        Command::Completions { shell } => Output { json: false }.completions(shell, &mut Cli::command()),
+        Command::Schema => Output { json: true }.schema(&plan::json_schema()),
+        Command::Man => Output { json: false }.man(Cli::command()),
+        other => unreachable!("{other:?} needs the daemon"),
+    }
+    Ok(Exit::Ok)
+}
+
+/// `plan` and `apply` (`plan` is `apply --dry-run`).
+fn apply(plan: &std::path::Path, opts: &commands::ApplyOptions, no_progress: bool) -> Result<Exit, Error> {
+    let plan = Plan::load(plan)?;
+    runtime()?.block_on(async {
+        let docker = Timed::new(BollardDocker::connect().await?);
+        let bars = Bars::for_terminal(no_progress);
+        let out = Reporter { json: opts.json, bars, docker_nanos: Some(docker.counter()) };
+        let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
+        watch_ctrl_c(stop);
+        commands::apply(&docker, &plan, opts, stop, &out).await
+    })
+}
+
+/// `resume` and `rollback`: a command on a run, with events on stdout; `ctrl_c` watches for
+/// Ctrl-C (a rollback is left to finish: it is what Ctrl-C would start).
+fn against_a_run<F>(json: bool, no_progress: bool, ctrl_c: bool, f: F) -> Result<Exit, Error>
+where
+    F: AsyncFnOnce(&BollardDocker, &Reporter, &'static Interrupt) -> Result<Exit, Error>,
+{
+    let out = Reporter { json, bars: Bars::for_terminal(no_progress), docker_nanos: None };
+    runtime()?.block_on(async {
+        let docker = BollardDocker::connect().await?;
+        let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
+        if ctrl_c {
+            watch_ctrl_c(stop);
+        }
+        f(&docker, &out, stop).await
+    })
 }
 
 /// The state directory of `resume`, `rollback` and `status`: `--state-dir`, else the

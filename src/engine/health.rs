@@ -93,26 +93,29 @@ pub async fn start_and_wait(
     wait(port, id, mode, timings, target_uid, &mut events).await
 }
 
-async fn wait(
+/// How long to pause before inspecting again when the event stream dropped.
+const FALLBACK: Duration = Duration::from_millis(500);
+
+/// Waits until the container is healthy by its mode, at most `health_timeout`; returns its
+/// restart count at that moment.
+async fn until_healthy(
     port: &impl DockerPort,
     id: &str,
     mode: &HealthMode,
     timings: &Timings,
-    target_uid: Option<u32>,
     events: &mut Option<EventStream>,
-) -> Result<(), Unhealthy> {
+) -> Result<i64, Unhealthy> {
     let deadline = Instant::now() + timings.health_timeout;
-    let fallback = Duration::from_millis(500);
+    let fallback = FALLBACK;
     let mut probe_delay = Duration::from_millis(250);
-    // Healthy by mode.
-    let restarts = loop {
+    loop {
         let c = port.inspect_container(id).await?;
         let mut healthy = verdict(&c, mode)?;
         if healthy && let HealthMode::Exec(cmd) = mode {
             healthy = port.exec(id, cmd).await.map(|f| f.exit_code == 0).unwrap_or(false);
         }
         if healthy {
-            break c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
+            return Ok(c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0));
         }
         if Instant::now() >= deadline {
             return Err(Unhealthy(format!(
@@ -138,7 +141,19 @@ async fn wait(
                 }
             }
         }
-    };
+    }
+}
+
+async fn wait(
+    port: &impl DockerPort,
+    id: &str,
+    mode: &HealthMode,
+    timings: &Timings,
+    target_uid: Option<u32>,
+    events: &mut Option<EventStream>,
+) -> Result<(), Unhealthy> {
+    let fallback = FALLBACK;
+    let restarts = until_healthy(port, id, mode, timings, events).await?;
     // Stable for `stable_for`: any disruption ends it.
     let stable_until = Instant::now() + timings.stable_for;
     while let Some(action) = next_event(events, stable_until, fallback).await {

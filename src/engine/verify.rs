@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::docker::{DockerError, DockerPort};
+use crate::docker::{DockerError, DockerPort, Inspect, Process};
 use crate::engine::audit::{missing_controls, normalize_cap};
 use crate::model::passwd;
-use crate::model::plan::Plan;
+use crate::model::plan::{Plan, Service};
 use crate::model::user::{IdOrName, UserSpec};
 
 /// One service's verdict.
@@ -46,81 +46,96 @@ pub async fn verify(
 ) -> Result<Vec<Verdict>, DockerError> {
     let mut out = Vec::new();
     for s in plan.services.iter().filter(|s| through_day.is_none_or(|d| s.day <= d)) {
-        let mut problems = Vec::new();
-        let c = match port.inspect_container(&s.name).await {
-            Ok(c) => c,
-            Err(DockerError::NotFound(_)) => {
-                out.push(Verdict { name: s.name.clone(), ok: false, problems: vec!["no such container".into()] });
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if !c.running() {
-            problems.push(format!("not running ({})", c.status()));
-        }
-        if let Some(h) = c.health_status()
-            && h != "healthy"
-        {
-            problems.push(format!("health is {h}"));
-        }
+        let problems = problems_of(port, s).await?;
+        out.push(Verdict { name: s.name.clone(), ok: problems.is_empty(), problems });
+    }
+    Ok(out)
+}
+
+/// What is wrong with one planned service now (nothing when it is as planned).
+async fn problems_of(port: &impl DockerPort, s: &Service) -> Result<Vec<String>, DockerError> {
+    let c = match crate::docker::inspect_named(port, &s.name).await {
+        Ok(c) => c,
+        Err(DockerError::NotFound(_)) => return Ok(vec!["no such container".into()]),
+        Err(e) => return Err(e),
+    };
+    let mut problems = Vec::new();
+    if !c.running() {
+        problems.push(format!("not running ({})", c.status()));
+    }
+    if let Some(h) = c.health_status()
+        && h != "healthy"
+    {
+        problems.push(format!("health is {h}"));
+    }
+    if s.keep_root.is_some() {
+        problems
+            .extend(missing_controls(&c, s).into_iter().map(|m| m.replace("control-missing:", "control missing: ")));
+        return Ok(problems);
+    }
+    if let Some(spec) = &s.user {
         let procs = if c.running() {
             crate::docker::own_tree(port.top(c.id()).await.unwrap_or_default(), c.pid())
         } else {
             Vec::new()
         };
-        if s.keep_root.is_some() {
-            problems.extend(
-                missing_controls(&c, s).into_iter().map(|m| m.replace("control-missing:", "control missing: ")),
-            );
-        } else {
-            if let Some(spec) = &s.user {
-                let planned = resolve(port, c.id(), spec).await;
-                let configured = crate::model::user::configured(c.configured_user());
-                let actual = match &configured {
-                    None => Some((0, None)),
-                    Some(u) => resolve(port, c.id(), u).await,
-                };
-                match (planned, actual) {
-                    (Some((pu, pg)), Some((au, ag))) => {
-                        if pu != au || (pg.is_some() && ag.is_some() && pg != ag) {
-                            problems.push(format!(
-                                "configured user is {:?}, planned {spec}",
-                                if c.configured_user().is_empty() { "(unset: root)" } else { c.configured_user() }
-                            ));
-                        }
-                        let wrong: Vec<String> = procs
-                            .iter()
-                            .filter(|p| p.uid != Some(pu))
-                            .map(|p| format!("pid {} as uid {}", p.pid, p.uid.map_or("?".into(), |u| u.to_string())))
-                            .collect();
-                        if !wrong.is_empty() {
-                            problems.push(format!("processes not at uid {pu}: {}", wrong.join(", ")));
-                        }
-                    }
-                    (None, _) => problems.push(format!("the planned user {spec} is unknown in the container")),
-                    (_, None) => problems.push(format!("its user {} cannot be resolved", c.configured_user())),
-                }
+        problems.extend(user_problems(port, &c, spec, &procs).await);
+    }
+    problems.extend(control_problems(&c, s));
+    Ok(problems)
+}
+
+/// The configured user against the planned one, and every process at the planned uid.
+async fn user_problems(port: &impl DockerPort, c: &Inspect, spec: &UserSpec, procs: &[Process]) -> Vec<String> {
+    let planned = resolve(port, c.id(), spec).await;
+    let actual = match &crate::model::user::configured(c.configured_user()) {
+        None => Some((0, None)),
+        Some(u) => resolve(port, c.id(), u).await,
+    };
+    let mut problems = Vec::new();
+    match (planned, actual) {
+        (Some((pu, pg)), Some((au, ag))) => {
+            if pu != au || (pg.is_some() && ag.is_some() && pg != ag) {
+                problems.push(format!(
+                    "configured user is {:?}, planned {spec}",
+                    if c.configured_user().is_empty() { "(unset: root)" } else { c.configured_user() }
+                ));
             }
-            let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
-            for cap in &s.cap_drop {
-                if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
-                    problems.push(format!("cap_drop {cap} is not applied"));
-                }
-            }
-            let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
-            for cap in &s.cap_add {
-                if !added.contains(&normalize_cap(cap)) {
-                    problems.push(format!("cap_add {cap} is not applied"));
-                }
-            }
-            if s.read_only == Some(true) && !c.read_only_rootfs() {
-                problems.push("the root filesystem is writable, planned read_only".into());
-            }
-            if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
-                problems.push("no-new-privileges is not set".into());
+            let wrong: Vec<String> = procs
+                .iter()
+                .filter(|p| p.uid != Some(pu))
+                .map(|p| format!("pid {} as uid {}", p.pid, p.uid.map_or("?".into(), |u| u.to_string())))
+                .collect();
+            if !wrong.is_empty() {
+                problems.push(format!("processes not at uid {pu}: {}", wrong.join(", ")));
             }
         }
-        out.push(Verdict { name: s.name.clone(), ok: problems.is_empty(), problems });
+        (None, _) => problems.push(format!("the planned user {spec} is unknown in the container")),
+        (_, None) => problems.push(format!("its user {} cannot be resolved", c.configured_user())),
     }
-    Ok(out)
+    problems
+}
+
+/// The planned capabilities, read-only root and no-new-privileges that are not in place.
+fn control_problems(c: &Inspect, s: &Service) -> Vec<String> {
+    let mut problems = Vec::new();
+    let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
+    for cap in &s.cap_drop {
+        if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
+            problems.push(format!("cap_drop {cap} is not applied"));
+        }
+    }
+    let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
+    for cap in &s.cap_add {
+        if !added.contains(&normalize_cap(cap)) {
+            problems.push(format!("cap_add {cap} is not applied"));
+        }
+    }
+    if s.read_only == Some(true) && !c.read_only_rootfs() {
+        problems.push("the root filesystem is writable, planned read_only".into());
+    }
+    if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
+        problems.push("no-new-privileges is not set".into());
+    }
+    problems
 }
