@@ -211,6 +211,39 @@ impl Validator<'_> {
         let before = self.errors.len();
         let name = key.get_ref();
         let r = raw.get_ref();
+        let day = self.name_and_day(key, r);
+        let user = self.user_rules(r);
+        let chown = self.chown_paths(r);
+        let health = self.health_mode(r);
+        let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
+        self.list_rules(r);
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(Service {
+            name: name.clone(),
+            day: day as u32,
+            user,
+            keep_root: r.keep_root.as_ref().map(|k| k.get_ref().trim().to_string()),
+            after: r.after.iter().map(|a| a.get_ref().clone()).collect(),
+            chown,
+            health,
+            timings,
+            group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
+            env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
+            cap_drop: r.cap_drop.iter().map(|c| c.get_ref().clone()).collect(),
+            cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
+            read_only: r.read_only,
+            no_new_privileges: r.no_new_privileges,
+            hardlinks: r.hardlinks,
+            ownership: r.ownership.unwrap_or(base_ownership),
+            span: key.span(),
+        })
+    }
+
+    /// The container name and the day.
+    fn name_and_day(&mut self, key: &Spanned<String>, r: &RawService) -> i64 {
+        let name = key.get_ref();
         if !docker_name_ok(name) {
             self.push(
                 PlanErrorKind::InvalidName,
@@ -230,6 +263,11 @@ impl Validator<'_> {
                 Some("days are numbered 1, 2, 3 …"),
             );
         }
+        day
+    }
+
+    /// `user` (never root) and `keep_root` (with its reason, never with `user`).
+    fn user_rules(&mut self, r: &RawService) -> Option<UserSpec> {
         let user = match &r.user {
             None => None,
             Some(u) => match UserSpec::parse(u.get_ref()) {
@@ -276,7 +314,12 @@ impl Validator<'_> {
                 Some("write why, e.g. keep_root = \"reads host /proc for hardware metrics\""),
             );
         }
-        let chown = r.chown.as_ref().map(|paths| {
+        user
+    }
+
+    /// `chown`: absolute paths without `..`.
+    fn chown_paths(&mut self, r: &RawService) -> Option<Vec<PathBuf>> {
+        r.chown.as_ref().map(|paths| {
             paths
                 .iter()
                 .filter_map(|p| {
@@ -303,8 +346,12 @@ impl Validator<'_> {
                     }
                 })
                 .collect::<Vec<_>>()
-        });
-        let health = r.health.as_ref().and_then(|h| match h.get_ref() {
+        })
+    }
+
+    /// `health`: "docker", "running" or a non-empty exec probe.
+    fn health_mode(&mut self, r: &RawService) -> Option<HealthMode> {
+        r.health.as_ref().and_then(|h| match h.get_ref() {
             RawHealth::Mode(m) if m == "docker" => Some(HealthMode::Docker),
             RawHealth::Mode(m) if m == "running" => Some(HealthMode::Running),
             RawHealth::Mode(m) => {
@@ -328,8 +375,11 @@ impl Validator<'_> {
                 None
             }
             RawHealth::Exec(e) => Some(HealthMode::Exec(e.exec.clone())),
-        });
-        let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
+        })
+    }
+
+    /// `group_add`, `env` keys and capabilities.
+    fn list_rules(&mut self, r: &RawService) {
         for g in &r.group_add {
             if g.get_ref().trim().is_empty() || g.get_ref().contains(':') {
                 self.push(
@@ -364,28 +414,6 @@ impl Validator<'_> {
                 );
             }
         }
-        if self.errors.len() != before {
-            return None;
-        }
-        Some(Service {
-            name: name.clone(),
-            day: day as u32,
-            user,
-            keep_root: r.keep_root.as_ref().map(|k| k.get_ref().trim().to_string()),
-            after: r.after.iter().map(|a| a.get_ref().clone()).collect(),
-            chown,
-            health,
-            timings,
-            group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
-            env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
-            cap_drop: r.cap_drop.iter().map(|c| c.get_ref().clone()).collect(),
-            cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
-            read_only: r.read_only,
-            no_new_privileges: r.no_new_privileges,
-            hardlinks: r.hardlinks,
-            ownership: r.ownership.unwrap_or(base_ownership),
-            span: key.span(),
-        })
     }
 
     /// `after` names a known service of the same or an earlier day, and not itself.
