@@ -371,6 +371,13 @@ impl Inspect {
         self.str_at("/HostConfig/NetworkMode")
     }
 
+    /// The entrypoint and then the command, as configured.
+    pub fn command_line(&self) -> Vec<String> {
+        let mut line = self.strings_at("/Config/Entrypoint");
+        line.extend(self.strings_at("/Config/Cmd"));
+        line
+    }
+
     /// The exposed ports (`80/tcp`, …).
     pub fn exposed_ports(&self) -> Vec<String> {
         self.0

@@ -42,7 +42,8 @@ fn fake() -> FakeDocker {
         }
         // The scan finds two entries and the root owned by root; the apply succeeds.
         s.helper = Some(Box::new(|c, _| {
-            let script = c.0.pointer("/Config/Entrypoint/2").and_then(Value::as_str).unwrap_or_default();
+            let line = c.command_line();
+            let script = line.get(2).map(String::as_str).unwrap_or_default();
             if script == reown::SCAN_SCRIPT {
                 Finished { exit_code: 0, stdout: b"C 0:0 ./a\nC 5:6 ./b\nR 0:0\n".to_vec(), stderr: vec![] }
             } else {

@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::docker::{DockerError, DockerPort, Inspect, Mount};
 use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::engine::reown::{self, MountId};
@@ -84,6 +82,9 @@ pub(super) fn bind_identity(source: &str) -> Result<(String, (u64, u64)), String
     let id = crate::engine::hostfs::identity(&real)?;
     Ok((real.display().to_string(), id))
 }
+
+/// One service of the day, computed from what Docker shows (or what the run saved): the
+/// user change, every other change, the mounts to re-own, blockers and warnings.
 pub(super) async fn service_plan(
     port: &impl DockerPort,
     plan: &Plan,
@@ -103,6 +104,52 @@ pub(super) async fn service_plan(
         warnings: Vec::new(),
         resolved: None,
     };
+    let Some((c, names)) = observe(port, s, source, saved, &mut sp).await else {
+        return sp;
+    };
+    let (target, group_add) = target_user(s, &names, &mut sp);
+    let image = list_changes(port, s, &c, &mut sp).await;
+    let mounts = plan_mounts(port, s, &c, target, local, &mut sp).await;
+    let health = health_mode(s, &c);
+    warn(s, &c, target, &health, volume_users, &mut sp);
+    let helper_image = check_helper(port, plan, &c, &mounts, saved, &mut sp).await;
+    sp.health = health_text(&health);
+
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_ORIGINAL_USER.to_string(), c.configured_user().to_string());
+    sp.resolved = Some(Resolved {
+        changes: Changes {
+            image,
+            user: target.map(|(u, g)| format!("{u}:{g}")),
+            group_add,
+            env: s.env.clone(),
+            cap_drop: s.cap_drop.clone(),
+            cap_add: s.cap_add.clone(),
+            read_only: s.read_only,
+            no_new_privileges: s.no_new_privileges,
+            labels,
+        },
+        original: c,
+        target,
+        mounts,
+        health,
+        timings: s.timings,
+        hardlinks: s.hardlinks,
+        helper_image,
+        ownership: s.ownership,
+    });
+    sp
+}
+
+/// The container as it is (or as the run saved it), and the names of its image; blockers
+/// when it is missing, stopped, or started with `--rm`.
+async fn observe(
+    port: &impl DockerPort,
+    s: &Service,
+    source: NameSource,
+    saved: Option<&Inspect>,
+    sp: &mut ServicePlan,
+) -> Option<(Inspect, Names)> {
     let live = match saved {
         Some(c) => Ok(c.clone()),
         None => crate::docker::inspect_named(port, &s.name).await,
@@ -111,11 +158,11 @@ pub(super) async fn service_plan(
         Ok(c) => c,
         Err(DockerError::NotFound(_)) => {
             sp.blockers.push(format!("no container is called {}", s.name));
-            return sp;
+            return None;
         }
         Err(e) => {
             sp.blockers.push(format!("cannot inspect {}: {e}", s.name));
-            return sp;
+            return None;
         }
     };
     if !c.running() {
@@ -136,13 +183,18 @@ pub(super) async fn service_plan(
     };
     sp.user.from = describe_current(&c, &names);
 
+    Some((c, names))
+}
+
+/// The target `uid:gid` and the supplementary gids, resolved in the image.
+fn target_user(s: &Service, names: &Names, sp: &mut ServicePlan) -> (Option<(u32, u32)>, Vec<String>) {
     // The user and what follows from it.
     let target = match &s.user {
         None => {
             sp.user.to = format!("{} (unchanged)", sp.user.from);
             None
         }
-        Some(spec) => match resolve_user(spec, &names) {
+        Some(spec) => match resolve_user(spec, names) {
             Ok((uid, gid, shown)) => {
                 sp.user.to = shown;
                 if matches!(spec.user, IdOrName::Id(_)) && names.uid_entry(uid).is_none() && spec.group.is_none() {
@@ -167,8 +219,14 @@ pub(super) async fn service_plan(
         }
     }
 
+    (target, group_add)
+}
+
+/// Every change besides the user, as the preview lists it; returns the image reference to
+/// create from.
+async fn list_changes(port: &impl DockerPort, s: &Service, c: &Inspect, sp: &mut ServicePlan) -> String {
     // The image by id unless the tag still names it.
-    let image = crate::docker::image_ref(port, &c).await;
+    let image = crate::docker::image_ref(port, c).await;
     if image != c.image() {
         sp.changes.push(format!(
             "image: pinned to {} (the reference {} names another image now, or none)",
@@ -200,10 +258,22 @@ pub(super) async fn service_plan(
         sp.changes.push(format!("compose project {project}: docker-compose.unroot.yml written at commit"));
     }
 
+    image
+}
+
+/// The mounts to re-own, pinned (binds seen from here) and counted where that is cheap.
+async fn plan_mounts(
+    port: &impl DockerPort,
+    s: &Service,
+    c: &Inspect,
+    target: Option<(u32, u32)>,
+    local: bool,
+    sp: &mut ServicePlan,
+) -> Vec<MountId> {
     // Mounts.
     let mut mounts = Vec::new();
     if let Some((uid, gid)) = target {
-        for m in select_mounts(s, &c, &mut sp.blockers, &mut sp.warnings) {
+        for m in select_mounts(s, c, &mut sp.blockers, &mut sp.warnings) {
             if let Ok(tar) = port.read_archive(c.id(), &m.destination, HEADER_LIMIT).await
                 && let Some((ou, og)) = passwd::first_header_owner(&tar)
                 && ou != 0
@@ -257,20 +327,25 @@ pub(super) async fn service_plan(
         }
     }
 
-    // Warnings of SPEC §3 step 3.
-    let health = health_mode(s, &c);
-    if health == HealthMode::Running && s.health.is_none() {
+    mounts
+}
+
+/// The warnings of SPEC §3 step 3.
+fn warn(
+    s: &Service,
+    c: &Inspect,
+    target: Option<(u32, u32)>,
+    health: &HealthMode,
+    volume_users: &BTreeMap<String, Vec<String>>,
+    sp: &mut ServicePlan,
+) {
+    if *health == HealthMode::Running && s.health.is_none() {
         sp.warnings.push("no health check and no exec probe: healthy means running for stable_for".into());
     }
     if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
         sp.warnings.push("docker.sock is mounted: whoever runs in it controls the host".into());
     }
-    let cmdline: Vec<String> = ["/Config/Entrypoint", "/Config/Cmd"]
-        .iter()
-        .filter_map(|p| c.0.pointer(p).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+    let cmdline = c.command_line();
     let switcher = ["gosu", "su-exec", "setpriv", "chpst", "setuidgid", "docker-entrypoint"]
         .iter()
         .find(|t| cmdline.iter().any(|a| a.contains(*t)));
@@ -305,6 +380,17 @@ pub(super) async fn service_plan(
             ));
         }
     }
+}
+
+/// The image re-owning helpers run from, checked for the tools their scripts use.
+async fn check_helper(
+    port: &impl DockerPort,
+    plan: &Plan,
+    c: &Inspect,
+    mounts: &[MountId],
+    saved: Option<&Inspect>,
+    sp: &mut ServicePlan,
+) -> String {
     // The helper image must have the tools the scripts use.
     let helper_image = plan.rollout.helper_image.clone().unwrap_or_else(|| c.image_id().to_string());
     if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
@@ -332,32 +418,7 @@ pub(super) async fn service_plan(
     {
         sp.blockers.push(format!("helper_image {img} is not on the daemon"));
     }
-    sp.health = health_text(&health);
-
-    let mut labels = BTreeMap::new();
-    labels.insert(LABEL_ORIGINAL_USER.to_string(), c.configured_user().to_string());
-    sp.resolved = Some(Resolved {
-        changes: Changes {
-            image,
-            user: target.map(|(u, g)| format!("{u}:{g}")),
-            group_add,
-            env: s.env.clone(),
-            cap_drop: s.cap_drop.clone(),
-            cap_add: s.cap_add.clone(),
-            read_only: s.read_only,
-            no_new_privileges: s.no_new_privileges,
-            labels,
-        },
-        original: c,
-        target,
-        mounts,
-        health,
-        timings: s.timings,
-        hardlinks: s.hardlinks,
-        helper_image,
-        ownership: s.ownership,
-    });
-    sp
+    helper_image
 }
 
 pub(super) fn short(id: &str) -> &str {
