@@ -150,23 +150,53 @@ pub fn normalize_cap(cap: &str) -> String {
     up.strip_prefix("CAP_").map(str::to_string).unwrap_or(up)
 }
 
-/// Compensating controls a `keep_root` service asks for that the container lacks.
-pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
+/// A control the plan asks for that the container does not have (capabilities as the plan
+/// writes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    CapDrop(String),
+    CapAdd(String),
+    ReadOnly,
+    NoNewPrivileges,
+}
+
+/// The planned controls (capabilities, read-only root, no-new-privileges) the container
+/// does not have, in one place for the audit and for verify.
+pub fn missing(c: &Inspect, s: &Service) -> Vec<Missing> {
     let mut missing = Vec::new();
     let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
     for cap in &s.cap_drop {
-        let cap = normalize_cap(cap);
-        if !dropped.contains(&cap) && !dropped.iter().any(|d| d == "ALL") {
-            missing.push(format!("control-missing:cap_drop={cap}"));
+        if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
+            missing.push(Missing::CapDrop(cap.clone()));
+        }
+    }
+    let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
+    for cap in &s.cap_add {
+        if !added.contains(&normalize_cap(cap)) {
+            missing.push(Missing::CapAdd(cap.clone()));
         }
     }
     if s.read_only == Some(true) && !c.read_only_rootfs() {
-        missing.push("control-missing:read_only".to_string());
+        missing.push(Missing::ReadOnly);
     }
     if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
-        missing.push("control-missing:no_new_privileges".to_string());
+        missing.push(Missing::NoNewPrivileges);
     }
     missing
+}
+
+/// Compensating controls a `keep_root` service asks for that the container lacks, as the
+/// audit's flags (`control-missing:…`).
+pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
+    missing(c, s)
+        .into_iter()
+        .filter_map(|m| match m {
+            Missing::CapDrop(cap) => Some(format!("control-missing:cap_drop={}", normalize_cap(&cap))),
+            Missing::CapAdd(_) => None,
+            Missing::ReadOnly => Some("control-missing:read_only".to_string()),
+            Missing::NoNewPrivileges => Some("control-missing:no_new_privileges".to_string()),
+        })
+        .collect()
 }
 
 /// One `--filter KEY=VALUE` of `audit`, as `docker ps` takes them, plus `project=`.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::docker::{DockerError, DockerPort, Inspect, Process};
-use crate::engine::audit::{missing_controls, normalize_cap};
+use crate::engine::audit::{Missing, missing, missing_controls};
 use crate::model::passwd;
 use crate::model::plan::{Plan, Service};
 use crate::model::user::{IdOrName, UserSpec};
@@ -118,24 +118,13 @@ async fn user_problems(port: &impl DockerPort, c: &Inspect, spec: &UserSpec, pro
 
 /// The planned capabilities, read-only root and no-new-privileges that are not in place.
 fn control_problems(c: &Inspect, s: &Service) -> Vec<String> {
-    let mut problems = Vec::new();
-    let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
-    for cap in &s.cap_drop {
-        if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
-            problems.push(format!("cap_drop {cap} is not applied"));
-        }
-    }
-    let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
-    for cap in &s.cap_add {
-        if !added.contains(&normalize_cap(cap)) {
-            problems.push(format!("cap_add {cap} is not applied"));
-        }
-    }
-    if s.read_only == Some(true) && !c.read_only_rootfs() {
-        problems.push("the root filesystem is writable, planned read_only".into());
-    }
-    if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
-        problems.push("no-new-privileges is not set".into());
-    }
-    problems
+    missing(c, s)
+        .into_iter()
+        .map(|m| match m {
+            Missing::CapDrop(cap) => format!("cap_drop {cap} is not applied"),
+            Missing::CapAdd(cap) => format!("cap_add {cap} is not applied"),
+            Missing::ReadOnly => "the root filesystem is writable, planned read_only".to_string(),
+            Missing::NoNewPrivileges => "no-new-privileges is not set".to_string(),
+        })
+        .collect()
 }
