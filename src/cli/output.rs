@@ -189,7 +189,7 @@ impl Output {
                 .map(|s| {
                     vec![
                         format!("  {}", s.name),
-                        s.state.clone(),
+                        s.state.as_str().to_string(),
                         if s.step.is_empty() { "-".into() } else { s.step.clone() },
                     ]
                 })

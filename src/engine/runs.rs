@@ -20,7 +20,7 @@ use crate::error::{Error, Exit};
 use crate::model::plan::{OnFailure, Plan};
 use crate::state::{
     Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, StateLocation,
-    run_events,
+    Step, run_events,
 };
 
 /// One run as its folder tells it.
@@ -36,14 +36,34 @@ pub struct RunView {
     pub entries: Vec<Entry>,
 }
 
+/// Where a service of a run stands, as the journal tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceProgress {
+    Migrated,
+    Original,
+    InProgress,
+    Failed,
+}
+
+impl ServiceProgress {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceProgress::Migrated => "migrated",
+            ServiceProgress::Original => "original",
+            ServiceProgress::InProgress => "in-progress",
+            ServiceProgress::Failed => "failed",
+        }
+    }
+}
+
 /// A service of a run as the journal tells it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceStatus {
     pub name: String,
     /// The last step journaled for it (empty when it was not reached).
     pub step: String,
-    /// `migrated`, `original`, `in-progress` or `failed`.
-    pub state: String,
+    pub state: ServiceProgress,
 }
 
 /// A run for `status`.
@@ -100,7 +120,7 @@ impl RunView {
         let mut out: Vec<String> = Vec::new();
         for e in &self.entries {
             if let Record::Step { service, step, ok: None, .. } = &e.record
-                && step == "inspect"
+                && *step == Step::Inspect
                 && !out.contains(service)
             {
                 out.push(service.clone());
@@ -118,7 +138,7 @@ impl RunView {
     /// not get that far).
     pub fn expected_user(&self, service: &str) -> Option<String> {
         self.entries.iter().rev().find_map(|e| match &e.record {
-            Record::Step { service: s, step, ok: None, detail, .. } if s == service && step == "create" => {
+            Record::Step { service: s, step, ok: None, detail, .. } if s == service && *step == Step::Create => {
                 detail.get("user").and_then(|u| u.as_str()).map(str::to_string)
             }
             _ => None,
@@ -141,11 +161,11 @@ impl RunView {
     }
 
     /// The last step record of each service.
-    fn last_steps(&self) -> HashMap<&str, (&str, Option<bool>)> {
+    fn last_steps(&self) -> HashMap<&str, (Step, Option<bool>)> {
         let mut last = HashMap::new();
         for e in &self.entries {
             if let Record::Step { service, step, ok, .. } = &e.record {
-                last.insert(service.as_str(), (step.as_str(), *ok));
+                last.insert(service.as_str(), (*step, *ok));
             }
         }
         last
@@ -159,16 +179,16 @@ impl RunView {
             .iter()
             .flatten()
             .map(|name| {
-                let (step, state) = match last.get(name.as_str()) {
-                    None => ("", "original"),
-                    Some(("restore", Some(true))) => ("restore", "original"),
-                    Some(("restore", _)) => ("restore", "failed"),
-                    Some((step, Some(false))) => (*step, "failed"),
-                    Some((step @ "commit", Some(true))) => (*step, "migrated"),
-                    Some((step @ "health", Some(true))) if committed => (*step, "migrated"),
-                    Some((step, _)) => (*step, "in-progress"),
+                let (step, state) = match last.get(name.as_str()).copied() {
+                    None => (None, ServiceProgress::Original),
+                    Some((Step::Restore, Some(true))) => (Some(Step::Restore), ServiceProgress::Original),
+                    Some((Step::Restore, _)) => (Some(Step::Restore), ServiceProgress::Failed),
+                    Some((step, Some(false))) => (Some(step), ServiceProgress::Failed),
+                    Some((Step::Commit, Some(true))) => (Some(Step::Commit), ServiceProgress::Migrated),
+                    Some((Step::Health, Some(true))) if committed => (Some(Step::Health), ServiceProgress::Migrated),
+                    Some((step, _)) => (Some(step), ServiceProgress::InProgress),
                 };
-                ServiceStatus { name: name.clone(), step: step.to_string(), state: state.to_string() }
+                ServiceStatus { name: name.clone(), step: step.map_or("", Step::as_str).to_string(), state }
             })
             .collect()
     }
@@ -177,13 +197,17 @@ impl RunView {
     /// a commit that could not remove a parked original is finished by `resume`, not undone).
     pub fn had_failure(&self) -> bool {
         self.entries.iter().any(
-            |e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if step != "restore" && step != "commit"),
+            |e| matches!(&e.record, Record::Step { step, ok: Some(false), .. } if !matches!(step, Step::Restore | Step::Commit)),
         )
     }
 
     /// Services a restore brought back successfully (and not migrated again after).
     pub fn restored(&self) -> Vec<String> {
-        self.services().into_iter().filter(|s| s.step == "restore" && s.state == "original").map(|s| s.name).collect()
+        self.services()
+            .into_iter()
+            .filter(|s| s.step == Step::Restore.as_str() && s.state == ServiceProgress::Original)
+            .map(|s| s.name)
+            .collect()
     }
 
     /// The plan as the run saved it.

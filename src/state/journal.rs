@@ -31,7 +31,7 @@ pub enum Record {
     /// A step of one service starts (`ok` absent) or ends (`ok` set).
     Step {
         service: String,
-        step: String,
+        step: Step,
         #[serde(skip_serializing_if = "Option::is_none")]
         ok: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +59,41 @@ impl Record {
     /// A run-level record with a detail for people.
     pub fn run_with(event: RunEvent, detail: impl Into<String>) -> Record {
         Record::Run { event, detail: Some(detail.into()), services: Vec::new() }
+    }
+}
+
+/// The steps of a service's migration (SPEC §3), its commit, and its restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Inspect,
+    Stop,
+    Rename,
+    Chown,
+    Create,
+    Health,
+    Commit,
+    Restore,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Inspect => "inspect",
+            Step::Stop => "stop",
+            Step::Rename => "rename",
+            Step::Chown => "chown",
+            Step::Create => "create",
+            Step::Health => "health",
+            Step::Commit => "commit",
+            Step::Restore => "restore",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -156,9 +191,9 @@ pub fn restore_order(entries: &[Entry]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     for e in entries {
         if let Record::Step { service, step, ok: None, .. } = &e.record {
-            match step.as_str() {
-                "inspect" if !order.contains(service) => order.push(service.clone()),
-                "chown" => {
+            match step {
+                Step::Inspect if !order.contains(service) => order.push(service.clone()),
+                Step::Chown => {
                     order.retain(|s| s != service);
                     order.push(service.clone());
                 }
@@ -288,14 +323,8 @@ mod tests {
         let path = tmp.path().join("journal.jsonl");
         let mut j = Journal::open(&path).unwrap();
         j.append(Record::run(RunEvent::Started)).unwrap();
-        j.append(Record::Step {
-            service: "db".into(),
-            step: "stop".into(),
-            ok: None,
-            error: None,
-            detail: Value::Null,
-        })
-        .unwrap();
+        j.append(Record::Step { service: "db".into(), step: Step::Stop, ok: None, error: None, detail: Value::Null })
+            .unwrap();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"seq\":3,\"ts\":\"x\",\"rec").unwrap();
@@ -345,7 +374,7 @@ mod tests {
         let mut j = Journal::open(&path).unwrap();
         let big = |i: usize| Record::Step {
             service: format!("svc{i}"),
-            step: "chown".into(),
+            step: Step::Chown,
             ok: None,
             error: None,
             detail: serde_json::json!({"pad": "x".repeat(1500)}),

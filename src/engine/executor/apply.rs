@@ -62,7 +62,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
 
     /// Journals `step` as failed before it starts when Ctrl-C was pressed: nothing new
     /// starts, the service is rolled back with what is in flight.
-    pub(super) async fn not_interrupted(&self, name: &str, step: &'static str) -> Result<(), StepFailure> {
+    pub(super) async fn not_interrupted(&self, name: &str, step: Step) -> Result<(), StepFailure> {
         if !self.ctx.stop.is_set() {
             return Ok(());
         }
@@ -256,7 +256,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
             let parked = renamed(name, &ctx.run.id);
             let original_id = self.resolved(name).original.id().to_string();
             let r = ctx
-                .step(name, "commit", json!({"remove": parked}), async {
+                .step(name, Step::Commit, json!({"remove": parked}), async {
                     ctx.remove_gone(&original_id).await?;
                     Ok(((), json!({})))
                 })

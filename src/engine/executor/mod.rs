@@ -25,7 +25,7 @@ use crate::engine::preview::{self, DayPlan, Method, Resolved, ServicePlan};
 use crate::engine::recreate::{self, Changes, LABEL_RUN};
 use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
-use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError};
+use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step};
 
 mod apply;
 mod helper;
@@ -74,7 +74,7 @@ impl Outcome {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{step}: {message}")]
 pub struct StepFailure {
-    pub step: &'static str,
+    pub step: Step,
     pub message: String,
 }
 
@@ -126,7 +126,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
                         fields[k] = v.clone();
                     }
                 }
-                self.out.event(event, Some(service), Some(step), fields);
+                self.out.event(event, Some(service), Some(step.as_str()), fields);
             }
             Record::Run { event, detail, .. } => {
                 self.out.event(event.as_str(), None, None, json!({"run": self.run.id, "detail": detail}))
@@ -143,18 +143,12 @@ impl<D: DockerPort> RunCtx<'_, D> {
 
     /// Runs one step between a start and an end record. A panic inside the step ends it as
     /// a failure (so the service is restored like after any other failure).
-    pub(super) async fn step<T, F>(
-        &self,
-        service: &str,
-        step: &'static str,
-        intent: Value,
-        f: F,
-    ) -> Result<T, StepFailure>
+    pub(super) async fn step<T, F>(&self, service: &str, step: Step, intent: Value, f: F) -> Result<T, StepFailure>
     where
         F: std::future::Future<Output = Result<(T, Value), String>>,
     {
         let journal_err = |e: StateError| StepFailure { step, message: format!("journal: {e}") };
-        self.record(Record::Step { service: service.into(), step: step.into(), ok: None, error: None, detail: intent })
+        self.record(Record::Step { service: service.into(), step, ok: None, error: None, detail: intent })
             .map_err(journal_err)?;
         let result = std::panic::AssertUnwindSafe(f)
             .catch_unwind()
@@ -162,20 +156,14 @@ impl<D: DockerPort> RunCtx<'_, D> {
             .unwrap_or_else(|panic| Err(format!("unroot failed inside the step ({})", panic_message(&*panic))));
         match result {
             Ok((value, detail)) => {
-                self.record(Record::Step {
-                    service: service.into(),
-                    step: step.into(),
-                    ok: Some(true),
-                    error: None,
-                    detail,
-                })
-                .map_err(journal_err)?;
+                self.record(Record::Step { service: service.into(), step, ok: Some(true), error: None, detail })
+                    .map_err(journal_err)?;
                 Ok(value)
             }
             Err(message) => {
                 let _ = self.record(Record::Step {
                     service: service.into(),
-                    step: step.into(),
+                    step,
                     ok: Some(false),
                     error: Some(message.clone()),
                     detail: Value::Null,

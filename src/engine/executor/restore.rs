@@ -142,10 +142,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
             Ok(Some(v)) => Inspect(v),
             Ok(None) => return Ok(()), // never inspected: never touched
             Err(e) => {
-                return Err(StepFailure { step: "restore", message: e.to_string() });
+                return Err(StepFailure { step: Step::Restore, message: e.to_string() });
             }
         };
-        self.step(name, "restore", json!({"original": short(original.id())}), async {
+        self.step(name, Step::Restore, json!({"original": short(original.id())}), async {
             // 1. Whoever holds the name.
             let mut original_id = original.id().to_string();
             match inspect_named(self.port, name).await {

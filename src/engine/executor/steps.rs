@@ -49,8 +49,11 @@ impl<D: DockerPort> Apply<'_, D> {
     /// stop, rename and chown are done, and a parked original that is gone means committed.
     async fn standing(&self, name: &str, r: &Resolved) -> Result<Standing, StepFailure> {
         let ctx = &self.ctx;
-        let saved =
-            ctx.run.load_original(name).map_err(|e| StepFailure { step: "inspect", message: e.to_string() })?.is_some();
+        let saved = ctx
+            .run
+            .load_original(name)
+            .map_err(|e| StepFailure { step: Step::Inspect, message: e.to_string() })?
+            .is_some();
         if !saved {
             return Ok(Standing::Fresh);
         }
@@ -63,10 +66,10 @@ impl<D: DockerPort> Apply<'_, D> {
     /// Step 1: the container is still the one previewed, running; save its inspect. On a
     /// resumed run the original was saved before (and may be parked already): keep that copy.
     async fn inspect(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
-        self.not_interrupted(name, "inspect").await?;
+        self.not_interrupted(name, Step::Inspect).await?;
         let ctx = &self.ctx;
         let original_id = r.original.id();
-        ctx.step(name, "inspect", json!({}), async {
+        ctx.step(name, Step::Inspect, json!({}), async {
             if let Some(saved) = ctx.run.load_original(name).map_err(|e| e.to_string())?
                 && saved["Id"].as_str() == Some(original_id)
             {
@@ -88,11 +91,11 @@ impl<D: DockerPort> Apply<'_, D> {
     /// Step 4: restart policy "no" first (a daemon restart cannot start it again), then a
     /// graceful stop with the service's grace.
     async fn stop(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
-        self.not_interrupted(name, "stop").await?;
+        self.not_interrupted(name, Step::Stop).await?;
         let ctx = &self.ctx;
         let id = r.original.id();
         let grace = r.timings.stop_timeout;
-        ctx.step(name, "stop", json!({"timeout": crate::model::plan::duration::format(grace)}), async {
+        ctx.step(name, Step::Stop, json!({"timeout": crate::model::plan::duration::format(grace)}), async {
             let no = json!({"Name": "no", "MaximumRetryCount": 0});
             ctx.port.set_restart_policy(id, no).await.map_err(|e| e.to_string())?;
             ctx.port.stop_container(id, grace.as_secs()).await.map_err(|e| e.to_string())?;
@@ -103,11 +106,11 @@ impl<D: DockerPort> Apply<'_, D> {
 
     /// Step 5: the original is kept, stopped, as `NAME.unroot-RUN` until the day commits.
     async fn park(&self, name: &str, r: &Resolved) -> Result<(), StepFailure> {
-        self.not_interrupted(name, "rename").await?;
+        self.not_interrupted(name, Step::Rename).await?;
         let ctx = &self.ctx;
         let id = r.original.id();
         let parked = renamed(name, &ctx.run.id);
-        ctx.step(name, "rename", json!({"to": parked}), async {
+        ctx.step(name, Step::Rename, json!({"to": parked}), async {
             let c = ctx.port.inspect_container(id).await.map_err(|e| e.to_string())?;
             if c.name() != parked {
                 ctx.port.rename_container(id, &parked).await.map_err(|e| e.to_string())?;
@@ -123,21 +126,21 @@ impl<D: DockerPort> Apply<'_, D> {
         let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) else {
             return Ok(());
         };
-        self.not_interrupted(name, "chown").await?;
+        self.not_interrupted(name, Step::Chown).await?;
         let _sources = self.lock_sources(&r.mounts).await;
         let intent = json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()});
-        self.ctx.step(name, "chown", intent, self.ctx.reown(name, r, target)).await
+        self.ctx.step(name, Step::Chown, intent, self.ctx.reown(name, r, target)).await
     }
 
     /// Step 7: the replacement under the original name (every network connected, also when
     /// an earlier attempt created it), then the diff against the original.
     async fn create(&self, name: &str, r: &Resolved) -> Result<String, StepFailure> {
-        self.not_interrupted(name, "create").await?;
+        self.not_interrupted(name, Step::Create).await?;
         let ctx = &self.ctx;
         let run = ctx.run.id.as_str();
         let mut changes = r.changes.clone();
         changes.labels.insert(LABEL_RUN.into(), run.to_string());
-        ctx.step(name, "create", json!({"user": expected_user(r)}), async {
+        ctx.step(name, Step::Create, json!({"user": expected_user(r)}), async {
             let req = recreate::create_request(&r.original, &changes, api_at_least(ctx.port, 1, 44));
             let id = match inspect_named(ctx.port, name).await {
                 // A replacement of this run from an earlier attempt: reuse it.
@@ -163,7 +166,7 @@ impl<D: DockerPort> Apply<'_, D> {
     /// Step 8: start and the health gate; Ctrl-C cuts the wait short (the service is then
     /// rolled back with the day). A failure brings the end of the replacement's log.
     async fn health(&self, name: &str, r: &Resolved, new_id: &str) -> Result<(), StepFailure> {
-        self.not_interrupted(name, "health").await?;
+        self.not_interrupted(name, Step::Health).await?;
         let ctx = &self.ctx;
         let uid = r.target.map(|(u, _)| u);
         let mode = match &r.health {
@@ -171,7 +174,7 @@ impl<D: DockerPort> Apply<'_, D> {
             crate::model::plan::HealthMode::Running => "running",
             crate::model::plan::HealthMode::Exec(_) => "exec",
         };
-        ctx.step(name, "health", json!({"mode": mode}), async {
+        ctx.step(name, Step::Health, json!({"mode": mode}), async {
             tokio::select! {
                 r = health::start_and_wait(ctx.port, new_id, &r.health, &r.timings, uid) => {
                     if let Err(e) = r {
