@@ -91,9 +91,7 @@ async fn already_migrated(
     opts: &ApplyOptions,
 ) -> Vec<AlreadyMigrated> {
     let mut out = Vec::new();
-    let wanted =
-        plan.services.iter().filter(|s| s.day == opts.day && (opts.only.is_empty() || opts.only.contains(&s.name)));
-    for s in wanted {
+    for s in day_services(plan, opts) {
         let Some(rec) = ledger.service(&s.name).filter(|r| r.state == ServiceState::Migrated) else { continue };
         let Ok(c) = inspect_named(port, &s.name).await else { continue };
         let recorded_user = rec.settings.as_ref().and_then(|o| o.user.as_deref());
@@ -104,14 +102,14 @@ async fn already_migrated(
     out
 }
 
+/// The services of the day, or of `--only`.
+fn day_services<'a>(plan: &'a Plan, opts: &'a ApplyOptions) -> impl Iterator<Item = &'a crate::model::plan::Service> {
+    plan.services.iter().filter(|s| s.day == opts.day && (opts.only.is_empty() || opts.only.contains(&s.name)))
+}
+
 /// The day's services to work on: `--only`, else all, less those already migrated.
 fn remaining(plan: &Plan, opts: &ApplyOptions, already: &[AlreadyMigrated]) -> Vec<String> {
-    plan.services
-        .iter()
-        .filter(|s| s.day == opts.day && (opts.only.is_empty() || opts.only.contains(&s.name)))
-        .filter(|s| !already.iter().any(|a| a.name == s.name))
-        .map(|s| s.name.clone())
-        .collect()
+    day_services(plan, opts).filter(|s| !already.iter().any(|a| a.name == s.name)).map(|s| s.name.clone()).collect()
 }
 
 /// `unroot plan` and `apply --dry-run`: the preview, changing nothing anywhere.

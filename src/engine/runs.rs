@@ -104,6 +104,11 @@ impl RunView {
         self.plan_dir.run_dir(&self.id)
     }
 
+    /// The run's folder, to read its backups and append to its journal.
+    pub fn run_dir(&self) -> RunDir {
+        RunDir { id: self.id.clone(), dir: self.dir() }
+    }
+
     /// The run's state; `lock_held_elsewhere` tells a run being worked on from one that was
     /// interrupted.
     pub fn state(&self, lock_held_elsewhere: bool) -> RunState {
@@ -292,7 +297,7 @@ fn open_ctx<'a, D: DockerPort>(
     stop: &'a Interrupt,
     hint: &str,
 ) -> Result<RunCtx<'a, D>, Error> {
-    let run = RunDir { id: view.id.clone(), dir: view.dir() };
+    let run = view.run_dir();
     let mut journal = Journal::open(&run.journal_path())?;
     crate::state::failpoint::install(&mut journal);
     Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop, hint: hint.to_string() })
@@ -301,7 +306,7 @@ fn open_ctx<'a, D: DockerPort>(
 /// Refuses (exit 2, nothing changed) when a service to restore has its name held by a
 /// container that is neither its original nor this run's replacement or its successor.
 async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services: &[String]) -> Result<(), Error> {
-    let ctx_dir = RunDir { id: view.id.clone(), dir: view.dir() };
+    let ctx_dir = view.run_dir();
     let mut foreign = Vec::new();
     for name in services {
         let Some(original) = ctx_dir.load_original(name)? else { continue };
