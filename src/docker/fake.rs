@@ -68,6 +68,9 @@ pub enum Script {
     Before(Box<dyn FnOnce(&mut State) + Send>),
 }
 
+/// A change to the fake's state, made at a chosen point.
+type StateChange = Box<dyn FnOnce(&mut State) + Send>;
+
 /// How a fake helper container behaves when waited on.
 pub type HelperFn = Box<dyn Fn(&Inspect, &State) -> Finished + Send>;
 
@@ -169,6 +172,8 @@ pub struct FakeDocker {
     fail_at: Mutex<Option<usize>>,
     /// Panic in the call with this 1-based number.
     panic_at: Mutex<Option<usize>>,
+    /// Changes the state before the call with this 1-based number is answered.
+    before_at: Mutex<Option<(usize, StateChange)>>,
     state: Mutex<State>,
     scripts: Mutex<HashMap<&'static str, VecDeque<Script>>>,
     calls: Mutex<Vec<Call>>,
@@ -185,6 +190,7 @@ impl Default for FakeDocker {
             },
             fail_at: Mutex::default(),
             panic_at: Mutex::default(),
+            before_at: Mutex::default(),
             state: Mutex::default(),
             scripts: Mutex::default(),
             calls: Mutex::default(),
@@ -230,6 +236,12 @@ impl FakeDocker {
         *self.panic_at.lock().unwrap() = Some(n);
     }
 
+    /// Runs `f` against the state just before the call with number `n` (1-based) is
+    /// answered: a container stops or a daemon restarts at an exact point of a day.
+    pub fn before_call(&self, n: usize, f: impl FnOnce(&mut State) + Send + 'static) {
+        *self.before_at.lock().unwrap() = Some((n, Box::new(f)));
+    }
+
     /// Records the call and applies its script; `Err` when the script fails it.
     fn enter(&self, call: Call) -> Result<(), DockerError> {
         let kind = call.kind();
@@ -240,6 +252,13 @@ impl FakeDocker {
         };
         if *self.panic_at.lock().unwrap() == Some(n) {
             panic!("injected panic in call {n} ({kind})");
+        }
+        let before = {
+            let mut at = self.before_at.lock().unwrap();
+            if at.as_ref().is_some_and(|(k, _)| *k == n) { at.take() } else { None }
+        };
+        if let Some((_, f)) = before {
+            f(&mut self.state.lock().unwrap());
         }
         if *self.fail_at.lock().unwrap() == Some(n) {
             return Err(DockerError::Transport(format!("injected failure of call {n} ({kind})")));

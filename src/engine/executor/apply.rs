@@ -248,6 +248,10 @@ impl<'a, D: DockerPort> Apply<'a, D> {
     /// Step 9: remove the renamed originals, then record the day and write the compose
     /// overrides. Returns `false` (and leaves the run open for `resume`) when a parked
     /// original could not be removed: the run is committed only when every one is gone.
+    ///
+    /// Guarantees: a parked original is removed only while its replacement runs (a daemon
+    /// that restarted since the health gate stops a replacement whose restart policy is
+    /// `no`; the original is then kept and `resume` gates the replacement again).
     pub(super) async fn commit(&self, migrated: &[String], left_original: &[String]) -> Result<bool, StateError> {
         let ctx = &self.ctx;
         ctx.record(Record::run(RunEvent::Committing))?;
@@ -257,6 +261,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
             let original_id = self.resolved(name).original.id().to_string();
             let r = ctx
                 .step(name, Step::Commit, json!({"remove": parked}), async {
+                    replacement_runs(ctx, name).await?;
                     ctx.remove_gone(&original_id).await?;
                     Ok(((), json!({})))
                 })
@@ -305,6 +310,23 @@ impl<'a, D: DockerPort> Apply<'a, D> {
         ctx.record(Record::run(RunEvent::Committed))?;
         Ok(true)
     }
+}
+
+/// Whether this run's replacement holds `name` and runs: the condition for removing its
+/// parked original.
+async fn replacement_runs<D: DockerPort>(ctx: &RunCtx<'_, D>, name: &str) -> Result<(), String> {
+    let c = inspect_named(ctx.port, name).await.map_err(|e| e.to_string())?;
+    if c.label(LABEL_RUN) != Some(ctx.run.id.as_str()) {
+        return Err(format!("{name} is held by container {}, not by this run's replacement", short(c.id())));
+    }
+    if !c.running() || c.restarting() {
+        return Err(format!(
+            "the replacement {} is {}, not running (did the daemon restart?); its original is kept",
+            short(c.id()),
+            c.status()
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn restore_failures(p: &Progress) -> String {

@@ -66,6 +66,8 @@ fn plan(on_failure: &str) -> Plan {
 #[derive(Debug, Clone, Copy)]
 enum Inject {
     Nothing,
+    /// The replacement stops (its daemon restarted) just before call `k` is answered.
+    ReplacementStops(usize),
     Fail(usize),
     Panic(usize),
 }
@@ -88,6 +90,11 @@ fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile
             Inject::Nothing => {}
             Inject::Fail(k) => fake.fail_call(base + k),
             Inject::Panic(k) => fake.panic_call(base + k),
+            Inject::ReplacementStops(k) => fake.before_call(base + k, |s| {
+                if let Some(c) = s.containers.iter_mut().find(|c| c.name() == "svc" && c.id() != ORIGINAL) {
+                    c.0["State"] = json!({"Running": false, "Restarting": false, "Status": "exited", "ExitCode": 137});
+                }
+            }),
         }
         let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
         let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
@@ -219,9 +226,13 @@ fn at_every_call(inject: fn(usize) -> Inject) {
                 assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
             }
             Outcome::CommitIncomplete => {
-                // The commit could not remove the parked original: it stays, stopped,
-                // cannot start by itself, and the run stays open until resume removes it.
-                assert_eq!(failed, Call::Remove(ORIGINAL.into()), "k={k}");
+                // The commit could not remove the parked original (or could not see its
+                // replacement running): it stays, stopped, cannot start by itself, and the
+                // run stays open until resume removes it.
+                assert!(
+                    matches!(&failed, Call::Remove(id) if id == ORIGINAL) || failed == Call::Inspect("svc".into()),
+                    "k={k} {failed:?}"
+                );
                 assert_eq!(c.configured_user(), "1000:1000", "k={k}");
                 assert_eq!(others.len(), 1, "k={k}");
                 assert!(!others[0].running() && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no");
@@ -298,4 +309,21 @@ fn rollback_service_and_pause_end_as_they_say() {
             }
         }
     }
+}
+
+#[test]
+fn a_replacement_stopped_before_the_commit_keeps_its_original() {
+    let plan = plan("rollback-day");
+    let clean = fake();
+    let (_, _, base) = run_day(&clean, &plan, Inject::Nothing);
+    let calls = clean.calls();
+    let remove = calls.iter().rposition(|c| *c == Call::Remove(ORIGINAL.into())).expect("the commit removes it");
+    let k = calls[..remove].iter().rposition(|c| *c == Call::Inspect("svc".into())).unwrap() + 1 - base;
+
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan, Inject::ReplacementStops(k));
+    assert!(matches!(outcome, Outcome::CommitIncomplete), "{outcome:?}");
+    assert!(fake.with(|s| s.container(ORIGINAL).is_some()), "the parked original is kept");
+    assert!(!fake.calls().contains(&Call::Remove(ORIGINAL.into())), "no removal was tried");
+    assert!(!applied(&tmp, &plan), "not committed while the replacement is down");
 }
