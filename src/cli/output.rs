@@ -6,6 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::engine::audit;
+use crate::engine::preview::Method;
 use crate::model::plan::Plan;
 
 /// Human text or JSON, as the command was asked.
@@ -140,7 +141,7 @@ impl Output {
             out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
             for c in &s.chown {
                 let n = c.entries.map(|n| format!(", {n} entries to change")).unwrap_or_default();
-                let how = if c.method == "host" { "on the host" } else { "in a helper container" };
+                let how = if c.method == Method::Host { "on the host" } else { "in a helper container" };
                 out.push_str(&format!("    chown:  {} ({} {}, {how}{n})\n", c.target, c.kind, c.source));
             }
             if !s.health.is_empty() {

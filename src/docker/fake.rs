@@ -242,6 +242,15 @@ impl FakeDocker {
         *self.before_at.lock().unwrap() = Some((n, Box::new(f)));
     }
 
+    /// A container starts (`running`) or stops (`exited`).
+    fn set_running(&self, id: &str, running: bool) -> Result<(), DockerError> {
+        let mut s = self.state.lock().unwrap();
+        let c = s.found(id)?;
+        c.0["State"]["Running"] = json!(running);
+        c.0["State"]["Status"] = json!(if running { "running" } else { "exited" });
+        Ok(())
+    }
+
     /// Records the call and applies its script; `Err` when the script fails it.
     fn enter(&self, call: Call) -> Result<(), DockerError> {
         let kind = call.kind();
@@ -365,20 +374,12 @@ impl DockerPort for FakeDocker {
 
     async fn start_container(&self, id: &str) -> Result<(), DockerError> {
         self.enter(Call::Start(id.into()))?;
-        let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?;
-        c.0["State"]["Running"] = json!(true);
-        c.0["State"]["Status"] = json!("running");
-        Ok(())
+        self.set_running(id, true)
     }
 
     async fn stop_container(&self, id: &str, _timeout_secs: u64) -> Result<(), DockerError> {
         self.enter(Call::Stop(id.into()))?;
-        let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?;
-        c.0["State"]["Running"] = json!(false);
-        c.0["State"]["Status"] = json!("exited");
-        Ok(())
+        self.set_running(id, false)
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), DockerError> {

@@ -258,6 +258,13 @@ pub async fn inspect_named(port: &impl DockerPort, name: &str) -> Result<Inspect
     if c.name() == name { Ok(c) } else { Err(DockerError::NotFound(format!("no container is called {name}"))) }
 }
 
+/// The first 12 hex digits of a container or image id (without `sha256:`), as Docker shows
+/// them and uses for hostnames and network aliases.
+pub fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
 /// The image reference to (re)create a container from: its own tag while that still names
 /// the image it runs, else the image's id (the tag moved, or is gone).
 pub async fn image_ref(port: &impl DockerPort, c: &Inspect) -> String {

@@ -8,9 +8,9 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::docker::{ContainerRef, DockerError, DockerPort, Inspect, Process};
+use crate::engine::accounts::{self, Files};
 use crate::model::passwd;
 use crate::model::plan::{Plan, Service};
-use crate::model::user::{IdOrName, UserSpec};
 
 /// How a container stands with respect to root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -262,8 +262,6 @@ impl Filter {
 
 /// How many containers are audited at once.
 const CONCURRENCY: usize = 8;
-/// Bytes read of an image's /etc/passwd at most.
-const PASSWD_LIMIT: usize = 1 << 20;
 /// Bytes read of a mount's tar stream to see its root's owner: one header block.
 const HEADER_LIMIT: usize = 512;
 
@@ -366,15 +364,7 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
     let Some(spec) = crate::model::user::configured(configured) else {
         return Some(0);
     };
-    match spec {
-        UserSpec { user: IdOrName::Id(n), .. } => Some(n),
-        UserSpec { user: IdOrName::Name(n), .. } if n == "root" => Some(0),
-        UserSpec { user: IdOrName::Name(n), .. } => {
-            let tar = port.read_archive(id, "/etc/passwd", PASSWD_LIMIT).await.ok()?;
-            let text = passwd::first_file(&tar)?;
-            passwd::parse_passwd(&text).get(&n).map(|e| e.uid)
-        }
-    }
+    accounts::read_for(port, id, &spec, Files::Users).await.uid_of(&spec)
 }
 
 /// `root-owned-mount:DEST` for every writable volume or bind mount whose root is owned by

@@ -2,6 +2,7 @@
 //! (it reports through [`events::Events`]). The preview of a day, recreating, re-owning,
 //! the health gate, the journaled steps and restores, resume and rollback, audit and verify.
 
+pub mod accounts;
 pub mod audit;
 pub mod compose;
 pub mod events;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::docker::Inspect;
+use crate::docker::{Inspect, short_id};
 
 /// Label naming the run that created a replacement.
 pub const LABEL_RUN: &str = "io.unroot.run";
@@ -36,11 +36,6 @@ pub struct Changes {
     pub no_new_privileges: Option<bool>,
     /// Labels added (`io.unroot.run`, `io.unroot.original-user`).
     pub labels: BTreeMap<String, String>,
-}
-
-/// The first 12 characters of a container id, as Docker uses for hostnames and aliases.
-fn short_id(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 fn obj(v: &Value) -> Map<String, Value> {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-pub use crate::model::owner::{Manifest, MountChanges, MountId};
+pub use crate::model::owner::{Manifest, MountChanges, MountId, Owner};
 
 /// Host paths a bind mount may not be, contain or lie inside.
 const PROTECTED_TREES: &[&str] = &[
@@ -184,7 +184,7 @@ fn inside(path: &str) -> bool {
 ///
 /// Errors: a line that is not a scan record (the helper failed in a way its exit code did
 /// not show), or a name that is not UTF-8.
-pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
+pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> {
     let text = std::str::from_utf8(output).map_err(|_| "a name in the mount is not UTF-8; refusing".to_string())?;
     let mut changes = MountChanges::default();
     if text.lines().any(|l| l.starts_with("N ")) {
@@ -196,15 +196,13 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
             Some((o, p)) => (o, Some(p)),
             None => (rest, None),
         };
-        if !owner.contains(':') {
-            return Err(format!("unexpected scan output: {line:?}"));
-        }
+        let owner: Owner = owner.parse().map_err(|_| format!("unexpected scan output: {line:?}"))?;
         match (tag, path) {
-            ("C", Some(p)) if inside(p) => changes.entries.push((p.to_string(), owner.to_string())),
+            ("C", Some(p)) if inside(p) => changes.entries.push((p.to_string(), owner)),
             ("S", Some(p)) if inside(p) => changes.skipped.push(p.to_string()),
             ("R", None) => {
                 if owner != target {
-                    changes.root = Some(owner.to_string());
+                    changes.root = Some(owner);
                 }
             }
             ("H", None) => changes.skipped.push(".".to_string()),
@@ -217,10 +215,10 @@ pub fn parse_scan(output: &[u8], target: &str) -> Result<MountChanges, String> {
 /// The files the apply script reads to set every listed entry to `owner_of(entry)`:
 /// one list per owner, and `root` for the mount's root. As a tar stream to
 /// upload at [`HELPER_LISTS`]'s parent.
-pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> {
-    let mut by_owner: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>) -> Vec<u8> {
+    let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, owner) in entries {
-        xargs_escape(path, by_owner.entry(owner.as_str()).or_default());
+        xargs_escape(path, by_owner.entry(owner.to_string()).or_default());
     }
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |name: &str, body: &[u8]| {
@@ -234,7 +232,7 @@ pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> 
         add(owner, list);
     }
     if let Some(r) = root {
-        add("root", r.as_bytes());
+        add("root", r.to_string().as_bytes());
     }
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -249,6 +247,10 @@ pub fn apply_lists(entries: &[(String, String)], root: Option<&str>) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// An owner from its `uid:gid` text.
+    fn o(text: &str) -> crate::model::owner::Owner {
+        text.parse().unwrap()
+    }
 
     #[test]
     fn protected_sources() {
@@ -275,29 +277,29 @@ mod tests {
     #[test]
     fn scan_output_parses_into_changes() {
         let out = b"C 0:0 ./a\nC 0:0 ./a b/c\nS 0:0 ./hard\nR 0:0\n";
-        let c = parse_scan(out, "999:999").unwrap();
-        assert_eq!(c.entries, [("./a".to_string(), "0:0".to_string()), ("./a b/c".into(), "0:0".into())]);
+        let c = parse_scan(out, o("999:999")).unwrap();
+        assert_eq!(c.entries, [("./a".to_string(), o("0:0")), ("./a b/c".into(), o("0:0"))]);
         assert_eq!(c.skipped, ["./hard"]);
-        assert_eq!(c.root.as_deref(), Some("0:0"));
+        assert_eq!(c.root, Some(o("0:0")));
         assert_eq!(c.count(), 3);
-        let file = parse_scan(b"H 0:0\n", "1:1").unwrap();
-        assert_eq!((file.skipped.as_slice(), file.root.as_deref()), ([".".to_string()].as_slice(), None));
+        let file = parse_scan(b"H 0:0\n", o("1:1")).unwrap();
+        assert_eq!((file.skipped.as_slice(), file.root), ([".".to_string()].as_slice(), None));
         assert_eq!(parse_gone(b"gone 3\n"), 3);
         assert_eq!(parse_gone(b""), 0);
-        let done = parse_scan(b"R 999:999\n", "999:999").unwrap();
+        let done = parse_scan(b"R 999:999\n", o("999:999")).unwrap();
         assert!(done.is_empty(), "a second run has nothing to change");
-        assert!(parse_scan(b"sh: find: not found\n", "1:1").is_err());
-        assert!(parse_scan(b"C 0:0 /abs\n", "1:1").is_err());
-        assert!(parse_scan(b"C 0:0 ./a/../../etc\n", "1:1").is_err(), "no way out of the mount");
+        assert!(parse_scan(b"sh: find: not found\n", o("1:1")).is_err());
+        assert!(parse_scan(b"C 0:0 /abs\n", o("1:1")).is_err());
+        assert!(parse_scan(b"C 0:0 ./a/../../etc\n", o("1:1")).is_err(), "no way out of the mount");
         let forged = b"N ./x\nC 0:0 ./y\nC 0:0 ./z\n";
-        assert!(parse_scan(forged, "1:1").unwrap_err().contains("newline"), "a newline name refuses it all");
+        assert!(parse_scan(forged, o("1:1")).unwrap_err().contains("newline"), "a newline name refuses it all");
     }
 
     #[test]
     fn apply_lists_group_paths_by_owner() {
         let tar_bytes = apply_lists(
-            &[("./a".into(), "0:0".into()), ("./b c".into(), "5:6".into()), ("./it's \\ \"x\"".into(), "0:0".into())],
-            Some("0:0"),
+            &[("./a".into(), o("0:0")), ("./b c".into(), o("5:6")), ("./it's \\ \"x\"".into(), o("0:0"))],
+            Some(o("0:0")),
         );
         let mut files = BTreeMap::new();
         let mut archive = tar::Archive::new(&tar_bytes[..]);

@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::docker::{DockerError, DockerPort, Inspect, Process};
+use crate::engine::accounts::{self, Files};
 use crate::engine::audit::{Missing, missing, missing_controls};
-use crate::model::passwd;
 use crate::model::plan::{Plan, Service};
-use crate::model::user::{IdOrName, UserSpec};
+use crate::model::user::UserSpec;
 
 /// One service's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -17,23 +17,11 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
-/// Resolves a user spec to `(uid, gid?)` with the container's own /etc/passwd and /etc/group.
+/// Resolves a user spec to `(uid, gid?)` with the container's own /etc/passwd and /etc/group
+/// (the gid only when the spec names a group).
 async fn resolve(port: &impl DockerPort, id: &str, spec: &UserSpec) -> Option<(u32, Option<u32>)> {
-    let read = |path: &'static str| async move {
-        let tar = port.read_archive(id, path, 4 << 20).await.ok()?;
-        passwd::first_file(&tar)
-    };
-    let uid = match &spec.user {
-        IdOrName::Id(n) => *n,
-        IdOrName::Name(n) if n == "root" => 0,
-        IdOrName::Name(n) => passwd::parse_passwd(&read("/etc/passwd").await?).get(n)?.uid,
-    };
-    let gid = match &spec.group {
-        None => None,
-        Some(IdOrName::Id(g)) => Some(*g),
-        Some(IdOrName::Name(g)) => Some(*passwd::parse_group(&read("/etc/group").await?).get(g)?),
-    };
-    Some((uid, gid))
+    let accounts = accounts::read_for(port, id, spec, Files::UsersAndGroups).await;
+    Some((accounts.uid_of(spec)?, accounts.named_gid(spec)?))
 }
 
 /// Checks every service of the plan on days up to `through_day` (all days when `None`).

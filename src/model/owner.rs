@@ -2,7 +2,62 @@
 //! whose owner changed with its old owner. The manifest (`owners`, 0600) is written before
 //! any owner changes, so a rollback restores each one exactly.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
+
+/// A file's or a process's owner: numeric uid and gid. Written `uid:gid` wherever it is
+/// stored (the manifest, the journal) or shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+
+    pub fn new(uid: u32, gid: u32) -> Owner {
+        Owner { uid, gid }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+/// Text that is not `uid:gid` with two unsigned 32-bit numbers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad owner {0}")]
+pub struct BadOwner(pub String);
+
+impl FromStr for Owner {
+    type Err = BadOwner;
+
+    /// Parses `uid:gid`; nothing else (no names, no missing half, no sign, no space).
+    fn from_str(s: &str) -> Result<Owner, BadOwner> {
+        let bad = || BadOwner(s.to_string());
+        let (u, g) = s.split_once(':').ok_or_else(bad)?;
+        let number = |t: &str| if t.bytes().all(|b| b.is_ascii_digit()) { t.parse::<u32>().ok() } else { None };
+        Ok(Owner { uid: number(u).ok_or_else(bad)?, gid: number(g).ok_or_else(bad)? })
+    }
+}
+
+impl Serialize for Owner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Owner, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// One mount as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,10 +81,10 @@ pub struct MountId {
 /// What re-owning one mount changes: entries with their old owners.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MountChanges {
-    /// Relative paths (`./a/b`) with their owner before, as `uid:gid`.
-    pub entries: Vec<(String, String)>,
+    /// Relative paths (`./a/b`) with their owner before.
+    pub entries: Vec<(String, Owner)>,
     /// The mount root's owner before, when it changes.
-    pub root: Option<String>,
+    pub root: Option<Owner>,
     /// Hard-linked files set aside (they keep their owner).
     pub skipped: Vec<String>,
 }
@@ -45,15 +100,40 @@ impl MountChanges {
 }
 
 /// The manifest of one service (`owners`, 0600): per mount, what changed and from what.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The owner every changed entry was set to.
-    pub target: String,
+    pub target: Owner,
     pub mounts: Vec<(MountId, MountChanges)>,
 }
 
 impl Manifest {
     pub fn changed(&self) -> usize {
         self.mounts.iter().map(|(_, c)| c.count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_parse_and_print_as_uid_colon_gid() {
+        assert_eq!("999:1000".parse::<Owner>().unwrap(), Owner::new(999, 1000));
+        assert_eq!(Owner::new(0, 0).to_string(), "0:0");
+        assert_eq!("4294967295:0".parse::<Owner>().unwrap().uid, u32::MAX);
+        for bad in ["", "1", "1:", ":1", "a:1", "1:b", "1:2:3", "-1:0", "+1:0", " 1:0", "4294967296:0", "redis:redis"] {
+            assert_eq!(bad.parse::<Owner>(), Err(BadOwner(bad.to_string())), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_keeps_its_on_disk_form() {
+        let text = r#"{"target":"1000:1000","mounts":[[{"destination":"/data","kind":"volume","source":"v","host_path":""},{"entries":[["./a","0:0"]],"root":"5:6","skipped":[]}]]}"#;
+        let m: Manifest = serde_json::from_str(text).unwrap();
+        assert_eq!(m.target, Owner::new(1000, 1000));
+        assert_eq!(m.mounts[0].1.root, Some(Owner::new(5, 6)));
+        assert_eq!(serde_json::to_string(&m).unwrap(), text);
+        assert!(serde_json::from_str::<Manifest>(&text.replace("5:6", "five")).is_err());
     }
 }

@@ -34,30 +34,25 @@ pub fn first_header_owner(tar_bytes: &[u8]) -> Option<(u32, u32)> {
     Some((header.uid().ok()? as u32, header.gid().ok()? as u32))
 }
 
+/// The `:`-separated fields of each line with at least `min` fields and a name; comments
+/// and shorter lines are skipped.
+fn records(text: &str, min: usize) -> impl Iterator<Item = Vec<&str>> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.split(':').collect::<Vec<&str>>())
+        .filter(move |f| f.len() >= min && !f[0].is_empty())
+}
+
 /// name → ids, from /etc/passwd text. Malformed lines are skipped.
 pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 4 || f[0].is_empty() || line.starts_with('#') {
-                return None;
-            }
-            Some((f[0].to_string(), PasswdEntry { uid: f[2].parse().ok()?, gid: f[3].parse().ok()? }))
-        })
+    records(text, 4)
+        .filter_map(|f| Some((f[0].to_string(), PasswdEntry { uid: f[2].parse().ok()?, gid: f[3].parse().ok()? })))
         .collect()
 }
 
 /// name → gid, from /etc/group text. Malformed lines are skipped.
 pub fn parse_group(text: &str) -> HashMap<String, u32> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 3 || f[0].is_empty() || line.starts_with('#') {
-                return None;
-            }
-            Some((f[0].to_string(), f[2].parse().ok()?))
-        })
-        .collect()
+    records(text, 3).filter_map(|f| Some((f[0].to_string(), f[2].parse().ok()?))).collect()
 }
 
 /// A tar stream of one file, as the archive API returns it; for tests.

@@ -95,7 +95,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         service: &str,
         image: &str,
         mount: &MountId,
-        target: (u32, u32),
+        target: Owner,
         hardlinks: bool,
         ownership: Ownership,
     ) -> Result<MountChanges, String> {
@@ -107,12 +107,12 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 .await
                 .map_err(|e| format!("the host walk: {e}"))?;
         }
-        let args = [target.0.to_string(), target.1.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
+        let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
         let job =
             HelperJob { script: reown::SCAN_SCRIPT, args: &args, upload: None, output_file: Some(reown::SCAN_OUTPUT) };
         let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "scanning", mount)?;
-        reown::parse_scan(&out.stdout, &format!("{}:{}", target.0, target.1))
+        reown::parse_scan(&out.stdout, target)
     }
 
     /// Sets each listed entry of one mount to its owner, the root last. Returns how many
@@ -123,8 +123,8 @@ impl<D: DockerPort> RunCtx<'_, D> {
         service: &str,
         image: &str,
         mount: &MountId,
-        entries: &[(String, String)],
-        root: Option<&str>,
+        entries: &[(String, Owner)],
+        root: Option<Owner>,
         ownership: Ownership,
     ) -> Result<usize, String> {
         if entries.is_empty() && root.is_none() {
@@ -133,12 +133,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
         self.check_source(mount)?;
         if preview::method(self.port, ownership, &mount.host_path)? == Method::Host {
             let path = std::path::PathBuf::from(&mount.host_path);
-            let (entries, root, expected) = (entries.to_vec(), root.map(str::to_string), mount.identity);
-            return tokio::task::spawn_blocking(move || {
-                hostfs::apply_checked(&path, expected, &entries, root.as_deref())
-            })
-            .await
-            .map_err(|e| format!("the host walk: {e}"))?;
+            let (entries, expected) = (entries.to_vec(), mount.identity);
+            return tokio::task::spawn_blocking(move || hostfs::apply_checked(&path, expected, &entries, root))
+                .await
+                .map_err(|e| format!("the host walk: {e}"))?;
         }
         let tar = reown::apply_lists(entries, root);
         let job = HelperJob { script: reown::APPLY_SCRIPT, args: &[], upload: Some(tar), output_file: None };

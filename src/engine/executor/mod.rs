@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
-use crate::docker::{DockerError, DockerPort, Finished, Inspect, image_ref, inspect_named};
+use crate::docker::{DockerError, DockerPort, Finished, Inspect, image_ref, inspect_named, short_id as short};
 use crate::engine::compose::{self, ComposeRef, ServiceOverride};
 use crate::engine::events::Events;
 use crate::engine::health;
@@ -23,7 +23,7 @@ use crate::engine::interrupt::Interrupt;
 use crate::engine::orphans;
 use crate::engine::preview::{self, DayPlan, Method, Resolved, ServicePlan};
 use crate::engine::recreate::{self, Changes, LABEL_RUN};
-use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId};
+use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId, Owner};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step};
 
@@ -209,10 +209,6 @@ pub(super) fn api_at_least(port: &impl DockerPort, major: u32, minor: u32) -> bo
     v.split_once('.')
         .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
         .is_some_and(|x| x >= (major, minor))
-}
-
-pub(super) fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// The compose override settings of a migrated service.

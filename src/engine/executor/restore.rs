@@ -165,9 +165,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             if let Some(manifest) = self.run.load_owners(name).map_err(|e| e.to_string())? {
                 let image = helper_image.unwrap_or(original.image_id()).to_string();
                 for (mount, changes) in &manifest.mounts {
-                    vanished += self
-                        .set_owners(name, &image, mount, &changes.entries, changes.root.as_deref(), ownership)
-                        .await?;
+                    vanished += self.set_owners(name, &image, mount, &changes.entries, changes.root, ownership).await?;
                 }
             }
             // 3. The original under its name, with its restart policy.

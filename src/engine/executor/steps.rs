@@ -128,7 +128,7 @@ impl<D: DockerPort> Apply<'_, D> {
         };
         self.not_interrupted(name, Step::Chown).await?;
         let _sources = self.lock_sources(&r.mounts).await;
-        let intent = json!({"owner": format!("{}:{}", target.0, target.1), "mounts": r.mounts.len()});
+        let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len()});
         self.ctx.step(name, Step::Chown, intent, self.ctx.reown(name, r, target)).await
     }
 
@@ -168,7 +168,7 @@ impl<D: DockerPort> Apply<'_, D> {
     async fn health(&self, name: &str, r: &Resolved, new_id: &str) -> Result<(), StepFailure> {
         self.not_interrupted(name, Step::Health).await?;
         let ctx = &self.ctx;
-        let uid = r.target.map(|(u, _)| u);
+        let uid = r.target.map(|o| o.uid);
         let mode = match &r.health {
             crate::model::plan::HealthMode::Docker => "docker",
             crate::model::plan::HealthMode::Running => "running",
@@ -193,11 +193,11 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// The body of the chown step: the manifest (from an earlier attempt when there is one:
     /// it records the true old owners, rescanning would not), then every listed entry set to
     /// the target, the roots last.
-    async fn reown(&self, name: &str, r: &Resolved, target: (u32, u32)) -> Result<((), Value), String> {
+    async fn reown(&self, name: &str, r: &Resolved, target: Owner) -> Result<((), Value), String> {
         let manifest = match self.run.load_owners(name).map_err(|e| e.to_string())? {
             Some(m) => m,
             None => {
-                let mut manifest = Manifest { target: format!("{}:{}", target.0, target.1), mounts: Vec::new() };
+                let mut manifest = Manifest { target, mounts: Vec::new() };
                 for m in &r.mounts {
                     let changes = self.scan(name, &r.helper_image, m, target, r.hardlinks, r.ownership).await?;
                     manifest.mounts.push((m.clone(), changes));
@@ -206,12 +206,11 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 manifest
             }
         };
-        let owner = manifest.target.as_str();
+        let owner = manifest.target;
         let mut vanished = 0;
         for (m, changes) in &manifest.mounts {
-            let entries: Vec<(String, String)> =
-                changes.entries.iter().map(|(p, _)| (p.clone(), owner.to_string())).collect();
-            let root = changes.root.as_ref().map(|_| owner);
+            let entries: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), owner)).collect();
+            let root = changes.root.map(|_| owner);
             vanished += self.set_owners(name, &r.helper_image, m, &entries, root, r.ownership).await?;
         }
         let skipped: usize = manifest.mounts.iter().map(|(_, c)| c.skipped.len()).sum();

@@ -23,6 +23,7 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, chownat, fstat, ope
 use rustix::process::{Gid, Uid};
 
 use crate::engine::reown::MountChanges;
+use crate::model::owner::Owner;
 
 /// Threads walking a tree at once.
 pub const THREADS: usize = 4;
@@ -35,8 +36,8 @@ fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
-fn owner(st: &Stat) -> String {
-    format!("{}:{}", st.st_uid, st.st_gid)
+fn owner(st: &Stat) -> Owner {
+    Owner::new(st.st_uid, st.st_gid)
 }
 
 fn name_of(c: &CStr) -> Result<&str, String> {
@@ -250,7 +251,7 @@ impl<'a> Queue<'a> {
 /// Errors: the root cannot be opened without following a link; an unreadable directory, or
 /// one that was replaced while the walk waited to read it; a name that is not UTF-8 or
 /// holds a newline.
-pub fn scan(root: &Path, target: (u32, u32), hardlinks: bool) -> Result<MountChanges, String> {
+pub fn scan(root: &Path, target: Owner, hardlinks: bool) -> Result<MountChanges, String> {
     scan_checked(root, None, target, hardlinks)
 }
 
@@ -262,11 +263,11 @@ pub fn scan(root: &Path, target: (u32, u32), hardlinks: bool) -> Result<MountCha
 pub fn scan_checked(
     root: &Path,
     expect: Option<(u64, u64)>,
-    target: (u32, u32),
+    target: Owner,
     hardlinks: bool,
 ) -> Result<MountChanges, String> {
     let (root_fd, root_st) = open_root(root, expect)?;
-    let differs = root_st.st_uid != target.0 || root_st.st_gid != target.1;
+    let differs = owner(&root_st) != target;
     if is_file(&root_st) {
         let mut changes = MountChanges::default();
         if differs && root_st.st_nlink > 1 && !hardlinks {
@@ -321,7 +322,7 @@ pub fn scan_checked(
 struct Walk<'a> {
     root: &'a OwnedFd,
     dev: u64,
-    target: (u32, u32),
+    target: Owner,
     hardlinks: bool,
     open: &'a AtomicUsize,
 }
@@ -331,7 +332,7 @@ impl<'a> Walk<'a> {
     fn dir(
         &self,
         item: Pending<'a>,
-        entries: &mut Vec<(String, String)>,
+        entries: &mut Vec<(String, Owner)>,
         skipped: &mut Vec<String>,
     ) -> Result<Vec<Pending<'a>>, String> {
         let rel = item.rel;
@@ -362,7 +363,7 @@ impl<'a> Walk<'a> {
                 continue; // another filesystem mounted here: not ours to change
             }
             let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-            if st.st_uid != self.target.0 || st.st_gid != self.target.1 {
+            if owner(&st) != self.target {
                 if !is_dir && st.st_nlink > 1 && !self.hardlinks {
                     skipped.push(path.clone());
                 } else {
@@ -390,11 +391,8 @@ impl<'a> Walk<'a> {
     }
 }
 
-fn ids(owner: &str) -> Result<(Uid, Gid), String> {
-    let (u, g) = owner.split_once(':').ok_or_else(|| format!("bad owner {owner}"))?;
-    let u: u32 = u.parse().map_err(|_| format!("bad owner {owner}"))?;
-    let g: u32 = g.parse().map_err(|_| format!("bad owner {owner}"))?;
-    Ok((Uid::from_raw(u), Gid::from_raw(g)))
+fn ids(owner: Owner) -> (Uid, Gid) {
+    (Uid::from_raw(owner.uid), Gid::from_raw(owner.gid))
 }
 
 /// Sets each listed entry (`./a/b`) to its owner, then the root to `root_owner`. Entries
@@ -405,7 +403,7 @@ fn ids(owner: &str) -> Result<(Uid, Gid), String> {
 /// leaves the root's filesystem.
 /// Errors: the root cannot be opened without following a link; an entry that is not a path
 /// inside the mount, or entries for a root that is a file; a change refused by the kernel.
-pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>) -> Result<usize, String> {
+pub fn apply(root: &Path, entries: &[(String, Owner)], root_owner: Option<Owner>) -> Result<usize, String> {
     apply_checked(root, None, entries, root_owner)
 }
 
@@ -417,8 +415,8 @@ pub fn apply(root: &Path, entries: &[(String, String)], root_owner: Option<&str>
 pub fn apply_checked(
     root: &Path,
     expect: Option<(u64, u64)>,
-    entries: &[(String, String)],
-    root_owner: Option<&str>,
+    entries: &[(String, Owner)],
+    root_owner: Option<Owner>,
 ) -> Result<usize, String> {
     let (root_fd, root_st) = open_root(root, expect)?;
     if let Some((path, _)) = entries
@@ -455,10 +453,9 @@ pub fn apply_checked(
                             }
                         }
                     }
-                    let r = ids(owner).and_then(|(u, g)| {
-                        chownat(&cache[parent], name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
-                            .map_err(|e| format!("{path}: {e}"))
-                    });
+                    let (u, g) = ids(*owner);
+                    let r = chownat(&cache[parent], name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| format!("{path}: {e}"));
                     match r {
                         Ok(()) => {}
                         Err(_) if statat(&cache[parent], name, AtFlags::SYMLINK_NOFOLLOW).is_err() => {
@@ -477,7 +474,7 @@ pub fn apply_checked(
         return Err(e);
     }
     if let Some(o) = root_owner {
-        let (u, g) = ids(o)?;
+        let (u, g) = ids(o);
         // The descriptor itself: a readable directory or a file's `O_PATH` descriptor.
         chownat(&root_fd, "", Some(u), Some(g), AtFlags::EMPTY_PATH).map_err(|e| format!("{}: {e}", root.display()))?;
     }

@@ -3,6 +3,11 @@
 use super::*;
 use std::os::unix::fs::{MetadataExt, symlink};
 
+/// An owner from its `uid:gid` text.
+fn o(text: &str) -> crate::model::owner::Owner {
+    text.parse().unwrap()
+}
+
 /// A temporary directory reached through no symlink (the root is opened without one).
 fn tempdir() -> std::io::Result<tempfile::TempDir> {
     tempfile::tempdir_in(std::fs::canonicalize(std::env::temp_dir())?)
@@ -33,26 +38,26 @@ fn scans_and_applies_without_following_links_and_restores_exactly() {
     std::fs::hard_link(outside.join("hard"), root.join("hard")).unwrap();
     rustix::fs::chown(root.join("top").as_path(), Some(Uid::from_raw(5)), Some(Gid::from_raw(6))).unwrap();
 
-    let changes = scan(&root, (1000, 1000), false).unwrap();
+    let changes = scan(&root, o("1000:1000"), false).unwrap();
     let paths: Vec<&str> = changes.entries.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(paths, ["./a", "./a/b", "./a/b/file", "./dirlink", "./link", "./top"]);
     assert_eq!(changes.skipped, ["./hard"]);
-    assert_eq!(changes.root.as_deref(), Some("0:0"));
+    assert_eq!(changes.root, Some(o("0:0")));
 
-    let targets: Vec<(String, String)> = changes.entries.iter().map(|(p, _)| (p.clone(), "1000:1000".into())).collect();
-    assert_eq!(apply(&root, &targets, Some("1000:1000")).unwrap(), 0);
+    let targets: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
+    assert_eq!(apply(&root, &targets, Some(o("1000:1000"))).unwrap(), 0);
     for p in ["a", "a/b", "a/b/file", "link", "dirlink", "top", ""] {
         assert_eq!(own(&root.join(p)), (1000, 1000), "{p}");
     }
     assert_eq!(own(&outside.join("secret")), (0, 0), "the link was not followed");
     assert_eq!(own(&outside), (0, 0), "the directory link was not followed");
     assert_eq!(own(&outside.join("hard")), (0, 0), "the hard-linked file was set aside");
-    assert!(scan(&root, (1000, 1000), false).unwrap().is_empty(), "a second pass finds nothing");
+    assert!(scan(&root, o("1000:1000"), false).unwrap().is_empty(), "a second pass finds nothing");
 
     // Restore: a directory replaced by a link since is not followed.
     std::fs::rename(root.join("a/b"), tmp.path().join("moved")).unwrap();
     symlink(&outside, root.join("a/b")).unwrap();
-    let skipped = apply(&root, &changes.entries, changes.root.as_deref()).unwrap();
+    let skipped = apply(&root, &changes.entries, changes.root).unwrap();
     assert_eq!(skipped, 1, "./a/b/file is behind a link now");
     assert_eq!(own(&outside), (0, 0));
     assert_eq!(own(&root.join("top")), (5, 6), "restored exactly");
@@ -73,15 +78,15 @@ fn nofile_child() {
     let root = Path::new(&root);
     let limit = rustix::process::Rlimit { current: Some(256), maximum: Some(256) };
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
-    let changes = scan(root, (1000, 1000), false).unwrap();
+    let changes = scan(root, o("1000:1000"), false).unwrap();
     // Every directory, a file in each, and a subdirectory with a file in every tenth.
     assert_eq!(changes.entries.len(), 2 * MANY + 2 * (MANY / 10));
-    assert_eq!(changes.root.as_deref(), Some("0:0"));
-    let targets: Vec<(String, String)> = changes.entries.iter().map(|(p, _)| (p.clone(), "1000:1000".into())).collect();
-    assert_eq!(apply(root, &targets, Some("1000:1000")).unwrap(), 0);
-    assert!(scan(root, (1000, 1000), false).unwrap().is_empty());
-    assert_eq!(apply(root, &changes.entries, changes.root.as_deref()).unwrap(), 0);
-    assert!(scan(root, (0, 0), false).unwrap().is_empty(), "restored");
+    assert_eq!(changes.root, Some(o("0:0")));
+    let targets: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
+    assert_eq!(apply(root, &targets, Some(o("1000:1000"))).unwrap(), 0);
+    assert!(scan(root, o("1000:1000"), false).unwrap().is_empty());
+    assert_eq!(apply(root, &changes.entries, changes.root).unwrap(), 0);
+    assert!(scan(root, o("0:0"), false).unwrap().is_empty(), "restored");
 }
 
 /// The child's name as the test harness knows it (the module path without the crate).
@@ -130,7 +135,7 @@ fn a_directory_replaced_while_waiting_is_refused_when_reopened() {
     let (root_fd, root_st) = open_nofollow(&root).unwrap();
     let (_, listed) = open_below(&root_fd, root_st.st_dev, "./a/b").unwrap();
     let open = AtomicUsize::new(0);
-    let walk = Walk { root: &root_fd, dev: root_st.st_dev, target: (1, 1), hardlinks: false, open: &open };
+    let walk = Walk { root: &root_fd, dev: root_st.st_dev, target: o("1:1"), hardlinks: false, open: &open };
     let waiting = || Pending { rel: "./a/b".into(), how: Held::Closed(listed.st_dev, listed.st_ino) };
     assert!(walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()).is_ok());
 
@@ -163,15 +168,15 @@ fn the_root_path_is_opened_without_following_any_link() {
     let (fd, st) = open_nofollow(&root).unwrap();
     assert_eq!((st.st_dev, st.st_ino), id);
     assert!(Dir::read_from(&fd).is_ok(), "a directory comes back readable");
-    assert_eq!(scan_checked(&root, Some(id), (1000, 1000), false).unwrap().entries.len(), 2);
+    assert_eq!(scan_checked(&root, Some(id), o("1000:1000"), false).unwrap().entries.len(), 2);
 
     // The parent swapped for a link to another directory holding a `vol` too.
     std::fs::rename(&parent, tmp.path().join("parent.old")).unwrap();
     symlink(&other, &parent).unwrap();
-    let everything = [("./sub".to_string(), "1000:1000".to_string()), ("./sub/file".into(), "1000:1000".into())];
+    let everything = [("./sub".to_string(), o("1000:1000")), ("./sub/file".into(), o("1000:1000"))];
     let named = |e: String| assert!(e.contains(&format!("{} is a symlink", parent.display())), "{e}");
-    named(scan(&root, (1000, 1000), false).unwrap_err());
-    named(apply(&root, &everything, Some("1000:1000")).unwrap_err());
+    named(scan(&root, o("1000:1000"), false).unwrap_err());
+    named(apply(&root, &everything, Some(o("1000:1000"))).unwrap_err());
     named(identity(&root).unwrap_err());
     named(open_nofollow(&root).unwrap_err());
     for p in ["vol", "vol/sub", "vol/sub/file"] {
@@ -181,8 +186,8 @@ fn the_root_path_is_opened_without_following_any_link() {
     // The root itself a link.
     let link = tmp.path().join("link");
     symlink(other.join("vol"), &link).unwrap();
-    assert!(scan(&link, (1000, 1000), false).unwrap_err().contains("is a symlink"));
-    assert!(apply(&link, &everything, Some("1000:1000")).unwrap_err().contains("is a symlink"));
+    assert!(scan(&link, o("1000:1000"), false).unwrap_err().contains("is a symlink"));
+    assert!(apply(&link, &everything, Some(o("1000:1000"))).unwrap_err().contains("is a symlink"));
     assert_eq!(own(&other.join("vol")), (0, 0));
 
     assert!(identity(Path::new("relative/path")).is_err());
@@ -199,21 +204,21 @@ fn a_swapped_root_is_refused_when_its_identity_is_expected() {
     let root = tmp.path().join("vol");
     std::fs::create_dir_all(root.join("sub")).unwrap();
     let id = identity(&root).unwrap();
-    let changes = scan_checked(&root, Some(id), (1000, 1000), false).unwrap();
+    let changes = scan_checked(&root, Some(id), o("1000:1000"), false).unwrap();
 
     std::fs::rename(&root, tmp.path().join("vol.old")).unwrap();
     std::fs::create_dir_all(root.join("sub")).unwrap();
     assert_ne!(identity(&root).unwrap(), id);
-    let err = scan_checked(&root, Some(id), (1000, 1000), false).unwrap_err();
+    let err = scan_checked(&root, Some(id), o("1000:1000"), false).unwrap_err();
     assert!(err.contains("no longer the object"), "{err}");
-    let targets: Vec<(String, String)> = changes.entries.iter().map(|(p, _)| (p.clone(), "1000:1000".into())).collect();
-    assert!(apply_checked(&root, Some(id), &targets, Some("1000:1000")).unwrap_err().contains("no longer"));
+    let targets: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
+    assert!(apply_checked(&root, Some(id), &targets, Some(o("1000:1000"))).unwrap_err().contains("no longer"));
     assert_eq!(own(&root), (0, 0), "nothing changed");
     assert_eq!(own(&root.join("sub")), (0, 0), "nothing changed");
 
     // Without an expected identity the new directory is simply the mount.
-    assert_eq!(scan_checked(&root, None, (1000, 1000), false).unwrap(), changes);
-    assert_eq!(apply_checked(&root, Some(identity(&root).unwrap()), &targets, Some("1000:1000")).unwrap(), 0);
+    assert_eq!(scan_checked(&root, None, o("1000:1000"), false).unwrap(), changes);
+    assert_eq!(apply_checked(&root, Some(identity(&root).unwrap()), &targets, Some(o("1000:1000"))).unwrap(), 0);
     assert_eq!(own(&root.join("sub")), (1000, 1000));
 }
 
@@ -230,32 +235,32 @@ fn a_single_file_root_changes_alone_and_restores() {
     let (_, st) = open_nofollow(&file).unwrap();
     assert_eq!((st.st_dev, st.st_ino), identity(&file).unwrap());
 
-    let changes = scan(&file, (1000, 1000), false).unwrap();
-    let expected = MountChanges { entries: vec![], root: Some("5:6".into()), skipped: vec![] };
+    let changes = scan(&file, o("1000:1000"), false).unwrap();
+    let expected = MountChanges { entries: vec![], root: Some(o("5:6")), skipped: vec![] };
     assert_eq!(changes, expected);
-    assert!(scan(&file, (5, 6), false).unwrap().is_empty(), "already the target's");
-    assert_eq!(apply_checked(&file, Some(identity(&file).unwrap()), &[], Some("1000:1000")).unwrap(), 0);
+    assert!(scan(&file, o("5:6"), false).unwrap().is_empty(), "already the target's");
+    assert_eq!(apply_checked(&file, Some(identity(&file).unwrap()), &[], Some(o("1000:1000"))).unwrap(), 0);
     assert_eq!(own(&file), (1000, 1000));
-    assert!(scan(&file, (1000, 1000), false).unwrap().is_empty(), "a second pass finds nothing");
-    let stray = [("./x".to_string(), "0:0".to_string())];
-    assert!(apply(&file, &stray, Some("0:0")).unwrap_err().contains("is a file"));
+    assert!(scan(&file, o("1000:1000"), false).unwrap().is_empty(), "a second pass finds nothing");
+    let stray = [("./x".to_string(), o("0:0"))];
+    assert!(apply(&file, &stray, Some(o("0:0"))).unwrap_err().contains("is a file"));
     assert_eq!(own(&file), (1000, 1000), "refused before any change");
     // Restore: the old owner.
-    assert_eq!(apply(&file, &changes.entries, changes.root.as_deref()).unwrap(), 0);
+    assert_eq!(apply(&file, &changes.entries, changes.root).unwrap(), 0);
     assert_eq!(own(&file), (5, 6));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 
     // A link to the file is refused, the file untouched.
     let link = tmp.path().join("link.conf");
     symlink(&file, &link).unwrap();
-    assert!(scan(&link, (1000, 1000), false).unwrap_err().contains("is a symlink"));
-    assert!(apply(&link, &[], Some("1000:1000")).unwrap_err().contains("is a symlink"));
+    assert!(scan(&link, o("1000:1000"), false).unwrap_err().contains("is a symlink"));
+    assert!(apply(&link, &[], Some(o("1000:1000"))).unwrap_err().contains("is a symlink"));
     assert_eq!(own(&file), (5, 6));
 
     // A hard-linked file is set aside unless hard links may change.
     std::fs::hard_link(&file, tmp.path().join("twin.conf")).unwrap();
-    let set_aside = scan(&file, (1000, 1000), false).unwrap();
+    let set_aside = scan(&file, o("1000:1000"), false).unwrap();
     assert_eq!(set_aside, MountChanges { entries: vec![], root: None, skipped: vec![".".into()] });
     assert!(set_aside.is_empty());
-    assert_eq!(scan(&file, (1000, 1000), true).unwrap().root.as_deref(), Some("5:6"));
+    assert_eq!(scan(&file, o("1000:1000"), true).unwrap().root, Some(o("5:6")));
 }

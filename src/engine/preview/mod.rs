@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
+use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
 
 mod names;
@@ -42,11 +43,12 @@ pub struct ChownPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<u64>,
     /// `host` (walked in-process) or `helper` (a helper container).
-    pub method: &'static str,
+    pub method: Method,
 }
 
 /// How a mount is re-owned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Walked in-process on the daemon's host.
     Host,
@@ -79,7 +81,7 @@ pub struct Resolved {
     pub original: Inspect,
     pub changes: Changes,
     /// `uid:gid` the mounts are re-owned to; `None` when the user does not change.
-    pub target: Option<(u32, u32)>,
+    pub target: Option<Owner>,
     pub mounts: Vec<MountId>,
     pub health: HealthMode,
     pub timings: Timings,

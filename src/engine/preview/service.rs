@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::docker::{DockerError, DockerPort, Inspect, Mount};
+use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
+use crate::engine::accounts;
 use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::engine::reown::{self, MountId};
+use crate::model::owner::Owner;
 use crate::model::passwd;
 use crate::model::plan::{HealthMode, Plan, Service};
-use crate::model::user::IdOrName;
+use crate::model::user::{Accounts, IdOrName};
 
 use super::names::*;
 use super::*;
@@ -120,7 +122,7 @@ pub(super) async fn service_plan(
     sp.resolved = Some(Resolved {
         changes: Changes {
             image,
-            user: target.map(|(u, g)| format!("{u}:{g}")),
+            user: target.map(|o| o.to_string()),
             group_add,
             env: s.env.clone(),
             cap_drop: s.cap_drop.clone(),
@@ -149,7 +151,7 @@ async fn observe(
     source: NameSource,
     saved: Option<&Inspect>,
     sp: &mut ServicePlan,
-) -> Option<(Inspect, Names)> {
+) -> Option<(Inspect, Accounts)> {
     let live = match saved {
         Some(c) => Ok(c.clone()),
         None => crate::docker::inspect_named(port, &s.name).await,
@@ -172,12 +174,12 @@ async fn observe(
         sp.blockers.push("the container was started with --rm: stopping it would delete it".into());
     }
     let names = match source {
-        NameSource::Running => names(port, c.id()).await,
-        NameSource::ImageProbe => match probe_names(port, c.image_id(), &s.name).await {
+        NameSource::Running => accounts::read(port, c.id()).await,
+        NameSource::ImageProbe => match accounts::probe(port, c.image_id(), &s.name).await {
             Ok(n) => n,
             Err(e) => {
                 sp.blockers.push(format!("cannot read the image's /etc/passwd: {e}"));
-                Names::default()
+                Accounts::default()
             }
         },
     };
@@ -187,23 +189,26 @@ async fn observe(
 }
 
 /// The target `uid:gid` and the supplementary gids, resolved in the image.
-fn target_user(s: &Service, names: &Names, sp: &mut ServicePlan) -> (Option<(u32, u32)>, Vec<String>) {
+fn target_user(s: &Service, names: &Accounts, sp: &mut ServicePlan) -> (Option<Owner>, Vec<String>) {
     // The user and what follows from it.
     let target = match &s.user {
         None => {
             sp.user.to = format!("{} (unchanged)", sp.user.from);
             None
         }
-        Some(spec) => match resolve_user(spec, names) {
-            Ok((uid, gid, shown)) => {
-                sp.user.to = shown;
-                if matches!(spec.user, IdOrName::Id(_)) && names.uid_entry(uid).is_none() && spec.group.is_none() {
-                    sp.warnings.push(format!("uid {uid} has no /etc/passwd entry in the image; its group is {gid}"));
+        Some(spec) => match names.target(spec) {
+            Ok(t) => {
+                sp.user.to = t.to_string();
+                if matches!(spec.user, IdOrName::Id(_)) && t.name.is_none() && spec.group.is_none() {
+                    sp.warnings.push(format!(
+                        "uid {} has no /etc/passwd entry in the image; its group is {}",
+                        t.owner.uid, t.owner.gid
+                    ));
                 }
-                Some((uid, gid))
+                Some(t.owner)
             }
             Err(why) => {
-                sp.blockers.push(why);
+                sp.blockers.push(why.to_string());
                 None
             }
         },
@@ -266,18 +271,18 @@ async fn plan_mounts(
     port: &impl DockerPort,
     s: &Service,
     c: &Inspect,
-    target: Option<(u32, u32)>,
+    target: Option<Owner>,
     local: bool,
     sp: &mut ServicePlan,
 ) -> Vec<MountId> {
     // Mounts.
     let mut mounts = Vec::new();
-    if let Some((uid, gid)) = target {
+    if let Some(target) = target {
         for m in select_mounts(s, c, &mut sp.blockers, &mut sp.warnings) {
             if let Ok(tar) = port.read_archive(c.id(), &m.destination, HEADER_LIMIT).await
                 && let Some((ou, og)) = passwd::first_header_owner(&tar)
                 && ou != 0
-                && ou != uid
+                && ou != target.uid
             {
                 sp.warnings.push(format!("{} is owned by uid {ou}:{og}, neither root nor the target", m.destination));
             }
@@ -299,17 +304,13 @@ async fn plan_mounts(
             // Where the data is visible here, count what would change with the same read-only
             // walk apply uses.
             let entries = local
-                .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), (uid, gid), s.hardlinks).ok())
+                .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), target, s.hardlinks).ok())
                 .flatten()
                 .map(|c| c.count() as u64);
-            let how = match method(port, s.ownership, &host_path) {
-                Ok(Method::Host) => "host",
-                Ok(Method::Helper) => "helper",
-                Err(why) => {
-                    sp.blockers.push(why);
-                    "helper"
-                }
-            };
+            let how = method(port, s.ownership, &host_path).unwrap_or_else(|why| {
+                sp.blockers.push(why);
+                Method::Helper
+            });
             sp.chown.push(ChownPlan {
                 target: m.destination.clone(),
                 source: source.clone(),
@@ -334,7 +335,7 @@ async fn plan_mounts(
 fn warn(
     s: &Service,
     c: &Inspect,
-    target: Option<(u32, u32)>,
+    target: Option<Owner>,
     health: &HealthMode,
     volume_users: &BTreeMap<String, Vec<String>>,
     sp: &mut ServicePlan,
@@ -419,9 +420,4 @@ async fn check_helper(
         sp.blockers.push(format!("helper_image {img} is not on the daemon"));
     }
     helper_image
-}
-
-pub(super) fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
 }

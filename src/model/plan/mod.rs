@@ -180,6 +180,11 @@ pub struct Plan {
 
 // ---------------------------------------------------------------------------------------
 
+/// A plan over [`MAX_FILE_BYTES`]: read neither further nor parsed.
+fn too_large(source: &Source, message: String) -> PlanErrors {
+    source.error(PlanErrorKind::File, None, message, "", Some("split the rollout into several plans".into())).into()
+}
+
 impl Plan {
     /// Reads and validates a plan file.
     ///
@@ -191,15 +196,10 @@ impl Plan {
         let meta = std::fs::metadata(path)
             .map_err(|e| empty.error(PlanErrorKind::File, None, format!("cannot read the plan: {e}"), "", None))?;
         if meta.len() > MAX_FILE_BYTES {
-            return Err(empty
-                .error(
-                    PlanErrorKind::File,
-                    None,
-                    format!("the plan is {} bytes; the limit is 1 MiB ({MAX_FILE_BYTES} bytes)", meta.len()),
-                    "",
-                    Some("split the rollout into several plans".into()),
-                )
-                .into());
+            return Err(too_large(
+                &empty,
+                format!("the plan is {} bytes; the limit is 1 MiB ({MAX_FILE_BYTES} bytes)", meta.len()),
+            ));
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| empty.error(PlanErrorKind::File, None, format!("cannot read the plan: {e}"), "", None))?;
@@ -212,15 +212,7 @@ impl Plan {
     pub fn parse(name: &str, text: &str) -> Result<Plan, PlanErrors> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(source
-                .error(
-                    PlanErrorKind::File,
-                    None,
-                    format!("the plan is {} bytes; the limit is 1 MiB", text.len()),
-                    "",
-                    Some("split the rollout into several plans".into()),
-                )
-                .into());
+            return Err(too_large(&source, format!("the plan is {} bytes; the limit is 1 MiB", text.len())));
         }
         let raw: RawPlan = toml::from_str(text).map_err(|e| syntax_error(&source, &e))?;
         let mut v = Validator { src: &source, errors: Vec::new() };

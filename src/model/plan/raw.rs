@@ -32,6 +32,36 @@ pub(super) struct RawPlan {
 /// between 1s and 24h.
 const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
 
+/// Declares a raw table with its own keys followed by the four timing keys
+/// (`stop_timeout`, `health_timeout`, `stable_for`, `daemon_timeout`), each documented by
+/// the text given for this table. (`#[serde(flatten)]` cannot share them: it loses the
+/// spans the errors point at and defeats `deny_unknown_fields`.)
+macro_rules! with_timings {
+    (
+        $(#[$attr:meta])*
+        pub(super) struct $name:ident { $($fields:tt)* }
+        timings: [$stop:literal, $health:literal, $stable:literal, $daemon:literal $(,)?]
+    ) => {
+        $(#[$attr])*
+        pub(super) struct $name {
+            $($fields)*
+            #[doc = $stop]
+            #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+            pub(super) stop_timeout: Option<Spanned<String>>,
+            #[doc = $health]
+            #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+            pub(super) health_timeout: Option<Spanned<String>>,
+            #[doc = $stable]
+            #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+            pub(super) stable_for: Option<Spanned<String>>,
+            #[doc = $daemon]
+            #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
+            pub(super) daemon_timeout: Option<Spanned<String>>,
+        }
+    };
+}
+
+with_timings! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRollout {
@@ -47,18 +77,6 @@ pub(super) struct RawRollout {
     /// What a failure does: rollback-day (default), rollback-service or pause.
     #[serde(default)]
     pub(super) on_failure: OnFailure,
-    /// Grace before SIGKILL (default "30s").
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) stop_timeout: Option<Spanned<String>>,
-    /// Per service, from start to healthy (default "120s").
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) health_timeout: Option<Spanned<String>>,
-    /// Healthy this long without a restart to count (default "5s").
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) stable_for: Option<Spanned<String>>,
-    /// How long a restore waits for a daemon that stopped answering (default "120s").
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) daemon_timeout: Option<Spanned<String>>,
     /// Image for re-owning helpers (needs sh, find, stat, chown, xargs); default: the
     /// service's own image.
     #[schemars(with = "Option<String>")]
@@ -67,7 +85,15 @@ pub(super) struct RawRollout {
     #[serde(default)]
     pub(super) ownership: Ownership,
 }
+timings: [
+    "Grace before SIGKILL (default \"30s\").",
+    "Per service, from start to healthy (default \"120s\").",
+    "Healthy this long without a restart to count (default \"5s\").",
+    "How long a restore waits for a daemon that stopped answering (default \"120s\").",
+]
+}
 
+with_timings! {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
@@ -92,18 +118,6 @@ pub(super) struct RawService {
     /// "docker" (the container's HEALTHCHECK), "running", or { exec = ["cmd", ...] }.
     #[schemars(with = "Option<RawHealth>")]
     pub(super) health: Option<Spanned<RawHealth>>,
-    /// Grace before SIGKILL for this service.
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) stop_timeout: Option<Spanned<String>>,
-    /// From start to healthy, for this service.
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) health_timeout: Option<Spanned<String>>,
-    /// Healthy this long without a restart, for this service.
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) stable_for: Option<Spanned<String>>,
-    /// How long its restore waits for a daemon that stopped answering.
-    #[schemars(with = "Option<String>", regex(pattern = DURATION_PATTERN))]
-    pub(super) daemon_timeout: Option<Spanned<String>>,
     /// Supplementary groups, by name (the image's /etc/group) or gid.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -129,6 +143,13 @@ pub(super) struct RawService {
     pub(super) hardlinks: bool,
     /// Where re-owning runs for this service: auto, host or helper.
     pub(super) ownership: Option<Ownership>,
+}
+timings: [
+    "Grace before SIGKILL for this service.",
+    "From start to healthy, for this service.",
+    "Healthy this long without a restart, for this service.",
+    "How long its restore waits for a daemon that stopped answering.",
+]
 }
 
 /// How a replacement counts as healthy.
