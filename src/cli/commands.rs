@@ -230,11 +230,10 @@ pub async fn apply(
     if !opts.json {
         out.preview(&day, plan.days.get(&opts.day).map(String::as_str));
     }
-    let blockers: Vec<String> = day.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
-    if !blockers.is_empty() {
-        return Err(Error::Blocked(format!("the day has blockers; nothing was changed:\n  {}", blockers.join("\n  "))));
-    }
-    confirm(opts, day.services.len())?;
+    let day = day.ready().map_err(|blockers| {
+        Error::Blocked(format!("the day has blockers; nothing was changed:\n  {}", blockers.join("\n  ")))
+    })?;
+    confirm(opts, day.waves.iter().flatten().count())?;
 
     let (run, journal) = start_run(plan, &plan_dir, opts.day, &day.waves)?;
     let run_id = run.id.clone();

@@ -442,18 +442,20 @@ async fn resume_one(
     let restored = view.restored();
     let remaining: Vec<String> = view.waves.iter().flatten().filter(|s| !restored.contains(s)).cloned().collect();
     let day = preview::compute_with(port, &plan, view.day, &remaining, NameSource::ImageProbe, &saved).await?;
-    let blockers: Vec<String> = day.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
-    if !blockers.is_empty() {
-        let services = view.restore_order(&view.touched());
-        refuse_foreign_holders(port, view, &services).await?;
-        ctx.record(Record::Run {
-            event: RunEvent::RollingBack,
-            detail: Some(format!("the day cannot be finished: {}", blockers.join("; "))),
-            services: services.clone(),
-        })?;
-        let ok = restore_all(&ctx, view, &plan, &services).await?;
-        return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
-    }
+    let day = match day.ready() {
+        Ok(day) => day,
+        Err(blockers) => {
+            let services = view.restore_order(&view.touched());
+            refuse_foreign_holders(port, view, &services).await?;
+            ctx.record(Record::Run {
+                event: RunEvent::RollingBack,
+                detail: Some(format!("the day cannot be finished: {}", blockers.join("; "))),
+                services: services.clone(),
+            })?;
+            let ok = restore_all(&ctx, view, &plan, &services).await?;
+            return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
+        }
+    };
     let mut apply = Apply::new(ctx, &plan, day, view.plan_dir.clone());
     apply.restored_before = restored;
     apply.start_event = RunEvent::Resumed;

@@ -6,7 +6,7 @@ use super::*;
 pub struct Apply<'a, D: DockerPort> {
     pub ctx: RunCtx<'a, D>,
     pub plan: &'a Plan,
-    pub day: DayPlan,
+    pub day: ReadyDay,
     pub plan_dir: PlanDir,
     pub parallelism: usize,
     pub on_failure: OnFailure,
@@ -37,7 +37,7 @@ pub(super) struct Progress {
 
 impl<'a, D: DockerPort> Apply<'a, D> {
     /// The apply of `day` with the plan's parallelism and `on_failure`.
-    pub fn new(ctx: RunCtx<'a, D>, plan: &'a Plan, day: DayPlan, plan_dir: PlanDir) -> Self {
+    pub fn new(ctx: RunCtx<'a, D>, plan: &'a Plan, day: ReadyDay, plan_dir: PlanDir) -> Self {
         Apply {
             ctx,
             plan,
@@ -52,12 +52,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
     }
 
     pub(super) fn resolved(&self, name: &str) -> &Resolved {
-        self.day
-            .services
-            .iter()
-            .find(|s| s.name == name)
-            .and_then(|s: &ServicePlan| s.resolved.as_ref())
-            .expect("a day without blockers has every service resolved")
+        self.day.resolved(name)
     }
 
     /// Journals `step` as failed before it starts when Ctrl-C was pressed: nothing new

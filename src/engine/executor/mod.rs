@@ -21,7 +21,7 @@ use crate::engine::health;
 use crate::engine::hostfs;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::orphans;
-use crate::engine::preview::{self, DayPlan, Method, Resolved, ServicePlan};
+use crate::engine::preview::{self, Method, ReadyDay, Resolved};
 use crate::engine::recreate::{self, Changes, LABEL_RUN};
 use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId, Owner};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};

@@ -78,10 +78,9 @@ fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        let mut day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
-        assert!(day.blockers().next().is_none(), "{:?}", day.services[0].blockers);
-        for s in &mut day.services {
-            let r = s.resolved.as_mut().unwrap();
+        let day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
+        let mut day = day.ready().unwrap();
+        for r in day.services_mut() {
             r.timings.stable_for = Duration::from_millis(5);
             r.timings.health_timeout = Duration::from_millis(300);
         }

@@ -106,6 +106,22 @@ pub struct ServicePlan {
     pub resolved: Option<Resolved>,
 }
 
+impl ServicePlan {
+    /// Nothing known yet: the users are `?`.
+    fn new(name: &str) -> ServicePlan {
+        ServicePlan {
+            name: name.to_string(),
+            user: UserChange { from: "?".into(), to: "?".into() },
+            changes: Vec::new(),
+            chown: Vec::new(),
+            health: String::new(),
+            blockers: Vec::new(),
+            warnings: Vec::new(),
+            resolved: None,
+        }
+    }
+}
+
 /// The day as apply will run it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayPlan {
@@ -128,6 +144,46 @@ pub struct AlreadyMigrated {
 impl DayPlan {
     pub fn blockers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())))
+    }
+
+    /// The day ready to apply, or every blocker as `service: blocker`.
+    pub fn ready(self) -> Result<ReadyDay, Vec<String>> {
+        let blockers: Vec<String> = self.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
+        if !blockers.is_empty() {
+            return Err(blockers);
+        }
+        let mut services = BTreeMap::new();
+        for s in self.services {
+            match s.resolved {
+                Some(r) => services.insert(s.name, r),
+                None => return Err(vec![format!("{}: not resolved", s.name)]),
+            };
+        }
+        Ok(ReadyDay { day: self.day, waves: self.waves, services })
+    }
+}
+
+/// A day without blockers: every service resolved. Only [`DayPlan::ready`] makes one, so
+/// apply never meets a service it cannot run.
+#[derive(Debug, Clone)]
+pub struct ReadyDay {
+    pub day: u32,
+    pub waves: Vec<Vec<String>>,
+    services: BTreeMap<String, Resolved>,
+}
+
+impl ReadyDay {
+    /// The service `name` of this day.
+    ///
+    /// Panics: for a name that is not of this day (every name apply uses comes from the
+    /// day's own waves).
+    pub fn resolved(&self, name: &str) -> &Resolved {
+        &self.services[name]
+    }
+
+    /// Every service of the day, to adjust before apply (tests shorten the timings).
+    pub fn services_mut(&mut self) -> impl Iterator<Item = &mut Resolved> {
+        self.services.values_mut()
     }
 }
 
@@ -211,3 +267,6 @@ fn warn_shared_within_day(services: &mut [ServicePlan]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,6 +35,7 @@ pub(super) fn health_text(h: &HealthMode) -> String {
 pub(super) fn select_mounts(
     s: &Service,
     c: &Inspect,
+    protected: &BTreeMap<String, String>,
     blockers: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Vec<Mount> {
@@ -65,7 +66,7 @@ pub(super) fn select_mounts(
     let mut keep = Vec::new();
     for m in candidates {
         if m.kind == "bind"
-            && let Some(why) = reown::protected_bind(&m.source)
+            && let Some(why) = protected.get(&m.source)
         {
             blockers.push(format!("bind mount {} → {}: {why}; unroot never re-owns it", m.source, m.destination));
             continue;
@@ -79,10 +80,52 @@ pub(super) fn select_mounts(
 }
 
 /// The real path of a bind source on this host and the (device, inode) of what it names.
-pub(super) fn bind_identity(source: &str) -> Result<(String, (u64, u64)), String> {
+pub(super) fn bind_identity(source: &str) -> Result<Pinned, String> {
     let real = std::fs::canonicalize(source).map_err(|e| format!("cannot resolve {source}: {e}"))?;
     let id = crate::engine::hostfs::identity(&real)?;
     Ok((real.display().to_string(), id))
+}
+
+/// What the preview reads of one service through the port (or from what the run saved):
+/// every fact [`derive`] decides on, and nothing decided yet.
+#[derive(Debug, Clone)]
+pub(super) struct Observed {
+    pub(super) container: Inspect,
+    /// The image's users and groups; the blocker's text when the probe reading them failed.
+    pub(super) accounts: Result<Accounts, String>,
+    /// The reference to create the replacement from (the tag, or the image id when the tag
+    /// names another image now).
+    pub(super) image_ref: String,
+    /// Bind sources of the container that may never be re-owned, with why (read on this host).
+    pub(super) protected: BTreeMap<String, String>,
+    /// Per destination of a mount to re-own: what the daemon and this host show of it.
+    pub(super) mounts: BTreeMap<String, MountFacts>,
+    pub(super) helper: HelperFacts,
+}
+
+/// A bind source pinned from here: its real path and that object's device and inode.
+pub(super) type Pinned = (String, (u64, u64));
+
+/// What is seen of one mount to re-own.
+#[derive(Debug, Clone)]
+pub(super) struct MountFacts {
+    /// The owner of the mount's root inside the container.
+    pub(super) root_owner: Option<Owner>,
+    /// A bind seen from here: its real path and that object's device and inode.
+    pub(super) bind: Option<Result<Pinned, String>>,
+    /// Entries that would change, when the data is visible here.
+    pub(super) entries: Option<u64>,
+    /// Where re-owning would run, or why it cannot run as the plan asks.
+    pub(super) method: Result<Method, String>,
+}
+
+/// What is seen of the image the re-owning helper runs from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct HelperFacts {
+    /// Tools the service's own image lacks for the helper's scripts.
+    pub(super) missing_tools: Vec<&'static str>,
+    /// The plan's `helper_image` is not on the daemon.
+    pub(super) image_absent: bool,
 }
 
 /// One service of the day, computed from what Docker shows (or what the run saved): the
@@ -96,25 +139,139 @@ pub(super) async fn service_plan(
     volume_users: &BTreeMap<String, Vec<String>>,
     saved: Option<&Inspect>,
 ) -> ServicePlan {
-    let mut sp = ServicePlan {
-        name: s.name.clone(),
-        user: UserChange { from: "?".into(), to: "?".into() },
-        changes: Vec::new(),
-        chown: Vec::new(),
-        health: String::new(),
-        blockers: Vec::new(),
-        warnings: Vec::new(),
-        resolved: None,
+    match observe(port, plan, s, source, local, saved).await {
+        Ok(obs) => derive(plan, s, &obs, volume_users),
+        Err(blocker) => ServicePlan { blockers: vec![blocker], ..ServicePlan::new(&s.name) },
+    }
+}
+
+/// Reads every fact the preview of `s` decides on. Errors (as a blocker's text): the
+/// container is missing or cannot be inspected.
+async fn observe(
+    port: &impl DockerPort,
+    plan: &Plan,
+    s: &Service,
+    source: NameSource,
+    local: bool,
+    saved: Option<&Inspect>,
+) -> Result<Observed, String> {
+    let c = match saved {
+        Some(c) => c.clone(),
+        None => match crate::docker::inspect_named(port, &s.name).await {
+            Ok(c) => c,
+            Err(DockerError::NotFound(_)) => return Err(format!("no container is called {}", s.name)),
+            Err(e) => return Err(format!("cannot inspect {}: {e}", s.name)),
+        },
     };
-    let Some((c, names)) = observe(port, s, source, saved, &mut sp).await else {
-        return sp;
+    let accounts = match source {
+        NameSource::Running => Ok(accounts::read(port, c.id()).await),
+        NameSource::ImageProbe => accounts::probe(port, c.image_id(), &s.name)
+            .await
+            .map_err(|e| format!("cannot read the image's /etc/passwd: {e}")),
     };
-    let (target, group_add) = target_user(s, &names, &mut sp);
-    let image = list_changes(port, s, &c, &mut sp).await;
-    let mounts = plan_mounts(port, s, &c, target, local, &mut sp).await;
-    let health = health_mode(s, &c);
-    warn(s, &c, target, &health, volume_users, &mut sp);
-    let helper_image = check_helper(port, plan, &c, &mounts, saved, &mut sp).await;
+    let image_ref = crate::docker::image_ref(port, &c).await;
+    let protected: BTreeMap<String, String> = c
+        .mounts()
+        .into_iter()
+        .filter(|m| m.kind == "bind")
+        .filter_map(|m| Some((m.source.clone(), reown::protected_bind(&m.source)?)))
+        .collect();
+    let known = accounts.clone().unwrap_or_default();
+    let target = s.user.as_ref().and_then(|spec| known.target(spec).ok()).map(|t| t.owner);
+    let mut mounts = BTreeMap::new();
+    if let Some(target) = target {
+        for m in select_mounts(s, &c, &protected, &mut Vec::new(), &mut Vec::new()) {
+            mounts.insert(m.destination.clone(), observe_mount(port, s, &c, &m, target, local).await);
+        }
+    }
+    let mut helper = HelperFacts::default();
+    if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
+        for tool in ["sh", "find", "stat", "chown", "xargs"] {
+            let mut found = false;
+            for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
+                if port.read_archive(c.id(), &format!("{dir}/{tool}"), HEADER_LIMIT).await.is_ok() {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                helper.missing_tools.push(tool);
+            }
+        }
+    } else if let Some(img) = &plan.rollout.helper_image {
+        helper.image_absent = port.inspect_image(img).await.is_err();
+    }
+    Ok(Observed { container: c, accounts, image_ref, protected, mounts, helper })
+}
+
+/// What the daemon and this host show of one mount to re-own to `target`.
+async fn observe_mount(
+    port: &impl DockerPort,
+    s: &Service,
+    c: &Inspect,
+    m: &Mount,
+    target: Owner,
+    local: bool,
+) -> MountFacts {
+    let root_owner = match port.read_archive(c.id(), &m.destination, HEADER_LIMIT).await {
+        Ok(tar) => passwd::first_header_owner(&tar).map(|(u, g)| Owner::new(u, g)),
+        Err(_) => None,
+    };
+    // A bind seen from here is pinned now: its real path (links resolved once, here) and
+    // that object's device and inode, which re-owning and restoring check again while
+    // opening every component without following a link.
+    let bind = (local && m.kind == "bind").then(|| bind_identity(&m.source));
+    let host_path = match &bind {
+        Some(Ok((real, _))) => real.clone(),
+        _ => m.source.clone(),
+    };
+    // Where the data is visible here, count what would change with the same read-only walk
+    // apply uses.
+    let entries = local
+        .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), target, s.hardlinks).ok())
+        .flatten()
+        .map(|c| c.count() as u64);
+    MountFacts { root_owner, bind, entries, method: method(port, s.ownership, &host_path) }
+}
+
+/// The preview of one service from what was observed: no Docker, no file system.
+pub(super) fn derive(
+    plan: &Plan,
+    s: &Service,
+    obs: &Observed,
+    volume_users: &BTreeMap<String, Vec<String>>,
+) -> ServicePlan {
+    let mut sp = ServicePlan::new(&s.name);
+    let c = &obs.container;
+    if !c.running() {
+        sp.blockers.push(format!("{} is not running ({})", s.name, c.status()));
+    }
+    if c.auto_remove() {
+        sp.blockers.push("the container was started with --rm: stopping it would delete it".into());
+    }
+    let none = Accounts::default();
+    let accounts = match &obs.accounts {
+        Ok(a) => a,
+        Err(why) => {
+            sp.blockers.push(why.clone());
+            &none
+        }
+    };
+    sp.user.from = describe_current(c, accounts);
+    let (target, group_add) = target_user(s, accounts, &mut sp);
+    let image = list_changes(s, c, &obs.image_ref, &mut sp);
+    let mounts = plan_mounts(s, obs, target, &mut sp);
+    let health = health_mode(s, c);
+    warn(s, c, target, &health, volume_users, &mut sp);
+    if !obs.helper.missing_tools.is_empty() {
+        sp.blockers.push(format!(
+            "the image has no {} for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs",
+            obs.helper.missing_tools.join(", ")
+        ));
+    }
+    if let Some(img) = plan.rollout.helper_image.as_ref().filter(|_| obs.helper.image_absent) {
+        sp.blockers.push(format!("helper_image {img} is not on the daemon"));
+    }
     sp.health = health_text(&health);
 
     let mut labels = BTreeMap::new();
@@ -131,61 +288,16 @@ pub(super) async fn service_plan(
             no_new_privileges: s.no_new_privileges,
             labels,
         },
-        original: c,
+        original: c.clone(),
         target,
         mounts,
         health,
         timings: s.timings,
         hardlinks: s.hardlinks,
-        helper_image,
+        helper_image: plan.rollout.helper_image.clone().unwrap_or_else(|| c.image_id().to_string()),
         ownership: s.ownership,
     });
     sp
-}
-
-/// The container as it is (or as the run saved it), and the names of its image; blockers
-/// when it is missing, stopped, or started with `--rm`.
-async fn observe(
-    port: &impl DockerPort,
-    s: &Service,
-    source: NameSource,
-    saved: Option<&Inspect>,
-    sp: &mut ServicePlan,
-) -> Option<(Inspect, Accounts)> {
-    let live = match saved {
-        Some(c) => Ok(c.clone()),
-        None => crate::docker::inspect_named(port, &s.name).await,
-    };
-    let c = match live {
-        Ok(c) => c,
-        Err(DockerError::NotFound(_)) => {
-            sp.blockers.push(format!("no container is called {}", s.name));
-            return None;
-        }
-        Err(e) => {
-            sp.blockers.push(format!("cannot inspect {}: {e}", s.name));
-            return None;
-        }
-    };
-    if !c.running() {
-        sp.blockers.push(format!("{} is not running ({})", s.name, c.status()));
-    }
-    if c.auto_remove() {
-        sp.blockers.push("the container was started with --rm: stopping it would delete it".into());
-    }
-    let names = match source {
-        NameSource::Running => accounts::read(port, c.id()).await,
-        NameSource::ImageProbe => match accounts::probe(port, c.image_id(), &s.name).await {
-            Ok(n) => n,
-            Err(e) => {
-                sp.blockers.push(format!("cannot read the image's /etc/passwd: {e}"));
-                Accounts::default()
-            }
-        },
-    };
-    sp.user.from = describe_current(&c, &names);
-
-    Some((c, names))
 }
 
 /// The target `uid:gid` and the supplementary gids, resolved in the image.
@@ -229,9 +341,9 @@ fn target_user(s: &Service, names: &Accounts, sp: &mut ServicePlan) -> (Option<O
 
 /// Every change besides the user, as the preview lists it; returns the image reference to
 /// create from.
-async fn list_changes(port: &impl DockerPort, s: &Service, c: &Inspect, sp: &mut ServicePlan) -> String {
+fn list_changes(s: &Service, c: &Inspect, image_ref: &str, sp: &mut ServicePlan) -> String {
     // The image by id unless the tag still names it.
-    let image = crate::docker::image_ref(port, c).await;
+    let image = image_ref.to_string();
     if image != c.image() {
         sp.changes.push(format!(
             "image: pinned to {} (the reference {} names another image now, or none)",
@@ -267,67 +379,41 @@ async fn list_changes(port: &impl DockerPort, s: &Service, c: &Inspect, sp: &mut
 }
 
 /// The mounts to re-own, pinned (binds seen from here) and counted where that is cheap.
-async fn plan_mounts(
-    port: &impl DockerPort,
-    s: &Service,
-    c: &Inspect,
-    target: Option<Owner>,
-    local: bool,
-    sp: &mut ServicePlan,
-) -> Vec<MountId> {
-    // Mounts.
+fn plan_mounts(s: &Service, obs: &Observed, target: Option<Owner>, sp: &mut ServicePlan) -> Vec<MountId> {
+    let Some(target) = target else {
+        return Vec::new();
+    };
     let mut mounts = Vec::new();
-    if let Some(target) = target {
-        for m in select_mounts(s, c, &mut sp.blockers, &mut sp.warnings) {
-            if let Ok(tar) = port.read_archive(c.id(), &m.destination, HEADER_LIMIT).await
-                && let Some((ou, og)) = passwd::first_header_owner(&tar)
-                && ou != 0
-                && ou != target.uid
-            {
-                sp.warnings.push(format!("{} is owned by uid {ou}:{og}, neither root nor the target", m.destination));
-            }
-            // A bind seen from here is pinned now: its real path (links resolved once, here)
-            // and that object's device and inode, which re-owning and restoring check again
-            // while opening every component without following a link.
-            let (host_path, identity) = if local && m.kind == "bind" {
-                match bind_identity(&m.source) {
-                    Ok((real, id)) => (real, Some(id)),
-                    Err(why) => {
-                        sp.blockers.push(format!("bind mount {} → {}: {why}", m.source, m.destination));
-                        (m.source.clone(), None)
-                    }
-                }
-            } else {
-                (m.source.clone(), None)
-            };
-            let source = if m.kind == "bind" { host_path.clone() } else { m.name.clone().unwrap_or(m.source.clone()) };
-            // Where the data is visible here, count what would change with the same read-only
-            // walk apply uses.
-            let entries = local
-                .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), target, s.hardlinks).ok())
-                .flatten()
-                .map(|c| c.count() as u64);
-            let how = method(port, s.ownership, &host_path).unwrap_or_else(|why| {
-                sp.blockers.push(why);
-                Method::Helper
-            });
-            sp.chown.push(ChownPlan {
-                target: m.destination.clone(),
-                source: source.clone(),
-                kind: m.kind.clone(),
-                entries,
-                method: how,
-            });
-            mounts.push(MountId {
-                destination: m.destination.clone(),
-                kind: m.kind.clone(),
-                source,
-                host_path,
-                identity,
-            });
+    for m in select_mounts(s, &obs.container, &obs.protected, &mut sp.blockers, &mut sp.warnings) {
+        let Some(f) = obs.mounts.get(&m.destination) else {
+            sp.blockers.push(format!("{} was not examined; run the preview again", m.destination));
+            continue;
+        };
+        if let Some(o) = f.root_owner.filter(|o| o.uid != 0 && o.uid != target.uid) {
+            sp.warnings.push(format!("{} is owned by uid {o}, neither root nor the target", m.destination));
         }
+        let (host_path, identity) = match &f.bind {
+            Some(Ok((real, id))) => (real.clone(), Some(*id)),
+            Some(Err(why)) => {
+                sp.blockers.push(format!("bind mount {} → {}: {why}", m.source, m.destination));
+                (m.source.clone(), None)
+            }
+            None => (m.source.clone(), None),
+        };
+        let source = if m.kind == "bind" { host_path.clone() } else { m.name.clone().unwrap_or(m.source.clone()) };
+        let how = f.method.clone().unwrap_or_else(|why| {
+            sp.blockers.push(why);
+            Method::Helper
+        });
+        sp.chown.push(ChownPlan {
+            target: m.destination.clone(),
+            source: source.clone(),
+            kind: m.kind.clone(),
+            entries: f.entries,
+            method: how,
+        });
+        mounts.push(MountId { destination: m.destination.clone(), kind: m.kind.clone(), source, host_path, identity });
     }
-
     mounts
 }
 
@@ -381,43 +467,4 @@ fn warn(
             ));
         }
     }
-}
-
-/// The image re-owning helpers run from, checked for the tools their scripts use.
-async fn check_helper(
-    port: &impl DockerPort,
-    plan: &Plan,
-    c: &Inspect,
-    mounts: &[MountId],
-    saved: Option<&Inspect>,
-    sp: &mut ServicePlan,
-) -> String {
-    // The helper image must have the tools the scripts use.
-    let helper_image = plan.rollout.helper_image.clone().unwrap_or_else(|| c.image_id().to_string());
-    if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
-        let mut missing = Vec::new();
-        for tool in ["sh", "find", "stat", "chown", "xargs"] {
-            let mut found = false;
-            for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
-                if port.read_archive(c.id(), &format!("{dir}/{tool}"), HEADER_LIMIT).await.is_ok() {
-                    found = true;
-                    break;
-                }
-            }
-            if !found {
-                missing.push(tool);
-            }
-        }
-        if !missing.is_empty() {
-            sp.blockers.push(format!(
-                "the image has no {} for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs",
-                missing.join(", ")
-            ));
-        }
-    } else if let Some(img) = &plan.rollout.helper_image
-        && port.inspect_image(img).await.is_err()
-    {
-        sp.blockers.push(format!("helper_image {img} is not on the daemon"));
-    }
-    helper_image
 }

@@ -1,0 +1,214 @@
+//! The preview's decisions from an observed container: blockers, warnings and the resolved
+//! service, with no Docker, no fake and no file system.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::service::{HelperFacts, MountFacts, Observed, derive};
+use super::*;
+use crate::model::user::Accounts;
+
+const PASSWD: &str = "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nredis:x:999:999::/data:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nredis:x:999:\ndocker:x:998:\n";
+
+fn container(patch: Value) -> Inspect {
+    let mut c = json!({
+        "Id": "c0ffee000000000000000000", "Name": "/svc", "Image": "sha256:1mage0000000000",
+        "Config": {"User": "", "Image": "redis:7", "Env": ["A=1"], "Cmd": ["redis-server"]},
+        "HostConfig": {"NetworkMode": "default", "AutoRemove": false},
+        "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                    "Destination": "/data", "RW": true}],
+        "State": {"Running": true, "Status": "running"}
+    });
+    merge(&mut c, patch);
+    Inspect(c)
+}
+
+fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn facts(method: Result<Method, String>) -> MountFacts {
+    MountFacts { root_owner: Some(Owner::ROOT), bind: None, entries: Some(3), method }
+}
+
+fn observed(c: Inspect) -> Observed {
+    let mounts = c.mounts().into_iter().map(|m| (m.destination, facts(Ok(Method::Helper)))).collect();
+    Observed {
+        image_ref: c.image().to_string(),
+        container: c,
+        accounts: Ok(Accounts::parse(Some(PASSWD), Some(GROUP))),
+        protected: BTreeMap::new(),
+        mounts,
+        helper: HelperFacts::default(),
+    }
+}
+
+fn preview(service: &str, obs: &Observed) -> ServicePlan {
+    preview_with("", service, obs, &BTreeMap::new())
+}
+
+fn preview_with(
+    rollout: &str,
+    service: &str,
+    obs: &Observed,
+    volume_users: &BTreeMap<String, Vec<String>>,
+) -> ServicePlan {
+    let text = format!("[rollout]\nname = \"t\"\n{rollout}\n[service.svc]\nday = 1\n{service}\n");
+    let plan = Plan::parse("t.toml", &text).unwrap();
+    derive(&plan, plan.service("svc").unwrap(), obs, volume_users)
+}
+
+#[test]
+fn a_clean_service_resolves_to_numbers() {
+    let sp = preview("user = \"redis\"", &observed(container(json!({}))));
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert_eq!(sp.user.from, "(unset) root (0:0)");
+    assert_eq!(sp.user.to, "redis (999:999)");
+    let r = sp.resolved.as_ref().unwrap();
+    assert_eq!(r.target, Some(Owner::new(999, 999)));
+    assert_eq!(r.changes.user.as_deref(), Some("999:999"));
+    assert_eq!(r.mounts.len(), 1);
+    assert_eq!((r.mounts[0].destination.as_str(), r.mounts[0].source.as_str()), ("/data", "data"));
+    assert_eq!(sp.chown[0].entries, Some(3));
+    assert_eq!(sp.chown[0].method, Method::Helper);
+    assert_eq!(r.helper_image, "sha256:1mage0000000000", "the service's own image by id");
+    assert_eq!(r.health, HealthMode::Running);
+    assert_eq!(sp.warnings, ["no health check and no exec probe: healthy means running for stable_for"]);
+}
+
+#[test]
+fn a_container_that_cannot_be_stopped_safely_blocks() {
+    let c = container(json!({"State": {"Running": false, "Status": "exited"}, "HostConfig": {"AutoRemove": true}}));
+    let sp = preview("user = \"redis\"", &observed(c));
+    assert_eq!(
+        sp.blockers,
+        ["svc is not running (exited)", "the container was started with --rm: stopping it would delete it"]
+    );
+}
+
+#[test]
+fn users_the_image_cannot_resolve_block_and_unknown_uids_warn() {
+    let obs = observed(container(json!({})));
+    assert_eq!(preview("user = \"postgres\"", &obs).blockers, ["user `postgres` is not in the image's /etc/passwd"]);
+    assert_eq!(preview("user = \"redis:wheel\"", &obs).blockers, ["group `wheel` is not in the image's /etc/group"]);
+    assert_eq!(
+        preview("user = \"toor\"", &obs).blockers,
+        ["user `toor` is uid 0 in the image; use keep_root to keep it on root"]
+    );
+    let sp = preview("user = \"1234\"", &obs);
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert!(sp.warnings.contains(&"uid 1234 has no /etc/passwd entry in the image; its group is 1234".to_string()));
+    let sp = preview("user = \"redis\"\ngroup_add = [\"docker\", \"wheel\"]", &obs);
+    assert!(sp.changes.contains(&"group_add: + docker (998)".to_string()), "{:?}", sp.changes);
+    assert_eq!(sp.blockers, ["group `wheel` is not in the image's /etc/group"]);
+}
+
+#[test]
+fn a_probe_that_failed_blocks_but_numbers_still_resolve() {
+    let mut obs = observed(container(json!({})));
+    obs.accounts = Err("cannot read the image's /etc/passwd: no such image".into());
+    let sp = preview("user = \"1000:1000\"", &obs);
+    assert_eq!(sp.blockers, ["cannot read the image's /etc/passwd: no such image"]);
+    assert_eq!(sp.resolved.unwrap().target, Some(Owner::new(1000, 1000)));
+}
+
+#[test]
+fn what_is_seen_of_a_mount_warns_or_blocks() {
+    let bind = json!({"Mounts": [
+        {"Type": "volume", "Name": "data", "Source": "/v/data", "Destination": "/data", "RW": true},
+        {"Type": "bind", "Source": "/srv/conf", "Destination": "/conf", "RW": true},
+        {"Type": "bind", "Source": "/etc", "Destination": "/host-etc", "RW": true},
+        {"Type": "volume", "Name": "logs", "Source": "/v/logs", "Destination": "/logs", "RW": true}
+    ]});
+    let mut obs = observed(container(bind));
+    obs.protected.insert("/etc".into(), "/etc is a protected system path".into());
+    obs.mounts.get_mut("/data").unwrap().root_owner = Some(Owner::new(5, 6));
+    obs.mounts.get_mut("/conf").unwrap().bind = Some(Err("it is a symlink".into()));
+    obs.mounts.get_mut("/conf").unwrap().method = Err("ownership = \"host\" needs unroot as root".into());
+    obs.mounts.remove("/logs");
+    let sp = preview("user = \"redis\"", &obs);
+    assert_eq!(
+        sp.blockers,
+        [
+            "bind mount /etc → /host-etc: /etc is a protected system path; unroot never re-owns it",
+            "bind mount /srv/conf → /conf: it is a symlink",
+            "ownership = \"host\" needs unroot as root",
+            "/logs was not examined; run the preview again",
+        ]
+    );
+    assert!(sp.warnings.contains(&"/data is owned by uid 5:6, neither root nor the target".to_string()));
+    // A bind pinned from here is re-owned at its real path, checked by device and inode.
+    obs.mounts.get_mut("/conf").unwrap().bind = Some(Ok(("/srv/real-conf".into(), (8, 42))));
+    let r = preview("user = \"redis\"", &obs).resolved.unwrap();
+    let conf = r.mounts.iter().find(|m| m.destination == "/conf").unwrap();
+    assert_eq!(
+        (conf.source.as_str(), conf.host_path.as_str(), conf.identity),
+        ("/srv/real-conf", "/srv/real-conf", Some((8, 42)))
+    );
+}
+
+#[test]
+fn chown_lists_only_mounts_that_exist_and_can_change() {
+    let c = container(json!({"Mounts": [
+        {"Type": "volume", "Name": "data", "Source": "/v/data", "Destination": "/data", "RW": true},
+        {"Type": "volume", "Name": "ro", "Source": "/v/ro", "Destination": "/ro", "RW": false}
+    ]}));
+    let sp = preview("user = \"redis\"\nchown = [\"/data\", \"/ro\", \"/nowhere\"]", &observed(c));
+    assert_eq!(sp.blockers, ["chown names /nowhere, but the container has no mount there (mounts: /data, /ro)"]);
+    assert!(sp.warnings.contains(&"/ro is mounted read-only; it is not re-owned".to_string()));
+    assert_eq!(sp.resolved.unwrap().mounts.len(), 1);
+    // Without a new user nothing is re-owned.
+    assert!(preview("read_only = true", &observed(container(json!({})))).chown.is_empty());
+}
+
+#[test]
+fn the_risks_of_the_container_warn() {
+    let c = container(json!({
+        "Config": {"Entrypoint": ["docker-entrypoint.sh"], "Cmd": ["gosu", "redis", "redis-server"],
+                   "ExposedPorts": {"80/tcp": {}, "6379/tcp": {}}},
+        "HostConfig": {"NetworkMode": "host"},
+        "Mounts": [
+            {"Type": "volume", "Name": "data", "Source": "/v/data", "Destination": "/data", "RW": true},
+            {"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock", "RW": true}
+        ]
+    }));
+    let users = BTreeMap::from([("data".to_string(), vec!["backup".to_string()])]);
+    let sp = preview_with("", "user = \"redis\"\nhealth = \"running\"", &observed(c), &users);
+    assert_eq!(
+        sp.warnings,
+        [
+            "docker.sock is mounted: whoever runs in it controls the host",
+            "the entrypoint (gosu) may switch user itself; once `user` is set it skips its own chown, so unroot's re-owning must cover its data",
+            "host network and ports below 1024 (80/tcp): a non-root user cannot bind them in the host's namespace",
+            "volume data is shared with backup, outside this day",
+        ]
+    );
+    let sp = preview("keep_root = \"needs it\"\ncap_drop = [\"ALL\"]", &observed(container(json!({}))));
+    assert!(sp.warnings.iter().any(|w| w.starts_with("Redis with cap_drop and no user")), "{:?}", sp.warnings);
+}
+
+#[test]
+fn the_helper_image_must_have_its_tools() {
+    let mut obs = observed(container(json!({})));
+    obs.helper.missing_tools = vec!["find", "xargs"];
+    assert_eq!(
+        preview("user = \"redis\"", &obs).blockers,
+        [
+            "the image has no find, xargs for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs"
+        ]
+    );
+    let mut obs = observed(container(json!({})));
+    obs.helper.image_absent = true;
+    let sp = preview_with("helper_image = \"tools:1\"", "user = \"redis\"", &obs, &BTreeMap::new());
+    assert_eq!(sp.blockers, ["helper_image tools:1 is not on the daemon"]);
+    assert_eq!(sp.resolved.unwrap().helper_image, "tools:1");
+}
