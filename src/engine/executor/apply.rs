@@ -62,9 +62,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
             return Ok(());
         }
         self.ctx
-            .step(name, step, json!({}), async {
-                Err::<((), Value), _>("interrupted (Ctrl-C) before this step".into())
-            })
+            .step(name, step, json!({}), async { Err::<((), Value), _>(StepError::Interrupted("before this step")) })
             .await
     }
 
@@ -309,17 +307,20 @@ impl<'a, D: DockerPort> Apply<'a, D> {
 
 /// Whether this run's replacement holds `name` and runs: the condition for removing its
 /// parked original.
-async fn replacement_runs<D: DockerPort>(ctx: &RunCtx<'_, D>, name: &str) -> Result<(), String> {
-    let c = inspect_named(ctx.port, name).await.map_err(|e| e.to_string())?;
+async fn replacement_runs<D: DockerPort>(ctx: &RunCtx<'_, D>, name: &str) -> Result<(), StepError> {
+    let c = inspect_named(ctx.port, name).await?;
     if c.label(LABEL_RUN) != Some(ctx.run.id.as_str()) {
-        return Err(format!("{name} is held by container {}, not by this run's replacement", short(c.id())));
+        return Err(StepError::Conflict(format!(
+            "{name} is held by container {}, not by this run's replacement",
+            short(c.id())
+        )));
     }
     if !c.running() || c.restarting() {
-        return Err(format!(
+        return Err(StepError::Conflict(format!(
             "the replacement {} is {}, not running (did the daemon restart?); its original is kept",
             short(c.id()),
             c.status()
-        ));
+        )));
     }
     Ok(())
 }

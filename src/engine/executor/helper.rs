@@ -18,7 +18,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         image: &str,
         mount: &MountId,
         job: HelperJob<'_>,
-    ) -> Result<Finished, String> {
+    ) -> Result<Finished, StepError> {
         let HelperJob { script, args, upload, output_file } = job;
         let name = format!("unroot-helper.{service}.{}", self.run.id);
         let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
@@ -45,7 +45,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             }
         });
         let _ = self.port.remove_container(&name, true).await;
-        let id = self.port.create_container(&name, body).await.map_err(|e| format!("creating the helper: {e}"))?;
+        let id = self.port.create_container(&name, body).await.doing("creating the helper")?;
         let result = async {
             if let Some(tar) = upload {
                 self.port.upload_archive(&id, "/", tar).await?;
@@ -60,7 +60,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
         }
         .await;
         let _ = self.port.remove_container(&id, true).await;
-        result.map_err(|e| format!("the helper: {e}"))
+        result.doing("the helper")
     }
 
     /// Checks, right before owners change, that a bind source is still what the preview saw:
@@ -69,21 +69,22 @@ impl<D: DockerPort> RunCtx<'_, D> {
     ///
     /// Errors: the source is protected now, cannot be reached without a link, or is another
     /// object.
-    pub(super) fn check_source(&self, mount: &MountId) -> Result<(), String> {
+    pub(super) fn check_source(&self, mount: &MountId) -> Result<(), StepError> {
         if mount.kind != "bind" {
             return Ok(());
         }
         if let Some(why) = reown::protected_bind(&mount.host_path) {
-            return Err(format!("bind mount {}: {why}; unroot never re-owns it", mount.host_path));
+            return Err(StepError::Reown(format!("bind mount {}: {why}; unroot never re-owns it", mount.host_path)));
         }
         if let Some(expected) = mount.identity {
-            let now = hostfs::identity(std::path::Path::new(&mount.host_path))
-                .map_err(|e| format!("bind mount {} changed since the preview: {e}", mount.host_path))?;
+            let now = hostfs::identity(std::path::Path::new(&mount.host_path)).map_err(|e| {
+                StepError::Reown(format!("bind mount {} changed since the preview: {e}", mount.host_path))
+            })?;
             if now != expected {
-                return Err(format!(
+                return Err(StepError::Reown(format!(
                     "bind mount {} is not the directory or file the preview saw (another device or inode); refusing to re-own it",
                     mount.host_path
-                ));
+                )));
             }
         }
         Ok(())
@@ -98,21 +99,22 @@ impl<D: DockerPort> RunCtx<'_, D> {
         target: Owner,
         hardlinks: bool,
         ownership: Ownership,
-    ) -> Result<MountChanges, String> {
+    ) -> Result<MountChanges, StepError> {
         self.check_source(mount)?;
-        if preview::method(self.port, ownership, &mount.host_path)? == Method::Host {
+        if preview::method(self.port, ownership, &mount.host_path).map_err(StepError::Reown)? == Method::Host {
             let path = std::path::PathBuf::from(&mount.host_path);
             let expected = mount.identity;
             return tokio::task::spawn_blocking(move || hostfs::scan_checked(&path, expected, target, hardlinks))
                 .await
-                .map_err(|e| format!("the host walk: {e}"))?;
+                .map_err(|e| StepError::Reown(format!("the host walk: {e}")))?
+                .map_err(StepError::Reown);
         }
         let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
         let job =
             HelperJob { script: reown::SCAN_SCRIPT, args: &args, upload: None, output_file: Some(reown::SCAN_OUTPUT) };
         let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "scanning", mount)?;
-        reown::parse_scan(&out.stdout, target)
+        reown::parse_scan(&out.stdout, target).map_err(StepError::Reown)
     }
 
     /// Sets each listed entry of one mount to its owner, the root last. Returns how many
@@ -126,17 +128,18 @@ impl<D: DockerPort> RunCtx<'_, D> {
         entries: &[(String, Owner)],
         root: Option<Owner>,
         ownership: Ownership,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, StepError> {
         if entries.is_empty() && root.is_none() {
             return Ok(0);
         }
         self.check_source(mount)?;
-        if preview::method(self.port, ownership, &mount.host_path)? == Method::Host {
+        if preview::method(self.port, ownership, &mount.host_path).map_err(StepError::Reown)? == Method::Host {
             let path = std::path::PathBuf::from(&mount.host_path);
             let (entries, expected) = (entries.to_vec(), mount.identity);
             return tokio::task::spawn_blocking(move || hostfs::apply_checked(&path, expected, &entries, root))
                 .await
-                .map_err(|e| format!("the host walk: {e}"))?;
+                .map_err(|e| StepError::Reown(format!("the host walk: {e}")))?
+                .map_err(StepError::Reown);
         }
         let tar = reown::apply_lists(entries, root);
         let job = HelperJob { script: reown::APPLY_SCRIPT, args: &[], upload: Some(tar), output_file: None };
@@ -150,26 +153,28 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// Guarantees: idempotent: a container already gone is done, and one whose removal is
     /// in progress (asked by an attempt that died) is waited for through its events.
     /// Errors: the daemon refuses, or the removal in progress does not end within a minute.
-    pub async fn remove_gone(&self, id: &str) -> Result<(), String> {
+    pub async fn remove_gone(&self, id: &str) -> Result<(), StepError> {
         match self.port.remove_container(id, true).await {
             Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
             Err(DockerError::Conflict(m)) if m.contains("in progress") => {
-                let mut events = self.port.container_events(id).await.map_err(|e| e.to_string())?;
+                let mut events = self.port.container_events(id).await?;
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
                 loop {
                     match self.port.inspect_container(id).await {
                         Err(DockerError::NotFound(_)) => return Ok(()),
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => return Err(e.into()),
                         Ok(_) => {}
                     }
                     match tokio::time::timeout_at(deadline, events.next()).await {
                         Ok(Some(Ok(e))) if e.action == "destroy" => return Ok(()),
                         Ok(Some(Ok(_))) => {}
-                        _ => return Err(format!("container {} is still being removed", short(id))),
+                        _ => {
+                            return Err(StepError::Conflict(format!("container {} is still being removed", short(id))));
+                        }
                     }
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -177,14 +182,14 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// connects an interrupted attempt did not reach).
     ///
     /// Guarantees: idempotent. Errors: the daemon refuses a connect.
-    pub(super) async fn ensure_networks(&self, id: &str, wanted: Vec<(String, Value)>) -> Result<(), String> {
+    pub(super) async fn ensure_networks(&self, id: &str, wanted: Vec<(String, Value)>) -> Result<(), StepError> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let c = self.port.inspect_container(id).await.map_err(|e| e.to_string())?;
+        let c = self.port.inspect_container(id).await?;
         for (net, endpoint) in wanted {
             if !c.on_network(&net) {
-                self.port.connect_network(&net, id, endpoint).await.map_err(|e| format!("connecting {net}: {e}"))?;
+                self.port.connect_network(&net, id, endpoint).await.doing(&format!("connecting {net}"))?;
             }
         }
         Ok(())

@@ -28,6 +28,7 @@ use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step};
 
 mod apply;
+mod error;
 mod helper;
 mod restore;
 mod steps;
@@ -35,6 +36,8 @@ mod steps;
 mod tests;
 
 pub use apply::{Apply, write_overrides};
+use error::Doing;
+pub use error::{StepError, StepFailure};
 pub use restore::{Holder, RestoreSpec, classify_holder, foreign_holder_message};
 
 /// How an apply, resume or rollback ended.
@@ -68,14 +71,6 @@ impl Outcome {
             (Outcome::Incomplete | Outcome::CommitIncomplete, _) => crate::Exit::Incomplete,
         }
     }
-}
-
-/// A step that failed, and why.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{step}: {message}")]
-pub struct StepFailure {
-    pub step: Step,
-    pub message: String,
 }
 
 /// The name a renamed original has during the migration window.
@@ -145,30 +140,30 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// a failure (so the service is restored like after any other failure).
     pub(super) async fn step<T, F>(&self, service: &str, step: Step, intent: Value, f: F) -> Result<T, StepFailure>
     where
-        F: std::future::Future<Output = Result<(T, Value), String>>,
+        F: std::future::Future<Output = Result<(T, Value), StepError>>,
     {
-        let journal_err = |e: StateError| StepFailure { step, message: format!("journal: {e}") };
+        let journal_err = |e: StateError| StepFailure { step, error: StepError::Journal(e.to_string()) };
         self.record(Record::Step { service: service.into(), step, ok: None, error: None, detail: intent })
             .map_err(journal_err)?;
         let result = std::panic::AssertUnwindSafe(f)
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(format!("unroot failed inside the step ({})", panic_message(&*panic))));
+            .unwrap_or_else(|panic| Err(StepError::Panicked(panic_message(&*panic))));
         match result {
             Ok((value, detail)) => {
                 self.record(Record::Step { service: service.into(), step, ok: Some(true), error: None, detail })
                     .map_err(journal_err)?;
                 Ok(value)
             }
-            Err(message) => {
+            Err(error) => {
                 let _ = self.record(Record::Step {
                     service: service.into(),
                     step,
                     ok: Some(false),
-                    error: Some(message.clone()),
+                    error: Some(error.to_string()),
                     detail: Value::Null,
                 });
-                Err(StepFailure { step, message })
+                Err(StepFailure { step, error })
             }
         }
     }
@@ -191,16 +186,16 @@ pub(super) const FAILURE_LOG_SHOWN: usize = 10;
 pub(super) const HELPER_OUTPUT_LIMIT: usize = 1 << 30;
 
 /// A helper's exit, as an error saying what failed and what it printed on stderr.
-pub(super) fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(), String> {
+pub(super) fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(), StepError> {
     if out.exit_code == 0 {
         return Ok(());
     }
-    Err(format!(
+    Err(StepError::Reown(format!(
         "{what} {} failed (exit {}): {}",
         mount.destination,
         out.exit_code,
         String::from_utf8_lossy(&out.stderr).trim()
-    ))
+    )))
 }
 
 /// Whether the daemon speaks at least API `major.minor`.

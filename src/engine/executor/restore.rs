@@ -86,11 +86,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
                     if !self.wait_for_daemon(timings.daemon_timeout).await {
                         return Err(StepFailure {
                             step: f.step,
-                            message: format!(
-                                "{}; the daemon did not answer again within {}",
-                                f.message,
-                                crate::model::plan::duration::format(timings.daemon_timeout)
-                            ),
+                            error: StepError::DaemonGone {
+                                error: Box::new(f.error),
+                                waited: crate::model::plan::duration::format(timings.daemon_timeout),
+                            },
                         });
                     }
                 }
@@ -142,7 +141,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             Ok(Some(v)) => Inspect(v),
             Ok(None) => return Ok(()), // never inspected: never touched
             Err(e) => {
-                return Err(StepFailure { step: Step::Restore, message: e.to_string() });
+                return Err(StepFailure { step: Step::Restore, error: e.into() });
             }
         };
         self.step(name, Step::Restore, json!({"original": short(original.id())}), async {
@@ -153,16 +152,16 @@ impl<D: DockerPort> RunCtx<'_, D> {
                     Holder::Original => {}
                     Holder::RecreatedOriginal => original_id = c.id().to_string(),
                     Holder::Replacement | Holder::Successor => {
-                        self.remove_gone(c.id()).await.map_err(|e| format!("removing the replacement: {e}"))?;
+                        self.remove_gone(c.id()).await.doing("removing the replacement")?;
                     }
-                    Holder::Foreign => return Err(foreign_holder_message(name, &c)),
+                    Holder::Foreign => return Err(StepError::Conflict(foreign_holder_message(name, &c))),
                 },
                 Err(DockerError::NotFound(_)) => {}
-                Err(e) => return Err(format!("inspecting {name}: {e}")),
+                Err(e) => return Err(StepError::from(e)).doing(&format!("inspecting {name}")),
             }
             // 2. Ownership, from the manifest.
             let mut vanished = 0;
-            if let Some(manifest) = self.run.load_owners(name).map_err(|e| e.to_string())? {
+            if let Some(manifest) = self.run.load_owners(name)? {
                 let image = helper_image.unwrap_or(original.image_id()).to_string();
                 for (mount, changes) in &manifest.mounts {
                     vanished += self.set_owners(name, &image, mount, &changes.entries, changes.root, ownership).await?;
@@ -171,11 +170,9 @@ impl<D: DockerPort> RunCtx<'_, D> {
             // 3. The original under its name, with its restart policy.
             let id = self.original_back(name, &original, &original_id).await?;
             // 4. Running, healthy and stable again.
-            let c = self.port.inspect_container(&id).await.map_err(|e| e.to_string())?;
+            let c = self.port.inspect_container(&id).await?;
             let mode = if c.has_healthcheck() { HealthMode::Docker } else { HealthMode::Running };
-            health::start_and_wait(self.port, &id, &mode, timings, None)
-                .await
-                .map_err(|e| format!("the original is not healthy: {e}"))?;
+            health::start_and_wait(self.port, &id, &mode, timings, None).await.doing("the original is not healthy")?;
             let mut detail = json!({"id": short(&id)});
             if vanished > 0 {
                 detail["vanished"] = json!(vanished);
@@ -188,26 +185,22 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// The original under its name with its restart policy: renamed back, or recreated from
     /// `original.json` (by its own tag while that still names the same image) with every
     /// network when it is gone. Returns its id.
-    async fn original_back(&self, name: &str, original: &Inspect, original_id: &str) -> Result<String, String> {
+    async fn original_back(&self, name: &str, original: &Inspect, original_id: &str) -> Result<String, StepError> {
         let id = match self.port.inspect_container(original_id).await {
             Ok(c) => {
                 if c.name() != name {
-                    self.port.rename_container(original_id, name).await.map_err(|e| format!("renaming back: {e}"))?;
+                    self.port.rename_container(original_id, name).await.doing("renaming back")?;
                 }
                 original_id.to_string()
             }
             Err(DockerError::NotFound(_)) => {
                 let identity = Changes { image: image_ref(self.port, original).await, ..Default::default() };
                 let req = recreate::create_request(original, &identity, api_at_least(self.port, 1, 44));
-                let id = self
-                    .port
-                    .create_container(name, req.body)
-                    .await
-                    .map_err(|e| format!("recreating the original: {e}"))?;
+                let id = self.port.create_container(name, req.body).await.doing("recreating the original")?;
                 crate::state::failpoint::hit("original-recreated");
                 id
             }
-            Err(e) => return Err(format!("inspecting the original: {e}")),
+            Err(e) => return Err(StepError::from(e)).doing("inspecting the original"),
         };
         if id != original.id() {
             // A recreated original (now or by an earlier attempt): every network.
@@ -215,10 +208,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             let req = recreate::create_request(original, &identity, api_at_least(self.port, 1, 44));
             self.ensure_networks(&id, req.connect_after).await?;
         }
-        self.port
-            .set_restart_policy(&id, original.restart_policy())
-            .await
-            .map_err(|e| format!("restoring the restart policy: {e}"))?;
+        self.port.set_restart_policy(&id, original.restart_policy()).await.doing("restoring the restart policy")?;
         Ok(id)
     }
 }

@@ -49,11 +49,8 @@ impl<D: DockerPort> Apply<'_, D> {
     /// stop, rename and chown are done, and a parked original that is gone means committed.
     async fn standing(&self, name: &str, r: &Resolved) -> Result<Standing, StepFailure> {
         let ctx = &self.ctx;
-        let saved = ctx
-            .run
-            .load_original(name)
-            .map_err(|e| StepFailure { step: Step::Inspect, message: e.to_string() })?
-            .is_some();
+        let saved =
+            ctx.run.load_original(name).map_err(|e| StepFailure { step: Step::Inspect, error: e.into() })?.is_some();
         if !saved {
             return Ok(Standing::Fresh);
         }
@@ -70,19 +67,19 @@ impl<D: DockerPort> Apply<'_, D> {
         let ctx = &self.ctx;
         let original_id = r.original.id();
         ctx.step(name, Step::Inspect, json!({}), async {
-            if let Some(saved) = ctx.run.load_original(name).map_err(|e| e.to_string())?
+            if let Some(saved) = ctx.run.load_original(name)?
                 && saved["Id"].as_str() == Some(original_id)
             {
                 return Ok(((), json!({"id": short(original_id), "note": "saved by an earlier attempt"})));
             }
-            let now = inspect_named(ctx.port, name).await.map_err(|e| e.to_string())?;
+            let now = inspect_named(ctx.port, name).await?;
             if now.id() != original_id {
-                return Err(format!("{name} is another container than the one previewed"));
+                return Err(StepError::Conflict(format!("{name} is another container than the one previewed")));
             }
             if !now.running() {
-                return Err(format!("{name} is not running ({})", now.status()));
+                return Err(StepError::Conflict(format!("{name} is not running ({})", now.status())));
             }
-            ctx.run.save_original(name, &now.0).map_err(|e| e.to_string())?;
+            ctx.run.save_original(name, &now.0)?;
             Ok(((), json!({"id": short(original_id), "user": now.configured_user()})))
         })
         .await
@@ -97,8 +94,8 @@ impl<D: DockerPort> Apply<'_, D> {
         let grace = r.timings.stop_timeout;
         ctx.step(name, Step::Stop, json!({"timeout": crate::model::plan::duration::format(grace)}), async {
             let no = json!({"Name": "no", "MaximumRetryCount": 0});
-            ctx.port.set_restart_policy(id, no).await.map_err(|e| e.to_string())?;
-            ctx.port.stop_container(id, grace.as_secs()).await.map_err(|e| e.to_string())?;
+            ctx.port.set_restart_policy(id, no).await?;
+            ctx.port.stop_container(id, grace.as_secs()).await?;
             Ok(((), json!({})))
         })
         .await
@@ -111,9 +108,9 @@ impl<D: DockerPort> Apply<'_, D> {
         let id = r.original.id();
         let parked = renamed(name, &ctx.run.id);
         ctx.step(name, Step::Rename, json!({"to": parked}), async {
-            let c = ctx.port.inspect_container(id).await.map_err(|e| e.to_string())?;
+            let c = ctx.port.inspect_container(id).await?;
             if c.name() != parked {
-                ctx.port.rename_container(id, &parked).await.map_err(|e| e.to_string())?;
+                ctx.port.rename_container(id, &parked).await?;
             }
             Ok(((), json!({})))
         })
@@ -145,18 +142,19 @@ impl<D: DockerPort> Apply<'_, D> {
             let id = match inspect_named(ctx.port, name).await {
                 // A replacement of this run from an earlier attempt: reuse it.
                 Ok(c) if c.label(LABEL_RUN) == Some(run) => c.id().to_string(),
-                Ok(c) => return Err(format!("{name} is taken by container {}", short(c.id()))),
-                Err(DockerError::NotFound(_)) => {
-                    ctx.port.create_container(name, req.body).await.map_err(|e| e.to_string())?
-                }
-                Err(e) => return Err(e.to_string()),
+                Ok(c) => return Err(StepError::Conflict(format!("{name} is taken by container {}", short(c.id())))),
+                Err(DockerError::NotFound(_)) => ctx.port.create_container(name, req.body).await?,
+                Err(e) => return Err(e.into()),
             };
             crate::state::failpoint::hit("after-create");
             ctx.ensure_networks(&id, req.connect_after).await?;
-            let new = ctx.port.inspect_container(&id).await.map_err(|e| e.to_string())?;
+            let new = ctx.port.inspect_container(&id).await?;
             let diff = recreate::diff(&r.original, &changes, &new);
             if !diff.is_empty() {
-                return Err(format!("the replacement differs from the original beyond the plan: {}", diff.join("; ")));
+                return Err(StepError::Conflict(format!(
+                    "the replacement differs from the original beyond the plan: {}",
+                    diff.join("; ")
+                )));
             }
             Ok((id.clone(), json!({"id": short(&id)})))
         })
@@ -178,10 +176,10 @@ impl<D: DockerPort> Apply<'_, D> {
             tokio::select! {
                 r = health::start_and_wait(ctx.port, new_id, &r.health, &r.timings, uid) => {
                     if let Err(e) = r {
-                        return Err(format!("{e}{}", self.failure_log(name, new_id).await));
+                        return Err(StepError::Unhealthy(format!("{e}{}", self.failure_log(name, new_id).await)));
                     }
                 }
-                () = ctx.stop.wait() => return Err("interrupted (Ctrl-C) while waiting for health".to_string()),
+                () = ctx.stop.wait() => return Err(StepError::Interrupted("while waiting for health")),
             }
             Ok(((), json!({})))
         })
@@ -193,8 +191,8 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// The body of the chown step: the manifest (from an earlier attempt when there is one:
     /// it records the true old owners, rescanning would not), then every listed entry set to
     /// the target, the roots last.
-    async fn reown(&self, name: &str, r: &Resolved, target: Owner) -> Result<((), Value), String> {
-        let manifest = match self.run.load_owners(name).map_err(|e| e.to_string())? {
+    async fn reown(&self, name: &str, r: &Resolved, target: Owner) -> Result<((), Value), StepError> {
+        let manifest = match self.run.load_owners(name)? {
             Some(m) => m,
             None => {
                 let mut manifest = Manifest { target, mounts: Vec::new() };
@@ -202,7 +200,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
                     let changes = self.scan(name, &r.helper_image, m, target, r.hardlinks, r.ownership).await?;
                     manifest.mounts.push((m.clone(), changes));
                 }
-                self.run.save_owners(name, &manifest).map_err(|e| e.to_string())?;
+                self.run.save_owners(name, &manifest)?;
                 manifest
             }
         };
