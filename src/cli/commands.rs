@@ -175,7 +175,7 @@ fn start_run(plan: &Plan, plan_dir: &PlanDir, day: u32, waves: &[Vec<String>]) -
         plan_sha256: plan.sha256.clone(),
         day,
         waves: waves.to_vec(),
-        on_failure: format!("{:?}", plan.rollout.on_failure),
+        on_failure: plan.rollout.on_failure,
         version: env!("CARGO_PKG_VERSION").into(),
         plan_path: std::fs::canonicalize(&plan.source.name)
             .map(|p| p.display().to_string())

@@ -9,6 +9,32 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{StateError, io, now_rfc3339};
+use crate::model::plan::OnFailure;
+
+/// `on_failure` in a header as journals have always spelled it: `RollbackDay`,
+/// `RollbackService`, `Pause` (the plan's kebab-case spelling is read too).
+mod on_failure_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::OnFailure;
+
+    pub fn serialize<S: Serializer>(v: &OnFailure, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match v {
+            OnFailure::RollbackDay => "RollbackDay",
+            OnFailure::RollbackService => "RollbackService",
+            OnFailure::Pause => "Pause",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OnFailure, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "RollbackDay" | "rollback-day" => Ok(OnFailure::RollbackDay),
+            "RollbackService" | "rollback-service" => Ok(OnFailure::RollbackService),
+            "Pause" | "pause" => Ok(OnFailure::Pause),
+            other => Err(serde::de::Error::custom(format!("unknown on_failure {other:?}"))),
+        }
+    }
+}
 
 /// One record of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +48,8 @@ pub enum Record {
         day: u32,
         /// The services of the day in the order they run, by wave.
         waves: Vec<Vec<String>>,
-        on_failure: String,
+        #[serde(with = "on_failure_name")]
+        on_failure: OnFailure,
         version: String,
         /// The plan file as given to apply (absolute), to tell when it changed since.
         #[serde(default)]
@@ -398,5 +425,16 @@ mod tests {
         assert_eq!(entries.len(), appended + 1);
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=appended as u64 + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_header_keeps_the_on_failure_spelling_journals_always_had() {
+        let text = r#"{"record":"header","run":"r","plan":"p","plan_sha256":"x","day":1,"waves":[["a"]],"on_failure":"RollbackService","version":"0.1.0","plan_path":""}"#;
+        let header: Record = serde_json::from_str(text).unwrap();
+        assert!(matches!(header, Record::Header { on_failure: OnFailure::RollbackService, .. }));
+        assert_eq!(serde_json::to_string(&header).unwrap(), text);
+        let kebab = text.replace("RollbackService", "pause");
+        assert!(matches!(serde_json::from_str(&kebab).unwrap(), Record::Header { on_failure: OnFailure::Pause, .. }));
+        assert!(serde_json::from_str::<Record>(&text.replace("RollbackService", "Retry")).is_err());
     }
 }
