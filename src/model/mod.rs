@@ -6,4 +6,5 @@ pub mod graph;
 pub mod owner;
 pub mod passwd;
 pub mod plan;
+pub mod profiles;
 pub mod user;
