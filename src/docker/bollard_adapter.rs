@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{
-    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
 
 /// Seconds a single request may take before it counts as a failure.
@@ -296,8 +296,9 @@ impl DockerPort for BollardDocker {
         self.docker.update_container(id, body).await.map_err(map_err)
     }
 
-    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
-        let opts = RemoveContainerOptions { v: false, force, link: false };
+    async fn remove_container(&self, id: &str, what: Removal) -> Result<(), DockerError> {
+        // `v` removes only anonymous volumes; named volumes and binds are never touched.
+        let opts = RemoveContainerOptions { v: what == Removal::WithAnonymousVolumes, force: true, link: false };
         self.docker.remove_container(id, Some(opts)).await.map_err(map_err)
     }
 
@@ -379,6 +380,11 @@ impl DockerPort for BollardDocker {
             out.extend_from_slice(&chunk.map_err(map_err)?.into_bytes());
         }
         Ok(out)
+    }
+
+    async fn changes(&self, id: &str) -> Result<Vec<String>, DockerError> {
+        let changes = self.docker.container_changes(id).await.map_err(map_err)?;
+        Ok(changes.unwrap_or_default().into_iter().map(|c| c.path).collect())
     }
 }
 

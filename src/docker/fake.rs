@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{
-    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
 
 /// One call as the fake saw it.
@@ -33,6 +33,7 @@ pub enum Call {
     Exec(String),
     Wait(String),
     Logs(String),
+    Changes(String),
 }
 
 impl Call {
@@ -56,6 +57,7 @@ impl Call {
             Call::Exec(_) => "exec",
             Call::Wait(_) => "wait",
             Call::Logs(_) => "logs",
+            Call::Changes(_) => "changes",
         }
     }
 }
@@ -95,6 +97,8 @@ pub struct State {
     pub written: HashMap<String, Vec<u8>>,
     /// What `logs` returns, by container name.
     pub logs: HashMap<String, Vec<u8>>,
+    /// What `changes` returns (`docker diff`), by container name.
+    pub changes: HashMap<String, Vec<String>>,
     next_id: u64,
 }
 
@@ -399,14 +403,10 @@ impl DockerPort for FakeDocker {
         Ok(())
     }
 
-    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
+    async fn remove_container(&self, id: &str, _what: Removal) -> Result<(), DockerError> {
         self.enter(Call::Remove(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?;
-        if c.running() && !force {
-            return Err(DockerError::Conflict(format!("container {id} is running")));
-        }
-        let id = c.id().to_string();
+        let id = s.found(id)?.id().to_string();
         s.containers.retain(|c| c.id() != id);
         Ok(())
     }
@@ -444,6 +444,17 @@ impl DockerPort for FakeDocker {
         let s = self.state.lock().unwrap();
         let name = s.container(id).map(|c| c.name().to_string()).unwrap_or_default();
         Ok(s.logs.get(&name).cloned().unwrap_or_default())
+    }
+
+    async fn changes(&self, id: &str) -> Result<Vec<String>, DockerError> {
+        self.enter(Call::Changes(id.into()))?;
+        let s = self.state.lock().unwrap();
+        let name = s
+            .container(id)
+            .ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))?
+            .name()
+            .to_string();
+        Ok(s.changes.get(&name).cloned().unwrap_or_default())
     }
 
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {

@@ -168,10 +168,10 @@ pub trait DockerPort: Send + Sync {
     /// Sets a container's restart policy (`{"Name": "no"}` …) in place.
     fn set_restart_policy(&self, id: &str, policy: Value) -> impl Future<Output = Result<(), DockerError>> + Send;
 
-    /// Removes a container, never its volumes; `force` kills a running one first.
+    /// Removes a container, killing it first when it runs; never a named volume or a bind.
     ///
     /// Errors: [`DockerError::NotFound`] when it is already gone.
-    fn remove_container(&self, id: &str, force: bool) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn remove_container(&self, id: &str, what: Removal) -> impl Future<Output = Result<(), DockerError>> + Send;
 
     /// Connects a created container to a network with an endpoint config
     /// (`Aliases`, `IPAMConfig`, `Links`, …).
@@ -195,6 +195,10 @@ pub trait DockerPort: Send + Sync {
     /// The last `lines` lines of a container's log, stdout and stderr interleaved as Docker
     /// keeps them.
     fn logs(&self, id: &str, lines: usize) -> impl Future<Output = Result<Vec<u8>, DockerError>> + Send;
+
+    /// The paths a container changed in its root filesystem (`docker diff`); writes to its
+    /// mounts and tmpfs are not among them.
+    fn changes(&self, id: &str) -> impl Future<Output = Result<Vec<String>, DockerError>> + Send;
 }
 
 /// The processes of a container's own process tree: its PID 1 (`init_pid`, the host pid
@@ -256,6 +260,16 @@ impl DockerError {
 pub async fn inspect_named(port: &impl DockerPort, name: &str) -> Result<Inspect, DockerError> {
     let c = port.inspect_container(name).await?;
     if c.name() == name { Ok(c) } else { Err(DockerError::NotFound(format!("no container is called {name}"))) }
+}
+
+/// What goes with a removed container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The container alone: a user's container, whose every volume may hold data.
+    ContainerOnly,
+    /// The container and the anonymous volumes its image's `VOLUME`s made for it: unroot's
+    /// own probes and helpers, which would otherwise leave one behind per `VOLUME`.
+    WithAnonymousVolumes,
 }
 
 /// The first 12 hex digits of a container or image id (without `sha256:`), as Docker shows

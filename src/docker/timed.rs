@@ -11,7 +11,7 @@ use futures_util::Stream;
 use serde_json::Value;
 
 use super::{
-    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process,
+    ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
 
 /// Wraps a port and counts the nanoseconds spent in it.
@@ -101,8 +101,8 @@ impl<P: DockerPort> DockerPort for Timed<P> {
     async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
         self.time(self.inner.set_restart_policy(id, policy)).await
     }
-    async fn remove_container(&self, id: &str, force: bool) -> Result<(), DockerError> {
-        self.time(self.inner.remove_container(id, force)).await
+    async fn remove_container(&self, id: &str, what: Removal) -> Result<(), DockerError> {
+        self.time(self.inner.remove_container(id, what)).await
     }
     async fn connect_network(&self, network: &str, id: &str, endpoint: Value) -> Result<(), DockerError> {
         self.time(self.inner.connect_network(network, id, endpoint)).await
@@ -119,5 +119,8 @@ impl<P: DockerPort> DockerPort for Timed<P> {
     }
     async fn logs(&self, id: &str, lines: usize) -> Result<Vec<u8>, DockerError> {
         self.time(self.inner.logs(id, lines)).await
+    }
+    async fn changes(&self, id: &str) -> Result<Vec<String>, DockerError> {
+        self.time(self.inner.changes(id)).await
     }
 }

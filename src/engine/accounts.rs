@@ -1,7 +1,7 @@
 //! An image's users and groups read through the archive API (no shell, nothing started):
 //! the one reader, with one size limit, for the preview, `verify` and `audit`.
 
-use crate::docker::{DockerError, DockerPort};
+use crate::docker::{DockerError, DockerPort, Removal};
 use crate::model::passwd;
 use crate::model::user::{Accounts, IdOrName, UserSpec};
 
@@ -50,16 +50,32 @@ pub async fn read_for(port: &impl DockerPort, id: &str, spec: &UserSpec, files: 
 ///
 /// Errors: the probe cannot be created (the image is gone, the name is taken by force).
 pub async fn probe(port: &impl DockerPort, image: &str, name: &str) -> Result<Accounts, DockerError> {
+    let id = create_probe(port, image, name).await?;
+    let accounts = read(port, &id).await;
+    remove_probe(port, &id).await;
+    Ok(accounts)
+}
+
+/// Creates (never starts) the probe container `NAME.unroot-probe` of `image`, to read the
+/// image's files through the archive API; a probe of that name left by a killed unroot is
+/// replaced. Returns its id; [`remove_probe`] removes it.
+///
+/// Errors: the image is gone, or the daemon refuses the create.
+pub async fn create_probe(port: &impl DockerPort, image: &str, name: &str) -> Result<String, DockerError> {
     let body = serde_json::json!({
         "Image": image, "Entrypoint": ["/unroot-never-started"], "Cmd": [],
         "Labels": {(crate::engine::orphans::LABEL_PROBE): "1", (crate::engine::orphans::LABEL_MAKER): crate::engine::orphans::maker()},
         "HostConfig": {"NetworkMode": "none"}
     });
     let probe = format!("{name}.unroot-probe");
-    let _ = port.remove_container(&probe, true).await;
+    let _ = port.remove_container(&probe, Removal::WithAnonymousVolumes).await;
     let id = port.create_container(&probe, body).await?;
     crate::state::failpoint::hit("probe-created");
-    let accounts = read(port, &id).await;
-    let _ = port.remove_container(&id, true).await;
-    Ok(accounts)
+    Ok(id)
+}
+
+/// Removes a probe container with the anonymous volumes its image's `VOLUME`s made; a
+/// failure leaves it to the sweep of the next command.
+pub async fn remove_probe(port: &impl DockerPort, id: &str) {
+    let _ = port.remove_container(id, Removal::WithAnonymousVolumes).await;
 }

@@ -6,7 +6,7 @@
 //! directory's lock removes every such container whose maker is gone; containers of a live
 //! unroot (another plan, another state directory) are left alone.
 
-use crate::docker::{ContainerRef, DockerPort};
+use crate::docker::{ContainerRef, DockerPort, Removal};
 
 /// Label on a probe container (created, never started, removed at once).
 pub const LABEL_PROBE: &str = "io.unroot.probe";
@@ -75,7 +75,7 @@ pub async fn sweep(port: &impl DockerPort) -> Vec<String> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut removed = Vec::new();
     for c in list.iter().filter(|c| is_orphan(c, now)) {
-        if port.remove_container(&c.id, true).await.is_ok() {
+        if port.remove_container(&c.id, Removal::WithAnonymousVolumes).await.is_ok() {
             tracing::info!(container = %c.name, "removed a probe or helper left by an unroot that is gone");
             removed.push(c.name.clone());
         }

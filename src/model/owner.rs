@@ -21,6 +21,22 @@ impl Owner {
     pub fn new(uid: u32, gid: u32) -> Owner {
         Owner { uid, gid }
     }
+
+    /// Whether a process running as `self` (with supplementary `groups`) may pass through
+    /// a directory owned by `dir` with permission bits `mode`: the search (`x`) bit of the
+    /// class it falls in. Root passes everywhere.
+    pub fn can_traverse(&self, groups: &[u32], dir: Owner, mode: u32) -> bool {
+        if self.uid == 0 {
+            return true;
+        }
+        if self.uid == dir.uid {
+            return mode & 0o100 != 0;
+        }
+        if self.gid == dir.gid || groups.contains(&dir.gid) {
+            return mode & 0o010 != 0;
+        }
+        mode & 0o001 != 0
+    }
 }
 
 impl fmt::Display for Owner {
@@ -125,6 +141,20 @@ mod tests {
         for bad in ["", "1", "1:", ":1", "a:1", "1:b", "1:2:3", "-1:0", "+1:0", " 1:0", "4294967296:0", "redis:redis"] {
             assert_eq!(bad.parse::<Owner>(), Err(BadOwner(bad.to_string())), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn traversal_follows_the_class_the_user_falls_in() {
+        let root_0700 = (Owner::ROOT, 0o700);
+        let app = Owner::new(999, 999);
+        assert!(!app.can_traverse(&[], root_0700.0, root_0700.1), "a 0700 /root stops uid 999");
+        assert!(Owner::ROOT.can_traverse(&[], root_0700.0, root_0700.1));
+        assert!(app.can_traverse(&[], Owner::ROOT, 0o755));
+        assert!(app.can_traverse(&[], Owner::new(999, 0), 0o700), "its own directory");
+        assert!(!app.can_traverse(&[], Owner::new(999, 0), 0o077), "the owner class decides, not other");
+        assert!(app.can_traverse(&[], Owner::new(0, 999), 0o750), "its group");
+        assert!(app.can_traverse(&[44], Owner::new(0, 44), 0o750), "a supplementary group");
+        assert!(!app.can_traverse(&[], Owner::new(0, 44), 0o750));
     }
 
     #[test]

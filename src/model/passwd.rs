@@ -8,6 +8,8 @@ use std::io::Read;
 pub struct PasswdEntry {
     pub uid: u32,
     pub gid: u32,
+    /// The home directory (empty when the line has none).
+    pub home: String,
 }
 
 /// The contents of the first file in a tar stream (the archive API wraps a single file in
@@ -29,9 +31,16 @@ pub fn first_file(tar_bytes: &[u8]) -> Option<String> {
 /// uid and gid of the first entry of a tar stream: the owner of the path asked for. Needs
 /// only the first 512-byte header.
 pub fn first_header_owner(tar_bytes: &[u8]) -> Option<(u32, u32)> {
+    first_header(tar_bytes).map(|(o, _)| (o.uid, o.gid))
+}
+
+/// Owner and permission bits (`0o7777`) of the first entry of a tar stream: the path asked
+/// for. Needs only the first 512-byte header.
+pub fn first_header(tar_bytes: &[u8]) -> Option<(crate::model::owner::Owner, u32)> {
     let block: &[u8; 512] = tar_bytes.get(..512)?.try_into().ok()?;
     let header = tar::Header::from_byte_slice(block);
-    Some((header.uid().ok()? as u32, header.gid().ok()? as u32))
+    let owner = crate::model::owner::Owner::new(header.uid().ok()? as u32, header.gid().ok()? as u32);
+    Some((owner, header.mode().ok()? & 0o7777))
 }
 
 /// The `:`-separated fields of each line with at least `min` fields and a name; comments
@@ -46,7 +55,10 @@ fn records(text: &str, min: usize) -> impl Iterator<Item = Vec<&str>> {
 /// name → ids, from /etc/passwd text. Malformed lines are skipped.
 pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
     records(text, 4)
-        .filter_map(|f| Some((f[0].to_string(), PasswdEntry { uid: f[2].parse().ok()?, gid: f[3].parse().ok()? })))
+        .filter_map(|f| {
+            let home = f.get(5).copied().unwrap_or_default().to_string();
+            Some((f[0].to_string(), PasswdEntry { uid: f[2].parse().ok()?, gid: f[3].parse().ok()?, home }))
+        })
         .collect()
 }
 
@@ -77,7 +89,7 @@ mod tests {
     fn reads_passwd_out_of_a_tar() {
         let t = tar_of("passwd", b"root:x:0:0:root:/root:/bin/sh\nredis:x:999:1000::/data:/sbin/nologin\nbad\n", 0, 0);
         let users = parse_passwd(&first_file(&t).unwrap());
-        assert_eq!(users["redis"], PasswdEntry { uid: 999, gid: 1000 });
+        assert_eq!(users["redis"], PasswdEntry { uid: 999, gid: 1000, home: "/data".into() });
         assert_eq!(users["root"].uid, 0);
         assert_eq!(users.len(), 2);
     }
@@ -87,6 +99,7 @@ mod tests {
         let t = tar_of("data", b"", 999, 1000);
         assert_eq!(first_header_owner(&t[..512]), Some((999, 1000)));
         assert_eq!(first_header_owner(&t[..100]), None);
+        assert_eq!(first_header(&t[..512]).map(|(_, mode)| mode), Some(0o644));
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
         let sweep = async {
             for s in services {
                 let name = format!("unroot-helper.{s}.{}", self.ctx.run.id);
-                let _ = self.ctx.port.remove_container(&name, true).await;
+                let _ = self.ctx.port.remove_container(&name, Removal::WithAnonymousVolumes).await;
             }
         };
         let _ = std::panic::AssertUnwindSafe(sweep).catch_unwind().await;

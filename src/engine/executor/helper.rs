@@ -44,7 +44,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
                 "Mounts": [m]
             }
         });
-        let _ = self.port.remove_container(&name, true).await;
+        let _ = self.port.remove_container(&name, Removal::WithAnonymousVolumes).await;
         let id = self.port.create_container(&name, body).await.doing("creating the helper")?;
         let result = async {
             if let Some(tar) = upload {
@@ -59,7 +59,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
             Ok::<_, DockerError>(out)
         }
         .await;
-        let _ = self.port.remove_container(&id, true).await;
+        let _ = self.port.remove_container(&id, Removal::WithAnonymousVolumes).await;
         result.doing("the helper")
     }
 
@@ -154,7 +154,7 @@ impl<D: DockerPort> RunCtx<'_, D> {
     /// in progress (asked by an attempt that died) is waited for through its events.
     /// Errors: the daemon refuses, or the removal in progress does not end within a minute.
     pub async fn remove_gone(&self, id: &str) -> Result<(), StepError> {
-        match self.port.remove_container(id, true).await {
+        match self.port.remove_container(id, Removal::ContainerOnly).await {
             Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
             Err(DockerError::Conflict(m)) if m.contains("in progress") => {
                 let mut events = self.port.container_events(id).await?;

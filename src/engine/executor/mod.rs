@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
-use crate::docker::{DockerError, DockerPort, Finished, Inspect, image_ref, inspect_named, short_id as short};
+use crate::docker::{DockerError, DockerPort, Finished, Inspect, Removal, image_ref, inspect_named, short_id as short};
 use crate::engine::compose::{self, ComposeRef, ServiceOverride};
 use crate::engine::events::Events;
 use crate::engine::health;
