@@ -4,6 +4,7 @@
 
 pub mod dind;
 pub mod hardening;
+pub mod official;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
