@@ -34,6 +34,9 @@ pub enum Error {
     Plan(#[from] PlanErrors),
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// A `--profiles` file that cannot be used.
+    #[error(transparent)]
+    Profiles(#[from] crate::model::profiles::ProfileError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     /// The state directory could not be read or written.
@@ -64,6 +67,7 @@ impl Error {
             Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_) => Exit::Refused,
             Error::Incomplete(_) => Exit::Incomplete,
             Error::Plan(_)
+            | Error::Profiles(_)
             | Error::Docker(_)
             | Error::Io { .. }
             | Error::State(_)

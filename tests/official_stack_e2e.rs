@@ -7,95 +7,12 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::official::{
-    assert_all_at, official_image, psql, rabbitmqctl, wait_for_postgres, wait_for_rabbitmq, wait_for_redis_pong,
+use common::official::{assert_all_at, official_image, psql, rabbitmqctl, wait_for_rabbitmq, wait_for_redis_pong};
+use common::stack::{
+    PG_SECRET, RABBIT_PASSWORD, RABBIT_USER, RABBIT_VHOST, Stack, StackUp, assert_at_999, assert_data, audit_classes,
 };
-use common::{Down, LABEL, TestEnv, compose, docker, inspect, unroot_in};
+use common::{TestEnv, docker, inspect, unroot_in};
 use serde_json::Value;
-
-/// The three services of the stack, by container name.
-struct Stack {
-    postgres: String,
-    redis: String,
-    rabbitmq: String,
-}
-
-impl Stack {
-    fn of(env: &TestEnv) -> Stack {
-        Stack { postgres: env.name("postgres"), redis: env.name("redis"), rabbitmq: env.name("rabbitmq") }
-    }
-
-    fn all(&self) -> [&str; 3] {
-        [&self.postgres, &self.redis, &self.rabbitmq]
-    }
-
-    fn wait(&self) {
-        wait_for_postgres(&self.postgres);
-        wait_for_redis_pong(&self.redis);
-        wait_for_rabbitmq(&self.rabbitmq);
-    }
-}
-
-const PG_SECRET: &str = "stack-pg-pw-7e21c9";
-const RABBIT_USER: &str = "unroot-user";
-const RABBIT_PASSWORD: &str = "rabbit-pw-0b4d6a";
-const RABBIT_VHOST: &str = "unroot-vh";
-
-/// The compose file: each service labelled, named, with a named volume for its data; the
-/// volumes and the project's network labelled too. RabbitMQ gets a hostname, as its image's
-/// documentation asks: its node, and so its data, is named after it, and compose would give
-/// every new container another one.
-fn compose_file(env: &TestEnv, s: &Stack) -> String {
-    let label = format!("      {LABEL}: {}\n", env.id);
-    format!(
-        r#"version: "2.4"
-services:
-  postgres:
-    image: {pg_img}
-    container_name: {pg}
-    environment:
-      POSTGRES_PASSWORD: {PG_SECRET}
-    stop_grace_period: 30s
-    labels:
-{label}    volumes:
-      - pgdata:/var/lib/postgresql/data
-  redis:
-    image: {redis_img}
-    container_name: {redis}
-    command: ["redis-server", "--appendonly", "yes", "--protected-mode", "no"]
-    stop_grace_period: 30s
-    labels:
-{label}    volumes:
-      - redisdata:/data
-  rabbitmq:
-    image: {rabbit_img}
-    container_name: {rabbit}
-    hostname: rabbit-stack
-    stop_grace_period: 30s
-    labels:
-{label}    volumes:
-      - rabbitdata:/var/lib/rabbitmq
-volumes:
-  pgdata:
-    labels:
-{label}  redisdata:
-    labels:
-{label}  rabbitdata:
-    labels:
-{label}networks:
-  default:
-    labels:
-{label}"#,
-        pg_img = official_image("postgres"),
-        redis_img = official_image("redis"),
-        rabbit_img = official_image("rabbitmq"),
-        pg = s.postgres,
-        redis = s.redis,
-        rabbit = s.rabbitmq,
-    )
-}
 
 /// The plan: all three to 999:999 on day 1, each gated on a check of real readiness.
 fn plan(s: &Stack) -> String {
@@ -136,89 +53,19 @@ health_timeout = "3m"
     )
 }
 
-/// Rows in postgres, keys in redis (in its AOF), a vhost and a user in rabbitmq.
-fn put_data(s: &Stack) {
-    psql(
-        &s.postgres,
-        "CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); \
-         INSERT INTO orders SELECT g, 'item-' || g FROM generate_series(1, 1000) g",
-    );
-    docker(&[
-        "exec",
-        &s.redis,
-        "sh",
-        "-c",
-        "for i in $(seq 1 200); do echo \"SET key$i value$i\"; done | redis-cli > /dev/null",
-    ]);
-    rabbitmqctl(&s.rabbitmq, &["add_vhost", RABBIT_VHOST]);
-    rabbitmqctl(&s.rabbitmq, &["add_user", RABBIT_USER, RABBIT_PASSWORD]);
-    rabbitmqctl(&s.rabbitmq, &["set_permissions", "-p", RABBIT_VHOST, RABBIT_USER, ".*", ".*", ".*"]);
-}
-
-/// Everything [`put_data`] wrote is there (plus `extra_rows` rows written since).
-fn assert_data(s: &Stack, extra_rows: u32, when: &str) {
-    let rows = 1000 + extra_rows;
-    assert_eq!(
-        psql(&s.postgres, "SELECT count(*), min(id) FROM orders"),
-        format!("{rows}|1"),
-        "{when}: the rows of postgres"
-    );
-    assert_eq!(psql(&s.postgres, "SELECT item FROM orders WHERE id = 777"), "item-777", "{when}");
-    assert_eq!(docker(&["exec", &s.redis, "redis-cli", "dbsize"]), "200", "{when}: the keys of redis");
-    assert_eq!(docker(&["exec", &s.redis, "redis-cli", "get", "key137"]), "value137", "{when}");
-    assert_eq!(docker(&["exec", &s.redis, "redis-cli", "config", "get", "appendonly"]), "appendonly\nyes", "{when}");
-    let vhosts = rabbitmqctl(&s.rabbitmq, &["list_vhosts"]);
-    assert!(vhosts.lines().any(|l| l.trim() == RABBIT_VHOST), "{when}: the vhost of rabbitmq: {vhosts}");
-    let users = rabbitmqctl(&s.rabbitmq, &["list_users"]);
-    assert!(users.lines().any(|l| l.starts_with(RABBIT_USER)), "{when}: the user of rabbitmq: {users}");
-    rabbitmqctl(&s.rabbitmq, &["authenticate_user", RABBIT_USER, RABBIT_PASSWORD]);
-    let perms = rabbitmqctl(&s.rabbitmq, &["list_permissions", "-p", RABBIT_VHOST]);
-    assert!(perms.lines().any(|l| l.starts_with(RABBIT_USER)), "{when}: its permissions: {perms}");
-}
-
-/// Each service configured as 999:999, every process at 999.
-fn assert_at_999(s: &Stack, when: &str) {
-    for name in s.all() {
-        assert_eq!(inspect(name)["Config"]["User"], "999:999", "{when}: {name}");
-        assert_all_at(name, 999);
-    }
-}
-
-/// `unroot audit --json` of this test's containers: class by name.
-fn audit_classes(dir: &Path, env: &TestEnv) -> Vec<(String, String)> {
-    let run = unroot_in(dir, &["audit", "--json", "--filter", &format!("label={}", env.label())]);
-    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
-    let v: Value = serde_json::from_str(&run.stdout).unwrap();
-    let mut classes: Vec<(String, String)> = v["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), c["class"].as_str().unwrap().to_string()))
-        .collect();
-    classes.sort();
-    classes
-}
-
 #[test]
 fn a_compose_stack_of_postgres_redis_and_rabbitmq_moves_to_999_with_its_data() {
     let env = TestEnv::new("off-stack");
-    let dir = env.tempdir();
-    let project = env.id.replace('-', "");
-    let s = Stack::of(&env);
-    std::fs::write(dir.path().join("docker-compose.yml"), compose_file(&env, &s)).unwrap();
-    let _down = Down(dir.path(), project.clone());
-    let up = compose(dir.path(), &project, &["up", "-d"]);
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    s.wait();
-    put_data(&s);
-    assert_data(&s, 0, "before");
+    let stack = StackUp::start(&env);
+    let (dir, s) = (&stack.dir, &stack.s);
+    assert_data(s, 0, "before");
 
     // As the official images do: configured as root, every process dropped to 999.
     let mut expected: Vec<(String, String)> = s.all().iter().map(|n| (n.to_string(), "drops-root".into())).collect();
     expected.sort();
     assert_eq!(audit_classes(dir.path(), &env), expected, "before");
 
-    std::fs::write(dir.path().join("plan.toml"), plan(&s)).unwrap();
+    std::fs::write(dir.path().join("plan.toml"), plan(s)).unwrap();
     let check = unroot_in(dir.path(), &["check", "plan.toml"]);
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
     let run = unroot_in(dir.path(), &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"]);
@@ -226,9 +73,9 @@ fn a_compose_stack_of_postgres_redis_and_rabbitmq_moves_to_999_with_its_data() {
     assert!(!run.stdout.contains(PG_SECRET) && !run.stderr.contains(PG_SECRET), "a password was printed");
 
     s.wait();
-    assert_at_999(&s, "after apply");
+    assert_at_999(s, "after apply");
     assert_eq!(inspect(&s.rabbitmq)["Config"]["Hostname"], "rabbit-stack");
-    assert_data(&s, 0, "after apply");
+    assert_data(s, 0, "after apply");
     // The new user writes.
     psql(&s.postgres, "INSERT INTO orders VALUES (1001, 'written as 999')");
     assert_eq!(docker(&["exec", &s.redis, "redis-cli", "set", "key-after", "yes"]), "OK");
@@ -245,18 +92,13 @@ fn a_compose_stack_of_postgres_redis_and_rabbitmq_moves_to_999_with_its_data() {
     assert!(run.stdout.contains("docker-compose.unroot.yml"), "the summary names it:\n{}", run.stdout);
     assert!(!text.contains(PG_SECRET), "{text}");
     let ids_before: Vec<Value> = s.all().iter().map(|n| inspect(n)["Id"].clone()).collect();
-    let again = compose(
-        dir.path(),
-        &project,
-        &["-f", "docker-compose.yml", "-f", "docker-compose.unroot.yml", "up", "-d", "--force-recreate"],
-    );
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    stack.up_with_override();
     for (name, before) in s.all().iter().zip(&ids_before) {
         assert_ne!(&inspect(name)["Id"], before, "compose recreated {name}");
     }
     s.wait();
-    assert_at_999(&s, "after compose up with the override");
-    assert_data(&s, 1, "after compose up with the override");
+    assert_at_999(s, "after compose up with the override");
+    assert_data(s, 1, "after compose up with the override");
     let verify = unroot_in(dir.path(), &["verify", "plan.toml"]);
     assert_eq!(verify.code, Some(0), "verify after up\nstdout:\n{}\nstderr:\n{}", verify.stdout, verify.stderr);
 }

@@ -2,6 +2,7 @@
 //! reports on stderr and exit codes.
 
 pub mod commands;
+pub mod init;
 pub mod output;
 
 use std::io::IsTerminal;
@@ -51,6 +52,30 @@ pub enum Command {
         #[arg(long)]
         fail_on_root: bool,
         /// Only containers that match, as `docker ps --filter`: name=TEXT, label=KEY[=VALUE],
+        /// project=COMPOSE_PROJECT. Repeatable.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<audit::Filter>,
+    },
+    /// Write a plan from what the daemon shows: every running container that runs as root,
+    /// with its user, mounts, probe, exception and day decided, each decision's evidence in a
+    /// comment. Changes nothing on the daemon.
+    Init {
+        /// Write the plan to FILE (refused when it exists, unless --force); else to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite the --out file.
+        #[arg(long, requires = "out")]
+        force: bool,
+        /// Image profiles (TOML, `[profile.NAME]`) that extend or override the built-in ones.
+        #[arg(long, value_name = "FILE")]
+        profiles: Option<PathBuf>,
+        /// The rollout's name (default: the compose project the containers share).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The decisions as one JSON document on stdout (the plan still goes to --out).
+        #[arg(long)]
+        json: bool,
+        /// Only containers that match, as `audit --filter`: name=TEXT, label=KEY[=VALUE],
         /// project=COMPOSE_PROJECT. Repeatable.
         #[arg(long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<audit::Filter>,
@@ -262,6 +287,14 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             })?;
             Output { json }.verify(&verdicts);
             Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })
+        }
+        Command::Init { out, force, profiles, name, json, filters } => {
+            let opts = init::InitOptions { out, force, profiles, name, json, filters };
+            let profiles = init::prepare(&opts)?;
+            runtime()?.block_on(async {
+                let docker = BollardDocker::connect().await?;
+                init::init(&docker, &profiles, &opts).await
+            })
         }
         Command::Audit { plan, json, fail_on_root, filters } => {
             let plan = plan.as_deref().map(plan::Plan::load).transpose()?;

@@ -53,6 +53,52 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 impl Output {
+    /// `unroot init`: the decisions as JSON, or the plan itself when no file was asked for,
+    /// or what was written where.
+    pub fn init(&self, plan: &crate::engine::init::InitPlan, text: &str, out: Option<&std::path::Path>) {
+        use crate::engine::init::Placement;
+        if self.json {
+            print_json(plan);
+            return;
+        }
+        let Some(path) = out else {
+            print(text);
+            return;
+        };
+        let count = |p: Placement| plan.services.iter().filter(|d| d.placement == p).count();
+        let mut lines = format!(
+            "Wrote {}: {} service(s) to migrate on {} day(s), {} exception(s), {} not placed, {} left out.\n",
+            path.display(),
+            count(Placement::Migrate),
+            plan.days.len(),
+            count(Placement::Exception),
+            count(Placement::Unplaced),
+            plan.left_out.len()
+        );
+        for d in plan.services.iter().filter(|d| !d.warnings.is_empty()) {
+            lines.push_str(&format!("  ! {}: {}\n", d.name, d.warnings.join("; ")));
+        }
+        lines.push_str(&format!("Review it, then `unroot check {0}` and `unroot plan {0} --day 1`.\n", path.display()));
+        print(&lines);
+    }
+
+    /// `unroot init` with no container to move: what was left out and why; no plan.
+    pub fn init_nothing(&self, plan: &crate::engine::init::InitPlan) {
+        if self.json {
+            print_json(plan);
+            return;
+        }
+        let mut lines =
+            "No running container runs as root that init can place: there is nothing to plan.\n".to_string();
+        for d in &plan.services {
+            lines.push_str(&format!("  {}: not placed: {}\n", d.name, d.unplaced.as_deref().unwrap_or("")));
+        }
+        for l in &plan.left_out {
+            lines.push_str(&format!("  {}: {}\n", l.name, l.why));
+        }
+        print(&lines);
+    }
+
     /// `unroot check`: what the plan holds.
     pub fn check(&self, plan: &Plan) {
         let days = plan.day_numbers();

@@ -62,6 +62,18 @@ impl Call {
     }
 }
 
+/// Merges `patch` into `into`, object by object (a test's variation of a fixture inspect).
+pub fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// A scripted reaction to the next call of a kind.
 pub enum Script {
     /// Fail it with this error.

@@ -459,6 +459,36 @@ impl Inspect {
             .is_some_and(|t| t != "NONE")
     }
 
+    /// `Config.Volumes`: the paths its image (or its `docker run -v PATH`) declared volumes.
+    pub fn declared_volumes(&self) -> Vec<String> {
+        self.0
+            .pointer("/Config/Volumes")
+            .and_then(Value::as_object)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The directories of its `PATH` (Docker's default when it sets none). Only `PATH` is
+    /// read of its environment.
+    pub fn path_dirs(&self) -> Vec<String> {
+        let path = self.env().into_iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
+        path.unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `HostConfig.PidMode` (`host` shares the host's process namespace).
+    pub fn pid_mode(&self) -> &str {
+        self.str_at("/HostConfig/PidMode")
+    }
+
+    /// `HostConfig.Links`, as Docker keeps them (`/db:/web/db`).
+    pub fn links(&self) -> Vec<String> {
+        self.strings_at("/HostConfig/Links")
+    }
+
     pub fn label(&self, key: &str) -> Option<&str> {
         self.0.pointer("/Config/Labels").and_then(|l| l.get(key)).and_then(Value::as_str)
     }

@@ -4,7 +4,7 @@
 //! plan, never from the container.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::docker::Inspect;
 pub use crate::model::compose::{ComposeRef, OVERRIDE_FILE, ServiceOverride, override_path};
@@ -88,34 +88,12 @@ pub fn render(version: Option<&str>, usage: &str, services: &BTreeMap<String, Se
 /// that stood at its path is untouched.
 /// Errors: the directory cannot be written.
 pub fn write_override(r: &ComposeRef, text: &str) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
     let path = override_path(r);
-    let dir = path.parent().unwrap_or(Path::new("."));
     let base = r.config_paths().first().and_then(|b| std::fs::metadata(b).ok());
     let mode = base.as_ref().map_or(0o600, |m| m.mode() & 0o666);
-    let tmp = dir.join(format!(".{OVERRIDE_FILE}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        if let Some(m) = &base {
-            let owner = (Some(rustix::fs::Uid::from_raw(m.uid())), Some(rustix::fs::Gid::from_raw(m.gid())));
-            let _ = rustix::fs::fchown(&f, owner.0, owner.1);
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map(|()| path)
+    crate::state::replace_file(&path, text.as_bytes(), mode, base.map(|m| (m.uid(), m.gid())))?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -139,13 +117,13 @@ mod tests {
             r.config_paths(),
             [PathBuf::from("/srv/stack/docker-compose.yml"), "/srv/stack/extra/more.yml".into()]
         );
-        assert_eq!(override_path(&r), Path::new("/srv/stack/docker-compose.unroot.yml"));
+        assert_eq!(override_path(&r), std::path::Path::new("/srv/stack/docker-compose.unroot.yml"));
         assert_eq!(
             r.usage(),
             "docker-compose -p p -f /srv/stack/docker-compose.yml -f /srv/stack/extra/more.yml -f /srv/stack/docker-compose.unroot.yml up -d"
         );
         let v2 = cref("2.27.0", "/abs/compose.yaml");
-        assert_eq!(override_path(&v2), Path::new("/abs/docker-compose.unroot.yml"));
+        assert_eq!(override_path(&v2), std::path::Path::new("/abs/docker-compose.unroot.yml"));
         assert!(v2.usage().starts_with("docker compose -p p -f /abs/compose.yaml -f /abs/docker-compose.unroot.yml"));
     }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod executor;
 pub mod health;
 pub mod hostfs;
+pub mod init;
 pub mod interrupt;
 pub mod orphans;
 pub mod preview;

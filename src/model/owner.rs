@@ -39,6 +39,22 @@ impl Owner {
     }
 }
 
+/// Why `who` (with supplementary `groups`) cannot reach `dest`: the first of the
+/// directories above it (`(path, owner, mode)`, outermost first) it may not pass through.
+pub fn unreachable(dest: &str, above: &[(String, Owner, u32)], who: Owner, groups: &[u32]) -> Option<String> {
+    let (dir, owner, mode) = above.iter().find(|(_, o, m)| !who.can_traverse(groups, *o, *m))?;
+    Some(format!(
+        "{dest} lies inside {dir} (mode {mode:04o}, owner {owner}), which uid {} cannot pass through: the service cannot reach its data; move the mount or open {dir}",
+        who.uid
+    ))
+}
+
+/// The directories above `path`, outermost first, without `/`.
+pub fn ancestors(path: &str) -> Vec<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    (1..parts.len()).map(|n| format!("/{}", parts[..n].join("/"))).collect()
+}
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.uid, self.gid)

@@ -105,19 +105,41 @@ fn shell_word(p: &Path) -> String {
     }
 }
 
-/// Writes a file with mode 0600 durably: temp file, fsync, rename, fsync of the directory.
+/// Writes a file with mode 0600 durably (see [`replace_file`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
-    {
-        let mut f =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+    replace_file(path, bytes, 0o600, None).map_err(io(path))
+}
+
+/// Puts `bytes` at `path` whole or not at all: a new temporary file beside it (never through
+/// a link) with `mode` and, when given, `owner`, written and synced, renamed over `path`,
+/// then the directory synced. A reader sees the old file or the new one, never a part.
+///
+/// Errors: the directory is not writable, the disk is full; the temporary file is removed.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some((uid, gid)) = owner {
+            let _ = rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir).and_then(|d| d.sync_all())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    written
 }
 
 /// Reads a JSON file written by unroot; `None` when it does not exist.

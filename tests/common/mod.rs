@@ -5,6 +5,7 @@
 pub mod dind;
 pub mod hardening;
 pub mod official;
+pub mod stack;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
 use crate::engine::accounts;
 use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::engine::reown::{self, MountId};
-use crate::model::owner::Owner;
+use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::passwd;
 use crate::model::plan::{HealthMode, Plan, Service};
 use crate::model::user::{Accounts, IdOrName};
@@ -117,6 +117,8 @@ pub(super) struct MountFacts {
     pub(super) entries: Option<u64>,
     /// Where re-owning would run, or why it cannot run as the plan asks.
     pub(super) method: Result<Method, String>,
+    /// The directories above it in the container, outermost first, with owner and mode.
+    pub(super) above: Vec<(String, Owner, u32)>,
 }
 
 /// What is seen of the image the re-owning helper runs from.
@@ -231,7 +233,15 @@ async fn observe_mount(
         .then(|| crate::engine::hostfs::scan(std::path::Path::new(&host_path), target, s.hardlinks).ok())
         .flatten()
         .map(|c| c.count() as u64);
-    MountFacts { root_owner, bind, entries, method: method(port, s.ownership, &host_path) }
+    let mut above = Vec::new();
+    for dir in ancestors(&m.destination) {
+        if let Ok(tar) = port.read_archive(c.id(), &dir, HEADER_LIMIT).await
+            && let Some((owner, mode)) = passwd::first_header(&tar)
+        {
+            above.push((dir, owner, mode));
+        }
+    }
+    MountFacts { root_owner, bind, entries, method: method(port, s.ownership, &host_path), above }
 }
 
 /// The preview of one service from what was observed: no Docker, no file system.
@@ -260,7 +270,7 @@ pub(super) fn derive(
     sp.user.from = describe_current(c, accounts);
     let (target, group_add) = target_user(s, accounts, &mut sp);
     let image = list_changes(s, c, &obs.image_ref, &mut sp);
-    let mounts = plan_mounts(s, obs, target, &mut sp);
+    let mounts = plan_mounts(s, obs, target, &group_add, &mut sp);
     let health = health_mode(s, c);
     warn(s, c, target, &health, volume_users, &mut sp);
     if !obs.helper.missing_tools.is_empty() {
@@ -379,7 +389,13 @@ fn list_changes(s: &Service, c: &Inspect, image_ref: &str, sp: &mut ServicePlan)
 }
 
 /// The mounts to re-own, pinned (binds seen from here) and counted where that is cheap.
-fn plan_mounts(s: &Service, obs: &Observed, target: Option<Owner>, sp: &mut ServicePlan) -> Vec<MountId> {
+fn plan_mounts(
+    s: &Service,
+    obs: &Observed,
+    target: Option<Owner>,
+    group_add: &[String],
+    sp: &mut ServicePlan,
+) -> Vec<MountId> {
     let Some(target) = target else {
         return Vec::new();
     };
@@ -389,6 +405,10 @@ fn plan_mounts(s: &Service, obs: &Observed, target: Option<Owner>, sp: &mut Serv
             sp.blockers.push(format!("{} was not examined; run the preview again", m.destination));
             continue;
         };
+        let groups: Vec<u32> = group_add.iter().filter_map(|g| g.parse().ok()).collect();
+        if let Some(why) = unreachable(&m.destination, &f.above, target, &groups) {
+            sp.blockers.push(why);
+        }
         if let Some(o) = f.root_owner.filter(|o| o.uid != 0 && o.uid != target.uid) {
             sp.warnings.push(format!("{} is owned by uid {o}, neither root nor the target", m.destination));
         }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::service::{HelperFacts, MountFacts, Observed, derive};
 use super::*;
+use crate::docker::fake::merge;
 use crate::model::user::Accounts;
 
 const PASSWD: &str = "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nredis:x:999:999::/data:/bin/sh\n";
@@ -25,19 +26,8 @@ fn container(patch: Value) -> Inspect {
     Inspect(c)
 }
 
-fn merge(into: &mut Value, patch: Value) {
-    match (into, patch) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
 fn facts(method: Result<Method, String>) -> MountFacts {
-    MountFacts { root_owner: Some(Owner::ROOT), bind: None, entries: Some(3), method }
+    MountFacts { root_owner: Some(Owner::ROOT), bind: None, entries: Some(3), method, above: Vec::new() }
 }
 
 fn observed(c: Inspect) -> Observed {
@@ -211,4 +201,21 @@ fn the_helper_image_must_have_its_tools() {
     let sp = preview_with("helper_image = \"tools:1\"", "user = \"redis\"", &obs, &BTreeMap::new());
     assert_eq!(sp.blockers, ["helper_image tools:1 is not on the daemon"]);
     assert_eq!(sp.resolved.unwrap().helper_image, "tools:1");
+}
+
+#[test]
+fn a_mount_the_user_cannot_reach_blocks_before_anything_stops() {
+    let c = container(json!({"Mounts": [
+        {"Type": "volume", "Name": "m", "Source": "/v/m", "Destination": "/root/.ollama", "RW": true}
+    ]}));
+    let mut obs = observed(c);
+    obs.mounts.get_mut("/root/.ollama").unwrap().above = vec![("/root".into(), Owner::ROOT, 0o700)];
+    assert_eq!(
+        preview("user = \"redis\"", &obs).blockers,
+        [
+            "/root/.ollama lies inside /root (mode 0700, owner 0:0), which uid 999 cannot pass through: the service cannot reach its data; move the mount or open /root"
+        ]
+    );
+    obs.mounts.get_mut("/root/.ollama").unwrap().above = vec![("/root".into(), Owner::new(0, 998), 0o750)];
+    assert!(preview("user = \"redis\"\ngroup_add = [\"docker\"]", &obs).blockers.is_empty(), "its group may pass");
 }
