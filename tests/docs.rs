@@ -1,6 +1,7 @@
 //! The documentation cannot drift from the parser: docs/plan.md's complete example passes
 //! `unroot check`, every plan of the repository validates against `unroot schema`, every
-//! error of `check` points into docs/plan.md, and the man page renders.
+//! error of `check` points into docs/plan.md, the man page renders, and the profiles file of
+//! docs/init.md parses.
 
 mod common;
 
@@ -96,4 +97,14 @@ fn the_man_page_renders() {
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(page.starts_with(".ie") || page.contains(".TH unroot"), "{}", &page[..page.len().min(200)]);
     assert!(page.contains("audit") && page.contains("rollback"), "the subcommands are listed");
+}
+
+#[test]
+fn the_profiles_example_of_docs_init_parses() {
+    let doc = std::fs::read_to_string(repo_path("docs/init.md")).unwrap();
+    let block = doc.split("```toml\n").nth(1).expect("docs/init.md shows a profiles file");
+    let text = block.split("\n```").next().unwrap();
+    let profiles = unroot::model::profiles::Profiles::parse("docs/init.md", text).unwrap();
+    let vault = profiles.for_image("hashicorp/vault:1.15").expect("the example profile matches its image");
+    assert_eq!(vault.user.as_deref(), Some("vault"));
 }
