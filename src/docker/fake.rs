@@ -105,6 +105,8 @@ pub struct State {
     pub helper: Option<HelperFn>,
     /// Exit code of every exec (health probes).
     pub exec_exit: i64,
+    /// The commands `exec` ran, in order.
+    pub execs: Vec<Vec<String>>,
     /// What a finished helper wrote (its stdout stands for the file its script writes), by id.
     pub written: HashMap<String, Vec<u8>>,
     /// What `logs` returns, by container name.
@@ -445,9 +447,10 @@ impl DockerPort for FakeDocker {
         Ok(Box::pin(futures_util::stream::iter(events).chain(futures_util::stream::pending())))
     }
 
-    async fn exec(&self, id: &str, _cmd: &[String]) -> Result<Finished, DockerError> {
+    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
         self.enter(Call::Exec(id.into()))?;
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        s.execs.push(cmd.to_vec());
         Ok(Finished { exit_code: s.exec_exit, ..Default::default() })
     }
 

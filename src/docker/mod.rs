@@ -459,6 +459,25 @@ impl Inspect {
             .is_some_and(|t| t != "NONE")
     }
 
+    /// Its HEALTHCHECK as a command to exec: `CMD` arguments as they are, `CMD-SHELL` through
+    /// `/bin/sh -c` (as Docker runs it); `None` without one (or `NONE`).
+    pub fn healthcheck_command(&self) -> Option<Vec<String>> {
+        let test = self.strings_at("/Config/Healthcheck/Test");
+        match test.split_first() {
+            Some((kind, args)) if kind == "CMD" && !args.is_empty() => Some(args.to_vec()),
+            Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
+                Some(vec!["/bin/sh".into(), "-c".into(), args.join(" ")])
+            }
+            _ => None,
+        }
+    }
+
+    /// How long one run of its HEALTHCHECK may take (Docker's default, 30 s, when unset).
+    pub fn healthcheck_timeout(&self) -> std::time::Duration {
+        let nanos = self.0.pointer("/Config/Healthcheck/Timeout").and_then(Value::as_u64).unwrap_or(0);
+        if nanos == 0 { std::time::Duration::from_secs(30) } else { std::time::Duration::from_nanos(nanos) }
+    }
+
     /// `Config.Volumes`: the paths its image (or its `docker run -v PATH`) declared volumes.
     pub fn declared_volumes(&self) -> Vec<String> {
         self.0

@@ -5,6 +5,12 @@
 //! against. Only when the event stream drops does the gate fall back to inspecting on a
 //! short interval. Exec probes are the one thing that must be re-run: they are retried on a
 //! backoff, since no event says a probe would now pass.
+//!
+//! Docker runs a container's first health check only one `interval` after the start (30 s by
+//! default). With mode `docker` the gate does not wait for that: it runs the container's own
+//! HEALTHCHECK command itself (exec, as the container's user, with the check's timeout) from
+//! the start, every 250 ms, until it passes or Docker reports a status; whichever comes first
+//! counts, and the result says which.
 
 use std::time::Duration;
 
@@ -14,6 +20,41 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::docker::{DockerError, DockerPort, EventStream, Inspect};
 use crate::model::plan::{HealthMode, Timings};
+
+/// Which probe found the container healthy first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// Docker's own health status turned `healthy`.
+    Docker,
+    /// unroot ran the container's HEALTHCHECK command itself, and it passed.
+    HealthcheckExec,
+    /// The plan's exec probe passed.
+    PlanExec,
+    /// It runs (mode `running`).
+    Running,
+}
+
+impl Probe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::Docker => "docker",
+            Probe::HealthcheckExec => "healthcheck-exec",
+            Probe::PlanExec => "exec",
+            Probe::Running => "running",
+        }
+    }
+}
+
+/// How a container passed the gate: which probe first, and how long after its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passed {
+    pub by: Probe,
+    pub after: Duration,
+}
+
+/// How often the container's own HEALTHCHECK is run while Docker still says `starting`.
+const HEALTHCHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a container is not healthy.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -76,7 +117,8 @@ async fn next_event(events: &mut Option<EventStream>, until: Instant, fallback: 
     }
 }
 
-/// Starts a created container and waits until it passes the gate.
+/// Starts a created container and waits until it passes the gate; says which probe passed
+/// first and when.
 ///
 /// Guarantees: subscribes to the container's events before starting it, so no transition
 /// is missed; never sleeps while the stream is healthy (exec probes excepted).
@@ -87,35 +129,54 @@ pub async fn start_and_wait(
     mode: &HealthMode,
     timings: &Timings,
     target_uid: Option<u32>,
-) -> Result<(), Unhealthy> {
+) -> Result<Passed, Unhealthy> {
     let mut events = Some(port.container_events(id).await?);
     port.start_container(id).await?;
     wait(port, id, mode, timings, target_uid, &mut events).await
+}
+
+/// Runs `cmd` in the container, at most `limit`; whether it exited 0.
+async fn exec_passes(port: &impl DockerPort, id: &str, cmd: &[String], limit: Duration) -> bool {
+    matches!(tokio::time::timeout(limit, port.exec(id, cmd)).await, Ok(Ok(f)) if f.exit_code == 0)
+}
+
+/// With Docker still `starting`: whether the container's own HEALTHCHECK, run by unroot
+/// (exec, as the container's user, with the check's timeout), passes now.
+pub async fn own_check_passes(port: &impl DockerPort, c: &Inspect) -> bool {
+    match c.healthcheck_command() {
+        Some(cmd) if c.running() => exec_passes(port, c.id(), &cmd, c.healthcheck_timeout()).await,
+        _ => false,
+    }
 }
 
 /// How long to pause before inspecting again when the event stream dropped.
 const FALLBACK: Duration = Duration::from_millis(500);
 
 /// Waits until the container is healthy by its mode, at most `health_timeout`; returns its
-/// restart count at that moment.
+/// restart count at that moment and the probe that passed.
 async fn until_healthy(
     port: &impl DockerPort,
     id: &str,
     mode: &HealthMode,
     timings: &Timings,
     events: &mut Option<EventStream>,
-) -> Result<i64, Unhealthy> {
+) -> Result<(i64, Probe), Unhealthy> {
     let deadline = Instant::now() + timings.health_timeout;
     let fallback = FALLBACK;
     let mut probe_delay = Duration::from_millis(250);
     loop {
         let c = port.inspect_container(id).await?;
-        let mut healthy = verdict(&c, mode)?;
-        if healthy && let HealthMode::Exec(cmd) = mode {
-            healthy = port.exec(id, cmd).await.map(|f| f.exit_code == 0).unwrap_or(false);
-        }
-        if healthy {
-            return Ok(c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0));
+        let healthy = match (verdict(&c, mode)?, mode) {
+            (true, HealthMode::Exec(cmd)) => {
+                port.exec(id, cmd).await.is_ok_and(|f| f.exit_code == 0).then_some(Probe::PlanExec)
+            }
+            (true, HealthMode::Docker) => Some(Probe::Docker),
+            (true, HealthMode::Running) => Some(Probe::Running),
+            (false, HealthMode::Docker) => own_check_passes(port, &c).await.then_some(Probe::HealthcheckExec),
+            (false, _) => None,
+        };
+        if let Some(by) = healthy {
+            return Ok((c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0), by));
         }
         if Instant::now() >= deadline {
             return Err(Unhealthy(format!(
@@ -135,7 +196,13 @@ async fn until_healthy(
                     continue;
                 }
             }
-            _ => {
+            HealthMode::Docker => {
+                // Docker's first check comes an interval after the start: run the container's
+                // own check again soon, or at once when an event says something changed.
+                let wake = (Instant::now() + HEALTHCHECK_EVERY).min(deadline);
+                let _ = next_event(events, wake, fallback).await;
+            }
+            HealthMode::Running => {
                 if next_event(events, deadline, fallback).await.is_none() {
                     continue; // the deadline: inspect once more, then fail above
                 }
@@ -151,21 +218,31 @@ async fn wait(
     timings: &Timings,
     target_uid: Option<u32>,
     events: &mut Option<EventStream>,
-) -> Result<(), Unhealthy> {
+) -> Result<Passed, Unhealthy> {
     let fallback = FALLBACK;
-    let restarts = until_healthy(port, id, mode, timings, events).await?;
+    let started = Instant::now();
+    let (restarts, by) = until_healthy(port, id, mode, timings, events).await?;
+    let passed = Passed { by, after: started.elapsed() };
     // Stable for `stable_for`: any disruption ends it.
     let stable_until = Instant::now() + timings.stable_for;
     while let Some(action) = next_event(events, stable_until, fallback).await {
         if is_disruption(&action) {
             let c = port.inspect_container(id).await?;
-            verdict(&c, mode)?;
+            verdict(&c, mode).map_err(|e| Unhealthy(format!("{e} during the stability window")))?;
             return Err(Unhealthy(format!("it was not stable: `{action}` during the stability window")));
         }
     }
     let c = port.inspect_container(id).await?;
     if !verdict(&c, mode)? {
-        return Err(Unhealthy("it stopped being healthy during the stability window".into()));
+        // Docker may still say `starting` (its first check is an interval away): then the
+        // container's own check must still pass now.
+        let starting = *mode == HealthMode::Docker && c.health_status() == Some("starting");
+        if !starting {
+            return Err(Unhealthy("it stopped being healthy during the stability window".into()));
+        }
+        if !own_check_passes(port, &c).await {
+            return Err(Unhealthy("its HEALTHCHECK failed at the end of the stability window".into()));
+        }
     }
     let now_restarts = c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
     if now_restarts != restarts {
@@ -188,7 +265,7 @@ async fn wait(
             return Err(Unhealthy(format!("processes not at uid {uid}: {}", wrong.join("; "))));
         }
     }
-    Ok(())
+    Ok(passed)
 }
 
 #[cfg(test)]
@@ -297,4 +374,70 @@ mod tests {
         let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), None)).unwrap_err();
         assert!(e.0.contains("not stable: `die`"), "{e}");
     }
+
+    /// A container with a HEALTHCHECK whose status Docker still reports as `starting`.
+    fn starting_with_check(fake: &FakeDocker) -> String {
+        let id = created(fake, Some("starting"));
+        fake.with(|s| {
+            s.container_mut("c1").unwrap().0["Config"]["Healthcheck"] =
+                json!({"Test": ["CMD-SHELL", "redis-cli ping | grep PONG"], "Interval": 30_000_000_000u64, "Timeout": 2_000_000_000u64});
+        });
+        id
+    }
+
+    #[test]
+    fn the_containers_own_check_passes_before_dockers_first_interval() {
+        let fake = FakeDocker::default();
+        let id = starting_with_check(&fake);
+        let passed = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap();
+        assert_eq!(passed.by, Probe::HealthcheckExec);
+        let execs = fake.with(|s| s.execs.clone());
+        assert_eq!(execs[0], ["/bin/sh", "-c", "redis-cli ping | grep PONG"], "CMD-SHELL runs through /bin/sh -c");
+        assert!(execs.len() >= 2, "run again at the end of the stability window: {execs:?}");
+    }
+
+    #[test]
+    fn dockers_healthy_counts_when_it_comes_first() {
+        let fake = FakeDocker::default();
+        let id = starting_with_check(&fake);
+        fake.with(|s| s.container_mut("c1").unwrap().0["State"]["Health"]["Status"] = json!("healthy"));
+        let passed = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap();
+        assert_eq!(passed.by, Probe::Docker);
+        assert!(fake.with(|s| s.execs.is_empty()), "no exec needed");
+    }
+
+    #[test]
+    fn unhealthy_from_docker_in_the_stability_window_fails_a_check_that_passed_by_exec() {
+        let fake = FakeDocker::default();
+        let id = starting_with_check(&fake);
+        fake.with(|s| {
+            s.events.insert("svc".into(), vec!["start".into(), "health_status: unhealthy".into()]);
+        });
+        // The first inspect finds it starting (the exec passes); by the event Docker says
+        // unhealthy.
+        fake.script("inspect", crate::docker::fake::Script::Before(Box::new(|_| {})));
+        fake.script(
+            "inspect",
+            crate::docker::fake::Script::Before(Box::new(|s| {
+                s.container_mut("c1").unwrap().0["State"]["Health"]["Status"] = json!("unhealthy");
+            })),
+        );
+        let mut t = timings();
+        t.stable_for = Duration::from_secs(2);
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &t, None)).unwrap_err();
+        assert_eq!(e.0, "Docker reports it unhealthy during the stability window");
+    }
+
+    #[test]
+    fn a_check_that_fails_keeps_waiting_for_docker() {
+        let fake = FakeDocker::default();
+        let id = starting_with_check(&fake);
+        fake.with(|s| s.exec_exit = 1);
+        let mut t = timings();
+        t.health_timeout = Duration::from_secs(1);
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &t, None)).unwrap_err();
+        assert!(e.0.contains("not healthy within 1s"), "{e}");
+        assert!(fake.with(|s| s.execs.len()) >= 3, "run every 250 ms");
+    }
+
 }

@@ -51,8 +51,11 @@ async fn problems_of(port: &impl DockerPort, s: &Service) -> Result<Vec<String>,
     if !c.running() {
         problems.push(format!("not running ({})", c.status()));
     }
+    // Docker's first check may be an interval away: a container it still reports as
+    // `starting` counts when its own HEALTHCHECK passes now (as the health gate has it).
     if let Some(h) = c.health_status()
         && h != "healthy"
+        && !(h == "starting" && crate::engine::health::own_check_passes(port, &c).await)
     {
         problems.push(format!("health is {h}"));
     }

@@ -173,15 +173,18 @@ impl<D: DockerPort> Apply<'_, D> {
             crate::model::plan::HealthMode::Exec(_) => "exec",
         };
         ctx.step(name, Step::Health, json!({"mode": mode}), async {
-            tokio::select! {
-                r = health::start_and_wait(ctx.port, new_id, &r.health, &r.timings, uid) => {
-                    if let Err(e) = r {
+            let passed = tokio::select! {
+                r = health::start_and_wait(ctx.port, new_id, &r.health, &r.timings, uid) => match r {
+                    Ok(passed) => passed,
+                    Err(e) => {
                         return Err(StepError::Unhealthy(format!("{e}{}", self.failure_log(name, new_id).await)));
                     }
-                }
+                },
                 () = ctx.stop.wait() => return Err(StepError::Interrupted("while waiting for health")),
-            }
-            Ok(((), json!({})))
+            };
+            // Which probe found it healthy first, and when (Docker's own check may be an
+            // interval away).
+            Ok(((), json!({"passed": passed.by.as_str(), "after_ms": passed.after.as_millis() as u64})))
         })
         .await
     }
