@@ -44,7 +44,8 @@ fn a_check_that_passes_at_once_is_not_kept_waiting_for_dockers_30s_interval() {
     // Docker's first check is 30 s away; the gate passed on the container's own check, which
     // unroot ran, then committed.
     let records = steps(dir.path(), &svc);
-    let health_end = records.iter().position(|(s, ok, _)| s == "health" && ok == &Value::Bool(true)).expect("health ended");
+    let health_end =
+        records.iter().position(|(s, ok, _)| s == "health" && ok == &Value::Bool(true)).expect("health ended");
     assert_eq!(records[health_end].2["passed"], "healthcheck-exec", "{:?}", records[health_end]);
     let commit = records.iter().position(|(s, ok, _)| s == "commit" && ok == &Value::Bool(true)).expect("committed");
     assert!(health_end < commit);

@@ -439,5 +439,4 @@ mod tests {
         assert!(e.0.contains("not healthy within 1s"), "{e}");
         assert!(fake.with(|s| s.execs.len()) >= 3, "run every 250 ms");
     }
-
 }

@@ -236,9 +236,11 @@ pub async fn compute_with(
     }
     let local = local_view(port);
     let mut services = Vec::new();
+    let mut images = service::ImageAccounts::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        services.push(service_plan(port, plan, s, source, local, &volume_users, saved.get(*name)).await);
+        let sp = service_plan(port, plan, s, (source, local), &volume_users, saved.get(*name), &mut images).await;
+        services.push(sp);
     }
     warn_shared_within_day(&mut services);
     Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new() })

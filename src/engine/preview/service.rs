@@ -130,18 +130,22 @@ pub(super) struct HelperFacts {
     pub(super) image_absent: bool,
 }
 
+/// The users of each image a day's preview has read through a probe, by image id: one probe
+/// per image, not per service.
+pub(super) type ImageAccounts = std::collections::HashMap<String, Result<Accounts, String>>;
+
 /// One service of the day, computed from what Docker shows (or what the run saved): the
 /// user change, every other change, the mounts to re-own, blockers and warnings.
 pub(super) async fn service_plan(
     port: &impl DockerPort,
     plan: &Plan,
     s: &Service,
-    source: NameSource,
-    local: bool,
+    (source, local): (NameSource, bool),
     volume_users: &BTreeMap<String, Vec<String>>,
     saved: Option<&Inspect>,
+    images: &mut ImageAccounts,
 ) -> ServicePlan {
-    match observe(port, plan, s, source, local, saved).await {
+    match observe(port, plan, s, (source, local), saved, images).await {
         Ok(obs) => derive(plan, s, &obs, volume_users),
         Err(blocker) => ServicePlan { blockers: vec![blocker], ..ServicePlan::new(&s.name) },
     }
@@ -153,9 +157,9 @@ async fn observe(
     port: &impl DockerPort,
     plan: &Plan,
     s: &Service,
-    source: NameSource,
-    local: bool,
+    (source, local): (NameSource, bool),
     saved: Option<&Inspect>,
+    images: &mut ImageAccounts,
 ) -> Result<Observed, String> {
     let c = match saved {
         Some(c) => c.clone(),
@@ -167,9 +171,16 @@ async fn observe(
     };
     let accounts = match source {
         NameSource::Running => Ok(accounts::read(port, c.id()).await),
-        NameSource::ImageProbe => accounts::probe(port, c.image_id(), &s.name)
-            .await
-            .map_err(|e| format!("cannot read the image's /etc/passwd: {e}")),
+        NameSource::ImageProbe => match images.get(c.image_id()) {
+            Some(known) => known.clone(),
+            None => {
+                let read = accounts::probe(port, c.image_id(), &s.name)
+                    .await
+                    .map_err(|e| format!("cannot read the image's /etc/passwd: {e}"));
+                images.insert(c.image_id().to_string(), read.clone());
+                read
+            }
+        },
     };
     let image_ref = crate::docker::image_ref(port, &c).await;
     let protected: BTreeMap<String, String> = c

@@ -219,3 +219,27 @@ fn a_mount_the_user_cannot_reach_blocks_before_anything_stops() {
     obs.mounts.get_mut("/root/.ollama").unwrap().above = vec![("/root".into(), Owner::new(0, 998), 0o750)];
     assert!(preview("user = \"redis\"\ngroup_add = [\"docker\"]", &obs).blockers.is_empty(), "its group may pass");
 }
+
+#[test]
+fn a_day_reads_each_images_users_once() {
+    use crate::docker::fake::{Call, FakeDocker};
+    let fake = FakeDocker::default();
+    for name in ["a", "b", "c"] {
+        let mut c = container(json!({"Name": format!("/{name}"), "Id": format!("{name}0000000000000")}));
+        c.0["Mounts"] = json!([]);
+        fake.add(c.0, vec![]);
+    }
+    fake.with(|s| {
+        s.images.insert("redis:7".into(), json!({"Id": "sha256:1mage0000000000"}));
+    });
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\n[service.a]\nday = 1\nuser = \"1000\"\n[service.b]\nday = 1\nuser = \"1000\"\n[service.c]\nday = 1\nuser = \"1000\"\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let day = rt.block_on(compute(&fake, &plan, 1, &[], NameSource::ImageProbe)).unwrap();
+    assert_eq!(day.services.len(), 3);
+    let probes = fake.calls().iter().filter(|c| matches!(c, Call::Create(n) if n.ends_with(".unroot-probe"))).count();
+    assert_eq!(probes, 1, "one probe for the one image of three services");
+}
