@@ -198,7 +198,9 @@ async fn observe(
         }
     }
     let mut helper = HelperFacts::default();
-    if !mounts.is_empty() && plan.rollout.helper_image.is_none() && saved.is_none() {
+    // Only a helper container needs the tools; a host walk (root beside the daemon) does not.
+    let helper_runs = mounts.values().any(|f| !matches!(f.method, Ok(Method::Host)));
+    if helper_runs && plan.rollout.helper_image.is_none() && saved.is_none() {
         for tool in ["sh", "find", "stat", "chown", "xargs"] {
             let mut found = false;
             for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
