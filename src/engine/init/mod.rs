@@ -122,7 +122,10 @@ async fn observe_image(port: &impl DockerPort, c: &Inspect, profile: Option<&Pro
         paths: BTreeMap::new(),
         commands: BTreeSet::new(),
     };
-    let id = match accounts::create_probe(port, c.image_id(), c.name()).await {
+    // A name of its own: init takes no lock, and must never replace the probe of an apply
+    // that runs meanwhile (probes are swept by their label, not their name).
+    let probe_name = format!("{}.init-{}", c.name(), std::process::id());
+    let id = match accounts::create_probe(port, c.image_id(), &probe_name).await {
         Ok(id) => id,
         Err(e) => {
             facts.accounts = Err(e.to_string());
