@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::official::{
-    assert_all_at, exec_ok, logs, official_image, psql, top, wait_for_exit, wait_for_postgres, wait_for_rabbitmq,
-    wait_for_redis_pong, wait_until,
+    assert_all_at, exec_ok, logs, official_image, psql, run_redis, top, wait_for_exit, wait_for_postgres,
+    wait_for_rabbitmq, wait_for_redis_pong, wait_until,
 };
 use common::{TestEnv, docker, docker_raw, in_volume, inspect, owners};
 
@@ -156,19 +156,7 @@ fn redis_as_root_reowns_only_what_redis_does_not_own_and_runs_as_999() {
         "chown 0:0 /d && touch /d/left-by-root && mkdir /d/sub && touch /d/sub/by-1000 && chown 1000:1000 /d/sub/by-1000 \
          && touch /d/by-redis && chown 999:1234 /d/by-redis",
     );
-    let redis = env.run(
-        "redis",
-        &[
-            "-v",
-            &format!("{vol}:/data"),
-            &official_image("redis"),
-            "redis-server",
-            "--appendonly",
-            "yes",
-            "--protected-mode",
-            "no",
-        ],
-    );
+    let redis = run_redis(&env, "redis", &vol, &[]);
     wait_for_redis_pong(&redis);
     assert_eq!(inspect(&redis)["Config"]["User"], "");
     assert_all_at(&redis, 999);
@@ -200,23 +188,7 @@ fn redis_without_the_capabilities_to_drop_stays_root_silently() {
     // Without SETUID and SETGID alone it keeps root too, and (root still overriding file
     // permissions) writes its AOF as root: the hazard of a partial hardening.
     let vol = volume(&env, "data");
-    let partial = env.run(
-        "redis-partial",
-        &[
-            "--cap-drop",
-            "SETUID",
-            "--cap-drop",
-            "SETGID",
-            "-v",
-            &format!("{vol}:/data"),
-            &img,
-            "redis-server",
-            "--appendonly",
-            "yes",
-            "--protected-mode",
-            "no",
-        ],
-    );
+    let partial = run_redis(&env, "redis-partial", &vol, &["--cap-drop", "SETUID", "--cap-drop", "SETGID"]);
     wait_for_redis_pong(&partial);
     assert_all_at(&partial, 0);
     let aof: Vec<(u32, String)> =

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::official::{assert_all_at, official_image, psql, rabbitmqctl, wait_for_rabbitmq, wait_for_redis_pong};
+use common::official::{
+    assert_all_at, official_image, psql, rabbitmqctl, run_redis, wait_for_rabbitmq, wait_for_redis_pong,
+};
 use common::stack::{
     PG_SECRET, RABBIT_PASSWORD, RABBIT_USER, RABBIT_VHOST, Stack, StackUp, assert_at_999, assert_data, audit_classes,
 };
@@ -148,23 +150,7 @@ fn redis_that_kept_root_gets_its_root_owned_aof_reowned_and_starts_as_999_with_e
     docker(&["volume", "create", "--label", &env.label(), &vol]);
     // A partial hardening: without SETUID and SETGID the entrypoint keeps root, and redis
     // writes its AOF as root, which redis as 999 could not open.
-    let redis = env.run(
-        "redis",
-        &[
-            "--cap-drop",
-            "SETUID",
-            "--cap-drop",
-            "SETGID",
-            "-v",
-            &format!("{vol}:/data"),
-            &official_image("redis"),
-            "redis-server",
-            "--appendonly",
-            "yes",
-            "--protected-mode",
-            "no",
-        ],
-    );
+    let redis = run_redis(&env, "redis", &vol, &["--cap-drop", "SETUID", "--cap-drop", "SETGID"]);
     wait_for_redis_pong(&redis);
     assert_all_at(&redis, 0);
     docker(&[

@@ -160,3 +160,13 @@ pub fn wait_for_exit(name: &str, timeout: Duration) -> i64 {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Runs the official-like redis with its AOF on, open to other containers, its data in
+/// `volume`; `docker_args` come before the image (`--cap-drop`, …). Returns its name.
+pub fn run_redis(env: &super::TestEnv, short: &str, volume: &str, docker_args: &[&str]) -> String {
+    let mount = format!("{volume}:/data");
+    let image = official_image("redis");
+    let mut args: Vec<&str> = docker_args.to_vec();
+    args.extend(["-v", &mount, &image, "redis-server", "--appendonly", "yes", "--protected-mode", "no"]);
+    env.run(short, &args)
+}
