@@ -34,6 +34,10 @@ pub struct Cli {
     /// Never draw progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// The Docker context to use (as `docker --context`); it wins over DOCKER_HOST,
+    /// DOCKER_CONTEXT and `docker context use`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -249,27 +253,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run(cli: Cli) -> Result<Exit, Error> {
-    let Cli { state_dir, no_progress, command, .. } = cli;
+    let Cli { state_dir, no_progress, command, context, .. } = cli;
+    let context = context.as_deref();
     match command {
         Command::Plan { plan, day, only, json } => {
             let opts =
                 commands::ApplyOptions { day, only, parallelism: None, yes: false, dry_run: true, json, state_dir };
-            apply(&plan, &opts, no_progress)
+            apply(&plan, &opts, no_progress, context)
         }
         Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
             let parallelism = parallelism.map(usize::from);
             let opts = commands::ApplyOptions { day, only, parallelism, yes, dry_run, json, state_dir };
-            apply(&plan, &opts, no_progress)
+            apply(&plan, &opts, no_progress, context)
         }
         Command::Resume { run, plan, json } => {
             let state = location(state_dir.as_deref(), plan.as_deref())?;
-            against_a_run(json, no_progress, true, async |docker, out, stop| {
+            against_a_run((json, no_progress, context), true, async |docker, out, stop| {
                 runs::resume(docker, &state, run.as_deref(), out, stop).await
             })
         }
         Command::Rollback { run, plan, services, json } => {
             let state = location(state_dir.as_deref(), plan.as_deref())?;
-            against_a_run(json, no_progress, false, async |docker, out, stop| {
+            against_a_run((json, no_progress, context), false, async |docker, out, stop| {
                 runs::rollback(docker, &state, &run, &services, out, stop).await
             })
         }
@@ -282,7 +287,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Verify { plan, through_day, json } => {
             let plan = Plan::load(&plan)?;
             let verdicts = runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
+                let docker = BollardDocker::connect(context).await?;
                 crate::engine::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
             })?;
             Output { json }.verify(&verdicts);
@@ -292,14 +297,14 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let opts = init::InitOptions { out, force, profiles, name, json, filters };
             let profiles = init::prepare(&opts)?;
             runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
+                let docker = BollardDocker::connect(context).await?;
                 init::init(&docker, &profiles, &opts).await
             })
         }
         Command::Audit { plan, json, fail_on_root, filters } => {
             let plan = plan.as_deref().map(plan::Plan::load).transpose()?;
             let report = runtime()?.block_on(async {
-                let docker = BollardDocker::connect().await?;
+                let docker = BollardDocker::connect(context).await?;
                 tracing::info!(address = %docker_address(&docker), "connected");
                 audit::run(&docker, plan.as_ref(), &filters).await.map_err(Error::from)
             })?;
@@ -333,10 +338,15 @@ fn run_offline(command: Command) -> Result<Exit, Error> {
 }
 
 /// `plan` and `apply` (`plan` is `apply --dry-run`).
-fn apply(plan: &std::path::Path, opts: &commands::ApplyOptions, no_progress: bool) -> Result<Exit, Error> {
+fn apply(
+    plan: &std::path::Path,
+    opts: &commands::ApplyOptions,
+    no_progress: bool,
+    context: Option<&str>,
+) -> Result<Exit, Error> {
     let plan = Plan::load(plan)?;
     runtime()?.block_on(async {
-        let docker = Timed::new(BollardDocker::connect().await?);
+        let docker = Timed::new(BollardDocker::connect(context).await?);
         let bars = Bars::for_terminal(no_progress);
         let out = Reporter { json: opts.json, bars, docker_nanos: Some(docker.counter()) };
         let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
@@ -347,13 +357,13 @@ fn apply(plan: &std::path::Path, opts: &commands::ApplyOptions, no_progress: boo
 
 /// `resume` and `rollback`: a command on a run, with events on stdout; `ctrl_c` watches for
 /// Ctrl-C (a rollback is left to finish: it is what Ctrl-C would start).
-fn against_a_run<F>(json: bool, no_progress: bool, ctrl_c: bool, f: F) -> Result<Exit, Error>
+fn against_a_run<F>((json, no_progress, context): (bool, bool, Option<&str>), ctrl_c: bool, f: F) -> Result<Exit, Error>
 where
     F: AsyncFnOnce(&BollardDocker, &Reporter, &'static Interrupt) -> Result<Exit, Error>,
 {
     let out = Reporter { json, bars: Bars::for_terminal(no_progress), docker_nanos: None };
     runtime()?.block_on(async {
-        let docker = BollardDocker::connect().await?;
+        let docker = BollardDocker::connect(context).await?;
         let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
         if ctrl_c {
             watch_ctrl_c(stop);

@@ -1,7 +1,5 @@
 //! [`DockerPort`] on the real daemon, through bollard. The only module that names bollard.
 
-use std::path::PathBuf;
-
 use std::collections::HashMap;
 
 use bollard::API_DEFAULT_VERSION;
@@ -24,8 +22,6 @@ use super::{
 
 /// Seconds a single request may take before it counts as a failure.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
-/// The socket the docker CLI uses when `DOCKER_HOST` is not set.
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// The oldest API unroot speaks (Engine 20.10).
 const MIN_API: (u32, u32) = (1, 41);
 
@@ -56,34 +52,34 @@ fn env_nonempty(key: &str) -> Option<String> {
 }
 
 impl BollardDocker {
-    /// Finds the daemon as the docker CLI does (`DOCKER_HOST`; for tcp:// with
-    /// `DOCKER_TLS_VERIFY` set, TLS with the certificates in `DOCKER_CERT_PATH` or
-    /// `~/.docker`; else the local socket), negotiates the API version and checks it.
+    /// Finds the daemon as the docker CLI does (`--context`, `DOCKER_HOST` with
+    /// `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, `DOCKER_CONTEXT`, the current context; see
+    /// [`super::endpoint::resolve`]), negotiates the API version and checks it.
     ///
-    /// Errors: [`DockerError::Unreachable`] naming the address tried, or
-    /// [`DockerError::TooOld`] for an API older than 1.41.
-    pub async fn connect() -> Result<BollardDocker, DockerError> {
-        let address = env_nonempty("DOCKER_HOST").unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let unreachable = |reason: String| DockerError::Unreachable { address: address.clone(), reason };
+    /// Errors: [`DockerError::UnknownContext`], [`DockerError::Unreachable`] naming the
+    /// endpoint tried and where it came from, or [`DockerError::TooOld`] for an API older
+    /// than 1.41.
+    pub async fn connect(context: Option<&str>) -> Result<BollardDocker, DockerError> {
+        let endpoint = super::endpoint::resolve(context, &env_nonempty)?;
+        let address = endpoint.host.clone();
+        let named = format!("{address} ({})", endpoint.origin);
+        let unreachable = |reason: String| DockerError::Unreachable { address: named.clone(), reason };
         let docker = if address.starts_with("unix://") {
             Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
         } else if address.starts_with("tcp://") || address.starts_with("https://") || address.starts_with("http://") {
-            let tls = env_nonempty("DOCKER_TLS_VERIFY").is_some() || address.starts_with("https://");
-            if tls {
-                let dir = env_nonempty("DOCKER_CERT_PATH").map(PathBuf::from).unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".docker")
-                });
-                Docker::connect_with_ssl(
+            match &endpoint.tls {
+                Some(tls) => Docker::connect_with_ssl(
                     &address,
-                    &dir.join("key.pem"),
-                    &dir.join("cert.pem"),
-                    &dir.join("ca.pem"),
+                    &tls.key,
+                    &tls.cert,
+                    &tls.ca,
                     REQUEST_TIMEOUT_SECS,
                     API_DEFAULT_VERSION,
-                )
-            } else {
-                Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+                ),
+                None => Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
             }
+        } else if address.starts_with("ssh://") {
+            return Err(unreachable("ssh:// endpoints are not supported yet; use a tcp:// endpoint with TLS".into()));
         } else {
             return Err(unreachable("unsupported scheme; use unix://, tcp:// or https://".into()));
         }

@@ -6,6 +6,7 @@
 //! and a fake is a JSON literal.
 
 mod bollard_adapter;
+pub mod endpoint;
 #[cfg(test)]
 pub mod fake;
 mod timed;
@@ -22,9 +23,12 @@ pub use timed::Timed;
 /// What went wrong talking to Docker, in the terms the engine decides on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DockerError {
-    /// The daemon did not answer at `address`.
+    /// The daemon did not answer at `address` (which says where it came from).
     #[error("the Docker daemon at {address} did not answer: {reason}")]
     Unreachable { address: String, reason: String },
+    /// A Docker context that is not in the CLI's store (or cannot be used).
+    #[error("no usable Docker context \"{name}\" ({origin}): {reason}")]
+    UnknownContext { name: String, origin: String, reason: String },
     /// The daemon answers but speaks an API older than unroot supports.
     #[error("the Docker daemon at {address} speaks API {version}; unroot needs 1.41 (Engine 20.10) or newer")]
     TooOld { address: String, version: String },
