@@ -1,6 +1,7 @@
 //! [`DockerPort`] on the real daemon, through bollard. The only module that names bollard.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bollard::API_DEFAULT_VERSION;
 use bollard::Docker;
@@ -16,6 +17,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use super::ssh::{SshConnector, SshTarget};
 use super::{
     ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
@@ -62,7 +64,7 @@ impl BollardDocker {
     pub async fn connect(context: Option<&str>) -> Result<BollardDocker, DockerError> {
         let endpoint = super::endpoint::resolve(context, &env_nonempty)?;
         let address = endpoint.host.clone();
-        let named = format!("{address} ({})", endpoint.origin);
+        let named = format!("{} ({})", super::ssh::shown(&address), endpoint.origin);
         let unreachable = |reason: String| DockerError::Unreachable { address: named.clone(), reason };
         let docker = if address.starts_with("unix://") {
             Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -79,9 +81,10 @@ impl BollardDocker {
                 None => Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
             }
         } else if address.starts_with("ssh://") {
-            return Err(unreachable("ssh:// endpoints are not supported yet; use a tcp:// endpoint with TLS".into()));
+            let target = SshTarget::parse(&address).map_err(&unreachable)?;
+            over_ssh(SshConnector::open(target).await.map_err(&unreachable)?)
         } else {
-            return Err(unreachable("unsupported scheme; use unix://, tcp:// or https://".into()));
+            return Err(unreachable("unsupported scheme; use unix://, tcp://, https:// or ssh://".into()));
         }
         .map_err(|e| unreachable(e.to_string()))?
         .with_timeout(std::time::Duration::from_secs(request_timeout_secs()));
@@ -105,6 +108,25 @@ impl BollardDocker {
         };
         Ok(BollardDocker { docker, info })
     }
+}
+
+/// A client for an `ssh://` endpoint: bollard's custom transport over a pooled hyper client
+/// whose connections are ssh processes (see [`super::ssh`]).
+fn over_ssh(connector: SshConnector) -> Result<Docker, BollardError> {
+    let client = Arc::new(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector),
+    );
+    Docker::connect_with_custom_transport(
+        move |req: bollard::BollardRequest| {
+            let client = Arc::clone(&client);
+            async move { client.request(req).await.map_err(BollardError::from) }
+        },
+        Some("http://docker"),
+        REQUEST_TIMEOUT_SECS,
+        API_DEFAULT_VERSION,
+    )
 }
 
 /// The innermost cause, which for a refused socket says "No such file or directory" or

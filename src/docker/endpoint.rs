@@ -145,7 +145,16 @@ fn from_store(config: &Path, name: &str, origin: Origin) -> Result<Endpoint, Doc
     if docker["SkipTLSVerify"].as_bool() == Some(true) {
         return Err(unknown("it skips TLS verification, which unroot does not do".into()));
     }
-    let tls = tls_in(&config.join("contexts").join("tls").join(&id).join("docker"));
+    let tls_dir = config.join("contexts").join("tls").join(&id).join("docker");
+    let tls = tls_in(&tls_dir);
+    let partial = ["ca.pem", "cert.pem", "key.pem"].iter().any(|f| tls_dir.join(f).is_file());
+    if tls.is_none() && partial {
+        return Err(unknown(format!(
+            "{} lacks ca.pem, cert.pem or key.pem; unroot needs all three (a client certificate, its key \
+             and the CA)",
+            tls_dir.display()
+        )));
+    }
     Ok(Endpoint { host, tls, origin })
 }
 
@@ -242,5 +251,15 @@ mod tests {
         ]);
         let e = resolve(None, &env).unwrap_err().to_string();
         assert!(e.contains("tcp://10.0.0.9:2376 (from DOCKER_HOST)") && e.contains("lacks ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_context_with_only_a_ca_is_refused_naming_what_lacks() {
+        let s = store();
+        let id = hex::encode(sha2::Sha256::digest(b"remote"));
+        std::fs::remove_file(s.path().join("contexts/tls").join(&id).join("docker/key.pem")).unwrap();
+        let env = env_of(&[("DOCKER_CONFIG", s.path().to_str().unwrap())]);
+        let e = resolve(Some("remote"), &env).unwrap_err().to_string();
+        assert!(e.contains("\"remote\"") && e.contains("needs all three"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ mod bollard_adapter;
 pub mod endpoint;
 #[cfg(test)]
 pub mod fake;
+pub mod ssh;
 mod timed;
 
 use std::future::Future;
