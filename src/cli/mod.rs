@@ -306,10 +306,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let report = runtime()?.block_on(async {
                 let docker = BollardDocker::connect(context).await?;
                 tracing::info!(address = %docker_address(&docker), "connected");
-                audit::run(&docker, plan.as_ref(), &filters).await.map_err(Error::from)
+                let mut report = audit::run(&docker, plan.as_ref(), &filters).await?;
+                report.services = audit::services(&docker, plan.as_ref(), &filters).await?;
+                Ok::<_, Error>(report)
             })?;
             Output { json }.audit(&report);
-            let violations = report.violations().count();
+            let violations = report.violation_count();
             Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
         }
         offline => run_offline(offline),

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::docker::swarm::ServiceMode;
 use crate::engine::audit;
 use crate::engine::preview::Method;
 use crate::model::plan::Plan;
@@ -314,6 +315,10 @@ impl Output {
         for g in &report.gone {
             out.push_str(&format!("{} ({}): {}\n", g.name, g.id, g.note));
         }
+        if !report.services.is_empty() {
+            out.push('\n');
+            out.push_str(&services_table(&report.services));
+        }
         print(&out);
     }
 }
@@ -433,6 +438,38 @@ impl crate::engine::events::Events for Reporter {
             self.line(&format!("{text}\n"));
         }
     }
+}
+
+/// The Swarm services of an audit: the configured user, and the uids of the tasks this
+/// manager could see (`seen/running` tasks).
+fn services_table(services: &[audit::ServiceEntry]) -> String {
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|e| {
+            let mode = match e.mode {
+                ServiceMode::Replicated { replicas } => format!("replicated {replicas}"),
+                ServiceMode::Global => "global".to_string(),
+                ServiceMode::Job => "job".to_string(),
+            };
+            let user = match (e.configured_user.as_str(), e.configured_uid) {
+                ("", Some(uid)) => format!("(image: {uid})"),
+                ("", None) => "(image: ?)".to_string(),
+                (u, _) => u.to_string(),
+            };
+            let uids = e.process_uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let uids =
+                format!("{} ({}/{} tasks)", if uids.is_empty() { "-" } else { &uids }, e.tasks_seen, e.tasks_running);
+            let mut flags = e.flags.join(" ");
+            if let Some(x) = &e.exception {
+                flags = format!("{flags} [exception: {x}]").trim().to_string();
+            }
+            vec![e.name.clone(), mode, e.class.as_str().to_string(), user, uids, e.image.clone(), flags]
+        })
+        .collect();
+    let mut out = table(&["SERVICE", "MODE", "CLASS", "USER", "UIDS", "IMAGE", "FLAGS"], &rows);
+    let root = services.iter().filter(|e| e.is_violation()).count();
+    out.push_str(&format!("\n{} Swarm services: {root} root\n", services.len()));
+    out
 }
 
 #[cfg(test)]

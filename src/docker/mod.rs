@@ -10,6 +10,7 @@ pub mod endpoint;
 #[cfg(test)]
 pub mod fake;
 pub mod ssh;
+pub mod swarm;
 mod timed;
 
 use std::future::Future;
@@ -24,8 +25,9 @@ pub use timed::Timed;
 /// What went wrong talking to Docker, in the terms the engine decides on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DockerError {
-    /// The daemon did not answer at `address` (which says where it came from).
-    #[error("the Docker daemon at {address} did not answer: {reason}")]
+    /// unroot could not talk to the daemon at `address` (which says where it came from):
+    /// nothing listens, TLS or ssh refused, the answer was not the API.
+    #[error("cannot talk to the Docker daemon at {address}: {reason}")]
     Unreachable { address: String, reason: String },
     /// A Docker context that is not in the CLI's store (or cannot be used).
     #[error("no usable Docker context \"{name}\" ({origin}): {reason}")]

@@ -4,6 +4,12 @@
 //! gathers observations through the [`DockerPort`], so the rules are tested without a daemon
 //! and the runner against the real one.
 
+mod services;
+
+pub use services::{ServiceEntry, run as services};
+
+use std::collections::BTreeMap;
+
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
@@ -82,6 +88,9 @@ pub struct Gone {
 pub struct Report {
     pub containers: Vec<Entry>,
     pub summary: Summary,
+    /// Swarm services, when the daemon is a manager (SPEC §11).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEntry>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gone: Vec<Gone>,
 }
@@ -99,6 +108,11 @@ pub struct Summary {
 impl Report {
     pub fn violations(&self) -> impl Iterator<Item = &Entry> {
         self.containers.iter().filter(|e| e.is_violation())
+    }
+
+    /// Violations among containers and services.
+    pub fn violation_count(&self) -> usize {
+        self.violations().count() + self.services.iter().filter(|s| s.is_violation()).count()
     }
 }
 
@@ -240,21 +254,30 @@ impl Filter {
         }
     }
 
-    fn matches(&self, c: &ContainerRef) -> bool {
+    /// `project=` is a compose project or a stack (`com.docker.stack.namespace`).
+    fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
         match self {
-            Filter::Name(n) => c.name.contains(n.as_str()),
-            Filter::Label(k, v) => c.labels.get(k).is_some_and(|have| v.as_ref().is_none_or(|v| v == have)),
-            Filter::Project(p) => c.labels.get("com.docker.compose.project") == Some(p),
+            Filter::Name(n) => name.contains(n.as_str()),
+            Filter::Label(k, v) => labels.get(k).is_some_and(|have| v.as_ref().is_none_or(|v| v == have)),
+            Filter::Project(p) => {
+                labels.get("com.docker.compose.project") == Some(p)
+                    || labels.get("com.docker.stack.namespace") == Some(p)
+            }
         }
     }
 
     /// As `docker ps`: filters of one key match when any does (`name=a --filter name=b`),
     /// label filters all must, and different keys all must.
     pub fn all_match(filters: &[Filter], c: &ContainerRef) -> bool {
-        let labels_ok = filters.iter().filter(|f| f.key() == 1).all(|f| f.matches(c));
+        Filter::all_match_named(filters, &c.name, &c.labels)
+    }
+
+    /// [`Filter::all_match`] for anything with a name and labels (a Swarm service).
+    pub fn all_match_named(filters: &[Filter], name: &str, labels: &BTreeMap<String, String>) -> bool {
+        let labels_ok = filters.iter().filter(|f| f.key() == 1).all(|f| f.matches(name, labels));
         let any_of = |key: u8| {
             let of_key: Vec<&Filter> = filters.iter().filter(|f| f.key() == key).collect();
-            of_key.is_empty() || of_key.iter().any(|f| f.matches(c))
+            of_key.is_empty() || of_key.iter().any(|f| f.matches(name, labels))
         };
         labels_ok && any_of(0) && any_of(2)
     }
@@ -301,7 +324,7 @@ pub async fn run(port: &impl DockerPort, plan: Option<&Plan>, filters: &[Filter]
             Class::Exception => summary.exception += 1,
         }
     }
-    Ok(Report { containers, summary, gone })
+    Ok(Report { containers, summary, services: Vec::new(), gone })
 }
 
 /// Observes one container. `Err` carries why it could not be audited (it was removed).

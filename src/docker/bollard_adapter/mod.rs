@@ -17,6 +17,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde_json::Value;
 
+mod swarm;
+
 use super::ssh::{SshConnector, SshTarget};
 use super::{
     ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,

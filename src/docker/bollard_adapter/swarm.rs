@@ -1,0 +1,129 @@
+//! [`SwarmPort`] on a real manager, through bollard. Models come back as Docker's JSON (the
+//! stubs serialise with Docker's field names), so the engine reads them as the API documents
+//! them and sends a saved spec back as it was read.
+
+use std::collections::HashMap;
+
+use bollard::models::{LocalNodeState, ServiceSpec};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
+};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{BollardDocker, collect_output, from_json, map_err};
+use crate::docker::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
+use crate::docker::{DockerError, Finished};
+
+fn json_of<T: serde::Serialize>(t: &T) -> Result<Value, DockerError> {
+    serde_json::to_value(t).map_err(|e| DockerError::Transport(format!("reading an answer: {e}")))
+}
+
+fn text(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// A task as the engine reads it, from the task's JSON.
+fn task_ref(v: &Value) -> TaskRef {
+    TaskRef {
+        id: text(v, "/ID"),
+        service_id: text(v, "/ServiceID"),
+        node_id: text(v, "/NodeID"),
+        state: TaskState::parse(&text(v, "/Status/State")),
+        desired: text(v, "/DesiredState"),
+        message: text(v, "/Status/Message"),
+        error: text(v, "/Status/Err"),
+        container_id: text(v, "/Status/ContainerStatus/ContainerID"),
+        exit_code: v.pointer("/Status/ContainerStatus/ExitCode").and_then(Value::as_i64),
+        spec_version: v.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or(0),
+    }
+}
+
+fn node_ref(v: &Value) -> NodeRef {
+    NodeRef {
+        id: text(v, "/ID"),
+        hostname: text(v, "/Description/Hostname"),
+        role: text(v, "/Spec/Role"),
+        state: text(v, "/Status/State"),
+        availability: text(v, "/Spec/Availability"),
+    }
+}
+
+impl SwarmPort for BollardDocker {
+    async fn membership(&self) -> Result<SwarmMembership, DockerError> {
+        let info = self.docker.info().await.map_err(map_err)?;
+        let Some(swarm) = info.swarm else { return Ok(SwarmMembership::None) };
+        let node_id = swarm.node_id.unwrap_or_default();
+        Ok(match (swarm.local_node_state, swarm.control_available) {
+            (Some(LocalNodeState::ACTIVE), Some(true)) => SwarmMembership::Manager { node_id },
+            (Some(LocalNodeState::ACTIVE), _) => SwarmMembership::Worker { node_id },
+            _ => SwarmMembership::None,
+        })
+    }
+
+    async fn list_services(&self) -> Result<Vec<ServiceRef>, DockerError> {
+        let list = self.docker.list_services(None::<ListServicesOptions>).await.map_err(map_err)?;
+        list.iter()
+            .map(|s| {
+                let v = json_of(s)?;
+                let labels = v
+                    .pointer("/Spec/Labels")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                    .unwrap_or_default();
+                Ok(ServiceRef { id: text(&v, "/ID"), name: text(&v, "/Spec/Name"), labels })
+            })
+            .collect()
+    }
+
+    async fn inspect_service(&self, id: &str) -> Result<ServiceInspect, DockerError> {
+        let s = self.docker.inspect_service(id, None::<InspectServiceOptions>).await.map_err(map_err)?;
+        Ok(ServiceInspect(json_of(&s)?))
+    }
+
+    async fn update_service(&self, id: &str, version: u64, spec: Value) -> Result<(), DockerError> {
+        let spec: ServiceSpec = from_json(spec)?;
+        let version = i32::try_from(version)
+            .map_err(|_| DockerError::Transport(format!("service version {version} does not fit the API")))?;
+        let opts = UpdateServiceOptions { version, ..Default::default() };
+        self.docker.update_service(id, spec, opts, None).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_service(&self, spec: Value) -> Result<String, DockerError> {
+        let spec: ServiceSpec = from_json(spec)?;
+        let created = self.docker.create_service(spec, None).await.map_err(map_err)?;
+        Ok(created.id.unwrap_or_default())
+    }
+
+    async fn remove_service(&self, id: &str) -> Result<(), DockerError> {
+        self.docker.delete_service(id).await.map_err(map_err)
+    }
+
+    async fn list_tasks(&self, service_id: &str) -> Result<Vec<TaskRef>, DockerError> {
+        let filters = HashMap::from([("service".to_string(), vec![service_id.to_string()])]);
+        let opts = ListTasksOptions { filters: Some(filters) };
+        let tasks = self.docker.list_tasks(Some(opts)).await.map_err(map_err)?;
+        // The filter matches ids by prefix and names too: keep the service's own tasks.
+        tasks
+            .iter()
+            .map(|t| json_of(t).map(|v| task_ref(&v)))
+            .filter(|t| t.as_ref().map_or(true, |t| t.service_id == service_id))
+            .collect()
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRef>, DockerError> {
+        let nodes = self.docker.list_nodes(None::<ListNodesOptions>).await.map_err(map_err)?;
+        nodes.iter().map(|n| json_of(n).map(|v| node_ref(&v))).collect()
+    }
+
+    async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {
+        let opts = LogsOptions { stdout: true, stderr: true, ..Default::default() };
+        let mut stream = self.docker.task_logs(task_id, Some(opts));
+        let mut out = Finished::default();
+        while let Some(chunk) = stream.next().await {
+            collect_output(&mut out, chunk.map_err(map_err)?);
+        }
+        Ok(out)
+    }
+}

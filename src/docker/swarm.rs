@@ -1,0 +1,297 @@
+//! The engine's port to a Swarm manager (SPEC §11): services, their tasks and the nodes they
+//! run on, in unroot's own types. Service inspects travel as Docker's JSON
+//! ([`ServiceInspect`]), so `original.json` of a service is exactly what the manager said and
+//! the spec sent back on a restore is that spec.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde_json::Value;
+
+use super::DockerError;
+
+/// This daemon's place in a swarm, from `docker info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmMembership {
+    /// Not part of a swarm (`LocalNodeState` inactive), or locked, pending, in error.
+    None,
+    /// A worker: it runs tasks but cannot read or change services.
+    Worker { node_id: String },
+    /// A manager: services, tasks and nodes can be read and changed here.
+    Manager { node_id: String },
+}
+
+/// A service as `docker service ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceRef {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A node as `docker node ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeRef {
+    pub id: String,
+    pub hostname: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// `ready`, `down`, `disconnected`, `unknown`.
+    pub state: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+}
+
+impl NodeRef {
+    /// Ready and active: the scheduler may put tasks on it.
+    pub fn schedulable(&self) -> bool {
+        self.state == "ready" && self.availability == "active"
+    }
+}
+
+/// The life of a task, as Swarm names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// `new` … `starting`: on its way to running.
+    Pending(String),
+    Running,
+    /// Ran to its end with exit code 0 (a job's task).
+    Complete,
+    /// Ended badly: `failed`, `rejected`, `orphaned`.
+    Failed(String),
+    /// Stopped on purpose: `shutdown`, `remove`.
+    Shutdown(String),
+}
+
+impl TaskState {
+    /// Swarm's word for the state.
+    pub fn parse(s: &str) -> TaskState {
+        match s {
+            "running" => TaskState::Running,
+            "complete" => TaskState::Complete,
+            "failed" | "rejected" | "orphaned" => TaskState::Failed(s.to_string()),
+            "shutdown" | "remove" => TaskState::Shutdown(s.to_string()),
+            other => TaskState::Pending(other.to_string()),
+        }
+    }
+
+    /// The task ended (whatever the reason) and will not run again.
+    pub fn ended(&self) -> bool {
+        matches!(self, TaskState::Complete | TaskState::Failed(_) | TaskState::Shutdown(_))
+    }
+}
+
+/// One task of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef {
+    pub id: String,
+    pub service_id: String,
+    /// The node it was scheduled on (empty while unassigned).
+    pub node_id: String,
+    pub state: TaskState,
+    /// `running`, `shutdown`, …: what Swarm wants of it.
+    pub desired: String,
+    /// Swarm's message and error for the state (`task: non-zero exit (1)`, `No such image`).
+    pub message: String,
+    pub error: String,
+    /// The container that runs it, on its node (empty before one is created).
+    pub container_id: String,
+    /// The exit code of its container, once it ended.
+    pub exit_code: Option<i64>,
+    /// The version of the service's spec it was made for.
+    pub spec_version: u64,
+}
+
+/// A service's inspect in Docker's JSON, with typed accessors for what unroot reads.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ServiceInspect(pub Value);
+
+/// How many tasks a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum ServiceMode {
+    Replicated {
+        replicas: u64,
+    },
+    /// One task per node that its placement allows.
+    Global,
+    /// A one-off job (`replicated-job`, `global-job`): not a service unroot migrates.
+    Job,
+}
+
+impl ServiceInspect {
+    fn str_at(&self, pointer: &str) -> &str {
+        self.0.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn id(&self) -> &str {
+        self.str_at("/ID")
+    }
+
+    pub fn name(&self) -> &str {
+        self.str_at("/Spec/Name")
+    }
+
+    /// The version an update must name (`Version.Index`).
+    pub fn version(&self) -> u64 {
+        self.0.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    /// The spec as the manager holds it, to send back whole.
+    pub fn spec(&self) -> &Value {
+        self.0.get("Spec").unwrap_or(&Value::Null)
+    }
+
+    pub fn mode(&self) -> ServiceMode {
+        let mode = self.spec().get("Mode");
+        match mode {
+            Some(m) if m.get("Global").is_some() => ServiceMode::Global,
+            Some(m) if m.get("ReplicatedJob").is_some() || m.get("GlobalJob").is_some() => ServiceMode::Job,
+            Some(m) => ServiceMode::Replicated {
+                replicas: m.pointer("/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1),
+            },
+            None => ServiceMode::Replicated { replicas: 1 },
+        }
+    }
+
+    /// The image reference of its tasks, digest included when the manager pinned one.
+    pub fn image(&self) -> &str {
+        self.str_at("/Spec/TaskTemplate/ContainerSpec/Image")
+    }
+
+    /// `ContainerSpec.User`; empty means the image default.
+    pub fn configured_user(&self) -> &str {
+        self.str_at("/Spec/TaskTemplate/ContainerSpec/User")
+    }
+
+    /// Placement constraints (`node.role==worker`, …).
+    pub fn constraints(&self) -> Vec<String> {
+        self.0
+            .pointer("/Spec/TaskTemplate/Placement/Constraints")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The mounts of its tasks as the spec declares them (`Type`, `Source`, `Target`,
+    /// `ReadOnly`).
+    pub fn mounts(&self) -> Vec<SpecMount> {
+        self.0
+            .pointer("/Spec/TaskTemplate/ContainerSpec/Mounts")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|m| SpecMount {
+                        kind: m["Type"].as_str().unwrap_or("volume").to_string(),
+                        source: m["Source"].as_str().unwrap_or("").to_string(),
+                        target: m["Target"].as_str().unwrap_or("").to_string(),
+                        read_only: m["ReadOnly"].as_bool().unwrap_or(false),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The stack that deployed it (`com.docker.stack.namespace`), if any.
+    pub fn stack(&self) -> Option<&str> {
+        self.0.pointer("/Spec/Labels/com.docker.stack.namespace").and_then(Value::as_str)
+    }
+
+    /// Swarm's record of the last update (`UpdateStatus.State`: `updating`, `completed`,
+    /// `paused`, `rollback_*`), absent when none was recorded.
+    pub fn update_state(&self) -> Option<&str> {
+        self.0.pointer("/UpdateStatus/State").and_then(Value::as_str)
+    }
+}
+
+/// One mount of a service's task template.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SpecMount {
+    /// `volume`, `bind`, `tmpfs`, `npipe`.
+    pub kind: String,
+    /// The volume's name or the bind's host path (the same on every node).
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The calls the engine needs of a Swarm manager.
+///
+/// Each call is a single request; none retries or sleeps. Read calls change nothing.
+pub trait SwarmPort: Send + Sync {
+    /// This daemon's place in a swarm.
+    fn membership(&self) -> impl Future<Output = Result<SwarmMembership, DockerError>> + Send;
+
+    /// Every service (jobs included).
+    fn list_services(&self) -> impl Future<Output = Result<Vec<ServiceRef>, DockerError>> + Send;
+
+    /// A service by id or name, as the manager holds it.
+    ///
+    /// Errors: [`DockerError::NotFound`] when there is none.
+    fn inspect_service(&self, id: &str) -> impl Future<Output = Result<ServiceInspect, DockerError>> + Send;
+
+    /// Replaces a service's spec. `version` is the one the spec was read at: the manager
+    /// refuses the update when the service changed since (an update by someone else).
+    ///
+    /// Errors: the manager's answer (a stale version is [`DockerError::Api`] with its text).
+    fn update_service(
+        &self,
+        id: &str,
+        version: u64,
+        spec: Value,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Creates a service (unroot's own helper jobs); returns its id.
+    ///
+    /// Errors: [`DockerError::Conflict`] when the name is taken.
+    fn create_service(&self, spec: Value) -> impl Future<Output = Result<String, DockerError>> + Send;
+
+    /// Removes a service and its tasks.
+    ///
+    /// Errors: [`DockerError::NotFound`] when it is already gone.
+    fn remove_service(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// The tasks of a service, every state (Swarm keeps a few ended ones per slot).
+    fn list_tasks(&self, service_id: &str) -> impl Future<Output = Result<Vec<TaskRef>, DockerError>> + Send;
+
+    /// Every node of the swarm.
+    fn list_nodes(&self) -> impl Future<Output = Result<Vec<NodeRef>, DockerError>> + Send;
+
+    /// What a task printed on stdout and stderr, through the manager (the task may run on
+    /// any node).
+    fn task_logs(&self, task_id: &str) -> impl Future<Output = Result<super::Finished, DockerError>> + Send;
+}
+
+/// The service called exactly `name`: the manager answers a lookup by an id prefix too.
+///
+/// Errors: [`DockerError::NotFound`] when no service has that name; the manager's errors.
+pub async fn inspect_service_named(port: &impl SwarmPort, name: &str) -> Result<ServiceInspect, DockerError> {
+    let s = port.inspect_service(name).await?;
+    if s.name() == name { Ok(s) } else { Err(DockerError::NotFound(format!("no service is called {name}"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn modes_read_from_the_spec() {
+        let s = |mode: Value| ServiceInspect(json!({"Spec": {"Mode": mode}}));
+        assert_eq!(s(json!({"Replicated": {"Replicas": 2}})).mode(), ServiceMode::Replicated { replicas: 2 });
+        assert_eq!(s(json!({"Global": {}})).mode(), ServiceMode::Global);
+        assert_eq!(s(json!({"GlobalJob": {}})).mode(), ServiceMode::Job);
+        assert_eq!(s(json!({"ReplicatedJob": {"MaxConcurrent": 1}})).mode(), ServiceMode::Job);
+    }
+
+    #[test]
+    fn task_states_in_swarms_words() {
+        assert_eq!(TaskState::parse("running"), TaskState::Running);
+        assert!(TaskState::parse("rejected").ended());
+        assert!(TaskState::parse("shutdown").ended());
+        assert!(!TaskState::parse("preparing").ended());
+        assert_eq!(TaskState::parse("assigned"), TaskState::Pending("assigned".into()));
+    }
+}

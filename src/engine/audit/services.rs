@@ -1,0 +1,147 @@
+//! The Swarm services of a manager in the audit (SPEC §7, §11): each service's configured
+//! user, the uids of its tasks' processes where the manager can see them (tasks on its own
+//! node), classified by the same rules as containers.
+
+use serde::Serialize;
+
+use super::{Class, Filter, classify};
+use crate::docker::swarm::{ServiceMode, SwarmMembership, SwarmPort, TaskState};
+use crate::docker::{DockerError, DockerPort};
+use crate::engine::accounts::{self, Files};
+use crate::model::plan::Plan;
+use crate::model::user::Accounts;
+
+/// One service's line of the audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceEntry {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    #[serde(flatten)]
+    pub mode: ServiceMode,
+    pub class: Class,
+    /// `ContainerSpec.User`; empty means the image's own `USER`.
+    pub configured_user: String,
+    /// The user its tasks start as, as a number, when it could be resolved.
+    pub configured_uid: Option<u32>,
+    /// Tasks Swarm reports running.
+    pub tasks_running: usize,
+    /// Of those, the ones on this manager's node, whose processes were listed.
+    pub tasks_seen: usize,
+    /// Distinct uids of the processes of the tasks seen, ascending.
+    pub process_uids: Vec<u32>,
+    pub flags: Vec<String>,
+    /// The `keep_root` reason, for exceptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+}
+
+impl ServiceEntry {
+    pub fn is_violation(&self) -> bool {
+        self.class == Class::Root
+    }
+}
+
+/// The services of the swarm, when this daemon is a manager; none otherwise (a worker
+/// cannot read them, and a daemon outside a swarm has none).
+///
+/// Errors: listing the services; a service removed while it is looked at is left out.
+pub async fn run(
+    port: &(impl DockerPort + SwarmPort),
+    plan: Option<&Plan>,
+    filters: &[Filter],
+) -> Result<Vec<ServiceEntry>, DockerError> {
+    let SwarmMembership::Manager { node_id } = port.membership().await? else {
+        return Ok(Vec::new());
+    };
+    let mut entries = Vec::new();
+    let listed = port.list_services().await?;
+    for s in listed.iter().filter(|s| Filter::all_match_named(filters, &s.name, &s.labels)) {
+        match audit_one(port, &s.id, &node_id, plan).await {
+            Ok(Some(e)) => entries.push(e),
+            Ok(None) | Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// One service; `None` for a job (it runs to completion and is not migrated).
+async fn audit_one(
+    port: &(impl DockerPort + SwarmPort),
+    id: &str,
+    node_id: &str,
+    plan: Option<&Plan>,
+) -> Result<Option<ServiceEntry>, DockerError> {
+    let s = port.inspect_service(id).await?;
+    if s.mode() == ServiceMode::Job {
+        return Ok(None);
+    }
+    let tasks = port.list_tasks(s.id()).await?;
+    let running: Vec<_> = tasks.iter().filter(|t| t.state == TaskState::Running).collect();
+    let mut uids = Vec::new();
+    let mut seen = Vec::new();
+    for t in running.iter().filter(|t| t.node_id == node_id && !t.container_id.is_empty()) {
+        let Ok(c) = port.inspect_container(&t.container_id).await else { continue };
+        let Ok(procs) = port.top(&t.container_id).await else { continue };
+        uids.extend(crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid));
+        seen.push(t.container_id.clone());
+    }
+    uids.sort_unstable();
+    uids.dedup();
+
+    // The user tasks start as: the spec's, else the image's USER (when the image is here).
+    let configured = s.configured_user().to_string();
+    let effective = if configured.is_empty() {
+        let image = port.inspect_image(s.image()).await.ok();
+        image.and_then(|i| i.pointer("/Config/User").and_then(|u| u.as_str()).map(str::to_string))
+    } else {
+        Some(configured.clone())
+    };
+    let configured_uid = match effective.as_deref().map(crate::model::user::configured) {
+        Some(None) => Some(0),
+        Some(Some(spec)) => match Accounts::default().uid_of(&spec) {
+            Some(uid) => Some(uid),
+            // A name: the passwd of a task container of this node.
+            None => match seen.first() {
+                Some(c) => accounts::read_for(port, c, &spec, Files::Users).await.uid_of(&spec),
+                None => None,
+            },
+        },
+        None => None,
+    };
+
+    let keep = plan.and_then(|p| p.service(s.name())).and_then(|p| p.keep_root.clone());
+    let mut flags = Vec::new();
+    let spec = s.spec();
+    let container = spec.pointer("/TaskTemplate/ContainerSpec").cloned().unwrap_or_default();
+    if s.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.target.ends_with("docker.sock")) {
+        flags.push("docker.sock".to_string());
+    }
+    for cap in container["CapabilityAdd"].as_array().into_iter().flatten().filter_map(|c| c.as_str()) {
+        flags.push(format!("cap-add:{}", super::normalize_cap(cap)));
+    }
+    if container["ReadOnly"].as_bool() != Some(true) {
+        flags.push("rootfs-writable".to_string());
+    }
+    if running.is_empty() {
+        flags.push("no-task-running".to_string());
+    } else if seen.len() < running.len() {
+        flags.push(format!("tasks-on-other-nodes:{}", running.len() - seen.len()));
+    }
+    Ok(Some(ServiceEntry {
+        name: s.name().to_string(),
+        id: s.id().chars().take(12).collect(),
+        image: s.image().split('@').next().unwrap_or_default().to_string(),
+        mode: s.mode(),
+        class: classify(keep.is_some(), configured_uid.map(|u| u == 0), &uids),
+        configured_user: configured,
+        configured_uid,
+        tasks_running: running.len(),
+        tasks_seen: seen.len(),
+        process_uids: uids,
+        flags,
+        exception: keep,
+    }))
+}
