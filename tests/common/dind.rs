@@ -15,6 +15,13 @@
 //! is a volume, so inner images, containers and volumes survive a kill. Dropping the node
 //! removes the container, its network, its volume and its cgroups, also when the test
 //! panicked.
+//!
+//! [`Node::start_with`] changes what a test needs changed, [`NodeOptions`] says what: more
+//! `docker run` arguments (certificates mounted in), another dockerd command line (TLS on
+//! another port), the port and client certificates the node's own CLI calls then use, or a
+//! network shared with other nodes (a swarm's). [`Node::spawn`] starts the container without
+//! waiting for its daemon, for a test that needs the node's IP first (to issue the daemon a
+//! certificate for it).
 use super::{TestEnv, docker, docker_raw};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -42,6 +49,40 @@ pub fn dind_image() -> &'static str {
     })
 }
 
+/// Client certificates for the docker CLI calls of a node whose daemon verifies clients:
+/// `--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY`.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What [`Node::start_with`] does differently from [`Node::start`]; the default is exactly
+/// `Node::start`.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// More `docker run` arguments, placed before the image: mounts, `--hostname`, `-e`.
+    pub run_args: Vec<String>,
+    /// The command in place of the image's dockerd command line. The node's
+    /// `--cgroup-parent=…` is appended to it, so a wrapper such as `sh -c '…; exec dockerd
+    /// "$@"' sh ARGS…` hands it on to dockerd.
+    pub command: Option<Vec<String>>,
+    /// The port the inner daemon serves on at the node's IP (the image's: 2375).
+    pub port: u16,
+    /// Client certificates for that port; `None`: plain tcp.
+    pub tls: Option<ClientTls>,
+    /// An existing network to join instead of creating one of the node's own. Whoever
+    /// created it removes it, after the node.
+    pub network: Option<String>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> NodeOptions {
+        NodeOptions { run_args: Vec::new(), command: None, port: 2375, tls: None, network: None }
+    }
+}
+
 /// One DinD daemon: a container of the shared daemon running dockerd.
 pub struct Node {
     /// The node container's name on the shared daemon.
@@ -49,6 +90,11 @@ pub struct Node {
     /// Its network and the volume on its /var/lib/docker.
     pub network: String,
     pub volume: String,
+    /// Whether `network` is the node's own, removed with it.
+    owns_network: bool,
+    /// Where and how the docker CLI reaches the inner daemon.
+    port: u16,
+    tls: Option<ClientTls>,
     /// The relative cgroup parent of the node and of the inner containers.
     cgroup_parent: String,
     /// Cgroup paths (relative to a hierarchy's mount) of `cgroup_parent`, as seen in the
@@ -61,28 +107,49 @@ pub struct Node {
 impl Node {
     /// Starts a node named after `short` in `env` and waits until its daemon answers.
     pub fn start(env: &TestEnv, short: &str) -> Node {
+        Node::start_with(env, short, NodeOptions::default())
+    }
+
+    /// [`Node::start`] with `options`.
+    pub fn start_with(env: &TestEnv, short: &str, options: NodeOptions) -> Node {
+        let mut node = Node::spawn(env, short, options);
+        node.wait_ready();
+        node
+    }
+
+    /// Starts the node container and returns at once, its daemon perhaps not answering yet;
+    /// [`Node::wait_ready`] waits for it.
+    pub fn spawn(env: &TestEnv, short: &str, options: NodeOptions) -> Node {
         let image = dind_image();
         let name = env.name(short);
         let label = env.label();
-        let mut node = Node {
-            network: format!("{name}-net"),
+        let owns_network = options.network.is_none();
+        let node = Node {
+            network: options.network.unwrap_or_else(|| format!("{name}-net")),
             volume: format!("{name}-docker"),
+            owns_network,
+            port: options.port,
+            tls: options.tls,
             cgroup_parent: format!("{name}-cg"),
             cgroup_rel: Vec::new(),
             host: String::new(),
             name,
         };
         // From here on a panic drops `node`, which removes whatever exists of it.
-        docker(&["network", "create", "--label", &label, &node.network]);
+        if node.owns_network {
+            docker(&["network", "create", "--label", &label, &node.network]);
+        }
         docker(&["volume", "create", "--label", &label, &node.volume]);
 
         // The image's dockerd command, plus the node's cgroup parent for the inner containers.
         // Relative, it nests them under the node's own cgroup in the v1 hierarchies and puts
         // them under /PARENT in the v2 one (runc joins a relative path to the root there);
         // either way they go with the node's cgroups instead of next to the shared daemon's.
-        let cmd: Vec<String> =
-            serde_json::from_str(&docker(&["image", "inspect", "-f", "{{json .Config.Cmd}}", image]))
-                .expect("the DinD image has a CMD");
+        let cmd: Vec<String> = match options.command {
+            Some(cmd) => cmd,
+            None => serde_json::from_str(&docker(&["image", "inspect", "-f", "{{json .Config.Cmd}}", image]))
+                .expect("the DinD image has a CMD"),
+        };
         let inner_parent = format!("--cgroup-parent={}", node.cgroup_parent);
         let volume_mount = format!("{}:/var/lib/docker", node.volume);
         let mut args = vec!["run", "-d", "--name", &node.name, "--label", &label, "--network", &node.network];
@@ -94,12 +161,19 @@ impl Node {
         // /var/run is a symlink to /run in the image: a fresh tmpfs on every start drops the
         // pid file and sockets a killed dockerd leaves behind.
         args.extend(["--tmpfs", "/run"]);
+        args.extend(options.run_args.iter().map(String::as_str));
         args.extend(["--cgroup-parent", &node.cgroup_parent, "-v", &volume_mount, image]);
         args.extend(cmd.iter().map(String::as_str));
         args.push(&inner_parent);
         docker(&args);
-        node.wait_ready();
         node
+    }
+
+    /// The node's IP on its network, as the shared daemon shows it now (the node runs).
+    pub fn ip(&self) -> String {
+        let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &self.name]);
+        assert!(!ip.is_empty(), "node {} has no IP (is it running?):\n{}", self.name, self.logs());
+        ip
     }
 
     /// The inner daemon's address, for `docker -H`.
@@ -122,7 +196,12 @@ impl Node {
 
     /// Runs the docker CLI against the inner daemon and returns whatever happened.
     pub fn docker_raw(&self, args: &[&str]) -> Output {
-        Command::new("docker").arg("-H").arg(&self.host).args(args).output().expect("the docker CLI runs")
+        let mut cmd = Command::new("docker");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tlsverify").arg("--tlscacert").arg(&tls.ca);
+            cmd.arg("--tlscert").arg(&tls.cert).arg("--tlskey").arg(&tls.key);
+        }
+        cmd.arg("-H").arg(&self.host).args(args).output().expect("the docker CLI runs")
     }
 
     /// Copies an image of the shared daemon into the node.
@@ -187,7 +266,7 @@ impl Node {
 
     /// Waits until the inner daemon answers on the node's IP, read afresh: the node is alone
     /// on its network and gets the same IP again after a restart, but nothing promises that.
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let state = docker(&[
@@ -204,7 +283,7 @@ impl Node {
             if let (Ok(pid), Some(ip)) = (pid.parse::<i32>(), ip)
                 && status == "running"
             {
-                self.host = format!("tcp://{ip}:2375");
+                self.host = format!("tcp://{ip}:{}", self.port);
                 self.record_cgroups(pid);
                 if self.docker_raw(&["info", "--format", "{{.ServerVersion}}"]).status.success() {
                     return;
@@ -286,7 +365,9 @@ fn remove_cgroup_tree(dir: &Path) {
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = docker_raw(&["rm", "-f", "-v", &self.name]);
-        let _ = docker_raw(&["network", "rm", &self.network]);
+        if self.owns_network {
+            let _ = docker_raw(&["network", "rm", &self.network]);
+        }
         let _ = docker_raw(&["volume", "rm", &self.volume]);
         // The node's processes are gone, but a cgroup can stay busy for a moment after its
         // last task died.
