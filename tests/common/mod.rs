@@ -6,6 +6,7 @@ pub mod dind;
 pub mod hardening;
 pub mod official;
 pub mod stack;
+pub mod swarm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
