@@ -9,6 +9,14 @@ use common::{TestEnv, docker, image};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Service options and command of a task that writes its container's hostname into its
+/// node's `data` volume and stays up, around the image.
+fn writes_its_hostname<'a>(options: &[&'a str], image: &'a str) -> Vec<&'a str> {
+    let mount = ["--mount", "type=volume,source=data,target=/data"];
+    let command = ["sh", "-c", "echo $(hostname) > /data/who; sleep 1000000"];
+    [options, &mount[..], &[image], &command[..]].concat()
+}
+
 /// The shared daemon's swarm state (`inactive` here): the fixture must not change it.
 fn shared_swarm_state() -> String {
     docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
@@ -77,26 +85,8 @@ fn a_three_node_swarm_runs_replicas_on_its_workers_with_their_volumes_and_a_glob
 
     // Two replicas, at most one per node, workers only, each with a `data` volume of its
     // own node that its task writes its hostname into.
-    manager.docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        "S",
-        "--replicas",
-        "2",
-        "--replicas-max-per-node",
-        "1",
-        "--constraint",
-        "node.role==worker",
-        "--mount",
-        "type=volume,source=data,target=/data",
-        &busybox,
-        "sh",
-        "-c",
-        "echo $(hostname) > /data/who; sleep 1000000",
-    ]);
+    let options = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
+    swarm.create_service("S", &writes_its_hostname(&options, &busybox));
     assert_eq!(swarm.wait_running_tasks("S", 2), ["worker-1", "worker-2"]);
     for worker in swarm.workers() {
         let tasks = tasks_on(worker, "S");
@@ -109,8 +99,7 @@ fn a_three_node_swarm_runs_replicas_on_its_workers_with_their_volumes_and_a_glob
     assert!(!manager_volumes.lines().any(|v| v == "data"), "the manager has no data volume: {manager_volumes}");
 
     // A global service: one task on every node, the manager included.
-    let global = ["service", "create", "--detach", "--no-resolve-image", "--name", "G", "--mode", "global"];
-    manager.docker(&[&global[..], &[&busybox, "sleep", "1000000"]].concat());
+    swarm.create_service("G", &["--mode", "global", &busybox, "sleep", "1000000"]);
     assert_eq!(swarm.wait_running_tasks("G", 3), ["manager", "worker-1", "worker-2"]);
     for node in swarm.nodes() {
         assert_eq!(tasks_on(node, "G").len(), 1, "one task of G on {}", node.name);
@@ -134,22 +123,7 @@ fn a_single_node_swarm_runs_a_replicated_service() {
     assert_eq!(members[0].manager_status, "Leader");
     assert!(swarm.workers().is_empty());
 
-    manager.docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        "S",
-        "--replicas",
-        "1",
-        "--mount",
-        "type=volume,source=data,target=/data",
-        &busybox,
-        "sh",
-        "-c",
-        "echo $(hostname) > /data/who; sleep 1000000",
-    ]);
+    swarm.create_service("S", &writes_its_hostname(&["--replicas", "1"], &busybox));
     assert_eq!(swarm.wait_running_tasks("S", 1), ["manager"]);
     let tasks = tasks_on(manager, "S");
     assert_eq!(tasks.len(), 1, "{tasks:?}");

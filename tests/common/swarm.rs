@@ -144,6 +144,13 @@ impl Swarm {
             .collect()
     }
 
+    /// `docker service create --detach --no-resolve-image --name NAME ARGS…` on the manager
+    /// (nothing can be pulled here, so the image is never resolved against a registry).
+    pub fn create_service(&self, name: &str, args: &[&str]) {
+        let head = ["service", "create", "--detach", "--no-resolve-image", "--name", name];
+        self.manager().docker(&[&head[..], args].concat());
+    }
+
     /// Copies an image of the shared daemon into every node, one thread each.
     pub fn load_image(&self, image_ref: &str) {
         std::thread::scope(|scope| {
