@@ -358,3 +358,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_swarm_service_cannot_be_reowned_on_the_host() {
+    one(
+        &format!("{HEAD}[service.db]\nday = 1\nuser = \"999\"\nswarm = true\nownership = \"host\"\n"),
+        PlanErrorKind::InvalidValue,
+        "p.toml:3:10",
+        "is a Swarm service with ownership = \"host\"",
+    );
+    let plan = Plan::parse("p.toml", &format!("{HEAD}[service.db]\nday = 1\nuser = \"999\"\nswarm = true\n")).unwrap();
+    assert_eq!(plan.service("db").unwrap().swarm, Some(true));
+    assert_eq!(
+        Plan::parse("p.toml", &format!("{HEAD}[service.db]\nday = 1\n")).unwrap().service("db").unwrap().swarm,
+        None
+    );
+}

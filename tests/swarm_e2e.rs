@@ -57,3 +57,93 @@ fn the_audit_covers_services_with_their_users_and_the_uids_the_manager_sees() {
     let (code, out, _) = against(&swarm, &["audit", "--fail-on-root", "--filter", "name=plain"]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn plan_previews_services_per_node_and_apply_changes_nothing_yet() {
+    let env = TestEnv::new("swarm-plan");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    let on_workers = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
+    let data = ["--mount", "type=volume,source=data,target=/data"];
+    swarm.create_service("db", &[&on_workers[..], &data[..], &[&busybox, "sleep", "1000000"]].concat());
+    swarm.create_service("web", &["--mode", "global", &busybox, "sleep", "1000000"]);
+    swarm.wait_running_tasks("db", 2);
+    swarm.wait_running_tasks("web", 3);
+    let version = |name: &str| swarm.manager().docker(&["service", "inspect", "-f", "{{.Version.Index}}", name]);
+    let (db_version, web_version) = (version("db"), version("web"));
+
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        "[rollout]\nname = \"swarm\"\n[service.db]\nday = 1\nuser = \"999:999\"\n\
+         [service.web]\nday = 1\nswarm = true\nuser = \"1000:1000\"\nenv = { TOKEN = \"never-printed-7\" }\n",
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.toml");
+    let plan = plan.to_str().unwrap();
+    let (code, out, err) = against(&swarm, &["plan", plan, "--day", "1", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("never-printed-7") && !err.contains("never-printed-7"), "{out}");
+    let day: Value = serde_json::from_str(&out).unwrap();
+    let services = day["swarm"].as_array().expect("swarm services in the day");
+    let db = services.iter().find(|s| s["name"] == "db").expect("db, found by name as a service");
+    assert_eq!((db["mode"].as_str(), db["replicas"].as_u64()), (Some("replicated"), Some(2)));
+    let nodes: Vec<&str> = db["nodes"].as_array().unwrap().iter().map(|n| n["hostname"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["worker-1", "worker-2"], "{db}");
+    for n in db["nodes"].as_array().unwrap() {
+        assert_eq!(n["mounts"], serde_json::json!(["volume data -> /data"]), "{n}");
+        assert_eq!(n["tasks"], 1);
+    }
+    assert!(
+        db["spec_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "TaskTemplate.ContainerSpec.User: (unset) -> \"999:999\""),
+        "{db}"
+    );
+    let web = services.iter().find(|s| s["name"] == "web").unwrap();
+    assert_eq!(web["mode"], "global");
+    assert_eq!(web["nodes"].as_array().unwrap().len(), 3);
+    assert!(web["spec_changes"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("sets TOKEN")));
+
+    // The human preview says the same; apply refuses the day and changes nothing.
+    let (code, out, _) = against(&swarm, &["plan", plan, "--day", "1"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("db (Swarm service, replicated, 2 replica(s))"), "{out}");
+    assert!(out.contains("node:   worker-1 (ready, 1 task(s) now): volume data -> /data"), "{out}");
+    let state = dir.path().join("state");
+    let (code, out, err) =
+        against(&swarm, &["apply", plan, "--day", "1", "--yes", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("does not move Swarm services yet"), "{err}");
+    assert_eq!((version("db"), version("web")), (db_version, web_version), "neither service was updated");
+    assert_eq!(
+        swarm.manager().docker(&["service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.User}}", "db"]),
+        ""
+    );
+}
+
+#[test]
+fn a_name_both_a_container_and_a_service_hold_must_say_which() {
+    let env = TestEnv::new("swarm-both");
+    let swarm = Swarm::start(&env, 0);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    swarm.create_service("both", &[&busybox, "sleep", "1000000"]);
+    swarm.wait_running_tasks("both", 1);
+    swarm.manager().docker(&["run", "-d", "--name", "both", &busybox, "sleep", "1000000"]);
+    let dir = env.tempdir();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, "[rollout]\nname = \"both\"\n[service.both]\nday = 1\nuser = \"1000\"\n").unwrap();
+    let (code, out, _) = against(&swarm, &["plan", plan.to_str().unwrap(), "--day", "1"]);
+    assert_eq!(code, Some(1), "a blocker: {out}");
+    assert!(out.contains("both a container and a Swarm service are called both"), "{out}");
+
+    std::fs::write(&plan, "[rollout]\nname = \"both\"\n[service.both]\nday = 1\nuser = \"1000\"\nswarm = true\n")
+        .unwrap();
+    let (code, out, _) = against(&swarm, &["plan", plan.to_str().unwrap(), "--day", "1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("both (Swarm service, replicated, 1 replica(s))"), "{out}");
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::cli::output::Output;
+use crate::docker::swarm::SwarmPort;
 use crate::docker::{DockerPort, inspect_named};
 use crate::engine::events::Events;
 use crate::engine::executor::{Apply, Outcome, RunCtx};
@@ -113,7 +114,7 @@ fn remaining(plan: &Plan, opts: &ApplyOptions, already: &[AlreadyMigrated]) -> V
 }
 
 /// `unroot plan` and `apply --dry-run`: the preview, changing nothing anywhere.
-pub async fn plan(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions) -> Result<Exit, Error> {
+pub async fn plan(port: &(impl DockerPort + SwarmPort), plan: &Plan, opts: &ApplyOptions) -> Result<Exit, Error> {
     check_day(plan, opts)?;
     let loc = StateLocation::resolve(opts.state_dir.as_deref(), Some(plan));
     let ledger = Ledger::load(&PlanDir::new(&loc.dir, &plan.rollout.name).dir, &plan.rollout.name)?;
@@ -126,6 +127,7 @@ pub async fn plan(port: &impl DockerPort, plan: &Plan, opts: &ApplyOptions) -> R
             waves: Vec::new(),
             services: Vec::new(),
             already_migrated: Vec::new(),
+            swarm: Vec::new(),
         }
     } else {
         preview::compute(port, plan, opts.day, &todo, NameSource::Running).await?
@@ -186,7 +188,7 @@ fn start_run(plan: &Plan, plan_dir: &PlanDir, day: u32, waves: &[Vec<String>]) -
 
 /// `unroot apply`: refuses what must be refused, previews, confirms, runs the day.
 pub async fn apply(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     opts: &ApplyOptions,
     stop: &Interrupt,

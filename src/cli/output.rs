@@ -191,25 +191,19 @@ impl Output {
                 let how = if c.method == Method::Host { "on the host" } else { "in a helper container" };
                 out.push_str(&format!("    chown:  {} ({} {}, {how}{n})\n", c.target, c.kind, c.source));
             }
-            if !s.health.is_empty() {
-                out.push_str(&format!("    health: {}\n", s.health));
-            }
-            for c in &s.changes {
-                out.push_str(&format!("    {c}\n"));
-            }
-            for w in &s.warnings {
-                out.push_str(&format!("    ! warning: {w}\n"));
-            }
-            for b in &s.blockers {
-                out.push_str(&format!("    ✗ blocker: {b}\n"));
-            }
-            out.push('\n');
+            let changes: Vec<String> = s.changes.iter().map(|c| format!("    {c}")).collect();
+            out.push_str(&service_tail(&s.health, &changes, &s.warnings, &s.blockers));
         }
-        let blocked = day.services.iter().filter(|s| !s.blockers.is_empty()).count();
-        let warnings: usize = day.services.iter().map(|s| s.warnings.len()).sum();
+        for s in &day.swarm {
+            out.push_str(&swarm_service(s));
+        }
+        let blocked = day.services.iter().filter(|s| !s.blockers.is_empty()).count()
+            + day.swarm.iter().filter(|s| !s.blockers.is_empty()).count();
+        let warnings: usize = day.services.iter().map(|s| s.warnings.len()).sum::<usize>()
+            + day.swarm.iter().map(|s| s.warnings.len()).sum::<usize>();
         out.push_str(&format!(
             "Plan: {} service(s) to migrate, {blocked} blocked, {warnings} warning(s).\n",
-            day.services.len() - blocked
+            day.services.len() + day.swarm.len() - blocked
         ));
         print(&out);
     }
@@ -438,6 +432,47 @@ impl crate::engine::events::Events for Reporter {
             self.line(&format!("{text}\n"));
         }
     }
+}
+
+/// One Swarm service of a day's preview: mode, user, nodes with what is re-owned on each,
+/// the spec's changes, warnings and blockers.
+fn swarm_service(s: &crate::engine::swarm::preview::SwarmServicePlan) -> String {
+    let mark = if s.blockers.is_empty() { "~" } else { "✗" };
+    let mode = match s.mode {
+        Some(ServiceMode::Replicated { replicas }) => format!("replicated, {replicas} replica(s)"),
+        Some(ServiceMode::Global) => "global".to_string(),
+        Some(ServiceMode::Job) => "job".to_string(),
+        None => "?".to_string(),
+    };
+    let mut out = format!("{mark} {} (Swarm service, {mode})\n", s.name);
+    out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
+    for n in &s.nodes {
+        let mounts = if n.mounts.is_empty() { "nothing to re-own".to_string() } else { n.mounts.join(", ") };
+        out.push_str(&format!("    node:   {} ({}, {} task(s) now): {mounts}\n", n.hostname, n.state, n.tasks));
+    }
+    let changes: Vec<String> = s.spec_changes.iter().map(|c| format!("    spec:   {c}")).collect();
+    out.push_str(&service_tail(&s.health, &changes, &s.warnings, &s.blockers));
+    out
+}
+
+/// The end of a service's block in a preview: its health gate, its changes (already
+/// indented), warnings and blockers, and a blank line.
+fn service_tail(health: &str, changes: &[String], warnings: &[String], blockers: &[String]) -> String {
+    let mut out = String::new();
+    if !health.is_empty() {
+        out.push_str(&format!("    health: {health}\n"));
+    }
+    for c in changes {
+        out.push_str(&format!("{c}\n"));
+    }
+    for w in warnings {
+        out.push_str(&format!("    ! warning: {w}\n"));
+    }
+    for b in blockers {
+        out.push_str(&format!("    ✗ blocker: {b}\n"));
+    }
+    out.push('\n');
+    out
 }
 
 /// The Swarm services of an audit: the configured user, and the uids of the tasks this

@@ -113,6 +113,8 @@ pub struct State {
     pub logs: HashMap<String, Vec<u8>>,
     /// What `changes` returns (`docker diff`), by container name.
     pub changes: HashMap<String, Vec<String>>,
+    /// The swarm this daemon manages; `None`: not in a swarm.
+    pub swarm: Option<super::fake_swarm::FakeSwarm>,
     next_id: u64,
 }
 

@@ -9,6 +9,8 @@ mod bollard_adapter;
 pub mod endpoint;
 #[cfg(test)]
 pub mod fake;
+#[cfg(test)]
+pub mod fake_swarm;
 pub mod ssh;
 pub mod swarm;
 mod timed;

@@ -40,6 +40,10 @@ pub struct NodeRef {
     pub state: String,
     /// `active`, `pause` or `drain`.
     pub availability: String,
+    /// The node's labels (`node.labels.*` in constraints).
+    pub labels: BTreeMap<String, String>,
+    /// Its engine's labels (`engine.labels.*`).
+    pub engine_labels: BTreeMap<String, String>,
 }
 
 impl NodeRef {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures_util::Stream;
 use serde_json::Value;
 
+use super::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef};
 use super::{
     ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
@@ -122,5 +123,35 @@ impl<P: DockerPort> DockerPort for Timed<P> {
     }
     async fn changes(&self, id: &str) -> Result<Vec<String>, DockerError> {
         self.time(self.inner.changes(id)).await
+    }
+}
+
+impl<P: DockerPort + SwarmPort> SwarmPort for Timed<P> {
+    async fn membership(&self) -> Result<SwarmMembership, DockerError> {
+        self.time(self.inner.membership()).await
+    }
+    async fn list_services(&self) -> Result<Vec<ServiceRef>, DockerError> {
+        self.time(self.inner.list_services()).await
+    }
+    async fn inspect_service(&self, id: &str) -> Result<ServiceInspect, DockerError> {
+        self.time(self.inner.inspect_service(id)).await
+    }
+    async fn update_service(&self, id: &str, version: u64, spec: Value) -> Result<(), DockerError> {
+        self.time(self.inner.update_service(id, version, spec)).await
+    }
+    async fn create_service(&self, spec: Value) -> Result<String, DockerError> {
+        self.time(self.inner.create_service(spec)).await
+    }
+    async fn remove_service(&self, id: &str) -> Result<(), DockerError> {
+        self.time(self.inner.remove_service(id)).await
+    }
+    async fn list_tasks(&self, service_id: &str) -> Result<Vec<TaskRef>, DockerError> {
+        self.time(self.inner.list_tasks(service_id)).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<NodeRef>, DockerError> {
+        self.time(self.inner.list_nodes()).await
+    }
+    async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {
+        self.time(self.inner.task_logs(task_id)).await
     }
 }

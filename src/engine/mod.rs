@@ -17,4 +17,5 @@ pub mod recreate;
 pub mod redact;
 pub mod reown;
 pub mod runs;
+pub mod swarm;
 pub mod verify;

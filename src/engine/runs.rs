@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::docker::swarm::SwarmPort;
 use crate::docker::{DockerError, DockerPort, Inspect, inspect_named};
 use crate::engine::compose::{self, ComposeRef};
 use crate::engine::events::Events;
@@ -358,7 +359,7 @@ async fn restore_all<D: DockerPort>(
 /// `unroot resume [RUN]`: finishes an interrupted run, or rolls it back as its
 /// `on_failure` says. With nothing interrupted it says so and exits 0.
 pub async fn resume(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     loc: &StateLocation,
     run: Option<&str>,
     out: &dyn Events,
@@ -395,7 +396,7 @@ pub async fn resume(
 }
 
 async fn resume_one(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     view: &RunView,
     out: &dyn Events,
     stop: &Interrupt,

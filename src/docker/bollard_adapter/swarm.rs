@@ -2,7 +2,7 @@
 //! stubs serialise with Docker's field names), so the engine reads them as the API documents
 //! them and sends a saved spec back as it was read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{LocalNodeState, ServiceSpec};
 use bollard::query_parameters::{
@@ -39,6 +39,14 @@ fn task_ref(v: &Value) -> TaskRef {
     }
 }
 
+/// A JSON object of strings as a map (labels).
+fn labels(v: &Value, pointer: &str) -> BTreeMap<String, String> {
+    v.pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .unwrap_or_default()
+}
+
 fn node_ref(v: &Value) -> NodeRef {
     NodeRef {
         id: text(v, "/ID"),
@@ -46,6 +54,8 @@ fn node_ref(v: &Value) -> NodeRef {
         role: text(v, "/Spec/Role"),
         state: text(v, "/Status/State"),
         availability: text(v, "/Spec/Availability"),
+        labels: labels(v, "/Spec/Labels"),
+        engine_labels: labels(v, "/Description/Engine/Labels"),
     }
 }
 
@@ -66,16 +76,13 @@ impl SwarmPort for BollardDocker {
         list.iter()
             .map(|s| {
                 let v = json_of(s)?;
-                let labels = v
-                    .pointer("/Spec/Labels")
-                    .and_then(Value::as_object)
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
-                    .unwrap_or_default();
-                Ok(ServiceRef { id: text(&v, "/ID"), name: text(&v, "/Spec/Name"), labels })
+                Ok(ServiceRef { id: text(&v, "/ID"), name: text(&v, "/Spec/Name"), labels: labels(&v, "/Spec/Labels") })
             })
             .collect()
     }
 
+    /// The spec as stored, without the defaults `docker service inspect` fills in
+    /// (`insertDefaults`): that is the spec a restore must send back.
     async fn inspect_service(&self, id: &str) -> Result<ServiceInspect, DockerError> {
         let s = self.docker.inspect_service(id, None::<InspectServiceOptions>).await.map_err(map_err)?;
         Ok(ServiceInspect(json_of(&s)?))

@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::docker::swarm::{SwarmMembership, SwarmPort, inspect_service_named};
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
+use crate::engine::swarm::preview::SwarmServicePlan;
 use crate::model::owner::Owner;
-use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
+use crate::model::plan::{HealthMode, Ownership, Plan, Service, Timings};
 
 mod names;
 mod service;
@@ -132,6 +134,9 @@ pub struct DayPlan {
     /// Services of the day this plan already migrated: nothing is done to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub already_migrated: Vec<AlreadyMigrated>,
+    /// Swarm services of the day (SPEC §11).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swarm: Vec<SwarmServicePlan>,
 }
 
 /// A service of the day that an earlier run of the plan migrated (and Docker still shows so).
@@ -143,12 +148,19 @@ pub struct AlreadyMigrated {
 
 impl DayPlan {
     pub fn blockers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())))
+        let containers =
+            self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())));
+        let swarm = self.swarm.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())));
+        containers.chain(swarm)
     }
 
     /// The day ready to apply, or every blocker as `service: blocker`.
     pub fn ready(self) -> Result<ReadyDay, Vec<String>> {
-        let blockers: Vec<String> = self.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
+        let mut blockers: Vec<String> = self.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
+        // The preview of a Swarm service is complete; moving one is not built yet.
+        blockers.extend(self.swarm.iter().filter(|s| s.blockers.is_empty()).map(|s| {
+            format!("{}: a Swarm service; `unroot apply` does not move Swarm services yet (`unroot plan` shows what it will do)", s.name)
+        }));
         if !blockers.is_empty() {
             return Err(blockers);
         }
@@ -197,7 +209,7 @@ pub fn local_view(port: &impl DockerPort) -> bool {
 ///
 /// Errors: only when the daemon cannot be listed; every per-service problem is a blocker.
 pub async fn compute(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     day: u32,
     only: &[String],
@@ -209,7 +221,7 @@ pub async fn compute(
 /// As [`compute`], for a resumed run: services in `saved` are computed from the original
 /// inspect the run saved (the container may be stopped, parked or gone by now).
 pub async fn compute_with(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     day: u32,
     only: &[String],
@@ -235,15 +247,74 @@ pub async fn compute_with(
         }
     }
     let local = local_view(port);
+    let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
     let mut services = Vec::new();
+    let mut swarm = Vec::new();
     let mut images = service::ImageAccounts::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        let sp = service_plan(port, plan, s, (source, local), &volume_users, saved.get(*name), &mut images).await;
-        services.push(sp);
+        match kind_of(port, s, manager, saved.contains_key(*name)).await? {
+            Kind::Swarm => {
+                let observed = crate::engine::swarm::preview::observe(port, s).await?;
+                swarm.push(crate::engine::swarm::preview::derive(plan, s, &observed));
+            }
+            Kind::Both => {
+                let mut sp = ServicePlan::new(name);
+                sp.blockers.push(format!(
+                    "both a container and a Swarm service are called {name}: say which with swarm = true or swarm = false"
+                ));
+                services.push(sp);
+            }
+            Kind::Container => {
+                let sp =
+                    service_plan(port, plan, s, (source, local), &volume_users, saved.get(*name), &mut images).await;
+                services.push(sp);
+            }
+        }
     }
     warn_shared_within_day(&mut services);
-    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new() })
+    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new(), swarm })
+}
+
+/// What a plan's name stands for on this daemon.
+enum Kind {
+    Container,
+    Swarm,
+    /// A container and a service both hold the name and the plan does not say which.
+    Both,
+}
+
+/// `swarm = true` or `false` as the plan says; else a container of that name if there is
+/// one, a service of that name on a manager if there is one, both (refused), or a container
+/// (whose absence the container preview reports). A service a resumed run saved as a
+/// container stays one.
+async fn kind_of(
+    port: &(impl DockerPort + SwarmPort),
+    s: &Service,
+    manager: bool,
+    saved: bool,
+) -> Result<Kind, DockerError> {
+    match s.swarm {
+        Some(true) => return Ok(Kind::Swarm),
+        Some(false) => return Ok(Kind::Container),
+        None if saved || !manager => return Ok(Kind::Container),
+        None => {}
+    }
+    let container = match crate::docker::inspect_named(port, &s.name).await {
+        Ok(_) => true,
+        Err(DockerError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    let service = match inspect_service_named(port, &s.name).await {
+        Ok(_) => true,
+        Err(DockerError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    Ok(match (container, service) {
+        (true, true) => Kind::Both,
+        (false, true) => Kind::Swarm,
+        _ => Kind::Container,
+    })
 }
 
 /// Two services of the day that re-own the same volume or bind source: their re-owns run one

@@ -145,6 +145,9 @@ pub struct Service {
     pub no_new_privileges: Option<bool>,
     pub hardlinks: bool,
     pub ownership: Ownership,
+    /// `Some(true)`: a Swarm service; `Some(false)`: a container; `None`: whichever the
+    /// daemon holds under the name (SPEC §11).
+    pub swarm: Option<bool>,
     /// Where the service's table starts in the plan file.
     #[serde(skip)]
     pub span: Range<usize>,

@@ -143,6 +143,9 @@ pub(super) struct RawService {
     pub(super) hardlinks: bool,
     /// Where re-owning runs for this service: auto, host or helper.
     pub(super) ownership: Option<Ownership>,
+    /// The name is a Swarm service of the manager, not a container. Left out: a container
+    /// of that name if there is one, else a service; a name both hold is refused.
+    pub(super) swarm: Option<bool>,
 }
 timings: [
     "Grace before SIGKILL for this service.",

@@ -217,6 +217,15 @@ impl Validator<'_> {
         let health = self.health_mode(r);
         let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
         self.list_rules(r);
+        if r.swarm == Some(true) && r.ownership == Some(Ownership::Host) {
+            self.push(
+                PlanErrorKind::InvalidValue,
+                key.span(),
+                format!("`{name}` is a Swarm service with ownership = \"host\""),
+                "swarm = true",
+                Some("a Swarm service's volumes are on its nodes: they are re-owned by helper jobs there (ownership \"auto\" or \"helper\")"),
+            );
+        }
         if self.errors.len() != before {
             return None;
         }
@@ -237,6 +246,7 @@ impl Validator<'_> {
             no_new_privileges: r.no_new_privileges,
             hardlinks: r.hardlinks,
             ownership: r.ownership.unwrap_or(base_ownership),
+            swarm: r.swarm,
             span: key.span(),
         })
     }

@@ -1,0 +1,293 @@
+//! A Swarm service of the day computed before anything changes (SPEC §11 steps 1–3): its
+//! mode and replicas, the nodes its tasks may run on and the mounts re-owned on each, the
+//! spec it is updated to (as a diff in `docker service inspect`'s names), and blockers.
+//! Everything is read first ([`observe`]); the decisions are a pure function of what was
+//! read ([`derive`]).
+
+use serde::Serialize;
+
+use super::placement;
+use super::spec::{self, SpecChanges};
+use crate::docker::swarm::{
+    NodeRef, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef, TaskState,
+    inspect_service_named,
+};
+use crate::docker::{DockerError, DockerPort};
+use crate::engine::accounts;
+use crate::engine::preview::UserChange;
+use crate::model::owner::Owner;
+use crate::model::plan::{Ownership, Plan, Service};
+use crate::model::user::{Accounts, IdOrName};
+
+/// One node a service's tasks may run on, and what is re-owned there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NodePlan {
+    pub id: String,
+    pub hostname: String,
+    /// `ready`, `down`, …
+    pub state: String,
+    /// Tasks of the service running there now.
+    pub tasks: usize,
+    /// The mounts re-owned on this node (`volume data -> /data`).
+    pub mounts: Vec<String>,
+}
+
+/// One Swarm service of the day, as apply will move it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmServicePlan {
+    pub name: String,
+    pub id: String,
+    #[serde(flatten)]
+    pub mode: Option<ServiceMode>,
+    pub user: UserChange,
+    pub nodes: Vec<NodePlan>,
+    /// The spec fields that change, as `docker service inspect` names them under `Spec`.
+    pub spec_changes: Vec<String>,
+    pub health: String,
+    pub blockers: Vec<String>,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub resolved: Option<SwarmResolved>,
+}
+
+/// Everything apply needs for one service.
+#[derive(Debug, Clone)]
+pub struct SwarmResolved {
+    pub original: ServiceInspect,
+    /// The spec it is updated to.
+    pub spec: serde_json::Value,
+    /// The owner its mounts are re-owned to; `None` when the user does not change.
+    pub target: Option<Owner>,
+    /// Ids of the nodes whose mounts are re-owned.
+    pub nodes: Vec<String>,
+    pub mounts: Vec<SpecMount>,
+}
+
+/// What the manager shows of a service, read before any decision.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub membership: SwarmMembership,
+    pub service: Result<ServiceInspect, String>,
+    pub tasks: Vec<TaskRef>,
+    pub nodes: Vec<NodeRef>,
+    /// The image's `Config.User`, when the image is on the manager.
+    pub image_user: Option<String>,
+    /// The image's accounts, when the plan names a user or group that needs them and the
+    /// image is on the manager.
+    pub accounts: Option<Accounts>,
+    /// The manager's API version (`1.41`).
+    pub api_version: String,
+}
+
+/// Whether the plan's user or groups need the image's /etc/passwd or /etc/group.
+fn needs_accounts(s: &Service) -> bool {
+    let named = |p: &IdOrName| matches!(p, IdOrName::Name(n) if n != "root");
+    s.user.as_ref().is_some_and(|u| named(&u.user) || u.group.as_ref().is_some_and(named) || u.group.is_none())
+        || s.group_add.iter().any(|g| g.parse::<u32>().is_err())
+}
+
+/// Reads everything the decisions need. Creates and removes one never-started probe
+/// container on the manager when names must be looked up in the image.
+///
+/// Errors: the manager's answers to listing nodes and tasks; a missing service is an
+/// observation (it becomes a blocker).
+pub async fn observe(port: &(impl DockerPort + SwarmPort), s: &Service) -> Result<Observed, DockerError> {
+    let membership = port.membership().await?;
+    let mut o = Observed {
+        membership: membership.clone(),
+        service: Err(String::new()),
+        tasks: Vec::new(),
+        nodes: Vec::new(),
+        image_user: None,
+        accounts: None,
+        api_version: port.daemon().api_version.clone(),
+    };
+    if !matches!(membership, SwarmMembership::Manager { .. }) {
+        return Ok(o);
+    }
+    let service = match inspect_service_named(port, &s.name).await {
+        Ok(svc) => svc,
+        Err(DockerError::NotFound(_)) => {
+            o.service = Err(format!("no Swarm service is called {}", s.name));
+            return Ok(o);
+        }
+        Err(e) => return Err(e),
+    };
+    o.tasks = port.list_tasks(service.id()).await?;
+    o.nodes = port.list_nodes().await?;
+    if let Ok(image) = port.inspect_image(service.image()).await {
+        o.image_user = Some(image.pointer("/Config/User").and_then(|u| u.as_str()).unwrap_or("").to_string());
+        if needs_accounts(s) {
+            o.accounts = accounts::probe(port, service.image(), &s.name).await.ok();
+        }
+    }
+    o.service = Ok(service);
+    Ok(o)
+}
+
+/// The service's plan from what was observed.
+pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
+    let mut sp = SwarmServicePlan {
+        name: s.name.clone(),
+        id: String::new(),
+        mode: None,
+        user: UserChange { from: "?".into(), to: "?".into() },
+        nodes: Vec::new(),
+        spec_changes: Vec::new(),
+        health: String::new(),
+        blockers: Vec::new(),
+        warnings: Vec::new(),
+        resolved: None,
+    };
+    if !matches!(o.membership, SwarmMembership::Manager { .. }) {
+        sp.blockers.push("the daemon is not a Swarm manager: services are read and changed on a manager".into());
+        return sp;
+    }
+    let svc = match &o.service {
+        Ok(svc) => svc,
+        Err(why) => {
+            sp.blockers.push(why.clone());
+            return sp;
+        }
+    };
+    sp.id = svc.id().chars().take(12).collect();
+    let mode = svc.mode();
+    sp.mode = Some(mode);
+    if mode == ServiceMode::Job {
+        sp.blockers.push("a job runs to its end and is not migrated".into());
+        return sp;
+    }
+    if s.ownership == Ownership::Host {
+        sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
+    }
+    if s.no_new_privileges == Some(true) && api_below(&o.api_version, (1, 46)) {
+        sp.blockers.push(format!(
+            "no_new_privileges: a service's tasks get it from API 1.46 (Engine 27) on; this manager speaks {}",
+            o.api_version
+        ));
+    }
+
+    // The user: from what its tasks start as, to the plan's.
+    let configured = svc.configured_user();
+    sp.user.from = match (configured, o.image_user.as_deref()) {
+        ("", Some("")) => "(unset) root".to_string(),
+        ("", Some(u)) => format!("(image) {u}"),
+        ("", None) => "(image's USER; the image is not on the manager)".to_string(),
+        (u, _) => u.to_string(),
+    };
+    let accounts = o.accounts.clone().unwrap_or_default();
+    let target = match &s.user {
+        None => None,
+        Some(u) => match accounts.target(u) {
+            Ok(t) => Some(t.owner),
+            Err(e) if o.accounts.is_none() && needs_accounts(s) => {
+                sp.blockers.push(format!(
+                    "{e}: the image {} is not on the manager, so its /etc/passwd cannot be read; write the user as uid:gid",
+                    svc.image()
+                ));
+                None
+            }
+            Err(e) => {
+                sp.blockers.push(e.to_string());
+                None
+            }
+        },
+    };
+    sp.user.to = match (&s.user, target) {
+        (None, _) => format!("{} (unchanged)", sp.user.from),
+        (Some(u), Some(t)) if u.to_string() != t.to_string() => format!("{u} ({t})"),
+        (Some(_), Some(t)) => t.to_string(),
+        (Some(u), None) => u.to_string(),
+    };
+    let mut groups = Vec::new();
+    for g in &s.group_add {
+        match g.parse::<u32>().ok().or_else(|| accounts.groups.get(g).copied()) {
+            Some(gid) => groups.push(gid),
+            None => sp.blockers.push(format!("group_add: `{g}` is not in the image's /etc/group")),
+        }
+    }
+
+    // Where its tasks may run, and what is re-owned there.
+    let mounts: Vec<SpecMount> = svc
+        .mounts()
+        .into_iter()
+        .filter(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind"))
+        .filter(|m| s.chown.as_ref().is_none_or(|paths| paths.iter().any(|p| p.to_str() == Some(m.target.as_str()))))
+        .collect();
+    let constraints = svc.constraints();
+    let running: Vec<&TaskRef> = o.tasks.iter().filter(|t| t.state == TaskState::Running).collect();
+    let mut nodes: Vec<&NodeRef> = o.nodes.iter().collect();
+    nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+    for node in nodes {
+        let allowed = match placement::allows(&constraints, node) {
+            Ok(a) => a,
+            Err(why) => {
+                // Unknown where it may run: the nodes that run it now.
+                sp.warnings.push(why);
+                running.iter().any(|t| t.node_id == node.id)
+            }
+        };
+        if !allowed || node.availability == "drain" {
+            continue;
+        }
+        let here = running.iter().filter(|t| t.node_id == node.id).count();
+        if node.state != "ready" {
+            sp.blockers.push(format!(
+                "node {} ({}) is {}: its copy of the service's volumes cannot be re-owned",
+                node.hostname, node.id, node.state
+            ));
+        }
+        let shown: Vec<String> = mounts
+            .iter()
+            .filter(|_| target.is_some())
+            .map(|m| format!("{} {} -> {}", m.kind, m.source, m.target))
+            .collect();
+        sp.nodes.push(NodePlan {
+            id: node.id.clone(),
+            hostname: node.hostname.clone(),
+            state: node.state.clone(),
+            tasks: here,
+            mounts: shown,
+        });
+    }
+    if sp.nodes.is_empty() {
+        sp.blockers.push("no node of the swarm satisfies the service's placement".into());
+    }
+    for m in mounts.iter().filter(|m| m.kind == "bind") {
+        sp.warnings.push(format!(
+            "bind {} is re-owned on every node listed: it must be the same path, holding this service's data, on each",
+            m.source
+        ));
+    }
+    let has_check = svc.0.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test").is_some();
+    sp.health = if has_check {
+        "every task running and healthy".to_string()
+    } else {
+        "every task running (no HEALTHCHECK in the spec; the image's own counts if it has one)".to_string()
+    };
+
+    let parallelism = plan.rollout.parallelism as u64;
+    let changes = SpecChanges::of(s, target, groups, parallelism);
+    let new_spec = spec::updated(svc.spec(), &changes, &s.timings);
+    sp.spec_changes = spec::diff(svc.spec(), &new_spec);
+    if sp.blockers.is_empty() {
+        sp.resolved = Some(SwarmResolved {
+            original: svc.clone(),
+            spec: new_spec,
+            target,
+            nodes: sp.nodes.iter().map(|n| n.id.clone()).collect(),
+            mounts: if target.is_some() { mounts } else { Vec::new() },
+        });
+    }
+    sp
+}
+
+/// Whether an API version (`1.41`) is older than `min`.
+fn api_below(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    v < min
+}
+
+#[cfg(test)]
+mod tests;
