@@ -147,3 +147,73 @@ fn a_name_both_a_container_and_a_service_hold_must_say_which() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("both (Swarm service, replicated, 1 replica(s))"), "{out}");
 }
+
+/// A connection to the swarm's manager, for the engine's own calls.
+fn manager_port(swarm: &Swarm, rt: &tokio::runtime::Runtime) -> unroot::docker::BollardDocker {
+    let endpoint = unroot::docker::endpoint::Endpoint {
+        host: swarm.manager().host(),
+        tls: None,
+        origin: unroot::docker::endpoint::Origin::DockerHost,
+    };
+    rt.block_on(unroot::docker::BollardDocker::connect_to(endpoint)).expect("the manager answers")
+}
+
+#[test]
+fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
+    use unroot::docker::swarm::{SpecMount, SwarmPort};
+    use unroot::model::owner::Owner;
+
+    let env = TestEnv::new("swarm-scan");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    // Each worker's `data` volume: files of root, and on one of them a file of 123 too.
+    let on_workers = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
+    let data = ["--mount", "type=volume,source=data,target=/data"];
+    let script = "mkdir -p /data/d; echo x > /data/d/f; [ \"$(hostname)\" != worker-1 ] || { echo y > /data/g; chown 123:123 /data/g; }; sleep 1000000";
+    let hostname = ["--hostname", "{{.Node.Hostname}}"];
+    swarm.create_service("db", &[&on_workers[..], &data[..], &hostname[..], &[&busybox, "sh", "-c", script]].concat());
+    swarm.wait_running_tasks("db", 2);
+    swarm.manager().docker(&["service", "scale", "--detach", "db=0"]);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = manager_port(&swarm, &rt);
+    let workers: Vec<String> = swarm.workers().iter().map(|w| swarm.node_id(w).to_string()).collect();
+    let mount = SpecMount { kind: "volume".into(), source: "data".into(), target: "/data".into(), read_only: false };
+    let constraints = vec!["node.role==worker".to_string()];
+    let target = Owner::new(999, 999);
+    let scans = rt
+        .block_on(unroot::engine::swarm::jobs::scan(
+            &port,
+            &unroot::engine::swarm::jobs::job_name("scan", "db", "run-1", 0),
+            "run-1",
+            &busybox,
+            &mount,
+            &constraints,
+            &workers,
+            target,
+            false,
+            std::time::Duration::from_secs(90),
+        ))
+        .expect("the scan job ran on every worker");
+    assert_eq!(scans.keys().cloned().collect::<Vec<_>>(), {
+        let mut w = workers.clone();
+        w.sort();
+        w
+    });
+    let w1 = swarm.node_id(&swarm.workers()[0]);
+    let w2 = swarm.node_id(&swarm.workers()[1]);
+    let on_w1 = scans[w1].as_ref().expect("scanned on worker-1");
+    let on_w2 = scans[w2].as_ref().expect("scanned on worker-2");
+    let paths = |c: &unroot::model::owner::MountChanges| {
+        let mut p: Vec<String> = c.entries.iter().map(|(p, o)| format!("{o} {p}")).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(paths(on_w1), ["0:0 ./d", "0:0 ./d/f", "123:123 ./g"], "worker-1's own copy");
+    assert_eq!(paths(on_w2), ["0:0 ./d", "0:0 ./d/f"], "worker-2's own copy");
+    assert_eq!(on_w1.root, Some(Owner::new(0, 0)));
+    // Nothing changed on the nodes, and the job is gone.
+    let services = rt.block_on(port.list_services()).unwrap();
+    assert_eq!(services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["db"], "only the user's service is left");
+}

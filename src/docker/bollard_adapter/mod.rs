@@ -64,7 +64,13 @@ impl BollardDocker {
     /// endpoint tried and where it came from, or [`DockerError::TooOld`] for an API older
     /// than 1.41.
     pub async fn connect(context: Option<&str>) -> Result<BollardDocker, DockerError> {
-        let endpoint = super::endpoint::resolve(context, &env_nonempty)?;
+        Self::connect_to(super::endpoint::resolve(context, &env_nonempty)?).await
+    }
+
+    /// Connects to an endpoint already decided (tests name their own daemon this way).
+    ///
+    /// Errors: as [`BollardDocker::connect`].
+    pub async fn connect_to(endpoint: super::endpoint::Endpoint) -> Result<BollardDocker, DockerError> {
         let address = endpoint.host.clone();
         let named = format!("{} ({})", super::ssh::shown(&address), endpoint.origin);
         let unreachable = |reason: String| DockerError::Unreachable { address: named.clone(), reason };

@@ -1,0 +1,243 @@
+//! Helper jobs on a swarm's nodes (SPEC §11 step 5): a `global-job` service of unroot's own
+//! runs one task on every node the migrated service may run on (the same placement
+//! constraints), holding one of its mounts, as uid 0 with only the four capabilities
+//! re-owning needs. What each task prints comes back through the manager's task
+//! logs, so nothing has to be copied off a node.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::docker::swarm::{SpecMount, SwarmPort, TaskState};
+use crate::docker::{DockerError, Finished};
+use crate::engine::orphans;
+use crate::engine::reown::{self, HELPER_MOUNT};
+use crate::model::owner::{MountChanges, Owner};
+
+/// How often a job's tasks are looked at while it runs.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What one node's task of a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOutput {
+    pub node_id: String,
+    pub state: TaskState,
+    /// Swarm's error for the task (`No such image: …`), empty when it ran.
+    pub error: String,
+    pub exit_code: Option<i64>,
+    pub output: Finished,
+}
+
+impl NodeOutput {
+    /// Ran to its end with exit code 0.
+    pub fn succeeded(&self) -> bool {
+        self.state == TaskState::Complete && self.exit_code.unwrap_or(0) == 0
+    }
+
+    /// Why it did not succeed, in Swarm's and the script's words.
+    pub fn failure(&self) -> String {
+        let said = String::from_utf8_lossy(&self.output.stderr).trim().to_string();
+        let state = match &self.state {
+            TaskState::Failed(s) | TaskState::Shutdown(s) | TaskState::Pending(s) => s.clone(),
+            TaskState::Running => "running".into(),
+            TaskState::Complete => "complete".into(),
+        };
+        let mut why = format!("task {state}");
+        if let Some(code) = self.exit_code.filter(|c| *c != 0) {
+            why.push_str(&format!(", exit code {code}"));
+        }
+        for part in [&self.error, &said] {
+            if !part.is_empty() {
+                why.push_str(&format!(": {part}"));
+            }
+        }
+        why
+    }
+}
+
+/// A job's service name: a DNS label as Swarm requires (letters, digits, `-`, at most 63),
+/// naming what it does and for which service, unique per run and mount.
+pub fn job_name(kind: &str, service: &str, run: &str, mount: usize) -> String {
+    use sha2::Digest;
+    let readable: String = service
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(30)
+        .collect();
+    let hash = hex::encode(sha2::Sha256::digest(format!("{service}\0{run}\0{mount}").as_bytes()));
+    format!("unroot-{kind}-{}-{}", readable.trim_matches('-'), &hash[..10])
+}
+
+/// The spec of a global job that runs `script` (with `args`) as uid 0 on every node that
+/// `constraints` allow, with `mount` at [`HELPER_MOUNT`] (a volume is never filled from the
+/// image), with only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER. It joins no network of
+/// the service's; Swarm (Engine 20.10) has no `none` network for tasks, so it sits on the
+/// node's default bridge, and its script uses no network.
+pub fn spec(
+    name: &str,
+    run: &str,
+    image: &str,
+    mount: &SpecMount,
+    constraints: &[String],
+    script: &str,
+    args: &[String],
+) -> Value {
+    let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
+    if mount.kind == "volume" {
+        m["VolumeOptions"] = json!({"NoCopy": true});
+    }
+    let mut command = vec![json!("sh"), json!("-c"), json!(script), json!("unroot-helper")];
+    command.extend(args.iter().map(|a| json!(a)));
+    json!({
+        "Name": name,
+        "Labels": {(orphans::LABEL_HELPER): run, (orphans::LABEL_MAKER): orphans::maker()},
+        "Mode": {"GlobalJob": {}},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": image,
+                "Command": command,
+                "User": "0:0",
+                "Dir": "/",
+                "Mounts": [m],
+                "CapabilityDrop": ["ALL"],
+                "CapabilityAdd": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
+            },
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": {"Constraints": constraints}
+        }
+    })
+}
+
+/// Runs a job made by [`spec`] until every one of `nodes` has a task that ended, returns
+/// each node's output, and removes the job (also when waiting fails).
+///
+/// Guarantees: a job of the same name left by an earlier attempt is removed first, so a
+/// retry starts clean; the job never outlives this call unless the manager stops answering.
+/// Errors: the manager refuses the job, or a node has no ended task within `timeout` (the
+/// node is named: it is down, or cannot start the task).
+pub async fn run(
+    port: &impl SwarmPort,
+    spec: Value,
+    nodes: &[String],
+    timeout: Duration,
+) -> Result<BTreeMap<String, NodeOutput>, DockerError> {
+    let name = spec["Name"].as_str().unwrap_or_default().to_string();
+    match port.remove_service(&name).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let id = port.create_service(spec).await?;
+    let result = wait(port, &id, nodes, timeout).await;
+    let _ = port.remove_service(&id).await;
+    result
+}
+
+async fn wait(
+    port: &impl SwarmPort,
+    id: &str,
+    nodes: &[String],
+    timeout: Duration,
+) -> Result<BTreeMap<String, NodeOutput>, DockerError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let tasks = port.list_tasks(id).await?;
+        let ended: BTreeMap<&str, _> = tasks
+            .iter()
+            .filter(|t| t.state.ended() && nodes.contains(&t.node_id))
+            .map(|t| (t.node_id.as_str(), t))
+            .collect();
+        if nodes.iter().all(|n| ended.contains_key(n.as_str())) {
+            let mut out = BTreeMap::new();
+            for (node, t) in ended {
+                let output = port.task_logs(&t.id).await.unwrap_or_default();
+                out.insert(
+                    node.to_string(),
+                    NodeOutput {
+                        node_id: node.to_string(),
+                        state: t.state.clone(),
+                        error: t.error.clone(),
+                        exit_code: t.exit_code,
+                        output,
+                    },
+                );
+            }
+            return Ok(out);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let waiting: Vec<String> = nodes
+                .iter()
+                .filter(|n| !ended.contains_key(n.as_str()))
+                .map(|n| {
+                    let seen = tasks.iter().find(|t| &t.node_id == n);
+                    match seen {
+                        Some(t) => format!(
+                            "{n} (task {:?}{})",
+                            t.state,
+                            if t.error.is_empty() { String::new() } else { format!(": {}", t.error) }
+                        ),
+                        None => format!("{n} (no task)"),
+                    }
+                })
+                .collect();
+            return Err(DockerError::Api {
+                status: 504,
+                message: format!(
+                    "helper job did not finish on node(s) {} within {}s",
+                    waiting.join(", "),
+                    timeout.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The scan of [`reown::SCAN_SCRIPT`], printing its records on stdout instead of a file (a
+/// job's output comes back through its logs).
+fn scan_script() -> String {
+    reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", "")
+}
+
+/// Scans `mount` on each of `nodes`: per node, what would change to `target`, or why the
+/// scan failed there.
+///
+/// Errors: the job cannot be run or does not finish on every node (see [`run`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn scan(
+    port: &impl SwarmPort,
+    job: &str,
+    run_id: &str,
+    image: &str,
+    mount: &SpecMount,
+    constraints: &[String],
+    nodes: &[String],
+    target: Owner,
+    hardlinks: bool,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Result<MountChanges, String>>, DockerError> {
+    let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
+    let spec = spec(job, run_id, image, mount, constraints, &scan_script(), &args);
+    let outputs = run(port, spec, nodes, timeout).await?;
+    Ok(outputs
+        .into_iter()
+        .map(|(node, o)| {
+            let parsed = if o.succeeded() { reown::parse_scan(&o.output.stdout, target) } else { Err(o.failure()) };
+            (node, parsed)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_are_dns_labels() {
+        let n = job_name("scan", "My_App.db", "20261127-101010-ab12", 0);
+        assert!(n.starts_with("unroot-scan-my-app-db-"), "{n}");
+        assert!(n.len() <= 63 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{n}");
+        assert_ne!(n, job_name("scan", "My_App.db", "20261127-101010-ab12", 1), "one per mount");
+        assert!(job_name("apply", &"x".repeat(200), "r", 0).len() <= 63);
+    }
+}
