@@ -203,8 +203,8 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     });
     let w1 = swarm.node_id(&swarm.workers()[0]);
     let w2 = swarm.node_id(&swarm.workers()[1]);
-    let on_w1 = scans[w1].as_ref().expect("scanned on worker-1");
-    let on_w2 = scans[w2].as_ref().expect("scanned on worker-2");
+    let on_w1 = &scans[w1].as_ref().expect("scanned on worker-1").changes;
+    let on_w2 = &scans[w2].as_ref().expect("scanned on worker-2").changes;
     let paths = |c: &unroot::model::owner::MountChanges| {
         let mut p: Vec<String> = c.entries.iter().map(|(p, o)| format!("{o} {p}")).collect();
         p.sort();
@@ -213,7 +213,48 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     assert_eq!(paths(on_w1), ["0:0 ./d", "0:0 ./d/f", "123:123 ./g"], "worker-1's own copy");
     assert_eq!(paths(on_w2), ["0:0 ./d", "0:0 ./d/f"], "worker-2's own copy");
     assert_eq!(on_w1.root, Some(Owner::new(0, 0)));
-    // Nothing changed on the nodes, and the job is gone.
+    // The scan changed nothing; the job is gone.
+    let owners_on = |node: &common::dind::Node| {
+        let mountpoint = node.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
+        let out = common::docker(&[
+            "exec",
+            &node.name,
+            "sh",
+            "-c",
+            &format!("cd {mountpoint} && find . | sort | xargs stat -c '%u:%g %n'"),
+        ]);
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(owners_on(&swarm.workers()[0]).contains(&"123:123 ./g".to_string()));
     let services = rt.block_on(port.list_services()).unwrap();
     assert_eq!(services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["db"], "only the user's service is left");
+
+    // The apply job changes each node's copy as its manifest says.
+    let manifests: std::collections::BTreeMap<String, Vec<u8>> =
+        scans.iter().map(|(n, r)| (n.clone(), r.as_ref().unwrap().manifest.clone())).collect();
+    let apply = |manifests: &std::collections::BTreeMap<String, Vec<u8>>| {
+        rt.block_on(unroot::engine::swarm::jobs::apply(
+            &port,
+            &unroot::engine::swarm::jobs::job_name("apply", "db", "run-1", 0),
+            "run-1",
+            &busybox,
+            &mount,
+            &constraints,
+            manifests,
+            target,
+            false,
+            std::time::Duration::from_secs(90),
+        ))
+        .expect("the apply job ran")
+    };
+    let applied = apply(&manifests);
+    assert!(applied.values().all(|r| r.is_ok()), "{applied:?}");
+    for worker in swarm.workers() {
+        let owners = owners_on(worker);
+        assert!(!owners.is_empty() && owners.iter().all(|o| o.starts_with("999:999 ")), "{}: {owners:?}", worker.name);
+    }
+    // A manifest that is not what the node holds now is refused, and nothing is touched.
+    let again = apply(&manifests);
+    assert!(again.values().all(|r| r.as_ref().is_err_and(|e| e.contains("changed since its manifest"))), "{again:?}");
+    assert!(rt.block_on(port.list_services()).unwrap().iter().all(|s| s.name == "db"), "no job left behind");
 }

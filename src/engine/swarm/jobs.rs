@@ -199,6 +199,76 @@ fn scan_script() -> String {
     reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", "")
 }
 
+/// The apply: scans again exactly as the saved manifest was made, refuses (exit 3) when the
+/// scan's sha256 is not the manifest's (the mount changed since), then sets every listed
+/// entry (`C` lines; a symlink itself, never its target) to `U:G`, the mount's root last.
+/// Names with a newline never reach it (the scan refuses them), so the list goes through
+/// `tr` to NUL-separated `xargs -0` on a pipe (busybox's `xargs` splices arguments read
+/// from a regular file).
+fn apply_script() -> String {
+    format!(
+        r#"set -eu
+U=$1; G=$2; HL=$3; WANT=$4
+(
+{scan}
+) > /unroot-scan.out
+HAVE=$(sha256sum < /unroot-scan.out | cut -d' ' -f1)
+if [ "$HAVE" != "$WANT" ]; then
+  echo "the mount changed since its manifest was saved; scan again" >&2
+  exit 3
+fi
+[ ! -d /unroot-mount ] || cd /unroot-mount
+sed -n 's/^C [0-9]*:[0-9]* //p' /unroot-scan.out | tr '\n' '\0' | xargs -0 -r chown -h -- "$U:$G"
+if grep -q '^R ' /unroot-scan.out && ! grep -qx "R $U:$G" /unroot-scan.out; then
+  chown -h -- "$U:$G" /unroot-mount
+fi
+echo applied
+"#,
+        scan = scan_script()
+    )
+}
+
+/// Changes `mount` on each node of `manifests` to `target`, where the node's scan output
+/// still is the manifest saved for it; per node, done or why not.
+///
+/// Guarantees: a node whose mount changed since its manifest was saved is not touched (its
+/// task refuses with exit 3). Run again after it succeeded, a node refuses the same way (its
+/// fresh scan lists nothing now): the caller rescans and finds nothing left to change.
+/// Errors: the job cannot be run or does not finish on a node (see [`run`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    port: &impl SwarmPort,
+    job: &str,
+    run_id: &str,
+    image: &str,
+    mount: &SpecMount,
+    constraints: &[String],
+    manifests: &BTreeMap<String, Vec<u8>>,
+    target: Owner,
+    hardlinks: bool,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Result<(), String>>, DockerError> {
+    use sha2::Digest;
+    let mut done = BTreeMap::new();
+    // One job per node: each task checks the hash of its own node's manifest.
+    for (node, manifest) in manifests {
+        let want = hex::encode(sha2::Sha256::digest(manifest));
+        let hl = if hardlinks { "1" } else { "0" };
+        let args = [target.uid.to_string(), target.gid.to_string(), hl.to_string(), want];
+        let mut on_node = constraints.to_vec();
+        on_node.push(format!("node.id=={node}"));
+        let spec = spec(job, run_id, image, mount, &on_node, &apply_script(), &args);
+        let out = run(port, spec, std::slice::from_ref(node), timeout).await?;
+        let result = match out.get(node) {
+            Some(o) if o.succeeded() => Ok(()),
+            Some(o) => Err(o.failure()),
+            None => Err("no task ran".to_string()),
+        };
+        done.insert(node.clone(), result);
+    }
+    Ok(done)
+}
+
 /// Scans `mount` on each of `nodes`: per node, what would change to `target`, or why the
 /// scan failed there.
 ///
@@ -215,17 +285,30 @@ pub async fn scan(
     target: Owner,
     hardlinks: bool,
     timeout: Duration,
-) -> Result<BTreeMap<String, Result<MountChanges, String>>, DockerError> {
+) -> Result<BTreeMap<String, Result<Scanned, String>>, DockerError> {
     let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
     let spec = spec(job, run_id, image, mount, constraints, &scan_script(), &args);
     let outputs = run(port, spec, nodes, timeout).await?;
     Ok(outputs
         .into_iter()
         .map(|(node, o)| {
-            let parsed = if o.succeeded() { reown::parse_scan(&o.output.stdout, target) } else { Err(o.failure()) };
+            let parsed = if o.succeeded() {
+                reown::parse_scan(&o.output.stdout, target)
+                    .map(|changes| Scanned { changes, manifest: o.output.stdout.clone() })
+            } else {
+                Err(o.failure())
+            };
             (node, parsed)
         })
         .collect())
+}
+
+/// One node's scan: what changes, and the scan's output as it came (the manifest to save
+/// and to hand the apply job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    pub changes: MountChanges,
+    pub manifest: Vec<u8>,
 }
 
 #[cfg(test)]
