@@ -182,19 +182,18 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     let mount = SpecMount { kind: "volume".into(), source: "data".into(), target: "/data".into(), read_only: false };
     let constraints = vec!["node.role==worker".to_string()];
     let target = Owner::new(999, 999);
+    let scan_name = unroot::engine::swarm::jobs::job_name("scan", "db", "run-1", 0);
+    let apply_name = unroot::engine::swarm::jobs::job_name("apply", "db", "run-1", 0);
+    let site = |name| unroot::engine::swarm::jobs::JobSite {
+        name,
+        run: "run-1",
+        image: &busybox,
+        mount: &mount,
+        constraints: &constraints,
+        timeout: std::time::Duration::from_secs(90),
+    };
     let scans = rt
-        .block_on(unroot::engine::swarm::jobs::scan(
-            &port,
-            &unroot::engine::swarm::jobs::job_name("scan", "db", "run-1", 0),
-            "run-1",
-            &busybox,
-            &mount,
-            &constraints,
-            &workers,
-            target,
-            false,
-            std::time::Duration::from_secs(90),
-        ))
+        .block_on(unroot::engine::swarm::jobs::scan(&port, &site(&scan_name), &workers, target, false))
         .expect("the scan job ran on every worker");
     assert_eq!(scans.keys().cloned().collect::<Vec<_>>(), {
         let mut w = workers.clone();
@@ -233,19 +232,8 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     let manifests: std::collections::BTreeMap<String, Vec<u8>> =
         scans.iter().map(|(n, r)| (n.clone(), r.as_ref().unwrap().manifest.clone())).collect();
     let apply = |manifests: &std::collections::BTreeMap<String, Vec<u8>>| {
-        rt.block_on(unroot::engine::swarm::jobs::apply(
-            &port,
-            &unroot::engine::swarm::jobs::job_name("apply", "db", "run-1", 0),
-            "run-1",
-            &busybox,
-            &mount,
-            &constraints,
-            manifests,
-            target,
-            false,
-            std::time::Duration::from_secs(90),
-        ))
-        .expect("the apply job ran")
+        rt.block_on(unroot::engine::swarm::jobs::apply(&port, &site(&apply_name), manifests, target, false))
+            .expect("the apply job ran")
     };
     let applied = apply(&manifests);
     assert!(applied.values().all(|r| r.is_ok()), "{applied:?}");

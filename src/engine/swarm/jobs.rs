@@ -56,6 +56,19 @@ impl NodeOutput {
     }
 }
 
+/// Where and as what a re-owning job runs: its name, the run that made it, the image (the
+/// service's own, which its nodes have), the mount, the service's placement constraints,
+/// and how long its tasks may take.
+#[derive(Debug, Clone, Copy)]
+pub struct JobSite<'a> {
+    pub name: &'a str,
+    pub run: &'a str,
+    pub image: &'a str,
+    pub mount: &'a SpecMount,
+    pub constraints: &'a [String],
+    pub timeout: Duration,
+}
+
 /// A job's service name: a DNS label as Swarm requires (letters, digits, `-`, at most 63),
 /// naming what it does and for which service, unique per run and mount.
 pub fn job_name(kind: &str, service: &str, run: &str, mount: usize) -> String {
@@ -235,18 +248,12 @@ echo applied
 /// task refuses with exit 3). Run again after it succeeded, a node refuses the same way (its
 /// fresh scan lists nothing now): the caller rescans and finds nothing left to change.
 /// Errors: the job cannot be run or does not finish on a node (see [`run`]).
-#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     port: &impl SwarmPort,
-    job: &str,
-    run_id: &str,
-    image: &str,
-    mount: &SpecMount,
-    constraints: &[String],
+    site: &JobSite<'_>,
     manifests: &BTreeMap<String, Vec<u8>>,
     target: Owner,
     hardlinks: bool,
-    timeout: Duration,
 ) -> Result<BTreeMap<String, Result<(), String>>, DockerError> {
     use sha2::Digest;
     let mut done = BTreeMap::new();
@@ -255,10 +262,10 @@ pub async fn apply(
         let want = hex::encode(sha2::Sha256::digest(manifest));
         let hl = if hardlinks { "1" } else { "0" };
         let args = [target.uid.to_string(), target.gid.to_string(), hl.to_string(), want];
-        let mut on_node = constraints.to_vec();
+        let mut on_node = site.constraints.to_vec();
         on_node.push(format!("node.id=={node}"));
-        let spec = spec(job, run_id, image, mount, &on_node, &apply_script(), &args);
-        let out = run(port, spec, std::slice::from_ref(node), timeout).await?;
+        let spec = spec(site.name, site.run, site.image, site.mount, &on_node, &apply_script(), &args);
+        let out = run(port, spec, std::slice::from_ref(node), site.timeout).await?;
         let result = match out.get(node) {
             Some(o) if o.succeeded() => Ok(()),
             Some(o) => Err(o.failure()),
@@ -273,22 +280,16 @@ pub async fn apply(
 /// scan failed there.
 ///
 /// Errors: the job cannot be run or does not finish on every node (see [`run`]).
-#[allow(clippy::too_many_arguments)]
 pub async fn scan(
     port: &impl SwarmPort,
-    job: &str,
-    run_id: &str,
-    image: &str,
-    mount: &SpecMount,
-    constraints: &[String],
+    site: &JobSite<'_>,
     nodes: &[String],
     target: Owner,
     hardlinks: bool,
-    timeout: Duration,
 ) -> Result<BTreeMap<String, Result<Scanned, String>>, DockerError> {
     let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
-    let spec = spec(job, run_id, image, mount, constraints, &scan_script(), &args);
-    let outputs = run(port, spec, nodes, timeout).await?;
+    let spec = spec(site.name, site.run, site.image, site.mount, site.constraints, &scan_script(), &args);
+    let outputs = run(port, spec, nodes, site.timeout).await?;
     Ok(outputs
         .into_iter()
         .map(|(node, o)| {
