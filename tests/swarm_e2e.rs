@@ -8,6 +8,22 @@ use common::swarm::Swarm;
 use common::{TestEnv, image, unroot};
 use serde_json::Value;
 
+/// Two replicas, one on each worker (the manager runs none).
+const ON_WORKERS: [&str; 6] = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
+/// The `data` volume at /data.
+const DATA: [&str; 2] = ["--mount", "type=volume,source=data,target=/data"];
+
+/// The mount of [`DATA`] and the placement of [`ON_WORKERS`], as the engine reads them.
+fn data_on_workers() -> (unroot::docker::swarm::SpecMount, Vec<String>) {
+    let mount = unroot::docker::swarm::SpecMount {
+        kind: "volume".into(),
+        source: "data".into(),
+        target: "/data".into(),
+        read_only: false,
+    };
+    (mount, vec!["node.role==worker".to_string()])
+}
+
 /// `unroot ARGS` against the swarm's manager.
 fn against(swarm: &Swarm, args: &[&str]) -> (Option<i32>, String, String) {
     let out =
@@ -22,8 +38,7 @@ fn the_audit_covers_services_with_their_users_and_the_uids_the_manager_sees() {
     let busybox = image("busybox");
     swarm.load_image(&busybox);
     // Root, on the two workers: the manager cannot see its processes.
-    let on_workers = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
-    swarm.create_service("rooted", &[&on_workers[..], &[&busybox, "sleep", "1000000"]].concat());
+    swarm.create_service("rooted", &[&ON_WORKERS[..], &[&busybox, "sleep", "1000000"]].concat());
     // Non-root, one task per node: the manager sees its own.
     swarm.create_service("plain", &["--mode", "global", "--user", "1000:1000", &busybox, "sleep", "1000000"]);
     swarm.wait_running_tasks("rooted", 2);
@@ -64,9 +79,7 @@ fn plan_previews_services_per_node_and_apply_changes_nothing_yet() {
     let swarm = Swarm::start(&env, 2);
     let busybox = image("busybox");
     swarm.load_image(&busybox);
-    let on_workers = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
-    let data = ["--mount", "type=volume,source=data,target=/data"];
-    swarm.create_service("db", &[&on_workers[..], &data[..], &[&busybox, "sleep", "1000000"]].concat());
+    swarm.create_service("db", &[&ON_WORKERS[..], &DATA[..], &[&busybox, "sleep", "1000000"]].concat());
     swarm.create_service("web", &["--mode", "global", &busybox, "sleep", "1000000"]);
     swarm.wait_running_tasks("db", 2);
     swarm.wait_running_tasks("web", 3);
@@ -160,7 +173,7 @@ fn manager_port(swarm: &Swarm, rt: &tokio::runtime::Runtime) -> unroot::docker::
 
 #[test]
 fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
-    use unroot::docker::swarm::{SpecMount, SwarmPort};
+    use unroot::docker::swarm::SwarmPort;
     use unroot::model::owner::Owner;
 
     let env = TestEnv::new("swarm-scan");
@@ -168,19 +181,16 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     let busybox = image("busybox");
     swarm.load_image(&busybox);
     // Each worker's `data` volume: files of root, and on one of them a file of 123 too.
-    let on_workers = ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
-    let data = ["--mount", "type=volume,source=data,target=/data"];
     let script = "mkdir -p /data/d; echo x > /data/d/f; [ \"$(hostname)\" != worker-1 ] || { echo y > /data/g; chown 123:123 /data/g; }; sleep 1000000";
     let hostname = ["--hostname", "{{.Node.Hostname}}"];
-    swarm.create_service("db", &[&on_workers[..], &data[..], &hostname[..], &[&busybox, "sh", "-c", script]].concat());
+    swarm.create_service("db", &[&ON_WORKERS[..], &DATA[..], &hostname[..], &[&busybox, "sh", "-c", script]].concat());
     swarm.wait_running_tasks("db", 2);
     swarm.manager().docker(&["service", "scale", "--detach", "db=0"]);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let port = manager_port(&swarm, &rt);
     let workers: Vec<String> = swarm.workers().iter().map(|w| swarm.node_id(w).to_string()).collect();
-    let mount = SpecMount { kind: "volume".into(), source: "data".into(), target: "/data".into(), read_only: false };
-    let constraints = vec!["node.role==worker".to_string()];
+    let (mount, constraints) = data_on_workers();
     let target = Owner::new(999, 999);
     let scan_name = unroot::engine::swarm::jobs::job_name("scan", "db", "run-1", 0);
     let apply_name = unroot::engine::swarm::jobs::job_name("apply", "db", "run-1", 0);
@@ -245,4 +255,89 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     let again = apply(&manifests);
     assert!(again.values().all(|r| r.as_ref().is_err_and(|e| e.contains("changed since its manifest"))), "{again:?}");
     assert!(rt.block_on(port.list_services()).unwrap().iter().all(|s| s.name == "db"), "no job left behind");
+}
+
+#[test]
+fn the_steps_move_a_service_to_its_user_on_every_node_and_put_a_failing_one_back_exactly() {
+    use std::time::Duration;
+    use unroot::docker::swarm::SwarmPort;
+    use unroot::engine::swarm::{jobs, steps};
+    use unroot::model::owner::Owner;
+
+    let env = TestEnv::new("swarm-steps");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = manager_port(&swarm, &rt);
+    let workers: Vec<String> = swarm.workers().iter().map(|w| swarm.node_id(w).to_string()).collect();
+    let spec_json = |name: &str| swarm.manager().docker(&["service", "inspect", "-f", "{{json .Spec}}", name]);
+
+    // db writes into its volume, so it only runs as 999 once its data is 999's.
+    let script = "echo kept >> /data/log; touch /data/alive; exec sleep 1000000";
+    swarm.create_service("db", &[&ON_WORKERS[..], &DATA[..], &[&busybox, "sh", "-c", script]].concat());
+    swarm.wait_running_tasks("db", 2);
+    let id = rt.block_on(port.inspect_service("db")).unwrap().id().to_string();
+
+    rt.block_on(steps::stop(&port, &id, "run-1", Duration::from_secs(60))).expect("stopped");
+    assert!(rt.block_on(port.list_tasks(&id)).unwrap().iter().all(|t| t.state.ended()), "no task runs");
+    rt.block_on(steps::stop(&port, &id, "run-1", Duration::from_secs(60))).expect("stopping again is harmless");
+
+    let (mount, constraints) = data_on_workers();
+    let target = Owner::new(999, 999);
+    let (scan_name, apply_name) = (jobs::job_name("scan", "db", "run-1", 0), jobs::job_name("apply", "db", "run-1", 0));
+    let site = |name| jobs::JobSite {
+        name,
+        run: "run-1",
+        image: &busybox,
+        mount: &mount,
+        constraints: &constraints,
+        timeout: Duration::from_secs(90),
+    };
+    let scans = rt.block_on(jobs::scan(&port, &site(&scan_name), &workers, target, false)).unwrap();
+    let manifests = scans.iter().map(|(n, r)| (n.clone(), r.as_ref().unwrap().manifest.clone())).collect();
+    let applied = rt.block_on(jobs::apply(&port, &site(&apply_name), &manifests, target, false)).unwrap();
+    assert!(applied.values().all(Result::is_ok), "{applied:?}");
+
+    // The update: the original spec with the new user, the original replicas.
+    let original = rt.block_on(port.inspect_service(&id)).unwrap();
+    let mut new_spec = original.spec().clone();
+    new_spec["TaskTemplate"]["ContainerSpec"]["User"] = serde_json::json!("999:999");
+    new_spec["Mode"] = serde_json::json!({"Replicated": {"Replicas": 2}});
+    assert!(rt.block_on(steps::put_spec(&port, &id, &new_spec)).unwrap(), "updated");
+    rt.block_on(steps::gate(&port, &id, "999:999", 2, Duration::from_secs(90), Duration::from_secs(2)))
+        .expect("every task runs as 999");
+    assert!(!rt.block_on(steps::put_spec(&port, &id, &new_spec)).unwrap(), "a second update changes nothing");
+    for worker in swarm.workers() {
+        let task = worker.docker(&["ps", "-q", "--filter", "label=com.docker.swarm.service.name=db"]);
+        let top = worker.docker(&["top", &task, "-o", "pid,uid"]);
+        let uids: Vec<&str> = top.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+        assert_eq!(uids, ["999"], "{}: {top}", worker.name);
+        assert_eq!(
+            worker.docker(&["exec", &task, "cat", "/data/log"]),
+            "kept\nkept",
+            "{}: the data from before",
+            worker.name
+        );
+    }
+
+    // bad cannot run as 1000 (its /root is root's): the gate fails and its spec goes back.
+    swarm.create_service("bad", &[&busybox, "sh", "-c", "touch /root/ok && exec sleep 1000000"]);
+    swarm.wait_running_tasks("bad", 1);
+    let before = spec_json("bad");
+    let bad = rt.block_on(port.inspect_service("bad")).unwrap();
+    let mut as_1000 = bad.spec().clone();
+    as_1000["TaskTemplate"]["ContainerSpec"]["User"] = serde_json::json!("1000:1000");
+    rt.block_on(steps::put_spec(&port, bad.id(), &as_1000)).unwrap();
+    let failed =
+        rt.block_on(steps::gate(&port, bad.id(), "1000:1000", 1, Duration::from_secs(90), Duration::from_secs(2)));
+    // Whichever Swarm shows first: the failed task, or the update it paused because of it.
+    assert!(
+        matches!(failed, Err(steps::GateError::TaskFailed { .. } | steps::GateError::UpdateStopped(_))),
+        "{failed:?}"
+    );
+    rt.block_on(steps::put_spec(&port, bad.id(), bad.spec())).unwrap();
+    rt.block_on(steps::gate(&port, bad.id(), "", 1, Duration::from_secs(90), Duration::from_secs(2)))
+        .expect("back as root");
+    assert_eq!(spec_json("bad"), before, "the spec is exactly the original again");
 }

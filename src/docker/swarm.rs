@@ -102,8 +102,11 @@ pub struct TaskRef {
     pub container_id: String,
     /// The exit code of its container, once it ended.
     pub exit_code: Option<i64>,
-    /// The version of the service's spec it was made for.
+    /// The task object's own version.
     pub spec_version: u64,
+    /// The user its container runs as (`Spec.ContainerSpec.User`): tells the tasks of an
+    /// update from those before it.
+    pub user: String,
 }
 
 /// A service's inspect in Docker's JSON, with typed accessors for what unroot reads.

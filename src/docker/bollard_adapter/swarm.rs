@@ -36,6 +36,7 @@ fn task_ref(v: &Value) -> TaskRef {
         container_id: text(v, "/Status/ContainerStatus/ContainerID"),
         exit_code: v.pointer("/Status/ContainerStatus/ExitCode").and_then(Value::as_i64),
         spec_version: v.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or(0),
+        user: text(v, "/Spec/ContainerSpec/User"),
     }
 }
 

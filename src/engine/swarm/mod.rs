@@ -5,3 +5,4 @@ pub mod jobs;
 pub mod placement;
 pub mod preview;
 pub mod spec;
+pub mod steps;

@@ -47,6 +47,7 @@ fn task(node: &str) -> TaskRef {
         container_id: String::new(),
         exit_code: None,
         spec_version: 41,
+        user: String::new(),
     }
 }
 
