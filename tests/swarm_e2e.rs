@@ -172,7 +172,7 @@ fn manager_port(swarm: &Swarm, rt: &tokio::runtime::Runtime) -> unroot::docker::
 }
 
 #[test]
-fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
+fn scan_apply_and_restore_jobs_work_on_each_nodes_own_copy_and_leave_nothing() {
     use unroot::docker::swarm::SwarmPort;
     use unroot::model::owner::Owner;
 
@@ -254,7 +254,23 @@ fn a_scan_job_reads_each_nodes_copy_of_a_volume_and_leaves_no_job() {
     // A manifest that is not what the node holds now is refused, and nothing is touched.
     let again = apply(&manifests);
     assert!(again.values().all(|r| r.as_ref().is_err_and(|e| e.contains("changed since its manifest"))), "{again:?}");
+
+    // The restore job gives each node's copy its own owners back, twice harmlessly.
+    let restore_name = unroot::engine::swarm::jobs::job_name("restore", "db", "run-1", 0);
+    for _ in 0..2 {
+        let restored =
+            rt.block_on(unroot::engine::swarm::jobs::restore(&port, &site(&restore_name), &manifests)).unwrap();
+        assert!(restored.values().all(|r| r == &Ok(0)), "{restored:?}");
+    }
+    let worker_1 = owners_on(&swarm.workers()[0]);
+    assert_eq!(
+        worker_1,
+        [".", "./d", "./d/f", "./g"].map(|p| format!("{} {p}", if p == "./g" { "123:123" } else { "0:0" }))
+    );
+    assert!(owners_on(&swarm.workers()[1]).iter().all(|o| o.starts_with("0:0 ")));
     assert!(rt.block_on(port.list_services()).unwrap().iter().all(|s| s.name == "db"), "no job left behind");
+    let configs = swarm.manager().docker(&["config", "ls", "-q"]);
+    assert!(configs.is_empty(), "no config left behind: {configs}");
 }
 
 #[test]

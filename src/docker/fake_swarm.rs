@@ -85,4 +85,17 @@ impl SwarmPort for FakeDocker {
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {
         Err(DockerError::NotFound(task_id.into()))
     }
+
+    async fn create_config(
+        &self,
+        _name: &str,
+        _labels: std::collections::BTreeMap<String, String>,
+        _data: &[u8],
+    ) -> Result<String, DockerError> {
+        Err(DockerError::Api { status: 501, message: "the fake swarm keeps no configs".into() })
+    }
+
+    async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
+        Err(DockerError::NotFound(id.into()))
+    }
 }

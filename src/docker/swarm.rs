@@ -268,6 +268,23 @@ pub trait SwarmPort: Send + Sync {
     /// What a task printed on stdout and stderr, through the manager (the task may run on
     /// any node).
     fn task_logs(&self, task_id: &str) -> impl Future<Output = Result<super::Finished, DockerError>> + Send;
+
+    /// Stores `data` as a Swarm config (at most 500 KB) that tasks can mount as a file;
+    /// returns its id.
+    ///
+    /// Errors: [`DockerError::Conflict`] when the name is taken.
+    fn create_config(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        data: &[u8],
+    ) -> impl Future<Output = Result<String, DockerError>> + Send;
+
+    /// Removes a config.
+    ///
+    /// Errors: [`DockerError::NotFound`] when it is already gone; a config still used by a
+    /// service is refused.
+    fn remove_config(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
 }
 
 /// The service called exactly `name`: the manager answers a lookup by an id prefix too.

@@ -154,4 +154,15 @@ impl<P: DockerPort + SwarmPort> SwarmPort for Timed<P> {
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {
         self.time(self.inner.task_logs(task_id)).await
     }
+    async fn create_config(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Result<String, DockerError> {
+        self.time(self.inner.create_config(name, labels, data)).await
+    }
+    async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
+        self.time(self.inner.remove_config(id)).await
+    }
 }

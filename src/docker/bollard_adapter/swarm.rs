@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{LocalNodeState, ServiceSpec};
+use bollard::models::{ConfigSpec, LocalNodeState, ServiceSpec};
 use bollard::query_parameters::{
     InspectServiceOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
 };
@@ -123,6 +123,26 @@ impl SwarmPort for BollardDocker {
     async fn list_nodes(&self) -> Result<Vec<NodeRef>, DockerError> {
         let nodes = self.docker.list_nodes(None::<ListNodesOptions>).await.map_err(map_err)?;
         nodes.iter().map(|n| json_of(n).map(|v| node_ref(&v))).collect()
+    }
+
+    async fn create_config(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Result<String, DockerError> {
+        use base64::Engine;
+        let spec = ConfigSpec {
+            name: Some(name.to_string()),
+            labels: Some(labels.into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(data)),
+            templating: None,
+        };
+        Ok(self.docker.create_config(spec).await.map_err(map_err)?.id)
+    }
+
+    async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
+        self.docker.delete_config(id).await.map_err(map_err)
     }
 
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {

@@ -276,6 +276,103 @@ pub async fn apply(
     Ok(done)
 }
 
+/// The largest piece of a manifest in one Swarm config (a config holds at most 500 KB).
+const CONFIG_PIECE: usize = 400 * 1024;
+/// Where a restore task finds its manifest's pieces, in order.
+const MANIFEST_DIR: &str = "/unroot-manifest";
+
+/// The restore: reassembles the manifest from its pieces and checks its sha256, then gives
+/// each listed entry (`C` lines) back the owner it had, a list per owner, and the mount's
+/// root its owner (`R`). An entry deleted since (a database removes files all the time) is
+/// skipped and counted (`gone N`); any other failure fails the task.
+const RESTORE_SCRIPT: &str = r#"set -eu
+WANT=$1
+cat /unroot-manifest/part-* > /unroot-scan.out
+HAVE=$(sha256sum < /unroot-scan.out | cut -d' ' -f1)
+if [ "$HAVE" != "$WANT" ]; then
+  echo "the manifest did not arrive whole" >&2
+  exit 3
+fi
+[ ! -d /unroot-mount ] || cd /unroot-mount
+: > /unroot-errors
+for owner in $(sed -n 's/^C \([0-9]*:[0-9]*\) .*/\1/p' /unroot-scan.out | sort -u); do
+  grep "^C $owner " /unroot-scan.out | sed "s/^C $owner //" | tr '\n' '\0' | xargs -0 -r chown -h -- "$owner" 2>>/unroot-errors || true
+done
+root=$(sed -n 's/^R //p' /unroot-scan.out)
+[ -z "$root" ] || chown -h -- "$root" /unroot-mount
+gone=0; bad=0
+while IFS= read -r line; do
+  case "$line" in
+    *"No such file or directory"|*"Not a directory") gone=$((gone + 1)) ;;
+    *) printf '%s
+' "$line" >&2; bad=1 ;;
+  esac
+done < /unroot-errors
+echo "gone $gone"
+[ "$bad" = 0 ]
+"#;
+
+/// The names of the configs that carry one node's manifest to a restore job.
+fn piece_names(job: &str, node: &str, pieces: usize) -> Vec<String> {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(format!("{job}\0{node}").as_bytes()));
+    (0..pieces).map(|i| format!("unroot-manifest-{}-{i:03}", &hash[..16])).collect()
+}
+
+/// Gives each node's copy of the mount back the owners its manifest recorded; per node, how
+/// many listed entries were gone, or why it failed. The manifest reaches the node as Swarm
+/// configs (pieces of 400 KB), removed again afterwards.
+///
+/// Guarantees: idempotent: it sets owners to what the manifest says, so a second run
+/// changes nothing more; a job or configs of the same names left by an interrupted attempt
+/// are removed first.
+/// Errors: the manager refuses a config or the job, or a node's task does not end (see
+/// [`run`]).
+pub async fn restore(
+    port: &impl SwarmPort,
+    site: &JobSite<'_>,
+    manifests: &BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, Result<usize, String>>, DockerError> {
+    use sha2::Digest;
+    let mut done = BTreeMap::new();
+    for (node, manifest) in manifests {
+        let pieces: Vec<&[u8]> =
+            if manifest.is_empty() { vec![&[][..]] } else { manifest.chunks(CONFIG_PIECE).collect() };
+        let names = piece_names(site.name, node, pieces.len());
+        match port.remove_service(site.name).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let labels: BTreeMap<String, String> = [(orphans::LABEL_HELPER.to_string(), site.run.to_string())].into();
+        let mut configs = Vec::new();
+        for (name, piece) in names.iter().zip(&pieces) {
+            let _ = port.remove_config(name).await;
+            let id = port.create_config(name, labels.clone(), piece).await?;
+            configs.push(json!({
+                "File": {"Name": format!("{MANIFEST_DIR}/part-{:03}", configs.len()), "UID": "0", "GID": "0", "Mode": 0o400},
+                "ConfigID": id,
+                "ConfigName": name
+            }));
+        }
+        let want = hex::encode(sha2::Sha256::digest(manifest));
+        let mut on_node = site.constraints.to_vec();
+        on_node.push(format!("node.id=={node}"));
+        let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, RESTORE_SCRIPT, &[want]);
+        job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
+        let out = run(port, job, std::slice::from_ref(node), site.timeout).await;
+        for name in &names {
+            let _ = port.remove_config(name).await;
+        }
+        let result = match out?.get(node) {
+            Some(o) if o.succeeded() => Ok(reown::parse_gone(&o.output.stdout)),
+            Some(o) => Err(o.failure()),
+            None => Err("no task ran".to_string()),
+        };
+        done.insert(node.clone(), result);
+    }
+    Ok(done)
+}
+
 /// Scans `mount` on each of `nodes`: per node, what would change to `target`, or why the
 /// scan failed there.
 ///
