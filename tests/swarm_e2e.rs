@@ -357,3 +357,34 @@ fn the_steps_move_a_service_to_its_user_on_every_node_and_put_a_failing_one_back
         .expect("back as root");
     assert_eq!(spec_json("bad"), before, "the spec is exactly the original again");
 }
+
+#[test]
+fn verify_reports_services_by_their_spec_and_the_tasks_the_manager_sees() {
+    let env = TestEnv::new("swarm-verify");
+    let swarm = Swarm::start(&env, 0);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    swarm.create_service("moved", &["--user", "1000:1000", "--cap-drop", "ALL", &busybox, "sleep", "1000000"]);
+    swarm.create_service("still", &[&busybox, "sleep", "1000000"]);
+    swarm.wait_running_tasks("moved", 1);
+    swarm.wait_running_tasks("still", 1);
+    let dir = env.tempdir();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[rollout]\nname = \"v\"\n[service.moved]\nday = 1\nuser = \"1000:1000\"\ncap_drop = [\"ALL\"]\n\
+         [service.still]\nday = 1\nuser = \"1000:1000\"\ncap_drop = [\"NET_RAW\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = against(&swarm, &["verify", plan.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let verdict = |n: &str| v["services"].as_array().unwrap().iter().find(|s| s["name"] == n).unwrap().clone();
+    assert_eq!(verdict("moved")["ok"], true, "{out}");
+    let still = verdict("still");
+    assert_eq!(still["ok"], false);
+    let problems: Vec<&str> = still["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(problems.iter().any(|p| p.starts_with("configured user is \"\", planned 1000:1000")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("runs sleep 1000000 as 0")), "the manager's own task: {problems:?}");
+    assert!(problems.contains(&"cap_drop NET_RAW is not applied"), "{problems:?}");
+}

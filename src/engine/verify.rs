@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 
+use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Inspect, Process};
 use crate::engine::accounts::{self, Files};
 use crate::engine::audit::{Missing, missing, missing_controls};
+use crate::engine::swarm;
 use crate::model::plan::{Plan, Service};
 use crate::model::user::UserSpec;
 
@@ -28,13 +30,20 @@ async fn resolve(port: &impl DockerPort, id: &str, spec: &UserSpec) -> Option<(u
 ///
 /// Errors: only when the daemon fails in a way other than a missing container.
 pub async fn verify(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     through_day: Option<u32>,
 ) -> Result<Vec<Verdict>, DockerError> {
+    let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
     let mut out = Vec::new();
     for s in plan.services.iter().filter(|s| through_day.is_none_or(|d| s.day <= d)) {
-        let problems = problems_of(port, s).await?;
+        let problems = match swarm::kind_of(port, s, manager, false).await? {
+            swarm::Kind::Swarm => swarm::verify::problems(port, s).await?,
+            swarm::Kind::Both => {
+                vec!["both a container and a Swarm service hold this name; say which with swarm = true or false".into()]
+            }
+            swarm::Kind::Container => problems_of(port, s).await?,
+        };
         out.push(Verdict { name: s.name.clone(), ok: problems.is_empty(), problems });
     }
     Ok(out)
@@ -109,7 +118,12 @@ async fn user_problems(port: &impl DockerPort, c: &Inspect, spec: &UserSpec, pro
 
 /// The planned capabilities, read-only root and no-new-privileges that are not in place.
 fn control_problems(c: &Inspect, s: &Service) -> Vec<String> {
-    missing(c, s)
+    describe_missing(missing(c, s))
+}
+
+/// The missing controls as verify words them, for containers and services alike.
+pub fn describe_missing(missing: Vec<Missing>) -> Vec<String> {
+    missing
         .into_iter()
         .map(|m| match m {
             Missing::CapDrop(cap) => format!("cap_drop {cap} is not applied"),

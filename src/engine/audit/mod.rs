@@ -177,26 +177,48 @@ pub enum Missing {
 /// The planned controls (capabilities, read-only root, no-new-privileges) the container
 /// does not have, in one place for the audit and for verify.
 pub fn missing(c: &Inspect, s: &Service) -> Vec<Missing> {
-    let mut missing = Vec::new();
-    let dropped: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
-    for cap in &s.cap_drop {
-        if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
-            missing.push(Missing::CapDrop(cap.clone()));
+    let have = Controls {
+        cap_drop: c.cap_drop(),
+        cap_add: c.cap_add(),
+        read_only: c.read_only_rootfs(),
+        no_new_privileges: c.no_new_privileges(),
+    };
+    have.missing(s)
+}
+
+/// The controls a container or a Swarm service's tasks have, as configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Controls {
+    pub cap_drop: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub read_only: bool,
+    pub no_new_privileges: bool,
+}
+
+impl Controls {
+    /// The planned controls of `s` these lack (capabilities as the plan writes them).
+    pub fn missing(&self, s: &Service) -> Vec<Missing> {
+        let mut missing = Vec::new();
+        let dropped: Vec<String> = self.cap_drop.iter().map(|x| normalize_cap(x)).collect();
+        for cap in &s.cap_drop {
+            if !dropped.contains(&normalize_cap(cap)) && !dropped.iter().any(|d| d == "ALL") {
+                missing.push(Missing::CapDrop(cap.clone()));
+            }
         }
-    }
-    let added: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
-    for cap in &s.cap_add {
-        if !added.contains(&normalize_cap(cap)) {
-            missing.push(Missing::CapAdd(cap.clone()));
+        let added: Vec<String> = self.cap_add.iter().map(|x| normalize_cap(x)).collect();
+        for cap in &s.cap_add {
+            if !added.contains(&normalize_cap(cap)) {
+                missing.push(Missing::CapAdd(cap.clone()));
+            }
         }
+        if s.read_only == Some(true) && !self.read_only {
+            missing.push(Missing::ReadOnly);
+        }
+        if s.no_new_privileges == Some(true) && !self.no_new_privileges {
+            missing.push(Missing::NoNewPrivileges);
+        }
+        missing
     }
-    if s.read_only == Some(true) && !c.read_only_rootfs() {
-        missing.push(Missing::ReadOnly);
-    }
-    if s.no_new_privileges == Some(true) && !c.no_new_privileges() {
-        missing.push(Missing::NoNewPrivileges);
-    }
-    missing
 }
 
 /// Compensating controls a `keep_root` service asks for that the container lacks, as the

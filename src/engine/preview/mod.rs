@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::docker::swarm::{SwarmMembership, SwarmPort, inspect_service_named};
+use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
 use crate::engine::swarm::preview::SwarmServicePlan;
+use crate::engine::swarm::{Kind, kind_of};
 use crate::model::owner::Owner;
-use crate::model::plan::{HealthMode, Ownership, Plan, Service, Timings};
+use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
 
 mod names;
 mod service;
@@ -274,47 +275,6 @@ pub async fn compute_with(
     }
     warn_shared_within_day(&mut services);
     Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new(), swarm })
-}
-
-/// What a plan's name stands for on this daemon.
-enum Kind {
-    Container,
-    Swarm,
-    /// A container and a service both hold the name and the plan does not say which.
-    Both,
-}
-
-/// `swarm = true` or `false` as the plan says; else a container of that name if there is
-/// one, a service of that name on a manager if there is one, both (refused), or a container
-/// (whose absence the container preview reports). A service a resumed run saved as a
-/// container stays one.
-async fn kind_of(
-    port: &(impl DockerPort + SwarmPort),
-    s: &Service,
-    manager: bool,
-    saved: bool,
-) -> Result<Kind, DockerError> {
-    match s.swarm {
-        Some(true) => return Ok(Kind::Swarm),
-        Some(false) => return Ok(Kind::Container),
-        None if saved || !manager => return Ok(Kind::Container),
-        None => {}
-    }
-    let container = match crate::docker::inspect_named(port, &s.name).await {
-        Ok(_) => true,
-        Err(DockerError::NotFound(_)) => false,
-        Err(e) => return Err(e),
-    };
-    let service = match inspect_service_named(port, &s.name).await {
-        Ok(_) => true,
-        Err(DockerError::NotFound(_)) => false,
-        Err(e) => return Err(e),
-    };
-    Ok(match (container, service) {
-        (true, true) => Kind::Both,
-        (false, true) => Kind::Swarm,
-        _ => Kind::Container,
-    })
 }
 
 /// Two services of the day that re-own the same volume or bind source: their re-owns run one
