@@ -414,6 +414,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_scripts_print_their_records_on_stdout() {
+        // A job's output comes back only through its logs: a scan that wrote to a file
+        // would read as an empty mount.
+        assert!(!scan_script().contains("exec >"), "{}", scan_script());
+        assert!(apply_script().contains("sha256sum") && !apply_script().contains("exec >"));
+        assert!(RESTORE_SCRIPT.contains("/unroot-manifest/part-*") && RESTORE_SCRIPT.starts_with("set -eu"));
+        assert!(!RESTORE_SCRIPT.contains('\0') && !apply_script().contains('\0'), "no NUL byte in a script");
+    }
+
+    #[test]
     fn job_names_are_dns_labels() {
         let n = job_name("scan", "My_App.db", "20261127-101010-ab12", 0);
         assert!(n.starts_with("unroot-scan-my-app-db-"), "{n}");
