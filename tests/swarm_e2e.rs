@@ -96,11 +96,12 @@ fn plan_previews_services_per_node_and_apply_changes_nothing_yet() {
     let plan = dir.path().join("plan.toml");
     let plan = plan.to_str().unwrap();
     let (code, out, err) = against(&swarm, &["plan", plan, "--day", "1", "--json"]);
-    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(code, Some(1), "blocked: apply does not move services yet: {out}{err}");
     assert!(!out.contains("never-printed-7") && !err.contains("never-printed-7"), "{out}");
     let day: Value = serde_json::from_str(&out).unwrap();
     let services = day["swarm"].as_array().expect("swarm services in the day");
     let db = services.iter().find(|s| s["name"] == "db").expect("db, found by name as a service");
+    assert_eq!(db["blockers"].as_array().unwrap().len(), 1, "only the one about apply: {db}");
     assert_eq!((db["mode"].as_str(), db["replicas"].as_u64()), (Some("replicated"), Some(2)));
     let nodes: Vec<&str> = db["nodes"].as_array().unwrap().iter().map(|n| n["hostname"].as_str().unwrap()).collect();
     assert_eq!(nodes, ["worker-1", "worker-2"], "{db}");
@@ -122,9 +123,11 @@ fn plan_previews_services_per_node_and_apply_changes_nothing_yet() {
     assert!(web["spec_changes"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("sets TOKEN")));
 
     // The human preview says the same; apply refuses the day and changes nothing.
-    let (code, out, _) = against(&swarm, &["plan", plan, "--day", "1"]);
-    assert_eq!(code, Some(0));
-    assert!(out.contains("db (Swarm service, replicated, 2 replica(s))"), "{out}");
+    let (code, out, err) = against(&swarm, &["plan", plan, "--day", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(!out.contains("never-printed-7") && !err.contains("never-printed-7"), "{out}");
+    assert!(out.contains("✗ db (Swarm service, replicated, 2 replica(s))"), "{out}");
+    assert!(out.contains("does not move Swarm services yet"), "{out}");
     assert!(out.contains("node:   worker-1 (ready, 1 task(s) now): volume data -> /data"), "{out}");
     let state = dir.path().join("state");
     let (code, out, err) =
@@ -156,9 +159,9 @@ fn a_name_both_a_container_and_a_service_hold_must_say_which() {
 
     std::fs::write(&plan, "[rollout]\nname = \"both\"\n[service.both]\nday = 1\nuser = \"1000\"\nswarm = true\n")
         .unwrap();
-    let (code, out, _) = against(&swarm, &["plan", plan.to_str().unwrap(), "--day", "1"]);
-    assert_eq!(code, Some(0), "{out}");
+    let (_, out, _) = against(&swarm, &["plan", plan.to_str().unwrap(), "--day", "1"]);
     assert!(out.contains("both (Swarm service, replicated, 1 replica(s))"), "{out}");
+    assert!(!out.contains("both a container and a Swarm service are called"), "{out}");
 }
 
 /// A connection to the swarm's manager, for the engine's own calls.

@@ -61,6 +61,16 @@ impl SshTarget {
             return Err("no host in the address".into());
         }
         let socket = Some(path.to_string()).filter(|p| !p.is_empty() && p != "/");
+        // Both end up on the remote's command line: nothing a shell would read as syntax.
+        let plain = |t: &str, extra: &[char]| {
+            t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || extra.contains(&c))
+        };
+        if socket.as_deref().is_some_and(|p| !plain(p, &['/'])) {
+            return Err("the remote socket path may hold only letters, digits and . _ - /".into());
+        }
+        if user.as_deref().is_some_and(|u| !plain(u, &[])) || !plain(&host, &[':']) {
+            return Err("the user and host may hold only letters, digits and . _ - (and : in an IPv6 address)".into());
+        }
         Ok(SshTarget { user, host, port, socket })
     }
 
@@ -290,6 +300,9 @@ mod tests {
         assert!(SshTarget::parse("ssh://h?x=1").unwrap_err().contains("query"));
         assert!(SshTarget::parse("ssh://me@").unwrap_err().contains("no host"));
         assert!(SshTarget::parse("ssh://h:port").unwrap_err().contains("not a port"));
+        assert!(SshTarget::parse("ssh://h/x;reboot").unwrap_err().contains("socket path"), "no remote shell syntax");
+        assert!(SshTarget::parse("ssh://a$(id)@h").unwrap_err().contains("user and host"));
+        assert!(SshTarget::parse("ssh://-oProxyCommand=x").is_err(), "a host is not an ssh option");
     }
 
     #[test]

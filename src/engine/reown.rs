@@ -60,26 +60,36 @@ pub fn protected_bind(source: &str) -> Option<String> {
     {
         candidates.push(real);
     }
-    for path in candidates {
-        if path.file_name().is_some_and(|n| n == "docker.sock") {
-            return Some(format!("{} is a docker.sock", path.display()));
+    candidates.iter().find_map(|p| why_protected(p))
+}
+
+/// [`protected_bind`] for a source on another host (a Swarm node): the path as written only,
+/// since resolving it here says nothing of that host.
+pub fn protected_bind_as_written(source: &str) -> Option<String> {
+    why_protected(&normalize(Path::new(source)))
+}
+
+/// Why `path` (normalized) must not be re-owned: a docker.sock, a protected path itself, a
+/// path inside a protected tree, or one that contains a protected path.
+fn why_protected(path: &Path) -> Option<String> {
+    if path.file_name().is_some_and(|n| n == "docker.sock") {
+        return Some(format!("{} is a docker.sock", path.display()));
+    }
+    for p in PROTECTED_EXACT {
+        if path == Path::new(p) {
+            return Some(format!("{} is {p} itself", path.display()));
         }
-        for p in PROTECTED_EXACT {
-            if path == Path::new(p) {
-                return Some(format!("{} is {p} itself", path.display()));
-            }
+    }
+    for p in PROTECTED_TREES {
+        let p = Path::new(p);
+        if path == p {
+            return Some(format!("{} is a protected system path", path.display()));
         }
-        for p in PROTECTED_TREES {
-            let p = Path::new(p);
-            if path == p {
-                return Some(format!("{} is a protected system path", path.display()));
-            }
-            if path.starts_with(p) && p != Path::new("/") {
-                return Some(format!("{} lies inside {}", path.display(), p.display()));
-            }
-            if p.starts_with(&path) {
-                return Some(format!("{} contains {}", path.display(), p.display()));
-            }
+        if path.starts_with(p) && p != Path::new("/") {
+            return Some(format!("{} lies inside {}", path.display(), p.display()));
+        }
+        if p.starts_with(path) {
+            return Some(format!("{} contains {}", path.display(), p.display()));
         }
     }
     None

@@ -157,11 +157,7 @@ impl DayPlan {
 
     /// The day ready to apply, or every blocker as `service: blocker`.
     pub fn ready(self) -> Result<ReadyDay, Vec<String>> {
-        let mut blockers: Vec<String> = self.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
-        // The preview of a Swarm service is complete; moving one is not built yet.
-        blockers.extend(self.swarm.iter().filter(|s| s.blockers.is_empty()).map(|s| {
-            format!("{}: a Swarm service; `unroot apply` does not move Swarm services yet (`unroot plan` shows what it will do)", s.name)
-        }));
+        let blockers: Vec<String> = self.blockers().map(|(s, b)| format!("{s}: {b}")).collect();
         if !blockers.is_empty() {
             return Err(blockers);
         }

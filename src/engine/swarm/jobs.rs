@@ -163,7 +163,9 @@ async fn wait(
         if nodes.iter().all(|n| ended.contains_key(n.as_str())) {
             let mut out = BTreeMap::new();
             for (node, t) in ended {
-                let output = port.task_logs(&t.id).await.unwrap_or_default();
+                // Logs that cannot be read (a log driver without reads) fail the job: an
+                // empty output must never stand for an empty mount.
+                let output = port.task_logs(&t.id).await?;
                 out.insert(
                     node.to_string(),
                     NodeOutput {
@@ -209,7 +211,20 @@ async fn wait(
 /// The scan of [`reown::SCAN_SCRIPT`], printing its records on stdout instead of a file (a
 /// job's output comes back through its logs).
 fn scan_script() -> String {
-    reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", "")
+    // In a subshell: the scan of a single file ends early with `exit 0`, and the end line
+    // must follow every whole scan and no failed one.
+    format!("(\n{}) && echo {SCAN_END}\n", reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", ""))
+}
+
+/// The last line of a whole scan: output without it was cut short (a log rotated away, a
+/// task killed) and is never taken for a mount with nothing to change.
+const SCAN_END: &str = "END";
+
+/// A scan's records without their end line, or why the output is not a whole scan.
+fn whole_scan(output: &[u8]) -> Result<&[u8], String> {
+    output
+        .strip_suffix(format!("{SCAN_END}\n").as_bytes())
+        .ok_or_else(|| "the scan's output came back incomplete (is the service's log driver readable?)".to_string())
 }
 
 /// The apply: scans again exactly as the saved manifest was made, refuses (exit 3) when the
@@ -391,7 +406,8 @@ pub async fn scan(
         .into_iter()
         .map(|(node, o)| {
             let parsed = if o.succeeded() {
-                reown::parse_scan(&o.output.stdout, target)
+                whole_scan(&o.output.stdout)
+                    .and_then(|records| reown::parse_scan(records, target))
                     .map(|changes| Scanned { changes, manifest: o.output.stdout.clone() })
             } else {
                 Err(o.failure())
@@ -421,6 +437,14 @@ mod tests {
         assert!(apply_script().contains("sha256sum") && !apply_script().contains("exec >"));
         assert!(RESTORE_SCRIPT.contains("/unroot-manifest/part-*") && RESTORE_SCRIPT.starts_with("set -eu"));
         assert!(!RESTORE_SCRIPT.contains('\0') && !apply_script().contains('\0'), "no NUL byte in a script");
+    }
+
+    #[test]
+    fn a_scan_without_its_end_line_is_refused() {
+        assert_eq!(whole_scan(b"C 0:0 ./a\nR 0:0\nEND\n").unwrap(), b"C 0:0 ./a\nR 0:0\n");
+        assert!(whole_scan(b"C 0:0 ./a\n").unwrap_err().contains("incomplete"));
+        assert!(whole_scan(b"").is_err(), "no output is not an empty mount");
+        assert!(scan_script().ends_with("echo END\n"));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::model::owner::Owner;
 use crate::model::plan::{Ownership, Plan, Service};
 use crate::model::user::{Accounts, IdOrName};
 
+/// The blocker every Swarm service carries until apply moves services.
+pub const NOT_YET: &str = "unroot apply does not move Swarm services yet: this preview shows what it will do";
+
 /// One node a service's tasks may run on, and what is re-owned there.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct NodePlan {
@@ -227,7 +230,8 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
                 running.iter().any(|t| t.node_id == node.id)
             }
         };
-        if !allowed || node.availability == "drain" {
+        // Swarm places no task on a paused or drained node.
+        if !allowed || node.availability != "active" {
             continue;
         }
         let here = running.iter().filter(|t| t.node_id == node.id).count();
@@ -253,6 +257,14 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     if sp.nodes.is_empty() {
         sp.blockers.push("no node of the swarm satisfies the service's placement".into());
     }
+    for m in mounts.iter().filter(|m| m.kind == "bind" && target.is_some()) {
+        if let Some(why) = crate::engine::reown::protected_bind_as_written(&m.source) {
+            sp.blockers.push(format!("bind mount {}: {why}; unroot never re-owns it", m.source));
+        }
+    }
+    if mounts.iter().any(|m| m.source.is_empty()) {
+        sp.blockers.push("an anonymous volume (no source): each task has its own, which unroot cannot re-own".into());
+    }
     for m in mounts.iter().filter(|m| m.kind == "bind") {
         sp.warnings.push(format!(
             "bind {} is re-owned on every node listed: it must be the same path, holding this service's data, on each",
@@ -270,7 +282,10 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     let changes = SpecChanges::of(s, target, groups, parallelism);
     let new_spec = spec::updated(svc.spec(), &changes, &s.timings);
     sp.spec_changes = spec::diff(svc.spec(), &new_spec);
-    if sp.blockers.is_empty() {
+    let ready = sp.blockers.is_empty();
+    // Everything above is what apply will do; apply itself is not built for services yet.
+    sp.blockers.push(NOT_YET.to_string());
+    if ready {
         sp.resolved = Some(SwarmResolved {
             original: svc.clone(),
             spec: new_spec,

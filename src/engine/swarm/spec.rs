@@ -19,6 +19,9 @@ pub struct SpecChanges {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub read_only: Option<bool>,
+    /// `ContainerSpec.Privileges.NoNewPrivileges` (API 1.46 and later; the preview blocks it
+    /// on older managers).
+    pub no_new_privileges: Option<bool>,
     /// Environment keys the plan sets (values come from the plan, never printed).
     pub env: BTreeMap<String, String>,
     /// `UpdateConfig.Parallelism`.
@@ -34,6 +37,7 @@ impl SpecChanges {
             cap_add: s.cap_add.iter().map(|c| cap_name(c)).collect(),
             cap_drop: s.cap_drop.iter().map(|c| cap_name(c)).collect(),
             read_only: s.read_only,
+            no_new_privileges: s.no_new_privileges,
             env: s.env.clone(),
             parallelism,
         }
@@ -79,6 +83,9 @@ pub fn updated(original: &Value, c: &SpecChanges, timings: &Timings) -> Value {
     }
     if let Some(ro) = c.read_only {
         cs["ReadOnly"] = json!(ro);
+    }
+    if let Some(nnp) = c.no_new_privileges {
+        cs["Privileges"]["NoNewPrivileges"] = json!(nnp);
     }
     if !c.env.is_empty() {
         let mut env: Vec<String> = cs["Env"]
@@ -182,6 +189,7 @@ mod tests {
             cap_add: vec![],
             cap_drop: vec!["ALL".into()],
             read_only: Some(true),
+            no_new_privileges: None,
             env: [("SECRET".to_string(), "new-value".to_string())].into(),
             parallelism: 1,
         };
@@ -214,6 +222,7 @@ mod tests {
             cap_add: vec![],
             cap_drop: vec![],
             read_only: None,
+            no_new_privileges: None,
             env: BTreeMap::new(),
             parallelism: 2,
         };

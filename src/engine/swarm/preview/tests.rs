@@ -71,7 +71,7 @@ fn plan(extra: &str) -> Plan {
 fn a_replicated_service_moves_on_the_nodes_its_placement_allows() {
     let p = plan("user = \"999:999\"\n");
     let sp = derive(&p, p.service("db").unwrap(), &observed(service(json!({}))));
-    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert_eq!(sp.blockers, [NOT_YET], "only that apply does not move services yet");
     assert_eq!(sp.mode, Some(ServiceMode::Replicated { replicas: 2 }));
     assert_eq!(sp.user.from, "(unset) root");
     assert_eq!(sp.user.to, "999:999");
@@ -113,7 +113,7 @@ fn a_user_name_needs_the_image_on_the_manager() {
 
     o.accounts = Some(Accounts::parse(Some("root:x:0:0::/root:/bin/sh\nredis:x:999:1000::/data:/bin/sh\n"), None));
     let sp = derive(&p, p.service("db").unwrap(), &o);
-    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert_eq!(sp.blockers, [NOT_YET]);
     assert_eq!(sp.user.to, "redis (999:1000)");
 }
 
@@ -139,4 +139,38 @@ fn a_global_service_covers_every_node_and_a_job_is_refused() {
 
     let job = ServiceInspect(json!({"ID": "j", "Spec": {"Name": "db", "Mode": {"GlobalJob": {}}}}));
     assert!(derive(&p, p.service("db").unwrap(), &observed(job)).blockers[0].contains("job"));
+}
+
+#[test]
+fn a_protected_bind_or_an_anonymous_volume_blocks_and_a_paused_node_is_left_out() {
+    let p = plan("user = \"999:999\"\n");
+    let sock = service(json!({"Spec": {"TaskTemplate": {"ContainerSpec": {"Mounts": [
+        {"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock"},
+        {"Type": "bind", "Source": "/etc", "Target": "/host-etc", "ReadOnly": true},
+        {"Type": "volume", "Source": "", "Target": "/scratch"}]}}}}));
+    let mut o = observed(sock);
+    o.nodes[2].availability = "pause".into();
+    let sp = derive(&p, p.service("db").unwrap(), &o);
+    assert!(
+        sp.blockers.iter().any(|b| b.contains("/var/run/docker.sock") && b.contains("never re-owns")),
+        "{:?}",
+        sp.blockers
+    );
+    assert!(!sp.blockers.iter().any(|b| b.contains("/etc")), "a read-only bind is not re-owned: {:?}", sp.blockers);
+    assert!(sp.blockers.iter().any(|b| b.contains("anonymous volume")), "{:?}", sp.blockers);
+    assert!(sp.resolved.is_none());
+    let hosts: Vec<&str> = sp.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    assert_eq!(hosts, ["host-w1"], "Swarm places nothing on a paused node");
+}
+
+#[test]
+fn no_new_privileges_is_set_on_a_manager_that_takes_it() {
+    let p = plan("user = \"999:999\"\nno_new_privileges = true\n");
+    let mut o = observed(service(json!({})));
+    o.api_version = "1.47".into();
+    let sp = derive(&p, p.service("db").unwrap(), &o);
+    assert_eq!(sp.blockers, [NOT_YET]);
+    let r = sp.resolved.unwrap();
+    assert_eq!(r.spec["TaskTemplate"]["ContainerSpec"]["Privileges"]["NoNewPrivileges"], true);
+    assert!(sp.spec_changes.iter().any(|c| c.starts_with("TaskTemplate.ContainerSpec.Privileges.NoNewPrivileges")));
 }
