@@ -71,6 +71,28 @@ fn the_audit_covers_services_with_their_users_and_the_uids_the_manager_sees() {
     assert!(out.contains("2 Swarm services: 1 root"), "{out}");
     let (code, out, _) = against(&swarm, &["audit", "--fail-on-root", "--filter", "name=plain"]);
     assert_eq!(code, Some(0), "{out}");
+
+    // A documented exception: the service and its task container on the manager are the
+    // plan's exception, and a missing control still fails the gate.
+    let dir = env.tempdir();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[rollout]\nname = \"a\"\n[service.rooted]\nday = 1\nkeep_root = \"needs raw sockets\"\ncap_drop = [\"ALL\"]\n\
+         [service.plain]\nday = 1\nkeep_root = \"documented\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = against(&swarm, &["audit", "--json", "--fail-on-root", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "the exception lacks its control: {out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let rooted = report["services"].as_array().unwrap().iter().find(|s| s["name"] == "rooted").unwrap().clone();
+    assert_eq!(rooted["class"], "exception");
+    assert_eq!(rooted["exception"], "needs raw sockets");
+    assert!(rooted["flags"].as_array().unwrap().iter().any(|f| f == "control-missing:cap_drop=ALL"), "{rooted}");
+    // The manager's own task of `plain` is a container too: the plan's exception by its service.
+    let task =
+        report["containers"].as_array().unwrap().iter().find(|c| c["name"].as_str().unwrap().starts_with("plain."));
+    assert_eq!(task.expect("plain's task on the manager")["class"], "exception", "{out}");
 }
 
 #[test]

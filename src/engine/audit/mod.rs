@@ -6,7 +6,7 @@
 
 mod services;
 
-pub use services::{ServiceEntry, run as services};
+pub use services::{ServiceEntry, controls_of, run as services};
 
 use std::collections::BTreeMap;
 
@@ -224,7 +224,12 @@ impl Controls {
 /// Compensating controls a `keep_root` service asks for that the container lacks, as the
 /// audit's flags (`control-missing:…`).
 pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
-    missing(c, s)
+    control_flags(missing(c, s))
+}
+
+/// Missing controls as the audit's `control-missing:…` flags.
+pub fn control_flags(missing: Vec<Missing>) -> Vec<String> {
+    missing
         .into_iter()
         .filter_map(|m| match m {
             Missing::CapDrop(cap) => Some(format!("control-missing:cap_drop={}", normalize_cap(&cap))),
@@ -305,6 +310,9 @@ impl Filter {
     }
 }
 
+/// The label Swarm puts on a task's container: the service it belongs to.
+const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
+
 /// How many containers are audited at once.
 const CONCURRENCY: usize = 8;
 /// Bytes read of a mount's tar stream to see its root's owner: one header block.
@@ -379,7 +387,9 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
     let configured_uid = configured_uid(port, id, &configured).await;
     let configured_root = configured_uid.map(|u| u == 0);
 
-    let service = plan.and_then(|p| p.service(c.name())).filter(|s| s.keep_root.is_some());
+    // A Swarm task is its service's: the plan names the service, not the task container.
+    let planned_as = c.label(SWARM_SERVICE_LABEL).unwrap_or(c.name());
+    let service = plan.and_then(|p| p.service(planned_as)).filter(|s| s.keep_root.is_some());
     let mut flags = inspect_flags(&c);
     if let Some(s) = service {
         flags.extend(missing_controls(&c, s));

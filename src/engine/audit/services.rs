@@ -37,8 +37,11 @@ pub struct ServiceEntry {
 }
 
 impl ServiceEntry {
+    /// Root without a documented exception, or an exception whose controls are missing (as
+    /// for a container).
     pub fn is_violation(&self) -> bool {
         self.class == Class::Root
+            || (self.class == Class::Exception && self.flags.iter().any(|f| f.starts_with("control-missing:")))
     }
 }
 
@@ -103,19 +106,23 @@ async fn audit_one(
         Some(None) => Some(0),
         Some(Some(spec)) => match Accounts::default().uid_of(&spec) {
             Some(uid) => Some(uid),
-            // A name: the passwd of a task container of this node.
+            // A name: the passwd of a task container of this node, else of the image here.
             None => match seen.first() {
                 Some(c) => accounts::read_for(port, c, &spec, Files::Users).await.uid_of(&spec),
-                None => None,
+                None => accounts::probe(port, s.image(), s.name()).await.ok().and_then(|a| a.uid_of(&spec)),
             },
         },
         None => None,
     };
 
-    let keep = plan.and_then(|p| p.service(s.name())).and_then(|p| p.keep_root.clone());
+    let planned = plan.and_then(|p| p.service(s.name())).filter(|p| p.keep_root.is_some());
+    let keep = planned.and_then(|p| p.keep_root.clone());
     let mut flags = Vec::new();
     let spec = s.spec();
     let container = spec.pointer("/TaskTemplate/ContainerSpec").cloned().unwrap_or_default();
+    if let Some(p) = planned {
+        flags.extend(super::control_flags(controls_of(&container).missing(p)));
+    }
     if s.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.target.ends_with("docker.sock")) {
         flags.push("docker.sock".to_string());
     }
@@ -144,4 +151,18 @@ async fn audit_one(
         flags,
         exception: keep,
     }))
+}
+
+/// The controls a service's tasks get, from its `ContainerSpec`.
+pub fn controls_of(container_spec: &serde_json::Value) -> super::Controls {
+    let caps = |field: &str| -> Vec<String> {
+        container_spec[field].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::to_string).collect()
+    };
+    super::Controls {
+        cap_drop: caps("CapabilityDrop"),
+        cap_add: caps("CapabilityAdd"),
+        read_only: container_spec["ReadOnly"].as_bool() == Some(true),
+        no_new_privileges: container_spec.pointer("/Privileges/NoNewPrivileges").and_then(|v| v.as_bool())
+            == Some(true),
+    }
 }

@@ -5,7 +5,6 @@
 use crate::docker::swarm::{SwarmMembership, SwarmPort, TaskState, inspect_service_named};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
-use crate::engine::audit::Controls;
 use crate::model::plan::Service;
 use crate::model::user::Accounts;
 
@@ -73,15 +72,6 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
 /// The planned capabilities, read-only root and no-new-privileges against the spec's, worded
 /// as for a container.
 fn control_problems(spec: &serde_json::Value, s: &Service) -> Vec<String> {
-    let cs = &spec["TaskTemplate"]["ContainerSpec"];
-    let caps = |field: &str| -> Vec<String> {
-        cs[field].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::to_string).collect()
-    };
-    let have = Controls {
-        cap_drop: caps("CapabilityDrop"),
-        cap_add: caps("CapabilityAdd"),
-        read_only: cs["ReadOnly"].as_bool() == Some(true),
-        no_new_privileges: cs.pointer("/Privileges/NoNewPrivileges").and_then(|v| v.as_bool()) == Some(true),
-    };
+    let have = crate::engine::audit::controls_of(&spec["TaskTemplate"]["ContainerSpec"]);
     crate::engine::verify::describe_missing(have.missing(s))
 }
