@@ -106,10 +106,12 @@ async fn audit_one(
         Some(None) => Some(0),
         Some(Some(spec)) => match Accounts::default().uid_of(&spec) {
             Some(uid) => Some(uid),
-            // A name: the passwd of a task container of this node, else of the image here.
+            // A name: the passwd of a task container of this node. With none here it stays
+            // unresolved (and counts as root, as for a container): the audit creates nothing,
+            // not even a probe.
             None => match seen.first() {
                 Some(c) => accounts::read_for(port, c, &spec, Files::Users).await.uid_of(&spec),
-                None => accounts::probe(port, s.image(), s.name()).await.ok().and_then(|a| a.uid_of(&spec)),
+                None => None,
             },
         },
         None => None,
