@@ -261,6 +261,14 @@ impl DockerError {
     }
 }
 
+/// The strings of the array at `pointer` in Docker's JSON (none when absent).
+pub(crate) fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 /// The container called exactly `name`. Docker answers a lookup by a name that no container
 /// has with a container whose id starts with it; a service name such as `db` or `cafe` must
 /// never reach an unrelated container that way.
@@ -286,6 +294,12 @@ pub enum Removal {
 pub fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
+}
+
+/// An image's own `USER` (`Config.User`, empty for root), when the image is on this daemon.
+pub async fn image_user(port: &impl DockerPort, image: &str) -> Option<String> {
+    let i = port.inspect_image(image).await.ok()?;
+    Some(i.pointer("/Config/User").and_then(Value::as_str).unwrap_or("").to_string())
 }
 
 /// The image reference to (re)create a container from: its own tag while that still names
@@ -326,11 +340,7 @@ impl Inspect {
     }
 
     fn strings_at(&self, pointer: &str) -> Vec<String> {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
+        strings_at(&self.0, pointer)
     }
 
     pub fn id(&self) -> &str {

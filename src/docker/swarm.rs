@@ -174,11 +174,7 @@ impl ServiceInspect {
 
     /// Placement constraints (`node.role==worker`, …).
     pub fn constraints(&self) -> Vec<String> {
-        self.0
-            .pointer("/Spec/TaskTemplate/Placement/Constraints")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
+        self.strings_at("/Spec/TaskTemplate/Placement/Constraints")
     }
 
     /// The mounts of its tasks as the spec declares them (`Type`, `Source`, `Target`,
@@ -203,6 +199,36 @@ impl ServiceInspect {
     /// The stack that deployed it (`com.docker.stack.namespace`), if any.
     pub fn stack(&self) -> Option<&str> {
         self.0.pointer("/Spec/Labels/com.docker.stack.namespace").and_then(Value::as_str)
+    }
+
+    fn strings_at(&self, pointer: &str) -> Vec<String> {
+        super::strings_at(&self.0, pointer)
+    }
+
+    /// `ContainerSpec.CapabilityAdd`, as written.
+    pub fn cap_add(&self) -> Vec<String> {
+        self.strings_at("/Spec/TaskTemplate/ContainerSpec/CapabilityAdd")
+    }
+
+    /// `ContainerSpec.CapabilityDrop`, as written.
+    pub fn cap_drop(&self) -> Vec<String> {
+        self.strings_at("/Spec/TaskTemplate/ContainerSpec/CapabilityDrop")
+    }
+
+    /// Its tasks' root filesystem is read-only.
+    pub fn read_only(&self) -> bool {
+        self.0.pointer("/Spec/TaskTemplate/ContainerSpec/ReadOnly").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// Its tasks run with no-new-privileges (API 1.46 and later).
+    pub fn no_new_privileges(&self) -> bool {
+        self.0.pointer("/Spec/TaskTemplate/ContainerSpec/Privileges/NoNewPrivileges").and_then(Value::as_bool)
+            == Some(true)
+    }
+
+    /// The spec declares a HEALTHCHECK of its own.
+    pub fn has_healthcheck(&self) -> bool {
+        self.0.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test").is_some()
     }
 
     /// Swarm's record of the last update (`UpdateStatus.State`: `updating`, `completed`,

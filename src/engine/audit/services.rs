@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Class, Filter, classify};
-use crate::docker::swarm::{ServiceMode, SwarmMembership, SwarmPort, TaskState};
+use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmMembership, SwarmPort, TaskState};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts::{self, Files};
 use crate::model::plan::Plan;
@@ -96,12 +96,8 @@ async fn audit_one(
 
     // The user tasks start as: the spec's, else the image's USER (when the image is here).
     let configured = s.configured_user().to_string();
-    let effective = if configured.is_empty() {
-        let image = port.inspect_image(s.image()).await.ok();
-        image.and_then(|i| i.pointer("/Config/User").and_then(|u| u.as_str()).map(str::to_string))
-    } else {
-        Some(configured.clone())
-    };
+    let effective =
+        if configured.is_empty() { crate::docker::image_user(port, s.image()).await } else { Some(configured.clone()) };
     let configured_uid = match effective.as_deref().map(crate::model::user::configured) {
         Some(None) => Some(0),
         Some(Some(spec)) => match Accounts::default().uid_of(&spec) {
@@ -120,18 +116,16 @@ async fn audit_one(
     let planned = plan.and_then(|p| p.service(s.name())).filter(|p| p.keep_root.is_some());
     let keep = planned.and_then(|p| p.keep_root.clone());
     let mut flags = Vec::new();
-    let spec = s.spec();
-    let container = spec.pointer("/TaskTemplate/ContainerSpec").cloned().unwrap_or_default();
     if let Some(p) = planned {
-        flags.extend(super::control_flags(controls_of(&container).missing(p)));
+        flags.extend(super::control_flags(controls_of(&s).missing(p)));
     }
     if s.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.target.ends_with("docker.sock")) {
         flags.push("docker.sock".to_string());
     }
-    for cap in container["CapabilityAdd"].as_array().into_iter().flatten().filter_map(|c| c.as_str()) {
-        flags.push(format!("cap-add:{}", super::normalize_cap(cap)));
+    for cap in s.cap_add() {
+        flags.push(format!("cap-add:{}", super::normalize_cap(&cap)));
     }
-    if container["ReadOnly"].as_bool() != Some(true) {
+    if !s.read_only() {
         flags.push("rootfs-writable".to_string());
     }
     if running.is_empty() {
@@ -155,16 +149,12 @@ async fn audit_one(
     }))
 }
 
-/// The controls a service's tasks get, from its `ContainerSpec`.
-pub fn controls_of(container_spec: &serde_json::Value) -> super::Controls {
-    let caps = |field: &str| -> Vec<String> {
-        container_spec[field].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::to_string).collect()
-    };
+/// The controls a service's tasks get, from its spec.
+pub fn controls_of(s: &ServiceInspect) -> super::Controls {
     super::Controls {
-        cap_drop: caps("CapabilityDrop"),
-        cap_add: caps("CapabilityAdd"),
-        read_only: container_spec["ReadOnly"].as_bool() == Some(true),
-        no_new_privileges: container_spec.pointer("/Privileges/NoNewPrivileges").and_then(|v| v.as_bool())
-            == Some(true),
+        cap_drop: s.cap_drop(),
+        cap_add: s.cap_add(),
+        read_only: s.read_only(),
+        no_new_privileges: s.no_new_privileges(),
     }
 }

@@ -118,11 +118,9 @@ pub async fn observe(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resul
     };
     o.tasks = port.list_tasks(service.id()).await?;
     o.nodes = port.list_nodes().await?;
-    if let Ok(image) = port.inspect_image(service.image()).await {
-        o.image_user = Some(image.pointer("/Config/User").and_then(|u| u.as_str()).unwrap_or("").to_string());
-        if needs_accounts(s) {
-            o.accounts = accounts::probe(port, service.image(), &s.name).await.ok();
-        }
+    o.image_user = crate::docker::image_user(port, service.image()).await;
+    if o.image_user.is_some() && needs_accounts(s) {
+        o.accounts = accounts::probe(port, service.image(), &s.name).await.ok();
     }
     o.service = Ok(service);
     Ok(o)
@@ -271,8 +269,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
             m.source
         ));
     }
-    let has_check = svc.0.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test").is_some();
-    sp.health = if has_check {
+    sp.health = if svc.has_healthcheck() {
         "every task running and healthy".to_string()
     } else {
         "every task running (no HEALTHCHECK in the spec; the image's own counts if it has one)".to_string()

@@ -2,7 +2,7 @@
 //! planned user and controls, and the processes of the tasks the manager can see (those on
 //! its own node) at the planned uid.
 
-use crate::docker::swarm::{SwarmMembership, SwarmPort, TaskState, inspect_service_named};
+use crate::docker::swarm::{ServiceInspect, SwarmMembership, SwarmPort, TaskState, inspect_service_named};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
 use crate::model::plan::Service;
@@ -28,7 +28,7 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
         problems.push(format!("{running} of {} task(s) running", wanted.len()));
     }
     if s.keep_root.is_some() {
-        problems.extend(control_problems(svc.spec(), s));
+        problems.extend(control_problems(&svc, s));
         return Ok(problems);
     }
     if let Some(spec) = &s.user {
@@ -65,13 +65,13 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
             Err(e) => problems.push(format!("planned user: {e}")),
         }
     }
-    problems.extend(control_problems(svc.spec(), s));
+    problems.extend(control_problems(&svc, s));
     Ok(problems)
 }
 
 /// The planned capabilities, read-only root and no-new-privileges against the spec's, worded
 /// as for a container.
-fn control_problems(spec: &serde_json::Value, s: &Service) -> Vec<String> {
-    let have = crate::engine::audit::controls_of(&spec["TaskTemplate"]["ContainerSpec"]);
+fn control_problems(svc: &ServiceInspect, s: &Service) -> Vec<String> {
+    let have = crate::engine::audit::controls_of(svc);
     crate::engine::verify::describe_missing(have.missing(s))
 }
