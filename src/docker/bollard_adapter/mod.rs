@@ -17,6 +17,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde_json::Value;
 
+mod raw;
 mod swarm;
 
 use super::ssh::{SshConnector, SshTarget};
@@ -33,6 +34,8 @@ const MIN_API: (u32, u32) = (1, 41);
 #[derive(Debug, Clone)]
 pub struct BollardDocker {
     docker: Docker,
+    /// The same daemon for the calls whose JSON must not pass through bollard's models.
+    raw: raw::Raw,
     info: DaemonInfo,
 }
 
@@ -74,6 +77,7 @@ impl BollardDocker {
         let address = endpoint.host.clone();
         let named = format!("{} ({})", super::ssh::shown(&address), endpoint.origin);
         let unreachable = |reason: String| DockerError::Unreachable { address: named.clone(), reason };
+        let mut ssh = None;
         let docker = if address.starts_with("unix://") {
             Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
         } else if address.starts_with("tcp://") || address.starts_with("https://") || address.starts_with("http://") {
@@ -90,7 +94,9 @@ impl BollardDocker {
             }
         } else if address.starts_with("ssh://") {
             let target = SshTarget::parse(&address).map_err(&unreachable)?;
-            over_ssh(SshConnector::open(target).await.map_err(&unreachable)?)
+            let connector = SshConnector::open(target).await.map_err(&unreachable)?;
+            ssh = Some(connector.clone());
+            over_ssh(connector)
         } else {
             return Err(unreachable("unsupported scheme; use unix://, tcp://, https:// or ssh://".into()));
         }
@@ -108,13 +114,14 @@ impl BollardDocker {
             .unwrap_or_default()
             .iter()
             .any(|o| o.contains("name=userns") || o.contains("name=rootless"));
-        let info = DaemonInfo {
-            address,
-            api_version: docker.client_version().to_string(),
-            server_version: version.version.unwrap_or_default(),
-            remaps_users,
+        let api_version = docker.client_version().to_string();
+        let raw = match ssh {
+            Some(connector) => raw::Raw::over_ssh(connector, &api_version),
+            None => raw::Raw::new(&address, endpoint.tls.as_ref(), &api_version).map_err(&unreachable)?,
         };
-        Ok(BollardDocker { docker, info })
+        let info =
+            DaemonInfo { address, api_version, server_version: version.version.unwrap_or_default(), remaps_users };
+        Ok(BollardDocker { docker, raw, info })
     }
 }
 

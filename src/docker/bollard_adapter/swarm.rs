@@ -1,22 +1,33 @@
-//! [`SwarmPort`] on a real manager, through bollard. Models come back as Docker's JSON (the
-//! stubs serialise with Docker's field names), so the engine reads them as the API documents
-//! them and sends a saved spec back as it was read.
+//! [`SwarmPort`] on a real manager. Lists, tasks, nodes, logs and configs go through bollard
+//! and come back as Docker's JSON (the stubs serialise with Docker's field names); a
+//! service's inspect, update and create go through the raw client, so a spec is read and
+//! sent back exactly as the daemon wrote it (see [`super::raw`]).
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{ConfigSpec, LocalNodeState, ServiceSpec};
-use bollard::query_parameters::{
-    InspectServiceOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions, UpdateServiceOptions,
-};
+use bollard::models::{ConfigSpec, LocalNodeState};
+use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions};
 use futures_util::StreamExt;
+use hyper::Method;
 use serde_json::Value;
 
-use super::{BollardDocker, collect_output, from_json, map_err};
+use super::{BollardDocker, collect_output, map_err};
 use crate::docker::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use crate::docker::{DockerError, Finished};
 
 fn json_of<T: serde::Serialize>(t: &T) -> Result<Value, DockerError> {
     serde_json::to_value(t).map_err(|e| DockerError::Transport(format!("reading an answer: {e}")))
+}
+
+/// An id or name as one segment of a request's path: Swarm's ids and names are letters,
+/// digits, `-`, `_` and `.`; anything else is percent-encoded.
+fn path_part(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn text(v: &Value, pointer: &str) -> String {
@@ -35,7 +46,7 @@ fn task_ref(v: &Value) -> TaskRef {
         error: text(v, "/Status/Err"),
         container_id: text(v, "/Status/ContainerStatus/ContainerID"),
         exit_code: v.pointer("/Status/ContainerStatus/ExitCode").and_then(Value::as_i64),
-        spec_version: v.pointer("/Version/Index").and_then(Value::as_u64).unwrap_or(0),
+        created_at: text(v, "/CreatedAt"),
         user: text(v, "/Spec/ContainerSpec/User"),
     }
 }
@@ -82,26 +93,22 @@ impl SwarmPort for BollardDocker {
             .collect()
     }
 
-    /// The spec as stored, without the defaults `docker service inspect` fills in
+    /// The service as the daemon wrote it (through the raw client: bollard's models would
+    /// drop `Healthcheck`), without the defaults `docker service inspect` fills in
     /// (`insertDefaults`): that is the spec a restore must send back.
     async fn inspect_service(&self, id: &str) -> Result<ServiceInspect, DockerError> {
-        let s = self.docker.inspect_service(id, None::<InspectServiceOptions>).await.map_err(map_err)?;
-        Ok(ServiceInspect(json_of(&s)?))
+        Ok(ServiceInspect(self.raw.json(Method::GET, &format!("/services/{}", path_part(id)), None).await?))
     }
 
     async fn update_service(&self, id: &str, version: u64, spec: Value) -> Result<(), DockerError> {
-        let spec: ServiceSpec = from_json(spec)?;
-        let version = i32::try_from(version)
-            .map_err(|_| DockerError::Transport(format!("service version {version} does not fit the API")))?;
-        let opts = UpdateServiceOptions { version, ..Default::default() };
-        self.docker.update_service(id, spec, opts, None).await.map_err(map_err)?;
+        let path = format!("/services/{}/update?version={version}", path_part(id));
+        self.raw.json(Method::POST, &path, Some(&spec)).await?;
         Ok(())
     }
 
     async fn create_service(&self, spec: Value) -> Result<String, DockerError> {
-        let spec: ServiceSpec = from_json(spec)?;
-        let created = self.docker.create_service(spec, None).await.map_err(map_err)?;
-        Ok(created.id.unwrap_or_default())
+        let created = self.raw.json(Method::POST, "/services/create", Some(&spec)).await?;
+        Ok(text(&created, "/ID"))
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), DockerError> {
