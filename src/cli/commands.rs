@@ -258,7 +258,7 @@ pub async fn apply(
 }
 
 /// What a day's apply ended as, for people, with the commands that continue it.
-fn summary<D: DockerPort>(ctx: &RunCtx<'_, D>, day: u32, outcome: Outcome, exit: Exit) -> String {
+fn summary<D: crate::docker::Port>(ctx: &RunCtx<'_, D>, day: u32, outcome: Outcome, exit: Exit) -> String {
     let run_id = &ctx.run.id;
     match (outcome, exit) {
         (_, Exit::Ok) => format!("Day {} applied (run {run_id}).", day),

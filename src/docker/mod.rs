@@ -107,6 +107,12 @@ pub struct Finished {
     pub stderr: Vec<u8>,
 }
 
+/// A daemon the engine can both run containers on and, when it is a Swarm manager, move
+/// services through: every port the engine is given.
+pub trait Port: DockerPort + swarm::SwarmPort {}
+
+impl<T: DockerPort + swarm::SwarmPort> Port for T {}
+
 /// The small set of Docker calls the engine needs.
 ///
 /// Each call is a single request to the daemon; none retries or sleeps. Read calls change

@@ -102,8 +102,9 @@ pub struct TaskRef {
     pub container_id: String,
     /// The exit code of its container, once it ended.
     pub exit_code: Option<i64>,
-    /// The task object's own version.
-    pub spec_version: u64,
+    /// When the manager created it (RFC 3339, the manager's clock): tells the tasks of an
+    /// update from those before it.
+    pub created_at: String,
     /// The user its container runs as (`Spec.ContainerSpec.User`): tells the tasks of an
     /// update from those before it.
     pub user: String,
@@ -231,6 +232,16 @@ impl ServiceInspect {
         self.0.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test").is_some()
     }
 
+    /// When the manager last wrote the service (RFC 3339, the manager's clock).
+    pub fn updated_at(&self) -> &str {
+        self.str_at("/UpdatedAt")
+    }
+
+    /// When Swarm started the update its `UpdateStatus` reports, if it reports one.
+    pub fn update_started_at(&self) -> Option<&str> {
+        self.0.pointer("/UpdateStatus/StartedAt").and_then(Value::as_str)
+    }
+
     /// Swarm's record of the last update (`UpdateStatus.State`: `updating`, `completed`,
     /// `paused`, `rollback_*`), absent when none was recorded.
     pub fn update_state(&self) -> Option<&str> {
@@ -238,8 +249,24 @@ impl ServiceInspect {
     }
 }
 
+/// Whether a saved inspect is a Swarm service's (`Spec` and `Version`) rather than a
+/// container's.
+pub fn is_service_inspect(v: &Value) -> bool {
+    v.get("Spec").is_some() && v.get("Version").is_some() && v.get("Config").is_none()
+}
+
+/// Whether `a` is later than `b`, both RFC 3339 times from the manager; a time that cannot be
+/// read counts as later (a task of unknown age is never left out).
+pub fn later_than(a: &str, b: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    match (time::OffsetDateTime::parse(a, &Rfc3339), time::OffsetDateTime::parse(b, &Rfc3339)) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => true,
+    }
+}
+
 /// One mount of a service's task template.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpecMount {
     /// `volume`, `bind`, `tmpfs`, `npipe`.
     pub kind: String,
@@ -326,6 +353,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn manager_times_compare_at_nanoseconds() {
+        assert!(later_than("2026-11-27T10:00:00.5Z", "2026-11-27T10:00:00.123456789Z"));
+        assert!(!later_than("2026-11-27T10:00:00Z", "2026-11-27T10:00:00.1Z"), "no fraction is .0");
+        assert!(!later_than("2026-11-27T10:00:00.1Z", "2026-11-27T10:00:00.1Z"));
+        assert!(later_than("", "2026-11-27T10:00:00Z"), "unknown counts as later");
+    }
+
+    #[test]
+    fn a_saved_service_is_told_from_a_saved_container() {
+        assert!(is_service_inspect(&json!({"ID": "x", "Version": {"Index": 3}, "Spec": {}})));
+        assert!(!is_service_inspect(&json!({"Id": "x", "Config": {}, "State": {}})));
+    }
 
     #[test]
     fn modes_read_from_the_spec() {

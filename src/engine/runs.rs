@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::docker::swarm::SwarmPort;
-use crate::docker::{DockerError, DockerPort, Inspect, inspect_named};
+use crate::docker::swarm::{ServiceInspect, SwarmPort, is_service_inspect};
+use crate::docker::{DockerError, DockerPort, Inspect, Port, inspect_named};
 use crate::engine::compose::{self, ComposeRef};
 use crate::engine::events::Events;
 use crate::engine::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
@@ -291,7 +291,7 @@ pub fn status(loc: &StateLocation, run: Option<&str>) -> Result<Vec<RunStatus>, 
         .collect())
 }
 
-fn open_ctx<'a, D: DockerPort>(
+fn open_ctx<'a, D: Port>(
     port: &'a D,
     view: &RunView,
     out: &'a dyn Events,
@@ -310,7 +310,8 @@ async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services
     let ctx_dir = view.run_dir();
     let mut foreign = Vec::new();
     for name in services {
-        let Some(original) = ctx_dir.load_original(name)? else { continue };
+        // A Swarm service holds no container name.
+        let Some(original) = ctx_dir.load_original(name)?.filter(|v| !is_service_inspect(v)) else { continue };
         let original = Inspect(original);
         let expected = view.expected_user(name);
         match inspect_named(port, name).await {
@@ -326,7 +327,7 @@ async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services
 
 /// Restores `services` in the order given and records the outcome. Returns whether every
 /// restore succeeded.
-async fn restore_all<D: DockerPort>(
+async fn restore_all<D: Port>(
     ctx: &RunCtx<'_, D>,
     view: &RunView,
     plan: &Plan,
@@ -434,10 +435,16 @@ async fn resume_one(
     refuse_foreign_holders(port, view, &view.touched()).await?;
     let ctx = open_ctx(port, view, out, stop, hint)?;
     // Finish the day: the day recomputed from the saved originals of touched services.
-    let mut saved = HashMap::new();
+    let mut saved = preview::Saved::default();
     for name in view.touched() {
-        if let Some(v) = ctx.run.load_original(&name)? {
-            saved.insert(name, Inspect(v));
+        match ctx.run.load_original(&name)? {
+            Some(v) if is_service_inspect(&v) => {
+                saved.services.insert(name, ServiceInspect(v));
+            }
+            Some(v) => {
+                saved.containers.insert(name, Inspect(v));
+            }
+            None => {}
         }
     }
     let restored = view.restored();
@@ -466,7 +473,7 @@ async fn resume_one(
     Ok(exit)
 }
 
-fn summary<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, exit: Exit) -> String {
+fn summary<D: Port>(ctx: &RunCtx<'_, D>, outcome: Outcome, exit: Exit) -> String {
     let run = &ctx.run.id;
     match (outcome, exit) {
         (_, Exit::Ok) => format!("Run {run} applied."),
@@ -480,7 +487,7 @@ fn summary<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, exit: Exit) -> 
 }
 
 /// Records the end of a rollback and reports it.
-fn finish<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) -> Result<Exit, Error> {
+fn finish<D: Port>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) -> Result<Exit, Error> {
     if outcome == Outcome::RolledBack {
         ctx.record(Record::run(RunEvent::RolledBack))?;
     }
@@ -493,7 +500,7 @@ fn finish<D: DockerPort>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) ->
 /// interrupted run, then updates the ledger and the compose overrides. A name held by a
 /// container that is not the run's (nor its successor's) refuses it before anything changes.
 pub async fn rollback(
-    port: &impl DockerPort,
+    port: &impl Port,
     loc: &StateLocation,
     run: &str,
     only: &[String],

@@ -1,5 +1,6 @@
 //! The folders of a plan and of one run: journal, plan copy, per-service backups.
 
+use std::collections::BTreeMap;
 use std::fs::{self};
 use std::path::{Path, PathBuf};
 
@@ -100,9 +101,62 @@ impl RunDir {
         Ok(path)
     }
 
+    /// Saves the mounts a Swarm service's manifests are numbered by (`owners/mounts.json`,
+    /// 0600), before the first manifest: a rollback reads them without the plan.
+    pub fn save_swarm_mounts(&self, service: &str, mounts: &Value) -> Result<(), StateError> {
+        let dir = self.service_dir(service)?.join("owners");
+        private_dir(&dir)?;
+        write_private(&dir.join("mounts.json"), &serde_json::to_vec_pretty(mounts).expect("mounts serialize"))
+    }
+
+    pub fn load_swarm_mounts(&self, service: &str) -> Result<Option<Value>, StateError> {
+        load_json(&self.dir.join("services").join(service).join("owners").join("mounts.json"))
+    }
+
+    /// Saves what one node's scan of a Swarm service's mount printed, durable (0600, synced)
+    /// before any node's copy of that mount changes: `owners/<node-id>/<mount>`.
+    pub fn save_node_manifest(&self, service: &str, node: &str, mount: usize, scan: &[u8]) -> Result<(), StateError> {
+        let dir = self.service_dir(service)?.join("owners");
+        private_dir(&dir)?;
+        let dir = dir.join(safe_name(node));
+        private_dir(&dir)?;
+        write_private(&dir.join(mount.to_string()), scan)
+    }
+
+    /// The manifests saved for a Swarm service's mount `mount`, by node id.
+    pub fn load_node_manifests(&self, service: &str, mount: usize) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
+        let dir = self.dir.join("services").join(service).join("owners");
+        let mut out = BTreeMap::new();
+        let nodes = match fs::read_dir(&dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StateError::Io { path: dir, source: e }),
+        };
+        for node in nodes {
+            let node = node.map_err(|e| StateError::Io { path: dir.clone(), source: e })?;
+            if !node.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = node.path().join(mount.to_string());
+            match fs::read(&path) {
+                Ok(bytes) => {
+                    out.insert(node.file_name().to_string_lossy().into_owned(), bytes);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StateError::Io { path, source: e }),
+            }
+        }
+        Ok(out)
+    }
+
     pub fn load_owners(&self, service: &str) -> Result<Option<crate::model::owner::Manifest>, StateError> {
         load_json(&self.dir.join("services").join(service).join("owners"))
     }
+}
+
+/// A node id as a file name: Swarm's ids are letters and digits; anything else is replaced.
+fn safe_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 #[cfg(test)]
@@ -123,6 +177,12 @@ mod tests {
         assert_eq!(mode(&run.dir.join("services/db")), 0o700);
         assert_eq!(mode(&run.dir.join("services/db/original.json")), 0o600);
         assert_eq!(mode(&run.dir.join("plan.toml")), 0o600);
+        run.save_node_manifest("web", "node1", 0, b"C 0:0 ./a\nR 0:0\nEND\n").unwrap();
+        assert_eq!(mode(&run.dir.join("services/web/owners/node1")), 0o700);
+        assert_eq!(mode(&run.dir.join("services/web/owners/node1/0")), 0o600);
+        let saved = run.load_node_manifests("web", 0).unwrap();
+        assert_eq!(saved.get("node1").map(Vec::as_slice), Some(&b"C 0:0 ./a\nR 0:0\nEND\n"[..]));
+        assert!(run.load_node_manifests("web", 1).unwrap().is_empty());
         assert_eq!(pd.runs().unwrap(), Vec::<String>::new(), "no journal yet, no run");
         Journal::open(&run.journal_path()).unwrap();
         assert_eq!(pd.runs().unwrap(), ["day1-20260101T000000"]);

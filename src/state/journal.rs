@@ -98,6 +98,8 @@ pub enum Step {
     Rename,
     Chown,
     Create,
+    /// A Swarm service's spec updated to the planned one.
+    Update,
     Health,
     Commit,
     Restore,
@@ -111,6 +113,7 @@ impl Step {
             Step::Rename => "rename",
             Step::Chown => "chown",
             Step::Create => "create",
+            Step::Update => "update",
             Step::Health => "health",
             Step::Commit => "commit",
             Step::Restore => "restore",

@@ -198,6 +198,18 @@ impl Swarm {
         }
     }
 
+    /// `unroot ARGS` against the manager, as an operator's `DOCKER_HOST` would name it:
+    /// exit code, stdout, stderr.
+    pub fn unroot(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = super::unroot()
+            .env("DOCKER_HOST", self.manager().host())
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
     /// Waits until the manager lists every node, each Ready.
     fn wait_ready(&self) {
         let deadline = Instant::now() + SWARM_TIMEOUT;
@@ -214,6 +226,23 @@ impl Swarm {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Two replicas, one on each worker (the manager runs none).
+pub const ON_WORKERS: [&str; 6] =
+    ["--replicas", "2", "--replicas-max-per-node", "1", "--constraint", "node.role==worker"];
+
+/// `uid:gid path` of everything in `volume` on `node`, sorted.
+pub fn owners_on(node: &Node, volume: &str) -> Vec<String> {
+    let mountpoint = node.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]);
+    let out = docker(&[
+        "exec",
+        &node.name,
+        "sh",
+        "-c",
+        &format!("cd {mountpoint} && find . | sort | xargs stat -c '%u:%g %n'"),
+    ]);
+    out.lines().map(str::to_string).collect()
 }
 
 impl Drop for Swarm {

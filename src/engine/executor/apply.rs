@@ -3,7 +3,7 @@
 use super::*;
 
 /// One day's apply.
-pub struct Apply<'a, D: DockerPort> {
+pub struct Apply<'a, D: Port> {
     pub ctx: RunCtx<'a, D>,
     pub plan: &'a Plan,
     pub day: ReadyDay,
@@ -35,7 +35,7 @@ pub(super) struct Progress {
     skipped: Vec<String>,
 }
 
-impl<'a, D: DockerPort> Apply<'a, D> {
+impl<'a, D: Port> Apply<'a, D> {
     /// The apply of `day` with the plan's parallelism and `on_failure`.
     pub fn new(ctx: RunCtx<'a, D>, plan: &'a Plan, day: ReadyDay, plan_dir: PlanDir) -> Self {
         Apply {
@@ -109,6 +109,15 @@ impl<'a, D: DockerPort> Apply<'a, D> {
 
     /// Restores one service after a failure.
     pub(super) async fn restore(&self, name: &str) -> Result<(), StepFailure> {
+        if let Some(r) = self.day.swarm(name) {
+            let how = RestoreSpec {
+                timings: &r.timings,
+                helper_image: None,
+                ownership: Ownership::Helper,
+                expected_user: None,
+            };
+            return self.ctx.restore(name, &how).await;
+        }
         let r = self.resolved(name);
         let user = expected_user(r);
         let how = RestoreSpec {
@@ -125,6 +134,10 @@ impl<'a, D: DockerPort> Apply<'a, D> {
     pub(super) async fn sweep_helpers(&self, services: &[String]) {
         let sweep = async {
             for s in services {
+                if let Some(r) = self.day.swarm(s) {
+                    self.sweep_jobs(s, r).await;
+                    continue;
+                }
                 let name = format!("unroot-helper.{s}.{}", self.ctx.run.id);
                 let _ = self.ctx.port.remove_container(&name, Removal::WithAnonymousVolumes).await;
             }
@@ -249,7 +262,8 @@ impl<'a, D: DockerPort> Apply<'a, D> {
         let ctx = &self.ctx;
         ctx.record(Record::run(RunEvent::Committing))?;
         let mut stuck = Vec::new();
-        for name in migrated {
+        // A Swarm service keeps no parked original: Swarm replaced its tasks in place.
+        for name in migrated.iter().filter(|n| self.day.swarm(n).is_none()) {
             let parked = renamed(name, &ctx.run.id);
             let original_id = self.resolved(name).original.id().to_string();
             let r = ctx
@@ -278,6 +292,18 @@ impl<'a, D: DockerPort> Apply<'a, D> {
         let mut ledger = Ledger::load(&self.plan_dir.dir, &self.plan.rollout.name)?;
         let mut services = BTreeMap::new();
         for name in migrated {
+            if self.day.swarm(name).is_some() {
+                services.insert(
+                    name.clone(),
+                    ServiceRecord {
+                        state: ServiceState::Migrated,
+                        run: ctx.run.id.clone(),
+                        compose: None,
+                        settings: None,
+                    },
+                );
+                continue;
+            }
             let r = self.resolved(name);
             services.insert(
                 name.clone(),
@@ -307,7 +333,7 @@ impl<'a, D: DockerPort> Apply<'a, D> {
 
 /// Whether this run's replacement holds `name` and runs: the condition for removing its
 /// parked original.
-async fn replacement_runs<D: DockerPort>(ctx: &RunCtx<'_, D>, name: &str) -> Result<(), StepError> {
+async fn replacement_runs<D: Port>(ctx: &RunCtx<'_, D>, name: &str) -> Result<(), StepError> {
     let c = inspect_named(ctx.port, name).await?;
     if c.label(LABEL_RUN) != Some(ctx.run.id.as_str()) {
         return Err(StepError::Conflict(format!(

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl<D: DockerPort> RunCtx<'_, D> {
+impl<D: Port> RunCtx<'_, D> {
     // -----------------------------------------------------------------------------------
     // Helper containers.
 

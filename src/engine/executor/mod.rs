@@ -14,7 +14,9 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
-use crate::docker::{DockerError, DockerPort, Finished, Inspect, Removal, image_ref, inspect_named, short_id as short};
+use crate::docker::{
+    DockerError, DockerPort, Finished, Inspect, Port, Removal, image_ref, inspect_named, short_id as short,
+};
 use crate::engine::compose::{self, ComposeRef, ServiceOverride};
 use crate::engine::events::Events;
 use crate::engine::health;
@@ -32,6 +34,7 @@ mod error;
 mod helper;
 mod restore;
 mod steps;
+mod swarm;
 #[cfg(test)]
 mod tests;
 
@@ -89,7 +92,7 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// What a run needs to act and to record: the port, the run's folder and journal, and
 /// where events go.
-pub struct RunCtx<'a, D: DockerPort> {
+pub struct RunCtx<'a, D: Port> {
     pub port: &'a D,
     pub run: RunDir,
     pub journal: Mutex<Journal>,
@@ -101,7 +104,7 @@ pub struct RunCtx<'a, D: DockerPort> {
     pub hint: String,
 }
 
-impl<D: DockerPort> RunCtx<'_, D> {
+impl<D: Port> RunCtx<'_, D> {
     /// Journals a record, then reports it (a record is durable before progress is shown).
     pub fn record(&self, record: Record) -> Result<(), StateError> {
         let entry = self.journal.lock().expect("journal lock").append(record)?;

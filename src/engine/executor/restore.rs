@@ -65,7 +65,7 @@ pub struct RestoreSpec<'a> {
     pub expected_user: Option<&'a str>,
 }
 
-impl<D: DockerPort> RunCtx<'_, D> {
+impl<D: Port> RunCtx<'_, D> {
     // -----------------------------------------------------------------------------------
     // Restoring.
 
@@ -138,7 +138,10 @@ impl<D: DockerPort> RunCtx<'_, D> {
     pub(super) async fn restore_once(&self, name: &str, how: &RestoreSpec<'_>) -> Result<(), StepFailure> {
         let RestoreSpec { timings, helper_image, ownership, expected_user } = *how;
         let original = match self.run.load_original(name) {
-            Ok(Some(v)) => Inspect(v),
+            Ok(Some(v)) => match swarm::saved_service(&v) {
+                Some(service) => return self.restore_service(name, service, timings).await,
+                None => Inspect(v),
+            },
             Ok(None) => return Ok(()), // never inspected: never touched
             Err(e) => {
                 return Err(StepFailure { step: Step::Restore, error: e.into() });

@@ -27,9 +27,12 @@ impl Standing {
     }
 }
 
-impl<D: DockerPort> Apply<'_, D> {
+impl<D: Port> Apply<'_, D> {
     /// Migrates one service: steps 1 and 4–8.
     pub(super) async fn migrate(&self, name: &str) -> Result<(), StepFailure> {
+        if let Some(r) = self.day.swarm(name) {
+            return self.migrate_service(name, r).await;
+        }
         let r = self.resolved(name);
         match self.standing(name, r).await? {
             Standing::Committed => return Ok(()),
@@ -190,7 +193,7 @@ impl<D: DockerPort> Apply<'_, D> {
     }
 }
 
-impl<D: DockerPort> RunCtx<'_, D> {
+impl<D: Port> RunCtx<'_, D> {
     /// The body of the chown step: the manifest (from an earlier attempt when there is one:
     /// it records the true old owners, rescanning would not), then every listed entry set to
     /// the target, the roots last.

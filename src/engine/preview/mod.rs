@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::docker::swarm::ServiceInspect;
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
-use crate::engine::swarm::preview::SwarmServicePlan;
+use crate::engine::swarm::preview::{SwarmResolved, SwarmServicePlan};
 use crate::engine::swarm::{Kind, kind_of};
 use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
@@ -168,7 +169,14 @@ impl DayPlan {
                 None => return Err(vec![format!("{}: not resolved", s.name)]),
             };
         }
-        Ok(ReadyDay { day: self.day, waves: self.waves, services })
+        let mut swarm = BTreeMap::new();
+        for s in self.swarm {
+            match s.resolved {
+                Some(r) => swarm.insert(s.name, r),
+                None => return Err(vec![format!("{}: not resolved", s.name)]),
+            };
+        }
+        Ok(ReadyDay { day: self.day, waves: self.waves, services, swarm })
     }
 }
 
@@ -179,6 +187,7 @@ pub struct ReadyDay {
     pub day: u32,
     pub waves: Vec<Vec<String>>,
     services: BTreeMap<String, Resolved>,
+    swarm: BTreeMap<String, SwarmResolved>,
 }
 
 impl ReadyDay {
@@ -193,6 +202,11 @@ impl ReadyDay {
     /// Every service of the day, to adjust before apply (tests shorten the timings).
     pub fn services_mut(&mut self) -> impl Iterator<Item = &mut Resolved> {
         self.services.values_mut()
+    }
+
+    /// The Swarm service `name` of this day, if `name` is one.
+    pub fn swarm(&self, name: &str) -> Option<&SwarmResolved> {
+        self.swarm.get(name)
     }
 }
 
@@ -212,18 +226,26 @@ pub async fn compute(
     only: &[String],
     source: NameSource,
 ) -> Result<DayPlan, DockerError> {
-    compute_with(port, plan, day, only, source, &HashMap::new()).await
+    compute_with(port, plan, day, only, source, &Saved::default()).await
+}
+
+/// The originals a run saved, for computing its day again on `resume`.
+#[derive(Debug, Clone, Default)]
+pub struct Saved {
+    pub containers: HashMap<String, Inspect>,
+    pub services: HashMap<String, ServiceInspect>,
 }
 
 /// As [`compute`], for a resumed run: services in `saved` are computed from the original
-/// inspect the run saved (the container may be stopped, parked or gone by now).
+/// inspect the run saved (the container may be stopped, parked or gone by now; the Swarm
+/// service scaled to zero or updated already).
 pub async fn compute_with(
     port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     day: u32,
     only: &[String],
     source: NameSource,
-    saved: &HashMap<String, Inspect>,
+    saved: &Saved,
 ) -> Result<DayPlan, DockerError> {
     let waves: Vec<Vec<String>> = plan
         .graph
@@ -250,9 +272,16 @@ pub async fn compute_with(
     let mut images = service::ImageAccounts::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        match kind_of(port, s, manager, saved.contains_key(*name)).await? {
+        let kind = match saved.services.contains_key(*name) {
+            true => Kind::Swarm,
+            false => kind_of(port, s, manager, saved.containers.contains_key(*name)).await?,
+        };
+        match kind {
             Kind::Swarm => {
-                let observed = crate::engine::swarm::preview::observe(port, s).await?;
+                let mut observed = crate::engine::swarm::preview::observe(port, s).await?;
+                if let Some(original) = saved.services.get(*name) {
+                    observed.service = Ok(original.clone());
+                }
                 swarm.push(crate::engine::swarm::preview::derive(plan, s, &observed));
             }
             Kind::Both => {
@@ -263,8 +292,16 @@ pub async fn compute_with(
                 services.push(sp);
             }
             Kind::Container => {
-                let sp =
-                    service_plan(port, plan, s, (source, local), &volume_users, saved.get(*name), &mut images).await;
+                let sp = service_plan(
+                    port,
+                    plan,
+                    s,
+                    (source, local),
+                    &volume_users,
+                    saved.containers.get(*name),
+                    &mut images,
+                )
+                .await;
                 services.push(sp);
             }
         }

@@ -227,22 +227,25 @@ fn whole_scan(output: &[u8]) -> Result<&[u8], String> {
         .ok_or_else(|| "the scan's output came back incomplete (is the service's log driver readable?)".to_string())
 }
 
-/// The apply: scans again exactly as the saved manifest was made, refuses (exit 3) when the
-/// scan's sha256 is not the manifest's (the mount changed since), then sets every listed
-/// entry (`C` lines; a symlink itself, never its target) to `U:G`, the mount's root last.
-/// Names with a newline never reach it (the scan refuses them), so the list goes through
-/// `tr` to NUL-separated `xargs -0` on a pipe (busybox's `xargs` splices arguments read
-/// from a regular file).
+/// The apply: scans again exactly as the saved manifest was made and refuses (exit 3) when
+/// the scan lists an entry the manifest does not list as it is (the mount changed since the
+/// manifest was saved: a file was added or re-owned by someone else). An entry already at
+/// the target is not listed any more, so a retry after a partial apply goes on. Then it sets
+/// every listed entry (`C` lines; a symlink itself, never its target) to `U:G`, the mount's
+/// root last. Names with a newline never reach it (the scan refuses them), so the list goes
+/// through `tr` to NUL-separated `xargs -0` on a pipe (busybox's `xargs` splices arguments
+/// read from a regular file).
 fn apply_script() -> String {
     format!(
         r#"set -eu
-U=$1; G=$2; HL=$3; WANT=$4
+U=$1; G=$2; HL=$3
+{receive}
 (
 {scan}
 ) > /unroot-scan.out
-HAVE=$(sha256sum < /unroot-scan.out | cut -d' ' -f1)
-if [ "$HAVE" != "$WANT" ]; then
-  echo "the mount changed since its manifest was saved; scan again" >&2
+NEW=$(awk 'NR == FNR {{ saved[$0] = 1; next }} !($0 in saved) && $0 != "R '"$U:$G"'" {{ n++ }} END {{ print n + 0 }}' /unroot-saved.out /unroot-scan.out)
+if [ "$NEW" != 0 ]; then
+  echo "the mount changed since its manifest was saved ($NEW entries it does not list as they are now)" >&2
   exit 3
 fi
 [ ! -d /unroot-mount ] || cd /unroot-mount
@@ -252,140 +255,179 @@ if grep -q '^R ' /unroot-scan.out && ! grep -qx "R $U:$G" /unroot-scan.out; then
 fi
 echo applied
 "#,
+        receive = RECEIVE,
         scan = scan_script()
     )
 }
 
-/// Changes `mount` on each node of `manifests` to `target`, where the node's scan output
-/// still is the manifest saved for it; per node, done or why not.
+/// The start of a script that is handed a manifest: its pieces (Swarm configs, in order)
+/// put together as `/unroot-saved.out` and checked against the sha256 given as the last
+/// argument, so a manifest that did not arrive whole is never acted on.
+const RECEIVE: &str = r#"eval "WANT=\${$#}"
+cat /unroot-manifest/part-* > /unroot-saved.out
+HAVE=$(sha256sum < /unroot-saved.out | cut -d' ' -f1)
+if [ "$HAVE" != "$WANT" ]; then
+  echo "the manifest did not arrive whole" >&2
+  exit 3
+fi"#;
+
+/// Changes `mount` on each node of `manifests` to `target`, where what the node's scan lists
+/// now is still in the manifest saved for it; per node, done or why not (one node's failure
+/// leaves the others' results).
 ///
-/// Guarantees: a node whose mount changed since its manifest was saved is not touched (its
-/// task refuses with exit 3). Run again after it succeeded, a node refuses the same way (its
-/// fresh scan lists nothing now): the caller rescans and finds nothing left to change.
-/// Errors: the job cannot be run or does not finish on a node (see [`run`]).
+/// Guarantees: idempotent: a node whose entries are already at the target has nothing left
+/// to change, and a node whose mount changed since its manifest was saved is not touched
+/// (its task refuses with exit 3).
 pub async fn apply(
     port: &impl SwarmPort,
     site: &JobSite<'_>,
     manifests: &BTreeMap<String, Vec<u8>>,
     target: Owner,
     hardlinks: bool,
-) -> Result<BTreeMap<String, Result<(), String>>, DockerError> {
-    use sha2::Digest;
+) -> BTreeMap<String, Result<(), String>> {
+    let hl = if hardlinks { "1" } else { "0" };
+    let args = [target.uid.to_string(), target.gid.to_string(), hl.to_string()];
     let mut done = BTreeMap::new();
-    // One job per node: each task checks the hash of its own node's manifest.
     for (node, manifest) in manifests {
-        let want = hex::encode(sha2::Sha256::digest(manifest));
-        let hl = if hardlinks { "1" } else { "0" };
-        let args = [target.uid.to_string(), target.gid.to_string(), hl.to_string(), want];
-        let mut on_node = site.constraints.to_vec();
-        on_node.push(format!("node.id=={node}"));
-        let spec = spec(site.name, site.run, site.image, site.mount, &on_node, &apply_script(), &args);
-        let out = run(port, spec, std::slice::from_ref(node), site.timeout).await?;
-        let result = match out.get(node) {
-            Some(o) if o.succeeded() => Ok(()),
-            Some(o) => Err(o.failure()),
-            None => Err("no task ran".to_string()),
-        };
+        let result = with_manifest(port, site, node, manifest, &apply_script(), &args).await.map(|_| ());
         done.insert(node.clone(), result);
     }
-    Ok(done)
+    done
 }
 
 /// The largest piece of a manifest in one Swarm config (a config holds at most 500 KB).
 const CONFIG_PIECE: usize = 400 * 1024;
-/// Where a restore task finds its manifest's pieces, in order.
+/// The most pieces one manifest may take (40 MB, about 400,000 entries): configs live in
+/// the managers' Raft log, which is not a place for more.
+const MAX_PIECES: usize = 100;
+/// Where a task finds its manifest's pieces, in order.
 const MANIFEST_DIR: &str = "/unroot-manifest";
 
-/// The restore: reassembles the manifest from its pieces and checks its sha256, then gives
-/// each listed entry (`C` lines) back the owner it had, a list per owner, and the mount's
-/// root its owner (`R`). An entry deleted since (a database removes files all the time) is
-/// skipped and counted (`gone N`); any other failure fails the task.
-const RESTORE_SCRIPT: &str = r#"set -eu
-WANT=$1
-cat /unroot-manifest/part-* > /unroot-scan.out
-HAVE=$(sha256sum < /unroot-scan.out | cut -d' ' -f1)
-if [ "$HAVE" != "$WANT" ]; then
-  echo "the manifest did not arrive whole" >&2
-  exit 3
-fi
+/// The restore: gives each listed entry (`C` lines) of the manifest it is handed back the
+/// owner it had, a list per owner, and the mount's root its owner (`R`). An entry deleted
+/// since (a database removes files all the time) is skipped and counted (`gone N`); any
+/// other failure fails the task.
+fn restore_script() -> String {
+    format!(
+        r#"set -eu
+{RECEIVE}
 [ ! -d /unroot-mount ] || cd /unroot-mount
 : > /unroot-errors
-for owner in $(sed -n 's/^C \([0-9]*:[0-9]*\) .*/\1/p' /unroot-scan.out | sort -u); do
-  grep "^C $owner " /unroot-scan.out | sed "s/^C $owner //" | tr '\n' '\0' | xargs -0 -r chown -h -- "$owner" 2>>/unroot-errors || true
+for owner in $(sed -n 's/^C \([0-9]*:[0-9]*\) .*/\1/p' /unroot-saved.out | sort -u); do
+  grep "^C $owner " /unroot-saved.out | sed "s/^C $owner //" | tr '\n' '\0' | xargs -0 -r chown -h -- "$owner" 2>>/unroot-errors || true
 done
-root=$(sed -n 's/^R //p' /unroot-scan.out)
+root=$(sed -n 's/^R //p' /unroot-saved.out)
 [ -z "$root" ] || chown -h -- "$root" /unroot-mount
 gone=0; bad=0
 while IFS= read -r line; do
   case "$line" in
     *"No such file or directory"|*"Not a directory") gone=$((gone + 1)) ;;
-    *) printf '%s
-' "$line" >&2; bad=1 ;;
+    *) printf '%s\n' "$line" >&2; bad=1 ;;
   esac
 done < /unroot-errors
 echo "gone $gone"
 [ "$bad" = 0 ]
-"#;
+"#
+    )
+}
 
-/// The names of the configs that carry one node's manifest to a restore job.
+/// The names of the configs that carry one node's manifest to a job: they sort in order up
+/// to [`MAX_PIECES`] and more.
 fn piece_names(job: &str, node: &str, pieces: usize) -> Vec<String> {
     use sha2::Digest;
     let hash = hex::encode(sha2::Sha256::digest(format!("{job}\0{node}").as_bytes()));
-    (0..pieces).map(|i| format!("unroot-manifest-{}-{i:03}", &hash[..16])).collect()
+    (0..pieces).map(|i| format!("unroot-manifest-{}-{i:06}", &hash[..16])).collect()
+}
+
+/// Runs `script` (with `args` and the manifest's sha256 last) on `node` alone, with
+/// `manifest` handed over as Swarm configs that are removed again afterwards; what the task
+/// printed, or why it did not succeed.
+async fn with_manifest(
+    port: &impl SwarmPort,
+    site: &JobSite<'_>,
+    node: &str,
+    manifest: &[u8],
+    script: &str,
+    args: &[String],
+) -> Result<NodeOutput, String> {
+    use sha2::Digest;
+    let pieces: Vec<&[u8]> = if manifest.is_empty() { vec![&[][..]] } else { manifest.chunks(CONFIG_PIECE).collect() };
+    if pieces.len() > MAX_PIECES {
+        return Err(format!(
+            "its manifest is {} MB, more than the {} MB unroot hands to a node through Swarm configs",
+            manifest.len() >> 20,
+            (MAX_PIECES * CONFIG_PIECE) >> 20
+        ));
+    }
+    let names = piece_names(site.name, node, pieces.len());
+    // A job of this name left by an interrupted attempt holds the configs: it goes first.
+    match port.remove_service(site.name).await {
+        Ok(()) | Err(DockerError::NotFound(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let labels: BTreeMap<String, String> = [
+        (orphans::LABEL_HELPER.to_string(), site.run.to_string()),
+        (orphans::LABEL_MAKER.to_string(), orphans::maker()),
+    ]
+    .into();
+    let mut configs = Vec::new();
+    let mut result = Ok(());
+    for (i, (name, piece)) in names.iter().zip(&pieces).enumerate() {
+        let _ = port.remove_config(name).await;
+        match port.create_config(name, labels.clone(), piece).await {
+            Ok(id) => configs.push(json!({
+                "File": {"Name": format!("{MANIFEST_DIR}/part-{i:06}"), "UID": "0", "GID": "0", "Mode": 0o400},
+                "ConfigID": id,
+                "ConfigName": name
+            })),
+            Err(e) => {
+                result = Err(e.to_string());
+                break;
+            }
+        }
+    }
+    let out = match result {
+        Ok(()) => {
+            let mut all = args.to_vec();
+            all.push(hex::encode(sha2::Sha256::digest(manifest)));
+            let mut on_node = site.constraints.to_vec();
+            on_node.push(format!("node.id=={node}"));
+            let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, script, &all);
+            job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
+            run(port, job, &[node.to_string()], site.timeout).await.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    for name in &names {
+        let _ = port.remove_config(name).await;
+    }
+    match out?.remove(node) {
+        Some(o) if o.succeeded() => Ok(o),
+        Some(o) => Err(o.failure()),
+        None => Err("no task ran".to_string()),
+    }
 }
 
 /// Gives each node's copy of the mount back the owners its manifest recorded; per node, how
-/// many listed entries were gone, or why it failed. The manifest reaches the node as Swarm
-/// configs (pieces of 400 KB), removed again afterwards.
+/// many listed entries were gone, or why it failed (one node's failure leaves the others'
+/// results).
 ///
 /// Guarantees: idempotent: it sets owners to what the manifest says, so a second run
 /// changes nothing more; a job or configs of the same names left by an interrupted attempt
 /// are removed first.
-/// Errors: the manager refuses a config or the job, or a node's task does not end (see
-/// [`run`]).
 pub async fn restore(
     port: &impl SwarmPort,
     site: &JobSite<'_>,
     manifests: &BTreeMap<String, Vec<u8>>,
-) -> Result<BTreeMap<String, Result<usize, String>>, DockerError> {
-    use sha2::Digest;
+) -> BTreeMap<String, Result<usize, String>> {
     let mut done = BTreeMap::new();
     for (node, manifest) in manifests {
-        let pieces: Vec<&[u8]> =
-            if manifest.is_empty() { vec![&[][..]] } else { manifest.chunks(CONFIG_PIECE).collect() };
-        let names = piece_names(site.name, node, pieces.len());
-        match port.remove_service(site.name).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-        let labels: BTreeMap<String, String> = [(orphans::LABEL_HELPER.to_string(), site.run.to_string())].into();
-        let mut configs = Vec::new();
-        for (name, piece) in names.iter().zip(&pieces) {
-            let _ = port.remove_config(name).await;
-            let id = port.create_config(name, labels.clone(), piece).await?;
-            configs.push(json!({
-                "File": {"Name": format!("{MANIFEST_DIR}/part-{:03}", configs.len()), "UID": "0", "GID": "0", "Mode": 0o400},
-                "ConfigID": id,
-                "ConfigName": name
-            }));
-        }
-        let want = hex::encode(sha2::Sha256::digest(manifest));
-        let mut on_node = site.constraints.to_vec();
-        on_node.push(format!("node.id=={node}"));
-        let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, RESTORE_SCRIPT, &[want]);
-        job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
-        let out = run(port, job, std::slice::from_ref(node), site.timeout).await;
-        for name in &names {
-            let _ = port.remove_config(name).await;
-        }
-        let result = match out?.get(node) {
-            Some(o) if o.succeeded() => Ok(reown::parse_gone(&o.output.stdout)),
-            Some(o) => Err(o.failure()),
-            None => Err("no task ran".to_string()),
-        };
+        let result = with_manifest(port, site, node, manifest, &restore_script(), &[])
+            .await
+            .map(|o| reown::parse_gone(&o.output.stdout));
         done.insert(node.clone(), result);
     }
-    Ok(done)
+    done
 }
 
 /// Scans `mount` on each of `nodes`: per node, what would change to `target`, or why the
@@ -435,8 +477,8 @@ mod tests {
         // would read as an empty mount.
         assert!(!scan_script().contains("exec >"), "{}", scan_script());
         assert!(apply_script().contains("sha256sum") && !apply_script().contains("exec >"));
-        assert!(RESTORE_SCRIPT.contains("/unroot-manifest/part-*") && RESTORE_SCRIPT.starts_with("set -eu"));
-        assert!(!RESTORE_SCRIPT.contains('\0') && !apply_script().contains('\0'), "no NUL byte in a script");
+        assert!(restore_script().contains("/unroot-manifest/part-*") && restore_script().starts_with("set -eu"));
+        assert!(!restore_script().contains('\0') && !apply_script().contains('\0'), "no NUL byte in a script");
     }
 
     #[test]
@@ -445,6 +487,14 @@ mod tests {
         assert!(whole_scan(b"C 0:0 ./a\n").unwrap_err().contains("incomplete"));
         assert!(whole_scan(b"").is_err(), "no output is not an empty mount");
         assert!(scan_script().ends_with("echo END\n"));
+    }
+
+    #[test]
+    fn manifest_pieces_sort_in_order_past_a_thousand() {
+        let names = piece_names("job", "node", 1200);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, names);
     }
 
     #[test]

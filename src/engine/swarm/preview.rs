@@ -16,11 +16,8 @@ use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
 use crate::engine::preview::UserChange;
 use crate::model::owner::Owner;
-use crate::model::plan::{Ownership, Plan, Service};
+use crate::model::plan::{Ownership, Plan, Service, Timings};
 use crate::model::user::{Accounts, IdOrName};
-
-/// The blocker every Swarm service carries until apply moves services.
-pub const NOT_YET: &str = "unroot apply does not move Swarm services yet: this preview shows what it will do";
 
 /// One node a service's tasks may run on, and what is re-owned there.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -64,6 +61,9 @@ pub struct SwarmResolved {
     /// Ids of the nodes whose mounts are re-owned.
     pub nodes: Vec<String>,
     pub mounts: Vec<SpecMount>,
+    pub timings: Timings,
+    /// Whether hard-linked files are re-owned too.
+    pub hardlinks: bool,
 }
 
 /// What the manager shows of a service, read before any decision.
@@ -279,16 +279,15 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     let changes = SpecChanges::of(s, target, groups, parallelism);
     let new_spec = spec::updated(svc.spec(), &changes, &s.timings);
     sp.spec_changes = spec::diff(svc.spec(), &new_spec);
-    let ready = sp.blockers.is_empty();
-    // Everything above is what apply will do; apply itself is not built for services yet.
-    sp.blockers.push(NOT_YET.to_string());
-    if ready {
+    if sp.blockers.is_empty() {
         sp.resolved = Some(SwarmResolved {
             original: svc.clone(),
             spec: new_spec,
             target,
             nodes: sp.nodes.iter().map(|n| n.id.clone()).collect(),
             mounts: if target.is_some() { mounts } else { Vec::new() },
+            timings: s.timings,
+            hardlinks: s.hardlinks,
         });
     }
     sp

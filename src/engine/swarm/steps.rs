@@ -48,22 +48,53 @@ pub enum GateError {
     /// Swarm paused or rolled back the update.
     #[error("Swarm's update is {0}")]
     UpdateStopped(String),
-    /// Not every task ran as asked within the time given.
-    #[error("{running} of {wanted} task(s) running as {user:?} after {waited:?}")]
-    Timeout { running: usize, wanted: usize, user: String, waited: Duration },
+    /// Not every task ran as asked within the time given (and what the others were doing).
+    #[error("{running} of {wanted} task(s) running as {user:?} after {waited:?}{pending}")]
+    Timeout { running: usize, wanted: usize, user: String, waited: Duration, pending: String },
 }
 
 /// Replaces the current spec by `to` unless it already is `to`, naming the version read.
+/// Returns the service as read before (its `UpdatedAt` is the last write before this one)
+/// and whether it wrote.
 ///
-/// Guarantees: idempotent (a spec already `to` is left alone).
+/// Guarantees: idempotent (a spec already `to`, as [`same_spec`] compares, is left alone).
 /// Errors: the manager refuses (the service changed since it was read, or is gone).
-pub async fn put_spec(port: &impl SwarmPort, id: &str, to: &Value) -> Result<bool, DockerError> {
+pub async fn put_spec(port: &impl SwarmPort, id: &str, to: &Value) -> Result<(ServiceInspect, bool), DockerError> {
     let now = port.inspect_service(id).await?;
-    if now.spec() == to {
-        return Ok(false);
+    if same_spec(now.spec(), to) {
+        return Ok((now, false));
     }
     port.update_service(id, now.version(), to.clone()).await?;
-    Ok(true)
+    Ok((now, true))
+}
+
+/// Whether two specs say the same, as the manager stores them: Go leaves out zero values
+/// (`Delay: 0`, `ReadOnly: false`, empty lists) and gives numbers back as it likes (`0` or
+/// `0.0`), so those differences are not differences.
+pub fn same_spec(a: &Value, b: &Value) -> bool {
+    normalized(a) == normalized(b)
+}
+
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).filter(|(_, v)| !is_zero(v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        Value::Number(n) => n.as_f64().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        other => other.clone(),
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
 }
 
 /// Stops a service: replicas 0 (or, global, a constraint no node matches), then waits until
@@ -74,6 +105,7 @@ pub async fn put_spec(port: &impl SwarmPort, id: &str, to: &Value) -> Result<boo
 pub async fn stop(port: &impl SwarmPort, id: &str, run: &str, timeout: Duration) -> Result<(), GateError> {
     let now = port.inspect_service(id).await?;
     put_spec(port, id, &stopped_spec(now.spec(), run)).await?;
+    crate::state::failpoint::hit("service-stopping");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let running = port.list_tasks(id).await?.iter().filter(|t| !t.state.ended()).count();
@@ -81,75 +113,151 @@ pub async fn stop(port: &impl SwarmPort, id: &str, run: &str, timeout: Duration)
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(GateError::Timeout { running, wanted: 0, user: String::new(), waited: timeout });
+            return Err(GateError::Timeout {
+                running,
+                wanted: 0,
+                user: String::new(),
+                waited: timeout,
+                pending: String::new(),
+            });
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-/// How many tasks a spec asks for: its replicas, or one per node allowed for a global
-/// service (`nodes`, from the preview).
-pub fn wanted(spec: &ServiceInspect, nodes: usize) -> usize {
-    match spec.mode() {
+/// How many tasks `svc` asks for: its replicas, or for a global service one per node that
+/// is ready, active and allowed by its placement.
+///
+/// Errors: the manager's answer to listing nodes.
+pub async fn wanted(port: &impl SwarmPort, svc: &ServiceInspect) -> Result<usize, DockerError> {
+    Ok(match svc.mode() {
         ServiceMode::Replicated { replicas } => replicas as usize,
-        ServiceMode::Global => nodes,
         ServiceMode::Job => 0,
-    }
+        ServiceMode::Global => {
+            let constraints = svc.constraints();
+            port.list_nodes()
+                .await?
+                .iter()
+                .filter(|n| n.schedulable() && super::placement::allows(&constraints, n).unwrap_or(true))
+                .count()
+        }
+    })
 }
 
-/// Waits until `wanted` tasks of the service run as `user` (Swarm reports a task with a
+/// What the gate waits for.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// The `ContainerSpec.User` of the tasks waited for.
+    pub user: String,
+    pub wanted: usize,
+    /// The last write to the service before the update (manager time): the tasks created
+    /// after it are the update's, and one of them that failed fails the gate whatever Swarm
+    /// wants of it now (it sets a failed task to shutdown at once). `None` (not known): the
+    /// tasks as `user` that Swarm wants running.
+    pub since: Option<String>,
+    /// Whether Swarm's `UpdateStatus` counts, and which one to disregard.
+    pub update: UpdateWatch,
+    pub timeout: Duration,
+    pub stable_for: Duration,
+}
+
+/// How the gate reads Swarm's `UpdateStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateWatch {
+    /// Not at all (a restore: the status of the update it undoes lingers).
+    Ignore,
+    /// A paused or rolled-back update fails the gate, unless it is the one that started at
+    /// this time (the status the original already carried; Engine 20.10 records none for
+    /// an update from zero replicas, so an old one stays).
+    UnlessStartedAt(Option<String>),
+}
+
+/// Waits until `watch.wanted` tasks of the update run (Swarm reports a task with a
 /// HEALTHCHECK running only once it is healthy), and then that none of them fails and Swarm
 /// does not pause the update for `stable_for`.
 ///
-/// Guarantees: reads only. Errors: a task as `user` fails or is rejected, Swarm pauses or
-/// rolls back the update, or the tasks are not all running within `timeout`.
-pub async fn gate(
-    port: &impl SwarmPort,
-    id: &str,
-    user: &str,
-    wanted: usize,
-    timeout: Duration,
-    stable_for: Duration,
-) -> Result<(), GateError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// Guarantees: reads only. Errors: a task of the update fails or is rejected, Swarm pauses
+/// or rolls back the update, or the tasks are not all running within `timeout`.
+pub async fn gate(port: &impl SwarmPort, id: &str, watch: &Watch) -> Result<(), GateError> {
+    let deadline = tokio::time::Instant::now() + watch.timeout;
     let mut stable_since: Option<tokio::time::Instant> = None;
     loop {
         let svc = port.inspect_service(id).await?;
-        if let Some(state) = svc.update_state().filter(|s| *s == "paused" || s.starts_with("rollback")) {
+        if let UpdateWatch::UnlessStartedAt(stale) = &watch.update
+            && let Some(state) = svc.update_state().filter(|s| *s == "paused" || s.starts_with("rollback"))
+            && svc.update_started_at() != stale.as_deref()
+        {
             return Err(GateError::UpdateStopped(state.to_string()));
         }
         let tasks = port.list_tasks(id).await?;
-        let ours: Vec<&TaskRef> = tasks.iter().filter(|t| t.user == user && t.desired != "shutdown").collect();
+        let ours: Vec<&TaskRef> = tasks
+            .iter()
+            .filter(|t| t.user == watch.user)
+            .filter(|t| match &watch.since {
+                Some(since) => crate::docker::swarm::later_than(&t.created_at, since),
+                None => t.desired == "running",
+            })
+            .collect();
         if let Some(bad) = ours.iter().find(|t| matches!(t.state, TaskState::Failed(_))) {
-            return Err(GateError::TaskFailed {
-                node: bad.node_id.clone(),
-                state: match &bad.state {
-                    TaskState::Failed(s) => s.clone(),
-                    other => format!("{other:?}"),
-                },
-                message: [bad.message.as_str(), bad.error.as_str()]
-                    .iter()
-                    .filter(|m| !m.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(": "),
-            });
+            return Err(task_failed(bad));
         }
-        let running = ours.iter().filter(|t| t.state == TaskState::Running).count();
+        let running = ours.iter().filter(|t| t.state == TaskState::Running && t.desired == "running").count();
         let now = tokio::time::Instant::now();
-        if running >= wanted {
+        if running >= watch.wanted {
             let since = *stable_since.get_or_insert(now);
-            if now - since >= stable_for {
+            if now - since >= watch.stable_for {
                 return Ok(());
             }
         } else {
             stable_since = None;
             if now >= deadline {
-                return Err(GateError::Timeout { running, wanted, user: user.to_string(), waited: timeout });
+                return Err(GateError::Timeout {
+                    running,
+                    wanted: watch.wanted,
+                    user: watch.user.clone(),
+                    waited: watch.timeout,
+                    pending: pending(&ours),
+                });
             }
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+fn task_failed(bad: &TaskRef) -> GateError {
+    GateError::TaskFailed {
+        node: bad.node_id.clone(),
+        state: match &bad.state {
+            TaskState::Failed(s) => s.clone(),
+            other => format!("{other:?}"),
+        },
+        message: [bad.message.as_str(), bad.error.as_str()]
+            .iter()
+            .filter(|m| !m.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(": "),
+    }
+}
+
+/// Why the tasks waited for are not running: each one's node and state in Swarm's words
+/// (`pending: no suitable node`), for the timeout's message.
+fn pending(ours: &[&TaskRef]) -> String {
+    let said: Vec<String> = ours
+        .iter()
+        .filter(|t| t.state != TaskState::Running)
+        .map(|t| {
+            let node = if t.node_id.is_empty() { "no node".to_string() } else { format!("node {}", t.node_id) };
+            let why = [t.message.as_str(), t.error.as_str()]
+                .iter()
+                .filter(|m| !m.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(": ");
+            format!("{node}: {:?}{}", t.state, if why.is_empty() { String::new() } else { format!(" ({why})") })
+        })
+        .collect();
+    if said.is_empty() { String::new() } else { format!("; {}", said.join("; ")) }
 }
 
 #[cfg(test)]
@@ -172,5 +280,19 @@ mod tests {
             json!(["node.role==worker", "node.labels.io.unroot.parked==r1"])
         );
         assert_eq!(stopped_spec(&s, "r1"), s, "stopping twice is stopping once");
+    }
+
+    #[test]
+    fn specs_compare_as_the_manager_stores_them() {
+        let sent = json!({"UpdateConfig": {"Parallelism": 1, "Delay": 0, "Monitor": 5000000000u64, "MaxFailureRatio": 0},
+            "TaskTemplate": {"ContainerSpec": {"User": "999:999", "ReadOnly": false, "Groups": []}}});
+        let stored = json!({"UpdateConfig": {"Parallelism": 1, "Monitor": 5000000000u64, "MaxFailureRatio": 0.0},
+            "TaskTemplate": {"ContainerSpec": {"User": "999:999"}}});
+        assert!(same_spec(&sent, &stored));
+        let other = json!({"UpdateConfig": {"Parallelism": 1, "Monitor": 5000000000u64},
+            "TaskTemplate": {"ContainerSpec": {"User": "1000:1000"}}});
+        assert!(!same_spec(&sent, &other), "a user that differs is a difference");
+        let ro = json!({"TaskTemplate": {"ContainerSpec": {"User": "999:999", "ReadOnly": true}}});
+        assert!(!same_spec(&ro, &json!({"TaskTemplate": {"ContainerSpec": {"User": "999:999"}}})));
     }
 }

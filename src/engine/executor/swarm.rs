@@ -1,0 +1,338 @@
+//! A Swarm service's migration (SPEC §11 steps 1 and 4–7) and its restore (step 8),
+//! journaled like a container's steps. Each step reads what the manager shows first and does
+//! only what is missing, so `resume` runs them again safely; the resume decision itself is
+//! Swarm's word: a service whose spec already is the planned one goes straight to its gate.
+
+use super::*;
+use crate::docker::Port;
+use crate::docker::swarm::{ServiceInspect, SpecMount, is_service_inspect};
+use crate::engine::swarm::jobs::{self, JobSite};
+use crate::engine::swarm::preview::SwarmResolved;
+use crate::engine::swarm::steps::{self, GateError, UpdateWatch, Watch};
+
+impl From<GateError> for StepError {
+    fn from(e: GateError) -> StepError {
+        match e {
+            GateError::Docker(d) => StepError::Docker(d),
+            other => StepError::Unhealthy(other.to_string()),
+        }
+    }
+}
+
+/// How long a stop waits for the tasks to end beyond the service's grace: Swarm stops them
+/// node by node.
+const STOP_SLACK: Duration = Duration::from_secs(30);
+
+/// The kinds of helper jobs a service's re-owning runs, for their names.
+const JOB_KINDS: [&str; 3] = ["scan", "apply", "restore"];
+
+/// The user a spec's tasks run as (`ContainerSpec.User`, empty for the image's).
+fn spec_user(spec: &Value) -> String {
+    spec.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Where a re-owning job of `service` runs: the service's own image (its nodes have it) and
+/// placement, one name per kind, run and mount.
+struct Site {
+    name: String,
+    run: String,
+    image: String,
+    constraints: Vec<String>,
+    timeout: Duration,
+}
+
+impl Site {
+    fn new(kind: &str, service: &str, run: &str, original: &ServiceInspect, mount: usize, timeout: Duration) -> Site {
+        Site {
+            name: jobs::job_name(kind, service, run, mount),
+            run: run.to_string(),
+            image: original.image().to_string(),
+            constraints: original.constraints(),
+            timeout,
+        }
+    }
+
+    fn with<'a>(&'a self, mount: &'a SpecMount) -> JobSite<'a> {
+        JobSite {
+            name: &self.name,
+            run: &self.run,
+            image: &self.image,
+            mount,
+            constraints: &self.constraints,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Per-node failures as one message (`node X: why; node Y: why`), or `Ok` when none.
+fn node_failures<T>(what: &str, results: &BTreeMap<String, Result<T, String>>) -> Result<(), StepError> {
+    let failed: Vec<String> =
+        results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("node {n}: {e}"))).collect();
+    if failed.is_empty() { Ok(()) } else { Err(StepError::Reown(format!("{what}: {}", failed.join("; ")))) }
+}
+
+impl<D: Port> Apply<'_, D> {
+    /// Migrates one Swarm service: inspect, then (unless its spec already is the planned
+    /// one) stop, chown and update, then the gate.
+    pub(super) async fn migrate_service(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        self.service_inspect(name, r).await?;
+        let now = self
+            .ctx
+            .port
+            .inspect_service(r.original.id())
+            .await
+            .map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
+        if !steps::same_spec(now.spec(), &r.spec) {
+            self.service_stop(name, r).await?;
+            self.service_chown(name, r).await?;
+            self.service_update(name, r).await?;
+        }
+        self.service_health(name, r).await
+    }
+
+    /// Step 1: the service is still the one previewed (same id and version); save its
+    /// inspect. On a resumed run the copy saved before is kept: it is the original.
+    async fn service_inspect(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, Step::Inspect).await?;
+        let ctx = &self.ctx;
+        let id = r.original.id();
+        ctx.step(name, Step::Inspect, json!({"service": short(id)}), async {
+            if let Some(saved) = ctx.run.load_original(name)?
+                && saved["ID"].as_str() == Some(id)
+            {
+                return Ok(((), json!({"id": short(id), "note": "saved by an earlier attempt"})));
+            }
+            let now = ctx.port.inspect_service(id).await?;
+            if now.version() != r.original.version() {
+                return Err(StepError::Conflict(format!(
+                    "{name} changed since the preview (version {} is now {}); run the command again",
+                    r.original.version(),
+                    now.version()
+                )));
+            }
+            ctx.run.save_original(name, &now.0)?;
+            Ok(((), json!({"id": short(id), "version": now.version(), "user": now.configured_user()})))
+        })
+        .await
+    }
+
+    /// Step 4: no task of the service runs (replicas 0, or a global service placed on no
+    /// node); waits until the last one ended.
+    async fn service_stop(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, Step::Stop).await?;
+        let ctx = &self.ctx;
+        let how = match r.original.mode() {
+            crate::docker::swarm::ServiceMode::Global => "placed on no node",
+            _ => "scaled to 0",
+        };
+        ctx.step(name, Step::Stop, json!({"how": how}), async {
+            let timeout = r.timings.stop_timeout + STOP_SLACK;
+            steps::stop(ctx.port, r.original.id(), &ctx.run.id, timeout).await?;
+            Ok(((), json!({})))
+        })
+        .await
+    }
+
+    /// Step 5: a scan job on every node of the service; each node's manifest saved (0600,
+    /// synced) before any node's copy changes; then an apply job per node.
+    async fn service_chown(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) else {
+            return Ok(());
+        };
+        self.not_interrupted(name, Step::Chown).await?;
+        let ctx = &self.ctx;
+        let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len(), "nodes": r.nodes.len()});
+        ctx.step(name, Step::Chown, intent, async {
+            ctx.run.save_swarm_mounts(name, &json!(r.mounts))?;
+            for (i, mount) in r.mounts.iter().enumerate() {
+                self.scan_service_mount(name, r, i, mount, target).await?;
+            }
+            crate::state::failpoint::hit("manifests-saved");
+            let mut changed = 0;
+            for (i, mount) in r.mounts.iter().enumerate() {
+                let manifests: BTreeMap<String, Vec<u8>> = ctx
+                    .run
+                    .load_node_manifests(name, i)?
+                    .into_iter()
+                    .filter(|(node, _)| r.nodes.contains(node))
+                    .collect();
+                changed += manifests
+                    .values()
+                    .map(|m| m.split(|b| *b == b'\n').filter(|l| l.starts_with(b"C ")).count())
+                    .sum::<usize>();
+                let site = Site::new("apply", name, &ctx.run.id, &r.original, i, r.timings.health_timeout);
+                let done = jobs::apply(ctx.port, &site.with(mount), &manifests, target, r.hardlinks).await;
+                node_failures(&format!("re-owning {} {}", mount.kind, mount.source), &done)?;
+            }
+            Ok(((), json!({"changed": changed, "nodes": r.nodes.len()})))
+        })
+        .await
+    }
+
+    /// Scans one mount on the nodes that have no manifest saved for it yet and saves theirs.
+    /// A saved manifest is never replaced: it holds the owners from before any change.
+    async fn scan_service_mount(
+        &self,
+        name: &str,
+        r: &SwarmResolved,
+        i: usize,
+        mount: &SpecMount,
+        target: crate::model::owner::Owner,
+    ) -> Result<(), StepError> {
+        let ctx = &self.ctx;
+        let saved = ctx.run.load_node_manifests(name, i)?;
+        let missing: Vec<String> = r.nodes.iter().filter(|n| !saved.contains_key(*n)).cloned().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let site = Site::new("scan", name, &ctx.run.id, &r.original, i, r.timings.health_timeout);
+        let scanned = jobs::scan(ctx.port, &site.with(mount), &missing, target, r.hardlinks)
+            .await
+            .doing(&format!("scanning {} {}", mount.kind, mount.source))?;
+        let mut failed = Vec::new();
+        for node in &missing {
+            match scanned.get(node) {
+                Some(Ok(s)) => ctx.run.save_node_manifest(name, node, i, &s.manifest)?,
+                Some(Err(why)) => failed.push(format!("node {node}: {why}")),
+                None => failed.push(format!("node {node}: no task ran")),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Reown(format!("scanning {} {}: {}", mount.kind, mount.source, failed.join("; "))))
+        }
+    }
+
+    /// Step 6: the planned spec, naming the version read. Its intent records the manager's
+    /// time of the last write before it: the tasks created after it are the update's.
+    async fn service_update(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, Step::Update).await?;
+        let ctx = &self.ctx;
+        let id = r.original.id();
+        let now =
+            ctx.port.inspect_service(id).await.map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
+        let intent = json!({"user": spec_user(&r.spec), "since": now.updated_at(), "version": now.version()});
+        ctx.step(name, Step::Update, intent, async {
+            let (_, wrote) = steps::put_spec(ctx.port, id, &r.spec).await?;
+            crate::state::failpoint::hit("service-updated");
+            Ok(((), json!({"changed": wrote})))
+        })
+        .await
+    }
+
+    /// Step 7: every task of the update running (and healthy, where it has a HEALTHCHECK),
+    /// none failed and Swarm's update not paused, for `stable_for`.
+    async fn service_health(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+        self.not_interrupted(name, Step::Health).await?;
+        let ctx = &self.ctx;
+        let since = self.update_since(name);
+        ctx.step(name, Step::Health, json!({"mode": "swarm"}), async {
+            let watch = Watch {
+                user: spec_user(&r.spec),
+                wanted: steps::wanted(ctx.port, &r.original).await?,
+                since,
+                update: UpdateWatch::UnlessStartedAt(r.original.update_started_at().map(str::to_string)),
+                timeout: r.timings.health_timeout,
+                stable_for: r.timings.stable_for,
+            };
+            tokio::select! {
+                g = steps::gate(ctx.port, r.original.id(), &watch) => g?,
+                () = ctx.stop.wait() => return Err(StepError::Interrupted("while waiting for health")),
+            }
+            Ok(((), json!({"tasks": watch.wanted})))
+        })
+        .await
+    }
+
+    /// The manager's time recorded by the last update of `name` in this run's journal.
+    fn update_since(&self, name: &str) -> Option<String> {
+        let entries = Journal::read(&self.ctx.run.journal_path()).ok()?;
+        entries.iter().rev().find_map(|e| match &e.record {
+            Record::Step { service, step: Step::Update, ok: None, detail, .. } if service == name => {
+                detail["since"].as_str().map(str::to_string)
+            }
+            _ => None,
+        })
+    }
+
+    /// Removes helper jobs a failed removal may have left for `name` (normally none).
+    pub(super) async fn sweep_jobs(&self, name: &str, r: &SwarmResolved) {
+        for kind in JOB_KINDS {
+            for i in 0..r.mounts.len() {
+                let _ = self.ctx.port.remove_service(&jobs::job_name(kind, name, &self.ctx.run.id, i)).await;
+            }
+        }
+    }
+}
+
+impl<D: Port> RunCtx<'_, D> {
+    /// Restores a Swarm service: its tasks stopped, each node's ownership from its manifest,
+    /// the original spec (from `original.json`) put back, and its tasks running again as
+    /// before. A service that was never stopped and has no manifest is only gated.
+    ///
+    /// Guarantees: idempotent: each part looks at what the manager shows (a spec already
+    /// the original is not written; owners are set to what the manifests say).
+    /// Errors: the first part that could not be done, with each failing node named; a later
+    /// `resume` or `rollback` continues.
+    pub(super) async fn restore_service(
+        &self,
+        name: &str,
+        original: ServiceInspect,
+        timings: &Timings,
+    ) -> Result<(), StepFailure> {
+        let id = original.id().to_string();
+        self.step(name, Step::Restore, json!({"service": short(&id), "version": original.version()}), async {
+            let mounts: Vec<SpecMount> = match self.run.load_swarm_mounts(name)? {
+                Some(v) => serde_json::from_value(v).map_err(|e| StepError::State(e.to_string()))?,
+                None => Vec::new(),
+            };
+            let mut manifests = Vec::new();
+            for (i, m) in mounts.iter().enumerate() {
+                manifests.push((i, m, self.run.load_node_manifests(name, i)?));
+            }
+            let now = self.port.inspect_service(&id).await.doing(&format!("inspecting the service {name}"))?;
+            let untouched = steps::same_spec(now.spec(), original.spec()) && manifests.iter().all(|m| m.2.is_empty());
+            let mut gone = 0;
+            let mut since = None;
+            if !untouched {
+                // 1. Nothing runs while the owners go back.
+                steps::stop(self.port, &id, &self.run.id, timings.stop_timeout + STOP_SLACK)
+                    .await
+                    .doing("stopping the service")?;
+                // 2. Ownership, node by node.
+                for (i, mount, saved) in manifests.iter().filter(|m| !m.2.is_empty()) {
+                    let site = Site::new("restore", name, &self.run.id, &original, *i, timings.health_timeout);
+                    let done = jobs::restore(self.port, &site.with(mount), saved).await;
+                    node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done)?;
+                    gone += done.values().filter_map(|r| r.as_ref().ok()).sum::<usize>();
+                }
+                // 3. The original spec.
+                let (before, wrote) =
+                    steps::put_spec(self.port, &id, original.spec()).await.doing("putting the original spec back")?;
+                since = wrote.then(|| before.updated_at().to_string());
+            }
+            // 4. Its tasks, as before.
+            let watch = Watch {
+                user: original.configured_user().to_string(),
+                wanted: steps::wanted(self.port, &original).await?,
+                since,
+                update: UpdateWatch::Ignore,
+                timeout: timings.health_timeout,
+                stable_for: timings.stable_for,
+            };
+            steps::gate(self.port, &id, &watch).await.doing("the original's tasks")?;
+            let mut detail = json!({"tasks": watch.wanted});
+            if gone > 0 {
+                detail["vanished"] = json!(gone);
+            }
+            Ok(((), detail))
+        })
+        .await
+    }
+}
+
+/// Whether a saved original is a Swarm service's.
+pub(super) fn saved_service(v: &Value) -> Option<ServiceInspect> {
+    is_service_inspect(v).then(|| ServiceInspect(v.clone()))
+}

@@ -1,0 +1,162 @@
+//! `unroot apply` of Swarm services against a real multi-node swarm the test builds (SPEC
+//! §11): a manager and two workers as Docker-in-Docker nodes on a private network; unroot
+//! talks to the manager over tcp as an operator's context would.
+
+mod common;
+
+use common::dind::Node;
+use common::swarm::{ON_WORKERS, Swarm, owners_on};
+use common::{TestEnv, image};
+
+/// The task container of `service` running on `node`.
+fn task_on(node: &Node, service: &str) -> String {
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let ids = node.docker(&["ps", "-q", "--filter", &filter, "--filter", "status=running"]);
+    assert_eq!(ids.lines().count(), 1, "one running task of {service} on {}: {ids}", node.name);
+    ids
+}
+
+/// The uids of the processes of a container on `node`.
+fn uids(node: &Node, container: &str) -> Vec<String> {
+    let top = node.docker(&["top", container, "-o", "pid,uid"]);
+    let mut uids: Vec<String> =
+        top.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).map(str::to_string).collect();
+    uids.dedup();
+    uids
+}
+
+fn spec_field(swarm: &Swarm, service: &str, field: &str) -> String {
+    swarm.manager().docker(&["service", "inspect", "-f", &format!("{{{{{field}}}}}"), service])
+}
+
+/// The state directory and plan of a test, the plan written from `body`.
+fn plan_in(dir: &tempfile::TempDir, body: &str) -> (String, String) {
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, body).unwrap();
+    (plan.to_str().unwrap().to_string(), dir.path().join("state").to_str().unwrap().to_string())
+}
+
+#[test]
+fn a_replicated_and_a_global_service_move_to_their_users_on_every_node() {
+    let env = TestEnv::new("swarm-apply");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    // db appends to its log at each start, so it runs as 999 only once its data is 999's;
+    // Swarm calls a task running only once its HEALTHCHECK passes.
+    let db = "echo kept >> /data/log && touch /data/alive && exec sleep 1000000";
+    let health = ["--health-cmd", "test -f /data/alive", "--health-interval", "1s"];
+    let data = ["--mount", "type=volume,source=data,target=/data"];
+    swarm.create_service("db", &[&ON_WORKERS[..], &data[..], &health[..], &[&busybox, "sh", "-c", db]].concat());
+    // agent: one task per node, each with its own `cache`.
+    let agent = "mkdir -p /cache/d && echo kept >> /cache/d/log && exec sleep 1000000";
+    let cache = ["--mount", "type=volume,source=cache,target=/cache"];
+    swarm.create_service("agent", &[&["--mode", "global"][..], &cache[..], &[&busybox, "sh", "-c", agent]].concat());
+    swarm.wait_running_tasks("db", 2);
+    swarm.wait_running_tasks("agent", 3);
+
+    let dir = env.tempdir();
+    let (plan, state) = plan_in(
+        &dir,
+        "[rollout]\nname = \"swarm-apply\"\n\
+         [service.db]\nday = 1\nuser = \"999:999\"\nhealth_timeout = \"90s\"\nstable_for = \"2s\"\n\
+         [service.agent]\nday = 1\nuser = \"1000:1000\"\nhealth_timeout = \"90s\"\nstable_for = \"2s\"\n",
+    );
+    let (code, out, err) = swarm.unroot(&["apply", &plan, "--day", "1", "--yes", "--state-dir", &state]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // The specs: the planned users, the original replicas and placement.
+    assert_eq!(spec_field(&swarm, "db", ".Spec.TaskTemplate.ContainerSpec.User"), "999:999");
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.ContainerSpec.User"), "1000:1000");
+    assert_eq!(spec_field(&swarm, "db", ".Spec.Mode.Replicated.Replicas"), "2");
+    assert_eq!(
+        spec_field(&swarm, "db", "json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test"),
+        r#"["CMD-SHELL","test -f /data/alive"]"#,
+        "the health check is kept"
+    );
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.Placement.Constraints"), "[]");
+    // Every task runs and is healthy, as its user, with the data from before.
+    for worker in swarm.workers() {
+        let task = task_on(worker, "db");
+        assert_eq!(uids(worker, &task), ["999"], "{}", worker.name);
+        assert_eq!(worker.docker(&["inspect", "-f", "{{.State.Health.Status}}", &task]), "healthy");
+        assert_eq!(worker.docker(&["exec", &task, "cat", "/data/log"]), "kept\nkept", "{}", worker.name);
+        let owners = owners_on(worker, "data");
+        assert!(owners.len() == 3 && owners.iter().all(|o| o.starts_with("999:999 ")), "{}: {owners:?}", worker.name);
+    }
+    for node in swarm.nodes() {
+        let task = task_on(node, "agent");
+        assert_eq!(uids(node, &task), ["1000"], "{}", node.name);
+        assert_eq!(node.docker(&["exec", &task, "cat", "/cache/d/log"]), "kept\nkept", "{}", node.name);
+        let owners = owners_on(node, "cache");
+        assert!(owners.len() == 3 && owners.iter().all(|o| o.starts_with("1000:1000 ")), "{}: {owners:?}", node.name);
+    }
+    // No helper job or config is left; each node's manifest was kept, private.
+    let services = swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]);
+    let mut names: Vec<&str> = services.lines().collect();
+    names.sort();
+    assert_eq!(names, ["agent", "db"]);
+    assert_eq!(swarm.manager().docker(&["config", "ls", "-q"]), "");
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("state/swarm-apply/runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1);
+    let owners = runs[0].path().join("services/db/owners");
+    for worker in swarm.workers() {
+        let manifest = owners.join(swarm.node_id(worker)).join("0");
+        let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        assert!(text.contains("C 0:0 ./log") && text.ends_with("END\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&manifest).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // verify agrees, and a second apply has nothing left to do.
+    let (code, out, err) = swarm.unroot(&["verify", &plan]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = swarm.unroot(&["status", "--state-dir", &state]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("committed"), "{out}");
+}
+
+#[test]
+fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
+    let env = TestEnv::new("swarm-back");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    // Each worker's copy of `data` differs (worker-1 holds a file of 123); as any user but
+    // root the task fails: its /root is root's.
+    let seed = "[ -e /data/seed ] || { mkdir -p /data/d && echo x > /data/d/f && \
+                { [ \"$(hostname)\" != worker-1 ] || { echo y > /data/g && chown 123:123 /data/g; }; } && touch /data/seed; }; \
+                touch /root/ok && exec sleep 1000000";
+    let data = ["--mount", "type=volume,source=data,target=/data"];
+    let hostname = ["--hostname", "{{.Node.Hostname}}", "--health-cmd", "true", "--health-interval", "1s"];
+    swarm.create_service("bad", &[&ON_WORKERS[..], &data[..], &hostname[..], &[&busybox, "sh", "-c", seed]].concat());
+    swarm.wait_running_tasks("bad", 2);
+    let spec_before = spec_field(&swarm, "bad", "json .Spec");
+    let owners_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| owners_on(w, "data")).collect();
+    assert!(owners_before[0].contains(&"123:123 ./g".to_string()), "{owners_before:?}");
+
+    let dir = env.tempdir();
+    let (plan, state) = plan_in(
+        &dir,
+        "[rollout]\nname = \"swarm-back\"\n\
+         [service.bad]\nday = 1\nuser = \"1000:1000\"\nhealth_timeout = \"60s\"\nstable_for = \"2s\"\n",
+    );
+    let (code, out, err) = swarm.unroot(&["apply", &plan, "--day", "1", "--yes", "--state-dir", &state]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(err.contains("bad") && err.contains("health"), "{err}");
+
+    // Exactly the original spec (everything but version and timestamps), its tasks running
+    // as before, every node's owners as they were.
+    assert_eq!(spec_field(&swarm, "bad", "json .Spec"), spec_before);
+    swarm.wait_running_tasks("bad", 2);
+    for (worker, before) in swarm.workers().iter().zip(&owners_before) {
+        assert_eq!(uids(worker, &task_on(worker, "bad")), ["0"], "{}", worker.name);
+        assert_eq!(&owners_on(worker, "data"), before, "{}", worker.name);
+    }
+    let services = swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(services, "bad", "no helper job is left");
+    assert_eq!(swarm.manager().docker(&["config", "ls", "-q"]), "", "no config is left");
+    let (code, out, err) = swarm.unroot(&["status", "--state-dir", &state]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("rolled-back"), "{out}");
+}
