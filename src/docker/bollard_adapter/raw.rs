@@ -84,7 +84,7 @@ fn tls_config(tls: &Tls) -> Result<rustls::ClientConfig, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}", tls.cert.display()))?;
     let key = PrivateKeyDer::from_pem_slice(&read(&tls.key)?).map_err(|e| format!("{}: {e}", tls.key.display()))?;
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
