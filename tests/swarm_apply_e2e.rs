@@ -160,3 +160,74 @@ fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("rolled-back"), "{out}");
 }
+
+#[test]
+fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_remain() {
+    let env = TestEnv::new("swarm-down");
+    let mut swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    let script = "echo kept >> /data/log && exec sleep 1000000";
+    let data = ["--mount", "type=volume,source=data,target=/data", "--stop-grace-period", "1s"];
+    swarm.create_service("db", &[&ON_WORKERS[..], &data[..], &[&busybox, "sh", "-c", script]].concat());
+    swarm.wait_running_tasks("db", 2);
+    let spec_before = spec_field(&swarm, "db", "json .Spec");
+    let owners_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| owners_on(w, "data")).collect();
+
+    // A long stability window: worker-2 stops while the gate watches the new tasks.
+    let dir = env.tempdir();
+    let (plan, state) = plan_in(
+        &dir,
+        "[rollout]\nname = \"swarm-down\"\n\
+         [service.db]\nday = 1\nuser = \"999:999\"\nhealth_timeout = \"120s\"\nstable_for = \"90s\"\n",
+    );
+    let apply = common::unroot_cmd()
+        .env("DOCKER_HOST", swarm.manager().host())
+        .env_remove("DOCKER_CONTEXT")
+        .args(["apply", &plan, "--day", "1", "--yes", "--state-dir", &state])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !journal_has(dir.path(), "\"step\":\"health\"") {
+        assert!(std::time::Instant::now() < deadline, "the day never reached its gate");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    swarm.workers()[1].kill_daemon();
+    let out = apply.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The gate names the node; the spec and worker-1's owners come back, worker-2's wait.
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("node worker-2") && err.contains("down"), "{err}");
+    assert_eq!(spec_field(&swarm, "db", "json .Spec"), spec_before);
+    let worker_1 = &swarm.workers()[0];
+    let task = task_on(worker_1, "db");
+    assert_eq!(uids(worker_1, &task), ["0"]);
+    assert_eq!(owners_on(worker_1, "data"), owners_before[0], "worker-1's owners are back");
+    let log = worker_1.docker(&["exec", &task, "cat", "/data/log"]);
+    assert!(log.lines().count() >= 3 && log.lines().all(|l| l == "kept"), "worker-1's data: {log}");
+
+    // Once worker-2 is back, resume finishes the rollback there too.
+    swarm.start_worker_again(1);
+    let (code, out, err) = swarm.unroot(&["resume", "--state-dir", &state]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert_eq!(spec_field(&swarm, "db", "json .Spec"), spec_before);
+    swarm.wait_running_tasks("db", 2);
+    for (worker, before) in swarm.workers().iter().zip(&owners_before) {
+        assert_eq!(&owners_on(worker, "data"), before, "{}", worker.name);
+        let task = task_on(worker, "db");
+        let log = worker.docker(&["exec", &task, "cat", "/data/log"]);
+        assert!(log.lines().all(|l| l == "kept"), "{}: {log}", worker.name);
+    }
+}
+
+/// Whether a journal under `dir` holds `text`.
+fn journal_has(dir: &std::path::Path, text: &str) -> bool {
+    let runs = dir.join("state/swarm-down/runs");
+    std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|run| std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| j.contains(text)))
+}

@@ -197,6 +197,11 @@ impl ServiceInspect {
             .unwrap_or_default()
     }
 
+    /// `Placement.MaxReplicas`: at most this many tasks on one node (0: no limit).
+    pub fn max_replicas_per_node(&self) -> u64 {
+        self.0.pointer("/Spec/TaskTemplate/Placement/MaxReplicas").and_then(Value::as_u64).unwrap_or(0)
+    }
+
     /// The stack that deployed it (`com.docker.stack.namespace`), if any.
     pub fn stack(&self) -> Option<&str> {
         self.0.pointer("/Spec/Labels/com.docker.stack.namespace").and_then(Value::as_str)

@@ -198,6 +198,13 @@ impl Swarm {
         }
     }
 
+    /// Starts worker `i` (0-based) again after its daemon was killed, and waits until the
+    /// manager sees every node Ready.
+    pub fn start_worker_again(&mut self, i: usize) {
+        self.nodes[i + 1].start_again();
+        self.wait_ready();
+    }
+
     /// `unroot ARGS` against the manager, as an operator's `DOCKER_HOST` would name it:
     /// exit code, stdout, stderr.
     pub fn unroot(&self, args: &[&str]) -> (Option<i32>, String, String) {

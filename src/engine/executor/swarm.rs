@@ -233,6 +233,7 @@ impl<D: Port> Apply<'_, D> {
                 wanted: steps::wanted(ctx.port, &r.original).await?,
                 since,
                 update: UpdateWatch::UnlessStartedAt(r.original.update_started_at().map(str::to_string)),
+                nodes: r.nodes.clone(),
                 timeout: r.timings.health_timeout,
                 stable_for: r.timings.stable_for,
             };
@@ -295,16 +296,28 @@ impl<D: Port> RunCtx<'_, D> {
             let untouched = steps::same_spec(now.spec(), original.spec()) && manifests.iter().all(|m| m.2.is_empty());
             let mut gone = 0;
             let mut since = None;
+            // Owners that could not be put back: the service still gets its spec back (its
+            // tasks run where they can), and the step fails naming them.
+            let mut left = Vec::new();
             if !untouched {
                 // 1. Nothing runs while the owners go back.
                 steps::stop(self.port, &id, &self.run.id, timings.stop_timeout + STOP_SLACK)
                     .await
                     .doing("stopping the service")?;
-                // 2. Ownership, node by node.
+                // 2. Ownership, node by node, on the nodes that are up.
+                let nodes = self.port.list_nodes().await?;
                 for (i, mount, saved) in manifests.iter().filter(|m| !m.2.is_empty()) {
+                    let (reachable, away): (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) =
+                        saved.clone().into_iter().partition(|(n, _)| nodes.iter().any(|x| &x.id == n && x.state == "ready"));
+                    for node in away.keys() {
+                        let name = nodes.iter().find(|x| &x.id == node).map_or(node.as_str(), |x| x.hostname.as_str());
+                        left.push(format!("node {name} ({node}) is down: its copy of {} {} keeps the owners unroot gave it", mount.kind, mount.source));
+                    }
                     let site = Site::new("restore", name, &self.run.id, &original, *i, timings.health_timeout);
-                    let done = jobs::restore(self.port, &site.with(mount), saved).await;
-                    node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done)?;
+                    let done = jobs::restore(self.port, &site.with(mount), &reachable).await;
+                    if let Err(e) = node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done) {
+                        left.push(e.to_string());
+                    }
                     gone += done.values().filter_map(|r| r.as_ref().ok()).sum::<usize>();
                 }
                 // 3. The original spec.
@@ -312,16 +325,23 @@ impl<D: Port> RunCtx<'_, D> {
                     steps::put_spec(self.port, &id, original.spec()).await.doing("putting the original spec back")?;
                 since = wrote.then(|| before.updated_at().to_string());
             }
-            // 4. Its tasks, as before.
+            // 4. Its tasks, as before, where they can run.
             let watch = Watch {
                 user: original.configured_user().to_string(),
                 wanted: steps::wanted(self.port, &original).await?,
                 since,
                 update: UpdateWatch::Ignore,
+                nodes: Vec::new(),
                 timeout: timings.health_timeout,
                 stable_for: timings.stable_for,
             };
             steps::gate(self.port, &id, &watch).await.doing("the original's tasks")?;
+            if !left.is_empty() {
+                return Err(StepError::Reown(format!(
+                    "the original spec is back and its tasks run, but {}; `unroot resume` restores them once the node answers",
+                    left.join("; ")
+                )));
+            }
             let mut detail = json!({"tasks": watch.wanted});
             if gone > 0 {
                 detail["vanished"] = json!(gone);

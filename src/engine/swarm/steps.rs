@@ -45,6 +45,9 @@ pub enum GateError {
     /// A task of the new spec failed (its node, state and Swarm's or the task's message).
     #[error("task on node {node} {state}: {message}")]
     TaskFailed { node: String, state: String, message: String },
+    /// A node the service's data was re-owned on is not up any more.
+    #[error("node {hostname} ({id}) is {state}: the service's tasks and data there are out of reach")]
+    NodeDown { hostname: String, id: String, state: String },
     /// Swarm paused or rolled back the update.
     #[error("Swarm's update is {0}")]
     UpdateStopped(String),
@@ -98,7 +101,8 @@ fn is_zero(v: &Value) -> bool {
 }
 
 /// Stops a service: replicas 0 (or, global, a constraint no node matches), then waits until
-/// none of its tasks runs any more.
+/// none of its tasks runs any more on a node that is up (a task on a node that is down
+/// cannot be stopped by anyone; Swarm shuts it down when the node comes back).
 ///
 /// Guarantees: idempotent: a service already stopped is only waited for.
 /// Errors: the manager refuses the update; a task still runs after `timeout`.
@@ -108,7 +112,8 @@ pub async fn stop(port: &impl SwarmPort, id: &str, run: &str, timeout: Duration)
     crate::state::failpoint::hit("service-stopping");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let running = port.list_tasks(id).await?.iter().filter(|t| !t.state.ended()).count();
+        let up = nodes_up(port).await?;
+        let running = port.list_tasks(id).await?.iter().filter(|t| !t.state.ended() && up.contains(&t.node_id)).count();
         if running == 0 {
             return Ok(());
         }
@@ -125,22 +130,32 @@ pub async fn stop(port: &impl SwarmPort, id: &str, run: &str, timeout: Duration)
     }
 }
 
-/// How many tasks `svc` asks for: its replicas, or for a global service one per node that
-/// is ready, active and allowed by its placement.
+/// The ids of the nodes that are `ready`.
+async fn nodes_up(port: &impl SwarmPort) -> Result<Vec<String>, DockerError> {
+    Ok(port.list_nodes().await?.into_iter().filter(|n| n.state == "ready").map(|n| n.id).collect())
+}
+
+/// How many tasks of `svc` Swarm can run now: its replicas (at most `MaxReplicas` on each
+/// node that is ready, active and allowed by its placement, when it sets that limit), or for
+/// a global service one per such node. A node that is down lowers it: the gate of a
+/// restore waits for what can run, and the gate of an update fails on the node itself.
 ///
 /// Errors: the manager's answer to listing nodes.
 pub async fn wanted(port: &impl SwarmPort, svc: &ServiceInspect) -> Result<usize, DockerError> {
+    let constraints = svc.constraints();
+    let nodes = port
+        .list_nodes()
+        .await?
+        .iter()
+        .filter(|n| n.schedulable() && super::placement::allows(&constraints, n).unwrap_or(true))
+        .count();
     Ok(match svc.mode() {
-        ServiceMode::Replicated { replicas } => replicas as usize,
+        ServiceMode::Replicated { replicas } => match svc.max_replicas_per_node() {
+            0 => replicas as usize,
+            per_node => (replicas as usize).min(nodes * per_node as usize),
+        },
         ServiceMode::Job => 0,
-        ServiceMode::Global => {
-            let constraints = svc.constraints();
-            port.list_nodes()
-                .await?
-                .iter()
-                .filter(|n| n.schedulable() && super::placement::allows(&constraints, n).unwrap_or(true))
-                .count()
-        }
+        ServiceMode::Global => nodes,
     })
 }
 
@@ -157,6 +172,9 @@ pub struct Watch {
     pub since: Option<String>,
     /// Whether Swarm's `UpdateStatus` counts, and which one to disregard.
     pub update: UpdateWatch,
+    /// Nodes that must stay up (those whose copy of the data was re-owned): one that goes
+    /// down fails the gate, named.
+    pub nodes: Vec<String>,
     pub timeout: Duration,
     pub stable_for: Duration,
 }
@@ -182,6 +200,12 @@ pub async fn gate(port: &impl SwarmPort, id: &str, watch: &Watch) -> Result<(), 
     let deadline = tokio::time::Instant::now() + watch.timeout;
     let mut stable_since: Option<tokio::time::Instant> = None;
     loop {
+        if !watch.nodes.is_empty()
+            && let Some(n) =
+                port.list_nodes().await?.into_iter().find(|n| watch.nodes.contains(&n.id) && n.state != "ready")
+        {
+            return Err(GateError::NodeDown { hostname: n.hostname, id: n.id, state: n.state });
+        }
         let svc = port.inspect_service(id).await?;
         if let UpdateWatch::UnlessStartedAt(stale) = &watch.update
             && let Some(state) = svc.update_state().filter(|s| *s == "paused" || s.starts_with("rollback"))
