@@ -312,3 +312,66 @@ fn verify_reports_services_by_their_spec_and_the_tasks_the_manager_sees() {
     assert!(problems.iter().any(|p| p.contains("runs sleep 1000000 as 0")), "the manager's own task: {problems:?}");
     assert!(problems.contains(&"cap_drop NET_RAW is not applied"), "{problems:?}");
 }
+
+#[test]
+fn a_stack_service_gets_an_override_that_stack_deploy_keeps() {
+    let env = TestEnv::new("swarm-stack");
+    let swarm = Swarm::start(&env, 0);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    let dir = env.tempdir();
+    let base = dir.path().join("docker-compose.yml");
+    std::fs::write(
+        &base,
+        format!(
+            "version: \"3.8\"\nservices:\n  cache:\n    image: {busybox}\n    \
+             command: [\"sh\", \"-c\", \"echo kept >> /data/log && exec sleep 1000000\"]\n    \
+             stop_grace_period: 1s\n    volumes: [\"cachedata:/data\"]\nvolumes:\n  cachedata: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let base = base.to_str().unwrap();
+    let deploy = |files: &[&str]| {
+        let mut args = vec!["stack", "deploy", "--resolve-image", "never"];
+        for f in files {
+            args.extend(["-c", f]);
+        }
+        args.push("shop");
+        swarm.manager().docker(&args);
+    };
+    deploy(&[base]);
+    swarm.wait_running_tasks("shop_cache", 1);
+
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        "[rollout]\nname = \"stack\"\n[service.shop_cache]\nday = 1\nuser = \"1000:1000\"\n\
+         stable_for = \"1s\"\nhealth_timeout = \"60s\"\n",
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.toml");
+    let state = dir.path().join("state");
+    let (code, out, err) =
+        swarm.unroot(&["apply", plan.to_str().unwrap(), "--day", "1", "--yes", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let user = || {
+        swarm.manager().docker(&["service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.User}}", "shop_cache"])
+    };
+    assert_eq!(user(), "1000:1000");
+
+    // The override is in the run's compose folder, private, and its use is printed.
+    let runs: Vec<_> = std::fs::read_dir(state.join("stack/runs")).unwrap().flatten().collect();
+    let path = runs[0].path().join("compose/shop.docker-compose.unroot.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("services:\n  \"cache\":\n    user: \"1000:1000\"\n"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let usage = format!("docker stack deploy -c docker-compose.yml -c {} shop", path.display());
+    assert!(out.contains(&usage) || err.contains(&usage), "{out}{err}");
+
+    // Deploying the stack again with the override keeps the user; its task runs as 1000
+    // with the data from before.
+    deploy(&[base, path.to_str().unwrap()]);
+    assert_eq!(user(), "1000:1000");
+    swarm.wait_running_tasks("shop_cache", 1);
+    assert!(owners_on(swarm.manager(), "shop_cachedata").iter().all(|o| o.starts_with("1000:1000 ")));
+}

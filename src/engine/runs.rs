@@ -536,11 +536,13 @@ pub async fn rollback(
     // The ledger and the overrides no longer count these services as migrated by this run.
     let mut ledger = Ledger::load(&view.plan_dir.dir, &view.plan_name)?;
     let mut projects: Vec<ComposeRef> = Vec::new();
+    let mut stacks = Vec::new();
     for day in ledger.days.values_mut() {
         for s in &services {
             if let Some(rec) = day.services.get_mut(s).filter(|r| r.run == view.id) {
                 rec.state = ServiceState::Original;
                 projects.extend(rec.compose.clone());
+                stacks.extend(rec.stack.clone());
             }
         }
     }
@@ -553,6 +555,15 @@ pub async fn rollback(
         if !written.contains(&path) && path.exists() {
             let _ = std::fs::remove_file(&path);
             ctx.out.note(&format!("compose: removed {} (no service of the project is migrated now)", path.display()));
+        }
+    }
+    let written: Vec<PathBuf> =
+        crate::engine::executor::write_stack_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
+    for st in stacks {
+        let path = ctx.run.dir.join("compose").join(st.file_name());
+        if !written.contains(&path) && path.exists() {
+            let _ = std::fs::remove_file(&path);
+            ctx.out.note(&format!("stack: removed {} (no service of the stack is migrated now)", path.display()));
         }
     }
     ctx.record(Record::Run {

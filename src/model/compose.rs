@@ -46,6 +46,33 @@ impl ComposeRef {
     }
 }
 
+/// Where a Swarm service sits in a stack (`docker stack deploy`): the stack, and the
+/// service's name in the stack's compose file (its Swarm name without `STACK_`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackRef {
+    pub stack: String,
+    pub service: String,
+}
+
+impl StackRef {
+    /// The stack of a service called `name` with the label `com.docker.stack.namespace`
+    /// `stack`.
+    pub fn of(name: &str, stack: &str) -> StackRef {
+        let service = name.strip_prefix(&format!("{stack}_")).unwrap_or(name).to_string();
+        StackRef { stack: stack.to_string(), service }
+    }
+
+    /// The override's file name in the run's `compose/` folder.
+    pub fn file_name(&self) -> String {
+        format!("{}.{OVERRIDE_FILE}", self.stack)
+    }
+
+    /// How to deploy the stack with the override at `path`.
+    pub fn usage(&self, path: &Path) -> String {
+        format!("docker stack deploy -c docker-compose.yml -c {} {}", path.display(), self.stack)
+    }
+}
+
 /// What the override sets for one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceOverride {

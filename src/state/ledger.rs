@@ -45,6 +45,9 @@ pub struct ServiceRecord {
     pub run: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<crate::model::compose::ComposeRef>,
+    /// The stack of a Swarm service that `docker stack deploy` made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<crate::model::compose::StackRef>,
     /// What the compose override sets for it (from the plan and the resolved user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<crate::model::compose::ServiceOverride>,
@@ -152,7 +155,7 @@ mod tests {
     use std::fs;
 
     fn record(state: ServiceState) -> ServiceRecord {
-        ServiceRecord { state, run: String::new(), compose: None, settings: None }
+        ServiceRecord { state, run: String::new(), compose: None, stack: None, settings: None }
     }
 
     #[test]

@@ -292,14 +292,17 @@ impl<'a, D: Port> Apply<'a, D> {
         let mut ledger = Ledger::load(&self.plan_dir.dir, &self.plan.rollout.name)?;
         let mut services = BTreeMap::new();
         for name in migrated {
-            if self.day.swarm(name).is_some() {
+            if let Some(r) = self.day.swarm(name) {
+                let stack = r.original.stack().map(|stack| crate::model::compose::StackRef::of(name, stack));
+                let settings = stack.as_ref().map(|_| self.stack_override(name, r));
                 services.insert(
                     name.clone(),
                     ServiceRecord {
                         state: ServiceState::Migrated,
                         run: ctx.run.id.clone(),
                         compose: None,
-                        settings: None,
+                        stack,
+                        settings,
                     },
                 );
                 continue;
@@ -311,6 +314,7 @@ impl<'a, D: Port> Apply<'a, D> {
                     state: ServiceState::Migrated,
                     run: ctx.run.id.clone(),
                     compose: crate::engine::compose::compose_ref(&r.original),
+                    stack: None,
                     settings: Some(override_of(r)),
                 },
             );
@@ -318,7 +322,13 @@ impl<'a, D: Port> Apply<'a, D> {
         for name in left_original {
             services.insert(
                 name.clone(),
-                ServiceRecord { state: ServiceState::Original, run: ctx.run.id.clone(), compose: None, settings: None },
+                ServiceRecord {
+                    state: ServiceState::Original,
+                    run: ctx.run.id.clone(),
+                    compose: None,
+                    stack: None,
+                    settings: None,
+                },
             );
         }
         ledger.record_commit(self.day.day, &ctx.run.id, services);
@@ -326,9 +336,56 @@ impl<'a, D: Port> Apply<'a, D> {
         for (path, usage) in write_overrides(&ledger, &ctx.run)? {
             ctx.out.note(&format!("compose: wrote {} — use `{usage}` so compose keeps the change", path.display()));
         }
+        for (path, usage) in write_stack_overrides(&ledger, &ctx.run)? {
+            ctx.out.note(&format!("stack: wrote {} — use `{usage}` so the stack keeps the change", path.display()));
+        }
         ctx.record(Record::run(RunEvent::Committed))?;
         Ok(true)
     }
+}
+
+impl<D: Port> Apply<'_, D> {
+    /// What a stack's override sets for a Swarm service of the day: what `docker stack
+    /// deploy` takes of the plan's changes (it ignores `group_add` and `security_opt`).
+    fn stack_override(&self, name: &str, r: &crate::engine::swarm::preview::SwarmResolved) -> ServiceOverride {
+        let s = self.plan.service(name).expect("a day's services are the plan's");
+        ServiceOverride {
+            user: r.target.map(|t| t.to_string()),
+            cap_drop: s.cap_drop.clone(),
+            cap_add: s.cap_add.clone(),
+            read_only: s.read_only,
+            environment: s.env.clone(),
+            ..ServiceOverride::default()
+        }
+    }
+}
+
+/// Regenerates every stack's override from the ledger into the run's `compose/` folder
+/// (0600: it holds the plan's environment values); returns each file with the command that
+/// uses it. A stack's compose files are not known to the daemon, so the override is never
+/// written beside them.
+pub fn write_stack_overrides(ledger: &Ledger, run: &RunDir) -> Result<Vec<(std::path::PathBuf, String)>, StateError> {
+    let mut stacks: BTreeMap<String, (crate::model::compose::StackRef, BTreeMap<String, ServiceOverride>)> =
+        BTreeMap::new();
+    for day in ledger.days.values() {
+        for rec in day.services.values().filter(|r| r.state == ServiceState::Migrated) {
+            if let (Some(st), Some(s)) = (&rec.stack, &rec.settings) {
+                let entry = stacks.entry(st.stack.clone()).or_insert_with(|| (st.clone(), BTreeMap::new()));
+                entry.1.insert(st.service.clone(), s.clone());
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for (sref, services) in stacks.into_values() {
+        let dir = run.dir.join("compose");
+        crate::state::private_dir(&dir)?;
+        let path = dir.join(sref.file_name());
+        let usage = sref.usage(&path);
+        // `docker stack deploy` wants a version in every file it is given.
+        crate::state::write_private(&path, compose::render(Some("3.8"), &usage, &services).as_bytes())?;
+        written.push((path, usage));
+    }
+    Ok(written)
 }
 
 /// Whether this run's replacement holds `name` and runs: the condition for removing its

@@ -38,7 +38,7 @@ mod swarm;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{Apply, write_overrides};
+pub use apply::{Apply, write_overrides, write_stack_overrides};
 use error::Doing;
 pub use error::{StepError, StepFailure};
 pub use restore::{Holder, RestoreSpec, classify_holder, foreign_holder_message};
