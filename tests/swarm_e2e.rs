@@ -375,3 +375,51 @@ fn a_stack_service_gets_an_override_that_stack_deploy_keeps() {
     swarm.wait_running_tasks("shop_cache", 1);
     assert!(owners_on(swarm.manager(), "shop_cachedata").iter().all(|o| o.starts_with("1000:1000 ")));
 }
+
+#[test]
+fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
+    let env = TestEnv::new("swarm-check");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    // `only-here` is an image the manager alone has; /srv/shared is on the manager and
+    // worker-1, not on worker-2.
+    swarm.manager().docker(&["tag", &busybox, "only-here:1"]);
+    for node in &swarm.nodes()[..2] {
+        common::docker(&["exec", &node.name, "mkdir", "-p", "/srv/shared"]);
+    }
+    swarm.create_service("img", &["only-here:1", "sleep", "1000000"]);
+    let bind = ["--mount", "type=bind,source=/srv/shared,target=/data"];
+    swarm.create_service("bnd", &[&bind[..], &[&busybox, "sleep", "1000000"]].concat());
+    swarm.wait_running_tasks("img", 1);
+    swarm.wait_running_tasks("bnd", 1);
+
+    let dir = env.tempdir();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[rollout]\nname = \"check\"\n[service.img]\nday = 1\nuser = \"1000:1000\"\n\
+         [service.bnd]\nday = 1\nuser = \"1000:1000\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = swarm.unroot(&["plan", plan.to_str().unwrap(), "--day", "1", "--json"]);
+    assert_eq!(code, Some(1), "blocked: {out}{err}");
+    let day: Value = serde_json::from_str(&out).unwrap();
+    let blockers = |name: &str| -> Vec<String> {
+        let s = day["swarm"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap();
+        s["blockers"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_string()).collect()
+    };
+    let img = blockers("img");
+    assert_eq!(img.len(), 2, "{img:?}");
+    for (b, host) in img.iter().zip(["worker-1", "worker-2"]) {
+        assert!(b.starts_with(&format!("node {host} (")) && b.contains("does not have the image only-here:1"), "{b}");
+    }
+    let bnd = blockers("bnd");
+    assert_eq!(bnd.len(), 1, "{bnd:?}");
+    assert!(bnd[0].starts_with("node worker-2 (") && bnd[0].contains("/srv/shared"), "{bnd:?}");
+    // The check left no job behind, and the services were not touched.
+    let mut services: Vec<String> =
+        swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]).lines().map(str::to_string).collect();
+    services.sort();
+    assert_eq!(services, ["bnd", "img"]);
+}

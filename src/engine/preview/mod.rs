@@ -282,7 +282,17 @@ pub async fn compute_with(
                 if let Some(original) = saved.services.get(*name) {
                     observed.service = Ok(original.clone());
                 }
-                swarm.push(crate::engine::swarm::preview::derive(plan, s, &observed));
+                let mut sp = crate::engine::swarm::preview::derive(plan, s, &observed);
+                // Only a service that is otherwise ready: what the nodes hold.
+                if let Some(r) = &sp.resolved {
+                    let found =
+                        crate::engine::swarm::check::check(port, &r.original, &sp.nodes, !r.mounts.is_empty()).await;
+                    if !found.is_empty() {
+                        sp.blockers.extend(found);
+                        sp.resolved = None;
+                    }
+                }
+                swarm.push(sp);
             }
             Kind::Both => {
                 let mut sp = ServicePlan::new(name);

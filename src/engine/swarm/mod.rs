@@ -1,6 +1,7 @@
 //! Swarm services (SPEC §11): the same plan, days and waves, with Swarm's own machinery
 //! scheduling and watching the tasks.
 
+pub mod check;
 pub mod jobs;
 pub mod placement;
 pub mod preview;

@@ -1,0 +1,160 @@
+//! The preview's look at each node (SPEC §11 steps 2–3): a `global-job` of unroot's runs on
+//! every node the service may run on, with the service's own image and its bind mounts
+//! (read-only), and says whether the image is there, whether each bind's source exists, and
+//! whether the image has the tools the re-owning jobs run. It mounts no volume (that would
+//! create one on a node that has none) and changes nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::jobs::{self, NodeOutput};
+use super::preview::NodePlan;
+use crate::docker::swarm::{ServiceInspect, SwarmPort};
+use crate::engine::orphans;
+
+/// The tools the scan, apply and restore jobs run.
+pub const TOOLS: [&str; 13] =
+    ["sh", "find", "stat", "awk", "sed", "tr", "xargs", "chown", "sort", "sha256sum", "cut", "grep", "cat"];
+
+/// How long the check may take on a node.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Prints `missing TOOL` for each tool the image lacks, then an end line.
+const SCRIPT: &str = r#"for t in "$@"; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo END"#;
+
+/// The check job's spec for `svc` on its placement.
+fn spec(name: &str, svc: &ServiceInspect) -> Value {
+    let binds: Vec<Value> = svc
+        .mounts()
+        .iter()
+        .filter(|m| m.kind == "bind")
+        .enumerate()
+        .map(|(i, m)| json!({"Type": "bind", "Source": m.source, "Target": format!("/unroot-bind-{i}"), "ReadOnly": true}))
+        .collect();
+    let mut command = vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check")];
+    command.extend(TOOLS.iter().map(|t| json!(t)));
+    json!({
+        "Name": name,
+        "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
+        "Mode": {"GlobalJob": {}},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": svc.image(),
+                "Command": command,
+                "User": "0:0",
+                "Dir": "/",
+                "Mounts": binds,
+                "CapabilityDrop": ["ALL"]
+            },
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": {"Constraints": svc.constraints()}
+        }
+    })
+}
+
+/// Runs the check on `nodes` and returns the blockers it finds, each naming its node.
+/// `reowns`: the service has mounts to re-own, so the image's tools matter.
+pub async fn check(port: &impl SwarmPort, svc: &ServiceInspect, nodes: &[NodePlan], reowns: bool) -> Vec<String> {
+    let name = jobs::job_name("check", svc.name(), &std::process::id().to_string(), 0);
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    match jobs::run(port, spec(&name, svc), &ids, TIMEOUT).await {
+        Ok(outputs) => blockers(svc, nodes, &outputs, reowns),
+        Err(e) => vec![format!("the check of the nodes did not finish: {e}")],
+    }
+}
+
+/// What each node's check says, as blockers naming the node.
+fn blockers(
+    svc: &ServiceInspect,
+    nodes: &[NodePlan],
+    outputs: &BTreeMap<String, NodeOutput>,
+    reowns: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let host = format!("node {} ({})", node.hostname, node.id);
+        let Some(o) = outputs.get(&node.id) else {
+            out.push(format!("{host}: the check ran no task there"));
+            continue;
+        };
+        if !o.succeeded() {
+            out.push(if o.error.contains("No such image") {
+                format!("{host} does not have the image {} (nothing is pulled: load it there)", svc.image())
+            } else if o.error.contains("bind source path does not exist") {
+                format!("{host}: {}; a bind must be the same path on every node", o.error)
+            } else {
+                format!("{host}: the check failed: {}", o.failure())
+            });
+            continue;
+        }
+        let text = String::from_utf8_lossy(&o.output.stdout);
+        if !text.lines().any(|l| l == "END") {
+            out.push(format!("{host}: the check's output came back incomplete"));
+            continue;
+        }
+        let missing: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("missing ")).collect();
+        if reowns && !missing.is_empty() {
+            out.push(format!(
+                "{host}: the image {} has no {}, which the re-owning jobs run",
+                svc.image(),
+                missing.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Finished;
+    use crate::docker::swarm::TaskState;
+
+    fn node(id: &str) -> NodePlan {
+        NodePlan { id: id.into(), hostname: format!("host-{id}"), state: "ready".into(), tasks: 1, mounts: Vec::new() }
+    }
+
+    fn output(state: TaskState, error: &str, stdout: &str) -> NodeOutput {
+        NodeOutput {
+            node_id: String::new(),
+            state,
+            error: error.into(),
+            exit_code: Some(0),
+            output: Finished { exit_code: 0, stdout: stdout.as_bytes().to_vec(), stderr: Vec::new() },
+        }
+    }
+
+    #[test]
+    fn each_node_is_named_with_what_it_lacks() {
+        let svc =
+            ServiceInspect(json!({"Spec": {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "busybox:1"}}}}));
+        let nodes = [node("a"), node("b"), node("c"), node("d")];
+        let outputs = BTreeMap::from([
+            ("a".to_string(), output(TaskState::Complete, "", "END\n")),
+            ("b".to_string(), output(TaskState::Failed("rejected".into()), "No such image: busybox:1", "")),
+            (
+                "c".to_string(),
+                output(
+                    TaskState::Failed("rejected".into()),
+                    "invalid mount config for type \"bind\": bind source path does not exist: /srv/x",
+                    "",
+                ),
+            ),
+            ("d".to_string(), output(TaskState::Complete, "", "missing awk\nmissing sha256sum\nEND\n")),
+        ]);
+        let b = blockers(&svc, &nodes, &outputs, true);
+        assert_eq!(b.len(), 3, "{b:?}");
+        assert!(b[0].starts_with("node host-b (b) does not have the image busybox:1"), "{b:?}");
+        assert!(b[1].contains("node host-c (c)") && b[1].contains("/srv/x") && b[1].contains("same path"), "{b:?}");
+        assert!(b[2].contains("node host-d (d)") && b[2].contains("no awk, sha256sum"), "{b:?}");
+        // Tools only matter when something is re-owned.
+        assert_eq!(blockers(&svc, &nodes, &outputs, false).len(), 2);
+        // A node that ran nothing, or printed no end line, is named too.
+        let none = blockers(&svc, &[node("e")], &outputs, false);
+        assert!(none[0].contains("host-e") && none[0].contains("no task"), "{none:?}");
+        let cut = BTreeMap::from([("a".to_string(), output(TaskState::Complete, "", "missing awk\n"))]);
+        assert!(blockers(&svc, &[node("a")], &cut, true)[0].contains("incomplete"));
+    }
+}
