@@ -34,6 +34,8 @@ pub enum Call {
     Wait(String),
     Logs(String),
     Changes(String),
+    /// A call of the Swarm port: its name and the object it names.
+    Swarm(&'static str, String),
 }
 
 impl Call {
@@ -55,6 +57,7 @@ impl Call {
             Call::Connect(..) => "connect",
             Call::Events(_) => "events",
             Call::Exec(_) => "exec",
+            Call::Swarm(kind, _) => kind,
             Call::Wait(_) => "wait",
             Call::Logs(_) => "logs",
             Call::Changes(_) => "changes",
@@ -272,7 +275,7 @@ impl FakeDocker {
     }
 
     /// Records the call and applies its script; `Err` when the script fails it.
-    fn enter(&self, call: Call) -> Result<(), DockerError> {
+    pub(super) fn enter(&self, call: Call) -> Result<(), DockerError> {
         let kind = call.kind();
         let n = {
             let mut calls = self.calls.lock().unwrap();

@@ -1,10 +1,16 @@
 //! [`SwarmPort`] of the fake daemon: a swarm held as data ([`FakeSwarm`]) that tests fill
-//! in; without one the fake is a daemon outside any swarm.
+//! in; without one the fake is a daemon outside any swarm. Its manager acts at once: an
+//! update replaces the service's tasks with new ones as the spec says (failing those of
+//! `fails_as`), and a helper job's tasks complete on their nodes with the output its script
+//! would print for a mount holding `./a` of root. Every call is recorded and can be failed
+//! like the container calls.
 
-use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
-use super::fake::FakeDocker;
-use super::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef};
+use serde_json::{Value, json};
+
+use super::fake::{Call, FakeDocker};
+use super::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use super::{DockerError, Finished};
 
 /// A manager's view of its swarm.
@@ -16,6 +22,15 @@ pub struct FakeSwarm {
     pub nodes: Vec<NodeRef>,
     /// Every update, as (service id, version, spec).
     pub updates: Vec<(String, u64, Value)>,
+    /// Tasks that run as this user fail instead of running.
+    pub fails_as: Option<String>,
+    pub configs: BTreeMap<String, Vec<u8>>,
+    /// What each job task printed, by task id.
+    pub logs: HashMap<String, Finished>,
+    /// Every job created, by name, in order.
+    pub jobs: Vec<String>,
+    /// The manager's clock (see [`FakeSwarm::now`]).
+    pub clock: u64,
 }
 
 impl FakeSwarm {
@@ -24,6 +39,112 @@ impl FakeSwarm {
             .iter()
             .find(|s| s.id() == id || s.name() == id)
             .ok_or_else(|| DockerError::NotFound(format!("service {id} not found")))
+    }
+
+    /// The manager's clock: a later time at each call.
+    pub fn now(&mut self) -> String {
+        self.clock += 1;
+        format!("2026-01-01T00:{:02}:{:02}.{:09}Z", self.clock / 60_000 % 60, self.clock / 1000 % 60, self.clock % 1000)
+    }
+
+    /// The nodes a spec's tasks go to: the one a `node.id==` constraint names, none for a
+    /// parking constraint, else every node.
+    fn placed(&self, spec: &Value) -> Vec<String> {
+        let constraints: Vec<&str> = spec
+            .pointer("/TaskTemplate/Placement/Constraints")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if constraints.iter().any(|c| c.starts_with("node.labels.io.unroot.parked")) {
+            return Vec::new();
+        }
+        match constraints.iter().find_map(|c| c.strip_prefix("node.id==")) {
+            Some(id) => vec![id.to_string()],
+            None => self.nodes.iter().map(|n| n.id.clone()).collect(),
+        }
+    }
+
+    /// Replaces the tasks of service `id` by those its spec asks for.
+    pub fn reconcile(&mut self, id: &str, spec: &Value) {
+        for t in self.tasks.iter_mut().filter(|t| t.service_id == id && t.desired == "running") {
+            t.desired = "shutdown".into();
+            if t.state == TaskState::Running {
+                t.state = TaskState::Shutdown("shutdown".into());
+            }
+        }
+        let nodes = self.placed(spec);
+        let count = match spec.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64) {
+            Some(n) if !nodes.is_empty() => n as usize,
+            _ if spec.pointer("/Mode/Global").is_some() => nodes.len(),
+            _ => 0,
+        };
+        let user = spec.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or("").to_string();
+        let fails = self.fails_as.as_deref() == Some(user.as_str());
+        for i in 0..count {
+            let created_at = self.now();
+            self.tasks.push(TaskRef {
+                id: format!("task{}", self.clock),
+                service_id: id.to_string(),
+                node_id: nodes[i % nodes.len()].clone(),
+                state: if fails { TaskState::Failed("failed".into()) } else { TaskState::Running },
+                desired: if fails { "shutdown" } else { "running" }.into(),
+                message: String::new(),
+                error: if fails { "task: non-zero exit (1)".into() } else { String::new() },
+                container_id: String::new(),
+                exit_code: None,
+                created_at,
+                user: user.clone(),
+            });
+        }
+    }
+
+    /// A job's tasks: complete at once on each node it is placed on, printing what its
+    /// script prints for a mount that holds `./a` of root.
+    fn run_job(&mut self, id: &str, spec: &Value) {
+        let script = spec.pointer("/TaskTemplate/ContainerSpec/Command/2").and_then(Value::as_str).unwrap_or_default();
+        let stdout: &[u8] = if script.contains("command -v") {
+            b"END\n"
+        } else if script.contains("gone $gone") {
+            b"gone 0\n"
+        } else if script.contains("NR == FNR") {
+            b"applied\n"
+        } else {
+            b"C 0:0 ./a\nR 0:0\nEND\n"
+        };
+        for node in self.placed(spec) {
+            let created_at = self.now();
+            let task = format!("task{}", self.clock);
+            self.logs.insert(task.clone(), Finished { exit_code: 0, stdout: stdout.to_vec(), stderr: Vec::new() });
+            self.tasks.push(TaskRef {
+                id: task,
+                service_id: id.to_string(),
+                node_id: node,
+                state: TaskState::Complete,
+                desired: "shutdown".into(),
+                message: String::new(),
+                error: String::new(),
+                container_id: String::new(),
+                exit_code: Some(0),
+                created_at,
+                user: "0:0".into(),
+            });
+        }
+    }
+}
+
+fn not_a_manager() -> DockerError {
+    DockerError::Api { status: 503, message: "This node is not a swarm manager.".into() }
+}
+
+impl FakeDocker {
+    fn on_swarm<T>(
+        &self,
+        call: &'static str,
+        object: &str,
+        f: impl FnOnce(&mut FakeSwarm) -> Result<T, DockerError>,
+    ) -> Result<T, DockerError> {
+        self.enter(Call::Swarm(call, object.to_string()))?;
+        self.with(|s| s.swarm.as_mut().map_or_else(|| Err(not_a_manager()), f))
     }
 }
 
@@ -45,57 +166,87 @@ impl SwarmPort for FakeDocker {
     }
 
     async fn inspect_service(&self, id: &str) -> Result<ServiceInspect, DockerError> {
-        self.with(|s| match &s.swarm {
-            Some(w) => w.service(id).cloned(),
-            None => Err(DockerError::Api { status: 503, message: "This node is not a swarm manager.".into() }),
-        })
+        self.on_swarm("inspect_service", id, |w| w.service(id).cloned())
     }
 
     async fn update_service(&self, id: &str, version: u64, spec: Value) -> Result<(), DockerError> {
-        self.with(|s| {
-            let w = s.swarm.as_mut().ok_or_else(|| DockerError::NotFound(id.into()))?;
-            w.service(id)?;
-            w.updates.push((id.to_string(), version, spec));
+        self.on_swarm("update_service", id, |w| {
+            let now = w.service(id)?.version();
+            if now != version {
+                return Err(DockerError::Api { status: 500, message: "update out of sequence".into() });
+            }
+            let at = w.now();
+            let svc = w.services.iter_mut().find(|s| s.id() == id || s.name() == id).expect("found above");
+            svc.0["Spec"] = spec.clone();
+            svc.0["Version"] = json!({"Index": now + 1});
+            svc.0["UpdatedAt"] = json!(at);
+            let sid = svc.id().to_string();
+            w.updates.push((sid.clone(), version, spec.clone()));
+            w.reconcile(&sid, &spec);
             Ok(())
         })
     }
 
-    async fn create_service(&self, _spec: Value) -> Result<String, DockerError> {
-        Err(DockerError::Api { status: 501, message: "the fake swarm creates no services".into() })
+    async fn create_service(&self, spec: Value) -> Result<String, DockerError> {
+        let name = spec["Name"].as_str().unwrap_or_default().to_string();
+        self.on_swarm("create_service", &name, |w| {
+            if w.service(&name).is_ok() {
+                return Err(DockerError::Conflict(format!("service {name} exists")));
+            }
+            let at = w.now();
+            let id = format!("job{}", w.clock);
+            w.services.push(ServiceInspect(json!({
+                "ID": id, "Version": {"Index": 1}, "CreatedAt": at, "UpdatedAt": at, "Spec": spec
+            })));
+            w.jobs.push(name.clone());
+            w.run_job(&id, &spec);
+            Ok(id)
+        })
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), DockerError> {
-        self.with(|s| {
-            let w = s.swarm.as_mut().ok_or_else(|| DockerError::NotFound(id.into()))?;
-            let before = w.services.len();
-            w.services.retain(|v| v.id() != id && v.name() != id);
-            if w.services.len() == before { Err(DockerError::NotFound(id.into())) } else { Ok(()) }
+        self.on_swarm("remove_service", id, |w| {
+            let sid = w.service(id)?.id().to_string();
+            w.services.retain(|v| v.id() != sid);
+            w.tasks.retain(|t| t.service_id != sid);
+            Ok(())
         })
     }
 
     async fn list_tasks(&self, service_id: &str) -> Result<Vec<TaskRef>, DockerError> {
-        Ok(self
-            .with(|s| s.swarm.iter().flat_map(|w| &w.tasks).filter(|t| t.service_id == service_id).cloned().collect()))
+        self.on_swarm("list_tasks", service_id, |w| {
+            Ok(w.tasks.iter().filter(|t| t.service_id == service_id).cloned().collect())
+        })
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRef>, DockerError> {
-        Ok(self.with(|s| s.swarm.iter().flat_map(|w| w.nodes.clone()).collect()))
+        self.on_swarm("list_nodes", "", |w| Ok(w.nodes.clone()))
     }
 
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {
-        Err(DockerError::NotFound(task_id.into()))
+        self.on_swarm("task_logs", task_id, |w| {
+            w.logs.get(task_id).cloned().ok_or_else(|| DockerError::NotFound(task_id.into()))
+        })
     }
 
     async fn create_config(
         &self,
-        _name: &str,
-        _labels: std::collections::BTreeMap<String, String>,
-        _data: &[u8],
+        name: &str,
+        _labels: BTreeMap<String, String>,
+        data: &[u8],
     ) -> Result<String, DockerError> {
-        Err(DockerError::Api { status: 501, message: "the fake swarm keeps no configs".into() })
+        self.on_swarm("create_config", name, |w| {
+            if w.configs.contains_key(name) {
+                return Err(DockerError::Conflict(format!("config {name} exists")));
+            }
+            w.configs.insert(name.to_string(), data.to_vec());
+            Ok(name.to_string())
+        })
     }
 
     async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
-        Err(DockerError::NotFound(id.into()))
+        self.on_swarm("remove_config", id, |w| {
+            w.configs.remove(id).map(|_| ()).ok_or_else(|| DockerError::NotFound(id.into()))
+        })
     }
 }

@@ -37,6 +37,8 @@ mod steps;
 mod swarm;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_swarm;
 
 pub use apply::{Apply, write_overrides, write_stack_overrides};
 use error::Doing;

@@ -95,22 +95,25 @@ fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile
                 }
             }),
         }
-        let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
-        let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
-        let journal = Journal::open(&run.journal_path()).unwrap();
-        let stop = crate::engine::interrupt::Interrupt::default();
-        let ctx = RunCtx {
-            port: fake,
-            run,
-            journal: Mutex::new(journal),
-            out: &crate::engine::events::Discard,
-            stop: &stop,
-            hint: String::new(),
-        };
-        let apply = Apply::new(ctx, plan, day, plan_dir);
-        let (outcome, _) = apply.run().await.unwrap();
-        (outcome, tmp, base)
+        (apply_day(fake, plan, day, tmp.path()).await, tmp, base)
     })
+}
+
+/// Applies `day` of `plan` (called `t`) as run `day1-test` in `STATE/state`.
+pub(super) async fn apply_day(fake: &FakeDocker, plan: &Plan, day: ReadyDay, state: &std::path::Path) -> Outcome {
+    let plan_dir = PlanDir::new(&state.join("state"), "t");
+    let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
+    let journal = Journal::open(&run.journal_path()).unwrap();
+    let stop = crate::engine::interrupt::Interrupt::default();
+    let ctx = RunCtx {
+        port: fake,
+        run,
+        journal: Mutex::new(journal),
+        out: &crate::engine::events::Discard,
+        stop: &stop,
+        hint: String::new(),
+    };
+    Apply::new(ctx, plan, day, plan_dir).run().await.unwrap().0
 }
 
 fn container_names(fake: &FakeDocker) -> Vec<String> {

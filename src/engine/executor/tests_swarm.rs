@@ -1,0 +1,165 @@
+//! A Swarm service's day against the fake manager: a failure injected at every call of a
+//! clean day, each time asserting that the service ends migrated or exactly original, never
+//! stopped, with each node's owners given back when they were changed.
+
+use super::*;
+use crate::docker::fake::{Call, FakeDocker};
+use crate::docker::fake_swarm::FakeSwarm;
+use crate::docker::swarm::{NodeRef, ServiceInspect, TaskState};
+use crate::engine::preview::{self, NameSource};
+
+fn node(id: &str, role: &str) -> NodeRef {
+    NodeRef {
+        id: id.into(),
+        hostname: format!("host-{id}"),
+        role: role.into(),
+        state: "ready".into(),
+        availability: "active".into(),
+        labels: Default::default(),
+        engine_labels: Default::default(),
+    }
+}
+
+fn original_spec() -> Value {
+    json!({
+        "Name": "db",
+        "Mode": {"Replicated": {"Replicas": 2}},
+        "TaskTemplate": {"ContainerSpec": {
+            "Image": "img:1",
+            "Healthcheck": {"Test": ["CMD", "true"]},
+            "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}]
+        }}
+    })
+}
+
+/// A manager with two nodes and `db`, two replicas running as the image's user (root).
+fn fake() -> FakeDocker {
+    let fake = FakeDocker::default();
+    fake.with(|s| {
+        let mut w = FakeSwarm {
+            node_id: "n1".into(),
+            nodes: vec![node("n1", "manager"), node("n2", "worker")],
+            ..Default::default()
+        };
+        let at = w.now();
+        w.services.push(ServiceInspect(
+            json!({"ID": "svc1", "Version": {"Index": 10}, "UpdatedAt": at, "Spec": original_spec()}),
+        ));
+        w.reconcile("svc1", &original_spec());
+        s.swarm = Some(w);
+        s.images.insert("img:1".into(), json!({"Id": "sha256:img", "Config": {"User": ""}}));
+    });
+    fake
+}
+
+fn plan() -> Plan {
+    Plan::parse("t.toml", "[rollout]\nname = \"t\"\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n").unwrap()
+}
+
+/// Runs day 1 with call `k` after the preview failed (none for 0). Returns the outcome, the
+/// state dir and the number of calls the preview made.
+fn run_day(fake: &FakeDocker, plan: &Plan, k: usize) -> (Outcome, tempfile::TempDir, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
+        let day = day.ready().unwrap_or_else(|b| panic!("{b:?}"));
+        let base = fake.calls().len();
+        if k > 0 {
+            fake.fail_call(base + k);
+        }
+        (super::tests::apply_day(fake, plan, day, tmp.path()).await, tmp, base)
+    })
+}
+
+/// The users of `db`'s tasks that Swarm wants running and that run.
+fn running_users(fake: &FakeDocker) -> Vec<String> {
+    fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        w.tasks
+            .iter()
+            .filter(|t| t.service_id == "svc1" && t.desired == "running" && t.state == TaskState::Running)
+            .map(|t| t.user.clone())
+            .collect()
+    })
+}
+
+#[test]
+fn a_clean_swarm_day_migrates_keeps_the_health_check_and_leaves_no_job() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(running_users(&fake), ["999:999", "999:999"]);
+    let spec = fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone());
+    assert_eq!(
+        spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"],
+        original_spec()["TaskTemplate"]["ContainerSpec"]["Healthcheck"]
+    );
+    let names: Vec<String> =
+        fake.with(|s| s.swarm.as_ref().unwrap().services.iter().map(|v| v.name().to_string()).collect());
+    assert_eq!(names, ["db"], "no job is left");
+    let owners = tmp.path().join("state/t/runs/day1-test/services/db/owners");
+    for n in ["n1", "n2"] {
+        assert_eq!(std::fs::read(owners.join(n).join("0")).unwrap(), b"C 0:0 ./a\nR 0:0\nEND\n");
+    }
+}
+
+#[test]
+fn a_failure_at_every_swarm_call_ends_migrated_or_exactly_original() {
+    let plan = plan();
+    let calls = {
+        let fake = fake();
+        let (_, _, base) = run_day(&fake, &plan, 0);
+        fake.calls().len() - base
+    };
+    assert!(calls > 30, "{calls}");
+    let (mut applied, mut restored, mut owners_back) = (0, 0, 0);
+    for k in 1..=calls {
+        let fake = fake();
+        let (outcome, tmp, base) = run_day(&fake, &plan, k);
+        let failed = fake.calls()[base + k - 1].clone();
+        let (spec, jobs, left) = fake.with(|s| {
+            let w = s.swarm.as_ref().unwrap();
+            let left: Vec<String> = w.services.iter().map(|v| v.name().to_string()).filter(|n| n != "db").collect();
+            (w.services.iter().find(|v| v.id() == "svc1").unwrap().spec().clone(), w.jobs.clone(), left)
+        });
+        match outcome {
+            Outcome::Applied => {
+                applied += 1;
+                assert_eq!(running_users(&fake), ["999:999", "999:999"], "k={k} {failed:?}");
+            }
+            Outcome::RolledBack => {
+                restored += 1;
+                assert_eq!(spec, original_spec(), "k={k} {failed:?}: exactly the original spec");
+                assert_eq!(running_users(&fake), ["", ""], "k={k} {failed:?}: its tasks run as before");
+                // Owners that a saved list says were changed come back through a restore job.
+                let saved = tmp.path().join("state/t/runs/day1-test/services/db/owners/n1/0").exists();
+                let restore_ran = jobs.iter().any(|j| j.starts_with("unroot-restore-db-"));
+                assert_eq!(restore_ran, saved, "k={k} {failed:?}: jobs {jobs:?}");
+                owners_back += usize::from(restore_ran);
+            }
+            other => panic!("k={k} {failed:?}: {other:?}"),
+        }
+        assert!(left.is_empty(), "k={k} {failed:?}: jobs left: {left:?}");
+        // A config is left only where removing it was the call that failed.
+        let configs = fake.with(|s| s.swarm.as_ref().unwrap().configs.len());
+        assert!(configs == 0 || matches!(&failed, Call::Swarm("remove_config", _)), "k={k} {failed:?}");
+    }
+    assert!(applied > 0 && restored > 0 && owners_back > 0, "{applied} applied, {restored} restored");
+    println!("a failure at each of {calls} calls: {applied} applied, {restored} restored ({owners_back} with owners)");
+}
+
+#[test]
+fn a_service_that_fails_as_its_new_user_is_put_back_with_its_owners() {
+    let fake = fake();
+    fake.with(|s| s.swarm.as_mut().unwrap().fails_as = Some("999:999".into()));
+    let (outcome, _tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::RolledBack);
+    let (spec, jobs) = fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        (w.services[0].spec().clone(), w.jobs.clone())
+    });
+    assert_eq!(spec, original_spec());
+    assert_eq!(running_users(&fake), ["", ""]);
+    assert_eq!(jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count(), 2, "one per node: {jobs:?}");
+}
