@@ -18,6 +18,7 @@ fn data_on_workers() -> (unroot::docker::swarm::SpecMount, Vec<String>) {
         source: "data".into(),
         target: "/data".into(),
         read_only: false,
+        volume_options: None,
     };
     (mount, vec!["node.role==worker".to_string()])
 }

@@ -191,6 +191,7 @@ impl ServiceInspect {
                         source: m["Source"].as_str().unwrap_or("").to_string(),
                         target: m["Target"].as_str().unwrap_or("").to_string(),
                         read_only: m["ReadOnly"].as_bool().unwrap_or(false),
+                        volume_options: m.get("VolumeOptions").cloned(),
                     })
                     .collect()
             })
@@ -279,6 +280,10 @@ pub struct SpecMount {
     pub source: String,
     pub target: String,
     pub read_only: bool,
+    /// A volume's `VolumeOptions` as the spec has them (its driver and options, a volume on
+    /// shared storage): a helper that mounts the volume must mount the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<Value>,
 }
 
 /// The calls the engine needs of a Swarm manager.

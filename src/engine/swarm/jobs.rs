@@ -98,7 +98,11 @@ pub fn spec(
 ) -> Value {
     let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
     if mount.kind == "volume" {
-        m["VolumeOptions"] = json!({"NoCopy": true});
+        // The same volume as the service's (its driver and options), never filled from the
+        // helper's image.
+        let mut options = mount.volume_options.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
+        options["NoCopy"] = json!(true);
+        m["VolumeOptions"] = options;
     }
     let mut command = vec![json!("sh"), json!("-c"), json!(script), json!("unroot-helper")];
     command.extend(args.iter().map(|a| json!(a)));
@@ -495,6 +499,24 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(sorted, names);
+    }
+
+    #[test]
+    fn a_job_mounts_the_services_own_volume_never_filled_from_its_image() {
+        let nfs = SpecMount {
+            kind: "volume".into(),
+            source: "shared".into(),
+            target: "/data".into(),
+            read_only: false,
+            volume_options: Some(
+                json!({"DriverConfig": {"Name": "local", "Options": {"type": "nfs", "device": ":/export"}}}),
+            ),
+        };
+        let s = spec("job", "run", "img", &nfs, &[], "true", &[]);
+        let m = &s["TaskTemplate"]["ContainerSpec"]["Mounts"][0];
+        assert_eq!(m["VolumeOptions"]["DriverConfig"]["Options"]["type"], "nfs", "{m}");
+        assert_eq!(m["VolumeOptions"]["NoCopy"], true);
+        assert_eq!(m["Target"], HELPER_MOUNT);
     }
 
     #[test]
