@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::docker::DockerError;
 use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmPort, TaskRef, TaskState};
+use crate::docker::{DockerError, DockerPort};
 
 /// How often tasks are looked at while waiting.
 const POLL: Duration = Duration::from_millis(250);
@@ -48,6 +48,9 @@ pub enum GateError {
     /// A node the service's data was re-owned on is not up any more.
     #[error("node {hostname} ({id}) is {state}: the service's tasks and data there are out of reach")]
     NodeDown { hostname: String, id: String, state: String },
+    /// A process of a task runs at another uid than the planned one.
+    #[error("a task on node {node} runs {command:?} as uid {uid}, not {want}")]
+    WrongUid { node: String, uid: u32, command: String, want: u32 },
     /// Swarm paused or rolled back the update.
     #[error("Swarm's update is {0}")]
     UpdateStopped(String),
@@ -196,7 +199,7 @@ pub enum UpdateWatch {
 ///
 /// Guarantees: reads only. Errors: a task of the update fails or is rejected, Swarm pauses
 /// or rolls back the update, or the tasks are not all running within `timeout`.
-pub async fn gate(port: &impl SwarmPort, id: &str, watch: &Watch) -> Result<(), GateError> {
+pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch) -> Result<(), GateError> {
     let deadline = tokio::time::Instant::now() + watch.timeout;
     let mut stable_since: Option<tokio::time::Instant> = None;
     loop {
@@ -230,7 +233,7 @@ pub async fn gate(port: &impl SwarmPort, id: &str, watch: &Watch) -> Result<(), 
         if running >= watch.wanted {
             let since = *stable_since.get_or_insert(now);
             if now - since >= watch.stable_for {
-                return Ok(());
+                return processes_at_uid(port, &ours, &watch.user).await;
             }
         } else {
             stable_since = None;
@@ -246,6 +249,27 @@ pub async fn gate(port: &impl SwarmPort, id: &str, watch: &Watch) -> Result<(), 
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The processes of the tasks whose containers this daemon runs (the manager's own node:
+/// the only tasks a manager can look into) run at the uid of `user`, when it is numeric.
+async fn processes_at_uid(port: &impl DockerPort, tasks: &[&TaskRef], user: &str) -> Result<(), GateError> {
+    let Some(uid) = user.split(':').next().and_then(|u| u.parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    for t in tasks.iter().filter(|t| t.state == TaskState::Running && !t.container_id.is_empty()) {
+        // A task on another node is not a container here.
+        let Ok(processes) = port.top(&t.container_id).await else { continue };
+        if let Some(p) = processes.iter().find(|p| p.uid.is_some_and(|u| u != uid)) {
+            return Err(GateError::WrongUid {
+                node: t.node_id.clone(),
+                uid: p.uid.unwrap_or_default(),
+                command: p.command.clone(),
+                want: uid,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn task_failed(bad: &TaskRef) -> GateError {
@@ -304,6 +328,49 @@ mod tests {
             json!(["node.role==worker", "node.labels.io.unroot.parked==r1"])
         );
         assert_eq!(stopped_spec(&s, "r1"), s, "stopping twice is stopping once");
+    }
+
+    #[test]
+    fn the_gate_looks_into_the_tasks_on_the_managers_own_node() {
+        use crate::docker::Process;
+        use crate::docker::fake::FakeDocker;
+        use crate::docker::fake_swarm::FakeSwarm;
+        let fake = FakeDocker::default();
+        let spec = json!({"Name": "db", "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"ContainerSpec": {"Image": "img", "User": "999:999"}}});
+        fake.with(|s| {
+            let mut w = FakeSwarm::default();
+            w.services.push(ServiceInspect(json!({"ID": "svc1", "Version": {"Index": 1}, "Spec": spec})));
+            w.nodes.push(crate::docker::swarm::NodeRef {
+                id: "n1".into(),
+                hostname: "m".into(),
+                role: "manager".into(),
+                state: "ready".into(),
+                availability: "active".into(),
+                labels: Default::default(),
+                engine_labels: Default::default(),
+            });
+            w.reconcile("svc1", &spec);
+            w.tasks[0].container_id = "c1".into();
+            s.swarm = Some(w);
+        });
+        // Its entrypoint is still root: the spec's user alone does not pass the gate.
+        fake.add(
+            json!({"Id": "c1", "Name": "/db.1", "State": {"Running": true}}),
+            vec![Process { pid: 1, ppid: 0, uid: Some(0), command: "run".into() }],
+        );
+        let watch = Watch {
+            user: "999:999".into(),
+            wanted: 1,
+            since: None,
+            update: UpdateWatch::Ignore,
+            nodes: Vec::new(),
+            timeout: Duration::from_secs(5),
+            stable_for: Duration::from_millis(1),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let e = rt.block_on(gate(&fake, "svc1", &watch)).unwrap_err();
+        assert_eq!(e.to_string(), "a task on node n1 runs \"run\" as uid 0, not 999");
     }
 
     #[test]
