@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod init;
 pub mod output;
+pub mod sarif;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,9 +50,14 @@ pub enum Command {
         /// A plan whose `keep_root` services count as documented exceptions.
         #[arg(long, value_name = "PLAN")]
         plan: Option<PathBuf>,
-        /// One JSON document on stdout.
-        #[arg(long)]
+        /// One JSON document on stdout (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// human (the default), json, or sarif (a SARIF 2.1.0 log for CI systems: one rule
+        /// per kind of finding with its CIS Docker Benchmark id, one result per container
+        /// and finding).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<AuditFormat>,
         /// Exit 1 when a container runs as root without a documented exception.
         #[arg(long)]
         fail_on_root: bool,
@@ -184,6 +190,14 @@ pub enum Command {
     Man,
 }
 
+/// How `unroot audit` writes its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Human,
+    Json,
+    Sarif,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {
     Text,
@@ -301,8 +315,8 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 init::init(&docker, &profiles, &opts).await
             })
         }
-        Command::Audit { plan, json, fail_on_root, filters } => {
-            let plan = plan.as_deref().map(plan::Plan::load).transpose()?;
+        Command::Audit { plan: plan_path, json, format, fail_on_root, filters } => {
+            let plan = plan_path.as_deref().map(plan::Plan::load).transpose()?;
             let report = runtime()?.block_on(async {
                 let docker = BollardDocker::connect(context).await?;
                 tracing::info!(address = %docker_address(&docker), "connected");
@@ -310,7 +324,15 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 report.services = audit::services(&docker, plan.as_ref(), &filters).await?;
                 Ok::<_, Error>(report)
             })?;
-            Output { json }.audit(&report);
+            match format.unwrap_or(if json { AuditFormat::Json } else { AuditFormat::Human }) {
+                AuditFormat::Sarif => {
+                    let path = plan_path.as_deref().map(|p| p.display().to_string());
+                    let text = plan_path.as_deref().and_then(|p| std::fs::read_to_string(p).ok());
+                    let plan = path.as_deref().zip(text.as_deref());
+                    Output { json: true }.sarif(&sarif::log(&report, plan));
+                }
+                f => Output { json: f == AuditFormat::Json }.audit(&report),
+            }
             let violations = report.violation_count();
             Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
         }

@@ -265,6 +265,11 @@ impl Output {
     }
 
     /// `unroot audit`: a table, the summary and any containers that vanished.
+    /// The audit as a SARIF log (always JSON).
+    pub fn sarif(&self, log: &serde_sarif::sarif::Sarif) {
+        print_json(log);
+    }
+
     pub fn audit(&self, report: &audit::Report) {
         if self.json {
             print_json(report);
