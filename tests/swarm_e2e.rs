@@ -359,9 +359,8 @@ fn a_stack_service_gets_an_override_that_stack_deploy_keeps() {
     };
     assert_eq!(user(), "1000:1000");
 
-    // The override is in the run's compose folder, private, and its use is printed.
-    let runs: Vec<_> = std::fs::read_dir(state.join("stack/runs")).unwrap().flatten().collect();
-    let path = runs[0].path().join("compose/shop.docker-compose.unroot.yml");
+    // The override is in the plan's stacks folder, private, and its use is printed.
+    let path = state.join("stack/stacks/shop.docker-compose.unroot.yml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(text.contains("services:\n  \"cache\":\n    user: \"1000:1000\"\n"), "{text}");
     use std::os::unix::fs::PermissionsExt;
@@ -375,6 +374,15 @@ fn a_stack_service_gets_an_override_that_stack_deploy_keeps() {
     assert_eq!(user(), "1000:1000");
     swarm.wait_running_tasks("shop_cache", 1);
     assert!(owners_on(swarm.manager(), "shop_cachedata").iter().all(|o| o.starts_with("1000:1000 ")));
+
+    // Rolled back, the service is root's again and the stack's override is gone.
+    let runs: Vec<_> = std::fs::read_dir(state.join("stack/runs")).unwrap().flatten().collect();
+    let run = runs[0].file_name().to_str().unwrap().to_string();
+    let (code, out, err) = swarm.unroot(&["rollback", &run, "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(user(), "");
+    assert!(!path.exists(), "the override of a stack with nothing migrated is removed");
+    assert!(owners_on(swarm.manager(), "shop_cachedata").iter().all(|o| o.starts_with("0:0 ")));
 }
 
 #[test]

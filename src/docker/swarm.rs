@@ -198,6 +198,13 @@ impl ServiceInspect {
             .unwrap_or_default()
     }
 
+    /// How long Swarm lets a task stop before it kills it (`StopGracePeriod`, 10 s when the
+    /// spec sets none).
+    pub fn stop_grace(&self) -> std::time::Duration {
+        let nanos = self.0.pointer("/Spec/TaskTemplate/ContainerSpec/StopGracePeriod").and_then(Value::as_u64);
+        std::time::Duration::from_nanos(nanos.unwrap_or(10_000_000_000))
+    }
+
     /// `Placement.MaxReplicas`: at most this many tasks on one node (0: no limit).
     pub fn max_replicas_per_node(&self) -> u64 {
         self.0.pointer("/Spec/TaskTemplate/Placement/MaxReplicas").and_then(Value::as_u64).unwrap_or(0)

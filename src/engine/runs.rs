@@ -557,10 +557,12 @@ pub async fn rollback(
             ctx.out.note(&format!("compose: removed {} (no service of the project is migrated now)", path.display()));
         }
     }
-    let written: Vec<PathBuf> =
-        crate::engine::executor::write_stack_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
+    let written: Vec<PathBuf> = crate::engine::executor::write_stack_overrides(&ledger, &view.plan_dir)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
     for st in stacks {
-        let path = ctx.run.dir.join("compose").join(st.file_name());
+        let path = view.plan_dir.dir.join("stacks").join(st.file_name());
         if !written.contains(&path) && path.exists() {
             let _ = std::fs::remove_file(&path);
             ctx.out.note(&format!("stack: removed {} (no service of the stack is migrated now)", path.display()));

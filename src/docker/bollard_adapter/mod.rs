@@ -116,8 +116,9 @@ impl BollardDocker {
             .any(|o| o.contains("name=userns") || o.contains("name=rootless"));
         let api_version = docker.client_version().to_string();
         let raw = match ssh {
-            Some(connector) => raw::Raw::over_ssh(connector, &api_version),
-            None => raw::Raw::new(&address, endpoint.tls.as_ref(), &api_version).map_err(&unreachable)?,
+            Some(connector) => raw::Raw::over_ssh(connector, &api_version, request_timeout_secs()),
+            None => raw::Raw::new(&address, endpoint.tls.as_ref(), &api_version, request_timeout_secs())
+                .map_err(&unreachable)?,
         };
         let info =
             DaemonInfo { address, api_version, server_version: version.version.unwrap_or_default(), remaps_users };

@@ -39,6 +39,8 @@ pub struct Raw {
     base: String,
     /// `1.41`: the version bollard negotiated.
     version: String,
+    /// How long one request may take.
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Raw {
@@ -97,7 +99,7 @@ impl Raw {
     /// it, speaking API `version`.
     ///
     /// Errors: the TLS files cannot be read or used; an address it does not know.
-    pub fn new(address: &str, tls: Option<&Tls>, version: &str) -> Result<Raw, String> {
+    pub fn new(address: &str, tls: Option<&Tls>, version: &str, timeout: u64) -> Result<Raw, String> {
         let (transport, base) = if let Some(path) = address.strip_prefix("unix://") {
             (Transport::Unix(builder().build(UnixConnector(Arc::from(path)))), "http://docker".to_string())
         } else {
@@ -117,15 +119,16 @@ impl Raw {
                 None => (Transport::Http(builder().build(HttpConnector::new())), format!("http://{hostport}")),
             }
         };
-        Ok(Raw { transport, base, version: version.to_string() })
+        Ok(Raw { transport, base, version: version.to_string(), timeout: std::time::Duration::from_secs(timeout) })
     }
 
     /// A client over the ssh connections of an `ssh://` endpoint.
-    pub fn over_ssh(connector: SshConnector, version: &str) -> Raw {
+    pub fn over_ssh(connector: SshConnector, version: &str, timeout: u64) -> Raw {
         Raw {
             transport: Transport::Ssh(builder().build(connector)),
             base: "http://docker".into(),
             version: version.to_string(),
+            timeout: std::time::Duration::from_secs(timeout),
         }
     }
 
@@ -142,19 +145,29 @@ impl Raw {
         }
         let req = req.body(Full::new(bytes)).map_err(|e| DockerError::Transport(e.to_string()))?;
         let transport = |e: hyper_util::client::legacy::Error| DockerError::Transport(format!("{uri}: {e}"));
-        let resp = match &self.transport {
-            Transport::Unix(c) => c.request(req).await.map_err(transport)?,
-            Transport::Http(c) => c.request(req).await.map_err(transport)?,
-            Transport::Https(c) => c.request(req).await.map_err(transport)?,
-            Transport::Ssh(c) => c.request(req).await.map_err(transport)?,
+        let exchange = async {
+            let resp = match &self.transport {
+                Transport::Unix(c) => c.request(req).await.map_err(transport)?,
+                Transport::Http(c) => c.request(req).await.map_err(transport)?,
+                Transport::Https(c) => c.request(req).await.map_err(transport)?,
+                Transport::Ssh(c) => c.request(req).await.map_err(transport)?,
+            };
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.map_err(|e| DockerError::Transport(e.to_string()))?;
+            Ok::<_, DockerError>((status, body.to_bytes()))
         };
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| DockerError::Transport(e.to_string()))?.to_bytes();
-        let value: Value =
-            if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+        // As bollard's requests: a daemon that stops answering is an error, not a hang.
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| DockerError::Transport(format!("{uri}: no answer within {}s", self.timeout.as_secs())))??;
         if (200..300).contains(&status) {
-            return Ok(value);
+            return match body.is_empty() {
+                true => Ok(Value::Null),
+                false => serde_json::from_slice(&body)
+                    .map_err(|e| DockerError::Transport(format!("{uri}: the answer is not JSON: {e}"))),
+            };
         }
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let message = value["message"]
             .as_str()
             .map(str::to_string)

@@ -336,8 +336,11 @@ impl<'a, D: Port> Apply<'a, D> {
         for (path, usage) in write_overrides(&ledger, &ctx.run)? {
             ctx.out.note(&format!("compose: wrote {} — use `{usage}` so compose keeps the change", path.display()));
         }
-        for (path, usage) in write_stack_overrides(&ledger, &ctx.run)? {
-            ctx.out.note(&format!("stack: wrote {} — use `{usage}` so the stack keeps the change", path.display()));
+        for (path, usage) in write_stack_overrides(&ledger, &self.plan_dir)? {
+            ctx.out.note(&format!(
+                "stack: wrote {} — use `{usage}` so the stack keeps the change (its version is 3.8: make it your base file's if that differs)",
+                path.display()
+            ));
         }
         ctx.record(Record::run(RunEvent::Committed))?;
         Ok(true)
@@ -360,11 +363,15 @@ impl<D: Port> Apply<'_, D> {
     }
 }
 
-/// Regenerates every stack's override from the ledger into the run's `compose/` folder
-/// (0600: it holds the plan's environment values); returns each file with the command that
-/// uses it. A stack's compose files are not known to the daemon, so the override is never
-/// written beside them.
-pub fn write_stack_overrides(ledger: &Ledger, run: &RunDir) -> Result<Vec<(std::path::PathBuf, String)>, StateError> {
+/// Regenerates every stack's override from the ledger into the plan's `stacks/` folder in
+/// the state directory (0600: it holds the plan's environment values), one file per stack
+/// whatever run last changed it; returns each file with the command that uses it, and
+/// removes the file of a stack none of whose services is migrated any more. A stack's
+/// compose files are not known to the daemon, so the override is never written beside them.
+pub fn write_stack_overrides(
+    ledger: &Ledger,
+    plan_dir: &PlanDir,
+) -> Result<Vec<(std::path::PathBuf, String)>, StateError> {
     let mut stacks: BTreeMap<String, (crate::model::compose::StackRef, BTreeMap<String, ServiceOverride>)> =
         BTreeMap::new();
     for day in ledger.days.values() {
@@ -375,9 +382,15 @@ pub fn write_stack_overrides(ledger: &Ledger, run: &RunDir) -> Result<Vec<(std::
             }
         }
     }
+    let dir = plan_dir.dir.join("stacks");
+    // The stacks of the ledger that no longer have a migrated service.
+    for rec in ledger.days.values().flat_map(|d| d.services.values()) {
+        if let Some(st) = rec.stack.as_ref().filter(|st| !stacks.contains_key(&st.stack)) {
+            let _ = std::fs::remove_file(dir.join(st.file_name()));
+        }
+    }
     let mut written = Vec::new();
     for (sref, services) in stacks.into_values() {
-        let dir = run.dir.join("compose");
         crate::state::private_dir(&dir)?;
         let path = dir.join(sref.file_name());
         let usage = sref.usage(&path);

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::docker::Port;
-use crate::docker::swarm::{ServiceInspect, SpecMount, is_service_inspect};
+use crate::docker::swarm::{ServiceInspect, SpecMount, SwarmPort, is_service_inspect};
 use crate::engine::swarm::jobs::{self, JobSite};
 use crate::engine::swarm::preview::SwarmResolved;
 use crate::engine::swarm::steps::{self, GateError, UpdateWatch, Watch};
@@ -22,6 +22,16 @@ impl From<GateError> for StepError {
 /// How long a stop waits for the tasks to end beyond the service's grace: Swarm stops them
 /// node by node.
 const STOP_SLACK: Duration = Duration::from_secs(30);
+
+/// How long a re-owning job may take on a node: a large volume takes its time, and a node
+/// that goes down meanwhile is named at once (see [`jobs::run`]).
+const JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long a stop waits: the plan's `stop_timeout` or the service's own grace, whichever is
+/// longer (Swarm stops its tasks with their own grace), and some slack.
+fn stop_wait(svc: &ServiceInspect, timings: &Timings) -> Duration {
+    timings.stop_timeout.max(svc.stop_grace()) + STOP_SLACK
+}
 
 /// The kinds of helper jobs a service's re-owning runs, for their names.
 const JOB_KINDS: [&str; 3] = ["scan", "apply", "restore"];
@@ -126,7 +136,7 @@ impl<D: Port> Apply<'_, D> {
             _ => "scaled to 0",
         };
         ctx.step(name, Step::Stop, json!({"how": how}), async {
-            let timeout = r.timings.stop_timeout + STOP_SLACK;
+            let timeout = stop_wait(&r.original, &r.timings);
             steps::stop(ctx.port, r.original.id(), &ctx.run.id, timeout).await?;
             Ok(((), json!({})))
         })
@@ -143,6 +153,7 @@ impl<D: Port> Apply<'_, D> {
         let ctx = &self.ctx;
         let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len(), "nodes": r.nodes.len()});
         ctx.step(name, Step::Chown, intent, async {
+            ctx.settle_jobs(name, r.mounts.len()).await?;
             ctx.run.save_swarm_mounts(name, &json!(r.mounts))?;
             for (i, mount) in r.mounts.iter().enumerate() {
                 self.scan_service_mount(name, r, i, mount, target).await?;
@@ -160,7 +171,7 @@ impl<D: Port> Apply<'_, D> {
                     .values()
                     .map(|m| m.split(|b| *b == b'\n').filter(|l| l.starts_with(b"C ")).count())
                     .sum::<usize>();
-                let site = Site::new("apply", name, &ctx.run.id, &r.original, i, r.timings.health_timeout);
+                let site = Site::new("apply", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT);
                 let done = jobs::apply(ctx.port, &site.with(mount), &manifests, target, r.hardlinks).await;
                 node_failures(&format!("re-owning {} {}", mount.kind, mount.source), &done)?;
             }
@@ -185,7 +196,7 @@ impl<D: Port> Apply<'_, D> {
         if missing.is_empty() {
             return Ok(());
         }
-        let site = Site::new("scan", name, &ctx.run.id, &r.original, i, r.timings.health_timeout);
+        let site = Site::new("scan", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT);
         let scanned = jobs::scan(ctx.port, &site.with(mount), &missing, target, r.hardlinks)
             .await
             .doing(&format!("scanning {} {}", mount.kind, mount.source))?;
@@ -214,6 +225,16 @@ impl<D: Port> Apply<'_, D> {
             ctx.port.inspect_service(id).await.map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
         let intent = json!({"user": spec_user(&r.spec), "since": now.updated_at(), "version": now.version()});
         ctx.step(name, Step::Update, intent, async {
+            // Only over the spec unroot left (stopped) or the planned one: a change made by
+            // someone else since the stop is not overwritten.
+            let cur = ctx.port.inspect_service(id).await?;
+            let stopped = steps::stopped_spec(r.original.spec(), &ctx.run.id);
+            if !steps::same_spec(cur.spec(), &stopped) && !steps::same_spec(cur.spec(), &r.spec) {
+                return Err(StepError::Conflict(format!(
+                    "{name} changed since unroot stopped it (it is at version {}); not overwriting that change",
+                    cur.version()
+                )));
+            }
             let (_, wrote) = steps::put_spec(ctx.port, id, &r.spec).await?;
             crate::state::failpoint::hit("service-updated");
             Ok(((), json!({"changed": wrote})))
@@ -227,11 +248,20 @@ impl<D: Port> Apply<'_, D> {
         self.not_interrupted(name, Step::Health).await?;
         let ctx = &self.ctx;
         let since = self.update_since(name);
-        ctx.step(name, Step::Health, json!({"mode": "swarm"}), async {
+        // After a gate of this run failed (a paused day resumed), the failed tasks Swarm
+        // keeps in its history are not this gate's: only later ones count.
+        let failures_after = match self.health_failed_before(name) {
+            true => newest_task(ctx.port, r.original.id())
+                .await
+                .map_err(|e| StepFailure { step: Step::Health, error: e })?,
+            false => since.clone(),
+        };
+        ctx.step(name, Step::Health, json!({"mode": "swarm", "failures_after": failures_after}), async {
             let watch = Watch {
                 user: spec_user(&r.spec),
                 wanted: steps::wanted(ctx.port, &r.original).await?,
                 since,
+                failures_after,
                 update: UpdateWatch::UnlessStartedAt(r.original.update_started_at().map(str::to_string)),
                 nodes: r.nodes.clone(),
                 timeout: r.timings.health_timeout,
@@ -244,6 +274,15 @@ impl<D: Port> Apply<'_, D> {
             Ok(((), json!({"tasks": watch.wanted})))
         })
         .await
+    }
+
+    /// Whether a health step of `name` failed earlier in this run.
+    fn health_failed_before(&self, name: &str) -> bool {
+        Journal::read(&self.ctx.run.journal_path()).is_ok_and(|entries| {
+            entries.iter().any(|e| {
+                matches!(&e.record, Record::Step { service, step: Step::Health, ok: Some(false), .. } if service == name)
+            })
+        })
     }
 
     /// The manager's time recorded by the last update of `name` in this run's journal.
@@ -268,6 +307,20 @@ impl<D: Port> Apply<'_, D> {
 }
 
 impl<D: Port> RunCtx<'_, D> {
+    /// Removes every helper job of `name` in this run (an interrupted attempt's, still
+    /// changing owners perhaps) and waits until their tasks have stopped: no two jobs ever
+    /// work on one mount at once.
+    ///
+    /// Errors: the manager's answers; a job whose task does not stop.
+    async fn settle_jobs(&self, name: &str, mounts: usize) -> Result<(), StepError> {
+        for kind in JOB_KINDS {
+            for i in 0..mounts {
+                jobs::remove_and_wait(self.port, &jobs::job_name(kind, name, &self.run.id, i)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Restores a Swarm service: its tasks stopped, each node's ownership from its manifest,
     /// the original spec (from `original.json`) put back, and its tasks running again as
     /// before. A service that was never stopped and has no manifest is only gated.
@@ -288,6 +341,7 @@ impl<D: Port> RunCtx<'_, D> {
                 Some(v) => serde_json::from_value(v).map_err(|e| StepError::State(e.to_string()))?,
                 None => Vec::new(),
             };
+            self.settle_jobs(name, mounts.len()).await?;
             let mut manifests = Vec::new();
             for (i, m) in mounts.iter().enumerate() {
                 manifests.push((i, m, self.run.load_node_manifests(name, i)?));
@@ -301,7 +355,7 @@ impl<D: Port> RunCtx<'_, D> {
             let mut left = Vec::new();
             if !untouched {
                 // 1. Nothing runs while the owners go back.
-                steps::stop(self.port, &id, &self.run.id, timings.stop_timeout + STOP_SLACK)
+                steps::stop(self.port, &id, &self.run.id, stop_wait(&original, timings))
                     .await
                     .doing("stopping the service")?;
                 // 2. Ownership, node by node, on the nodes that are up.
@@ -313,7 +367,7 @@ impl<D: Port> RunCtx<'_, D> {
                         let name = nodes.iter().find(|x| &x.id == node).map_or(node.as_str(), |x| x.hostname.as_str());
                         left.push(format!("node {name} ({node}) is down: its copy of {} {} keeps the owners unroot gave it", mount.kind, mount.source));
                     }
-                    let site = Site::new("restore", name, &self.run.id, &original, *i, timings.health_timeout);
+                    let site = Site::new("restore", name, &self.run.id, &original, *i, JOB_TIMEOUT);
                     let done = jobs::restore(self.port, &site.with(mount), &reachable).await;
                     if let Err(e) = node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done) {
                         left.push(e.to_string());
@@ -329,6 +383,7 @@ impl<D: Port> RunCtx<'_, D> {
             let watch = Watch {
                 user: original.configured_user().to_string(),
                 wanted: steps::wanted(self.port, &original).await?,
+                failures_after: since.clone(),
                 since,
                 update: UpdateWatch::Ignore,
                 nodes: Vec::new(),
@@ -350,6 +405,18 @@ impl<D: Port> RunCtx<'_, D> {
         })
         .await
     }
+}
+
+/// When the newest task of a service was created (manager time), if it has one.
+async fn newest_task(port: &impl SwarmPort, id: &str) -> Result<Option<String>, StepError> {
+    let tasks = port.list_tasks(id).await?;
+    let mut newest: Option<String> = None;
+    for t in tasks {
+        if newest.as_deref().is_none_or(|n| crate::docker::swarm::later_than(&t.created_at, n)) {
+            newest = Some(t.created_at);
+        }
+    }
+    Ok(newest)
 }
 
 /// Whether a saved original is a Swarm service's.

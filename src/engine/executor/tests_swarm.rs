@@ -163,3 +163,32 @@ fn a_service_that_fails_as_its_new_user_is_put_back_with_its_owners() {
     assert_eq!(running_users(&fake), ["", ""]);
     assert_eq!(jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count(), 2, "one per node: {jobs:?}");
 }
+
+#[test]
+fn a_paused_day_resumed_after_its_cause_is_fixed_migrates() {
+    let fake = fake();
+    fake.with(|s| s.swarm.as_mut().unwrap().fails_as = Some("999:999".into()));
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\non_failure = \"pause\"\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap().ready().unwrap();
+        let first = super::tests::apply_day(&fake, &plan, day.clone(), tmp.path()).await;
+        assert_eq!(first, Outcome::Incomplete, "paused on the failed gate");
+        // The operator fixes the cause; Swarm's restart policy starts tasks that now run. The
+        // failed ones stay in Swarm's history.
+        fake.with(|s| {
+            let w = s.swarm.as_mut().unwrap();
+            w.fails_as = None;
+            let spec = w.services[0].spec().clone();
+            w.reconcile("svc1", &spec);
+        });
+        let resumed = super::tests::apply_day(&fake, &plan, day, tmp.path()).await;
+        assert_eq!(resumed, Outcome::Applied, "the old failed tasks are not this gate's");
+    });
+    assert_eq!(running_users(&fake), ["999:999", "999:999"]);
+}

@@ -46,7 +46,8 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
                 "User": "0:0",
                 "Dir": "/",
                 "Mounts": binds,
-                "CapabilityDrop": ["ALL"]
+                "CapabilityDrop": ["ALL"],
+                "StopGracePeriod": 1_000_000_000u64
             },
             "RestartPolicy": {"Condition": "none"},
             "Placement": {"Constraints": svc.constraints()}
@@ -79,6 +80,18 @@ fn blockers(
             out.push(format!("{host}: the check ran no task there"));
             continue;
         };
+        // An image without a shell: present, but the tools cannot be looked for; that
+        // matters only when something is re-owned.
+        let no_shell = o.error.contains("executable file not found") || o.error.contains("no such file or directory");
+        if !o.succeeded() && no_shell && !o.error.contains("No such image") {
+            if reowns {
+                out.push(format!(
+                    "{host}: the image {} has no shell, which the re-owning jobs run (set helper_image?)",
+                    svc.image()
+                ));
+            }
+            continue;
+        }
         if !o.succeeded() {
             out.push(if o.error.contains("No such image") {
                 format!("{host} does not have the image {} (nothing is pulled: load it there)", svc.image())
@@ -130,7 +143,7 @@ mod tests {
     fn each_node_is_named_with_what_it_lacks() {
         let svc =
             ServiceInspect(json!({"Spec": {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "busybox:1"}}}}));
-        let nodes = [node("a"), node("b"), node("c"), node("d")];
+        let nodes = [node("a"), node("b"), node("c"), node("d"), node("f")];
         let outputs = BTreeMap::from([
             ("a".to_string(), output(TaskState::Complete, "", "END\n")),
             ("b".to_string(), output(TaskState::Failed("rejected".into()), "No such image: busybox:1", "")),
@@ -143,13 +156,23 @@ mod tests {
                 ),
             ),
             ("d".to_string(), output(TaskState::Complete, "", "missing awk\nmissing sha256sum\nEND\n")),
+            (
+                "f".to_string(),
+                output(
+                    TaskState::Failed("failed".into()),
+                    "starting container failed: exec: \"sh\": executable file not found in $PATH",
+                    "",
+                ),
+            ),
         ]);
         let b = blockers(&svc, &nodes, &outputs, true);
-        assert_eq!(b.len(), 3, "{b:?}");
+        assert_eq!(b.len(), 4, "{b:?}");
+        assert!(b[3].contains("host-f") && b[3].contains("no shell"), "{b:?}");
         assert!(b[0].starts_with("node host-b (b) does not have the image busybox:1"), "{b:?}");
         assert!(b[1].contains("node host-c (c)") && b[1].contains("/srv/x") && b[1].contains("same path"), "{b:?}");
         assert!(b[2].contains("node host-d (d)") && b[2].contains("no awk, sha256sum"), "{b:?}");
-        // Tools only matter when something is re-owned.
+        // Tools (and a shell) only matter when something is re-owned: a distroless image
+        // that only changes its user is not blocked.
         assert_eq!(blockers(&svc, &nodes, &outputs, false).len(), 2);
         // A node that ran nothing, or printed no end line, is named too.
         let none = blockers(&svc, &[node("e")], &outputs, false);

@@ -118,7 +118,9 @@ pub fn spec(
                 "Dir": "/",
                 "Mounts": [m],
                 "CapabilityDrop": ["ALL"],
-                "CapabilityAdd": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
+                "CapabilityAdd": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"],
+                // Removed, it stops at once: every script can run again from the start.
+                "StopGracePeriod": 1_000_000_000u64
             },
             "RestartPolicy": {"Condition": "none"},
             "Placement": {"Constraints": constraints}
@@ -140,14 +142,48 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<BTreeMap<String, NodeOutput>, DockerError> {
     let name = spec["Name"].as_str().unwrap_or_default().to_string();
-    match port.remove_service(&name).await {
+    remove_and_wait(port, &name).await?;
+    let id = port.create_service(spec).await?;
+    let result = wait(port, &id, nodes, timeout).await;
+    let _ = remove_and_wait(port, &id).await;
+    result
+}
+
+/// How long a removed job's tasks may take to stop (their grace is one second).
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Removes the job `name` (a name or an id) when it exists, and waits until none of its
+/// tasks runs: a removed service's task goes on until its container has stopped, and a job
+/// that still changes owners must never overlap the next one on the same mount.
+///
+/// Guarantees: idempotent (a job that is gone is done).
+/// Errors: the manager's answers; a task still running a minute after the removal.
+pub async fn remove_and_wait(port: &impl SwarmPort, name: &str) -> Result<(), DockerError> {
+    let id = match port.inspect_service(name).await {
+        Ok(s) => s.id().to_string(),
+        Err(DockerError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match port.remove_service(&id).await {
         Ok(()) | Err(DockerError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let id = port.create_service(spec).await?;
-    let result = wait(port, &id, nodes, timeout).await;
-    let _ = port.remove_service(&id).await;
-    result
+    let deadline = tokio::time::Instant::now() + REMOVAL_TIMEOUT;
+    loop {
+        if port.list_tasks(&id).await?.iter().all(|t| t.state.ended()) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DockerError::Api {
+                status: 504,
+                message: format!(
+                    "the helper job {name} still runs a task {}s after its removal",
+                    REMOVAL_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 async fn wait(
@@ -216,8 +252,12 @@ async fn wait(
 /// job's output comes back through its logs).
 fn scan_script() -> String {
     // In a subshell: the scan of a single file ends early with `exit 0`, and the end line
-    // must follow every whole scan and no failed one.
-    format!("(\n{}) && echo {SCAN_END}\n", reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", ""))
+    // must follow every whole scan and no failed one. Not `( … ) && echo END`: a shell
+    // ignores `set -e` inside the left side of `&&`, so a failed find would end in END.
+    format!(
+        "(\n{})\nrc=$?\n[ \"$rc\" -ne 0 ] || echo {SCAN_END}\nexit \"$rc\"\n",
+        reown::SCAN_SCRIPT.replace("exec > /unroot-scan.out\n", "")
+    )
 }
 
 /// The last line of a whole scan: output without it was cut short (a log rotated away, a
@@ -365,10 +405,7 @@ async fn with_manifest(
     }
     let names = piece_names(site.name, node, pieces.len());
     // A job of this name left by an interrupted attempt holds the configs: it goes first.
-    match port.remove_service(site.name).await {
-        Ok(()) | Err(DockerError::NotFound(_)) => {}
-        Err(e) => return Err(e.to_string()),
-    }
+    remove_and_wait(port, site.name).await.map_err(|e| e.to_string())?;
     let labels: BTreeMap<String, String> = [
         (orphans::LABEL_HELPER.to_string(), site.run.to_string()),
         (orphans::LABEL_MAKER.to_string(), orphans::maker()),
@@ -490,7 +527,36 @@ mod tests {
         assert_eq!(whole_scan(b"C 0:0 ./a\nR 0:0\nEND\n").unwrap(), b"C 0:0 ./a\nR 0:0\n");
         assert!(whole_scan(b"C 0:0 ./a\n").unwrap_err().contains("incomplete"));
         assert!(whole_scan(b"").is_err(), "no output is not an empty mount");
-        assert!(scan_script().ends_with("echo END\n"));
+        assert!(scan_script().contains("|| echo END\n"));
+    }
+
+    /// Runs the scan as a job's task would (`sh -c SCRIPT unroot-helper U G HL`) on `dir`
+    /// mounted at its place, here with the host's `sh`.
+    fn scan_with_host_sh(dir: &std::path::Path, user: &str) -> std::process::Output {
+        let script = scan_script().replace("/unroot-mount", &dir.display().to_string());
+        std::process::Command::new("sh")
+            .args(["-c", &script, "unroot-helper", user, "0", "0"])
+            .output()
+            .expect("sh runs")
+    }
+
+    #[test]
+    fn a_scan_that_fails_part_way_prints_no_end_line_and_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/f"), b"x").unwrap();
+        let whole = scan_with_host_sh(dir.path(), "0");
+        assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+        assert!(String::from_utf8_lossy(&whole.stdout).ends_with("END\n"));
+        // find refuses the user: the scan must fail, with no END to pass for a whole one.
+        let failed = scan_with_host_sh(dir.path(), "no-such-user-x");
+        assert!(!failed.status.success(), "{}", String::from_utf8_lossy(&failed.stdout));
+        assert!(
+            !String::from_utf8_lossy(&failed.stdout).contains("END"),
+            "{}",
+            String::from_utf8_lossy(&failed.stdout)
+        );
+        assert!(whole_scan(&failed.stdout).is_err());
     }
 
     #[test]

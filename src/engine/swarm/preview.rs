@@ -228,8 +228,18 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
                 running.iter().any(|t| t.node_id == node.id)
             }
         };
-        // Swarm places no task on a paused or drained node.
-        if !allowed || node.availability != "active" {
+        if !allowed {
+            continue;
+        }
+        // Swarm places no task on a paused or drained node, and a job runs none there: its
+        // copy is not re-owned, which matters once the node is active again.
+        if node.availability != "active" {
+            if target.is_some() && !mounts.is_empty() {
+                sp.warnings.push(format!(
+                    "node {} ({}) is {}: its copy of the volumes is not re-owned; a task placed there once it is active would run as the new user on data of the old owner",
+                    node.hostname, node.id, node.availability
+                ));
+            }
             continue;
         }
         let here = running.iter().filter(|t| t.node_id == node.id).count();

@@ -173,6 +173,10 @@ pub struct Watch {
     /// wants of it now (it sets a failed task to shutdown at once). `None` (not known): the
     /// tasks as `user` that Swarm wants running.
     pub since: Option<String>,
+    /// A failed task counts only when it was created after this (manager time): Swarm keeps
+    /// failed tasks in its history, and those of a gate that already failed are not news.
+    /// `None`: every failed task among those waited for.
+    pub failures_after: Option<String>,
     /// Whether Swarm's `UpdateStatus` counts, and which one to disregard.
     pub update: UpdateWatch,
     /// Nodes that must stay up (those whose copy of the data was re-owned): one that goes
@@ -225,7 +229,10 @@ pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch)
                 None => t.desired == "running",
             })
             .collect();
-        if let Some(bad) = ours.iter().find(|t| matches!(t.state, TaskState::Failed(_))) {
+        let news = |t: &&&TaskRef| {
+            watch.failures_after.as_deref().is_none_or(|after| crate::docker::swarm::later_than(&t.created_at, after))
+        };
+        if let Some(bad) = ours.iter().filter(news).find(|t| matches!(t.state, TaskState::Failed(_))) {
             return Err(task_failed(bad));
         }
         let running = ours.iter().filter(|t| t.state == TaskState::Running && t.desired == "running").count();
@@ -363,6 +370,7 @@ mod tests {
             user: "999:999".into(),
             wanted: 1,
             since: None,
+            failures_after: None,
             update: UpdateWatch::Ignore,
             nodes: Vec::new(),
             timeout: Duration::from_secs(5),
