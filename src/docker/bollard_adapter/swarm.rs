@@ -118,7 +118,13 @@ impl SwarmPort for BollardDocker {
     async fn list_tasks(&self, service_id: &str) -> Result<Vec<TaskRef>, DockerError> {
         let filters = HashMap::from([("service".to_string(), vec![service_id.to_string()])]);
         let opts = ListTasksOptions { filters: Some(filters) };
-        let tasks = self.docker.list_tasks(Some(opts)).await.map_err(map_err)?;
+        let tasks = match self.docker.list_tasks(Some(opts)).await.map_err(map_err) {
+            Ok(tasks) => tasks,
+            // The manager resolves the filter by the service, which a removal deletes at
+            // once while its tasks are still stopping: then every task, filtered here.
+            Err(DockerError::NotFound(_)) => self.docker.list_tasks(None::<ListTasksOptions>).await.map_err(map_err)?,
+            Err(e) => return Err(e),
+        };
         // The filter matches ids by prefix and names too: keep the service's own tasks.
         tasks
             .iter()
