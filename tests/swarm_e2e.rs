@@ -398,17 +398,23 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
         common::docker(&["exec", &node.name, "mkdir", "-p", "/srv/shared"]);
     }
     swarm.create_service("img", &["only-here:1", "sleep", "1000000"]);
+    // `workers-only` is on the workers alone: its users are read there, by a job.
+    for node in swarm.workers() {
+        node.docker(&["tag", &busybox, "workers-only:1"]);
+    }
+    swarm.create_service("wrk", &["--constraint", "node.role==worker", "workers-only:1", "sleep", "1000000"]);
     let bind = ["--mount", "type=bind,source=/srv/shared,target=/data"];
     swarm.create_service("bnd", &[&bind[..], &[&busybox, "sleep", "1000000"]].concat());
     swarm.wait_running_tasks("img", 1);
     swarm.wait_running_tasks("bnd", 1);
+    swarm.wait_running_tasks("wrk", 1);
 
     let dir = env.tempdir();
     let plan = dir.path().join("plan.toml");
     std::fs::write(
         &plan,
         "[rollout]\nname = \"check\"\n[service.img]\nday = 1\nuser = \"1000:1000\"\n\
-         [service.bnd]\nday = 1\nuser = \"1000:1000\"\n",
+         [service.bnd]\nday = 1\nuser = \"1000:1000\"\n[service.wrk]\nday = 1\nuser = \"app\"\n",
     )
     .unwrap();
     let (code, out, err) = swarm.unroot(&["plan", plan.to_str().unwrap(), "--day", "1", "--json"]);
@@ -426,9 +432,13 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     let bnd = blockers("bnd");
     assert_eq!(bnd.len(), 1, "{bnd:?}");
     assert!(bnd[0].starts_with("node worker-2 (") && bnd[0].contains("/srv/shared"), "{bnd:?}");
+    // `app` was read in the image on a worker (the manager does not have it): 1000:1000.
+    let wrk = day["swarm"].as_array().unwrap().iter().find(|s| s["name"] == "wrk").unwrap();
+    assert_eq!(wrk["blockers"], serde_json::json!([]), "{wrk}");
+    assert_eq!(wrk["user"]["to"], "app (1000:1000)", "{wrk}");
     // The check left no job behind, and the services were not touched.
     let mut services: Vec<String> =
         swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]).lines().map(str::to_string).collect();
     services.sort();
-    assert_eq!(services, ["bnd", "img"]);
+    assert_eq!(services, ["bnd", "img", "wrk"]);
 }

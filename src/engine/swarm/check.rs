@@ -13,6 +13,7 @@ use super::jobs::{self, NodeOutput};
 use super::preview::NodePlan;
 use crate::docker::swarm::{ServiceInspect, SwarmPort};
 use crate::engine::orphans;
+use crate::model::user::Accounts;
 
 /// The tools the scan, apply and restore jobs run.
 pub const TOOLS: [&str; 13] =
@@ -23,6 +24,32 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Prints `missing TOOL` for each tool the image lacks, then an end line.
 const SCRIPT: &str = r#"for t in "$@"; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo END"#;
+
+/// Prints the image's `/etc/passwd`, a separator, its `/etc/group` and an end line.
+const ACCOUNTS_SCRIPT: &str =
+    r#"cat /etc/passwd 2>/dev/null; echo "--unroot-group--"; cat /etc/group 2>/dev/null; echo "--unroot-end--""#;
+
+/// The image's users and groups, read on a node that has the image (SPEC §11 step 2): a
+/// global job with the service's image and placement prints its `/etc/passwd` and
+/// `/etc/group`, and the first node whose task printed both whole is taken. For a service
+/// whose image is not on the manager. `None` when no node could (no such image anywhere,
+/// no shell in it).
+pub async fn accounts(port: &impl SwarmPort, svc: &ServiceInspect, nodes: &[String]) -> Option<Accounts> {
+    let name = jobs::job_name("users", svc.name(), &std::process::id().to_string(), 0);
+    let mut job = spec(&name, svc);
+    job["TaskTemplate"]["ContainerSpec"]["Command"] = json!(["sh", "-c", ACCOUNTS_SCRIPT]);
+    job["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
+    let outputs = jobs::run(port, job, nodes, TIMEOUT).await.ok()?;
+    outputs.values().filter(|o| o.succeeded()).find_map(|o| parse_accounts(&o.output.stdout))
+}
+
+/// The accounts from what [`ACCOUNTS_SCRIPT`] printed, when it printed all of it.
+fn parse_accounts(out: &[u8]) -> Option<Accounts> {
+    let text = String::from_utf8_lossy(out);
+    let (passwd, rest) = text.split_once("--unroot-group--\n")?;
+    let (group, _) = rest.split_once("--unroot-end--")?;
+    Some(Accounts::parse(Some(passwd), Some(group)))
+}
 
 /// The check job's spec for `svc` on its placement.
 fn spec(name: &str, svc: &ServiceInspect) -> Value {
@@ -137,6 +164,16 @@ mod tests {
             exit_code: Some(0),
             output: Finished { exit_code: 0, stdout: stdout.as_bytes().to_vec(), stderr: Vec::new() },
         }
+    }
+
+    #[test]
+    fn the_accounts_come_from_a_whole_listing_only() {
+        let out = b"root:x:0:0::/root:/bin/sh\npostgres:x:999:999::/var/lib/postgresql:/bin/sh\n--unroot-group--\nroot:x:0:\npostgres:x:999:\n--unroot-end--\n";
+        let a = parse_accounts(out).expect("whole");
+        let spec = crate::model::user::UserSpec::parse("postgres").unwrap();
+        assert_eq!(a.owner_of(&spec).map(|o| o.to_string()), Some("999:999".into()));
+        assert!(parse_accounts(b"root:x:0:0::/:/bin/sh\n--unroot-group--\nroot:x:0:\n").is_none(), "cut short");
+        assert!(parse_accounts(b"").is_none());
     }
 
     #[test]

@@ -121,6 +121,19 @@ pub async fn observe(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resul
     o.image_user = crate::docker::image_user(port, service.image()).await;
     if o.image_user.is_some() && needs_accounts(s) {
         o.accounts = accounts::probe(port, service.image(), &s.name).await.ok();
+    } else if needs_accounts(s) {
+        // The manager does not have the image: its users are read on a node that does.
+        let nodes: Vec<String> = o.nodes.iter().filter(|n| n.schedulable()).map(|n| n.id.clone()).collect();
+        let allowed: Vec<String> = nodes
+            .into_iter()
+            .filter(|id| {
+                o.nodes
+                    .iter()
+                    .find(|n| &n.id == id)
+                    .is_some_and(|n| super::placement::allows(&service.constraints(), n).unwrap_or(true))
+            })
+            .collect();
+        o.accounts = super::check::accounts(port, &service, &allowed).await;
     }
     o.service = Ok(service);
     Ok(o)
@@ -183,7 +196,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
             Ok(t) => Some(t.owner),
             Err(e) if o.accounts.is_none() && needs_accounts(s) => {
                 sp.blockers.push(format!(
-                    "{e}: the image {} is not on the manager, so its /etc/passwd cannot be read; write the user as uid:gid",
+                    "{e}: the image {} is not on the manager, and no node could print its /etc/passwd (a job found none with the image and a shell); write the user as uid:gid",
                     svc.image()
                 ));
                 None
