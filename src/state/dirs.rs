@@ -123,6 +123,35 @@ impl RunDir {
         write_private(&dir.join(mount.to_string()), scan)
     }
 
+    /// Records that node `node`'s copy of mount `mount` has its owners back (an empty
+    /// `owners/<node-id>/<mount>.restored`, synced), so a restore retried while another node
+    /// is still down does not stop the service for it again.
+    pub fn mark_node_restored(&self, service: &str, node: &str, mount: usize) -> Result<(), StateError> {
+        let dir = self.service_dir(service)?.join("owners").join(safe_name(node));
+        private_dir(&dir)?;
+        write_private(&dir.join(format!("{mount}.restored")), b"")
+    }
+
+    /// Whether [`RunDir::mark_node_restored`] recorded that node's copy.
+    pub fn node_restored(&self, service: &str, node: &str, mount: usize) -> bool {
+        let path = self.dir.join("services").join(service).join("owners").join(safe_name(node));
+        path.join(format!("{mount}.restored")).exists()
+    }
+
+    /// Forgets every node's restore of a service (its owners are about to change again).
+    pub fn clear_restored(&self, service: &str) -> Result<(), StateError> {
+        let dir = self.dir.join("services").join(service).join("owners");
+        let Ok(nodes) = fs::read_dir(&dir) else { return Ok(()) };
+        for node in nodes.flatten() {
+            for f in fs::read_dir(node.path()).into_iter().flatten().flatten() {
+                if f.file_name().to_string_lossy().ends_with(".restored") {
+                    fs::remove_file(f.path()).map_err(|e| StateError::Io { path: f.path(), source: e })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The manifests saved for a Swarm service's mount `mount`, by node id.
     pub fn load_node_manifests(&self, service: &str, mount: usize) -> Result<BTreeMap<String, Vec<u8>>, StateError> {
         let dir = self.dir.join("services").join(service).join("owners");

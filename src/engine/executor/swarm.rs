@@ -154,6 +154,8 @@ impl<D: Port> Apply<'_, D> {
         let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len(), "nodes": r.nodes.len()});
         ctx.step(name, Step::Chown, intent, async {
             ctx.settle_jobs(name, r.mounts.len()).await?;
+            // The owners change again: an earlier restore of a node no longer holds.
+            ctx.run.clear_restored(name)?;
             ctx.run.save_swarm_mounts(name, &json!(r.mounts))?;
             for (i, mount) in r.mounts.iter().enumerate() {
                 self.scan_service_mount(name, r, i, mount, target).await?;
@@ -342,33 +344,49 @@ impl<D: Port> RunCtx<'_, D> {
                 None => Vec::new(),
             };
             self.settle_jobs(name, mounts.len()).await?;
-            let mut manifests = Vec::new();
-            for (i, m) in mounts.iter().enumerate() {
-                manifests.push((i, m, self.run.load_node_manifests(name, i)?));
-            }
             let now = self.port.inspect_service(&id).await.doing(&format!("inspecting the service {name}"))?;
-            let untouched = steps::same_spec(now.spec(), original.spec()) && manifests.iter().all(|m| m.2.is_empty());
+            let nodes = self.port.list_nodes().await?;
+            // Per mount, the nodes whose owners are still to give back and that are up; a
+            // node that is down is named, and waits.
+            let mut work = Vec::new();
+            let mut left = Vec::new();
+            for (i, mount) in mounts.iter().enumerate() {
+                let mut reachable = BTreeMap::new();
+                for (node, list) in self.run.load_node_manifests(name, i)? {
+                    if self.run.node_restored(name, &node, i) {
+                        continue;
+                    }
+                    match nodes.iter().find(|x| x.id == node) {
+                        Some(x) if x.state == "ready" => {
+                            reachable.insert(node, list);
+                        }
+                        x => left.push(format!(
+                            "node {} ({node}) is down: its copy of {} {} keeps the owners unroot gave it",
+                            x.map_or(node.as_str(), |x| x.hostname.as_str()),
+                            mount.kind,
+                            mount.source
+                        )),
+                    }
+                }
+                if !reachable.is_empty() {
+                    work.push((i, mount, reachable));
+                }
+            }
             let mut gone = 0;
             let mut since = None;
-            // Owners that could not be put back: the service still gets its spec back (its
-            // tasks run where they can), and the step fails naming them.
-            let mut left = Vec::new();
-            if !untouched {
+            // The spec back and nothing to give back on a node that is up: nothing to stop.
+            if !work.is_empty() || !steps::same_spec(now.spec(), original.spec()) {
                 // 1. Nothing runs while the owners go back.
                 steps::stop(self.port, &id, &self.run.id, stop_wait(&original, timings))
                     .await
                     .doing("stopping the service")?;
-                // 2. Ownership, node by node, on the nodes that are up.
-                let nodes = self.port.list_nodes().await?;
-                for (i, mount, saved) in manifests.iter().filter(|m| !m.2.is_empty()) {
-                    let (reachable, away): (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) =
-                        saved.clone().into_iter().partition(|(n, _)| nodes.iter().any(|x| &x.id == n && x.state == "ready"));
-                    for node in away.keys() {
-                        let name = nodes.iter().find(|x| &x.id == node).map_or(node.as_str(), |x| x.hostname.as_str());
-                        left.push(format!("node {name} ({node}) is down: its copy of {} {} keeps the owners unroot gave it", mount.kind, mount.source));
-                    }
+                // 2. Ownership, node by node; each node's copy done is recorded.
+                for (i, mount, reachable) in &work {
                     let site = Site::new("restore", name, &self.run.id, &original, *i, JOB_TIMEOUT);
-                    let done = jobs::restore(self.port, &site.with(mount), &reachable).await;
+                    let done = jobs::restore(self.port, &site.with(mount), reachable).await;
+                    for (node, _) in done.iter().filter(|(_, r)| r.is_ok()) {
+                        self.run.mark_node_restored(name, node, *i)?;
+                    }
                     if let Err(e) = node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done) {
                         left.push(e.to_string());
                     }

@@ -192,3 +192,53 @@ fn a_paused_day_resumed_after_its_cause_is_fixed_migrates() {
     });
     assert_eq!(running_users(&fake), ["999:999", "999:999"]);
 }
+
+/// Restores `db` of run `day1-test` in `tmp` as `unroot rollback` would.
+fn restore_db(fake: &FakeDocker, tmp: &tempfile::TempDir) -> Result<(), StepFailure> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
+    let run = RunDir { id: "day1-test".into(), dir: plan_dir.run_dir("day1-test") };
+    let journal = Journal::open(&run.journal_path()).unwrap();
+    let stop = crate::engine::interrupt::Interrupt::default();
+    let ctx = RunCtx {
+        port: fake,
+        run,
+        journal: Mutex::new(journal),
+        out: &crate::engine::events::Discard,
+        stop: &stop,
+        hint: String::new(),
+    };
+    let timings = crate::model::plan::Timings::default();
+    let how = RestoreSpec { timings: &timings, helper_image: None, ownership: Ownership::Helper, expected_user: None };
+    rt.block_on(ctx.restore("db", &how))
+}
+
+#[test]
+fn a_restore_retried_while_a_node_is_down_does_not_stop_the_service_again() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    let set_n2 = |state: &str| {
+        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].state = state.to_string());
+    };
+    let updates = || fake.with(|s| s.swarm.as_ref().unwrap().updates.len());
+    let restores =
+        || fake.with(|s| s.swarm.as_ref().unwrap().jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count());
+
+    // n2 is down: n1's owners come back, the spec too; the restore names n2 and fails.
+    set_n2("down");
+    let e = restore_db(&fake, &tmp).unwrap_err();
+    assert!(e.to_string().contains("node host-n2 (n2) is down"), "{e}");
+    assert_eq!(fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone()), original_spec());
+    assert_eq!(restores(), 1, "n1 only");
+    // Retried while n2 is still down: nothing is stopped or restored again.
+    let before = updates();
+    assert!(restore_db(&fake, &tmp).is_err());
+    assert_eq!(updates(), before, "the service was not stopped again");
+    assert_eq!(restores(), 1);
+    // n2 is back: only its copy is restored, and the restore completes.
+    set_n2("ready");
+    restore_db(&fake, &tmp).expect("restored");
+    assert_eq!(restores(), 2, "n2's copy, once");
+    assert_eq!(running_users(&fake), ["", ""]);
+}
