@@ -99,20 +99,24 @@ fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile
     })
 }
 
-/// Applies `day` of `plan` (called `t`) as run `day1-test` in `STATE/state`.
-pub(super) async fn apply_day(fake: &FakeDocker, plan: &Plan, day: ReadyDay, state: &std::path::Path) -> Outcome {
+/// The context of run `day1-test` of plan `t` in `STATE/state` (its folders made when
+/// missing), and the plan's folder.
+pub(super) fn test_ctx<'a>(
+    fake: &'a FakeDocker,
+    state: &std::path::Path,
+    stop: &'a crate::engine::interrupt::Interrupt,
+) -> (RunCtx<'a, FakeDocker>, PlanDir) {
     let plan_dir = PlanDir::new(&state.join("state"), "t");
     let run = RunDir::create(&plan_dir, "day1-test", "").unwrap();
     let journal = Journal::open(&run.journal_path()).unwrap();
+    let out = &crate::engine::events::Discard;
+    (RunCtx { port: fake, run, journal: Mutex::new(journal), out, stop, hint: String::new() }, plan_dir)
+}
+
+/// Applies `day` of `plan` (called `t`) as run `day1-test` in `STATE/state`.
+pub(super) async fn apply_day(fake: &FakeDocker, plan: &Plan, day: ReadyDay, state: &std::path::Path) -> Outcome {
     let stop = crate::engine::interrupt::Interrupt::default();
-    let ctx = RunCtx {
-        port: fake,
-        run,
-        journal: Mutex::new(journal),
-        out: &crate::engine::events::Discard,
-        stop: &stop,
-        hint: String::new(),
-    };
+    let (ctx, plan_dir) = test_ctx(fake, state, &stop);
     Apply::new(ctx, plan, day, plan_dir).run().await.unwrap().0
 }
 

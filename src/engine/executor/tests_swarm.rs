@@ -196,18 +196,8 @@ fn a_paused_day_resumed_after_its_cause_is_fixed_migrates() {
 /// Restores `db` of run `day1-test` in `tmp` as `unroot rollback` would.
 fn restore_db(fake: &FakeDocker, tmp: &tempfile::TempDir) -> Result<(), StepFailure> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let plan_dir = PlanDir::new(&tmp.path().join("state"), "t");
-    let run = RunDir { id: "day1-test".into(), dir: plan_dir.run_dir("day1-test") };
-    let journal = Journal::open(&run.journal_path()).unwrap();
     let stop = crate::engine::interrupt::Interrupt::default();
-    let ctx = RunCtx {
-        port: fake,
-        run,
-        journal: Mutex::new(journal),
-        out: &crate::engine::events::Discard,
-        stop: &stop,
-        hint: String::new(),
-    };
+    let (ctx, _) = super::tests::test_ctx(fake, tmp.path(), &stop);
     let timings = crate::model::plan::Timings::default();
     let how = RestoreSpec { timings: &timings, helper_image: None, ownership: Ownership::Helper, expected_user: None };
     rt.block_on(ctx.restore("db", &how))
