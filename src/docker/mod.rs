@@ -244,6 +244,23 @@ pub fn own_tree(procs: Vec<Process>, init_pid: u32) -> Vec<Process> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_name_that_is_the_prefix_of_several_ids_is_no_container() {
+        use fake::{FakeDocker, Script};
+        let fake = FakeDocker::default();
+        let ambiguous =
+            || DockerError::Api { status: 500, message: "Multiple IDs found with provided prefix: b5".into() };
+        fake.script("inspect", Script::Fail(ambiguous()));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(matches!(rt.block_on(inspect_named(&fake, "b5")), Err(DockerError::NotFound(_))));
+        fake.script("inspect", Script::Fail(DockerError::Api { status: 500, message: "disk full".into() }));
+        assert!(matches!(rt.block_on(inspect_named(&fake, "b5")), Err(DockerError::Api { .. })), "other errors stay");
+        assert!(is_ambiguous_prefix(&DockerError::Api {
+            status: 400,
+            message: "service b5 is ambiguous (2 matches found)".into()
+        }));
+    }
+
     fn p(pid: u32, ppid: u32, uid: u32) -> Process {
         Process { pid, ppid, uid: Some(uid), command: String::new() }
     }
@@ -281,8 +298,22 @@ pub(crate) fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
 ///
 /// Errors: [`DockerError::NotFound`] when no container has that name; the daemon's errors.
 pub async fn inspect_named(port: &impl DockerPort, name: &str) -> Result<Inspect, DockerError> {
-    let c = port.inspect_container(name).await?;
-    if c.name() == name { Ok(c) } else { Err(DockerError::NotFound(format!("no container is called {name}"))) }
+    let not_called = || DockerError::NotFound(format!("no container is called {name}"));
+    match port.inspect_container(name).await {
+        Ok(c) if c.name() == name => Ok(c),
+        Ok(_) => Err(not_called()),
+        // Docker looks a name up before an id prefix: a name that is also the prefix of
+        // several ids (`b5`, `db`) reaching that answer means no container has the name.
+        Err(e) if is_ambiguous_prefix(&e) => Err(not_called()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Docker's answer to a lookup whose text is no name and the prefix of several ids
+/// (containers: "Multiple IDs found with provided prefix"; services: "… is ambiguous").
+pub fn is_ambiguous_prefix(e: &DockerError) -> bool {
+    matches!(e, DockerError::Api { message, .. } | DockerError::Conflict(message)
+        if message.contains("Multiple IDs found with provided prefix") || message.contains("is ambiguous"))
 }
 
 /// What goes with a removed container.

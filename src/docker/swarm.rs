@@ -361,8 +361,13 @@ pub trait SwarmPort: Send + Sync {
 ///
 /// Errors: [`DockerError::NotFound`] when no service has that name; the manager's errors.
 pub async fn inspect_service_named(port: &impl SwarmPort, name: &str) -> Result<ServiceInspect, DockerError> {
-    let s = port.inspect_service(name).await?;
-    if s.name() == name { Ok(s) } else { Err(DockerError::NotFound(format!("no service is called {name}"))) }
+    let not_called = || DockerError::NotFound(format!("no service is called {name}"));
+    match port.inspect_service(name).await {
+        Ok(s) if s.name() == name => Ok(s),
+        Ok(_) => Err(not_called()),
+        Err(e) if super::is_ambiguous_prefix(&e) => Err(not_called()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
