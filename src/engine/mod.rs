@@ -7,6 +7,7 @@ pub mod audit;
 pub mod compose;
 pub mod events;
 pub mod executor;
+pub mod findings;
 pub mod health;
 pub mod hostfs;
 pub mod init;

@@ -20,8 +20,8 @@ use crate::engine::preview::{self, NameSource};
 use crate::error::{Error, Exit};
 use crate::model::plan::{OnFailure, Plan};
 use crate::state::{
-    Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError, StateLocation,
-    Step, run_events,
+    Cause, Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError,
+    StateLocation, Step, run_events,
 };
 
 /// One run as its folder tells it.
@@ -423,11 +423,12 @@ async fn resume_one(
         let services = view.restore_order(&view.rollback_services());
         refuse_foreign_holders(port, view, &services).await?;
         let ctx = open_ctx(port, view, out, stop, hint)?;
-        ctx.record(Record::Run {
-            event: RunEvent::RollingBack,
-            detail: Some("resumed".into()),
-            services: services.clone(),
-        })?;
+        ctx.record(Record::rollback(
+            RunEvent::RollingBack,
+            Cause::Continued,
+            Some("resumed".into()),
+            services.clone(),
+        ))?;
         let ok = restore_all(&ctx, view, &plan, &services).await?;
         return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
@@ -455,11 +456,12 @@ async fn resume_one(
         Err(blockers) => {
             let services = view.restore_order(&view.touched());
             refuse_foreign_holders(port, view, &services).await?;
-            ctx.record(Record::Run {
-                event: RunEvent::RollingBack,
-                detail: Some(format!("the day cannot be finished: {}", blockers.join("; "))),
-                services: services.clone(),
-            })?;
+            ctx.record(Record::rollback(
+                RunEvent::RollingBack,
+                Cause::CannotFinish,
+                Some(format!("the day cannot be finished: {}", blockers.join("; "))),
+                services.clone(),
+            ))?;
             let ok = restore_all(&ctx, view, &plan, &services).await?;
             return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
         }
@@ -522,11 +524,12 @@ pub async fn rollback(
     let all = services.len() == touched.len();
     refuse_foreign_holders(port, &view, &services).await?;
     let ctx = open_ctx(port, &view, out, stop, &loc.hint)?;
-    ctx.record(Record::Run {
-        event: if all { RunEvent::RollingBack } else { RunEvent::ServiceRollback },
-        detail: Some(format!("rollback of {}", services.join(", "))),
-        services: services.clone(),
-    })?;
+    ctx.record(Record::rollback(
+        if all { RunEvent::RollingBack } else { RunEvent::ServiceRollback },
+        Cause::Operator,
+        Some(format!("rollback of {}", services.join(", "))),
+        services.clone(),
+    ))?;
     let ok = restore_all(&ctx, &view, &plan, &services).await?;
     if !ok {
         let exit = Outcome::Incomplete.exit(true);
@@ -568,11 +571,10 @@ pub async fn rollback(
             ctx.out.note(&format!("stack: removed {} (no service of the stack is migrated now)", path.display()));
         }
     }
-    ctx.record(Record::Run {
-        event: if all { RunEvent::RolledBack } else { RunEvent::ServicesRolledBack },
-        detail: Some(services.join(", ")),
-        services: Vec::new(),
-    })?;
+    ctx.record(Record::run_with(
+        if all { RunEvent::RolledBack } else { RunEvent::ServicesRolledBack },
+        services.join(", "),
+    ))?;
     ctx.out.done("rolled-back", 0, &format!("Restored {} of run {run}.", services.join(", ")));
     Ok(Exit::Ok)
 }

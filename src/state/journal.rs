@@ -74,18 +74,55 @@ pub enum Record {
         /// The services a rollback restores (absent before this field existed: all touched).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         services: Vec<String>,
+        /// Why a rollback starts (absent on other events, and in journals written before
+        /// this field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<Cause>,
     },
+}
+
+/// Why a run, or some services of it, are rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// A step of a service failed and `on_failure` rolls the day back.
+    StepFailed,
+    /// Ctrl-C or SIGTERM stopped the day.
+    Interrupted,
+    /// The operator ran `unroot rollback`.
+    Operator,
+    /// `resume` found the day can no longer be finished.
+    CannotFinish,
+    /// `resume` continues a rollback begun earlier.
+    Continued,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::StepFailed => "step-failed",
+            Cause::Interrupted => "interrupted",
+            Cause::Operator => "operator",
+            Cause::CannotFinish => "cannot-finish",
+            Cause::Continued => "continued",
+        }
+    }
 }
 
 impl Record {
     /// A run-level record without detail.
     pub fn run(event: RunEvent) -> Record {
-        Record::Run { event, detail: None, services: Vec::new() }
+        Record::Run { event, detail: None, services: Vec::new(), cause: None }
     }
 
     /// A run-level record with a detail for people.
     pub fn run_with(event: RunEvent, detail: impl Into<String>) -> Record {
-        Record::Run { event, detail: Some(detail.into()), services: Vec::new() }
+        Record::Run { event, detail: Some(detail.into()), services: Vec::new(), cause: None }
+    }
+
+    /// A rollback starts, for `cause`, of `services` (empty: every service the run touched).
+    pub fn rollback(event: RunEvent, cause: Cause, detail: Option<String>, services: Vec<String>) -> Record {
+        Record::Run { event, detail, services, cause: Some(cause) }
     }
 }
 

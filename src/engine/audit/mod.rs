@@ -5,9 +5,11 @@
 //! and the runner against the real one.
 
 mod filter;
+mod posture;
 mod services;
 
 pub use filter::Filter;
+pub use posture::{Posture, is_docker_sock};
 
 pub use services::{ServiceEntry, controls_of, run as services};
 
@@ -140,23 +142,7 @@ pub fn classify(exception: bool, configured_root: Option<bool>, process_uids: &[
 
 /// Risk flags of SPEC §7 that the inspect alone shows.
 pub fn inspect_flags(c: &Inspect) -> Vec<String> {
-    let mut flags = Vec::new();
-    if c.privileged() {
-        flags.push("privileged".to_string());
-    }
-    if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
-        flags.push("docker.sock".to_string());
-    }
-    for cap in c.cap_add() {
-        flags.push(format!("cap-add:{}", normalize_cap(&cap)));
-    }
-    if !c.read_only_rootfs() {
-        flags.push("rootfs-writable".to_string());
-    }
-    if !c.no_new_privileges() {
-        flags.push("no-new-privileges-missing".to_string());
-    }
-    flags
+    Posture::of_container(c).flags()
 }
 
 /// `CAP_CHOWN`, `chown` and `CHOWN` are the same capability.

@@ -119,7 +119,7 @@ async fn audit_one(
     if let Some(p) = planned {
         flags.extend(super::control_flags(controls_of(&s).missing(p)));
     }
-    if s.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.target.ends_with("docker.sock")) {
+    if s.mounts().iter().any(|m| super::is_docker_sock(&m.source, &m.target)) {
         flags.push("docker.sock".to_string());
     }
     for cap in s.cap_add() {

@@ -1,6 +1,7 @@
 //! One day's apply: the waves, the steps of each service, the rollback or the commit.
 
 use super::*;
+use crate::state::Cause;
 
 /// One day's apply.
 pub struct Apply<'a, D: Port> {
@@ -215,7 +216,8 @@ impl<'a, D: Port> Apply<'a, D> {
         if (any_failed && self.on_failure == OnFailure::RollbackDay)
             || (interrupted && self.on_failure != OnFailure::Pause)
         {
-            ctx.record(Record::run(RunEvent::RollingBack))?;
+            let cause = if any_failed { Cause::StepFailed } else { Cause::Interrupted };
+            ctx.record(Record::rollback(RunEvent::RollingBack, cause, None, Vec::new()))?;
             // In exactly the reverse order of the re-owns (two services may share a volume).
             let order = crate::state::restore_order(&Journal::read(&ctx.run.journal_path())?);
             for name in order.iter().filter(|n| p.touched.contains(n)) {

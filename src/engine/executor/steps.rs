@@ -83,7 +83,13 @@ impl<D: Port> Apply<'_, D> {
                 return Err(StepError::Conflict(format!("{name} is not running ({})", now.status())));
             }
             ctx.run.save_original(name, &now.0)?;
-            Ok(((), json!({"id": short(original_id), "user": now.configured_user()})))
+            // The uids its processes ran as before the change, for `report` (a read: a
+            // container that stopped meanwhile just records none).
+            let procs = ctx.port.top(now.id()).await.unwrap_or_default();
+            let mut uids: Vec<u32> = crate::docker::own_tree(procs, now.pid()).iter().filter_map(|p| p.uid).collect();
+            uids.sort_unstable();
+            uids.dedup();
+            Ok(((), json!({"id": short(original_id), "user": now.configured_user(), "process_uids": uids})))
         })
         .await
     }

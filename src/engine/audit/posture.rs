@@ -1,0 +1,79 @@
+//! A container's (or a Swarm service's) security posture as its configuration shows it: the
+//! one place the audit's flags, `report`'s before and now, and the CIS findings read them.
+
+use serde::{Deserialize, Serialize};
+
+use super::normalize_cap;
+use crate::docker::Inspect;
+use crate::docker::swarm::ServiceInspect;
+
+/// What a container is configured with, as far as running as root and its risks go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posture {
+    /// `Config.User` (`ContainerSpec.User`); empty means the image's own USER.
+    pub configured_user: String,
+    /// Capabilities added, normalized (`NET_ADMIN`).
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped, normalized (`ALL`).
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+    pub no_new_privileges: bool,
+    pub privileged: bool,
+    /// The Docker socket is mounted into it.
+    pub docker_sock: bool,
+}
+
+/// Whether a mount (its source or its destination) is the Docker socket.
+pub fn is_docker_sock(source: &str, destination: &str) -> bool {
+    source.ends_with("docker.sock") || destination.ends_with("docker.sock")
+}
+
+fn normalized(caps: Vec<String>) -> Vec<String> {
+    caps.iter().map(|c| normalize_cap(c)).collect()
+}
+
+impl Posture {
+    pub fn of_container(c: &Inspect) -> Posture {
+        Posture {
+            configured_user: c.configured_user().to_string(),
+            cap_add: normalized(c.cap_add()),
+            cap_drop: normalized(c.cap_drop()),
+            read_only: c.read_only_rootfs(),
+            no_new_privileges: c.no_new_privileges(),
+            privileged: c.privileged(),
+            docker_sock: c.mounts().iter().any(|m| is_docker_sock(&m.source, &m.destination)),
+        }
+    }
+
+    /// A service's tasks as its spec configures them (a task is never privileged).
+    pub fn of_service(s: &ServiceInspect) -> Posture {
+        Posture {
+            configured_user: s.configured_user().to_string(),
+            cap_add: normalized(s.cap_add()),
+            cap_drop: normalized(s.cap_drop()),
+            read_only: s.read_only(),
+            no_new_privileges: s.no_new_privileges(),
+            privileged: false,
+            docker_sock: s.mounts().iter().any(|m| is_docker_sock(&m.source, &m.target)),
+        }
+    }
+
+    /// The audit's risk flags (SPEC §7) this posture raises.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.privileged {
+            flags.push("privileged".to_string());
+        }
+        if self.docker_sock {
+            flags.push("docker.sock".to_string());
+        }
+        flags.extend(self.cap_add.iter().map(|cap| format!("cap-add:{cap}")));
+        if !self.read_only {
+            flags.push("rootfs-writable".to_string());
+        }
+        if !self.no_new_privileges {
+            flags.push("no-new-privileges-missing".to_string());
+        }
+        flags
+    }
+}

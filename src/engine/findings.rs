@@ -1,0 +1,208 @@
+//! The kinds of finding unroot reports about a container or a Swarm service (its user and
+//! the risk flags the audit sees), each mapped to its CIS Docker Benchmark recommendation:
+//! the one place the audit's SARIF log and the report take them from. Pure.
+
+use crate::engine::audit::Class;
+
+/// A kind of finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    RunsAsRoot,
+    ExceptionControlMissing,
+    Privileged,
+    CapabilityAdded,
+    RootfsWritable,
+    NoNewPrivilegesMissing,
+    DockerSocket,
+}
+
+/// Every rule, in the order of the log's rule list.
+pub const RULES: [Rule; 7] = [
+    Rule::RunsAsRoot,
+    Rule::ExceptionControlMissing,
+    Rule::Privileged,
+    Rule::CapabilityAdded,
+    Rule::RootfsWritable,
+    Rule::NoNewPrivilegesMissing,
+    Rule::DockerSocket,
+];
+
+impl Rule {
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::RunsAsRoot => "UNROOT001",
+            Rule::ExceptionControlMissing => "UNROOT002",
+            Rule::Privileged => "UNROOT003",
+            Rule::CapabilityAdded => "UNROOT004",
+            Rule::RootfsWritable => "UNROOT005",
+            Rule::NoNewPrivilegesMissing => "UNROOT006",
+            Rule::DockerSocket => "UNROOT007",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::RunsAsRoot => "RunsAsRoot",
+            Rule::ExceptionControlMissing => "ExceptionControlMissing",
+            Rule::Privileged => "Privileged",
+            Rule::CapabilityAdded => "CapabilityAdded",
+            Rule::RootfsWritable => "RootFilesystemWritable",
+            Rule::NoNewPrivilegesMissing => "NoNewPrivilegesMissing",
+            Rule::DockerSocket => "DockerSocketMounted",
+        }
+    }
+
+    /// The CIS Docker Benchmark recommendation it maps to.
+    pub fn cis(self) -> &'static str {
+        match self {
+            Rule::RunsAsRoot | Rule::ExceptionControlMissing => "4.1",
+            Rule::CapabilityAdded => "5.3",
+            Rule::Privileged => "5.4",
+            Rule::RootfsWritable => "5.12",
+            Rule::NoNewPrivilegesMissing => "5.25",
+            Rule::DockerSocket => "5.31",
+        }
+    }
+
+    /// An error (root, privileged, the socket, a missing control), else a warning.
+    pub fn is_error(self) -> bool {
+        matches!(self, Rule::RunsAsRoot | Rule::ExceptionControlMissing | Rule::Privileged | Rule::DockerSocket)
+    }
+
+    /// GitHub's `security-severity` (0–10).
+    pub fn severity(self) -> &'static str {
+        match self {
+            Rule::Privileged | Rule::DockerSocket => "9.0",
+            Rule::RunsAsRoot => "8.0",
+            Rule::ExceptionControlMissing => "7.0",
+            Rule::CapabilityAdded => "6.0",
+            Rule::RootfsWritable | Rule::NoNewPrivilegesMissing => "4.0",
+        }
+    }
+
+    pub fn short(self) -> &'static str {
+        match self {
+            Rule::RunsAsRoot => "The container runs as root",
+            Rule::ExceptionControlMissing => "A documented root exception lacks a control its plan requires",
+            Rule::Privileged => "The container runs privileged",
+            Rule::CapabilityAdded => "The container adds a Linux capability",
+            Rule::RootfsWritable => "The container's root filesystem is writable",
+            Rule::NoNewPrivilegesMissing => "The container may gain privileges (no-new-privileges is not set)",
+            Rule::DockerSocket => "The Docker socket is mounted into the container",
+        }
+    }
+
+    /// How unroot fixes it.
+    pub fn help(self) -> &'static str {
+        match self {
+            Rule::RunsAsRoot => {
+                "Move it to a non-root user: `unroot init` writes a plan with the user and the volumes to re-own, `unroot apply PLAN --day N` switches it in health-gated steps and rolls back by itself on a failure. A container that must stay root is a `keep_root` exception of the plan, with its reason and controls."
+            }
+            Rule::ExceptionControlMissing => {
+                "The plan keeps this container as root on condition of controls it does not have now: apply the day again (`unroot apply PLAN --day N`) so it is recreated with them, or change the exception."
+            }
+            Rule::Privileged => {
+                "Recreate it without --privileged, granting only the capabilities it needs (`cap_add` in the unroot plan), or make it a documented `keep_root` exception."
+            }
+            Rule::CapabilityAdded => {
+                "Drop the capability if the service does not need it: `cap_drop` in the unroot plan recreates the container without it, health-gated."
+            }
+            Rule::RootfsWritable => {
+                "Set `read_only = true` for the service in the unroot plan (with tmpfs or volumes for the paths it writes)."
+            }
+            Rule::NoNewPrivilegesMissing => "Set `no_new_privileges = true` for the service in the unroot plan.",
+            Rule::DockerSocket => {
+                "A container with the Docker socket controls the host. Remove the mount if it is not needed; otherwise keep it as a documented `keep_root` exception with read-only root and dropped capabilities, and unroot never re-owns the socket."
+            }
+        }
+    }
+}
+
+/// One finding: the rule, what it says of the object, and the exception's reason when the
+/// plan documents it as accepted.
+pub struct Finding {
+    pub rule: Rule,
+    pub text: String,
+    pub accepted: Option<String>,
+}
+
+/// The findings of one object, from its class, flags and exception.
+pub fn findings(
+    class: Class,
+    configured_user: &str,
+    uids: &[u32],
+    flags: &[String],
+    exception: Option<&str>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let shown = |u: &str| if u.is_empty() { "(image default)".to_string() } else { u.to_string() };
+    match class {
+        Class::Root => out.push(Finding {
+            rule: Rule::RunsAsRoot,
+            text: format!("configured user {}, process uids {uids:?}", shown(configured_user)),
+            accepted: None,
+        }),
+        Class::Exception => out.push(Finding {
+            rule: Rule::RunsAsRoot,
+            text: format!("configured user {}, process uids {uids:?}; a documented exception", shown(configured_user)),
+            accepted: Some(exception.unwrap_or("a keep_root exception of the plan").to_string()),
+        }),
+        Class::DropsRoot | Class::NonRoot => {}
+    }
+    for f in flags {
+        let (rule, text) = match f.as_str() {
+            "privileged" => (Rule::Privileged, "runs with --privileged".to_string()),
+            "docker.sock" => (Rule::DockerSocket, "mounts the Docker socket".to_string()),
+            "rootfs-writable" => (Rule::RootfsWritable, "its root filesystem is writable".to_string()),
+            "no-new-privileges-missing" => (Rule::NoNewPrivilegesMissing, "no-new-privileges is not set".to_string()),
+            other => match (other.strip_prefix("cap-add:"), other.strip_prefix("control-missing:")) {
+                (Some(cap), _) => (Rule::CapabilityAdded, format!("adds {cap}")),
+                (_, Some(control)) => {
+                    (Rule::ExceptionControlMissing, format!("the exception's control {control} is missing"))
+                }
+                _ => continue,
+            },
+        };
+        out.push(Finding { rule, text, accepted: None });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_flag_is_one_finding_and_an_exception_is_suppressed_with_its_reason() {
+        let flags: Vec<String> =
+            ["privileged", "docker.sock", "cap-add:NET_ADMIN", "cap-add:SYS_TIME", "rootfs-writable", "not-running"]
+                .map(String::from)
+                .to_vec();
+        let f = findings(Class::Root, "", &[0], &flags, None);
+        let rules: Vec<Rule> = f.iter().map(|f| f.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                Rule::RunsAsRoot,
+                Rule::Privileged,
+                Rule::DockerSocket,
+                Rule::CapabilityAdded,
+                Rule::CapabilityAdded,
+                Rule::RootfsWritable
+            ]
+        );
+        let e = findings(Class::Exception, "0", &[0], &["control-missing:read_only".into()], Some("needs the socket"));
+        assert_eq!(e[0].accepted.as_deref(), Some("needs the socket"));
+        assert_eq!(e[1].rule, Rule::ExceptionControlMissing);
+        assert!(e[1].accepted.is_none(), "a missing control is never accepted");
+        assert!(findings(Class::NonRoot, "1000", &[1000], &[], None).is_empty());
+    }
+
+    #[test]
+    fn every_rule_names_its_cis_recommendation() {
+        let cis: Vec<&str> = RULES.iter().map(|r| r.cis()).collect();
+        assert_eq!(cis, ["4.1", "4.1", "5.4", "5.3", "5.12", "5.25", "5.31"]);
+        let ids: std::collections::BTreeSet<&str> = RULES.iter().map(|r| r.id()).collect();
+        assert_eq!(ids.len(), RULES.len(), "ids are unique");
+    }
+}
