@@ -1,7 +1,6 @@
 //! `unroot init`: the profiles in force, the plan decided through the port, checked, and
 //! written where the operator asked (never over an existing file without --force).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::docker::DockerPort;
@@ -64,25 +63,8 @@ pub async fn init(port: &impl DockerPort, profiles: &Profiles, opts: &InitOption
         )));
     }
     if let Some(out) = &opts.out {
-        write(out, &text, opts.force)?;
+        super::write_out(out, &text, opts.force)?;
     }
     Output { json: opts.json }.init(&plan, &text, opts.out.as_deref());
     Ok(Exit::Ok)
-}
-
-/// Writes the plan: a new file (refused if one appeared meanwhile), or with `force` a
-/// replacement through a temporary file renamed over it.
-fn write(out: &std::path::Path, text: &str, force: bool) -> Result<(), Error> {
-    let context = format!("cannot write {}", out.display());
-    if !force {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(out).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Usage(format!("{} exists; nothing was written (--force overwrites it)", out.display()))
-            } else {
-                Error::io(context.clone())(e)
-            }
-        })?;
-        return f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(Error::io(context));
-    }
-    crate::state::replace_file(out, text.as_bytes(), 0o644, None).map_err(Error::io(context))
 }

@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod init;
 pub mod output;
+pub mod report;
 pub mod sarif;
 
 use std::io::IsTerminal;
@@ -179,6 +180,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The evidence for an audit: every container before and now, each day's runs with
+    /// their downtime and rollbacks, the exceptions and their controls, verify's verdict,
+    /// each finding with its CIS Docker Benchmark id. Changes nothing.
+    Report {
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md, value_name = "FORMAT")]
+        format: ReportFormat,
+        /// Write the report to FILE (refused when it exists, unless --force); else to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Overwrite the --out file.
+        #[arg(long, requires = "out")]
+        force: bool,
+        /// Only containers that match, as `audit --filter`: name=TEXT, label=KEY[=VALUE],
+        /// project=COMPOSE_PROJECT. Repeatable.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<audit::Filter>,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -196,6 +215,17 @@ pub enum AuditFormat {
     Human,
     Json,
     Sarif,
+}
+
+/// How `unroot report` writes the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown tables (for a pull request, a wiki, a ticket).
+    Md,
+    /// One self-contained HTML page with a timeline; prints well.
+    Html,
+    /// The report as data.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -306,6 +336,27 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             })?;
             Output { json }.verify(&verdicts);
             Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })
+        }
+        Command::Report { plan, format, out, force, filters } => {
+            let plan = Plan::load(&plan)?;
+            let state = crate::state::StateLocation::resolve(state_dir.as_deref(), Some(&plan));
+            let report = runtime()?.block_on(async {
+                let docker = BollardDocker::connect(context).await?;
+                crate::engine::report::gather(&docker, &plan, &state, &filters).await
+            })?;
+            let text = match format {
+                ReportFormat::Md => report::md::render(&report),
+                ReportFormat::Html => report::html::render(&report),
+                ReportFormat::Json => serde_json::to_string_pretty(&report).expect("the report serializes") + "\n",
+            };
+            match out {
+                Some(path) => {
+                    write_out(&path, &text, force)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => Output { json: format == ReportFormat::Json }.report(&text),
+            }
+            Ok(Exit::Ok)
         }
         Command::Init { out, force, profiles, name, json, filters } => {
             let opts = init::InitOptions { out, force, profiles, name, json, filters };
@@ -427,6 +478,25 @@ fn docker_address(d: &BollardDocker) -> String {
     use crate::docker::DockerPort;
     let i = d.daemon();
     format!("{} (API {}, Engine {})", i.address, i.api_version, i.server_version)
+}
+
+/// Writes an `--out` file: a new file (refused if one appeared meanwhile), or with `force` a
+/// replacement through a temporary file renamed over it.
+pub(crate) fn write_out(out: &std::path::Path, text: &str, force: bool) -> Result<(), Error> {
+    let context = format!("cannot write {}", out.display());
+    if !force {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Usage(format!("{} exists; nothing was written (--force overwrites it)", out.display()))
+            } else {
+                Error::io(context.clone())(e)
+            }
+        })?;
+        return std::io::Write::write_all(&mut f, text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(Error::io(context));
+    }
+    crate::state::replace_file(out, text.as_bytes(), 0o644, None).map_err(Error::io(context))
 }
 
 #[cfg(test)]

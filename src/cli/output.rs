@@ -138,6 +138,11 @@ impl Output {
         }
     }
 
+    /// `unroot report`, already rendered (Markdown, HTML or JSON).
+    pub fn report(&self, rendered: &str) {
+        print(rendered);
+    }
+
     /// `unroot graph`, already rendered.
     pub fn graph(&self, rendered: &str) {
         print(rendered);

@@ -17,6 +17,7 @@ pub mod preview;
 pub mod recreate;
 pub mod redact;
 pub mod reown;
+pub mod report;
 pub mod runs;
 pub mod swarm;
 pub mod verify;

@@ -57,6 +57,17 @@ fn union(list: &mut Vec<String>, extra: &[String]) {
     }
 }
 
+/// Capabilities of `extra` that `list` lacks, added: `NET_ADMIN`, `net_admin` and Docker's
+/// own `CAP_NET_ADMIN` are one capability, listed once.
+fn union_caps(list: &mut Vec<String>, extra: &[String]) {
+    use crate::engine::audit::normalize_cap;
+    for e in extra {
+        if !list.iter().any(|c| normalize_cap(c) == normalize_cap(e)) {
+            list.push(e.clone());
+        }
+    }
+}
+
 /// `Config` with the planned changes, from the original's `Config`.
 ///
 /// The hostname is kept as it was, also when Docker had set it to the old container's short
@@ -147,12 +158,12 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
     }
     if !ch.cap_drop.is_empty() {
         let mut caps = strings(host.get("CapDrop"));
-        union(&mut caps, &ch.cap_drop);
+        union_caps(&mut caps, &ch.cap_drop);
         host.insert("CapDrop".into(), json!(caps));
     }
     if !ch.cap_add.is_empty() {
         let mut caps = strings(host.get("CapAdd"));
-        union(&mut caps, &ch.cap_add);
+        union_caps(&mut caps, &ch.cap_add);
         host.insert("CapAdd".into(), json!(caps));
     }
     if let Some(ro) = ch.read_only {
@@ -439,6 +450,18 @@ mod tests {
         let mut new = faithful();
         new.0["Config"]["Labels"]["note"] = json!(format!("{}ü{}", "x".repeat(198), "y".repeat(50)));
         assert_eq!(diff(&original(), &changes(), &new).len(), 1);
+    }
+
+    #[test]
+    fn a_planned_capability_the_original_has_in_dockers_spelling_is_listed_once() {
+        let mut original = original();
+        original.0["HostConfig"]["CapAdd"] = json!(["CAP_NET_ADMIN"]);
+        original.0["HostConfig"]["CapDrop"] = json!(["CAP_MKNOD"]);
+        let ch =
+            Changes { cap_add: vec!["NET_ADMIN".into()], cap_drop: vec!["mknod".into(), "ALL".into()], ..changes() };
+        let req = create_request(&original, &ch, false);
+        assert_eq!(req.body["HostConfig"]["CapAdd"], json!(["CAP_NET_ADMIN"]));
+        assert_eq!(req.body["HostConfig"]["CapDrop"], json!(["CAP_MKNOD", "ALL"]));
     }
 
     #[test]

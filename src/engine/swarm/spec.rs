@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::engine::audit::normalize_cap;
 use crate::model::owner::Owner;
 use crate::model::plan::{Service, Timings};
 
@@ -75,7 +76,9 @@ pub fn updated(original: &Value, c: &SpecChanges, timings: &Timings) -> Value {
         }
         let mut list: Vec<Value> = cs[field].as_array().cloned().unwrap_or_default();
         for cap in caps {
-            if !list.iter().any(|x| x.as_str() == Some(cap)) {
+            // `NET_ADMIN` and Docker's `CAP_NET_ADMIN` are one capability, listed once.
+            let same = |x: &Value| x.as_str().map(normalize_cap) == Some(normalize_cap(cap));
+            if !list.iter().any(same) {
                 list.push(json!(cap));
             }
         }
@@ -187,7 +190,7 @@ mod tests {
             user: Some(Owner::new(999, 999)),
             groups: vec![10],
             cap_add: vec![],
-            cap_drop: vec!["ALL".into()],
+            cap_drop: vec!["net_raw".into(), "ALL".into()],
             read_only: Some(true),
             no_new_privileges: None,
             env: [("SECRET".to_string(), "new-value".to_string())].into(),
@@ -198,7 +201,7 @@ mod tests {
         let cs = &new["TaskTemplate"]["ContainerSpec"];
         assert_eq!(cs["User"], "999:999");
         assert_eq!(cs["Groups"], json!(["10"]));
-        assert_eq!(cs["CapabilityDrop"], json!(["CAP_NET_RAW", "ALL"]));
+        assert_eq!(cs["CapabilityDrop"], json!(["CAP_NET_RAW", "ALL"]), "NET_RAW is there in Docker's spelling");
         assert_eq!(cs["ReadOnly"], true);
         assert_eq!(cs["Env"], json!(["A=1", "SECRET=new-value"]));
         assert_eq!(cs["Image"], "redis:7");

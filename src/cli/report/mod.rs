@@ -1,0 +1,151 @@
+//! `unroot report`: the report rendered as Markdown or as one self-contained HTML page (JSON
+//! is the report itself, serialized). Both renderers take every fact from
+//! [`crate::engine::report::Report`] and word the cells the same way, through the helpers
+//! here, so a reader (or a test) finds the same facts in each.
+
+pub mod html;
+pub mod md;
+
+use crate::engine::audit::{Class, Posture};
+use crate::engine::report::history::{Down, Ended};
+use crate::engine::report::{ContainerReport, DayStatus, Side, Standing};
+
+/// The columns of the before/now table, in order.
+pub const FIELDS: [&str; 9] = [
+    "class",
+    "user",
+    "process uids",
+    "cap_add",
+    "cap_drop",
+    "read-only root",
+    "no-new-privileges",
+    "privileged",
+    "docker.sock",
+];
+
+fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() { "-".into() } else { v.join(",") }
+}
+
+/// A configured user as people read it (`(image default)` for an empty one).
+pub fn user(u: &str) -> String {
+    if u.is_empty() { "(image default)".into() } else { u.to_string() }
+}
+
+/// Process uids, `-` for none running, `not recorded` when a run did not record them.
+pub fn uids(u: Option<&[u32]>) -> String {
+    match u {
+        None => "not recorded".into(),
+        Some([]) => "-".into(),
+        Some(u) => u.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+    }
+}
+
+pub fn class(c: Class) -> &'static str {
+    c.as_str()
+}
+
+/// One side's value of each of [`FIELDS`].
+pub fn values(side: &Side) -> [String; 9] {
+    let p: &Posture = &side.posture;
+    [
+        class(side.class).to_string(),
+        user(&p.configured_user),
+        uids(side.process_uids.as_deref()),
+        list(&p.cap_add),
+        list(&p.cap_drop),
+        yes_no(p.read_only),
+        yes_no(p.no_new_privileges),
+        yes_no(p.privileged),
+        yes_no(p.docker_sock),
+    ]
+}
+
+/// A cell of the before/now table: `before → now` when they differ, else the one value.
+pub fn cell(before: Option<&str>, now: &str) -> String {
+    match before {
+        Some(b) if b != now => format!("{b} → {now}"),
+        _ => now.to_string(),
+    }
+}
+
+/// The cells of a container's row of the before/now table.
+pub fn row(c: &ContainerReport) -> Vec<String> {
+    let now = values(&c.now);
+    let before = c.before.as_ref().map(values);
+    (0..FIELDS.len()).map(|i| cell(before.as_ref().map(|b| b[i].as_str()), &now[i])).collect()
+}
+
+/// The CIS ids of a side's findings, e.g. `4.1, 5.12` (accepted ones marked).
+pub fn cis_ids(side: &Side) -> String {
+    let mut ids: Vec<String> = Vec::new();
+    for f in &side.findings {
+        let id = if f.accepted.is_some() { format!("{} (accepted)", f.cis) } else { f.cis.to_string() };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() { "none".into() } else { ids.join(", ") }
+}
+
+pub fn standing(s: Standing) -> &'static str {
+    match s {
+        Standing::NotPlanned => "not in the plan",
+        Standing::Pending => "pending",
+        Standing::Migrated => "migrated",
+        Standing::Original => "on its original",
+        Standing::Exception => "exception",
+    }
+}
+
+pub fn day_status(s: DayStatus) -> &'static str {
+    match s {
+        DayStatus::Applied => "applied",
+        DayStatus::PartlyApplied => "partly applied",
+        DayStatus::NotApplied => "not applied",
+    }
+}
+
+/// Seconds as people read them: `4.5 s`, `2 min 05 s`.
+pub fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        let t = format!("{s:.1}");
+        format!("{} s", t.trim_end_matches(".0"))
+    } else {
+        let whole = s.round() as u64;
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    }
+}
+
+/// A downtime stretch: `4.5 s (healthy)`, `open since T`.
+pub fn down(d: &Down) -> String {
+    match (d.seconds, d.ended_by) {
+        (Some(s), Ended::Healthy) => format!("{} until healthy", seconds(s)),
+        (Some(s), Ended::Restored) => format!("{} until restored", seconds(s)),
+        _ => format!("down since {}", d.from),
+    }
+}
+
+/// A journal time as people read it: `2026-11-27 10:01:00 UTC`.
+pub fn when(ts: &str) -> String {
+    match crate::engine::report::history::parse_ts(ts) {
+        Some(t) => {
+            let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+            t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| ts.to_string())
+        }
+        None => ts.to_string(),
+    }
+}
+
+/// Verify's verdict in words.
+pub fn verdict(v: &crate::engine::report::VerifyReport) -> String {
+    match (v.through_day, v.ok) {
+        (Some(d), Some(true)) => format!("passed (days 1–{d})"),
+        (Some(d), _) => format!("failed (days 1–{d})"),
+        (None, _) => "not run: no day is applied yet".into(),
+    }
+}

@@ -1,0 +1,546 @@
+//! `unroot report PLAN`: the evidence an auditor asks for, in one document. For every
+//! container (and Swarm service) on the daemon, before (the original the first run of this
+//! plan saved) and now; per day when it was applied and by which run, each service's
+//! downtime from the journal's timestamps, the rollbacks and why; each exception with its
+//! reason and controls; `verify`'s verdict; every finding with its CIS Docker Benchmark id.
+//!
+//! [`gather`] reads (the daemon, the state directory) and changes nothing; [`build`] is a
+//! pure function of what was read, so the rules are tested without a daemon. No environment
+//! value gets into a report: free text from journals and Docker is redacted with every value
+//! of the containers' (before and now) and the plan's environments.
+
+pub mod history;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::docker::swarm::{ServiceInspect, SwarmPort, is_service_inspect};
+use crate::docker::{DockerError, DockerPort, Inspect};
+use crate::engine::audit::{self, Class, Controls, Missing, Posture, classify};
+use crate::engine::findings::{RULES, findings};
+use crate::engine::redact::{env_values, redact};
+use crate::engine::runs::RunView;
+use crate::engine::verify::{Verdict, verify};
+use crate::error::Error;
+use crate::model::plan::{Plan, Service};
+use crate::model::user::Accounts;
+use crate::state::{Ledger, Lock, PlanDir, Record, ServiceState, StateLocation, Step};
+pub use history::RunHistory;
+
+/// The whole report: what `--format json` prints, and what Markdown and HTML render.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The rollout's name.
+    pub rollout: String,
+    /// The plan file as given.
+    pub plan: String,
+    pub generated: String,
+    pub summary: Summary,
+    /// Each kind of finding with its CIS id and how many have it before and now.
+    pub cis: Vec<CisRow>,
+    pub containers: Vec<ContainerReport>,
+    pub days: Vec<DayReport>,
+    pub exceptions: Vec<ExceptionReport>,
+    pub verify: VerifyReport,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub containers: usize,
+    /// Running as root before unroot, and now (documented exceptions included).
+    pub root_before: usize,
+    pub root_now: usize,
+    /// Migrated by a run of this plan and still so.
+    pub migrated: usize,
+    pub exceptions: usize,
+    pub rollbacks: usize,
+    /// Sum of every service's downtime over every run.
+    pub downtime_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CisRow {
+    pub rule: &'static str,
+    pub cis: &'static str,
+    pub title: &'static str,
+    pub before: usize,
+    pub now: usize,
+    /// Of `now`, the ones a documented exception accepts.
+    pub accepted_now: usize,
+}
+
+/// Whether something is a container or a Swarm service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Container,
+    Service,
+}
+
+/// Where a container stands with respect to the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Standing {
+    /// The plan does not name it.
+    NotPlanned,
+    /// Planned; no run has committed it yet.
+    Pending,
+    Migrated,
+    /// A run left it on its original (rolled back).
+    Original,
+    /// A documented `keep_root` exception.
+    Exception,
+}
+
+/// One side (before or now) of a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub class: Class,
+    #[serde(flatten)]
+    pub posture: Posture,
+    /// The uids its processes ran as (`None`: not recorded).
+    pub process_uids: Option<Vec<u32>>,
+    pub findings: Vec<FindingRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingRow {
+    pub rule: &'static str,
+    pub cis: &'static str,
+    pub title: &'static str,
+    pub text: String,
+    /// The exception's reason when the plan accepts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerReport {
+    pub name: String,
+    pub kind: Kind,
+    pub image: String,
+    /// The day the plan migrates it on.
+    pub day: Option<u32>,
+    pub standing: Standing,
+    /// As the first run that touched it saved it (`None`: no run of this plan touched it,
+    /// so it is as it was).
+    pub before: Option<Side>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_run: Option<String>,
+    pub now: Side,
+}
+
+/// Whether a day's services are all migrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DayStatus {
+    Applied,
+    PartlyApplied,
+    NotApplied,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayReport {
+    pub day: u32,
+    pub services: Vec<String>,
+    pub status: DayStatus,
+    /// When the day's last commit was, and by which run.
+    pub committed: Option<String>,
+    pub committed_by: Option<String>,
+    pub runs: Vec<RunHistory>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlState {
+    /// As the plan writes it: `cap_drop ALL`, `read_only`, `no_new_privileges`.
+    pub control: String,
+    pub in_place: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionReport {
+    pub name: String,
+    pub day: u32,
+    pub reason: String,
+    pub controls: Vec<ControlState>,
+    /// It runs on the daemon now.
+    pub present: bool,
+    pub process_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The days checked: every day through the last one applied in order (`None`: no day is
+    /// applied, nothing was checked).
+    pub through_day: Option<u32>,
+    pub ok: Option<bool>,
+    pub services: Vec<Verdict>,
+}
+
+/// What the first run that touched a service saved of it.
+#[derive(Debug, Clone)]
+pub struct Original {
+    pub run: String,
+    pub inspect: Value,
+    /// The uids its processes ran as, as the run's inspect step recorded them.
+    pub process_uids: Option<Vec<u32>>,
+}
+
+/// A container or service as the audit saw it now, with its configuration.
+#[derive(Debug, Clone)]
+pub struct Now {
+    pub kind: Kind,
+    pub image: String,
+    pub class: Class,
+    pub configured_uid: Option<u32>,
+    pub process_uids: Vec<u32>,
+    /// The audit's flags (controls missing included).
+    pub flags: Vec<String>,
+    pub exception: Option<String>,
+    pub posture: Posture,
+}
+
+/// Everything a report is made of, as read.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub plan: &'a Plan,
+    pub generated: String,
+    pub now: BTreeMap<String, Now>,
+    pub originals: BTreeMap<String, Original>,
+    pub ledger: Ledger,
+    pub runs: Vec<RunHistory>,
+    pub verify: VerifyReport,
+    /// Environment values to keep out of every text.
+    pub secrets: Vec<String>,
+}
+
+/// The planned controls of `s` with whether `have` has each.
+fn controls(s: &Service, have: &Posture) -> Vec<ControlState> {
+    let have = Controls {
+        cap_drop: have.cap_drop.clone(),
+        cap_add: have.cap_add.clone(),
+        read_only: have.read_only,
+        no_new_privileges: have.no_new_privileges,
+    };
+    let missing = have.missing(s);
+    let mut out: Vec<ControlState> = Vec::new();
+    let mut add = |control: String, m: Missing| out.push(ControlState { in_place: !missing.contains(&m), control });
+    for cap in &s.cap_drop {
+        add(format!("cap_drop {cap}"), Missing::CapDrop(cap.clone()));
+    }
+    for cap in &s.cap_add {
+        add(format!("cap_add {cap}"), Missing::CapAdd(cap.clone()));
+    }
+    if s.read_only == Some(true) {
+        add("read_only".into(), Missing::ReadOnly);
+    }
+    if s.no_new_privileges == Some(true) {
+        add("no_new_privileges".into(), Missing::NoNewPrivileges);
+    }
+    out
+}
+
+fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[String], exception: Option<&str>) -> Vec<FindingRow> {
+    findings(class, &p.configured_user, uids, flags, exception)
+        .into_iter()
+        .map(|f| FindingRow {
+            rule: f.rule.id(),
+            cis: f.rule.cis(),
+            title: f.rule.short(),
+            text: f.text,
+            accepted: f.accepted,
+        })
+        .collect()
+}
+
+/// The before side from a saved original.
+fn before_side(o: &Original, now: &Now) -> Side {
+    let posture = if is_service_inspect(&o.inspect) {
+        Posture::of_service(&ServiceInspect(o.inspect.clone()))
+    } else {
+        Posture::of_container(&Inspect(o.inspect.clone()))
+    };
+    // The configured user as a number: root and numbers without the image; a name the same
+    // as now's takes now's resolution.
+    let configured_uid =
+        match crate::model::user::configured(&posture.configured_user) {
+            None => Some(0),
+            Some(spec) => Accounts::default()
+                .uid_of(&spec)
+                .or(if posture.configured_user == now.posture.configured_user { now.configured_uid } else { None }),
+        };
+    let uids = o.process_uids.clone().unwrap_or_default();
+    let class = classify(false, configured_uid.map(|u| u == 0), &uids);
+    Side {
+        class,
+        findings: rows(class, &posture, &uids, &posture.flags(), None),
+        posture,
+        process_uids: o.process_uids.clone(),
+    }
+}
+
+fn now_side(n: &Now) -> Side {
+    Side {
+        class: n.class,
+        findings: rows(n.class, &n.posture, &n.process_uids, &n.flags, n.exception.as_deref()),
+        posture: n.posture.clone(),
+        process_uids: Some(n.process_uids.clone()),
+    }
+}
+
+fn standing(plan: &Plan, ledger: &Ledger, name: &str) -> Standing {
+    match (plan.service(name), ledger.service(name).map(|r| r.state)) {
+        (None, _) => Standing::NotPlanned,
+        (Some(s), _) if s.keep_root.is_some() => Standing::Exception,
+        (Some(_), Some(ServiceState::Migrated)) => Standing::Migrated,
+        (Some(_), Some(ServiceState::Original)) => Standing::Original,
+        (Some(_), None) => Standing::Pending,
+    }
+}
+
+/// The days through which every day of the plan is applied, in order.
+pub fn applied_through(plan: &Plan, ledger: &Ledger) -> Option<u32> {
+    plan.day_numbers().into_iter().take_while(|d| ledger.open_services(plan, *d).is_empty()).last()
+}
+
+/// The report from what was read. Pure.
+pub fn build(i: Inputs<'_>) -> Report {
+    let clean = |t: &str| redact(t, &i.secrets);
+    let mut containers = Vec::new();
+    for (name, n) in &i.now {
+        let original = i.originals.get(name);
+        let mut now = now_side(n);
+        let mut before = original.map(|o| before_side(o, n));
+        for side in [Some(&mut now), before.as_mut()].into_iter().flatten() {
+            for f in &mut side.findings {
+                f.text = clean(&f.text);
+            }
+        }
+        containers.push(ContainerReport {
+            name: name.clone(),
+            kind: n.kind,
+            image: n.image.clone(),
+            day: i.plan.service(name).map(|s| s.day),
+            standing: standing(i.plan, &i.ledger, name),
+            before,
+            before_run: original.map(|o| o.run.clone()),
+            now,
+        });
+    }
+
+    let mut runs = i.runs.clone();
+    for r in &mut runs {
+        for s in &mut r.services {
+            if let Some(f) = &mut s.failure {
+                f.error = clean(&f.error);
+            }
+        }
+        for rb in &mut r.rollbacks {
+            rb.why = clean(&rb.why);
+        }
+    }
+    let days: Vec<DayReport> = i
+        .plan
+        .day_numbers()
+        .into_iter()
+        .map(|day| {
+            let services: Vec<String> =
+                i.plan.services.iter().filter(|s| s.day == day).map(|s| s.name.clone()).collect();
+            let applied = i.ledger.days.get(&day.to_string());
+            let status = match (i.ledger.open_services(i.plan, day).is_empty(), applied) {
+                (true, _) => DayStatus::Applied,
+                (false, Some(_)) => DayStatus::PartlyApplied,
+                (false, None) => DayStatus::NotApplied,
+            };
+            DayReport {
+                day,
+                services,
+                status,
+                committed: applied.map(|a| a.committed.clone()),
+                committed_by: applied.map(|a| a.run.clone()),
+                runs: runs.iter().filter(|r| r.day == day).cloned().collect(),
+            }
+        })
+        .collect();
+
+    let exceptions: Vec<ExceptionReport> = i
+        .plan
+        .services
+        .iter()
+        .filter_map(|s| {
+            let reason = s.keep_root.clone()?;
+            let now = i.now.get(&s.name);
+            Some(ExceptionReport {
+                name: s.name.clone(),
+                day: s.day,
+                reason,
+                controls: now.map(|n| controls(s, &n.posture)).unwrap_or_else(|| controls(s, &Posture::default())),
+                present: now.is_some(),
+                process_uids: now.map(|n| n.process_uids.clone()).unwrap_or_default(),
+            })
+        })
+        .collect();
+
+    let mut verify = i.verify.clone();
+    for v in &mut verify.services {
+        for p in &mut v.problems {
+            *p = clean(p);
+        }
+    }
+
+    let cis = RULES
+        .iter()
+        .map(|rule| {
+            let has = |side: &Side, accepted: bool| {
+                side.findings.iter().any(|f| f.rule == rule.id() && f.accepted.is_some() == accepted)
+            };
+            let before = containers
+                .iter()
+                .filter(|c| c.before.as_ref().map_or(has(&c.now, false) || has(&c.now, true), |b| has(b, false)))
+                .count();
+            CisRow {
+                rule: rule.id(),
+                cis: rule.cis(),
+                title: rule.short(),
+                before,
+                now: containers.iter().filter(|c| has(&c.now, false)).count(),
+                accepted_now: containers.iter().filter(|c| has(&c.now, true)).count(),
+            }
+        })
+        .collect();
+
+    // Root whether or not an exception documents it: the exceptions are counted apart.
+    let root = |c: &ContainerReport, side: Option<&Side>| {
+        matches!(side.unwrap_or(&c.now).class, Class::Root | Class::Exception)
+    };
+    let summary = Summary {
+        containers: containers.len(),
+        root_before: containers.iter().filter(|c| root(c, c.before.as_ref())).count(),
+        root_now: containers.iter().filter(|c| root(c, None)).count(),
+        migrated: containers.iter().filter(|c| c.standing == Standing::Migrated).count(),
+        exceptions: exceptions.len(),
+        rollbacks: runs.iter().map(|r| r.rollbacks.len()).sum(),
+        downtime_seconds: runs.iter().flat_map(|r| &r.services).map(|s| s.downtime_seconds).sum(),
+    };
+    Report {
+        rollout: i.plan.rollout.name.clone(),
+        plan: i.plan.source.name.clone(),
+        generated: i.generated,
+        summary,
+        cis,
+        containers,
+        days,
+        exceptions,
+        verify,
+    }
+}
+
+/// The uids the inspect step of a run recorded for `service`.
+fn recorded_uids(view: &RunView, service: &str) -> Option<Vec<u32>> {
+    view.entries.iter().find_map(|e| match &e.record {
+        Record::Step { service: s, step: Step::Inspect, ok: Some(true), detail, .. } if s == service => {
+            serde_json::from_value(detail.get("process_uids")?.clone()).ok()
+        }
+        _ => None,
+    })
+}
+
+/// Environment values of an inspect (a container's `Config.Env`, a service's spec `Env`).
+fn env_of(v: &Value) -> Vec<String> {
+    let env = v.pointer("/Config/Env").or_else(|| v.pointer("/Spec/TaskTemplate/ContainerSpec/Env"));
+    env.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Reads everything a report needs: the daemon as the audit sees it (the containers and
+/// services `filters` match), the plan's runs and ledger, and `verify` through the last day
+/// applied. Changes nothing.
+///
+/// Errors: the daemon cannot be listed; the state directory cannot be read.
+pub async fn gather(
+    port: &(impl DockerPort + SwarmPort),
+    plan: &Plan,
+    loc: &StateLocation,
+    filters: &[audit::Filter],
+) -> Result<Report, Error> {
+    let seen = audit::run(port, Some(plan), filters).await?;
+    let services = audit::services(port, Some(plan), filters).await?;
+    // As `KEY=VALUE`, the way a container's environment lists them.
+    let mut secrets: Vec<String> =
+        plan.services.iter().flat_map(|s| s.env.iter().map(|(k, v)| format!("{k}={v}"))).collect();
+    let mut now = BTreeMap::new();
+    for e in seen.containers {
+        let c = match port.inspect_container(&e.id).await {
+            Ok(c) => c,
+            Err(DockerError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        secrets.extend(env_of(&c.0));
+        let n = Now {
+            kind: Kind::Container,
+            image: e.image,
+            class: e.class,
+            configured_uid: e.configured_uid,
+            process_uids: e.process_uids,
+            flags: e.flags,
+            exception: e.exception,
+            posture: Posture::of_container(&c),
+        };
+        now.insert(e.name, n);
+    }
+    for s in services {
+        let spec = match port.inspect_service(&s.id).await {
+            Ok(spec) => spec,
+            Err(DockerError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        secrets.extend(env_of(&spec.0));
+        let n = Now {
+            kind: Kind::Service,
+            image: s.image,
+            class: s.class,
+            configured_uid: s.configured_uid,
+            process_uids: s.process_uids,
+            flags: s.flags,
+            exception: s.exception,
+            posture: Posture::of_service(&spec),
+        };
+        now.insert(s.name, n);
+    }
+
+    let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
+    let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
+    let held = Lock::is_held(&loc.dir);
+    let mut originals: BTreeMap<String, Original> = BTreeMap::new();
+    let mut runs = Vec::new();
+    for id in plan_dir.runs()? {
+        let view = RunView::load(&plan_dir, &id)?;
+        for name in view.touched() {
+            if originals.contains_key(&name) {
+                continue;
+            }
+            if let Some(inspect) = view.run_dir().load_original(&name)? {
+                secrets.extend(env_of(&inspect));
+                let process_uids = recorded_uids(&view, &name);
+                originals.insert(name, Original { run: view.id.clone(), inspect, process_uids });
+            }
+        }
+        runs.push(history::of(&view, view.state(held)));
+    }
+
+    let through_day = applied_through(plan, &ledger);
+    let verdicts = match through_day {
+        Some(day) => verify(port, plan, Some(day)).await?,
+        None => Vec::new(),
+    };
+    let verify =
+        VerifyReport { through_day, ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)), services: verdicts };
+    let secrets = env_values(&secrets.into_iter().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, originals, ledger, runs, verify, secrets }))
+}
+
+#[cfg(test)]
+mod tests;

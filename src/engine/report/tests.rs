@@ -1,0 +1,179 @@
+use serde_json::json;
+
+use super::history::{Ended, Failure, ServiceRun};
+use super::*;
+use crate::engine::runs::ServiceProgress;
+use crate::state::{AppliedDay, RunState, ServiceRecord};
+
+const PLAN: &str = r#"[rollout]
+name = "shop"
+
+[service.db]
+day = 1
+user = "999:999"
+
+[service.cache]
+day = 1
+user = "1000"
+
+[service.agent]
+day = 2
+keep_root = "reads host /proc"
+cap_drop = ["ALL"]
+read_only = true
+"#;
+
+fn now(class: Class, uids: &[u32], posture: Posture, flags: &[&str], exception: Option<&str>) -> Now {
+    Now {
+        kind: Kind::Container,
+        image: "img".into(),
+        class,
+        configured_uid: None,
+        process_uids: uids.to_vec(),
+        flags: flags.iter().map(|f| f.to_string()).collect(),
+        exception: exception.map(str::to_string),
+        posture,
+    }
+}
+
+fn record(state: ServiceState, run: &str) -> ServiceRecord {
+    ServiceRecord { state, run: run.into(), compose: None, stack: None, settings: None }
+}
+
+fn inputs(plan: &Plan) -> Inputs<'_> {
+    let migrated = Posture { configured_user: "999:999".into(), no_new_privileges: true, ..Posture::default() };
+    let agent = Posture { cap_drop: vec!["ALL".into()], ..Posture::default() };
+    let now = BTreeMap::from([
+        ("db".to_string(), now(Class::NonRoot, &[999], migrated, &["rootfs-writable"], None)),
+        ("cache".to_string(), now(Class::Root, &[0], Posture::default(), &["rootfs-writable"], None)),
+        (
+            "agent".to_string(),
+            now(
+                Class::Exception,
+                &[0],
+                agent,
+                &["rootfs-writable", "no-new-privileges-missing", "control-missing:read_only"],
+                Some("reads host /proc"),
+            ),
+        ),
+        ("other".to_string(), now(Class::NonRoot, &[33], Posture::default(), &[], None)),
+    ]);
+    let original = json!({"Id": "abc", "Config": {"User": "", "Env": ["DB_PASSWORD=hunter2-secret"]},
+        "HostConfig": {"CapAdd": ["NET_RAW"], "ReadonlyRootfs": false}, "Mounts": []});
+    let originals = BTreeMap::from([
+        ("db".to_string(), Original { run: "day1-a".into(), inspect: original.clone(), process_uids: Some(vec![0]) }),
+        ("cache".to_string(), Original { run: "day1-a".into(), inspect: original, process_uids: None }),
+    ]);
+    let mut ledger = Ledger { plan: "shop".into(), days: BTreeMap::new() };
+    ledger.days.insert(
+        "1".into(),
+        AppliedDay {
+            run: "day1-a".into(),
+            committed: "2026-11-27T10:01:00Z".into(),
+            services: BTreeMap::from([
+                ("db".to_string(), record(ServiceState::Migrated, "day1-a")),
+                ("cache".to_string(), record(ServiceState::Original, "day1-a")),
+            ]),
+        },
+    );
+    let service = |name: &str, outcome, seconds: f64, failure: Option<Failure>| ServiceRun {
+        name: name.into(),
+        outcome,
+        downtime_seconds: seconds,
+        down: vec![history::Down {
+            from: "t0".into(),
+            to: Some("t1".into()),
+            ended_by: Ended::Healthy,
+            seconds: Some(seconds),
+        }],
+        failure,
+    };
+    let runs = vec![RunHistory {
+        run: "day1-a".into(),
+        day: 1,
+        state: RunState::Committed,
+        started: "2026-11-27T10:00:00Z".into(),
+        ended: "2026-11-27T10:01:00Z".into(),
+        services: vec![
+            service("db", ServiceProgress::Migrated, 4.5, None),
+            service(
+                "cache",
+                ServiceProgress::Original,
+                2.0,
+                Some(Failure { step: Step::Health, at: "t".into(), error: "log: pw hunter2-secret".into() }),
+            ),
+        ],
+        rollbacks: vec![history::Rollback {
+            services: vec!["cache".into()],
+            started: "t".into(),
+            ended: Some("t".into()),
+            ok: true,
+            cause: Some(crate::state::Cause::StepFailed),
+            why: "cache: health failed: log: pw hunter2-secret".into(),
+        }],
+    }];
+    Inputs {
+        plan,
+        generated: "2026-11-27T11:00:00Z".into(),
+        now,
+        originals,
+        ledger,
+        runs,
+        verify: VerifyReport { through_day: Some(1), ok: Some(false), services: Vec::new() },
+        secrets: env_values(&["DB_PASSWORD=hunter2-secret".to_string()]),
+    }
+}
+
+#[test]
+fn each_container_has_its_before_and_now_and_every_finding_its_cis_id() {
+    let plan = Plan::parse("shop.toml", PLAN).unwrap();
+    let r = build(inputs(&plan));
+    let by = |n: &str| r.containers.iter().find(|c| c.name == n).unwrap();
+    let db = by("db");
+    let before = db.before.as_ref().unwrap();
+    assert_eq!((before.class, db.now.class, db.standing), (Class::Root, Class::NonRoot, Standing::Migrated));
+    assert_eq!(before.posture.cap_add, ["NET_RAW"]);
+    assert_eq!(before.process_uids.as_deref(), Some(&[0][..]));
+    let rules = |s: &Side| s.findings.iter().map(|f| (f.rule, f.cis)).collect::<Vec<_>>();
+    assert_eq!(
+        rules(before),
+        [("UNROOT001", "4.1"), ("UNROOT004", "5.3"), ("UNROOT005", "5.12"), ("UNROOT006", "5.25")]
+    );
+    assert_eq!(rules(&db.now), [("UNROOT005", "5.12")]);
+    let cache = by("cache");
+    assert_eq!((cache.standing, cache.before.as_ref().unwrap().process_uids.clone()), (Standing::Original, None));
+    let other = by("other");
+    assert!(other.before.is_none() && other.standing == Standing::NotPlanned);
+
+    let agent = &by("agent").now;
+    assert_eq!(agent.findings[0].accepted.as_deref(), Some("reads host /proc"), "the exception accepts root");
+    let missing = agent.findings.iter().find(|f| f.rule == "UNROOT002").unwrap();
+    assert!(missing.accepted.is_none());
+    let e = &r.exceptions[0];
+    let controls: Vec<(&str, bool)> = e.controls.iter().map(|c| (c.control.as_str(), c.in_place)).collect();
+    assert_eq!(controls, [("cap_drop ALL", true), ("read_only", false)]);
+    assert_eq!((e.reason.as_str(), e.present, e.process_uids.as_slice()), ("reads host /proc", true, &[0][..]));
+
+    let root_row = r.cis.iter().find(|c| c.rule == "UNROOT001").unwrap();
+    // Before: db and cache (originals) and agent (untouched, root now); now: cache; agent accepted.
+    assert_eq!((root_row.before, root_row.now, root_row.accepted_now), (3, 1, 1));
+    assert_eq!(
+        (r.summary.root_before, r.summary.root_now, r.summary.migrated),
+        (3, 2, 1),
+        "the exception counts as root"
+    );
+    assert_eq!((r.summary.rollbacks, r.summary.downtime_seconds), (1, 6.5));
+    assert_eq!(
+        r.days.iter().map(|d| (d.day, d.status)).collect::<Vec<_>>(),
+        [(1, DayStatus::PartlyApplied), (2, DayStatus::NotApplied)]
+    );
+    assert_eq!(r.days[0].committed_by.as_deref(), Some("day1-a"));
+}
+
+#[test]
+fn no_environment_value_reaches_the_report() {
+    let plan = Plan::parse("shop.toml", PLAN).unwrap();
+    let text = serde_json::to_string(&build(inputs(&plan))).unwrap();
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    assert!(text.contains("log: pw <redacted>"));
+}
