@@ -237,7 +237,8 @@ impl<D: Port> Apply<'_, D> {
                     cur.version()
                 )));
             }
-            let (_, wrote) = steps::put_spec(ctx.port, id, &r.spec).await?;
+            // The version read above is the one named: a change in between is refused.
+            let wrote = steps::put_spec_over(ctx.port, &cur, &r.spec).await?;
             crate::state::failpoint::hit("service-updated");
             Ok(((), json!({"changed": wrote})))
         })
@@ -298,13 +299,11 @@ impl<D: Port> Apply<'_, D> {
         })
     }
 
-    /// Removes helper jobs a failed removal may have left for `name` (normally none).
+    /// Removes helper jobs a failed removal may have left for `name` (normally none), and
+    /// waits for their tasks to stop, as every other removal of a job does. Best effort: a
+    /// job that will not go is left for the next run of the service, which settles it first.
     pub(super) async fn sweep_jobs(&self, name: &str, r: &SwarmResolved) {
-        for kind in JOB_KINDS {
-            for i in 0..r.mounts.len() {
-                let _ = self.ctx.port.remove_service(&jobs::job_name(kind, name, &self.ctx.run.id, i)).await;
-            }
-        }
+        let _ = self.ctx.settle_jobs(name, r.mounts.len()).await;
     }
 }
 

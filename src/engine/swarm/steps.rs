@@ -67,11 +67,22 @@ pub enum GateError {
 /// Errors: the manager refuses (the service changed since it was read, or is gone).
 pub async fn put_spec(port: &impl SwarmPort, id: &str, to: &Value) -> Result<(ServiceInspect, bool), DockerError> {
     let now = port.inspect_service(id).await?;
-    if same_spec(now.spec(), to) {
-        return Ok((now, false));
+    let wrote = put_spec_over(port, &now, to).await?;
+    Ok((now, wrote))
+}
+
+/// Replaces `current` (the service as just read) by `to` unless it already is `to`, naming
+/// the version read, so the manager refuses the write if anyone changed it since. Returns
+/// whether it wrote.
+///
+/// Guarantees: idempotent, as [`put_spec`].
+/// Errors: the manager refuses (a newer version, or the service is gone).
+pub async fn put_spec_over(port: &impl SwarmPort, current: &ServiceInspect, to: &Value) -> Result<bool, DockerError> {
+    if same_spec(current.spec(), to) {
+        return Ok(false);
     }
-    port.update_service(id, now.version(), to.clone()).await?;
-    Ok((now, true))
+    port.update_service(current.id(), current.version(), to.clone()).await?;
+    Ok(true)
 }
 
 /// Whether two specs say the same, as the manager stores them: Go leaves out zero values
