@@ -60,11 +60,29 @@ fn report(dir: &Path, env: &TestEnv, format: &str) -> String {
     r.stdout
 }
 
+/// The cells of a Markdown table line as a reader sees them: split on the `|` that are not
+/// escaped, backslash escapes and `&lt;`-style entities undone.
+fn md_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut chars = line.trim().trim_start_matches('|').chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cells.last_mut().unwrap().extend(chars.next()),
+            '|' => cells.push(String::new()),
+            c => cells.last_mut().unwrap().push(c),
+        }
+    }
+    if cells.last().is_some_and(|c| c.trim().is_empty()) {
+        cells.pop();
+    }
+    cells.iter().map(|c| html_unescape(c.trim())).collect()
+}
+
 /// The cells of the Markdown table row whose first cell is `first`.
 fn md_row(md: &str, first: &str) -> Vec<String> {
     md.lines()
         .filter(|l| l.starts_with("| "))
-        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>())
+        .map(md_cells)
         .find(|cells| cells[0] == first)
         .unwrap_or_else(|| panic!("no Markdown row for {first}:\n{md}"))
 }
@@ -72,9 +90,9 @@ fn md_row(md: &str, first: &str) -> Vec<String> {
 /// The header cells of the Markdown table the first row of `first` is in.
 fn md_header(md: &str, first: &str) -> Vec<String> {
     let lines: Vec<&str> = md.lines().collect();
-    let at = lines.iter().position(|l| l.starts_with(&format!("| {first} |"))).unwrap();
+    let at = lines.iter().position(|l| l.starts_with("| ") && md_cells(l)[0] == first).unwrap();
     let rule = lines[..at].iter().rposition(|l| l.starts_with("|---")).unwrap();
-    lines[rule - 1].trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()
+    md_cells(lines[rule - 1])
 }
 
 /// The cell of `column` in the Markdown row of `first`.
@@ -144,8 +162,20 @@ fn the_report_shows_before_and_now_downtime_rollbacks_and_exceptions_in_json_mar
             "1000000",
         ],
     );
-    let bad =
-        env.run("bad", &["--init", &busybox, "sh", "-c", "if [ \"$(id -u)\" != 0 ]; then exit 3; fi; sleep 1000000"]);
+    // As its user, it prints its token to its log and exits: the log's tail goes into the
+    // journal's error, which the report shows.
+    let bad = env.run(
+        "bad",
+        &[
+            "--init",
+            "-e",
+            &format!("BAD_TOKEN={SECRET}"),
+            &busybox,
+            "sh",
+            "-c",
+            "if [ \"$(id -u)\" != 0 ]; then echo \"token=$BAD_TOKEN\"; exit 3; fi; sleep 1000000",
+        ],
+    );
     let agent = env.run("agent", &["--init", "--cap-add", "NET_ADMIN", &busybox, "sleep", "1000000"]);
     wait_for_redis_pong(&redis);
 
@@ -192,6 +222,15 @@ no_new_privileges = true
     let json_text = report(dir.path(), &env, "json");
     let md = report(dir.path(), &env, "md");
     let html = report(dir.path(), &env, "html");
+    // The report read files that hold the values (each run's saved originals), and printed
+    // none of them.
+    let mut saved = String::new();
+    for run in std::fs::read_dir(dir.path().join("state/rep/runs")).unwrap() {
+        for svc in std::fs::read_dir(run.unwrap().path().join("services")).unwrap() {
+            saved.push_str(&std::fs::read_to_string(svc.unwrap().path().join("original.json")).unwrap_or_default());
+        }
+    }
+    assert!(saved.contains(SECRET) && saved.contains(REDIS_SECRET), "the originals hold the values");
     for (format, text) in [("json", &json_text), ("md", &md), ("html", &html)] {
         for secret in [SECRET, REDIS_SECRET] {
             assert!(!text.contains(secret), "{format}: an environment value is in the report");
@@ -246,7 +285,7 @@ no_new_privileges = true
         let got = s["downtime_seconds"].as_f64().unwrap();
         assert!(expected > 0.0 && (got - expected).abs() < 0.0015, "{service}: {got} s, the journal says {expected} s");
         // The same number in the Markdown and the HTML.
-        let md_day = &md[md.find(&format!("Run `{id}`")).unwrap()..];
+        let md_day = &md[md.find(&format!("Run {id} (")).unwrap()..];
         assert_eq!(md_cell(md_day, service, "downtime"), seconds(got), "{service} in the Markdown");
         let tr = html_element(&html, "tr", "data-run", &format!(r#"{id}" data-service="{service}"#));
         assert!(tr.contains(&format!(r#"data-seconds="{got}""#)), "{service} in the HTML: {tr}");
@@ -259,7 +298,8 @@ no_new_privileges = true
     assert_eq!(rollbacks[0]["cause"], "step-failed");
     let why = rollbacks[0]["why"].as_str().unwrap();
     assert!(why.contains("health failed") && why.contains("code 3"), "{why}");
-    assert!(md.contains(why), "the Markdown gives the reason");
+    assert!(why.contains("token=<redacted>"), "the log's line is there, its value not: {why}");
+    assert!(md.contains("health failed: it exited with code 3") && md.contains("token=&lt;redacted&gt;"));
     assert_eq!(html_field(html_element(&html, "tr", "data-rollback", &bad), "why"), why);
 
     // The exception with its controls, each in place as docker inspect shows.
@@ -294,8 +334,8 @@ no_new_privileges = true
 
     // Verify's verdict: day 1 is applied and passes (day 2 is not whole).
     assert_eq!((r["verify"]["through_day"].as_u64(), r["verify"]["ok"].as_bool()), (Some(1), Some(true)));
-    assert!(md.contains("## Verify: passed (days 1–1)"));
-    assert!(html.contains(r#"<h2>Verify: <span class="good">passed (days 1–1)</span></h2>"#));
+    assert!(md.contains("## Verify: passed (day 1)"));
+    assert!(html.contains(r#"<h2>Verify: <span class="good">passed (day 1)</span></h2>"#));
 
     // Every container's before/now user and process uids alike in the three.
     for c in containers {

@@ -9,6 +9,11 @@ pub const REDACTED: &str = "<redacted>";
 /// appear.
 const WHOLE_WORD_BELOW: usize = 6;
 
+/// Whether `value` is replaced wherever it appears (else only where it stands as a word).
+pub fn is_long(value: &str) -> bool {
+    value.chars().count() >= WHOLE_WORD_BELOW
+}
+
 /// The values of `env` entries (`KEY=VALUE`), longest first, without empty ones.
 pub fn env_values(env: &[String]) -> Vec<String> {
     let mut values: Vec<String> =

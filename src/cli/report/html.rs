@@ -254,8 +254,9 @@ pub fn render(r: &Report) -> String {
     o.push_str("<h2>Days</h2>");
     o.push_str(r##"<p class="legend"><span><i style="background:#2e7d32"></i>down until healthy</span><span><i style="background:#b26a00"></i>down until restored</span><span><i style="background:#c62828"></i>still down</span></p>"##);
     for d in &r.days {
+        let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
         o.push_str(&format!(
-            r#"<section class="day" data-day="{}"><h3>Day {}: {}</h3>"#,
+            r#"<section class="day" data-day="{}"><h3>Day {}: {}{gone}</h3>"#,
             d.day,
             d.day,
             day_status(d.status)

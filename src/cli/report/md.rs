@@ -3,9 +3,22 @@
 use super::{FIELDS, cis_ids, day_status, down, row, seconds, standing, uids, verdict, when};
 use crate::engine::report::Report;
 
-/// A table cell: no line breaks, `|` escaped.
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+/// Text as Markdown shows it literally: no line breaks; `|` and the emphasis, code, link
+/// and heading characters escaped; `<`, `>`, `&` and quotes as HTML entities (a
+/// `<redacted>` is not taken for a tag).
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => o.push(' '),
+            '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '#' => {
+                o.push('\\');
+                o.push(c);
+            }
+            c => o.push(c),
+        }
+    }
+    super::html::esc(&o)
 }
 
 fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
@@ -20,8 +33,8 @@ fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
 /// The whole report as one Markdown document.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    o.push_str(&format!("# unroot report: {}\n\n", r.rollout));
-    o.push_str(&format!("Plan `{}`, generated {}.\n\n", r.plan, when(&r.generated)));
+    o.push_str(&format!("# unroot report: {}\n\n", esc(&r.rollout)));
+    o.push_str(&format!("Plan {}, generated {}.\n\n", esc(&r.plan), when(&r.generated)));
 
     o.push_str("## Summary\n\n");
     let s = &r.summary;
@@ -83,15 +96,16 @@ pub fn render(r: &Report) -> String {
 
     o.push_str("## Days\n\n");
     for d in &r.days {
-        o.push_str(&format!("### Day {}: {}\n\n", d.day, day_status(d.status)));
+        let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
+        o.push_str(&format!("### Day {}: {}{gone}\n\n", d.day, day_status(d.status)));
         if let (Some(at), Some(run)) = (&d.committed, &d.committed_by) {
-            o.push_str(&format!("Last committed {} by run `{run}`.\n\n", when(at)));
+            o.push_str(&format!("Last committed {} by run {}.\n\n", when(at), esc(run)));
         }
-        o.push_str(&format!("Services: {}.\n\n", d.services.join(", ")));
+        o.push_str(&format!("Services: {}.\n\n", esc(&d.services.join(", "))));
         for run in &d.runs {
             o.push_str(&format!(
-                "Run `{}` ({}), {} to {}:\n\n",
-                run.run,
+                "Run {} ({}), {} to {}:\n\n",
+                esc(&run.run),
                 run.state.as_str(),
                 when(&run.started),
                 when(&run.ended)
@@ -154,7 +168,7 @@ pub fn render(r: &Report) -> String {
         table(&mut o, &["exception", "day", "reason", "controls", "process uids"], &rows);
     }
 
-    o.push_str(&format!("## Verify: {}\n\n", verdict(&r.verify)));
+    o.push_str(&format!("## Verify: {}\n\n", esc(&verdict(&r.verify))));
     if !r.verify.services.is_empty() {
         let rows: Vec<Vec<String>> = r
             .verify

@@ -99,6 +99,7 @@ pub fn standing(s: Standing) -> &'static str {
         Standing::Migrated => "migrated",
         Standing::Original => "on its original",
         Standing::Exception => "exception",
+        Standing::Open => "in an open run",
     }
 }
 
@@ -126,7 +127,7 @@ pub fn down(d: &Down) -> String {
     match (d.seconds, d.ended_by) {
         (Some(s), Ended::Healthy) => format!("{} until healthy", seconds(s)),
         (Some(s), Ended::Restored) => format!("{} until restored", seconds(s)),
-        _ => format!("down since {}", d.from),
+        _ => format!("down since {}", when(&d.from)),
     }
 }
 
@@ -143,9 +144,118 @@ pub fn when(ts: &str) -> String {
 
 /// Verify's verdict in words.
 pub fn verdict(v: &crate::engine::report::VerifyReport) -> String {
+    let days = |d: u32| if d == v.first_day { format!("day {d}") } else { format!("days {}–{d}", v.first_day) };
     match (v.through_day, v.ok) {
-        (Some(d), Some(true)) => format!("passed (days 1–{d})"),
-        (Some(d), _) => format!("failed (days 1–{d})"),
-        (None, _) => "not run: no day is applied yet".into(),
+        (Some(d), Some(true)) => format!("passed ({})", days(d)),
+        (Some(d), _) => format!("failed ({})", days(d)),
+        (None, _) => format!("not run: day {} is not applied yet", v.first_day),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::report::{
+        ContainerReport, ExceptionReport, Kind, Report, Side, Standing, Summary, VerifyReport, history,
+    };
+
+    /// A report whose every text is hostile to Markdown and HTML.
+    fn hostile() -> Report {
+        let side = |user: &str| Side {
+            class: Class::Root,
+            posture: Posture { configured_user: user.into(), ..Posture::default() },
+            process_uids: Some(vec![0]),
+            findings: Vec::new(),
+        };
+        let run = history::RunHistory {
+            run: "day1-x".into(),
+            day: 1,
+            state: crate::state::RunState::RolledBack,
+            started: "2026-11-27T10:00:00Z".into(),
+            ended: "2026-11-27T10:00:09Z".into(),
+            services: Vec::new(),
+            rollbacks: vec![history::Rollback {
+                services: vec!["a|b".into()],
+                started: "2026-11-27T10:00:01Z".into(),
+                ended: None,
+                ok: false,
+                cause: None,
+                why: "log: <redacted> | *bold* `code` <script>x</script>".into(),
+            }],
+        };
+        Report {
+            rollout: "r<&>".into(),
+            plan: "p_`x`.toml".into(),
+            generated: "2026-11-27T10:00:10Z".into(),
+            summary: Summary::default(),
+            cis: Vec::new(),
+            containers: vec![ContainerReport {
+                name: "a|b".into(),
+                kind: Kind::Container,
+                image: "i<mg>".into(),
+                day: Some(1),
+                standing: Standing::Open,
+                before: Some(side("")),
+                before_run: Some("day1-x".into()),
+                now: side("<x>"),
+            }],
+            days: vec![crate::engine::report::DayReport {
+                day: 1,
+                in_plan: true,
+                services: vec!["a|b".into()],
+                status: crate::engine::report::DayStatus::NotApplied,
+                committed: None,
+                committed_by: None,
+                runs: vec![run],
+            }],
+            exceptions: vec![ExceptionReport {
+                name: "e\"x".into(),
+                day: 1,
+                reason: "needs </td> & more".into(),
+                controls: Vec::new(),
+                present: false,
+                process_uids: Vec::new(),
+            }],
+            verify: VerifyReport { first_day: 1, through_day: None, ok: None, services: Vec::new() },
+        }
+    }
+
+    #[test]
+    fn markdown_shows_hostile_text_literally_and_keeps_its_tables_whole() {
+        let md = md::render(&hostile());
+        assert!(md.contains("log: &lt;redacted&gt; \\| \\*bold\\* \\`code\\` &lt;script&gt;x&lt;/script&gt;"), "{md}");
+        assert!(!md.contains("<script>") && !md.contains("<redacted>"));
+        let row = md.lines().find(|l| l.starts_with("| a\\|b |")).expect("the container's row");
+        assert_eq!(row.matches(" | ").count() + 1, 4 + FIELDS.len() + 2, "one cell per column: {row}");
+        assert!(md.contains("# unroot report: r&lt;&amp;&gt;"));
+        assert!(md.contains("## Verify: not run: day 1 is not applied yet"));
+    }
+
+    #[test]
+    fn html_escapes_every_text_and_fetches_nothing() {
+        let html = html::render(&hostile());
+        for raw in ["<script>", "</td> &", "<x>", "i<mg>", "r<&>", "e\"x"] {
+            assert!(!html.contains(raw), "{raw} unescaped");
+        }
+        assert!(html.contains("needs &lt;/td&gt; &amp; more"));
+        assert!(html.contains(r#"data-exception="e&quot;x""#));
+        for remote in ["http://", "https://", "<script", "<link", "@import", "url("] {
+            assert!(!html.contains(remote), "{remote}: the page must open offline");
+        }
+        assert!(html.contains(r#"<td data-field="user" class="chg">(image default) → &lt;x&gt;</td>"#), "{html}");
+    }
+
+    #[test]
+    fn cells_and_numbers_read_the_same_in_both() {
+        assert_eq!(cell(Some("0"), "1000"), "0 → 1000");
+        assert_eq!(cell(Some("no"), "no"), "no");
+        assert_eq!(cell(None, "x"), "x");
+        assert_eq!((seconds(4.5), seconds(2.0), seconds(125.4)), ("4.5 s".into(), "2 s".into(), "2 min 05 s".into()));
+        assert_eq!(uids(None), "not recorded");
+        assert_eq!(uids(Some(&[])), "-");
+        let v = |first_day, through_day, ok| VerifyReport { first_day, through_day, ok, services: Vec::new() };
+        assert_eq!(verdict(&v(1, Some(3), Some(true))), "passed (days 1–3)");
+        assert_eq!(verdict(&v(2, Some(2), Some(false))), "failed (day 2)");
+        assert_eq!(verdict(&v(2, None, None)), "not run: day 2 is not applied yet");
     }
 }

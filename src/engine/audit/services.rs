@@ -119,15 +119,7 @@ async fn audit_one(
     if let Some(p) = planned {
         flags.extend(super::control_flags(controls_of(&s).missing(p)));
     }
-    if s.mounts().iter().any(|m| super::is_docker_sock(&m.source, &m.target)) {
-        flags.push("docker.sock".to_string());
-    }
-    for cap in s.cap_add() {
-        flags.push(format!("cap-add:{}", super::normalize_cap(&cap)));
-    }
-    if !s.read_only() {
-        flags.push("rootfs-writable".to_string());
-    }
+    flags.extend(super::Posture::of_service(&s).flags());
     if running.is_empty() {
         flags.push("no-task-running".to_string());
     } else if seen.len() < running.len() {

@@ -63,7 +63,9 @@ impl<'a, D: Port> Apply<'a, D> {
             return Ok(());
         }
         self.ctx
-            .step(name, step, json!({}), async { Err::<((), Value), _>(StepError::Interrupted("before this step")) })
+            .step(name, step, json!({NOT_STARTED: true}), async {
+                Err::<((), Value), _>(StepError::Interrupted(BEFORE_THIS_STEP))
+            })
             .await
     }
 
@@ -216,7 +218,9 @@ impl<'a, D: Port> Apply<'a, D> {
         if (any_failed && self.on_failure == OnFailure::RollbackDay)
             || (interrupted && self.on_failure != OnFailure::Pause)
         {
-            let cause = if any_failed { Cause::StepFailed } else { Cause::Interrupted };
+            // Ctrl-C fails the steps in flight as interrupted: that is an interrupt, not a failure.
+            let only_interrupted = p.failed.iter().all(|(_, f)| matches!(f.error, StepError::Interrupted(_)));
+            let cause = if interrupted && only_interrupted { Cause::Interrupted } else { Cause::StepFailed };
             ctx.record(Record::rollback(RunEvent::RollingBack, cause, None, Vec::new()))?;
             // In exactly the reverse order of the re-owns (two services may share a volume).
             let order = crate::state::restore_order(&Journal::read(&ctx.run.journal_path())?);

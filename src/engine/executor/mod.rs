@@ -92,6 +92,12 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_string())
 }
 
+/// The intent's key that marks a step journaled only to say it did not start (Ctrl-C came
+/// first): nothing of it was done.
+pub const NOT_STARTED: &str = "not_started";
+/// What such a step's error says.
+pub const BEFORE_THIS_STEP: &str = "before this step";
+
 /// What a run needs to act and to record: the port, the run's folder and journal, and
 /// where events go.
 pub struct RunCtx<'a, D: Port> {

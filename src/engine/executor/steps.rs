@@ -85,11 +85,16 @@ impl<D: Port> Apply<'_, D> {
             ctx.run.save_original(name, &now.0)?;
             // The uids its processes ran as before the change, for `report` (a read: a
             // container that stopped meanwhile just records none).
-            let procs = ctx.port.top(now.id()).await.unwrap_or_default();
-            let mut uids: Vec<u32> = crate::docker::own_tree(procs, now.pid()).iter().filter_map(|p| p.uid).collect();
-            uids.sort_unstable();
-            uids.dedup();
-            Ok(((), json!({"id": short(original_id), "user": now.configured_user(), "process_uids": uids})))
+            // A container whose processes could not be listed records none (not "no process").
+            let mut detail = json!({"id": short(original_id), "user": now.configured_user()});
+            if let Ok(procs) = ctx.port.top(now.id()).await {
+                let mut uids: Vec<u32> =
+                    crate::docker::own_tree(procs, now.pid()).iter().filter_map(|p| p.uid).collect();
+                uids.sort_unstable();
+                uids.dedup();
+                detail["process_uids"] = json!(uids);
+            }
+            Ok(((), detail))
         })
         .await
     }

@@ -333,3 +333,38 @@ fn a_replacement_stopped_before_the_commit_keeps_its_original() {
     assert!(!fake.calls().contains(&Call::Remove(ORIGINAL.into())), "no removal was tried");
     assert!(!applied(&tmp, &plan), "not committed while the replacement is down");
 }
+
+#[test]
+fn ctrl_c_before_a_step_is_journaled_as_an_interrupt_and_costs_no_downtime() {
+    let fake = fake();
+    let plan = plan("rollback-day");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let entries = rt.block_on(async {
+        let day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap().ready().unwrap();
+        let stop = crate::engine::interrupt::Interrupt::default();
+        stop.set();
+        let (ctx, plan_dir) = test_ctx(&fake, tmp.path(), &stop);
+        let path = ctx.run.journal_path();
+        Apply::new(ctx, &plan, day, plan_dir).run().await.unwrap();
+        Journal::read(&path).unwrap()
+    });
+    let cause = entries.iter().find_map(|e| match &e.record {
+        Record::Run { event: RunEvent::RollingBack, cause, .. } => Some(*cause),
+        _ => None,
+    });
+    assert_eq!(cause, Some(Some(crate::state::Cause::Interrupted)), "{entries:#?}");
+    assert_eq!(fake.with(|s| s.container("svc").map(|c| c.id().to_string())), Some(ORIGINAL.to_string()));
+    let view = crate::engine::runs::RunView {
+        plan_dir: PlanDir::new(&tmp.path().join("state"), "t"),
+        id: "day1-test".into(),
+        plan_name: "t".into(),
+        day: 1,
+        waves: vec![vec!["svc".into()]],
+        plan_sha256: String::new(),
+        plan_path: String::new(),
+        entries,
+    };
+    let h = crate::engine::report::history::of(&view, view.state(false));
+    assert!(h.services.iter().all(|s| s.down.is_empty()), "nothing was stopped: {:?}", h.services);
+}

@@ -6,6 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::engine::executor::{BEFORE_THIS_STEP, NOT_STARTED, StepError};
 use crate::engine::runs::{RunView, ServiceProgress};
 use crate::state::{Cause, Entry, Record, RunEvent, RunState, Step};
 
@@ -46,6 +47,8 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceRun {
     pub name: String,
+    /// The run began working on it (its inspect step started).
+    pub touched: bool,
     /// Where the run left it.
     pub outcome: ServiceProgress,
     /// Total seconds down in this run (closed stretches only).
@@ -95,34 +98,67 @@ pub fn seconds_between(from: &str, to: &str) -> Option<f64> {
     Some((d.whole_milliseconds() as f64 / 1000.0).max(0.0))
 }
 
-/// The downtime of `service` in a journal: each stop (or restore of a running replacement)
-/// to the next passed health gate or finished restore.
+/// Whether the step starting at `entries[at]` was journaled only to say it did not start
+/// (Ctrl-C came first): marked in its intent, or, in older journals, by its error.
+fn not_started(entries: &[Entry], at: usize) -> bool {
+    let Record::Step { service, step, detail, .. } = &entries[at].record else { return false };
+    if detail.get(NOT_STARTED).is_some() {
+        return true;
+    }
+    let said = StepError::Interrupted(BEFORE_THIS_STEP).to_string();
+    entries[at + 1..].iter().find_map(|e| match &e.record {
+        Record::Step { service: s, step: t, ok: Some(ok), error, .. } if s == service && t == step => {
+            Some(!ok && error.as_deref() == Some(said.as_str()))
+        }
+        _ => None,
+    }) == Some(true)
+}
+
+/// Where a service stands while its journal is read.
+#[derive(Clone, Copy, PartialEq)]
+enum Serving {
+    /// Its original runs (nothing stopped it yet, or a restore brought it back).
+    Original,
+    /// Its replacement passed the gate.
+    Replacement,
+    /// Stopped: from this entry's time.
+    Down(usize),
+}
+
+/// The downtime of `service` in a journal: from a stop (or the restore of a replacement
+/// that was serving) to the next passed gate or finished restore. A step that did not
+/// start, and a restore of an original that was never stopped (a resumed rollback, a second
+/// `rollback`), take nothing away.
 fn downtime(entries: &[Entry], service: &str) -> Vec<Down> {
     let mut out: Vec<Down> = Vec::new();
-    let mut since: Option<&str> = None;
-    for e in entries {
+    let mut serving = Serving::Original;
+    for (i, e) in entries.iter().enumerate() {
         let Record::Step { service: s, step, ok, .. } = &e.record else { continue };
         if s != service {
             continue;
         }
-        match (step, ok) {
-            (Step::Stop | Step::Restore, None) if since.is_none() => since = Some(&e.ts),
-            (Step::Health, Some(true)) | (Step::Restore, Some(true)) => {
-                if let Some(from) = since.take() {
-                    let ended_by = if *step == Step::Health { Ended::Healthy } else { Ended::Restored };
-                    out.push(Down {
-                        from: from.to_string(),
-                        to: Some(e.ts.clone()),
-                        ended_by,
-                        seconds: seconds_between(from, &e.ts),
-                    });
-                }
+        match (step, ok, serving) {
+            (Step::Stop, None, Serving::Original | Serving::Replacement) if !not_started(entries, i) => {
+                serving = Serving::Down(i)
             }
+            (Step::Restore, None, Serving::Replacement) if !not_started(entries, i) => serving = Serving::Down(i),
+            (Step::Health | Step::Restore, Some(true), Serving::Down(from)) => {
+                let from = &entries[from].ts;
+                let ended_by = if *step == Step::Health { Ended::Healthy } else { Ended::Restored };
+                out.push(Down {
+                    from: from.clone(),
+                    to: Some(e.ts.clone()),
+                    ended_by,
+                    seconds: seconds_between(from, &e.ts),
+                });
+                serving = if *step == Step::Health { Serving::Replacement } else { Serving::Original };
+            }
+            (Step::Restore, Some(true), _) => serving = Serving::Original,
             _ => {}
         }
     }
-    if let Some(from) = since {
-        out.push(Down { from: from.to_string(), to: None, ended_by: Ended::Open, seconds: None });
+    if let Serving::Down(from) = serving {
+        out.push(Down { from: entries[from].ts.clone(), to: None, ended_by: Ended::Open, seconds: None });
     }
     out
 }
@@ -160,61 +196,82 @@ fn why(entries: &[Entry], at: usize, cause: Option<Cause>, detail: Option<&str>,
     }
 }
 
-/// Rollbacks of a run: each run-level rollback record, and each service restored on its own
-/// after its failure (`on_failure = "rollback-service"`), with the restores that followed.
+/// Whether the run-level rollback that starts at `entries[at]` ended, and how: the record
+/// that closes it (`None`: nothing closed it yet).
+fn closed(entries: &[Entry], at: usize) -> Option<(usize, bool)> {
+    entries.iter().enumerate().skip(at + 1).find_map(|(i, e)| match &e.record {
+        Record::Run { event: RunEvent::RolledBack | RunEvent::ServicesRolledBack, .. } => Some((i, true)),
+        Record::Run { event: RunEvent::RollbackIncomplete, .. } => Some((i, false)),
+        // Another rollback began first: this one stopped before it ended (`resume` goes on).
+        Record::Run { event: RunEvent::RollingBack | RunEvent::ServiceRollback, .. } => Some((i, false)),
+        _ => None,
+    })
+}
+
+/// Rollbacks of a run: each run-level rollback (a resumed one counts with the rollback it
+/// continues), and each service restored on its own after its failure
+/// (`on_failure = "rollback-service"`).
 fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
     let mut out: Vec<Rollback> = Vec::new();
-    // Restores already counted under a run-level rollback.
-    let mut counted = vec![false; entries.len()];
+    // Restores a run-level rollback covers.
+    let mut covered = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate() {
         let Record::Run { event, detail, services, cause } = &e.record else { continue };
         if !matches!(event, RunEvent::RollingBack | RunEvent::ServiceRollback) {
             continue;
         }
-        let end = entries[i + 1..]
-            .iter()
-            .position(|e| matches!(&e.record, Record::Run { event, .. } if *event != RunEvent::Resumed))
-            .map_or(entries.len(), |p| i + 1 + p);
-        let mut ended = None;
-        let mut ok_all = true;
-        let mut restored_any = false;
+        let end = closed(entries, i);
+        let last = end.map_or(entries.len(), |(j, _)| j);
         let mut restored: Vec<String> = Vec::new();
-        let mut finished: Vec<String> = Vec::new();
-        for (j, r) in entries.iter().enumerate().take(end).skip(i + 1) {
+        let mut ended = None;
+        for (j, r) in entries.iter().enumerate().take(last).skip(i + 1) {
             if let Record::Step { service, step: Step::Restore, ok, .. } = &r.record {
+                covered[j] = true;
                 if !restored.contains(service) {
                     restored.push(service.clone());
                 }
-                if let Some(done) = ok {
-                    finished.push(service.clone());
-                    counted[j] = true;
-                    restored_any = true;
+                if ok.is_some() {
                     ended = Some(r.ts.clone());
-                    ok_all &= *done;
                 }
             }
         }
+        let ended = match end {
+            Some((j, _)) => Some(entries[j].ts.clone()),
+            None => ended,
+        };
+        let ok = end.is_some_and(|(_, ok)| ok);
+        // A resumed rollback continues the one before it: one rollback, with its reason.
+        let continued = *cause == Some(Cause::Continued) || (cause.is_none() && detail.as_deref() == Some("resumed"));
+        if continued && let Some(prev) = out.last_mut() {
+            prev.ended = ended;
+            prev.ok = ok;
+            for s in restored {
+                if !prev.services.contains(&s) {
+                    prev.services.push(s);
+                }
+            }
+            continue;
+        }
         // The services it was asked to restore; a record that does not say meant every
         // service the run touched, as far as the restores show them.
-        let ok = ok_all && restored_any && restored.iter().all(|r| finished.contains(r));
         let asked = match (services.is_empty(), restored.is_empty()) {
             (false, _) => services.clone(),
             (true, false) => restored,
             (true, true) => touched.to_vec(),
         };
         out.push(Rollback {
-            services: asked.clone(),
+            why: why(entries, i, *cause, detail.as_deref(), &asked),
+            services: asked,
             started: e.ts.clone(),
             ended,
             ok,
             cause: *cause,
-            why: why(entries, i, *cause, detail.as_deref(), &asked),
         });
     }
-    // A service restored by itself: a restore that no run-level rollback covers.
+    // A service restored by itself after its failure: a restore no run-level rollback covers.
     for (j, e) in entries.iter().enumerate() {
         let Record::Step { service, step: Step::Restore, ok: Some(done), .. } = &e.record else { continue };
-        if counted[j] {
+        if covered[j] {
             continue;
         }
         let started = entries[..j]
@@ -244,12 +301,14 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
 /// A run read back: its services' outcomes and downtime, and its rollbacks.
 pub fn of(view: &RunView, state: RunState) -> RunHistory {
     let entries = &view.entries;
+    let touched = view.touched();
     let services = view
         .services()
         .into_iter()
         .map(|s| {
             let down = downtime(entries, &s.name);
             ServiceRun {
+                touched: touched.contains(&s.name),
                 downtime_seconds: down.iter().filter_map(|d| d.seconds).sum(),
                 failure: first_failure(entries, &s.name),
                 name: s.name,
@@ -265,7 +324,7 @@ pub fn of(view: &RunView, state: RunState) -> RunHistory {
         started: entries.first().map(|e| e.ts.clone()).unwrap_or_default(),
         ended: entries.last().map(|e| e.ts.clone()).unwrap_or_default(),
         services,
-        rollbacks: rollbacks(entries, &view.touched()),
+        rollbacks: rollbacks(entries, &touched),
     }
 }
 

@@ -11,7 +11,7 @@
 
 pub mod history;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,8 +20,8 @@ use crate::docker::swarm::{ServiceInspect, SwarmPort, is_service_inspect};
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::audit::{self, Class, Controls, Missing, Posture, classify};
 use crate::engine::findings::{RULES, findings};
-use crate::engine::redact::{env_values, redact};
-use crate::engine::runs::RunView;
+use crate::engine::redact::{env_values, is_long, redact};
+use crate::engine::runs::{RunView, ServiceProgress};
 use crate::engine::verify::{Verdict, verify};
 use crate::error::Error;
 use crate::model::plan::{Plan, Service};
@@ -72,7 +72,7 @@ pub struct CisRow {
 }
 
 /// Whether something is a container or a Swarm service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Container,
@@ -90,6 +90,8 @@ pub enum Standing {
     Migrated,
     /// A run left it on its original (rolled back).
     Original,
+    /// A run that has not ended (interrupted, or being worked on) holds it.
+    Open,
     /// A documented `keep_root` exception.
     Exception,
 }
@@ -144,6 +146,8 @@ pub enum DayStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct DayReport {
     pub day: u32,
+    /// The plan has this day (a run of a day the plan no longer has is still reported).
+    pub in_plan: bool,
     pub services: Vec<String>,
     pub status: DayStatus,
     /// When the day's last commit was, and by which run.
@@ -172,6 +176,8 @@ pub struct ExceptionReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// The plan's first day.
+    pub first_day: u32,
     /// The days checked: every day through the last one applied in order (`None`: no day is
     /// applied, nothing was checked).
     pub through_day: Option<u32>,
@@ -202,18 +208,65 @@ pub struct Now {
     pub posture: Posture,
 }
 
+/// What a container of a `keep_root` exception is configured and runs as now (looked up
+/// by name also when `--filter` leaves it out of the list).
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub posture: Posture,
+    pub process_uids: Vec<u32>,
+}
+
+/// Environment values to keep out of every text: long ones wherever they appear, and each
+/// service's own (short ones too, as words) in what is said of that service.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub everywhere: Vec<String>,
+    pub by_service: BTreeMap<String, Vec<String>>,
+}
+
+impl Secrets {
+    /// Adds the `KEY=VALUE` entries of `service`'s environment.
+    pub fn add(&mut self, service: &str, env: &[String]) {
+        let values = env_values(env);
+        self.everywhere.extend(values.iter().filter(|v| is_long(v)).cloned());
+        let own = self.by_service.entry(service.to_string()).or_default();
+        own.extend(values);
+    }
+
+    /// Sorted longest first, without repeats (a value inside another is replaced after it).
+    fn settle(&mut self) {
+        for list in std::iter::once(&mut self.everywhere).chain(self.by_service.values_mut()) {
+            list.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+            list.dedup();
+        }
+    }
+
+    /// `text` without any value of the environments, said of `services`.
+    pub fn clean<'s>(&self, text: &str, services: impl IntoIterator<Item = &'s str>) -> String {
+        let mut out = redact(text, &self.everywhere);
+        for s in services {
+            if let Some(own) = self.by_service.get(s) {
+                out = redact(&out, own);
+            }
+        }
+        out
+    }
+}
+
 /// Everything a report is made of, as read.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
     pub plan: &'a Plan,
     pub generated: String,
-    pub now: BTreeMap<String, Now>,
+    pub now: BTreeMap<(Kind, String), Now>,
+    /// The exceptions' containers as they are now, by name.
+    pub exceptions: BTreeMap<String, Seen>,
     pub originals: BTreeMap<String, Original>,
     pub ledger: Ledger,
+    /// Oldest first.
     pub runs: Vec<RunHistory>,
     pub verify: VerifyReport,
-    /// Environment values to keep out of every text.
-    pub secrets: Vec<String>,
+    pub secrets: Secrets,
 }
 
 /// The planned controls of `s` with whether `have` has each.
@@ -290,13 +343,22 @@ fn now_side(n: &Now) -> Side {
     }
 }
 
-fn standing(plan: &Plan, ledger: &Ledger, name: &str) -> Standing {
-    match (plan.service(name), ledger.service(name).map(|r| r.state)) {
-        (None, _) => Standing::NotPlanned,
-        (Some(s), _) if s.keep_root.is_some() => Standing::Exception,
-        (Some(_), Some(ServiceState::Migrated)) => Standing::Migrated,
-        (Some(_), Some(ServiceState::Original)) => Standing::Original,
-        (Some(_), None) => Standing::Pending,
+/// Where `name` stands: the ledger's record when it is migrated, else what the last run
+/// that touched it left it as.
+fn standing(plan: &Plan, ledger: &Ledger, runs: &[RunHistory], name: &str) -> Standing {
+    let Some(s) = plan.service(name) else { return Standing::NotPlanned };
+    if s.keep_root.is_some() {
+        return Standing::Exception;
+    }
+    let recorded = ledger.service(name).map(|r| r.state);
+    if recorded == Some(ServiceState::Migrated) {
+        return Standing::Migrated;
+    }
+    let last = runs.iter().rev().find_map(|r| r.services.iter().find(|s| s.name == name && s.touched));
+    match (last.map(|s| s.outcome), recorded) {
+        (Some(ServiceProgress::InProgress | ServiceProgress::Failed), _) => Standing::Open,
+        (Some(_), _) | (None, Some(ServiceState::Original)) => Standing::Original,
+        (None, _) => Standing::Pending,
     }
 }
 
@@ -305,28 +367,31 @@ pub fn applied_through(plan: &Plan, ledger: &Ledger) -> Option<u32> {
     plan.day_numbers().into_iter().take_while(|d| ledger.open_services(plan, *d).is_empty()).last()
 }
 
+/// The day's status as the ledger tells it.
+fn day_status(plan: &Plan, ledger: &Ledger, day: u32) -> DayStatus {
+    match (ledger.open_services(plan, day).is_empty(), ledger.days.get(&day.to_string())) {
+        (true, _) if plan.day_numbers().contains(&day) => DayStatus::Applied,
+        (_, Some(_)) => DayStatus::PartlyApplied,
+        (_, None) => DayStatus::NotApplied,
+    }
+}
+
 /// The report from what was read. Pure.
 pub fn build(i: Inputs<'_>) -> Report {
-    let clean = |t: &str| redact(t, &i.secrets);
+    let secrets = &i.secrets;
     let mut containers = Vec::new();
-    for (name, n) in &i.now {
-        let original = i.originals.get(name);
-        let mut now = now_side(n);
-        let mut before = original.map(|o| before_side(o, n));
-        for side in [Some(&mut now), before.as_mut()].into_iter().flatten() {
-            for f in &mut side.findings {
-                f.text = clean(&f.text);
-            }
-        }
+    for ((kind, name), n) in &i.now {
+        // The original of this very container or service (a name both hold is a blocker).
+        let original = i.originals.get(name).filter(|o| is_service_inspect(&o.inspect) == (*kind == Kind::Service));
         containers.push(ContainerReport {
             name: name.clone(),
-            kind: n.kind,
+            kind: *kind,
             image: n.image.clone(),
             day: i.plan.service(name).map(|s| s.day),
-            standing: standing(i.plan, &i.ledger, name),
-            before,
+            standing: standing(i.plan, &i.ledger, &i.runs, name),
+            before: original.map(|o| before_side(o, n)),
             before_run: original.map(|o| o.run.clone()),
-            now,
+            now: now_side(n),
         });
     }
 
@@ -334,30 +399,35 @@ pub fn build(i: Inputs<'_>) -> Report {
     for r in &mut runs {
         for s in &mut r.services {
             if let Some(f) = &mut s.failure {
-                f.error = clean(&f.error);
+                f.error = secrets.clean(&f.error, [s.name.as_str()]);
             }
         }
         for rb in &mut r.rollbacks {
-            rb.why = clean(&rb.why);
+            rb.why = secrets.clean(&rb.why, rb.services.iter().map(String::as_str));
         }
     }
-    let days: Vec<DayReport> = i
-        .plan
-        .day_numbers()
+    let mut day_numbers = i.plan.day_numbers();
+    day_numbers.extend(runs.iter().map(|r| r.day));
+    day_numbers.sort_unstable();
+    day_numbers.dedup();
+    let days: Vec<DayReport> = day_numbers
         .into_iter()
         .map(|day| {
-            let services: Vec<String> =
+            let mut services: Vec<String> =
                 i.plan.services.iter().filter(|s| s.day == day).map(|s| s.name.clone()).collect();
+            for r in runs.iter().filter(|r| r.day == day) {
+                for s in &r.services {
+                    if !services.contains(&s.name) {
+                        services.push(s.name.clone());
+                    }
+                }
+            }
             let applied = i.ledger.days.get(&day.to_string());
-            let status = match (i.ledger.open_services(i.plan, day).is_empty(), applied) {
-                (true, _) => DayStatus::Applied,
-                (false, Some(_)) => DayStatus::PartlyApplied,
-                (false, None) => DayStatus::NotApplied,
-            };
             DayReport {
                 day,
+                in_plan: i.plan.day_numbers().contains(&day),
                 services,
-                status,
+                status: day_status(i.plan, &i.ledger, day),
                 committed: applied.map(|a| a.committed.clone()),
                 committed_by: applied.map(|a| a.run.clone()),
                 runs: runs.iter().filter(|r| r.day == day).cloned().collect(),
@@ -371,14 +441,14 @@ pub fn build(i: Inputs<'_>) -> Report {
         .iter()
         .filter_map(|s| {
             let reason = s.keep_root.clone()?;
-            let now = i.now.get(&s.name);
+            let seen = i.exceptions.get(&s.name);
             Some(ExceptionReport {
                 name: s.name.clone(),
                 day: s.day,
                 reason,
-                controls: now.map(|n| controls(s, &n.posture)).unwrap_or_else(|| controls(s, &Posture::default())),
-                present: now.is_some(),
-                process_uids: now.map(|n| n.process_uids.clone()).unwrap_or_default(),
+                controls: controls(s, &seen.cloned().unwrap_or_default().posture),
+                present: seen.is_some(),
+                process_uids: seen.map(|n| n.process_uids.clone()).unwrap_or_default(),
             })
         })
         .collect();
@@ -386,7 +456,7 @@ pub fn build(i: Inputs<'_>) -> Report {
     let mut verify = i.verify.clone();
     for v in &mut verify.services {
         for p in &mut v.problems {
-            *p = clean(p);
+            *p = secrets.clean(p, [v.name.as_str()]);
         }
     }
 
@@ -455,9 +525,13 @@ fn env_of(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The label Swarm gives a task's container: the service it belongs to.
+const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
+
 /// Reads everything a report needs: the daemon as the audit sees it (the containers and
-/// services `filters` match), the plan's runs and ledger, and `verify` through the last day
-/// applied. Changes nothing.
+/// services `filters` match; a Swarm task counts under its service), the plan's runs and
+/// ledger, the exceptions' containers, and `verify` through the last day applied. Changes
+/// nothing.
 ///
 /// Errors: the daemon cannot be listed; the state directory cannot be read.
 pub async fn gather(
@@ -468,9 +542,11 @@ pub async fn gather(
 ) -> Result<Report, Error> {
     let seen = audit::run(port, Some(plan), filters).await?;
     let services = audit::services(port, Some(plan), filters).await?;
-    // As `KEY=VALUE`, the way a container's environment lists them.
-    let mut secrets: Vec<String> =
-        plan.services.iter().flat_map(|s| s.env.iter().map(|(k, v)| format!("{k}={v}"))).collect();
+    let mut secrets = Secrets::default();
+    for s in &plan.services {
+        let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        secrets.add(&s.name, &env);
+    }
     let mut now = BTreeMap::new();
     for e in seen.containers {
         let c = match port.inspect_container(&e.id).await {
@@ -478,7 +554,10 @@ pub async fn gather(
             Err(DockerError::NotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        secrets.extend(env_of(&c.0));
+        secrets.add(&e.name, &c.env());
+        if c.label(SWARM_SERVICE_LABEL).is_some_and(|svc| services.iter().any(|s| s.name == svc)) {
+            continue;
+        }
         let n = Now {
             kind: Kind::Container,
             image: e.image,
@@ -489,7 +568,7 @@ pub async fn gather(
             exception: e.exception,
             posture: Posture::of_container(&c),
         };
-        now.insert(e.name, n);
+        now.insert((Kind::Container, e.name), n);
     }
     for s in services {
         let spec = match port.inspect_service(&s.id).await {
@@ -497,7 +576,7 @@ pub async fn gather(
             Err(DockerError::NotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        secrets.extend(env_of(&spec.0));
+        secrets.add(&s.name, &env_of(&spec.0));
         let n = Now {
             kind: Kind::Service,
             image: s.image,
@@ -508,27 +587,55 @@ pub async fn gather(
             exception: s.exception,
             posture: Posture::of_service(&spec),
         };
-        now.insert(s.name, n);
+        now.insert((Kind::Service, s.name), n);
+    }
+
+    // The exceptions as they are now, also those `--filter` leaves out of the list.
+    let mut exceptions = BTreeMap::new();
+    for s in plan.services.iter().filter(|s| s.keep_root.is_some()) {
+        let listed = now.iter().find(|((_, name), _)| *name == s.name);
+        let seen = match listed {
+            Some((_, n)) => Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() },
+            None => match crate::docker::inspect_named(port, &s.name).await {
+                Ok(c) => {
+                    let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
+                    let mut uids: Vec<u32> =
+                        crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid).collect();
+                    uids.sort_unstable();
+                    uids.dedup();
+                    Seen { posture: Posture::of_container(&c), process_uids: uids }
+                }
+                Err(DockerError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        exceptions.insert(s.name.clone(), seen);
     }
 
     let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
     let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
     let held = Lock::is_held(&loc.dir);
+    // Oldest first by when each began (run ids sort `day10-…` before `day2-…`).
+    let mut views = Vec::new();
+    for id in plan_dir.runs()? {
+        views.push(RunView::load(&plan_dir, &id)?);
+    }
+    views.sort_by(|a, b| {
+        let start = |v: &RunView| v.entries.first().map(|e| e.ts.clone()).unwrap_or_default();
+        start(a).cmp(&start(b)).then(a.id.cmp(&b.id))
+    });
     let mut originals: BTreeMap<String, Original> = BTreeMap::new();
     let mut runs = Vec::new();
-    for id in plan_dir.runs()? {
-        let view = RunView::load(&plan_dir, &id)?;
+    for view in &views {
         for name in view.touched() {
-            if originals.contains_key(&name) {
-                continue;
-            }
-            if let Some(inspect) = view.run_dir().load_original(&name)? {
-                secrets.extend(env_of(&inspect));
-                let process_uids = recorded_uids(&view, &name);
-                originals.insert(name, Original { run: view.id.clone(), inspect, process_uids });
+            let Some(inspect) = view.run_dir().load_original(&name)? else { continue };
+            secrets.add(&name, &env_of(&inspect));
+            if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
+                let process_uids = recorded_uids(view, first.key());
+                first.insert(Original { run: view.id.clone(), inspect, process_uids });
             }
         }
-        runs.push(history::of(&view, view.state(held)));
+        runs.push(history::of(view, view.state(held)));
     }
 
     let through_day = applied_through(plan, &ledger);
@@ -536,10 +643,24 @@ pub async fn gather(
         Some(day) => verify(port, plan, Some(day)).await?,
         None => Vec::new(),
     };
-    let verify =
-        VerifyReport { through_day, ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)), services: verdicts };
-    let secrets = env_values(&secrets.into_iter().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
-    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, originals, ledger, runs, verify, secrets }))
+    let verify = VerifyReport {
+        first_day: plan.day_numbers().first().copied().unwrap_or(1),
+        through_day,
+        ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)),
+        services: verdicts,
+    };
+    secrets.settle();
+    Ok(build(Inputs {
+        plan,
+        generated: crate::state::now_rfc3339(),
+        now,
+        exceptions,
+        originals,
+        ledger,
+        runs,
+        verify,
+        secrets,
+    }))
 }
 
 #[cfg(test)]

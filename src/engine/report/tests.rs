@@ -43,11 +43,12 @@ fn record(state: ServiceState, run: &str) -> ServiceRecord {
 fn inputs(plan: &Plan) -> Inputs<'_> {
     let migrated = Posture { configured_user: "999:999".into(), no_new_privileges: true, ..Posture::default() };
     let agent = Posture { cap_drop: vec!["ALL".into()], ..Posture::default() };
+    let c = |n: &str| (Kind::Container, n.to_string());
     let now = BTreeMap::from([
-        ("db".to_string(), now(Class::NonRoot, &[999], migrated, &["rootfs-writable"], None)),
-        ("cache".to_string(), now(Class::Root, &[0], Posture::default(), &["rootfs-writable"], None)),
+        (c("db"), now(Class::NonRoot, &[999], migrated, &["rootfs-writable"], None)),
+        (c("cache"), now(Class::Root, &[0], Posture::default(), &["rootfs-writable"], None)),
         (
-            "agent".to_string(),
+            c("agent"),
             now(
                 Class::Exception,
                 &[0],
@@ -56,8 +57,12 @@ fn inputs(plan: &Plan) -> Inputs<'_> {
                 Some("reads host /proc"),
             ),
         ),
-        ("other".to_string(), now(Class::NonRoot, &[33], Posture::default(), &[], None)),
+        (c("other"), now(Class::NonRoot, &[33], Posture::default(), &[], None)),
     ]);
+    let exceptions = BTreeMap::from([(
+        "agent".to_string(),
+        Seen { posture: now[&c("agent")].posture.clone(), process_uids: vec![0] },
+    )]);
     let original = json!({"Id": "abc", "Config": {"User": "", "Env": ["DB_PASSWORD=hunter2-secret"]},
         "HostConfig": {"CapAdd": ["NET_RAW"], "ReadonlyRootfs": false}, "Mounts": []});
     let originals = BTreeMap::from([
@@ -78,6 +83,7 @@ fn inputs(plan: &Plan) -> Inputs<'_> {
     );
     let service = |name: &str, outcome, seconds: f64, failure: Option<Failure>| ServiceRun {
         name: name.into(),
+        touched: true,
         outcome,
         downtime_seconds: seconds,
         down: vec![history::Down {
@@ -100,7 +106,7 @@ fn inputs(plan: &Plan) -> Inputs<'_> {
                 "cache",
                 ServiceProgress::Original,
                 2.0,
-                Some(Failure { step: Step::Health, at: "t".into(), error: "log: pw hunter2-secret".into() }),
+                Some(Failure { step: Step::Health, at: "t".into(), error: "log: pw hunter2-secret, mode 1".into() }),
             ),
         ],
         rollbacks: vec![history::Rollback {
@@ -109,18 +115,26 @@ fn inputs(plan: &Plan) -> Inputs<'_> {
             ended: Some("t".into()),
             ok: true,
             cause: Some(crate::state::Cause::StepFailed),
-            why: "cache: health failed: log: pw hunter2-secret".into(),
+            why: "cache: health failed: log: pw hunter2-secret, mode 1, exit code 1".into(),
         }],
     }];
     Inputs {
         plan,
         generated: "2026-11-27T11:00:00Z".into(),
         now,
+        exceptions,
         originals,
         ledger,
         runs,
-        verify: VerifyReport { through_day: Some(1), ok: Some(false), services: Vec::new() },
-        secrets: env_values(&["DB_PASSWORD=hunter2-secret".to_string()]),
+        verify: VerifyReport { first_day: 1, through_day: Some(1), ok: Some(false), services: Vec::new() },
+        secrets: {
+            let mut s = Secrets::default();
+            s.add("cache", &["CACHE_PASSWORD=hunter2-secret".to_string(), "MODE=1".to_string()]);
+            // Another service's short value is a word like any other in what is said of cache.
+            s.add("db", &["DEBUG=0".to_string(), "LEVEL=exit".to_string()]);
+            s.settle();
+            s
+        },
     }
 }
 
@@ -163,6 +177,7 @@ fn each_container_has_its_before_and_now_and_every_finding_its_cis_id() {
         "the exception counts as root"
     );
     assert_eq!((r.summary.rollbacks, r.summary.downtime_seconds), (1, 6.5));
+    assert_eq!(cache.standing, Standing::Original, "the run that touched it left it on its original");
     assert_eq!(
         r.days.iter().map(|d| (d.day, d.status)).collect::<Vec<_>>(),
         [(1, DayStatus::PartlyApplied), (2, DayStatus::NotApplied)]
@@ -171,9 +186,24 @@ fn each_container_has_its_before_and_now_and_every_finding_its_cis_id() {
 }
 
 #[test]
-fn no_environment_value_reaches_the_report() {
+fn no_environment_value_reaches_the_report_and_another_services_short_values_are_left_alone() {
     let plan = Plan::parse("shop.toml", PLAN).unwrap();
-    let text = serde_json::to_string(&build(inputs(&plan))).unwrap();
+    let r = build(inputs(&plan));
+    let text = serde_json::to_string(&r).unwrap();
     assert!(!text.contains("hunter2-secret"), "{text}");
-    assert!(text.contains("log: pw <redacted>"));
+    let run = &r.days[0].runs[0];
+    assert_eq!(run.services[1].failure.as_ref().unwrap().error, "log: pw <redacted>, mode <redacted>");
+    assert_eq!(run.rollbacks[0].why, "cache: health failed: log: pw <redacted>, mode <redacted>, exit code <redacted>");
+    let db = r.containers.iter().find(|c| c.name == "db").unwrap();
+    assert_eq!(db.before.as_ref().unwrap().findings[0].text, "configured user (image default), process uids [0]");
+}
+
+#[test]
+fn the_secrets_of_a_service_are_its_environments_and_long_values_of_any() {
+    let mut s = Secrets::default();
+    s.add("a", &["TOKEN=abcdefgh".to_string(), "X=1".to_string()]);
+    s.add("b", &["Y=2".to_string()]);
+    s.settle();
+    assert_eq!(s.clean("a=1 b=2 tok=abcdefgh", ["a"]), "a=<redacted> b=2 tok=<redacted>");
+    assert_eq!(s.clean("a=1 b=2 tok=abcdefgh", ["b"]), "a=1 b=<redacted> tok=<redacted>");
 }

@@ -141,3 +141,74 @@ fn journal_times_have_milliseconds() {
     assert!(parse_ts(&ts).is_some(), "{ts}");
     assert_eq!(seconds_between("2026-11-27T10:00:00Z", "2026-11-27T10:00:01.25Z"), Some(1.25));
 }
+
+#[test]
+fn a_step_ctrl_c_kept_from_starting_and_a_restore_of_a_running_original_are_no_downtime() {
+    let mut j = J(Vec::new());
+    j.push(at(0, 0), header());
+    j.push(at(0, 0), Record::run(RunEvent::Started));
+    // a: Ctrl-C came before its stop (as unroot marks it now); b: the same in an older
+    // journal, known by its error alone.
+    j.push(
+        at(1, 0),
+        Record::Step {
+            service: "a".into(),
+            step: Step::Stop,
+            ok: None,
+            error: None,
+            detail: serde_json::json!({crate::engine::executor::NOT_STARTED: true}),
+        },
+    );
+    j.step(at(1, 0), "a", Step::Stop, Some(false), Some("interrupted (Ctrl-C) before this step"));
+    j.step(at(2, 0), "b", Step::Stop, None, None);
+    j.step(at(2, 0), "b", Step::Stop, Some(false), Some("interrupted (Ctrl-C) before this step"));
+    j.push(at(3, 0), Record::rollback(RunEvent::RollingBack, Cause::Interrupted, None, Vec::new()));
+    // Each is restored though it never stopped (its original ran all along).
+    j.done(at(4, 0), at(9, 0), "a", Step::Restore);
+    j.done(at(9, 0), at(12, 0), "b", Step::Restore);
+    j.push(at(12, 0), Record::run(RunEvent::RolledBack));
+
+    let h = of(&view(j.0), RunState::RolledBack);
+    for s in &h.services {
+        assert!(s.down.is_empty(), "{}: {:?}", s.name, s.down);
+        assert!(s.failure.is_some(), "the interrupted step is still shown");
+    }
+    assert_eq!(h.rollbacks.len(), 1);
+    let r = &h.rollbacks[0];
+    assert_eq!(
+        (r.cause, r.ok, r.why.as_str()),
+        (Some(Cause::Interrupted), true, "the day was interrupted (Ctrl-C or SIGTERM)")
+    );
+}
+
+#[test]
+fn a_resumed_rollback_is_the_same_rollback_with_its_first_reason() {
+    let mut j = J(Vec::new());
+    j.push(at(0, 0), header());
+    j.push(at(0, 0), Record::run(RunEvent::Started));
+    j.done(at(1, 0), at(2, 0), "a", Step::Stop);
+    j.done(at(2, 0), at(3, 0), "b", Step::Stop);
+    j.step(at(3, 0), "b", Step::Create, None, None);
+    j.step(at(4, 0), "b", Step::Create, Some(false), Some("port is already allocated"));
+    j.push(at(5, 0), Record::rollback(RunEvent::RollingBack, Cause::StepFailed, None, Vec::new()));
+    j.done(at(5, 0), at(8, 0), "b", Step::Restore);
+    // unroot was killed here; resume restores every service again.
+    j.push(at(60, 0), Record::run(RunEvent::Resumed));
+    j.push(
+        at(60, 0),
+        Record::rollback(RunEvent::RollingBack, Cause::Continued, Some("resumed".into()), vec!["b".into(), "a".into()]),
+    );
+    j.done(at(61, 0), at(63, 0), "b", Step::Restore);
+    j.done(at(63, 0), at(70, 0), "a", Step::Restore);
+    j.push(at(70, 0), Record::run(RunEvent::RolledBack));
+
+    let h = of(&view(j.0), RunState::RolledBack);
+    assert_eq!(h.rollbacks.len(), 1, "{:#?}", h.rollbacks);
+    let r = &h.rollbacks[0];
+    assert_eq!(r.why, "b: create failed: port is already allocated");
+    assert_eq!((r.cause, r.ok, r.ended.as_deref()), (Some(Cause::StepFailed), true, Some("2026-11-27T10:01:10.000Z")));
+    assert_eq!(r.services, ["b", "a"]);
+    let down = |n: usize| h.services[n].down.iter().map(|d| d.seconds).collect::<Vec<_>>();
+    assert_eq!(down(1), [Some(6.0)], "b: from its stop to its first restore, not again when resumed");
+    assert_eq!(down(0), [Some(69.0)], "a: down from its stop until the resumed rollback restored it");
+}
