@@ -368,4 +368,31 @@ fn screenshot(env: &TestEnv, html: &str) {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
     assert!(bytes.len() > 20_000, "a page was drawn, not a blank: {} bytes", bytes.len());
+
+    // Printed (A4, the print styles): a PDF of a few pages, not one page per table row.
+    let pdf = dir.path().join("report.pdf");
+    let out = Command::new("chromium-headless-shell")
+        .args(["--no-sandbox", "--disable-gpu", "--no-pdf-header-footer"])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium --print-to-pdf: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF"), "a PDF");
+    let pages = pdf_pages(&bytes);
+    assert!((1..=6).contains(&pages), "the report prints on a few pages, not {pages}");
+}
+
+/// The page objects of a PDF (`/Type /Page`, not `/Pages`).
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let mut n = 0;
+    for at in 0..pdf.len() {
+        let Some(rest) = pdf[at..].strip_prefix(b"/Type") else { continue };
+        let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+        if let Some(after) = rest.strip_prefix(b"/Page") {
+            n += usize::from(after.first().is_none_or(|b| !b.is_ascii_alphanumeric()));
+        }
+    }
+    n
 }
