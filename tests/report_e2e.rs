@@ -176,7 +176,10 @@ fn the_report_shows_before_and_now_downtime_rollbacks_and_exceptions_in_json_mar
             "if [ \"$(id -u)\" != 0 ]; then echo \"token=$BAD_TOKEN\"; exit 3; fi; sleep 1000000",
         ],
     );
-    let agent = env.run("agent", &["--init", "--cap-add", "NET_ADMIN", &busybox, "sleep", "1000000"]);
+    // The exception carries no label of the test: `--filter` leaves it out of the list, and
+    // the report still finds it (the test's cleanup removes it by its name).
+    let agent = env.name("agent");
+    docker(&["run", "-d", "--name", &agent, "--init", "--cap-add", "NET_ADMIN", &busybox, "sleep", "1000000"]);
     wait_for_redis_pong(&redis);
 
     let dir = env.tempdir();
@@ -219,6 +222,19 @@ no_new_privileges = true
     let day2 = apply("2");
     assert_eq!(day2.code, Some(3), "day 2 commits agent, bad is back on its original: {}", day2.stderr);
 
+    // unroot redacts a failed container's log before its journal keeps it; a journal an
+    // earlier version wrote may hold the value itself. The report redacts it again.
+    let runs_dir = dir.path().join("state/rep/runs");
+    let mut journals = 0;
+    for run in std::fs::read_dir(&runs_dir).unwrap() {
+        let path = run.unwrap().path().join("journal.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("token=<redacted>") {
+            std::fs::write(&path, text.replace("token=<redacted>", &format!("token={SECRET}"))).unwrap();
+            journals += 1;
+        }
+    }
+    assert_eq!(journals, 1, "day 2's journal kept the failed log's line, redacted");
     let json_text = report(dir.path(), &env, "json");
     let md = report(dir.path(), &env, "md");
     let html = report(dir.path(), &env, "html");
@@ -239,7 +255,7 @@ no_new_privileges = true
     let r: Value = serde_json::from_str(&json_text).unwrap();
     let containers = r["containers"].as_array().unwrap();
     let by = |name: &str| containers.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} listed"));
-    assert_eq!(containers.len(), 4, "every container of the test, and only those: {containers:#?}");
+    assert_eq!(containers.len(), 3, "every container the filter matches, and only those: {containers:#?}");
 
     // Before and now, as the user would check them with docker inspect and docker top.
     let r_redis = by(&redis);
@@ -267,10 +283,6 @@ no_new_privileges = true
     assert!(r_web["now"]["findings"].as_array().unwrap().iter().all(|f| f["cis"] != "4.1"));
     let r_bad = by(&bad);
     assert_eq!((r_bad["standing"].as_str(), r_bad["now"]["class"].as_str()), (Some("original"), Some("root")));
-    let r_agent = by(&agent);
-    assert_eq!(r_agent["standing"], "exception");
-    assert_eq!(r_agent["now"]["cap_drop"], serde_json::json!(["ALL"]));
-    assert_eq!(r_agent["now"]["read_only"], true);
 
     // Per day: when, by which run, each service's downtime from the journal's timestamps.
     let days = r["days"].as_array().unwrap();
@@ -305,6 +317,7 @@ no_new_privileges = true
     // The exception with its controls, each in place as docker inspect shows.
     let e = &r["exceptions"][0];
     assert_eq!((e["name"].as_str(), e["reason"].as_str()), (Some(agent.as_str()), Some("manages the host's firewall")));
+    assert_eq!((e["present"].as_bool(), e["process_uids"].clone()), (Some(true), serde_json::json!([0])));
     let controls: Vec<(String, bool)> = e["controls"]
         .as_array()
         .unwrap()

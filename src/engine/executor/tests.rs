@@ -365,6 +365,7 @@ fn ctrl_c_before_a_step_is_journaled_as_an_interrupt_and_costs_no_downtime() {
         plan_path: String::new(),
         entries,
     };
-    let h = crate::engine::report::history::of(&view, view.state(false));
+    let h = crate::engine::report::history::of(&view, view.state(false), &|t, _| t.to_string());
+    assert!(h.services.iter().all(|s| !s.touched), "an inspect Ctrl-C kept from starting touched nothing");
     assert!(h.services.iter().all(|s| s.down.is_empty()), "nothing was stopped: {:?}", h.services);
 }

@@ -163,55 +163,82 @@ fn downtime(entries: &[Entry], service: &str) -> Vec<Down> {
     out
 }
 
-/// The first failed migration step of `service` (a failed restore or commit is not one).
-fn first_failure(entries: &[Entry], service: &str) -> Option<Failure> {
-    entries.iter().find_map(|e| match &e.record {
-        Record::Step { service: s, step, ok: Some(false), error, .. }
-            if s == service && !matches!(step, Step::Restore | Step::Commit) =>
-        {
-            Some(Failure { step: *step, at: e.ts.clone(), error: error.clone().unwrap_or_default() })
+/// Redacts a text that came from Docker or a journal (an error), said of a service.
+pub type Clean<'c> = &'c dyn Fn(&str, &str) -> String;
+
+/// Whether a journal error says Ctrl-C stopped the step (rather than the step failing).
+fn interrupted(error: &str) -> bool {
+    error.starts_with(StepError::Interrupted("").to_string().trim_end())
+}
+
+/// The failed migration steps in `entries` (a failed restore or commit is not one), with
+/// their index, service and error.
+fn failed_steps(entries: &[Entry]) -> impl Iterator<Item = (usize, &str, Step, &str)> {
+    entries.iter().enumerate().filter_map(|(i, e)| match &e.record {
+        Record::Step { service, step, ok: Some(false), error, .. } if !matches!(step, Step::Restore | Step::Commit) => {
+            Some((i, service.as_str(), *step, error.as_deref().unwrap_or("")))
         }
         _ => None,
     })
 }
 
+/// What failed `service` in `entries`: its last failed step that failed of itself (not for
+/// Ctrl-C), else its last one. The error is redacted.
+fn failure(entries: &[Entry], service: &str, clean: Clean) -> Option<Failure> {
+    let mine: Vec<_> = failed_steps(entries).filter(|(_, s, _, _)| *s == service).collect();
+    let (i, _, step, error) = mine.iter().rev().find(|f| !interrupted(f.3)).or(mine.last()).copied()?;
+    Some(Failure { step, at: entries[i].ts.clone(), error: clean(error, service) })
+}
+
 /// Why a rollback that starts at entry `at` happened, from its record's cause (or, in a
-/// journal written before causes were recorded, from what precedes it).
-fn why(entries: &[Entry], at: usize, cause: Option<Cause>, detail: Option<&str>, services: &[String]) -> String {
-    let failed = entries[..at].iter().find_map(|e| match &e.record {
-        Record::Step { service, step, ok: Some(false), error, .. } if !matches!(step, Step::Restore | Step::Commit) => {
-            Some(format!("{service}: {step} failed: {}", error.as_deref().unwrap_or("")))
-        }
-        _ => None,
-    });
+/// journal written before causes were recorded, from what precedes it): for a failure, the
+/// first step that failed of itself since the run last started or resumed.
+fn why(entries: &[Entry], at: usize, cause: Option<Cause>, detail: Option<&str>, clean: Clean) -> String {
+    let since = entries[..at]
+        .iter()
+        .rposition(|e| matches!(&e.record, Record::Run { event: RunEvent::Started | RunEvent::Resumed, .. }))
+        .unwrap_or(0);
+    let window: Vec<_> = failed_steps(&entries[..at]).filter(|(i, ..)| *i >= since).collect();
+    let failed = window
+        .iter()
+        .find(|f| !interrupted(f.3))
+        .or(window.first())
+        .map(|(_, service, step, error)| format!("{service}: {step} failed: {}", clean(error, service)));
     match cause {
-        Some(Cause::Operator) => format!("the operator ran unroot rollback ({})", services.join(", ")),
+        Some(Cause::Operator) => "the operator ran unroot rollback".to_string(),
         Some(Cause::Interrupted) => "the day was interrupted (Ctrl-C or SIGTERM)".to_string(),
-        Some(Cause::CannotFinish) | Some(Cause::Continued) => detail.unwrap_or("resumed").to_string(),
-        Some(Cause::StepFailed) | None => match (failed, detail) {
+        Some(Cause::CannotFinish) => detail.map_or("the day cannot be finished".to_string(), |d| clean(d, "")),
+        Some(Cause::StepFailed) | Some(Cause::Continued) | None => match (failed, detail) {
             (Some(f), _) => f,
-            (None, Some(d)) => d.to_string(),
-            (None, None) => "the day was interrupted".to_string(),
+            (None, Some(d)) if cause.is_none() => clean(d, ""),
+            _ => "the day was interrupted".to_string(),
         },
     }
 }
 
-/// Whether the run-level rollback that starts at `entries[at]` ended, and how: the record
-/// that closes it (`None`: nothing closed it yet).
-fn closed(entries: &[Entry], at: usize) -> Option<(usize, bool)> {
+/// How a run-level rollback ended.
+#[derive(Clone, Copy, PartialEq)]
+enum Close {
+    /// Its record says every service is back (`true`) or some is not (`false`).
+    Record(usize, bool),
+    /// Another rollback began before it ended (`resume` went on with it).
+    Superseded(usize),
+}
+
+/// How the run-level rollback that starts at `entries[at]` ended (`None`: not yet).
+fn closed(entries: &[Entry], at: usize) -> Option<Close> {
     entries.iter().enumerate().skip(at + 1).find_map(|(i, e)| match &e.record {
-        Record::Run { event: RunEvent::RolledBack | RunEvent::ServicesRolledBack, .. } => Some((i, true)),
-        Record::Run { event: RunEvent::RollbackIncomplete, .. } => Some((i, false)),
-        // Another rollback began first: this one stopped before it ended (`resume` goes on).
-        Record::Run { event: RunEvent::RollingBack | RunEvent::ServiceRollback, .. } => Some((i, false)),
+        Record::Run { event: RunEvent::RolledBack | RunEvent::ServicesRolledBack, .. } => Some(Close::Record(i, true)),
+        Record::Run { event: RunEvent::RollbackIncomplete, .. } => Some(Close::Record(i, false)),
+        Record::Run { event: RunEvent::RollingBack | RunEvent::ServiceRollback, .. } => Some(Close::Superseded(i)),
         _ => None,
     })
 }
 
-/// Rollbacks of a run: each run-level rollback (a resumed one counts with the rollback it
-/// continues), and each service restored on its own after its failure
+/// Rollbacks of a run: each run-level rollback (one that `resume` continued counts with the
+/// rollback it continues), and each service restored on its own after its failure
 /// (`on_failure = "rollback-service"`).
-fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
+fn rollbacks(entries: &[Entry], touched: &[String], clean: Clean) -> Vec<Rollback> {
     let mut out: Vec<Rollback> = Vec::new();
     // Restores a run-level rollback covers.
     let mut covered = vec![false; entries.len()];
@@ -221,9 +248,12 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
             continue;
         }
         let end = closed(entries, i);
-        let last = end.map_or(entries.len(), |(j, _)| j);
+        let last = match end {
+            Some(Close::Record(j, _) | Close::Superseded(j)) => j,
+            None => entries.len(),
+        };
         let mut restored: Vec<String> = Vec::new();
-        let mut ended = None;
+        let mut last_restore = None;
         for (j, r) in entries.iter().enumerate().take(last).skip(i + 1) {
             if let Record::Step { service, step: Step::Restore, ok, .. } = &r.record {
                 covered[j] = true;
@@ -231,18 +261,18 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
                     restored.push(service.clone());
                 }
                 if ok.is_some() {
-                    ended = Some(r.ts.clone());
+                    last_restore = Some(r.ts.clone());
                 }
             }
         }
-        let ended = match end {
-            Some((j, _)) => Some(entries[j].ts.clone()),
-            None => ended,
+        let (ended, ok) = match end {
+            Some(Close::Record(j, ok)) => (Some(entries[j].ts.clone()), ok),
+            Some(Close::Superseded(_)) | None => (last_restore, false),
         };
-        let ok = end.is_some_and(|(_, ok)| ok);
-        // A resumed rollback continues the one before it: one rollback, with its reason.
+        // A resumed rollback continues the one before it that did not finish: one rollback,
+        // with its reason.
         let continued = *cause == Some(Cause::Continued) || (cause.is_none() && detail.as_deref() == Some("resumed"));
-        if continued && let Some(prev) = out.last_mut() {
+        if continued && let Some(prev) = out.last_mut().filter(|p| !p.ok) {
             prev.ended = ended;
             prev.ok = ok;
             for s in restored {
@@ -260,7 +290,7 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
             (true, true) => touched.to_vec(),
         };
         out.push(Rollback {
-            why: why(entries, i, *cause, detail.as_deref(), &asked),
+            why: why(entries, i, *cause, detail.as_deref(), clean),
             services: asked,
             started: e.ts.clone(),
             ended,
@@ -281,14 +311,13 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
                 |s| matches!(&s.record, Record::Step { service: n, step: Step::Restore, ok: None, .. } if n == service),
             )
             .map_or(e.ts.clone(), |s| s.ts.clone());
-        let failure = first_failure(&entries[..j], service);
         out.push(Rollback {
             services: vec![service.clone()],
             started,
             ended: Some(e.ts.clone()),
             ok: *done,
             cause: Some(Cause::StepFailed),
-            why: failure.map_or_else(
+            why: failure(&entries[..j], service, clean).map_or_else(
                 || "its migration failed".to_string(),
                 |f| format!("{service}: {} failed: {}", f.step, f.error),
             ),
@@ -298,10 +327,26 @@ fn rollbacks(entries: &[Entry], touched: &[String]) -> Vec<Rollback> {
     out
 }
 
-/// A run read back: its services' outcomes and downtime, and its rollbacks.
-pub fn of(view: &RunView, state: RunState) -> RunHistory {
+/// The services the run did something to: an inspect that started (one Ctrl-C kept from
+/// starting did nothing).
+fn touched(entries: &[Entry]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Record::Step { service, step: Step::Inspect, ok: None, .. } = &e.record
+            && !out.contains(service)
+            && !not_started(entries, i)
+        {
+            out.push(service.clone());
+        }
+    }
+    out
+}
+
+/// A run read back: its services' outcomes and downtime, and its rollbacks. `clean`
+/// redacts the errors the journal kept.
+pub fn of(view: &RunView, state: RunState, clean: Clean) -> RunHistory {
     let entries = &view.entries;
-    let touched = view.touched();
+    let touched = touched(entries);
     let services = view
         .services()
         .into_iter()
@@ -310,7 +355,7 @@ pub fn of(view: &RunView, state: RunState) -> RunHistory {
             ServiceRun {
                 touched: touched.contains(&s.name),
                 downtime_seconds: down.iter().filter_map(|d| d.seconds).sum(),
-                failure: first_failure(entries, &s.name),
+                failure: failure(entries, &s.name, clean),
                 name: s.name,
                 outcome: s.state,
                 down,
@@ -324,7 +369,7 @@ pub fn of(view: &RunView, state: RunState) -> RunHistory {
         started: entries.first().map(|e| e.ts.clone()).unwrap_or_default(),
         ended: entries.last().map(|e| e.ts.clone()).unwrap_or_default(),
         services,
-        rollbacks: rollbacks(entries, &touched),
+        rollbacks: rollbacks(entries, &touched, clean),
     }
 }
 

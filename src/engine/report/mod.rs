@@ -263,10 +263,9 @@ pub struct Inputs<'a> {
     pub exceptions: BTreeMap<String, Seen>,
     pub originals: BTreeMap<String, Original>,
     pub ledger: Ledger,
-    /// Oldest first.
+    /// Oldest first, their errors redacted.
     pub runs: Vec<RunHistory>,
     pub verify: VerifyReport,
-    pub secrets: Secrets,
 }
 
 /// The planned controls of `s` with whether `have` has each.
@@ -354,9 +353,9 @@ fn standing(plan: &Plan, ledger: &Ledger, runs: &[RunHistory], name: &str) -> St
     if recorded == Some(ServiceState::Migrated) {
         return Standing::Migrated;
     }
-    let last = runs.iter().rev().find_map(|r| r.services.iter().find(|s| s.name == name && s.touched));
-    match (last.map(|s| s.outcome), recorded) {
-        (Some(ServiceProgress::InProgress | ServiceProgress::Failed), _) => Standing::Open,
+    let last = runs.iter().rev().find_map(|r| Some((r, r.services.iter().find(|s| s.name == name && s.touched)?)));
+    match (last, recorded) {
+        (Some((r, s)), _) if r.state.is_open() && s.outcome != ServiceProgress::Original => Standing::Open,
         (Some(_), _) | (None, Some(ServiceState::Original)) => Standing::Original,
         (None, _) => Standing::Pending,
     }
@@ -369,16 +368,22 @@ pub fn applied_through(plan: &Plan, ledger: &Ledger) -> Option<u32> {
 
 /// The day's status as the ledger tells it.
 fn day_status(plan: &Plan, ledger: &Ledger, day: u32) -> DayStatus {
-    match (ledger.open_services(plan, day).is_empty(), ledger.days.get(&day.to_string())) {
-        (true, _) if plan.day_numbers().contains(&day) => DayStatus::Applied,
-        (_, Some(_)) => DayStatus::PartlyApplied,
-        (_, None) => DayStatus::NotApplied,
+    let recorded = ledger.days.get(&day.to_string());
+    // A day the plan no longer has is applied when every service its commits recorded is.
+    let done = if plan.day_numbers().contains(&day) {
+        ledger.open_services(plan, day).is_empty()
+    } else {
+        recorded.is_some_and(|d| d.services.values().all(|r| r.state == ServiceState::Migrated))
+    };
+    match (done, recorded) {
+        (true, _) => DayStatus::Applied,
+        (false, Some(_)) => DayStatus::PartlyApplied,
+        (false, None) => DayStatus::NotApplied,
     }
 }
 
 /// The report from what was read. Pure.
 pub fn build(i: Inputs<'_>) -> Report {
-    let secrets = &i.secrets;
     let mut containers = Vec::new();
     for ((kind, name), n) in &i.now {
         // The original of this very container or service (a name both hold is a blocker).
@@ -395,17 +400,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         });
     }
 
-    let mut runs = i.runs.clone();
-    for r in &mut runs {
-        for s in &mut r.services {
-            if let Some(f) = &mut s.failure {
-                f.error = secrets.clean(&f.error, [s.name.as_str()]);
-            }
-        }
-        for rb in &mut r.rollbacks {
-            rb.why = secrets.clean(&rb.why, rb.services.iter().map(String::as_str));
-        }
-    }
+    let runs = &i.runs;
     let mut day_numbers = i.plan.day_numbers();
     day_numbers.extend(runs.iter().map(|r| r.day));
     day_numbers.sort_unstable();
@@ -453,12 +448,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         })
         .collect();
 
-    let mut verify = i.verify.clone();
-    for v in &mut verify.services {
-        for p in &mut v.problems {
-            *p = secrets.clean(p, [v.name.as_str()]);
-        }
-    }
+    let verify = i.verify.clone();
 
     let cis = RULES
         .iter()
@@ -591,12 +581,21 @@ pub async fn gather(
     }
 
     // The exceptions as they are now, also those `--filter` leaves out of the list.
+    let manager = matches!(port.membership().await?, crate::docker::swarm::SwarmMembership::Manager { .. });
     let mut exceptions = BTreeMap::new();
     for s in plan.services.iter().filter(|s| s.keep_root.is_some()) {
         let listed = now.iter().find(|((_, name), _)| *name == s.name);
         let seen = match listed {
             Some((_, n)) => Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() },
             None => match crate::docker::inspect_named(port, &s.name).await {
+                // A Swarm service of that name (its tasks' uids are on their nodes).
+                Err(DockerError::NotFound(_)) if manager => {
+                    match crate::docker::swarm::inspect_service_named(port, &s.name).await {
+                        Ok(spec) => Seen { posture: Posture::of_service(&spec), process_uids: Vec::new() },
+                        Err(DockerError::NotFound(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 Ok(c) => {
                     let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
                     let mut uids: Vec<u32> =
@@ -625,7 +624,6 @@ pub async fn gather(
         start(a).cmp(&start(b)).then(a.id.cmp(&b.id))
     });
     let mut originals: BTreeMap<String, Original> = BTreeMap::new();
-    let mut runs = Vec::new();
     for view in &views {
         for name in view.touched() {
             let Some(inspect) = view.run_dir().load_original(&name)? else { continue };
@@ -635,8 +633,11 @@ pub async fn gather(
                 first.insert(Original { run: view.id.clone(), inspect, process_uids });
             }
         }
-        runs.push(history::of(view, view.state(held)));
     }
+    // Every environment is known now: the journals' errors are read redacted.
+    secrets.settle();
+    let clean = |text: &str, service: &str| secrets.clean(text, [service]);
+    let runs: Vec<RunHistory> = views.iter().map(|v| history::of(v, v.state(held), &clean)).collect();
 
     let through_day = applied_through(plan, &ledger);
     let verdicts = match through_day {
@@ -649,18 +650,7 @@ pub async fn gather(
         ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)),
         services: verdicts,
     };
-    secrets.settle();
-    Ok(build(Inputs {
-        plan,
-        generated: crate::state::now_rfc3339(),
-        now,
-        exceptions,
-        originals,
-        ledger,
-        runs,
-        verify,
-        secrets,
-    }))
+    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, exceptions, originals, ledger, runs, verify }))
 }
 
 #[cfg(test)]
