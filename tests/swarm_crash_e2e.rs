@@ -54,6 +54,20 @@ fn crash_at(swarm: &Swarm, busybox: &str, dir: &std::path::Path, k: usize) -> bo
     let was_killed = killed.status.signal() == Some(9);
     if !was_killed {
         assert_eq!(killed.status.code(), Some(0), "k={k}: {}", String::from_utf8_lossy(&killed.stderr));
+        // The inspect step recorded the uids the tasks on this (the manager's) node ran as:
+        // the report's "before".
+        let runs = std::path::Path::new(state).join(format!("crash{k}/runs"));
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+        let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+        let inspected: Vec<serde_json::Value> = journal
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["step"] == "inspect" && r["ok"] == true)
+            .collect();
+        assert_eq!(inspected.len(), 2, "{journal}");
+        for r in inspected {
+            assert_eq!(r["detail"]["process_uids"], serde_json::json!([0]), "{r}");
+        }
     }
     let (code, out, err) = swarm.unroot(&["resume", "--state-dir", state]);
     assert!(matches!(code, Some(0 | 3)), "k={k}: resume {code:?}: {out}{err}");

@@ -11,7 +11,7 @@ mod services;
 pub use filter::Filter;
 pub use posture::{Posture, is_docker_sock};
 
-pub use services::{ServiceEntry, controls_of, run as services};
+pub use services::{ServiceEntry, controls_of, local_task_uids, run as services};
 
 use futures_util::{StreamExt, stream};
 use serde::Serialize;

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Class, Filter, classify};
-use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmMembership, SwarmPort, TaskState};
+use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts::{self, Files};
 use crate::model::plan::Plan;
@@ -83,16 +83,7 @@ async fn audit_one(
     }
     let tasks = port.list_tasks(s.id()).await?;
     let running: Vec<_> = tasks.iter().filter(|t| t.state == TaskState::Running).collect();
-    let mut uids = Vec::new();
-    let mut seen = Vec::new();
-    for t in running.iter().filter(|t| t.node_id == node_id && !t.container_id.is_empty()) {
-        let Ok(c) = port.inspect_container(&t.container_id).await else { continue };
-        let Ok(procs) = port.top(&t.container_id).await else { continue };
-        uids.extend(crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid));
-        seen.push(t.container_id.clone());
-    }
-    uids.sort_unstable();
-    uids.dedup();
+    let (uids, seen) = local_task_uids(port, &tasks, node_id).await;
 
     // The user tasks start as: the spec's, else the image's USER (when the image is here).
     let configured = s.configured_user().to_string();
@@ -139,6 +130,24 @@ async fn audit_one(
         flags,
         exception: keep,
     }))
+}
+
+/// The uids of the processes of a service's running tasks on the node `node_id` (the
+/// manager's own: the only ones whose processes it can list), and those tasks' containers.
+/// Tasks that stop meanwhile are left out.
+pub async fn local_task_uids(port: &impl DockerPort, tasks: &[TaskRef], node_id: &str) -> (Vec<u32>, Vec<String>) {
+    let mut uids = Vec::new();
+    let mut seen = Vec::new();
+    let local = tasks.iter().filter(|t| t.state == TaskState::Running && t.node_id == node_id);
+    for t in local.filter(|t| !t.container_id.is_empty()) {
+        let Ok(c) = port.inspect_container(&t.container_id).await else { continue };
+        let Ok(procs) = port.top(&t.container_id).await else { continue };
+        uids.extend(crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid));
+        seen.push(t.container_id.clone());
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    (uids, seen)
 }
 
 /// The controls a service's tasks get, from its spec.

@@ -121,7 +121,18 @@ impl<D: Port> Apply<'_, D> {
                 )));
             }
             ctx.run.save_original(name, &now.0)?;
-            Ok(((), json!({"id": short(id), "version": now.version(), "user": now.configured_user()})))
+            let mut detail = json!({"id": short(id), "version": now.version(), "user": now.configured_user()});
+            // The uids its tasks on this manager's node ran as, for `report` (a read; none
+            // recorded when no task runs here or the manager cannot be asked).
+            if let Ok(crate::docker::swarm::SwarmMembership::Manager { node_id }) = ctx.port.membership().await
+                && let Ok(tasks) = ctx.port.list_tasks(id).await
+            {
+                let (uids, seen) = crate::engine::audit::local_task_uids(ctx.port, &tasks, &node_id).await;
+                if !seen.is_empty() {
+                    detail["process_uids"] = json!(uids);
+                }
+            }
+            Ok(((), detail))
         })
         .await
     }
