@@ -9,24 +9,26 @@
 //! value gets into a report: free text from journals and Docker is redacted with every value
 //! of the containers' (before and now) and the plan's environments.
 
+mod gather;
 pub mod history;
+
+pub use gather::gather;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::docker::swarm::{ServiceInspect, SwarmPort, is_service_inspect};
-use crate::docker::{DockerError, DockerPort, Inspect};
-use crate::engine::audit::{self, Class, Controls, Missing, Posture, classify};
+use crate::docker::Inspect;
+use crate::docker::swarm::{ServiceInspect, is_service_inspect};
+use crate::engine::audit::{Class, Controls, Missing, Posture, classify};
 use crate::engine::findings::{RULES, findings};
 use crate::engine::redact::{env_values, is_long, redact};
-use crate::engine::runs::{RunView, ServiceProgress};
-use crate::engine::verify::{Verdict, verify};
-use crate::error::Error;
+use crate::engine::runs::ServiceProgress;
+use crate::engine::verify::Verdict;
 use crate::model::plan::{Plan, Service};
 use crate::model::user::Accounts;
-use crate::state::{Ledger, Lock, PlanDir, Record, ServiceState, StateLocation, Step};
+use crate::state::{Ledger, ServiceState};
 pub use history::RunHistory;
 
 /// The whole report: what `--format json` prints, and what Markdown and HTML render.
@@ -495,162 +497,6 @@ pub fn build(i: Inputs<'_>) -> Report {
         exceptions,
         verify,
     }
-}
-
-/// The uids the inspect step of a run recorded for `service`.
-fn recorded_uids(view: &RunView, service: &str) -> Option<Vec<u32>> {
-    view.entries.iter().find_map(|e| match &e.record {
-        Record::Step { service: s, step: Step::Inspect, ok: Some(true), detail, .. } if s == service => {
-            serde_json::from_value(detail.get("process_uids")?.clone()).ok()
-        }
-        _ => None,
-    })
-}
-
-/// Environment values of an inspect (a container's `Config.Env`, a service's spec `Env`).
-fn env_of(v: &Value) -> Vec<String> {
-    let env = v.pointer("/Config/Env").or_else(|| v.pointer("/Spec/TaskTemplate/ContainerSpec/Env"));
-    env.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
-/// The label Swarm gives a task's container: the service it belongs to.
-const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
-
-/// Reads everything a report needs: the daemon as the audit sees it (the containers and
-/// services `filters` match; a Swarm task counts under its service), the plan's runs and
-/// ledger, the exceptions' containers, and `verify` through the last day applied. Changes
-/// nothing.
-///
-/// Errors: the daemon cannot be listed; the state directory cannot be read.
-pub async fn gather(
-    port: &(impl DockerPort + SwarmPort),
-    plan: &Plan,
-    loc: &StateLocation,
-    filters: &[audit::Filter],
-) -> Result<Report, Error> {
-    let seen = audit::run(port, Some(plan), filters).await?;
-    let services = audit::services(port, Some(plan), filters).await?;
-    let mut secrets = Secrets::default();
-    for s in &plan.services {
-        let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        secrets.add(&s.name, &env);
-    }
-    let mut now = BTreeMap::new();
-    for e in seen.containers {
-        let c = match port.inspect_container(&e.id).await {
-            Ok(c) => c,
-            Err(DockerError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        secrets.add(&e.name, &c.env());
-        if c.label(SWARM_SERVICE_LABEL).is_some_and(|svc| services.iter().any(|s| s.name == svc)) {
-            continue;
-        }
-        let n = Now {
-            kind: Kind::Container,
-            image: e.image,
-            class: e.class,
-            configured_uid: e.configured_uid,
-            process_uids: e.process_uids,
-            flags: e.flags,
-            exception: e.exception,
-            posture: Posture::of_container(&c),
-        };
-        now.insert((Kind::Container, e.name), n);
-    }
-    for s in services {
-        let spec = match port.inspect_service(&s.id).await {
-            Ok(spec) => spec,
-            Err(DockerError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        secrets.add(&s.name, &env_of(&spec.0));
-        let n = Now {
-            kind: Kind::Service,
-            image: s.image,
-            class: s.class,
-            configured_uid: s.configured_uid,
-            process_uids: s.process_uids,
-            flags: s.flags,
-            exception: s.exception,
-            posture: Posture::of_service(&spec),
-        };
-        now.insert((Kind::Service, s.name), n);
-    }
-
-    // The exceptions as they are now, also those `--filter` leaves out of the list.
-    let manager = matches!(port.membership().await?, crate::docker::swarm::SwarmMembership::Manager { .. });
-    let mut exceptions = BTreeMap::new();
-    for s in plan.services.iter().filter(|s| s.keep_root.is_some()) {
-        let listed = now.iter().find(|((_, name), _)| *name == s.name);
-        let seen = match listed {
-            Some((_, n)) => Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() },
-            None => match crate::docker::inspect_named(port, &s.name).await {
-                // A Swarm service of that name (its tasks' uids are on their nodes).
-                Err(DockerError::NotFound(_)) if manager => {
-                    match crate::docker::swarm::inspect_service_named(port, &s.name).await {
-                        Ok(spec) => Seen { posture: Posture::of_service(&spec), process_uids: Vec::new() },
-                        Err(DockerError::NotFound(_)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok(c) => {
-                    let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
-                    let mut uids: Vec<u32> =
-                        crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid).collect();
-                    uids.sort_unstable();
-                    uids.dedup();
-                    Seen { posture: Posture::of_container(&c), process_uids: uids }
-                }
-                Err(DockerError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        exceptions.insert(s.name.clone(), seen);
-    }
-
-    let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
-    let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
-    let held = Lock::is_held(&loc.dir);
-    // Oldest first by when each began (run ids sort `day10-…` before `day2-…`).
-    let mut views = Vec::new();
-    for id in plan_dir.runs()? {
-        views.push(RunView::load(&plan_dir, &id)?);
-    }
-    views.sort_by(|a, b| {
-        let start = |v: &RunView| v.entries.first().map(|e| e.ts.clone()).unwrap_or_default();
-        start(a).cmp(&start(b)).then(a.id.cmp(&b.id))
-    });
-    let mut originals: BTreeMap<String, Original> = BTreeMap::new();
-    for view in &views {
-        for name in view.touched() {
-            let Some(inspect) = view.run_dir().load_original(&name)? else { continue };
-            secrets.add(&name, &env_of(&inspect));
-            if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
-                let process_uids = recorded_uids(view, first.key());
-                first.insert(Original { run: view.id.clone(), inspect, process_uids });
-            }
-        }
-    }
-    // Every environment is known now: the journals' errors are read redacted.
-    secrets.settle();
-    let clean = |text: &str, service: &str| secrets.clean(text, [service]);
-    let runs: Vec<RunHistory> = views.iter().map(|v| history::of(v, v.state(held), &clean)).collect();
-
-    let through_day = applied_through(plan, &ledger);
-    let verdicts = match through_day {
-        Some(day) => verify(port, plan, Some(day)).await?,
-        None => Vec::new(),
-    };
-    let verify = VerifyReport {
-        first_day: plan.day_numbers().first().copied().unwrap_or(1),
-        through_day,
-        ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)),
-        services: verdicts,
-    };
-    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, exceptions, originals, ledger, runs, verify }))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@ use serde_json::json;
 use super::history::{Ended, Failure, ServiceRun};
 use super::*;
 use crate::engine::runs::ServiceProgress;
-use crate::state::{AppliedDay, RunState, ServiceRecord};
+use crate::state::{AppliedDay, RunState, ServiceRecord, Step};
 
 const PLAN: &str = r#"[rollout]
 name = "shop"
