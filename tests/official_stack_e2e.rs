@@ -8,7 +8,8 @@
 mod common;
 
 use common::official::{
-    assert_all_at, official_image, psql, rabbitmqctl, run_redis, wait_for_rabbitmq, wait_for_redis_pong,
+    assert_all_at, http_status, official_image, psql, published_port, rabbitmqctl, run_redis, top, wait_for_http_200,
+    wait_for_rabbitmq, wait_for_redis_pong,
 };
 use common::stack::{
     PG_SECRET, RABBIT_PASSWORD, RABBIT_USER, RABBIT_VHOST, Stack, StackUp, assert_at_999, assert_data, audit_classes,
@@ -182,4 +183,60 @@ fn redis_that_kept_root_gets_its_root_owned_aof_reowned_and_starts_as_999_with_e
     for line in common::owners(&env, &vol) {
         assert!(line.starts_with("999:999 "), "not re-owned: {line}");
     }
+}
+
+#[test]
+fn nginx_serves_as_www_data_on_tmpfs_and_a_rollback_brings_back_exactly_its_original_config() {
+    let env = TestEnv::new("off-nginx-tmpfs");
+    let web = env.run("web", &["-p", "127.0.0.1::80", &official_image("nginx")]);
+    wait_for_http_200(&web, 80);
+    let before = inspect(&web);
+    assert!(top(&web).iter().any(|p| p.uid == 0), "the master runs as root, as in the official image");
+
+    let dir = env.tempdir();
+    std::fs::write(
+        dir.path().join("plan.toml"),
+        format!(
+            "[rollout]\nname = \"nginx-tmpfs\"\nstable_for = \"2s\"\nstop_timeout = \"10s\"\n\
+             [service.{web}]\nday = 1\nuser = \"www-data\"\nchown = []\n\
+             tmpfs = [\"/var/lib/nginx\", {{ path = \"/run\", size = \"1m\" }}]\n\
+             health = {{ exec = [\"sh\", \"-c\", \"test -s /run/nginx.pid\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let preview = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--state-dir", "state"]);
+    assert_eq!(preview.code, Some(0), "{}{}", preview.stdout, preview.stderr);
+    assert!(
+        preview.stdout.contains("tmpfs: + /run (size=1m,mode=0755,uid=33,gid=33; empty at each start, owned by 33:33)"),
+        "the preview names the tmpfs and its owner:\n{}",
+        preview.stdout
+    );
+    let run = unroot_in(dir.path(), &["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"]);
+    assert_eq!(run.code, Some(0), "apply\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+
+    // Every process at www-data, its runtime paths writable on tmpfs, serving on its port.
+    assert_all_at(&web, 33);
+    let migrated = inspect(&web);
+    assert_eq!(
+        migrated["HostConfig"]["Tmpfs"],
+        serde_json::json!({"/var/lib/nginx": "mode=0755,uid=33,gid=33", "/run": "size=1m,mode=0755,uid=33,gid=33"})
+    );
+    assert_eq!(docker(&["exec", &web, "stat", "-c", "%u:%g %a", "/run", "/var/lib/nginx"]), "33:33 755\n33:33 755");
+    wait_for_http_200(&web, 80);
+    let verify = unroot_in(dir.path(), &["verify", "plan.toml"]);
+    assert_eq!(verify.code, Some(0), "verify\nstdout:\n{}\nstderr:\n{}", verify.stdout, verify.stderr);
+
+    // The committed run rolled back: the original recreated from what the run saved.
+    let status = unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]);
+    let runs: Value = serde_json::from_str(&status.stdout).unwrap();
+    let run_id = runs["runs"][0]["run"].as_str().unwrap().to_string();
+    let rb = unroot_in(dir.path(), &["rollback", &run_id, "--state-dir", "state"]);
+    assert_eq!(rb.code, Some(0), "rollback\nstdout:\n{}\nstderr:\n{}", rb.stdout, rb.stderr);
+    let restored = inspect(&web);
+    assert_ne!(restored["Id"], migrated["Id"]);
+    assert_eq!(restored["Config"], before["Config"], "Config byte for byte");
+    assert_eq!(restored["HostConfig"], before["HostConfig"], "HostConfig byte for byte: no tmpfs left");
+    assert!(restored["HostConfig"]["Tmpfs"].is_null());
+    assert!(top(&web).iter().any(|p| p.uid == 0), "the master is root again");
+    assert_eq!(http_status(published_port(&web, 80)), Some(200));
 }

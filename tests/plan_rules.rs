@@ -181,6 +181,78 @@ fn chown_paths_are_absolute_without_dotdot() {
 }
 
 #[test]
+fn tmpfs_entries_are_absolute_paths_with_a_size_and_an_octal_mode() {
+    let plan = Plan::parse(
+        "p.toml",
+        &format!(
+            "{HEAD}[service.a]\nday = 1\nuser = \"101\"\ntmpfs = [\"/var/cache/nginx/\", {{ path = \"/run\", size = \"16m\", mode = \"1777\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let t = &plan.service("a").unwrap().tmpfs;
+    assert_eq!((t[0].path.as_str(), t[0].size.as_deref(), t[0].mode), ("/var/cache/nginx", None, 0o755));
+    assert_eq!((t[1].path.as_str(), t[1].size.as_deref(), t[1].mode), ("/run", Some("16m"), 0o1777));
+    assert_eq!(t[1].options(Some((101, 101))), "size=16m,mode=1777,uid=101,gid=101");
+    assert_eq!(t[0].options(None), "mode=0755");
+    for (entry, kind, message) in [
+        ("\"run\"", PlanErrorKind::InvalidTmpfs, "tmpfs path \"run\" is relative"),
+        ("\"/run/../etc\"", PlanErrorKind::InvalidTmpfs, "contains `..`"),
+        ("\"/\"", PlanErrorKind::InvalidTmpfs, "tmpfs path \"/\" is /"),
+        ("{ path = \"/run\", size = \"lots\" }", PlanErrorKind::InvalidTmpfs, "tmpfs size \"lots\" is not a size"),
+        (
+            "{ path = \"/run\", mode = \"0999\" }",
+            PlanErrorKind::InvalidTmpfs,
+            "tmpfs mode \"0999\" is not an octal mode",
+        ),
+        ("{ path = \"/run\", mode = \"17777\" }", PlanErrorKind::InvalidTmpfs, "is not an octal mode"),
+        ("{ path = \"/run\", colour = \"red\" }", PlanErrorKind::InvalidTmpfs, "a `tmpfs` entry is a path or"),
+        ("7", PlanErrorKind::InvalidTmpfs, "a `tmpfs` entry is a path or"),
+    ] {
+        // A malformed entry is placed at the list (the TOML parser's span of the untagged value).
+        let at = if entry.contains("colour") || entry == "7" { "p.toml:5:9" } else { "p.toml:5:10" };
+        one(&format!("{HEAD}[service.a]\nday = 1\ntmpfs = [{entry}]\n"), kind, at, message);
+    }
+    one(
+        &format!("{HEAD}[service.a]\nday = 1\ntmpfs = [\"/run\", \"/run/\"]\n"),
+        PlanErrorKind::InvalidTmpfs,
+        "p.toml:5:18",
+        "tmpfs path \"/run/\" is listed twice",
+    );
+    one(
+        &format!("{HEAD}[service.a]\nday = 1\nchown = [\"/data\"]\ntmpfs = [\"/data\"]\n"),
+        PlanErrorKind::InvalidTmpfs,
+        "p.toml:6:10",
+        "\"/data\" is both in `chown` and in `tmpfs`",
+    );
+}
+
+#[test]
+fn security_options_add_confinement_and_never_take_it_away() {
+    let plan = Plan::parse(
+        "p.toml",
+        &format!("{HEAD}[service.a]\nday = 1\nsecurity_opt = [\"apparmor=docker-default\", \"label:type:svirt_t\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(plan.service("a").unwrap().security_opt, ["apparmor=docker-default", "label:type:svirt_t"]);
+    for (opt, message) in [
+        ("no-new-privileges", "no-new-privileges is not set through `security_opt`"),
+        ("no-new-privileges:true", "no-new-privileges is not set through `security_opt`"),
+        ("apparmor", "\"apparmor\" is not a security option"),
+        ("selinux=x", "\"selinux=x\" is not a security option"),
+        ("seccomp=unconfined", "\"seccomp=unconfined\" takes confinement away"),
+        ("apparmor:unconfined", "takes confinement away"),
+        ("label=disable", "takes confinement away"),
+    ] {
+        one(
+            &format!("{HEAD}[service.a]\nday = 1\nsecurity_opt = [\"{opt}\"]\n"),
+            PlanErrorKind::InvalidSecurityOpt,
+            "p.toml:5:17",
+            message,
+        );
+    }
+}
+
+#[test]
 fn durations_lie_between_one_second_and_a_day() {
     for (value, message) in [
         ("0s", "outside 1s..24h"),

@@ -498,6 +498,16 @@ impl Inspect {
         self.strings_at("/HostConfig/SecurityOpt")
     }
 
+    /// The tmpfs mounts of `HostConfig.Tmpfs` (`--tmpfs`): container path → mount options.
+    /// (A tmpfs of `HostConfig.Mounts` is among [`Inspect::mounts`].)
+    pub fn tmpfs(&self) -> std::collections::BTreeMap<String, String> {
+        self.0
+            .pointer("/HostConfig/Tmpfs")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default()
+    }
+
     /// `no-new-privileges` is set (any of Docker's spellings).
     pub fn no_new_privileges(&self) -> bool {
         self.security_opt()

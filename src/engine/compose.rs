@@ -70,6 +70,9 @@ pub fn render(version: Option<&str>, usage: &str, services: &BTreeMap<String, Se
         if !o.security_opt.is_empty() {
             out.push_str(&format!("    security_opt: {}\n", list(&o.security_opt)));
         }
+        if !o.tmpfs.is_empty() {
+            out.push_str(&format!("    tmpfs: {}\n", list(&o.tmpfs)));
+        }
         if !o.environment.is_empty() {
             out.push_str("    environment:\n");
             for (k, v) in &o.environment {
@@ -139,6 +142,7 @@ mod tests {
                 cap_drop: vec!["ALL".into()],
                 read_only: Some(true),
                 security_opt: vec!["no-new-privileges:true".into()],
+                tmpfs: vec!["/run:mode=0755,uid=999,gid=999".into()],
                 environment: BTreeMap::from([("HOME".into(), "/data".into())]),
                 ..Default::default()
             },
@@ -146,6 +150,7 @@ mod tests {
         let y = render(Some("2.4"), "docker compose up", &s);
         assert!(y.contains("version: \"2.4\"\nservices:\n  \"redis\":\n    user: \"999:999\"\n"), "{y}");
         assert!(y.contains("    cap_drop: [\"ALL\"]\n    read_only: true\n"), "{y}");
+        assert!(y.contains("    tmpfs: [\"/run:mode=0755,uid=999,gid=999\"]\n"), "{y}");
         assert!(y.contains("    environment:\n      \"HOME\": \"/data\"\n"), "{y}");
     }
 }

@@ -34,6 +34,10 @@ pub struct Changes {
     pub cap_add: Vec<String>,
     pub read_only: Option<bool>,
     pub no_new_privileges: Option<bool>,
+    /// tmpfs mounts added: container path → Docker's mount options (`HostConfig.Tmpfs`).
+    pub tmpfs: BTreeMap<String, String>,
+    /// Security options added, in the daemon's form (a seccomp profile by its contents).
+    pub security_opt: Vec<String>,
     /// Labels added (`io.unroot.run`, `io.unroot.original-user`).
     pub labels: BTreeMap<String, String>,
 }
@@ -129,6 +133,11 @@ fn anonymous_volume_binds(original: &Inspect) -> Vec<String> {
         .collect()
 }
 
+/// The key of a security option: `apparmor` of `apparmor=x` and of Docker's older `apparmor:x`.
+fn security_opt_key(opt: &str) -> &str {
+    opt.split(['=', ':']).next().unwrap_or(opt)
+}
+
 /// `HostConfig` with the planned changes, from the original's.
 fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
     let mut host = obj(&original.0["HostConfig"]);
@@ -169,13 +178,28 @@ fn changed_host_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
     if let Some(ro) = ch.read_only {
         host.insert("ReadonlyRootfs".into(), json!(ro));
     }
-    if let Some(nnp) = ch.no_new_privileges {
-        let mut opts: Vec<String> =
-            strings(host.get("SecurityOpt")).into_iter().filter(|o| !o.starts_with("no-new-privileges")).collect();
-        if nnp {
-            opts.push("no-new-privileges:true".into());
+    if ch.no_new_privileges.is_some() || !ch.security_opt.is_empty() {
+        let mut opts = strings(host.get("SecurityOpt"));
+        if let Some(nnp) = ch.no_new_privileges {
+            opts.retain(|o| !o.starts_with("no-new-privileges"));
+            if nnp {
+                opts.push("no-new-privileges:true".into());
+            }
+        }
+        // A planned option replaces the original's of the same key (one AppArmor profile).
+        for planned in &ch.security_opt {
+            let key = security_opt_key(planned);
+            opts.retain(|o| security_opt_key(o) != key);
+            opts.push(planned.clone());
         }
         host.insert("SecurityOpt".into(), if opts.is_empty() { Value::Null } else { json!(opts) });
+    }
+    if !ch.tmpfs.is_empty() {
+        let mut tmpfs = obj(host.get("Tmpfs").unwrap_or(&Value::Null));
+        for (path, options) in &ch.tmpfs {
+            tmpfs.insert(path.clone(), json!(options));
+        }
+        host.insert("Tmpfs".into(), Value::Object(tmpfs));
     }
     host
 }
@@ -388,6 +412,8 @@ mod tests {
             cap_add: vec![],
             read_only: Some(true),
             no_new_privileges: Some(true),
+            tmpfs: BTreeMap::new(),
+            security_opt: vec![],
             labels: BTreeMap::from([(LABEL_RUN.into(), "day1-x".into())]),
         }
     }
@@ -462,6 +488,38 @@ mod tests {
         let req = create_request(&original, &ch, false);
         assert_eq!(req.body["HostConfig"]["CapAdd"], json!(["CAP_NET_ADMIN"]));
         assert_eq!(req.body["HostConfig"]["CapDrop"], json!(["CAP_MKNOD", "ALL"]));
+    }
+
+    #[test]
+    fn planned_tmpfs_and_security_options_go_into_the_request_and_the_expected_view() {
+        let mut original = original();
+        original.0["HostConfig"]["Tmpfs"] = json!({"/tmp": "size=1m"});
+        original.0["HostConfig"]["SecurityOpt"] = json!(["apparmor=old-profile", "label=level:s0"]);
+        let ch = Changes {
+            tmpfs: BTreeMap::from([("/run".into(), "mode=0755,uid=999,gid=999".into())]),
+            security_opt: vec!["apparmor=docker-default".into()],
+            ..changes()
+        };
+        let req = create_request(&original, &ch, false);
+        let h = &req.body["HostConfig"];
+        assert_eq!(h["Tmpfs"], json!({"/tmp": "size=1m", "/run": "mode=0755,uid=999,gid=999"}));
+        assert_eq!(
+            h["SecurityOpt"],
+            json!(["label=level:s0", "no-new-privileges:true", "apparmor=docker-default"]),
+            "the planned AppArmor profile replaces the original's"
+        );
+        let mut new = faithful();
+        new.0["HostConfig"]["Tmpfs"] = h["Tmpfs"].clone();
+        new.0["HostConfig"]["SecurityOpt"] = h["SecurityOpt"].clone();
+        assert_eq!(diff(&original, &ch, &new), Vec::<String>::new());
+        // A replacement without the tmpfs, or owned by another uid, is a failure.
+        new.0["HostConfig"]["Tmpfs"] = json!({"/tmp": "size=1m", "/run": "mode=0755"});
+        let d = diff(&original, &ch, &new);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].starts_with("HostConfig.Tmpfs./run: expected \"mode=0755,uid=999,gid=999\""), "{d:?}");
+        // Without planned ones, the original's are copied as they were.
+        let plain = create_request(&original, &changes(), false);
+        assert_eq!(plain.body["HostConfig"]["Tmpfs"], json!({"/tmp": "size=1m"}));
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub fn describe_missing(missing: Vec<Missing>) -> Vec<String> {
             Missing::CapAdd(cap) => format!("cap_add {cap} is not applied"),
             Missing::ReadOnly => "the root filesystem is writable, planned read_only".to_string(),
             Missing::NoNewPrivileges => "no-new-privileges is not set".to_string(),
+            Missing::Tmpfs(path) => format!("tmpfs {path} is not mounted"),
+            Missing::SecurityOpt(o) => format!("security_opt {o} is not set"),
         })
         .collect()
 }

@@ -82,6 +82,10 @@ pub struct ServiceOverride {
     pub cap_add: Vec<String>,
     pub read_only: Option<bool>,
     pub security_opt: Vec<String>,
+    /// `PATH:OPTIONS`, as compose's `tmpfs` takes them (absent from ledgers of earlier
+    /// versions).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
     /// From the plan only.
     pub environment: BTreeMap<String, String>,
 }

@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod graph;
+pub mod layer;
 pub mod owner;
 pub mod passwd;
 pub mod plan;

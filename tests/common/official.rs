@@ -170,3 +170,30 @@ pub fn run_redis(env: &super::TestEnv, short: &str, volume: &str, docker_args: &
     args.extend(["-v", &mount, &image, "redis-server", "--appendonly", "yes", "--protected-mode", "no"]);
     env.run(short, &args)
 }
+
+/// The host port that `127.0.0.1::PORT` published for a container's `port`/tcp.
+pub fn published_port(name: &str, port: u16) -> u16 {
+    let out = docker(&["port", name, &format!("{port}/tcp")]);
+    let first = out.lines().next().unwrap_or_default();
+    first.rsplit(':').next().and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("{name}: no port: {out}"))
+}
+
+/// The status code of `GET /` over HTTP/1.0 on 127.0.0.1:`port`, or `None` when nothing
+/// answers with HTTP.
+pub fn http_status(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut head = Vec::new();
+    let _ = s.take(64).read_to_end(&mut head);
+    let text = String::from_utf8_lossy(&head);
+    text.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+}
+
+/// Waits until the web server of `name`, published on 127.0.0.1, answers `GET /` with 200.
+pub fn wait_for_http_200(name: &str, port: u16) {
+    wait_until(name, "HTTP 200 on its published port", START_TIMEOUT, || {
+        http_status(published_port(name, port)) == Some(200)
+    });
+}

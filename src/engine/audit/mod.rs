@@ -159,6 +159,10 @@ pub enum Missing {
     CapAdd(String),
     ReadOnly,
     NoNewPrivileges,
+    /// A planned tmpfs that is not mounted.
+    Tmpfs(String),
+    /// A planned security option (as the plan writes it) that is not set.
+    SecurityOpt(String),
 }
 
 /// The planned controls (capabilities, read-only root, no-new-privileges) the container
@@ -169,6 +173,13 @@ pub fn missing(c: &Inspect, s: &Service) -> Vec<Missing> {
         cap_add: c.cap_add(),
         read_only: c.read_only_rootfs(),
         no_new_privileges: c.no_new_privileges(),
+        tmpfs: Some(
+            c.tmpfs()
+                .into_keys()
+                .chain(c.mounts().into_iter().filter(|m| m.kind == "tmpfs").map(|m| m.destination))
+                .collect(),
+        ),
+        security_opt: Some(c.security_opt()),
     };
     have.missing(s)
 }
@@ -180,6 +191,22 @@ pub struct Controls {
     pub cap_add: Vec<String>,
     pub read_only: bool,
     pub no_new_privileges: bool,
+    /// Paths with a tmpfs; `None` where not known (then not checked).
+    pub tmpfs: Option<Vec<String>>,
+    /// Security options as the daemon reports them; `None` where not known.
+    pub security_opt: Option<Vec<String>>,
+}
+
+/// Whether the daemon's security options hold the plan's `planned`: the same option (`=`
+/// or Docker's older `:`), or for `seccomp=FILE` any seccomp profile but `unconfined` (the
+/// daemon holds the file's contents, not its path).
+pub fn has_security_opt(have: &[String], planned: &str) -> bool {
+    let norm = |o: &str| o.replacen(':', "=", 1);
+    let want = norm(planned);
+    let seccomp_file = want.strip_prefix("seccomp=").is_some_and(|v| v != "unconfined" && !v.starts_with('{'));
+    have.iter()
+        .map(|o| norm(o))
+        .any(|o| o == want || (seccomp_file && o.strip_prefix("seccomp=").is_some_and(|v| v != "unconfined")))
 }
 
 impl Controls {
@@ -204,6 +231,16 @@ impl Controls {
         if s.no_new_privileges == Some(true) && !self.no_new_privileges {
             missing.push(Missing::NoNewPrivileges);
         }
+        if let Some(have) = &self.tmpfs {
+            for t in s.tmpfs.iter().filter(|t| !have.iter().any(|h| h.trim_end_matches('/') == t.path)) {
+                missing.push(Missing::Tmpfs(t.path.clone()));
+            }
+        }
+        if let Some(have) = &self.security_opt {
+            for o in s.security_opt.iter().filter(|o| !has_security_opt(have, o)) {
+                missing.push(Missing::SecurityOpt(o.clone()));
+            }
+        }
         missing
     }
 }
@@ -223,6 +260,8 @@ pub fn control_flags(missing: Vec<Missing>) -> Vec<String> {
             Missing::CapAdd(_) => None,
             Missing::ReadOnly => Some("control-missing:read_only".to_string()),
             Missing::NoNewPrivileges => Some("control-missing:no_new_privileges".to_string()),
+            Missing::Tmpfs(_) => None,
+            Missing::SecurityOpt(o) => Some(format!("control-missing:security_opt={o}")),
         })
         .collect()
 }

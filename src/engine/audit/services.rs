@@ -157,5 +157,7 @@ pub fn controls_of(s: &ServiceInspect) -> super::Controls {
         cap_add: s.cap_add(),
         read_only: s.read_only(),
         no_new_privileges: s.no_new_privileges(),
+        tmpfs: None,
+        security_opt: None,
     }
 }

@@ -225,11 +225,12 @@ pub(super) fn override_of(r: &Resolved) -> ServiceOverride {
         cap_drop: r.changes.cap_drop.clone(),
         cap_add: r.changes.cap_add.clone(),
         read_only: r.changes.read_only,
-        security_opt: if r.changes.no_new_privileges == Some(true) {
-            vec!["no-new-privileges:true".into()]
-        } else {
-            Vec::new()
-        },
+        security_opt: (r.changes.no_new_privileges == Some(true))
+            .then(|| "no-new-privileges:true".to_string())
+            .into_iter()
+            .chain(r.security_opt_as_written.iter().cloned())
+            .collect(),
+        tmpfs: r.changes.tmpfs.iter().map(|(path, options)| format!("{path}:{options}")).collect(),
         environment: r.changes.env.clone(),
     }
 }

@@ -84,6 +84,9 @@ pub fn method(port: &impl DockerPort, ownership: Ownership, host_path: &str) -> 
 pub struct Resolved {
     pub original: Inspect,
     pub changes: Changes,
+    /// The plan's `security_opt` as written (a seccomp profile by its path), for the
+    /// compose override; `changes` holds the daemon's form.
+    pub security_opt_as_written: Vec<String>,
     /// `uid:gid` the mounts are re-owned to; `None` when the user does not change.
     pub target: Option<Owner>,
     pub mounts: Vec<MountId>,

@@ -39,6 +39,8 @@ fn observed(c: Inspect) -> Observed {
         protected: BTreeMap::new(),
         mounts,
         helper: HelperFacts::default(),
+        layer: None,
+        seccomp_files: BTreeMap::new(),
     }
 }
 
@@ -242,4 +244,62 @@ fn a_day_reads_each_images_users_once() {
     assert_eq!(day.services.len(), 3);
     let probes = fake.calls().iter().filter(|c| matches!(c, Call::Create(n) if n.ends_with(".unroot-probe"))).count();
     assert_eq!(probes, 1, "one probe for the one image of three services");
+}
+
+#[test]
+fn a_tmpfs_is_owned_by_the_target_and_blocked_where_the_container_already_mounts() {
+    let sp = preview("user = \"redis\"\ntmpfs = [{ path = \"/run\", size = \"1m\" }]", &observed(container(json!({}))));
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    let r = sp.resolved.as_ref().unwrap();
+    assert_eq!(
+        r.changes.tmpfs,
+        BTreeMap::from([("/run".to_string(), "size=1m,mode=0755,uid=999,gid=999".to_string())])
+    );
+    assert!(
+        sp.changes.iter().any(|c| c.starts_with("tmpfs: + /run (") && c.ends_with("owned by 999:999)")),
+        "{:?}",
+        sp.changes
+    );
+
+    let sp = preview("user = \"redis\"\ntmpfs = [\"/data\"]", &observed(container(json!({}))));
+    assert_eq!(sp.blockers, ["tmpfs /data: the container already has a mount there; remove it from `tmpfs`"]);
+    let c = container(json!({"HostConfig": {"Tmpfs": {"/run": ""}}}));
+    let sp = preview("user = \"redis\"\ntmpfs = [\"/run\"]", &observed(c));
+    assert_eq!(sp.blockers.len(), 1, "an existing --tmpfs counts too: {:?}", sp.blockers);
+}
+
+#[test]
+fn writes_in_the_containers_own_layer_are_named_unless_a_tmpfs_or_mount_covers_them() {
+    let mut obs = observed(container(json!({})));
+    obs.layer = Some(
+        ["/run", "/run/app.pid", "/data", "/var", "/var/cache", "/var/cache/app", "/var/cache/app/x", "/etc/app.conf"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let sp = preview("user = \"redis\"\ntmpfs = [\"/var/cache/app\"]", &obs);
+    let w: Vec<&String> = sp.warnings.iter().filter(|w| w.contains("own layer")).collect();
+    assert_eq!(w.len(), 1, "{:?}", sp.warnings);
+    assert!(
+        w[0].starts_with("it wrote 2 path(s) in its own layer") && w[0].contains("/etc/app.conf, /run/app.pid"),
+        "{}",
+        w[0]
+    );
+    obs.layer = Some(vec!["/data".into(), "/run".into(), "/run/app.pid".into()]);
+    let sp = preview("user = \"redis\"\ntmpfs = [\"/run\"]", &obs);
+    assert!(!sp.warnings.iter().any(|w| w.contains("own layer")), "{:?}", sp.warnings);
+}
+
+#[test]
+fn a_seccomp_profile_goes_to_the_daemon_by_its_contents_and_the_override_by_its_path() {
+    let mut obs = observed(container(json!({})));
+    let plan = "user = \"redis\"\nsecurity_opt = [\"apparmor=docker-default\", \"seccomp=/etc/p.json\"]";
+    obs.seccomp_files.insert("seccomp=/etc/p.json".into(), Ok("seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\"}".into()));
+    let sp = preview(plan, &obs);
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    let r = sp.resolved.as_ref().unwrap();
+    assert_eq!(r.changes.security_opt, ["apparmor=docker-default", "seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\"}"]);
+    assert_eq!(r.security_opt_as_written, ["apparmor=docker-default", "seccomp=/etc/p.json"]);
+    assert!(sp.changes.contains(&"security_opt: + seccomp=<profile of 34 bytes>".to_string()), "{:?}", sp.changes);
+    obs.seccomp_files.insert("seccomp=/etc/p.json".into(), Err("security_opt seccomp=/etc/p.json: cannot read".into()));
+    assert_eq!(preview(plan, &obs).blockers, ["security_opt seccomp=/etc/p.json: cannot read"]);
 }

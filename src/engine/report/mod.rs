@@ -277,6 +277,8 @@ fn controls(s: &Service, have: &Posture) -> Vec<ControlState> {
         cap_add: have.cap_add.clone(),
         read_only: have.read_only,
         no_new_privileges: have.no_new_privileges,
+        tmpfs: None,
+        security_opt: None,
     };
     let missing = have.missing(s);
     let mut out: Vec<ControlState> = Vec::new();

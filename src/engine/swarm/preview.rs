@@ -174,6 +174,12 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     if s.ownership == Ownership::Host {
         sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
     }
+    if !s.tmpfs.is_empty() || !s.security_opt.is_empty() {
+        sp.blockers.push(
+            "tmpfs and security_opt are applied to containers; a Swarm service's spec cannot yet carry them through unroot (set them in the stack file)"
+                .into(),
+        );
+    }
     if s.no_new_privileges == Some(true) && api_below(&o.api_version, (1, 46)) {
         sp.blockers.push(format!(
             "no_new_privileges: a service's tasks get it from API 1.46 (Engine 27) on; this manager speaks {}",

@@ -25,6 +25,10 @@ pub enum PlanErrorKind {
     InvalidDuration,
     InvalidDay,
     InvalidValue,
+    /// A `tmpfs` entry: its path, size or mode.
+    InvalidTmpfs,
+    /// A `security_opt` entry.
+    InvalidSecurityOpt,
     TooManyServices,
 }
 
@@ -41,6 +45,8 @@ impl PlanErrorKind {
             PlanErrorKind::InvalidPath => "chown",
             PlanErrorKind::InvalidDuration => "durations",
             PlanErrorKind::InvalidDay => "day",
+            PlanErrorKind::InvalidTmpfs => "tmpfs",
+            PlanErrorKind::InvalidSecurityOpt => "security_opt",
         }
     }
 }

@@ -118,6 +118,44 @@ pub struct Rollout {
     pub ownership: Ownership,
 }
 
+/// The permission bits of a tmpfs the plan does not give a mode.
+pub const TMPFS_DEFAULT_MODE: u32 = 0o755;
+
+/// One `tmpfs` entry of a service: a writable runtime path (pid files, temp and cache
+/// directories) that the replacement gets on a tmpfs owned by its user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tmpfs {
+    /// Absolute path in the container.
+    pub path: String,
+    /// Size limit as the kernel's tmpfs takes it (`16m`); `None`: the kernel's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Permission bits of its root.
+    #[serde(serialize_with = "ser_mode")]
+    pub mode: u32,
+}
+
+fn ser_mode<S: serde::Serializer>(m: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{m:04o}"))
+}
+
+impl Tmpfs {
+    /// The mount options Docker's `HostConfig.Tmpfs` takes for this tmpfs, owned by `owner`
+    /// (`uid`, `gid`) when given: `size=16m,mode=0755,uid=101,gid=101`.
+    pub fn options(&self, owner: Option<(u32, u32)>) -> String {
+        let mut opts = Vec::new();
+        if let Some(size) = &self.size {
+            opts.push(format!("size={size}"));
+        }
+        opts.push(format!("mode={:04o}", self.mode));
+        if let Some((uid, gid)) = owner {
+            opts.push(format!("uid={uid}"));
+            opts.push(format!("gid={gid}"));
+        }
+        opts.join(",")
+    }
+}
+
 /// One `[service.NAME]` table, validated.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Service {
@@ -143,6 +181,10 @@ pub struct Service {
     pub cap_add: Vec<String>,
     pub read_only: Option<bool>,
     pub no_new_privileges: Option<bool>,
+    /// Writable runtime paths on tmpfs, owned by the service's user.
+    pub tmpfs: Vec<Tmpfs>,
+    /// Security options as `docker run --security-opt` takes them.
+    pub security_opt: Vec<String>,
     pub hardlinks: bool,
     pub ownership: Ownership,
     /// `Some(true)`: a Swarm service; `Some(false)`: a container; `None`: whichever the
@@ -259,6 +301,16 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
                 "`health` must be \"docker\", \"running\" or { exec = [\"cmd\", \"arg\"] }",
                 "not a health mode",
                 Some("for example: health = { exec = [\"redis-cli\", \"ping\"] }".into()),
+            )
+            .into();
+    } else if message.contains("did not match any variant of untagged enum RawTmpfs") {
+        return src
+            .error(
+                PlanErrorKind::InvalidTmpfs,
+                e.span(),
+                "a `tmpfs` entry is a path or { path = \"/run\", size = \"16m\", mode = \"0755\" }",
+                "not a tmpfs",
+                Some("for example: tmpfs = [\"/var/cache/nginx\", { path = \"/run\", size = \"16m\" }]".into()),
             )
             .into();
     } else if message.starts_with("missing field") {

@@ -138,6 +138,16 @@ pub(super) struct RawService {
     pub(super) read_only: Option<bool>,
     /// Set no-new-privileges.
     pub(super) no_new_privileges: Option<bool>,
+    /// Writable runtime paths on tmpfs, owned by the service's user: "/run", or
+    /// { path = "/run", size = "16m", mode = "0755" }.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawTmpfs>")]
+    pub(super) tmpfs: Vec<Spanned<RawTmpfs>>,
+    /// Security options as `docker run --security-opt` takes them: "apparmor=PROFILE",
+    /// "seccomp=FILE" (read where unroot runs), "label=…", "systempaths=unconfined".
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) security_opt: Vec<Spanned<String>>,
     /// Re-own files with more than one hard link too (default false).
     #[serde(default)]
     pub(super) hardlinks: bool,
@@ -163,6 +173,29 @@ pub(super) enum RawHealth {
     Mode(#[schemars(with = "HealthModeName")] String),
     /// A probe command run inside the container, healthy when it exits 0.
     Exec(RawExec),
+}
+
+/// A tmpfs: its path alone, or a table with size and mode.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(super) enum RawTmpfs {
+    /// An absolute path in the container.
+    Path(String),
+    /// A path with its size and mode.
+    Table(RawTmpfsTable),
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTmpfsTable {
+    /// An absolute path in the container.
+    pub(super) path: String,
+    /// Its size limit: bytes, or a number with k, m or g ("16m"); default: half the memory.
+    #[schemars(regex(pattern = "^[0-9]+[kmgKMG]?$"))]
+    pub(super) size: Option<String>,
+    /// Its permission bits in octal ("0755", the default; "1777" for a shared /tmp).
+    #[schemars(regex(pattern = "^0?[0-7]{3,4}$"))]
+    pub(super) mode: Option<String>,
 }
 
 /// The named health modes.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawHealth, RawPlan, RawRollout, RawService};
+use super::raw::{RawHealth, RawPlan, RawRollout, RawService, RawTmpfs};
 use super::*;
 
 pub(super) fn docker_name_ok(name: &str) -> bool {
@@ -26,6 +26,26 @@ fn capability_ok(cap: &str) -> bool {
     let bare = cap.strip_prefix("CAP_").unwrap_or(cap);
     !bare.is_empty() && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
+
+/// Why a container path in the plan is not usable: relative, or holding `..`.
+fn path_fault(path: &Path) -> Option<&'static str> {
+    if !path.is_absolute() {
+        Some("is relative")
+    } else if path.components().any(|c| c == Component::ParentDir) {
+        Some("contains `..`")
+    } else {
+        None
+    }
+}
+
+/// A tmpfs size as the kernel takes it: bytes, or a number with k, m or g.
+fn tmpfs_size_ok(size: &str) -> bool {
+    let digits = size.strip_suffix(['k', 'm', 'g', 'K', 'M', 'G']).unwrap_or(size);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && digits.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
+/// The `--security-opt` keys a plan may set; `no-new-privileges` has a key of its own.
+const SECURITY_OPT_KEYS: &[&str] = &["apparmor", "seccomp", "label"];
 
 pub(super) struct Validator<'a> {
     pub(super) src: &'a Source,
@@ -217,6 +237,8 @@ impl Validator<'_> {
         let health = self.health_mode(r);
         let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
         self.list_rules(r);
+        let tmpfs = self.tmpfs_rules(r);
+        self.security_opt_rules(r);
         if r.swarm == Some(true) && r.ownership == Some(Ownership::Host) {
             self.push(
                 PlanErrorKind::InvalidValue,
@@ -244,6 +266,8 @@ impl Validator<'_> {
             cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
             read_only: r.read_only,
             no_new_privileges: r.no_new_privileges,
+            tmpfs,
+            security_opt: r.security_opt.iter().map(|o| o.get_ref().trim().to_string()).collect(),
             hardlinks: r.hardlinks,
             ownership: r.ownership.unwrap_or(base_ownership),
             swarm: r.swarm,
@@ -334,14 +358,7 @@ impl Validator<'_> {
                 .iter()
                 .filter_map(|p| {
                     let path = Path::new(p.get_ref());
-                    let bad = if !path.is_absolute() {
-                        Some("is relative")
-                    } else if path.components().any(|c| c == Component::ParentDir) {
-                        Some("contains `..`")
-                    } else {
-                        None
-                    };
-                    match bad {
+                    match path_fault(path) {
                         Some(why) => {
                             self.push(
                                 PlanErrorKind::InvalidPath,
@@ -421,6 +438,108 @@ impl Validator<'_> {
                     format!("\"{}\" is not a capability", cap.get_ref()),
                     "not a capability",
                     Some("write capabilities in capitals, e.g. \"ALL\", \"NET_BIND_SERVICE\" or \"CAP_CHOWN\""),
+                );
+            }
+        }
+    }
+
+    /// `tmpfs`: absolute paths, each once, not under `chown`; sizes and octal modes.
+    fn tmpfs_rules(&mut self, r: &RawService) -> Vec<Tmpfs> {
+        let mut out: Vec<Tmpfs> = Vec::new();
+        for entry in &r.tmpfs {
+            let (path, size, mode) = match entry.get_ref() {
+                RawTmpfs::Path(p) => (p, None, None),
+                RawTmpfs::Table(t) => (&t.path, t.size.as_ref(), t.mode.as_ref()),
+            };
+            let before = self.errors.len();
+            if let Some(why) = path_fault(Path::new(path)).or((path.trim_end_matches('/').is_empty()).then_some("is /"))
+            {
+                self.push(
+                    PlanErrorKind::InvalidTmpfs,
+                    entry.span(),
+                    format!("tmpfs path \"{path}\" {why}"),
+                    why,
+                    Some("tmpfs takes absolute container paths such as \"/run\" or \"/var/cache/nginx\""),
+                );
+            }
+            let clean = path.trim_end_matches('/').to_string();
+            if out.iter().any(|t| t.path == clean) {
+                self.push(
+                    PlanErrorKind::InvalidTmpfs,
+                    entry.span(),
+                    format!("tmpfs path \"{path}\" is listed twice"),
+                    "again",
+                    Some("list each tmpfs path once"),
+                );
+            }
+            if r.chown.iter().flatten().any(|c| c.get_ref().trim_end_matches('/') == clean) {
+                self.push(
+                    PlanErrorKind::InvalidTmpfs,
+                    entry.span(),
+                    format!("\"{path}\" is both in `chown` and in `tmpfs`"),
+                    "also re-owned",
+                    Some("a tmpfs starts empty and owned by the service's user: remove it from `chown`"),
+                );
+            }
+            if let Some(size) = size.filter(|s| !tmpfs_size_ok(s)) {
+                self.push(
+                    PlanErrorKind::InvalidTmpfs,
+                    entry.span(),
+                    format!("tmpfs size \"{size}\" is not a size"),
+                    "not a size",
+                    Some("bytes, or a number with k, m or g: size = \"16m\""),
+                );
+            }
+            let mode = match mode.map(|m| (m, u32::from_str_radix(m, 8))) {
+                None => Some(TMPFS_DEFAULT_MODE),
+                Some((_, Ok(bits))) if bits <= 0o7777 => Some(bits),
+                Some((m, _)) => {
+                    self.push(
+                        PlanErrorKind::InvalidTmpfs,
+                        entry.span(),
+                        format!("tmpfs mode \"{m}\" is not an octal mode"),
+                        "not a mode",
+                        Some("permission bits in octal: mode = \"0755\" (or \"1777\" for a shared /tmp)"),
+                    );
+                    None
+                }
+            };
+            if self.errors.len() == before {
+                out.push(Tmpfs { path: clean, size: size.cloned(), mode: mode.unwrap_or(TMPFS_DEFAULT_MODE) });
+            }
+        }
+        out
+    }
+
+    /// `security_opt`: `KEY=VALUE` (or Docker's `KEY:VALUE`) with a key Docker takes;
+    /// no-new-privileges has its own key.
+    fn security_opt_rules(&mut self, r: &RawService) {
+        for opt in &r.security_opt {
+            let o = opt.get_ref().trim();
+            let key = o.split(['=', ':']).next().unwrap_or_default();
+            if key == "no-new-privileges" {
+                self.push(
+                    PlanErrorKind::InvalidSecurityOpt,
+                    opt.span(),
+                    "no-new-privileges is not set through `security_opt`",
+                    "use the key",
+                    Some("write no_new_privileges = true"),
+                );
+            } else if !SECURITY_OPT_KEYS.contains(&key) || o.len() <= key.len() + 1 {
+                self.push(
+                    PlanErrorKind::InvalidSecurityOpt,
+                    opt.span(),
+                    format!("\"{o}\" is not a security option"),
+                    "not a security option",
+                    Some("KEY=VALUE with KEY one of apparmor, seccomp, label: \"apparmor=docker-default\""),
+                );
+            } else if matches!(&o[key.len() + 1..], "unconfined" | "disable") {
+                self.push(
+                    PlanErrorKind::InvalidSecurityOpt,
+                    opt.span(),
+                    format!("\"{o}\" takes confinement away"),
+                    "weakens the container",
+                    Some("security_opt adds controls (a profile, a label); leave the key out to keep the container's own"),
                 );
             }
         }
