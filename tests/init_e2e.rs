@@ -8,7 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use common::stack::{PG_SECRET, StackUp, assert_at_999, assert_data};
+use common::official::{assert_all_at, official_image, wait_for_http_200};
+use common::stack::{PG_SECRET, StackUp, assert_at_999, assert_data, audit_classes};
 use common::{TestEnv, docker, image, inspect, unroot_in};
 use serde_json::Value;
 
@@ -69,14 +70,19 @@ fn the_plan_init_writes_moves_an_official_stack_off_root_day_by_day() {
     let env = TestEnv::new("init-stack");
     let stack = StackUp::start(&env);
     let (dir, s) = (&stack.dir, &stack.s);
+    // Beside the compose stack, nginx as the official image lays it out: master root,
+    // workers nginx (101), temp paths and pid file where only root can write.
+    let web = env.run("web", &["-p", "127.0.0.1::80", &official_image("nginxinc")]);
+    wait_for_http_200(&web, 80);
+    let all: Vec<&str> = s.all().into_iter().chain([web.as_str()]).collect();
 
     // init changes nothing: same containers, same starts, no probe left, no volume made.
-    let before = identities(&s.all());
+    let before = identities(&all);
     let since = now();
     let init = unroot_in(dir.path(), &["init", "--filter", &only_mine(&env), "--out", "p.toml"]);
     assert_eq!(init.code, Some(0), "{}{}", init.stdout, init.stderr);
     let until = now() + 1;
-    assert_eq!(identities(&s.all()), before, "init touched a container");
+    assert_eq!(identities(&all), before, "init touched a container");
     assert!(
         common::containers_named(&format!("{}-", env.id)).iter().all(|n| !n.contains(".unroot-")),
         "a probe is left"
@@ -100,14 +106,23 @@ fn the_plan_init_writes_moves_an_official_stack_off_root_day_by_day() {
     let doc: Value = serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
     for svc in doc["services"].as_array().unwrap() {
         let name = svc["name"].as_str().unwrap();
-        assert_eq!(svc["user"]["value"], "999:999", "{name}");
+        let user = if name == web { "101:101" } else { "999:999" };
+        assert_eq!(svc["user"]["value"], user, "{name}");
         assert!(text.contains(&format!("[service.{name}]\n")), "{name} in the plan too");
     }
+    // What the nginx profile knows is carried out: its runtime paths on tmpfs, owned by 101.
+    let plan: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(
+        plan["service"][&web]["tmpfs"],
+        toml::Value::Array(vec!["/var/cache/nginx".into(), "/run".into()]),
+        "{text}"
+    );
 
     let check = unroot_in(dir.path(), &["check", "p.toml"]);
     assert_eq!(check.code, Some(0), "{}{}\n{text}", check.stdout, check.stderr);
     let days = days(&dir.path().join("p.toml"));
-    assert_eq!(days, [1, 2], "caches and queues, then the database:\n{text}");
+    assert_eq!(days, [1, 2, 3], "stateless, caches and queues, then the database:\n{text}");
+    assert_eq!(plan["service"][&web]["day"].as_integer(), Some(1), "{text}");
     for day in days {
         let apply =
             unroot_in(dir.path(), &["apply", "p.toml", "--day", &day.to_string(), "--yes", "--state-dir", "state"]);
@@ -116,8 +131,14 @@ fn the_plan_init_writes_moves_an_official_stack_off_root_day_by_day() {
     s.wait();
     assert_at_999(s, "after the days init planned");
     assert_data(s, 0, "after the days init planned");
+    assert_all_at(&web, 101);
+    wait_for_http_200(&web, 80);
     let verify = unroot_in(dir.path(), &["verify", "p.toml"]);
     assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    // No container of the stack runs as root any more (CIS 4.1): none is an exception here.
+    let classes = audit_classes(dir.path(), &env);
+    assert_eq!(classes.len(), 4, "{classes:?}");
+    assert!(classes.iter().all(|(_, class)| class == "non-root"), "{classes:?}");
 
     // The next `up` with the override keeps them so.
     stack.up_with_override();
@@ -173,7 +194,7 @@ fn init_keeps_exceptions_on_root_with_controls_and_leaves_non_root_out() {
 }
 
 #[test]
-fn a_volume_under_a_0700_root_is_flagged_by_init_and_blocks_the_preview() {
+fn a_service_whose_data_is_under_a_0700_root_gets_a_day_alone_and_every_other_moves() {
     let env = TestEnv::new("init-0700");
     let tag = format!("unroot-test/{}:local", env.id);
     let ctx = env.tempdir();
@@ -191,22 +212,46 @@ fn a_volume_under_a_0700_root_is_flagged_by_init_and_blocks_the_preview() {
     let _image = RemoveImage(tag.clone());
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
-    let svc = env.run("svc", &["-v", &format!("{vol}:/root/data"), &tag, "sleep", "1000000"]);
-    let before = identities(&[&svc]);
+    let llm = env.run("llm", &["-v", &format!("{vol}:/root/data"), &tag, "sleep", "1000000"]);
+    // Two that can move: a cache by its port, a worker with data of its own.
+    let busybox = image("busybox");
+    let cache = env.run("cache", &["--expose", "6379", &busybox, "sleep", "1000000"]);
+    let wvol = env.name("work");
+    docker(&["volume", "create", "--label", &env.label(), &wvol]);
+    let worker = env
+        .run("worker", &["-v", &format!("{wvol}:/work"), &busybox, "sh", "-c", "echo 1 > /work/f; exec sleep 1000000"]);
+    let before = identities(&[&llm]);
 
     let dir = env.tempdir();
     let init = unroot_in(dir.path(), &["init", "--filter", &only_mine(&env), "--out", "p.toml"]);
     assert_eq!(init.code, Some(0), "{}{}", init.stdout, init.stderr);
     let text = std::fs::read_to_string(dir.path().join("p.toml")).unwrap();
     let why = "/root/data lies inside /root (mode 0700, owner 0:0), which uid 1000 cannot pass through";
-    assert!(text.contains(&format!("# WARNING: {why}")), "{text}");
-    assert!(init.stdout.contains(why), "the summary says so too: {}", init.stdout);
-    // The preview blocks it before anything stops, and apply changes nothing.
-    let plan = unroot_in(dir.path(), &["plan", "p.toml", "--day", "1", "--state-dir", "state"]);
-    assert!(plan.stdout.contains(why), "{}{}", plan.stdout, plan.stderr);
-    let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", "1", "--yes", "--state-dir", "state"]);
+    assert!(text.contains(&format!("# BLOCKED: {why}")), "{text}");
+    let plan: toml::Value = toml::from_str(&text).unwrap();
+    let day = |n: &str| plan["service"][n]["day"].as_integer().unwrap();
+    assert_eq!((day(&cache), day(&worker), day(&llm)), (1, 2, 3), "a day of its own, after the others:\n{text}");
+    assert!(
+        init.stdout.contains(&format!("BLOCKED {llm}: on day 3 alone, after the others, until fixed: {why}")),
+        "the summary names it with the reason: {}",
+        init.stdout
+    );
+
+    // Every other day applies with no edit; the blocked one is refused before anything stops.
+    for d in ["1", "2"] {
+        let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", d, "--yes", "--state-dir", "state"]);
+        assert_eq!(apply.code, Some(0), "day {d}\n{}{}\n{text}", apply.stdout, apply.stderr);
+    }
+    assert_eq!(common::process_uids(&cache), [1000]);
+    assert_eq!(common::process_uids(&worker), [1000]);
+    assert_eq!(docker(&["exec", &worker, "cat", "/work/f"]), "1", "its data moved with it");
+    let plan3 = unroot_in(dir.path(), &["plan", "p.toml", "--day", "3", "--state-dir", "state"]);
+    assert_eq!(plan3.code, Some(1), "{}{}", plan3.stdout, plan3.stderr);
+    assert!(plan3.stdout.contains(why), "{}{}", plan3.stdout, plan3.stderr);
+    let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", "3", "--yes", "--state-dir", "state"]);
     assert_eq!(apply.code, Some(2), "{}{}", apply.stdout, apply.stderr);
-    assert_eq!(identities(&[&svc]), before, "nothing stopped");
+    assert_eq!(identities(&[&llm]), before, "it stays as it was: not stopped, not recreated");
+    assert_eq!(common::process_uids(&llm), [0]);
 }
 
 /// Removes a test's image when dropped.

@@ -79,6 +79,14 @@ impl Output {
         for d in plan.services.iter().filter(|d| !d.warnings.is_empty()) {
             lines.push_str(&format!("  ! {}: {}\n", d.name, d.warnings.join("; ")));
         }
+        for d in plan.services.iter().filter(|d| !d.blockers.is_empty()) {
+            lines.push_str(&format!(
+                "  BLOCKED {}: on day {} alone, after the others, until fixed: {}\n",
+                d.name,
+                d.day,
+                d.blockers.join("; ")
+            ));
+        }
         lines.push_str(&format!("Review it, then `unroot check {0}` and `unroot plan {0} --day 1`.\n", path.display()));
         print(&lines);
     }

@@ -23,6 +23,8 @@ pub enum Kind {
     Database,
     SearchVector,
     ModelServer,
+    /// No profile and no evidence of what it is: a day after the known kinds.
+    Unknown,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Database => "databases",
             Kind::SearchVector => "search and vector stores",
             Kind::ModelServer => "model servers",
+            Kind::Unknown => "services of no known kind",
         }
     }
 }
@@ -96,6 +99,13 @@ pub struct Profile {
     pub probe: Vec<String>,
     /// HOME for the user when the image's own is `/root` or missing.
     pub home: Option<String>,
+    /// Runtime paths the image writes at its start as root (temp and cache directories, the
+    /// pid file's directory) that its user cannot: each one the image has gets a `tmpfs`.
+    /// Paths of every layout the image comes in may be listed; those an image lacks are
+    /// skipped.
+    pub tmpfs: Vec<String>,
+    /// Environment the plan sets for the image to run as non-root (never a secret).
+    pub env: BTreeMap<String, String>,
     /// Known gotchas, written as comments into a generated plan.
     pub gotchas: Vec<String>,
     /// Where the facts come from (the image's Dockerfile, entrypoint or documentation).
@@ -123,6 +133,10 @@ struct RawProfile {
     #[serde(default)]
     probe: Vec<String>,
     home: Option<String>,
+    #[serde(default)]
+    tmpfs: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     #[serde(default)]
     gotchas: Vec<String>,
     source: String,
@@ -175,6 +189,12 @@ impl Profiles {
             if let Some(bad) = p.data.iter().find(|d| !d.starts_with('/')) {
                 return Err(err(format!("profile {key}: data path {bad:?} is not absolute")));
             }
+            if let Some(bad) = p.tmpfs.iter().find(|d| !d.starts_with('/') || d.trim_end_matches('/').is_empty()) {
+                return Err(err(format!("profile {key}: tmpfs path {bad:?} is not an absolute path below /")));
+            }
+            if let Some(bad) = p.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+                return Err(err(format!("profile {key}: env key {bad:?} is not a variable name")));
+            }
             if p.probe.first().is_some_and(|c| c.is_empty()) {
                 return Err(err(format!("profile {key}: the probe's command is empty")));
             }
@@ -188,6 +208,8 @@ impl Profiles {
                 data: p.data,
                 probe: p.probe,
                 home: p.home,
+                tmpfs: p.tmpfs,
+                env: p.env,
                 gotchas: p.gotchas,
                 source: p.source,
             };
@@ -211,6 +233,61 @@ impl Profiles {
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.by_key.values()
     }
+}
+
+/// Ports of well-known servers, as evidence of a kind for an image without a profile.
+const KNOWN_PORTS: &[(u32, Kind, &str)] = &[
+    (5432, Kind::Database, "PostgreSQL"),
+    (3306, Kind::Database, "MySQL/MariaDB"),
+    (27017, Kind::Database, "MongoDB"),
+    (7687, Kind::Database, "Neo4j (Bolt)"),
+    (9042, Kind::Database, "Cassandra"),
+    (6379, Kind::CacheQueue, "Redis"),
+    (11211, Kind::CacheQueue, "memcached"),
+    (5672, Kind::CacheQueue, "AMQP (RabbitMQ)"),
+    (9092, Kind::CacheQueue, "Kafka"),
+    (4222, Kind::CacheQueue, "NATS"),
+    (6333, Kind::SearchVector, "Qdrant"),
+    (6334, Kind::SearchVector, "Qdrant (gRPC)"),
+    (9200, Kind::SearchVector, "Elasticsearch/OpenSearch"),
+    (19530, Kind::SearchVector, "Milvus"),
+    (8000, Kind::SearchVector, "ChromaDB"),
+    (11434, Kind::ModelServer, "Ollama"),
+];
+
+/// Words in an OCI title label or a compose service name that say what a server is.
+const KNOWN_NAMES: &[(&str, Kind)] = &[
+    ("postgres", Kind::Database),
+    ("mysql", Kind::Database),
+    ("mariadb", Kind::Database),
+    ("mongo", Kind::Database),
+    ("neo4j", Kind::Database),
+    ("redis", Kind::CacheQueue),
+    ("valkey", Kind::CacheQueue),
+    ("memcache", Kind::CacheQueue),
+    ("rabbit", Kind::CacheQueue),
+    ("kafka", Kind::CacheQueue),
+    ("qdrant", Kind::SearchVector),
+    ("chroma", Kind::SearchVector),
+    ("weaviate", Kind::SearchVector),
+    ("milvus", Kind::SearchVector),
+    ("elastic", Kind::SearchVector),
+    ("opensearch", Kind::SearchVector),
+    ("ollama", Kind::ModelServer),
+    ("vllm", Kind::ModelServer),
+    ("llama", Kind::ModelServer),
+];
+
+/// The kind of a server listening on a well-known `port`, with the server's name and the
+/// rank of this evidence (lower is stronger: a port many servers use ranks last).
+pub fn kind_of_port(port: u32) -> Option<(Kind, &'static str, usize)> {
+    KNOWN_PORTS.iter().position(|(p, _, _)| *p == port).map(|i| (KNOWN_PORTS[i].1, KNOWN_PORTS[i].2, i))
+}
+
+/// The kind a name (an OCI title, a compose service) points to, with the word that says so.
+pub fn kind_of_name(name: &str) -> Option<(Kind, &'static str)> {
+    let lower = name.to_ascii_lowercase();
+    KNOWN_NAMES.iter().find(|(w, _)| lower.contains(w)).map(|(w, k)| (*k, *w))
 }
 
 /// The last component of an image reference's repository: no registry, path, tag or digest.
@@ -245,9 +322,79 @@ mod tests {
             "minio",
             "nginx",
             "memcached",
+            "httpd",
+            "php",
+            "wordpress",
+            "drupal",
+            "haproxy",
+            "jetty",
+            "keycloak",
+            "quay.io/keycloak/keycloak:26.0",
+            "clickhouse",
+            "clickhouse/clickhouse-server:25.4",
         ] {
             let profile = p.for_image(image).unwrap_or_else(|| panic!("no profile for {image}"));
             assert!(!profile.source.is_empty(), "{image} cites its source");
+        }
+        for profile in p.iter() {
+            assert!(
+                profile.tmpfs.iter().all(|t| !profile.data.contains(t)),
+                "{}: a data path is never a tmpfs",
+                profile.key
+            );
+            assert!(
+                !profile.env.keys().any(|k| k.contains("PASSWORD") || k.contains("SECRET")),
+                "{}: no secret",
+                profile.key
+            );
+        }
+    }
+
+    #[test]
+    fn the_builtin_table_keeps_the_facts_of_its_sources() {
+        let p = Profiles::builtin();
+        let ids = |image: &str, variant: Variant| p.for_image(image).unwrap().ids.get(&variant).copied();
+        // nginx: both layouts' runtime paths (nginxinc's and Debian's package), never data.
+        let nginx = p.for_image("nginx:1.27-alpine").unwrap();
+        assert_eq!(nginx.tmpfs, ["/var/cache/nginx", "/var/lib/nginx", "/run"]);
+        assert!(nginx.data.is_empty());
+        assert!(nginx.gotchas[0].contains("10-listen-on-ipv6-by-default.sh"), "{}", nginx.gotchas[0]);
+        // grafana runs as 472 with gid 0, and its plugins live under the data path.
+        assert_eq!(ids("grafana/grafana", Variant::Debian), Some(Owner::new(472, 0)));
+        assert_eq!(ids("grafana/grafana", Variant::Alpine), Some(Owner::new(472, 0)));
+        assert_eq!(p.for_image("grafana/grafana").unwrap().data, ["/var/lib/grafana"]);
+        // php: www-data is 33 on Debian, 82 on Alpine.
+        assert_eq!(p.for_image("php:8.3-apache").unwrap().user.as_deref(), Some("www-data"));
+        assert_eq!(ids("php:8.3-apache", Variant::Debian), Some(Owner::new(33, 33)));
+        assert_eq!(ids("php:8.3-fpm-alpine", Variant::Alpine), Some(Owner::new(82, 82)));
+        assert_eq!(ids("php", Variant::Other), None, "no number is guessed for other bases");
+        // qdrant's snapshots are data; chroma and qdrant need no tmpfs.
+        assert!(p.for_image("qdrant/qdrant").unwrap().data.contains(&"/qdrant/snapshots".to_string()));
+        assert!(p.for_image("qdrant/qdrant").unwrap().tmpfs.is_empty());
+        // ollama finds its models where the moved volume is, whatever HOME the uid has.
+        let ollama = p.for_image("ollama/ollama").unwrap();
+        assert_eq!(ollama.env["HOME"], "/var/lib/ollama");
+        assert_eq!(ollama.env["OLLAMA_MODELS"], "/var/lib/ollama/.ollama/models");
+        // mariadb's probe never switches user (it fails as non-root).
+        assert!(!p.for_image("mariadb").unwrap().probe.iter().any(|a| a == "--su-mysql"));
+        // elasticsearch: no name lookup (it would give 1000:1000), so the ids give 1000:0.
+        let es = p.for_image("elasticsearch").unwrap();
+        assert_eq!((es.user.as_deref(), es.ids.get(&Variant::Debian).copied()), (None, Some(Owner::new(1000, 0))));
+        // new profiles: the pinned numbers and the kinds.
+        assert_eq!(ids("haproxy", Variant::Alpine), Some(Owner::new(99, 99)));
+        assert_eq!(ids("clickhouse/clickhouse-server", Variant::Debian), Some(Owner::new(101, 101)));
+        assert_eq!(ids("keycloak", Variant::Other), Some(Owner::new(1000, 0)));
+        assert!(p.for_image("jetty").unwrap().ids.is_empty(), "jetty's useradd -r pins no number");
+        for (image, kind) in [
+            ("httpd", Kind::Stateless),
+            ("haproxy", Kind::Stateless),
+            ("keycloak", Kind::Stateless),
+            ("clickhouse", Kind::Database),
+            ("mysql", Kind::Database),
+            ("mongo", Kind::Database),
+            ("elasticsearch", Kind::SearchVector),
+        ] {
+            assert_eq!(p.for_image(image).unwrap().kind, kind, "{image}");
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::docker::{Inspect, Mount};
 use crate::engine::audit::{Class, normalize_cap};
 use crate::model::owner::{Owner, ancestors, unreachable};
-use crate::model::profiles::{Kind, Profile, Profiles, Variant};
+use crate::model::profiles::{Kind, Profile, Profiles, Variant, kind_of_name, kind_of_port};
 use crate::model::user::Accounts;
 
 /// The `stable_for` of a service whose only health signal is that it keeps running.
@@ -117,9 +117,14 @@ pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stable_for: Option<String>,
     pub after: Vec<Because<String>>,
-    /// Environment set by the plan (only `HOME`, never a value read from the container).
+    /// Environment set by the plan (from the profile, never a value read from the container).
     pub env: BTreeMap<String, Because<String>>,
+    /// Runtime paths that get a tmpfs owned by the user.
+    pub tmpfs: Vec<Because<String>>,
     pub warnings: Vec<String>,
+    /// What the preview would block the service for: it gets a day of its own, after the
+    /// others, so that no other service waits for it.
+    pub blockers: Vec<String>,
     pub gotchas: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unplaced: Option<String>,
@@ -194,7 +199,9 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
         stable_for: None,
         after: Vec::new(),
         env: BTreeMap::new(),
+        tmpfs: Vec::new(),
         warnings: Vec::new(),
+        blockers: Vec::new(),
         gotchas: profile.map(|p| p.gotchas.clone()).unwrap_or_default(),
         unplaced: None,
     };
@@ -224,20 +231,110 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
     if let Some((home, why)) = home(profile, accounts, owner) {
         d.env.insert("HOME".into(), because(home, why));
     }
-    d.warnings = untraversable(&seen.image, owner, &d.chown.value);
+    if let Some(p) = profile {
+        // The container's own setting wins: it says where its data is.
+        let own: Vec<String> = c.env().iter().filter_map(|e| e.split('=').next().map(str::to_string)).collect();
+        for (k, v) in p.env.iter().filter(|(k, _)| !own.contains(k)) {
+            d.env.entry(k.clone()).or_insert_with(|| because(v.clone(), format!("profile {}", p.key)));
+        }
+    }
+    d.tmpfs = tmpfs(seen, profile, owner);
+    let covered: Vec<String> = c
+        .mounts()
+        .into_iter()
+        .map(|m| m.destination)
+        .chain(c.tmpfs().into_keys())
+        .chain(d.tmpfs.iter().map(|t| t.value.clone()))
+        .collect();
+    if let Some(changes) = &seen.rootfs_changes {
+        // Runtime state (a socket, a pid file) is lost at any restart anyway: only the rest.
+        let lost: Vec<String> = crate::model::layer::lost_writes(changes, &covered)
+            .into_iter()
+            .filter(|w| crate::model::layer::runtime_dir(w).is_none())
+            .collect();
+        if !lost.is_empty() {
+            d.warnings.push(format!(
+                "it wrote {} in its own layer (docker diff), which a recreate loses: move what must last to a volume",
+                lost.join(", ")
+            ));
+        }
+    }
+    d.blockers = untraversable(&seen.image, owner, &d.chown.value);
     d
 }
 
-/// The kind: the profile's, else stateless without a writable mount.
+/// The runtime paths that get a tmpfs owned by `owner`: the profile's that the image has,
+/// and the directories of runtime state the running container wrote in its own layer
+/// (`docker diff`), unless a mount covers them or the image already gives them to `owner`.
+fn tmpfs(seen: &Seen, profile: Option<&Profile>, owner: Owner) -> Vec<Because<String>> {
+    let c = &seen.container;
+    let mounts: Vec<String> = c.mounts().into_iter().map(|m| m.destination).chain(c.tmpfs().into_keys()).collect();
+    let covered = |p: &str, planned: &[Because<String>]| {
+        mounts.iter().chain(planned.iter().map(|t| &t.value)).any(|m| m == p || p.starts_with(&format!("{m}/")))
+            || mounts.iter().any(|m| m.starts_with(&format!("{p}/")))
+    };
+    let owned = |p: &str| seen.image.paths.get(p).is_some_and(|(o, _)| o.uid == owner.uid);
+    let mut out: Vec<Because<String>> = Vec::new();
+    for path in profile.map(|p| p.tmpfs.as_slice()).unwrap_or_default() {
+        if seen.image.paths.contains_key(path) && !covered(path, &out) && !owned(path) {
+            let p = profile.map_or("", |p| &p.key);
+            out.push(because(
+                path.clone(),
+                format!("profile {p}: the image writes its runtime state under {path} as root"),
+            ));
+        }
+    }
+    let Some(changes) = &seen.rootfs_changes else { return out };
+    for write in crate::model::layer::lost_writes(changes, &mounts) {
+        let Some(dir) = crate::model::layer::runtime_dir(&write) else { continue };
+        if covered(&dir, &out) || owned(&dir) {
+            continue;
+        }
+        out.push(because(
+            dir.clone(),
+            format!("it wrote {write} there (docker diff): runtime state, lost at any restart"),
+        ));
+    }
+    out
+}
+
+/// The kind: the profile's, else the daemon's evidence (a well-known port, an OCI label, a
+/// compose service name), else stateless without a writable mount, else unknown (a day
+/// after the known kinds).
 fn kind(profile: Option<&Profile>, c: &Inspect) -> Because<Kind> {
     if let Some(p) = profile {
         return because(p.kind, format!("profile {}", p.key));
     }
-    if writable(c).next().is_none() {
-        because(Kind::Stateless, "no profile, and no writable mount")
-    } else {
-        because(Kind::Database, "no profile, and writable mounts: taken for a store of data")
+    if let Some((kind, why)) = kind_evidence(c) {
+        return because(kind, format!("no profile; {why}"));
     }
+    if writable(c).next().is_none() {
+        because(Kind::Stateless, "no profile, no known port or name, and no writable mount")
+    } else {
+        because(Kind::Unknown, "no profile, no known port or name, and writable mounts: after the known kinds")
+    }
+}
+
+/// The kind a container's own facts point to when its image has no profile, with the
+/// evidence: an exposed port of a well-known server, else a known word in its OCI title
+/// (`org.opencontainers.image.title`), else in its compose service name.
+fn kind_evidence(c: &Inspect) -> Option<(Kind, String)> {
+    // The strongest evidence first: the table's order, not the ports' (8000 says less than 5432).
+    let known = c
+        .exposed_ports()
+        .into_iter()
+        .filter_map(|p| Some((kind_of_port(p.split('/').next()?.parse().ok()?)?, p)))
+        .min_by_key(|((_, _, rank), _)| *rank);
+    if let Some(((kind, what, _), p)) = known {
+        return Some((kind, format!("it exposes {p}, {what}'s port")));
+    }
+    let named = [("OCI title", "org.opencontainers.image.title"), ("compose service", "com.docker.compose.service")];
+    for (what, label) in named {
+        if let Some((kind, word)) = c.label(label).and_then(kind_of_name) {
+            return Some((kind, format!("its {what} {:?} names {word}", c.label(label).unwrap_or_default())));
+        }
+    }
+    None
 }
 
 fn writable(c: &Inspect) -> impl Iterator<Item = Mount> {
@@ -382,14 +479,22 @@ fn controls(seen: &Seen) -> Controls {
 /// order of [`Kind`]; exceptions on the last day; `after` from compose `depends_on` and
 /// links, kept where they point to a placed service of the same or an earlier day.
 pub fn lay_out(name: String, mut services: Vec<Decision>, left_out: Vec<LeftOut>, containers: &[Inspect]) -> InitPlan {
-    let kinds: BTreeSet<Kind> =
-        services.iter().filter(|d| d.placement == Placement::Migrate).map(|d| d.kind.value).collect();
+    let free = |d: &Decision| d.placement == Placement::Migrate && d.blockers.is_empty();
+    let kinds: BTreeSet<Kind> = services.iter().filter(|d| free(d)).map(|d| d.kind.value).collect();
     let day_of: BTreeMap<Kind, u32> = kinds.iter().enumerate().map(|(i, k)| (*k, i as u32 + 1)).collect();
     let last = day_of.len().max(1) as u32;
     let mut days: BTreeMap<u32, String> = day_of.iter().map(|(k, d)| (*d, k.title().to_string())).collect();
+    let mut next_isolated = last + 1;
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     for d in &mut services {
         d.day = match d.placement {
-            Placement::Migrate => day_of[&d.kind.value],
+            Placement::Migrate if d.blockers.is_empty() => day_of[&d.kind.value],
+            Placement::Migrate => {
+                let day = next_isolated;
+                next_isolated += 1;
+                days.insert(day, format!("{} alone: blocked until fixed", d.name));
+                day
+            }
             Placement::Exception => {
                 days.entry(last).or_insert_with(|| "exceptions".to_string());
                 last

@@ -61,17 +61,16 @@ pub async fn run(
             continue;
         }
         let profile = profiles.for_image(c.image());
-        let image = observe_image(port, &c, profile).await;
+        // What it wrote in its own layer: runtime state for tmpfs, and the exceptions' read_only.
+        let rootfs_changes = port.changes(c.id()).await.ok();
+        let runtime_dirs = runtime_candidates(&c, rootfs_changes.as_deref().unwrap_or_default());
+        let image = observe_image(port, &c, profile, &runtime_dirs).await;
         let protected = c
             .mounts()
             .into_iter()
             .filter(|m| m.kind == "bind")
             .filter_map(|m| Some((m.source.clone(), reown::protected_bind(&m.source)?)))
             .collect();
-        let rootfs_changes = match exception_reasons(&c).is_empty() {
-            true => None,
-            false => port.changes(c.id()).await.ok(),
-        };
         let seen = Seen {
             container: c,
             class: entry.class,
@@ -112,9 +111,20 @@ fn left_out_why(c: &Inspect, entry: &audit::Entry) -> Option<String> {
     }
 }
 
+/// The directories of runtime state `c` wrote in its own layer outside its mounts, whose
+/// owners in the image decide whether they need a tmpfs.
+fn runtime_candidates(c: &Inspect, changes: &[String]) -> Vec<String> {
+    let mounts: Vec<String> = c.mounts().into_iter().map(|m| m.destination).collect();
+    crate::model::layer::lost_writes(changes, &mounts)
+        .iter()
+        .filter_map(|w| crate::model::layer::runtime_dir(w))
+        .collect()
+}
+
 /// Reads the image of `c` through a probe container: users, variant, declared volumes,
-/// owner and mode of the paths the decisions look at, and the profile probe's command.
-async fn observe_image(port: &impl DockerPort, c: &Inspect, profile: Option<&Profile>) -> ImageFacts {
+/// owner and mode of the paths the decisions look at (with `extra`), and the profile
+/// probe's command.
+async fn observe_image(port: &impl DockerPort, c: &Inspect, profile: Option<&Profile>, extra: &[String]) -> ImageFacts {
     let mut facts = ImageFacts {
         accounts: Ok(Accounts::default()),
         variant: Variant::Other,
@@ -141,6 +151,8 @@ async fn observe_image(port: &impl DockerPort, c: &Inspect, profile: Option<&Pro
     let mut paths: BTreeSet<String> = facts.volumes.iter().cloned().collect();
     paths.extend(c.mounts().into_iter().map(|m| m.destination));
     paths.extend(profile.map(|p| p.data.clone()).unwrap_or_default());
+    paths.extend(profile.map(|p| p.tmpfs.clone()).unwrap_or_default());
+    paths.extend(extra.iter().cloned());
     let above: Vec<String> = paths.iter().flat_map(|p| ancestors(p)).collect();
     paths.extend(above);
     for path in paths {

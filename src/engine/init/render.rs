@@ -102,6 +102,13 @@ fn service(out: &mut String, d: &Decision) {
         let names: Vec<String> = d.after.iter().map(|a| a.value.clone()).collect();
         let _ = writeln!(out, "after = {}", list(&names));
     }
+    if !d.tmpfs.is_empty() {
+        for t in &d.tmpfs {
+            comment(out, &format!("tmpfs {}: {}", t.value, t.because));
+        }
+        let paths: Vec<String> = d.tmpfs.iter().map(|t| t.value.clone()).collect();
+        let _ = writeln!(out, "tmpfs = {}", list(&paths));
+    }
     if !d.env.is_empty() {
         for (k, v) in &d.env {
             comment(out, &format!("{k}: {}", v.because));
@@ -114,6 +121,9 @@ fn service(out: &mut String, d: &Decision) {
     }
     for w in &d.warnings {
         comment(out, &format!("WARNING: {w}"));
+    }
+    for b in &d.blockers {
+        comment(out, &format!("BLOCKED: {b}; this day stays refused until that is fixed, and no other waits for it"));
     }
 }
 

@@ -133,10 +133,10 @@ fn health_mounts_and_home_say_why() {
     assert_eq!(d.not_reowned, ["/host-etc: /etc is a protected system path"]);
     assert!(d.env.contains_key("HOME"), "{:?}", d.env);
     assert!(
-        d.warnings[0]
+        d.blockers[0]
             .starts_with("/root/.ollama lies inside /root (mode 0700, owner 0:0), which uid 1000 cannot pass through"),
         "{:?}",
-        d.warnings
+        d.blockers
     );
 }
 
@@ -204,4 +204,124 @@ fn a_container_name_with_dots_is_a_quoted_key() {
     assert!(text.contains("[service.\"web.v2\"]"), "{text}");
     let plan = crate::model::plan::Plan::parse("x.toml", &text).unwrap();
     assert!(plan.service("web.v2").is_some());
+}
+
+#[test]
+fn a_profiles_env_never_replaces_what_the_container_sets_itself() {
+    let llm = |env: Value| {
+        let c = inspect("llm", "ollama/ollama", json!({"Config": {"Env": env}, "Mounts": []}));
+        decide(&seen(c, Class::Root, &[0], facts("root:x:0:0:root:/root:/bin/bash\n")), &Profiles::builtin())
+    };
+    let d = llm(json!(["PATH=/usr/bin"]));
+    assert!(d.env.contains_key("OLLAMA_MODELS"), "{:?}", d.env);
+    let d = llm(json!(["PATH=/usr/bin", "OLLAMA_MODELS=/models"]));
+    assert!(!d.env.contains_key("OLLAMA_MODELS"), "its own models path stays: {:?}", d.env);
+}
+
+#[test]
+fn nginx_gets_tmpfs_for_the_runtime_paths_its_layout_has() {
+    let nginx = |paths: &[&str]| {
+        let mut f = facts("root:x:0:0:root:/root:/bin/bash\nnginx:x:101:101::/nonexistent:/bin/false\n");
+        for p in paths {
+            f.paths.insert(p.to_string(), (Owner::ROOT, 0o755));
+        }
+        let c = inspect("web", "nginx:1.27", json!({"Mounts": []}));
+        decide(&seen(c, Class::Root, &[0, 101], f), &Profiles::builtin())
+    };
+    let tmpfs = |d: &Decision| d.tmpfs.iter().map(|t| t.value.clone()).collect::<Vec<_>>();
+    // nginxinc: temp paths under /var/cache/nginx, the pid file in /var/run (/run).
+    let d = nginx(&["/var/cache/nginx", "/run"]);
+    assert_eq!(d.user.as_ref().unwrap().value, "101:101");
+    assert_eq!(tmpfs(&d), ["/var/cache/nginx", "/run"]);
+    assert!(d.tmpfs[0].because.starts_with("profile nginx: "), "{}", d.tmpfs[0].because);
+    // Debian's package: /var/lib/nginx/{body,proxy,…} and /run/nginx.pid.
+    assert_eq!(tmpfs(&nginx(&["/var/lib/nginx", "/run"])), ["/var/lib/nginx", "/run"]);
+    // A path the image gives to the user already needs none.
+    let mut f = facts("root:x:0:0:root:/root:/bin/bash\nnginx:x:101:101::/nonexistent:/bin/false\n");
+    f.paths.insert("/var/cache/nginx".into(), (Owner::new(101, 101), 0o755));
+    let d = decide(&seen(inspect("web", "nginx", json!({"Mounts": []})), Class::Root, &[0], f), &Profiles::builtin());
+    assert!(d.tmpfs.is_empty(), "{:?}", d.tmpfs);
+}
+
+#[test]
+fn runtime_state_written_in_the_layer_gets_tmpfs_and_other_writes_a_warning() {
+    let mut s = seen(inspect("app", "acme/app:1", json!({})), Class::Root, &[0], facts(PASSWD));
+    s.rootfs_changes = Some(
+        [
+            "/run",
+            "/run/app.pid",
+            "/var",
+            "/var/cache",
+            "/var/cache/app",
+            "/var/cache/app/x",
+            "/srv",
+            "/srv/upload.bin",
+            "/data",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let d = decide(&s, &Profiles::builtin());
+    let tmpfs: Vec<(&str, &str)> = d.tmpfs.iter().map(|t| (t.value.as_str(), t.because.as_str())).collect();
+    assert_eq!(
+        tmpfs,
+        [
+            ("/run", "it wrote /run/app.pid there (docker diff): runtime state, lost at any restart"),
+            ("/var/cache/app", "it wrote /var/cache/app/x there (docker diff): runtime state, lost at any restart"),
+        ]
+    );
+    assert_eq!(
+        d.warnings,
+        [
+            "it wrote /srv/upload.bin in its own layer (docker diff), which a recreate loses: move what must last to a volume"
+        ]
+    );
+    let text = toml(&lay_out("x".into(), vec![d], vec![], &[s.container.clone()]));
+    let plan = crate::model::plan::Plan::parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let paths: Vec<&str> = plan.service("app").unwrap().tmpfs.iter().map(|t| t.path.as_str()).collect();
+    assert_eq!(paths, ["/run", "/var/cache/app"]);
+}
+
+#[test]
+fn a_blocked_service_gets_a_day_of_its_own_after_the_others() {
+    let root0700 = |name: &str| {
+        let mut f = facts("root:x:0:0:root:/root:/bin/bash\n");
+        f.paths.insert("/root".into(), (Owner::ROOT, 0o700));
+        let m = json!({"Mounts": [{"Type": "volume", "Name": "m", "Source": "/v", "Destination": "/root/.ollama", "RW": true}]});
+        seen(inspect(name, "acme/llm", m), Class::Root, &[0], f)
+    };
+    let llm = root0700("llm");
+    let cache = seen(inspect("cache", "redis:7", json!({})), Class::Root, &[0], facts(PASSWD));
+    let web = seen(inspect("web", "acme/web", json!({"Mounts": []})), Class::Root, &[0], facts(PASSWD));
+    let sock = json!({"Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock", "RW": true}]});
+    let agent = seen(inspect("agent", "acme/agent", sock), Class::Root, &[0], facts(PASSWD));
+    let all: Vec<Seen> = vec![llm, cache, web, agent];
+    let decisions = all.iter().map(|s| decide(s, &Profiles::builtin())).collect();
+    let containers: Vec<Inspect> = all.iter().map(|s| s.container.clone()).collect();
+    let plan = lay_out("x".into(), decisions, vec![], &containers);
+    let day = |n: &str| plan.services.iter().find(|d| d.name == n).unwrap().day;
+    assert_eq!((day("web"), day("cache"), day("agent"), day("llm")), (1, 2, 2, 3), "{:#?}", plan.days);
+    assert_eq!(plan.days[&3], "llm alone: blocked until fixed");
+    let text = toml(&plan);
+    assert!(text.contains("# BLOCKED: /root/.ollama lies inside /root (mode 0700"), "{text}");
+    crate::model::plan::Plan::parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
+fn an_image_without_a_profile_is_placed_by_its_port_label_or_name_else_after_the_known_kinds() {
+    let kind_of = |patch: Value| {
+        let d = decide(&seen(inspect("x", "acme/x", patch), Class::Root, &[0], facts(PASSWD)), &Profiles::builtin());
+        (d.kind.value, d.kind.because)
+    };
+    let (k, why) = kind_of(json!({"Config": {"ExposedPorts": {"8000/tcp": {}, "5432/tcp": {}}}}));
+    assert_eq!((k, why.as_str()), (Kind::Database, "no profile; it exposes 5432/tcp, PostgreSQL's port"));
+    let (k, why) = kind_of(json!({"Config": {"ExposedPorts": {"11434/tcp": {}}}}));
+    assert_eq!((k, why.contains("Ollama")), (Kind::ModelServer, true));
+    let (k, why) = kind_of(json!({"Config": {"Labels": {"org.opencontainers.image.title": "Qdrant"}}}));
+    assert_eq!((k, why.as_str()), (Kind::SearchVector, "no profile; its OCI title \"Qdrant\" names qdrant"));
+    let (k, _) = kind_of(json!({"Config": {"Labels": {"com.docker.compose.service": "queue-rabbit"}}}));
+    assert_eq!(k, Kind::CacheQueue);
+    assert_eq!(kind_of(json!({})).0, Kind::Unknown, "writable mounts and no evidence");
+    assert_eq!(kind_of(json!({"Mounts": []})).0, Kind::Stateless);
+    assert!(Kind::Unknown > Kind::ModelServer, "its day comes after the known kinds");
 }
