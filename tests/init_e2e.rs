@@ -272,3 +272,72 @@ fn init_refuses_a_bad_profiles_file_before_asking_the_daemon() {
     assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("mine.toml: line 4: unknown field `colour`"), "{}", run.stderr);
 }
+
+/// Waits until Docker reports `name` healthy; panics with its log after two minutes.
+fn wait_healthy(name: &str) {
+    common::official::wait_until(name, "healthy", common::official::START_TIMEOUT, || {
+        inspect(name)["State"]["Health"]["Status"] == "healthy"
+    });
+}
+
+#[test]
+fn mariadb_whose_healthcheck_switches_user_moves_to_999_with_the_check_init_rewrites() {
+    let env = TestEnv::new("init-mariadb");
+    let vol = env.name("data");
+    docker(&["volume", "create", "--label", &env.label(), &vol]);
+    let secret = "mdb-root-pw-7c31";
+    // As compose files write it (MariaDB/mariadb-docker #573): the check switches to mysql.
+    let db = env.run(
+        "db",
+        &[
+            "-e",
+            &format!("MARIADB_ROOT_PASSWORD={secret}"),
+            "-v",
+            &format!("{vol}:/var/lib/mysql"),
+            "--health-cmd",
+            "healthcheck.sh --su-mysql --connect --innodb_initialized",
+            "--health-interval",
+            "2s",
+            &official_image("mariadb"),
+        ],
+    );
+    wait_healthy(&db);
+    let sql = |q: &str| docker(&["exec", &db, "mariadb", "-uroot", &format!("-p{secret}"), "-N", "-B", "-e", q]);
+    sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)",
+    );
+    assert_eq!(common::process_uids(&db), [999], "the entrypoint dropped to mysql");
+
+    let dir = env.tempdir();
+    // Moved with its own check, it could never be healthy: the preview says so and how.
+    std::fs::write(
+        dir.path().join("bare.toml"),
+        format!("[rollout]\nname = \"bare\"\n[service.{db}]\nday = 1\nuser = \"999:999\"\n"),
+    )
+    .unwrap();
+    let bare = unroot_in(dir.path(), &["plan", "bare.toml", "--day", "1", "--state-dir", "state"]);
+    assert_eq!(bare.code, Some(1), "{}{}", bare.stdout, bare.stderr);
+    assert!(
+        bare.stdout.contains("switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): set healthcheck = [\"CMD-SHELL\",\"healthcheck.sh --connect --innodb_initialized\"]"),
+        "{}",
+        bare.stdout
+    );
+
+    let init = unroot_in(dir.path(), &["init", "--filter", &only_mine(&env), "--out", "p.toml"]);
+    assert_eq!(init.code, Some(0), "{}{}", init.stdout, init.stderr);
+    let text = std::fs::read_to_string(dir.path().join("p.toml")).unwrap();
+    assert!(!text.contains(secret) && !init.stdout.contains(secret), "a password was printed");
+    assert!(
+        text.contains("healthcheck = [\"CMD-SHELL\", \"healthcheck.sh --connect --innodb_initialized\"]"),
+        "{text}"
+    );
+    let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", "1", "--yes", "--state-dir", "state"]);
+    assert_eq!(apply.code, Some(0), "{}\n{}\n{text}", apply.stdout, apply.stderr);
+    assert_eq!(inspect(&db)["Config"]["User"], "999:999");
+    assert_eq!(common::process_uids(&db), [999]);
+    wait_healthy(&db);
+    assert_eq!(sql("SELECT COUNT(*) FROM shop.orders"), "3", "its data");
+    sql("INSERT INTO shop.orders VALUES (4)");
+    let verify = unroot_in(dir.path(), &["verify", "p.toml"]);
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+}

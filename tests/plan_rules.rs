@@ -253,6 +253,24 @@ fn security_options_add_confinement_and_never_take_it_away() {
 }
 
 #[test]
+fn a_healthcheck_is_a_docker_test() {
+    let plan = Plan::parse(
+        "p.toml",
+        &format!("{HEAD}[service.a]\nday = 1\nhealthcheck = [\"CMD\", \"healthcheck.sh\", \"--connect\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(plan.service("a").unwrap().healthcheck.as_deref().unwrap(), ["CMD", "healthcheck.sh", "--connect"]);
+    for bad in ["[\"healthcheck.sh\"]", "[\"CMD\"]", "[\"CMD-SHELL\", \"a\", \"b\"]", "[]", "[\"NONE\"]"] {
+        one(
+            &format!("{HEAD}[service.a]\nday = 1\nhealthcheck = {bad}\n"),
+            PlanErrorKind::InvalidValue,
+            "p.toml:5:15",
+            "`healthcheck` is not a HEALTHCHECK test",
+        );
+    }
+}
+
+#[test]
 fn durations_lie_between_one_second_and_a_day() {
     for (value, message) in [
         ("0s", "outside 1s..24h"),

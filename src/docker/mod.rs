@@ -525,10 +525,16 @@ impl Inspect {
             .is_some_and(|t| t != "NONE")
     }
 
+    /// Its HEALTHCHECK test as Docker keeps it (`["CMD", …]`, `["CMD-SHELL", "…"]`,
+    /// `["NONE"]`); empty without one.
+    pub fn healthcheck_test(&self) -> Vec<String> {
+        self.strings_at("/Config/Healthcheck/Test")
+    }
+
     /// Its HEALTHCHECK as a command to exec: `CMD` arguments as they are, `CMD-SHELL` through
     /// `/bin/sh -c` (as Docker runs it); `None` without one (or `NONE`).
     pub fn healthcheck_command(&self) -> Option<Vec<String>> {
-        let test = self.strings_at("/Config/Healthcheck/Test");
+        let test = self.healthcheck_test();
         match test.split_first() {
             Some((kind, args)) if kind == "CMD" && !args.is_empty() => Some(args.to_vec()),
             Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {

@@ -73,6 +73,9 @@ pub fn render(version: Option<&str>, usage: &str, services: &BTreeMap<String, Se
         if !o.tmpfs.is_empty() {
             out.push_str(&format!("    tmpfs: {}\n", list(&o.tmpfs)));
         }
+        if let Some(test) = &o.healthcheck {
+            out.push_str(&format!("    healthcheck:\n      test: {}\n", list(test)));
+        }
         if !o.environment.is_empty() {
             out.push_str("    environment:\n");
             for (k, v) in &o.environment {
@@ -143,6 +146,7 @@ mod tests {
                 read_only: Some(true),
                 security_opt: vec!["no-new-privileges:true".into()],
                 tmpfs: vec!["/run:mode=0755,uid=999,gid=999".into()],
+                healthcheck: Some(vec!["CMD".into(), "healthcheck.sh".into(), "--connect".into()]),
                 environment: BTreeMap::from([("HOME".into(), "/data".into())]),
                 ..Default::default()
             },
@@ -151,6 +155,7 @@ mod tests {
         assert!(y.contains("version: \"2.4\"\nservices:\n  \"redis\":\n    user: \"999:999\"\n"), "{y}");
         assert!(y.contains("    cap_drop: [\"ALL\"]\n    read_only: true\n"), "{y}");
         assert!(y.contains("    tmpfs: [\"/run:mode=0755,uid=999,gid=999\"]\n"), "{y}");
+        assert!(y.contains("    healthcheck:\n      test: [\"CMD\", \"healthcheck.sh\", \"--connect\"]\n"), "{y}");
         assert!(y.contains("    environment:\n      \"HOME\": \"/data\"\n"), "{y}");
     }
 }

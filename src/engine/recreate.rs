@@ -38,6 +38,8 @@ pub struct Changes {
     pub tmpfs: BTreeMap<String, String>,
     /// Security options added, in the daemon's form (a seccomp profile by its contents).
     pub security_opt: Vec<String>,
+    /// A HEALTHCHECK test in place of the original's (`["CMD", …]`); its timings stay.
+    pub healthcheck: Option<Vec<String>>,
     /// Labels added (`io.unroot.run`, `io.unroot.original-user`).
     pub labels: BTreeMap<String, String>,
 }
@@ -92,6 +94,11 @@ fn changed_config(original: &Inspect, ch: &Changes) -> Map<String, Value> {
             }
         }
         config.insert("Env".into(), json!(env));
+    }
+    if let Some(test) = &ch.healthcheck {
+        let mut hc = obj(config.get("Healthcheck").unwrap_or(&Value::Null));
+        hc.insert("Test".into(), json!(test));
+        config.insert("Healthcheck".into(), Value::Object(hc));
     }
     if !ch.labels.is_empty() {
         let mut labels = obj(config.get("Labels").unwrap_or(&Value::Null));
@@ -414,6 +421,7 @@ mod tests {
             no_new_privileges: Some(true),
             tmpfs: BTreeMap::new(),
             security_opt: vec![],
+            healthcheck: None,
             labels: BTreeMap::from([(LABEL_RUN.into(), "day1-x".into())]),
         }
     }
@@ -520,6 +528,18 @@ mod tests {
         // Without planned ones, the original's are copied as they were.
         let plain = create_request(&original, &changes(), false);
         assert_eq!(plain.body["HostConfig"]["Tmpfs"], json!({"/tmp": "size=1m"}));
+    }
+
+    #[test]
+    fn a_planned_healthcheck_test_replaces_the_originals_and_keeps_its_timings() {
+        let test = vec!["CMD".to_string(), "healthcheck.sh".into(), "--connect".into()];
+        let ch = Changes { healthcheck: Some(test.clone()), ..changes() };
+        let req = create_request(&original(), &ch, false);
+        assert_eq!(req.body["Healthcheck"], json!({"Test": test, "Interval": 1000000000}));
+        let mut new = faithful();
+        new.0["Config"]["Healthcheck"]["Test"] = json!(test);
+        assert_eq!(diff(&original(), &ch, &new), Vec::<String>::new());
+        assert_eq!(diff(&original(), &ch, &faithful()).len(), 1, "the original's test is a difference");
     }
 
     #[test]

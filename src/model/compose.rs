@@ -86,6 +86,9 @@ pub struct ServiceOverride {
     /// versions).
     #[serde(default)]
     pub tmpfs: Vec<String>,
+    /// The HEALTHCHECK test that replaced the container's (compose's `healthcheck.test`).
+    #[serde(default)]
+    pub healthcheck: Option<Vec<String>>,
     /// From the plan only.
     pub environment: BTreeMap<String, String>,
 }

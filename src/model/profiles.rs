@@ -290,6 +290,29 @@ pub fn kind_of_name(name: &str) -> Option<(Kind, &'static str)> {
     KNOWN_NAMES.iter().find(|(w, _)| lower.contains(w)).map(|(w, k)| (*k, *w))
 }
 
+/// Whether one word of a HEALTHCHECK switches user by itself: the official mariadb image's
+/// `healthcheck.sh --su-mysql` (or `--su=USER`) runs its checks through gosu, which fails
+/// with "operation not permitted" once the container is not root (MariaDB/mariadb-docker
+/// #648).
+fn switches_user(word: &str) -> bool {
+    word == "--su-mysql" || word.starts_with("--su=")
+}
+
+/// A HEALTHCHECK test (`["CMD", …]` or `["CMD-SHELL", "…"]`) without the words that switch
+/// user, or `None` when it has none: the test a non-root replacement can run.
+pub fn healthcheck_without_user_switch(test: &[String]) -> Option<Vec<String>> {
+    match test.split_first() {
+        Some((kind, args)) if kind == "CMD" && args.iter().any(|a| switches_user(a)) => {
+            Some(std::iter::once(kind.clone()).chain(args.iter().filter(|a| !switches_user(a)).cloned()).collect())
+        }
+        Some((kind, [line])) if kind == "CMD-SHELL" && line.split_whitespace().any(switches_user) => {
+            let kept: Vec<&str> = line.split_whitespace().filter(|w| !switches_user(w)).collect();
+            Some(vec![kind.clone(), kept.join(" ")])
+        }
+        _ => None,
+    }
+}
+
 /// The last component of an image reference's repository: no registry, path, tag or digest.
 pub fn repository_name(image: &str) -> &str {
     let without_digest = image.split('@').next().unwrap_or(image);
@@ -396,6 +419,27 @@ mod tests {
         ] {
             assert_eq!(p.for_image(image).unwrap().kind, kind, "{image}");
         }
+    }
+
+    #[test]
+    fn a_healthcheck_that_switches_user_loses_only_that_word() {
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            healthcheck_without_user_switch(&v(&[
+                "CMD",
+                "healthcheck.sh",
+                "--su-mysql",
+                "--connect",
+                "--innodb_initialized"
+            ])),
+            Some(v(&["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]))
+        );
+        assert_eq!(
+            healthcheck_without_user_switch(&v(&["CMD-SHELL", "healthcheck.sh --su=mysql --connect"])),
+            Some(v(&["CMD-SHELL", "healthcheck.sh --connect"]))
+        );
+        assert_eq!(healthcheck_without_user_switch(&v(&["CMD", "healthcheck.sh", "--connect"])), None);
+        assert_eq!(healthcheck_without_user_switch(&v(&["NONE"])), None);
     }
 
     #[test]

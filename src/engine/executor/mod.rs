@@ -231,6 +231,7 @@ pub(super) fn override_of(r: &Resolved) -> ServiceOverride {
             .chain(r.security_opt_as_written.iter().cloned())
             .collect(),
         tmpfs: r.changes.tmpfs.iter().map(|(path, options)| format!("{path}:{options}")).collect(),
+        healthcheck: r.changes.healthcheck.clone(),
         environment: r.changes.env.clone(),
     }
 }

@@ -114,6 +114,10 @@ pub struct Decision {
     /// Mounts not re-owned, with why.
     pub not_reowned: Vec<String>,
     pub health: Because<Health>,
+    /// A HEALTHCHECK test in place of the container's own, when its own cannot run as the
+    /// new user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Because<Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stable_for: Option<String>,
     pub after: Vec<Because<String>>,
@@ -196,6 +200,7 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
         chown: because(Vec::new(), ""),
         not_reowned: Vec::new(),
         health: health(profile, c, &seen.image),
+        healthcheck: None,
         stable_for: None,
         after: Vec::new(),
         env: BTreeMap::new(),
@@ -239,6 +244,16 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
         }
     }
     d.tmpfs = tmpfs(seen, profile, owner);
+    let test = c.healthcheck_test();
+    if let Some(fixed) = crate::model::profiles::healthcheck_without_user_switch(&test) {
+        d.healthcheck = Some(because(
+            fixed,
+            format!(
+                "its HEALTHCHECK ({}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): the same test without it",
+                test.join(" ")
+            ),
+        ));
+    }
     let covered: Vec<String> = c
         .mounts()
         .into_iter()

@@ -94,6 +94,10 @@ fn service(out: &mut String, d: &Decision) {
         Health::Running => writeln!(out, "health = \"running\""),
         Health::Exec { command } => writeln!(out, "health = {{ exec = {} }}", list(command)),
     };
+    if let Some(h) = &d.healthcheck {
+        comment(out, &h.because);
+        let _ = writeln!(out, "healthcheck = {}", list(&h.value));
+    }
     if let Some(s) = &d.stable_for {
         let _ = writeln!(out, "stable_for = {}", quote(s));
     }

@@ -276,7 +276,7 @@ fn runtime_state_written_in_the_layer_gets_tmpfs_and_other_writes_a_warning() {
             "it wrote /srv/upload.bin in its own layer (docker diff), which a recreate loses: move what must last to a volume"
         ]
     );
-    let text = toml(&lay_out("x".into(), vec![d], vec![], &[s.container.clone()]));
+    let text = toml(&lay_out("x".into(), vec![d], vec![], std::slice::from_ref(&s.container)));
     let plan = crate::model::plan::Plan::parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let paths: Vec<&str> = plan.service("app").unwrap().tmpfs.iter().map(|t| t.path.as_str()).collect();
     assert_eq!(paths, ["/run", "/var/cache/app"]);
@@ -324,4 +324,24 @@ fn an_image_without_a_profile_is_placed_by_its_port_label_or_name_else_after_the
     assert_eq!(kind_of(json!({})).0, Kind::Unknown, "writable mounts and no evidence");
     assert_eq!(kind_of(json!({"Mounts": []})).0, Kind::Stateless);
     assert!(Kind::Unknown > Kind::ModelServer, "its day comes after the known kinds");
+}
+
+#[test]
+fn a_healthcheck_that_switches_user_is_rewritten_without_the_switch() {
+    let hc = json!({"Config": {"Healthcheck": {"Test": ["CMD", "healthcheck.sh", "--su-mysql", "--connect"], "Interval": 2000000000u64}}});
+    let s = seen(inspect("db", "mariadb:11", hc), Class::DropsRoot, &[999], facts(PASSWD));
+    let d = decide(&s, &Profiles::builtin());
+    let h = d.healthcheck.as_ref().expect("a rewritten check");
+    assert_eq!(h.value, ["CMD", "healthcheck.sh", "--connect"]);
+    assert!(h.because.contains("MariaDB/mariadb-docker #648"), "{}", h.because);
+    assert_eq!(d.health.value, Health::Docker, "still gated on Docker's health, with the new test");
+    let text = toml(&lay_out("x".into(), vec![d], vec![], std::slice::from_ref(&s.container)));
+    let plan = crate::model::plan::Plan::parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(plan.service("db").unwrap().healthcheck.as_deref().unwrap(), ["CMD", "healthcheck.sh", "--connect"]);
+    let plain = json!({"Config": {"Healthcheck": {"Test": ["CMD", "healthcheck.sh", "--connect"]}}});
+    let d = decide(
+        &seen(inspect("db", "mariadb:11", plain), Class::DropsRoot, &[999], facts(PASSWD)),
+        &Profiles::builtin(),
+    );
+    assert!(d.healthcheck.is_none());
 }

@@ -321,6 +321,7 @@ pub(super) fn derive(
     let (target, group_add) = target_user(s, accounts, &mut sp);
     let image = list_changes(s, c, &obs.image_ref, &mut sp);
     let tmpfs = plan_tmpfs(s, c, target, &mut sp);
+    plan_healthcheck(s, c, &mut sp);
     let security_opt = plan_security_opt(s, obs, &mut sp);
     layer_warning(c, obs, &tmpfs, &mut sp);
     let mounts = plan_mounts(s, obs, target, &group_add, &mut sp);
@@ -351,6 +352,7 @@ pub(super) fn derive(
             no_new_privileges: s.no_new_privileges,
             tmpfs,
             security_opt,
+            healthcheck: s.healthcheck.clone(),
             labels,
         },
         security_opt_as_written: s.security_opt.clone(),
@@ -461,6 +463,26 @@ fn plan_tmpfs(s: &Service, c: &Inspect, target: Option<Owner>, sp: &mut ServiceP
         out.insert(t.path.clone(), options);
     }
     out
+}
+
+/// The planned HEALTHCHECK test in the change list; a test that switches user by itself
+/// (mariadb's `healthcheck.sh --su-mysql`) blocks a service that moves off root, with the
+/// test to plan instead.
+fn plan_healthcheck(s: &Service, c: &Inspect, sp: &mut ServicePlan) {
+    let now = c.healthcheck_test();
+    if let Some(test) = &s.healthcheck {
+        sp.changes.push(format!("healthcheck: {} → {}", now.join(" "), test.join(" ")));
+    }
+    let effective = s.healthcheck.as_ref().unwrap_or(&now);
+    if s.user.is_some()
+        && let Some(fixed) = crate::model::profiles::healthcheck_without_user_switch(effective)
+    {
+        sp.blockers.push(format!(
+            "its HEALTHCHECK ({}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): set healthcheck = {}",
+            effective.join(" "),
+            serde_json::to_string(&fixed).unwrap_or_default()
+        ));
+    }
 }
 
 /// The plan's security options in the daemon's form; one that cannot be read blocks.

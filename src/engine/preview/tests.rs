@@ -303,3 +303,27 @@ fn a_seccomp_profile_goes_to_the_daemon_by_its_contents_and_the_override_by_its_
     obs.seccomp_files.insert("seccomp=/etc/p.json".into(), Err("security_opt seccomp=/etc/p.json: cannot read".into()));
     assert_eq!(preview(plan, &obs).blockers, ["security_opt seccomp=/etc/p.json: cannot read"]);
 }
+
+#[test]
+fn a_healthcheck_that_switches_user_blocks_until_the_plan_replaces_it() {
+    let c =
+        container(json!({"Config": {"Healthcheck": {"Test": ["CMD", "healthcheck.sh", "--su-mysql", "--connect"]}}}));
+    let sp = preview("user = \"redis\"", &observed(c.clone()));
+    assert_eq!(
+        sp.blockers,
+        [
+            "its HEALTHCHECK (CMD healthcheck.sh --su-mysql --connect) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): set healthcheck = [\"CMD\",\"healthcheck.sh\",\"--connect\"]"
+        ]
+    );
+    let sp =
+        preview("user = \"redis\"\nhealthcheck = [\"CMD\", \"healthcheck.sh\", \"--connect\"]", &observed(c.clone()));
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert!(
+        sp.changes.contains(
+            &"healthcheck: CMD healthcheck.sh --su-mysql --connect → CMD healthcheck.sh --connect".to_string()
+        )
+    );
+    let r = sp.resolved.unwrap();
+    assert_eq!(r.changes.healthcheck, Some(vec!["CMD".into(), "healthcheck.sh".into(), "--connect".into()]));
+    assert!(preview("", &observed(c)).blockers.is_empty(), "a service that stays root may keep it");
+}

@@ -174,9 +174,9 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     if s.ownership == Ownership::Host {
         sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
     }
-    if !s.tmpfs.is_empty() || !s.security_opt.is_empty() {
+    if !s.tmpfs.is_empty() || !s.security_opt.is_empty() || s.healthcheck.is_some() {
         sp.blockers.push(
-            "tmpfs and security_opt are applied to containers; a Swarm service's spec cannot yet carry them through unroot (set them in the stack file)"
+            "tmpfs, security_opt and healthcheck are applied to containers; a Swarm service's spec cannot yet carry them through unroot (set them in the stack file)"
                 .into(),
         );
     }

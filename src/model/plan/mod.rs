@@ -172,6 +172,9 @@ pub struct Service {
     pub chown: Option<Vec<PathBuf>>,
     /// `None`: `docker` when the container has a HEALTHCHECK, else `running`.
     pub health: Option<HealthMode>,
+    /// The replacement's HEALTHCHECK test (`["CMD", …]` or `["CMD-SHELL", "…"]`) in place
+    /// of the container's own; `None` keeps it.
+    pub healthcheck: Option<Vec<String>>,
     pub timings: Timings,
     pub group_add: Vec<String>,
     /// Environment added or replaced. Values are never printed.

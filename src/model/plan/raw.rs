@@ -118,6 +118,11 @@ pub(super) struct RawService {
     /// "docker" (the container's HEALTHCHECK), "running", or { exec = ["cmd", ...] }.
     #[schemars(with = "Option<RawHealth>")]
     pub(super) health: Option<Spanned<RawHealth>>,
+    /// The replacement's HEALTHCHECK test, as compose's `healthcheck.test` takes it:
+    /// ["CMD", "cmd", "arg", ...] or ["CMD-SHELL", "a shell line"]. Its interval, timeout
+    /// and retries stay the container's.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(super) healthcheck: Option<Spanned<Vec<String>>>,
     /// Supplementary groups, by name (the image's /etc/group) or gid.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

@@ -235,6 +235,7 @@ impl Validator<'_> {
         let user = self.user_rules(r);
         let chown = self.chown_paths(r);
         let health = self.health_mode(r);
+        let healthcheck = self.healthcheck_rules(r);
         let timings = self.timings(base_timings, &r.stop_timeout, &r.health_timeout, &r.stable_for, &r.daemon_timeout);
         self.list_rules(r);
         let tmpfs = self.tmpfs_rules(r);
@@ -259,6 +260,7 @@ impl Validator<'_> {
             after: r.after.iter().map(|a| a.get_ref().clone()).collect(),
             chown,
             health,
+            healthcheck,
             timings,
             group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
             env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
@@ -403,6 +405,28 @@ impl Validator<'_> {
             }
             RawHealth::Exec(e) => Some(HealthMode::Exec(e.exec.clone())),
         })
+    }
+
+    /// `healthcheck`: Docker's test form, `CMD` with a command or `CMD-SHELL` with a line.
+    fn healthcheck_rules(&mut self, r: &RawService) -> Option<Vec<String>> {
+        let test = r.healthcheck.as_ref()?;
+        let t = test.get_ref();
+        let ok = match t.first().map(String::as_str) {
+            Some("CMD") => t.get(1).is_some_and(|c| !c.trim().is_empty()),
+            Some("CMD-SHELL") => t.len() == 2 && !t[1].trim().is_empty(),
+            _ => false,
+        };
+        if !ok {
+            self.push(
+                PlanErrorKind::InvalidValue,
+                test.span(),
+                "`healthcheck` is not a HEALTHCHECK test",
+                "not a test",
+                Some("[\"CMD\", \"cmd\", \"arg\"] or [\"CMD-SHELL\", \"a shell line\"], as compose's healthcheck.test"),
+            );
+            return None;
+        }
+        Some(t.clone())
     }
 
     /// `group_add`, `env` keys and capabilities.
