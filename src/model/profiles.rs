@@ -104,6 +104,9 @@ pub struct Profile {
     /// Paths of every layout the image comes in may be listed; those an image lacks are
     /// skipped.
     pub tmpfs: Vec<String>,
+    /// Paths the server must be able to write at its start (whether the image has them or
+    /// not): one no mount covers gets a tmpfs, whose contents do not survive a restart.
+    pub writable: Vec<String>,
     /// Environment the plan sets for the image to run as non-root (never a secret).
     pub env: BTreeMap<String, String>,
     /// Known gotchas, written as comments into a generated plan.
@@ -135,6 +138,8 @@ struct RawProfile {
     home: Option<String>,
     #[serde(default)]
     tmpfs: Vec<String>,
+    #[serde(default)]
+    writable: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -189,7 +194,9 @@ impl Profiles {
             if let Some(bad) = p.data.iter().find(|d| !d.starts_with('/')) {
                 return Err(err(format!("profile {key}: data path {bad:?} is not absolute")));
             }
-            if let Some(bad) = p.tmpfs.iter().find(|d| !d.starts_with('/') || d.trim_end_matches('/').is_empty()) {
+            if let Some(bad) =
+                p.tmpfs.iter().chain(&p.writable).find(|d| !d.starts_with('/') || d.trim_end_matches('/').is_empty())
+            {
                 return Err(err(format!("profile {key}: tmpfs path {bad:?} is not an absolute path below /")));
             }
             if let Some(bad) = p.env.keys().find(|k| k.is_empty() || k.contains('=')) {
@@ -209,6 +216,7 @@ impl Profiles {
                 probe: p.probe,
                 home: p.home,
                 tmpfs: p.tmpfs,
+                writable: p.writable,
                 env: p.env,
                 gotchas: p.gotchas,
                 source: p.source,

@@ -299,6 +299,15 @@ fn tmpfs(seen: &Seen, profile: Option<&Profile>, owner: Owner) -> Vec<Because<St
             ));
         }
     }
+    for path in profile.map(|p| p.writable.as_slice()).unwrap_or_default() {
+        if !covered(path, &out) && !owned(path) {
+            let p = profile.map_or("", |p| &p.key);
+            out.push(because(
+                path.clone(),
+                format!("profile {p}: it must write {path} at its start and no mount covers it; what it writes there is gone at each restart, so mount a volume there to keep it"),
+            ));
+        }
+    }
     let Some(changes) = &seen.rootfs_changes else { return out };
     for write in crate::model::layer::lost_writes(changes, &mounts) {
         let Some(dir) = crate::model::layer::runtime_dir(&write) else { continue };

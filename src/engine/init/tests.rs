@@ -345,3 +345,20 @@ fn a_healthcheck_that_switches_user_is_rewritten_without_the_switch() {
     );
     assert!(d.healthcheck.is_none());
 }
+
+#[test]
+fn qdrant_without_a_snapshots_mount_gets_a_tmpfs_there_and_with_one_none() {
+    let qdrant = |mounts: Value| {
+        let c = inspect("vec", "qdrant/qdrant:v1.12", json!({"Mounts": mounts}));
+        decide(&seen(c, Class::Root, &[0], facts(PASSWD)), &Profiles::builtin())
+    };
+    let storage = json!({"Type": "volume", "Name": "s", "Source": "/v", "Destination": "/qdrant/storage", "RW": true});
+    let d = qdrant(json!([storage]));
+    let tmpfs: Vec<&str> = d.tmpfs.iter().map(|t| t.value.as_str()).collect();
+    assert_eq!(tmpfs, ["/qdrant/snapshots"]);
+    assert!(d.tmpfs[0].because.contains("mount a volume there to keep it"), "{}", d.tmpfs[0].because);
+    let snaps = json!({"Type": "volume", "Name": "n", "Source": "/w", "Destination": "/qdrant/snapshots", "RW": true});
+    let d = qdrant(json!([storage, snaps]));
+    assert!(d.tmpfs.is_empty(), "the volume is re-owned instead: {:?}", d.tmpfs);
+    assert_eq!(d.chown.value, ["/qdrant/snapshots", "/qdrant/storage"]);
+}
