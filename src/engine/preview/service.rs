@@ -320,7 +320,10 @@ pub(super) fn derive(
     sp.user.from = describe_current(c, accounts);
     let (target, group_add) = target_user(s, accounts, &mut sp);
     let image = list_changes(s, c, &obs.image_ref, &mut sp);
-    let tmpfs = plan_tmpfs(s, c, target, &mut sp);
+    // A tmpfs belongs to whoever the replacement runs as: the target, else its own user.
+    let runs_as = target
+        .or_else(|| crate::model::user::UserSpec::parse(c.configured_user()).ok().and_then(|u| accounts.owner_of(&u)));
+    let tmpfs = plan_tmpfs(s, c, runs_as, &mut sp);
     plan_healthcheck(s, c, &mut sp);
     let security_opt = plan_security_opt(s, obs, &mut sp);
     layer_warning(c, obs, &tmpfs, &mut sp);
@@ -446,9 +449,10 @@ fn list_changes(s: &Service, c: &Inspect, image_ref: &str, sp: &mut ServicePlan)
     image
 }
 
-/// The plan's tmpfs mounts as Docker takes them (path → options), owned by the target user
-/// (root's when the user does not change); a path the container already mounts blocks.
-fn plan_tmpfs(s: &Service, c: &Inspect, target: Option<Owner>, sp: &mut ServicePlan) -> BTreeMap<String, String> {
+/// The plan's tmpfs mounts as Docker takes them (path → options), owned by `owner` (the
+/// user the replacement runs as; root's without one); a path the container already mounts
+/// blocks.
+fn plan_tmpfs(s: &Service, c: &Inspect, owner: Option<Owner>, sp: &mut ServicePlan) -> BTreeMap<String, String> {
     let mounted: Vec<String> = c.mounts().into_iter().map(|m| m.destination).chain(c.tmpfs().into_keys()).collect();
     let mut out = BTreeMap::new();
     for t in &s.tmpfs {
@@ -457,9 +461,9 @@ fn plan_tmpfs(s: &Service, c: &Inspect, target: Option<Owner>, sp: &mut ServiceP
                 .push(format!("tmpfs {}: the container already has a mount there; remove it from `tmpfs`", t.path));
             continue;
         }
-        let options = t.options(target.map(|o| (o.uid, o.gid)));
-        let owner = target.map_or("root".to_string(), |o| o.to_string());
-        sp.changes.push(format!("tmpfs: + {} ({options}; empty at each start, owned by {owner})", t.path));
+        let options = t.options(owner.filter(|o| o.uid != 0).map(|o| (o.uid, o.gid)));
+        let shown = owner.filter(|o| o.uid != 0).map_or("root".to_string(), |o| o.to_string());
+        sp.changes.push(format!("tmpfs: + {} ({options}; empty at each start, owned by {shown})", t.path));
         out.insert(t.path.clone(), options);
     }
     out

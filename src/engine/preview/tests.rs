@@ -266,6 +266,12 @@ fn a_tmpfs_is_owned_by_the_target_and_blocked_where_the_container_already_mounts
     let c = container(json!({"HostConfig": {"Tmpfs": {"/run": ""}}}));
     let sp = preview("user = \"redis\"\ntmpfs = [\"/run\"]", &observed(c));
     assert_eq!(sp.blockers.len(), 1, "an existing --tmpfs counts too: {:?}", sp.blockers);
+    // Without `user`, the tmpfs belongs to the user the container already runs as.
+    let c = container(json!({"Config": {"User": "redis"}}));
+    let sp = preview("tmpfs = [\"/run\"]\ncap_drop = [\"ALL\"]", &observed(c));
+    assert_eq!(sp.resolved.unwrap().changes.tmpfs["/run"], "mode=0755,uid=999,gid=999");
+    let sp = preview("keep_root = \"x\"\ntmpfs = [\"/run\"]", &observed(container(json!({}))));
+    assert_eq!(sp.resolved.unwrap().changes.tmpfs["/run"], "mode=0755", "root's");
 }
 
 #[test]
