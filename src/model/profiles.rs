@@ -107,6 +107,10 @@ pub struct Profile {
     /// Paths the server must be able to write at its start (whether the image has them or
     /// not): one no mount covers gets a tmpfs, whose contents do not survive a restart.
     pub writable: Vec<String>,
+    /// Files the server writes in a directory of the image its user cannot write, where only
+    /// a mount helps (a tmpfs cannot be a file): without one, the service cannot start as
+    /// non-root, and init gives it a day of its own with the reason.
+    pub needs_mount: Vec<String>,
     /// Environment the plan sets for the image to run as non-root (never a secret).
     pub env: BTreeMap<String, String>,
     /// Known gotchas, written as comments into a generated plan.
@@ -140,6 +144,8 @@ struct RawProfile {
     tmpfs: Vec<String>,
     #[serde(default)]
     writable: Vec<String>,
+    #[serde(default)]
+    needs_mount: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -194,8 +200,12 @@ impl Profiles {
             if let Some(bad) = p.data.iter().find(|d| !d.starts_with('/')) {
                 return Err(err(format!("profile {key}: data path {bad:?} is not absolute")));
             }
-            if let Some(bad) =
-                p.tmpfs.iter().chain(&p.writable).find(|d| !d.starts_with('/') || d.trim_end_matches('/').is_empty())
+            if let Some(bad) = p
+                .tmpfs
+                .iter()
+                .chain(&p.writable)
+                .chain(&p.needs_mount)
+                .find(|d| !d.starts_with('/') || d.trim_end_matches('/').is_empty())
             {
                 return Err(err(format!("profile {key}: tmpfs path {bad:?} is not an absolute path below /")));
             }
@@ -217,6 +227,7 @@ impl Profiles {
                 home: p.home,
                 tmpfs: p.tmpfs,
                 writable: p.writable,
+                needs_mount: p.needs_mount,
                 env: p.env,
                 gotchas: p.gotchas,
                 source: p.source,

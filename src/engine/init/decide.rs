@@ -275,7 +275,30 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
         }
     }
     d.blockers = untraversable(&seen.image, owner, &d.chown.value);
+    d.blockers.extend(unmounted_files(seen, profile, owner));
     d
+}
+
+/// The profile's files that only a mount makes writable, where the image has their
+/// directory, the user cannot write it, and no mount covers the file.
+fn unmounted_files(seen: &Seen, profile: Option<&Profile>, owner: Owner) -> Vec<String> {
+    let Some(p) = profile else { return Vec::new() };
+    let mounts: Vec<String> = seen.container.mounts().into_iter().map(|m| m.destination).collect();
+    p.needs_mount
+        .iter()
+        .filter(|file| !mounts.iter().any(|m| *file == m || file.starts_with(&format!("{m}/"))))
+        .filter_map(|file| {
+            let dir = file.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d })?;
+            let (o, mode) = seen.image.paths.get(dir)?;
+            let writable = (o.uid == owner.uid && mode & 0o200 != 0) || mode & 0o002 != 0;
+            (!writable).then(|| {
+                format!(
+                    "profile {}: it writes {file}, in {dir} (owner {o}, mode {mode:04o}), which uid {} cannot write, and no mount covers it: bind-mount a file owned by {owner} there",
+                    p.key, owner.uid
+                )
+            })
+        })
+        .collect()
 }
 
 /// The runtime paths that get a tmpfs owned by `owner`: the profile's that the image has,

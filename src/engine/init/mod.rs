@@ -152,6 +152,8 @@ async fn observe_image(port: &impl DockerPort, c: &Inspect, profile: Option<&Pro
     paths.extend(c.mounts().into_iter().map(|m| m.destination));
     paths.extend(profile.map(|p| p.data.clone()).unwrap_or_default());
     paths.extend(profile.map(|p| p.tmpfs.clone()).unwrap_or_default());
+    paths.extend(profile.map(|p| p.writable.clone()).unwrap_or_default());
+    paths.extend(profile.map(|p| p.needs_mount.clone()).unwrap_or_default());
     paths.extend(extra.iter().cloned());
     let above: Vec<String> = paths.iter().flat_map(|p| ancestors(p)).collect();
     paths.extend(above);

@@ -362,3 +362,26 @@ fn qdrant_without_a_snapshots_mount_gets_a_tmpfs_there_and_with_one_none() {
     assert!(d.tmpfs.is_empty(), "the volume is re-owned instead: {:?}", d.tmpfs);
     assert_eq!(d.chown.value, ["/qdrant/snapshots", "/qdrant/storage"]);
 }
+
+#[test]
+fn chroma_0x_without_a_mount_for_its_log_file_gets_a_day_alone() {
+    let chroma = |dir: Option<(Owner, u32)>, mounts: Value| {
+        let mut f = facts("root:x:0:0:root:/root:/bin/bash\n");
+        if let Some(d) = dir {
+            f.paths.insert("/chroma".into(), d);
+        }
+        let c = inspect("vec", "chromadb/chroma:0.6.3", json!({"Mounts": mounts}));
+        decide(&seen(c, Class::Root, &[0], f), &Profiles::builtin())
+    };
+    let data = json!({"Type": "volume", "Name": "d", "Source": "/v", "Destination": "/chroma/chroma", "RW": true});
+    let d = chroma(Some((Owner::ROOT, 0o755)), json!([data]));
+    assert_eq!(
+        d.blockers,
+        [
+            "profile chroma: it writes /chroma/chroma.log, in /chroma (owner 0:0, mode 0755), which uid 1000 cannot write, and no mount covers it: bind-mount a file owned by 1000:1000 there"
+        ]
+    );
+    let log = json!({"Type": "bind", "Source": "/srv/chroma.log", "Destination": "/chroma/chroma.log", "RW": true});
+    assert!(chroma(Some((Owner::ROOT, 0o755)), json!([data, log])).blockers.is_empty(), "a file mount is the fix");
+    assert!(chroma(None, json!([])).blockers.is_empty(), "1.x images have no /chroma");
+}
