@@ -98,10 +98,11 @@ pub fn resolve(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 /// The `default` context: `DOCKER_HOST` (with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`) or
-/// the local socket.
+/// the local socket, also when it is named (`--context default`, `DOCKER_CONTEXT=default`,
+/// `docker context use default`): the docker CLI's default context is the environment's.
 fn plain(env: &dyn Fn(&str) -> Option<String>, origin: Origin) -> Result<Endpoint, DockerError> {
-    let from_env = origin == Origin::DockerHost;
-    let host = env("DOCKER_HOST").filter(|_| from_env).unwrap_or_else(|| DEFAULT_HOST.to_string());
+    let from_env = env("DOCKER_HOST").is_some();
+    let host = env("DOCKER_HOST").unwrap_or_else(|| DEFAULT_HOST.to_string());
     let wants_tls = host.starts_with("https://") || (from_env && env("DOCKER_TLS_VERIFY").is_some());
     let tls = if wants_tls {
         let dir = env("DOCKER_CERT_PATH").map(PathBuf::from).unwrap_or_else(|| config_dir(env));
@@ -218,6 +219,27 @@ mod tests {
         // `default` is the socket (or DOCKER_HOST) whatever named it.
         let e = r(Some("default"), &[]);
         assert_eq!((e.host.as_str(), e.origin), (DEFAULT_HOST, Origin::Flag("default".into())));
+    }
+
+    #[test]
+    fn the_default_context_follows_docker_host_as_the_clis_does() {
+        let s = store();
+        let cfg = s.path().to_str().unwrap();
+        let env = env_of(&[("DOCKER_CONFIG", cfg), ("DOCKER_HOST", "tcp://127.0.0.1:2375")]);
+        let e = resolve(Some("default"), &env).unwrap();
+        assert_eq!((e.host.as_str(), e.origin, e.tls), ("tcp://127.0.0.1:2375", Origin::Flag("default".into()), None));
+        let env =
+            env_of(&[("DOCKER_CONFIG", cfg), ("DOCKER_HOST", "tcp://127.0.0.1:2375"), ("DOCKER_CONTEXT", "default")]);
+        assert_eq!(resolve(None, &env).unwrap().host, "tcp://127.0.0.1:2375");
+        // With TLS asked for, the certificates of DOCKER_CERT_PATH.
+        let env = env_of(&[
+            ("DOCKER_CONFIG", cfg),
+            ("DOCKER_HOST", "tcp://127.0.0.1:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", cfg),
+        ]);
+        let e = resolve(Some("default"), &env).unwrap_err().to_string();
+        assert!(e.contains("tcp://127.0.0.1:2376") && e.contains("lacks ca.pem"), "{e}");
     }
 
     #[test]
