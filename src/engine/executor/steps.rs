@@ -11,8 +11,11 @@ enum Standing {
     Fresh,
     /// A replacement of this run holds the name: stop, rename and chown are done.
     Replaced,
-    /// The replacement holds the name and the parked original is gone: committed.
-    Committed,
+    /// The replacement holds the name and the parked original is gone: the commit removed
+    /// it, or something else did (`docker container prune` while unroot was down). Either
+    /// way only the gate may say the replacement stays: it is gated again, and a failure
+    /// restores the original from `original.json`.
+    OriginalGone,
 }
 
 impl Standing {
@@ -20,7 +23,7 @@ impl Standing {
     /// whether this run's replacement holds the name, whether the original is gone.
     fn of(saved: bool, replacement_holds_name: bool, original_gone: bool) -> Standing {
         match (saved, replacement_holds_name, original_gone) {
-            (true, true, true) => Standing::Committed,
+            (true, true, true) => Standing::OriginalGone,
             (true, true, false) => Standing::Replaced,
             _ => Standing::Fresh,
         }
@@ -35,7 +38,12 @@ impl<D: Port> Apply<'_, D> {
         }
         let r = self.resolved(name);
         match self.standing(name, r).await? {
-            Standing::Committed => return Ok(()),
+            Standing::OriginalGone => {
+                let replacement = inspect_named(self.ctx.port, name)
+                    .await
+                    .map_err(|e| StepFailure { step: Step::Health, error: e.into() })?;
+                return self.health(name, r, replacement.id()).await;
+            }
             Standing::Replaced => {}
             Standing::Fresh => {
                 self.inspect(name, r).await?;
@@ -49,7 +57,8 @@ impl<D: Port> Apply<'_, D> {
     }
 
     /// What Docker shows of the service: on a resumed run, a replacement of this run means
-    /// stop, rename and chown are done, and a parked original that is gone means committed.
+    /// stop, rename and chown are done, and a parked original that is gone leaves only the
+    /// gate to run.
     async fn standing(&self, name: &str, r: &Resolved) -> Result<Standing, StepFailure> {
         let ctx = &self.ctx;
         let saved =
@@ -253,7 +262,8 @@ mod tests {
         assert_eq!(Standing::of(true, false, true), Standing::Fresh);
         // The replacement holds the name: create is reused, then health.
         assert_eq!(Standing::of(true, true, false), Standing::Replaced);
-        // ... and the parked original is gone: the commit removed it.
-        assert_eq!(Standing::of(true, true, true), Standing::Committed);
+        // ... and the parked original is gone (the commit, or a prune while unroot was down):
+        // the replacement is gated again before anything counts it as migrated.
+        assert_eq!(Standing::of(true, true, true), Standing::OriginalGone);
     }
 }

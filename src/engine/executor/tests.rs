@@ -369,3 +369,52 @@ fn ctrl_c_before_a_step_is_journaled_as_an_interrupt_and_costs_no_downtime() {
     assert!(h.services.iter().all(|s| !s.touched), "an inspect Ctrl-C kept from starting touched nothing");
     assert!(h.services.iter().all(|s| s.down.is_empty()), "nothing was stopped: {:?}", h.services);
 }
+
+#[test]
+fn a_parked_original_pruned_while_unroot_was_down_never_commits_an_ungated_replacement() {
+    let fake = fake();
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\n[service.svc]\nday = 1\nuser = \"app\"\nhealth = { exec = [\"probe\"] }\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let outcome = rt.block_on(async {
+        let mut day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap().ready().unwrap();
+        for r in day.services_mut() {
+            r.timings.stable_for = Duration::from_millis(5);
+            r.timings.health_timeout = Duration::from_millis(300);
+        }
+        let stop = crate::engine::interrupt::Interrupt::default();
+        let (ctx, plan_dir) = test_ctx(&fake, tmp.path(), &stop);
+        // An earlier attempt saved and parked the original and created the replacement, then
+        // unroot died before the gate, and `docker container prune` removed the parked
+        // original. The replacement would never pass its probe.
+        let original = fake.with(|s| s.container(ORIGINAL).cloned()).unwrap();
+        ctx.run.save_original("svc", &original.0).unwrap();
+        for (step, ok) in
+            [(Step::Inspect, None), (Step::Inspect, Some(true)), (Step::Create, None), (Step::Create, Some(true))]
+        {
+            let detail = json!({});
+            ctx.record(Record::Step { service: "svc".into(), step, ok, error: None, detail }).unwrap();
+        }
+        fake.with(|s| {
+            s.containers.retain(|c| c.id() != ORIGINAL);
+            let mut replacement = original.0.clone();
+            replacement["Id"] = json!("r3pl4c3000000000000000000000000000000000000000000000000000000000");
+            replacement["Config"]["User"] = json!("1000:1000");
+            replacement["Config"]["Labels"] = json!({LABEL_RUN: "day1-test"});
+            replacement["State"] = json!({"Running": false, "Status": "created"});
+            s.containers.push(Inspect(replacement));
+            s.exec_exit = 1;
+        });
+        Apply::new(ctx, &plan, day, plan_dir).run().await.unwrap().0
+    });
+    assert!(matches!(outcome, Outcome::RolledBack), "{outcome:?}");
+    let c = fake.with(|s| s.container("svc").cloned()).expect("a container holds the name");
+    assert_eq!(c.configured_user(), "", "the original, recreated from original.json");
+    assert!(c.running());
+    assert!(!applied(&tmp, &plan), "never committed");
+    assert_eq!(container_names(&fake), ["svc"], "nothing else left");
+}
