@@ -108,6 +108,8 @@ pub struct State {
     pub helper: Option<HelperFn>,
     /// Exit code of every exec (health probes).
     pub exec_exit: i64,
+    /// The limit each exec was given, in call order.
+    pub exec_limits: Vec<std::time::Duration>,
     /// The commands `exec` ran, in order.
     pub execs: Vec<Vec<String>>,
     /// What a finished helper wrote (its stdout stands for the file its script writes), by id.
@@ -452,10 +454,11 @@ impl DockerPort for FakeDocker {
         Ok(Box::pin(futures_util::stream::iter(events).chain(futures_util::stream::pending())))
     }
 
-    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
+    async fn exec(&self, id: &str, cmd: &[String], limit: std::time::Duration) -> Result<Finished, DockerError> {
         self.enter(Call::Exec(id.into()))?;
         let mut s = self.state.lock().unwrap();
         s.execs.push(cmd.to_vec());
+        s.exec_limits.push(limit);
         Ok(Finished { exit_code: s.exec_exit, ..Default::default() })
     }
 

@@ -99,6 +99,9 @@ pub struct ContainerEvent {
 /// A stream of events; it ends or yields an error when the connection drops.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent, DockerError>> + Send>>;
 
+/// The exit code of an exec that outlived its limit and was killed (as `timeout(1)`'s).
+pub const EXEC_TIMED_OUT: i64 = 124;
+
 /// What a finished container or exec printed and returned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Finished {
@@ -201,8 +204,16 @@ pub trait DockerPort: Send + Sync {
     /// waits for, so nothing is missed.
     fn container_events(&self, id: &str) -> impl Future<Output = Result<EventStream, DockerError>> + Send;
 
-    /// Runs a command in a running container as its configured user and waits for it.
-    fn exec(&self, id: &str, cmd: &[String]) -> impl Future<Output = Result<Finished, DockerError>> + Send;
+    /// Runs a command in a running container as its configured user and waits for it, at
+    /// most `limit`. One that runs longer is killed, with what it started (Docker kills its
+    /// own timed-out health probes; an exec it leaves running), and ends with
+    /// [`EXEC_TIMED_OUT`].
+    fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        limit: std::time::Duration,
+    ) -> impl Future<Output = Result<Finished, DockerError>> + Send;
 
     /// Waits for a started container to exit and returns its code and output.
     fn wait_container(&self, id: &str) -> impl Future<Output = Result<Finished, DockerError>> + Send;

@@ -112,8 +112,8 @@ impl<P: DockerPort> DockerPort for Timed<P> {
         let inner = self.time(self.inner.container_events(id)).await?;
         Ok(Box::pin(TimedStream { inner, nanos: self.nanos.clone(), waiting_since: None }))
     }
-    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
-        self.time(self.inner.exec(id, cmd)).await
+    async fn exec(&self, id: &str, cmd: &[String], limit: std::time::Duration) -> Result<Finished, DockerError> {
+        self.time(self.inner.exec(id, cmd, limit)).await
     }
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
         self.time(self.inner.wait_container(id)).await

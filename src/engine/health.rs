@@ -135,9 +135,14 @@ pub async fn start_and_wait(
     wait(port, id, mode, timings, target_uid, &mut events).await
 }
 
-/// Runs `cmd` in the container, at most `limit`; whether it exited 0.
+/// The most a plan's exec probe may run (Docker's default HEALTHCHECK timeout): one that
+/// takes longer is killed and has failed.
+pub const EXEC_PROBE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `cmd` in the container, at most `limit` (killed when it takes longer); whether it
+/// exited 0.
 async fn exec_passes(port: &impl DockerPort, id: &str, cmd: &[String], limit: Duration) -> bool {
-    matches!(tokio::time::timeout(limit, port.exec(id, cmd)).await, Ok(Ok(f)) if f.exit_code == 0)
+    matches!(port.exec(id, cmd, limit).await, Ok(f) if f.exit_code == 0)
 }
 
 /// With Docker still `starting`: whether the container's own HEALTHCHECK, run by unroot
@@ -168,7 +173,7 @@ async fn until_healthy(
         let c = port.inspect_container(id).await?;
         let healthy = match (verdict(&c, mode)?, mode) {
             (true, HealthMode::Exec(cmd)) => {
-                port.exec(id, cmd).await.is_ok_and(|f| f.exit_code == 0).then_some(Probe::PlanExec)
+                exec_passes(port, id, cmd, EXEC_PROBE_LIMIT).await.then_some(Probe::PlanExec)
             }
             (true, HealthMode::Docker) => Some(Probe::Docker),
             (true, HealthMode::Running) => Some(Probe::Running),
@@ -249,7 +254,7 @@ async fn wait(
         return Err(Unhealthy(format!("it restarted {} time(s) during the stability window", now_restarts - restarts)));
     }
     if let HealthMode::Exec(cmd) = mode
-        && port.exec(id, cmd).await.map(|f| f.exit_code) != Ok(0)
+        && !exec_passes(port, id, cmd, EXEC_PROBE_LIMIT).await
     {
         return Err(Unhealthy(format!("the probe `{}` failed after the stability window", cmd.join(" "))));
     }
@@ -362,6 +367,26 @@ mod tests {
         let e =
             rt().block_on(start_and_wait(&fake, &id, &HealthMode::Exec(vec!["probe".into()]), &t, None)).unwrap_err();
         assert!(e.0.contains("not healthy within 1s"), "{e}");
+    }
+
+    #[test]
+    fn every_probe_unroot_runs_has_a_limit_the_port_enforces() {
+        // The container's own check: its HEALTHCHECK timeout.
+        let fake = FakeDocker::default();
+        let id = created(&fake, Some("starting"));
+        fake.with(|s| {
+            s.container_mut("c1").unwrap().0["Config"]["Healthcheck"] =
+                json!({"Test": ["CMD", "check"], "Timeout": 3_000_000_000u64});
+        });
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Docker, &timings(), None)).unwrap();
+        let limits = fake.with(|s| s.exec_limits.clone());
+        assert!(!limits.is_empty() && limits.iter().all(|l| *l == Duration::from_secs(3)), "{limits:?}");
+        // A plan's exec probe: Docker's default check timeout.
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        rt().block_on(start_and_wait(&fake, &id, &HealthMode::Exec(vec!["probe".into()]), &timings(), None)).unwrap();
+        let limits = fake.with(|s| s.exec_limits.clone());
+        assert!(!limits.is_empty() && limits.iter().all(|l| *l == EXEC_PROBE_LIMIT), "{limits:?}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod host;
+
 use bollard::API_DEFAULT_VERSION;
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -365,7 +367,7 @@ impl DockerPort for BollardDocker {
         Ok(Box::pin(stream))
     }
 
-    async fn exec(&self, id: &str, cmd: &[String]) -> Result<Finished, DockerError> {
+    async fn exec(&self, id: &str, cmd: &[String], limit: std::time::Duration) -> Result<Finished, DockerError> {
         let opts = CreateExecOptions {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -373,18 +375,40 @@ impl DockerPort for BollardDocker {
             ..Default::default()
         };
         let exec = self.docker.create_exec(id, opts).await.map_err(map_err)?;
-        let mut out = Finished::default();
-        match self.docker.start_exec(&exec.id, None).await.map_err(map_err)? {
-            StartExecResults::Attached { mut output, .. } => {
-                while let Some(chunk) = output.next().await {
-                    collect_output(&mut out, chunk.map_err(map_err)?);
+        let run = async {
+            let mut out = Finished::default();
+            match self.docker.start_exec(&exec.id, None).await.map_err(map_err)? {
+                StartExecResults::Attached { mut output, .. } => {
+                    while let Some(chunk) = output.next().await {
+                        collect_output(&mut out, chunk.map_err(map_err)?);
+                    }
                 }
+                StartExecResults::Detached => {}
             }
-            StartExecResults::Detached => {}
+            let inspect = self.docker.inspect_exec(&exec.id).await.map_err(map_err)?;
+            out.exit_code = inspect.exit_code.unwrap_or(-1);
+            Ok(out)
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(done) => done,
+            Err(_) => {
+                // Docker has no call that ends an exec: kill its process tree by its host pid.
+                let seen = self.docker.inspect_exec(&exec.id).await.ok();
+                let pid = seen.as_ref().and_then(|i| i.pid);
+                let container = seen.as_ref().and_then(|i| i.container_id.clone()).unwrap_or_default();
+                let local = self.info.address.starts_with("unix://");
+                let killed = pid.is_some_and(|p| local && host::kill_tree(p, &container));
+                if !killed {
+                    tracing::warn!(container = %id, pid = ?pid, "an exec outlived its limit and could not be killed from here (the daemon is not on this host)");
+                }
+                Ok(Finished {
+                    exit_code: super::EXEC_TIMED_OUT,
+                    stdout: Vec::new(),
+                    stderr: format!("timed out after {}s{}", limit.as_secs_f32(), if killed { "; killed" } else { "" })
+                        .into_bytes(),
+                })
+            }
         }
-        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(map_err)?;
-        out.exit_code = inspect.exit_code.unwrap_or(-1);
-        Ok(out)
     }
 
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
