@@ -88,6 +88,16 @@ pub struct Process {
     pub command: String,
 }
 
+impl Process {
+    /// The program it runs, without its path or arguments: what unroot shows of a process
+    /// (arguments may carry a secret given on the command line, which no redaction of the
+    /// environment would catch).
+    pub fn program(&self) -> &str {
+        let first = self.command.split_whitespace().next().unwrap_or_default();
+        first.rsplit('/').next().unwrap_or(first)
+    }
+}
+
 /// One event of a container from the daemon's event stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEvent {

@@ -264,7 +264,7 @@ async fn wait(
         let wrong: Vec<String> = procs
             .iter()
             .filter(|p| p.uid != Some(uid))
-            .map(|p| format!("pid {} ({}) as uid {}", p.pid, p.command, p.uid.map_or("?".into(), |u| u.to_string())))
+            .map(|p| format!("pid {} ({}) as uid {}", p.pid, p.program(), p.uid.map_or("?".into(), |u| u.to_string())))
             .collect();
         if !wrong.is_empty() {
             return Err(Unhealthy(format!("processes not at uid {uid}: {}", wrong.join("; "))));
@@ -387,6 +387,25 @@ mod tests {
         rt().block_on(start_and_wait(&fake, &id, &HealthMode::Exec(vec!["probe".into()]), &timings(), None)).unwrap();
         let limits = fake.with(|s| s.exec_limits.clone());
         assert!(!limits.is_empty() && limits.iter().all(|l| *l == EXEC_PROBE_LIMIT), "{limits:?}");
+    }
+
+    #[test]
+    fn a_process_at_the_wrong_uid_is_named_by_its_program_never_its_arguments() {
+        let fake = FakeDocker::default();
+        let id = created(&fake, None);
+        fake.with(|s| {
+            s.processes.insert(
+                "c1".into(),
+                vec![Process {
+                    pid: 1,
+                    ppid: 0,
+                    uid: Some(0),
+                    command: "/usr/bin/srv --password hunter2-secret".into(),
+                }],
+            );
+        });
+        let e = rt().block_on(start_and_wait(&fake, &id, &HealthMode::Running, &timings(), Some(999))).unwrap_err();
+        assert_eq!(e.0, "processes not at uid 999: pid 1 (srv) as uid 0");
     }
 
     #[test]

@@ -277,12 +277,16 @@ async fn processes_at_uid(port: &impl DockerPort, tasks: &[&TaskRef], user: &str
     };
     for t in tasks.iter().filter(|t| t.state == TaskState::Running && !t.container_id.is_empty()) {
         // A task on another node is not a container here.
+        let Ok(c) = port.inspect_container(&t.container_id).await else { continue };
         let Ok(processes) = port.top(&t.container_id).await else { continue };
-        if let Some(p) = processes.iter().find(|p| p.uid.is_some_and(|u| u != uid)) {
+        // The task's own processes: a `docker exec` beside them (a probe, an operator's
+        // shell) is not one.
+        let own = crate::docker::own_tree(processes, c.pid());
+        if let Some(p) = own.iter().find(|p| p.uid.is_some_and(|u| u != uid)) {
             return Err(GateError::WrongUid {
                 node: t.node_id.clone(),
                 uid: p.uid.unwrap_or_default(),
-                command: p.command.clone(),
+                command: p.program().to_string(),
                 want: uid,
             });
         }
@@ -372,10 +376,11 @@ mod tests {
             w.tasks[0].container_id = "c1".into();
             s.swarm = Some(w);
         });
-        // Its entrypoint is still root: the spec's user alone does not pass the gate.
+        // Its entrypoint is still root: the spec's user alone does not pass the gate. The
+        // command line's arguments (a password given as one) are never shown.
         fake.add(
-            json!({"Id": "c1", "Name": "/db.1", "State": {"Running": true}}),
-            vec![Process { pid: 1, ppid: 0, uid: Some(0), command: "run".into() }],
+            json!({"Id": "c1", "Name": "/db.1", "State": {"Running": true, "Pid": 100}}),
+            vec![Process { pid: 100, ppid: 1, uid: Some(0), command: "/usr/bin/run --password hunter2-secret".into() }],
         );
         let watch = Watch {
             user: "999:999".into(),
@@ -390,6 +395,19 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
         let e = rt.block_on(gate(&fake, "svc1", &watch)).unwrap_err();
         assert_eq!(e.to_string(), "a task on node n1 runs \"run\" as uid 0, not 999");
+        // At 999, with a root shell an operator `docker exec`ed beside it: the task's own
+        // process tree passes.
+        fake.with(|s| {
+            s.processes.insert(
+                "c1".into(),
+                vec![
+                    Process { pid: 100, ppid: 1, uid: Some(999), command: "run".into() },
+                    Process { pid: 101, ppid: 100, uid: Some(999), command: "worker".into() },
+                    Process { pid: 200, ppid: 1, uid: Some(0), command: "sh".into() },
+                ],
+            );
+        });
+        rt.block_on(gate(&fake, "svc1", &watch)).unwrap();
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
                     let off: Vec<String> = procs
                         .iter()
                         .filter(|p| p.uid != Some(t.owner.uid))
-                        .map(|p| format!("{} as {}", p.command, p.uid.map_or("?".into(), |u| u.to_string())))
+                        .map(|p| format!("{} as {}", p.program(), p.uid.map_or("?".into(), |u| u.to_string())))
                         .collect();
                     if !off.is_empty() {
                         problems.push(format!("task on this node runs {}", off.join(", ")));
