@@ -84,9 +84,10 @@ fn confirm(opts: &ApplyOptions, services: usize) -> Result<(), Error> {
 
 /// Services of the day (or of `--only`) that this plan already migrated and that Docker
 /// still shows so (the name is held by that run's replacement, or by a container at the
-/// recorded user): applying them again is a no-op (SPEC §5).
+/// recorded user; a Swarm service whose tasks run as the recorded user): applying them
+/// again is a no-op (SPEC §5).
 async fn already_migrated(
-    port: &impl DockerPort,
+    port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     ledger: &Ledger,
     opts: &ApplyOptions,
@@ -94,9 +95,21 @@ async fn already_migrated(
     let mut out = Vec::new();
     for s in day_services(plan, opts) {
         let Some(rec) = ledger.service(&s.name).filter(|r| r.state == ServiceState::Migrated) else { continue };
-        let Ok(c) = inspect_named(port, &s.name).await else { continue };
         let recorded_user = rec.settings.as_ref().and_then(|o| o.user.as_deref());
-        if c.label(LABEL_RUN) == Some(rec.run.as_str()) || recorded_user.is_some_and(|u| c.configured_user() == u) {
+        let container = match s.swarm {
+            Some(true) => None,
+            _ => inspect_named(port, &s.name).await.ok(),
+        };
+        let still = match container {
+            Some(c) => {
+                c.label(LABEL_RUN) == Some(rec.run.as_str()) || recorded_user.is_some_and(|u| c.configured_user() == u)
+            }
+            None => match port.inspect_service(&s.name).await {
+                Ok(svc) => recorded_user.is_some_and(|u| svc.configured_user() == u),
+                Err(_) => false,
+            },
+        };
+        if still {
             out.push(AlreadyMigrated { name: s.name.clone(), run: rec.run.clone() });
         }
     }
@@ -281,5 +294,66 @@ fn summary<D: crate::docker::Port>(ctx: &RunCtx<'_, D>, day: u32, outcome: Outco
             ctx.command("resume"),
             ctx.command("rollback")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::docker::fake::FakeDocker;
+    use crate::docker::fake_swarm::FakeSwarm;
+    use crate::docker::swarm::ServiceInspect;
+    use crate::model::compose::ServiceOverride;
+    use crate::state::ServiceRecord;
+
+    fn opts() -> ApplyOptions {
+        ApplyOptions {
+            day: 1,
+            only: vec![],
+            parallelism: None,
+            yes: true,
+            dry_run: false,
+            json: false,
+            state_dir: None,
+        }
+    }
+
+    #[test]
+    fn a_swarm_service_this_plan_migrated_is_left_alone_on_a_second_apply() {
+        let plan = Plan::parse(
+            "p.toml",
+            "[rollout]\nname = \"p\"\n[service.api]\nday = 1\nuser = \"999:999\"\nswarm = true\n",
+        )
+        .unwrap();
+        let fake = FakeDocker::default();
+        let spec = |user: &str| {
+            json!({"Name": "api", "Mode": {"Replicated": {"Replicas": 1}},
+                   "TaskTemplate": {"ContainerSpec": {"Image": "img", "User": user}}})
+        };
+        fake.with(|s| {
+            let mut w = FakeSwarm::default();
+            w.services.push(ServiceInspect(json!({"ID": "s1", "Version": {"Index": 9}, "Spec": spec("999:999")})));
+            s.swarm = Some(w);
+        });
+        let mut ledger = Ledger::default();
+        let settings = ServiceOverride { user: Some("999:999".into()), ..ServiceOverride::default() };
+        let rec = ServiceRecord {
+            state: crate::state::ServiceState::Migrated,
+            run: "day1-x".into(),
+            compose: None,
+            stack: None,
+            settings: Some(settings),
+        };
+        ledger.record_commit(1, "day1-x", BTreeMap::from([("api".to_string(), rec)]));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let already = rt.block_on(already_migrated(&fake, &plan, &ledger, &opts()));
+        assert_eq!(already.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["api"]);
+        // Someone put it back on root meanwhile: it is migrated again.
+        fake.with(|s| s.swarm.as_mut().unwrap().services[0].0["Spec"] = spec(""));
+        assert!(rt.block_on(already_migrated(&fake, &plan, &ledger, &opts())).is_empty());
     }
 }

@@ -300,7 +300,9 @@ impl<'a, D: Port> Apply<'a, D> {
         for name in migrated {
             if let Some(r) = self.day.swarm(name) {
                 let stack = r.original.stack().map(|stack| crate::model::compose::StackRef::of(name, stack));
-                let settings = stack.as_ref().map(|_| self.stack_override(name, r));
+                // Recorded for every service (a re-apply finds it migrated by its user); only
+                // a stack's is written out as an override.
+                let settings = Some(self.stack_override(name, r));
                 services.insert(
                     name.clone(),
                     ServiceRecord {
