@@ -236,6 +236,15 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
     if let Some((home, why)) = home(profile, accounts, owner) {
         d.env.insert("HOME".into(), because(home, why));
     }
+    carry_out(&mut d, seen, profile, owner);
+    d
+}
+
+/// What the profile and the daemon show must change for the service to run as `owner`,
+/// as plan keys where unroot can carry it out (env, tmpfs, healthcheck), else as a warning
+/// or a blocker.
+fn carry_out(d: &mut Decision, seen: &Seen, profile: Option<&Profile>, owner: Owner) {
+    let c = &seen.container;
     if let Some(p) = profile {
         // The container's own setting wins: it says where its data is.
         let own: Vec<String> = c.env().iter().filter_map(|e| e.split('=').next().map(str::to_string)).collect();
@@ -276,7 +285,6 @@ pub fn decide(seen: &Seen, profiles: &Profiles) -> Decision {
     }
     d.blockers = untraversable(&seen.image, owner, &d.chown.value);
     d.blockers.extend(unmounted_files(seen, profile, owner));
-    d
 }
 
 /// The profile's files that only a mount makes writable, where the image has their
