@@ -111,7 +111,9 @@ impl FakeSwarm {
         } else {
             b"C 0:0 ./a\nR 0:0\nEND\n"
         };
-        for node in self.placed(spec) {
+        // As Swarm schedules: no task on a node that is down, drained or paused.
+        let open: Vec<String> = self.nodes.iter().filter(|n| n.schedulable()).map(|n| n.id.clone()).collect();
+        for node in self.placed(spec).into_iter().filter(|n| open.contains(n)) {
             let created_at = self.now();
             let task = format!("task{}", self.clock);
             self.logs.insert(task.clone(), Finished { exit_code: 0, stdout: stdout.to_vec(), stderr: Vec::new() });

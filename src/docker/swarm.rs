@@ -51,6 +51,20 @@ impl NodeRef {
     pub fn schedulable(&self) -> bool {
         self.state == "ready" && self.availability == "active"
     }
+
+    /// Why the scheduler puts no task on it (`down`, `drained`, `paused`), or `None` when it
+    /// is [`schedulable`](NodeRef::schedulable).
+    pub fn why_unschedulable(&self) -> Option<String> {
+        if self.state != "ready" {
+            return Some(if self.state.is_empty() { "not ready".into() } else { self.state.clone() });
+        }
+        match self.availability.as_str() {
+            "active" => None,
+            "drain" => Some("drained".into()),
+            "pause" => Some("paused".into()),
+            other => Some(format!("{other} (availability)")),
+        }
+    }
 }
 
 /// The life of a task, as Swarm names it.

@@ -366,13 +366,16 @@ impl<D: Port> RunCtx<'_, D> {
                     if self.run.node_restored(name, &node, i) {
                         continue;
                     }
+                    // A helper job runs only where the scheduler puts tasks: a node down,
+                    // drained or paused is named at once, never waited for.
                     match nodes.iter().find(|x| x.id == node) {
-                        Some(x) if x.state == "ready" => {
+                        Some(x) if x.schedulable() => {
                             reachable.insert(node, list);
                         }
                         x => left.push(format!(
-                            "node {} ({node}) is down: its copy of {} {} keeps the owners unroot gave it",
+                            "node {} ({node}) is {}: its copy of {} {} keeps the owners unroot gave it",
                             x.map_or(node.as_str(), |x| x.hostname.as_str()),
+                            x.and_then(|x| x.why_unschedulable()).unwrap_or_else(|| "gone from the swarm".into()),
                             mount.kind,
                             mount.source
                         )),

@@ -232,3 +232,44 @@ fn a_restore_retried_while_a_node_is_down_does_not_stop_the_service_again() {
     assert_eq!(restores(), 2, "n2's copy, once");
     assert_eq!(running_users(&fake), ["", ""]);
 }
+
+#[test]
+fn a_node_drained_before_a_restore_is_named_at_once_and_done_when_it_is_active_again() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    let set_n2 = |availability: &str| {
+        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].availability = availability.to_string());
+    };
+    let restores =
+        || fake.with(|s| s.swarm.as_ref().unwrap().jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count());
+    set_n2("drain");
+    let e = restore_db(&fake, &tmp).unwrap_err();
+    assert!(e.to_string().contains("node host-n2 (n2) is drained"), "named, not waited for: {e}");
+    assert_eq!(restores(), 1, "n1's copy only");
+    set_n2("active");
+    restore_db(&fake, &tmp).expect("restored");
+    assert_eq!(restores(), 2);
+    assert_eq!(running_users(&fake), ["", ""]);
+}
+
+#[test]
+fn a_node_drained_while_a_job_waits_on_it_fails_the_step_naming_it() {
+    let fake = fake();
+    let plan = plan();
+    // n2 is drained just before the scan job is created: Swarm never schedules it there.
+    let scan = {
+        let clean = super::tests_swarm::fake();
+        run_day(&clean, &plan, 0);
+        clean
+            .calls()
+            .iter()
+            .position(|c| matches!(c, Call::Swarm("create_service", n) if n.starts_with("unroot-scan-")))
+            .expect("a clean day scans")
+    };
+    fake.before_call(scan + 1, |s| s.swarm.as_mut().unwrap().nodes[1].availability = "drain".into());
+    let (outcome, tmp, _) = run_day(&fake, &plan, 0);
+    assert_eq!(outcome, Outcome::RolledBack);
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("node host-n2 (n2) is drained"), "{journal}");
+}

@@ -219,6 +219,20 @@ async fn wait(
             }
             return Ok(out);
         }
+        // A node that cannot take the job's task (down, drained, paused) never will while it
+        // stays so: name it now instead of waiting out the timeout.
+        let listed = port.list_nodes().await?;
+        let blocked: Vec<String> = nodes
+            .iter()
+            .filter(|n| !ended.contains_key(n.as_str()))
+            .filter_map(|n| match listed.iter().find(|x| &x.id == n) {
+                Some(x) => x.why_unschedulable().map(|why| format!("node {} ({n}) is {why}", x.hostname)),
+                None => Some(format!("node {n} is gone from the swarm")),
+            })
+            .collect();
+        if !blocked.is_empty() {
+            return Err(DockerError::Conflict(format!("the helper job cannot run there: {}", blocked.join("; "))));
+        }
         if tokio::time::Instant::now() >= deadline {
             let waiting: Vec<String> = nodes
                 .iter()
