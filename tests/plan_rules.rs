@@ -205,6 +205,8 @@ fn tmpfs_entries_are_absolute_paths_with_a_size_and_an_octal_mode() {
             "tmpfs mode \"0999\" is not an octal mode",
         ),
         ("{ path = \"/run\", mode = \"17777\" }", PlanErrorKind::InvalidTmpfs, "is not an octal mode"),
+        ("{ path = \"/run\", mode = \"+755\" }", PlanErrorKind::InvalidTmpfs, "is not an octal mode"),
+        ("{ path = \"/run\", mode = \"7\" }", PlanErrorKind::InvalidTmpfs, "is not an octal mode"),
         ("{ path = \"/run\", colour = \"red\" }", PlanErrorKind::InvalidTmpfs, "a `tmpfs` entry is a path or"),
         ("7", PlanErrorKind::InvalidTmpfs, "a `tmpfs` entry is a path or"),
     ] {
@@ -213,10 +215,10 @@ fn tmpfs_entries_are_absolute_paths_with_a_size_and_an_octal_mode() {
         one(&format!("{HEAD}[service.a]\nday = 1\ntmpfs = [{entry}]\n"), kind, at, message);
     }
     one(
-        &format!("{HEAD}[service.a]\nday = 1\ntmpfs = [\"/run\", \"/run/\"]\n"),
+        &format!("{HEAD}[service.a]\nday = 1\ntmpfs = [\"/run\", \"//run/.\"]\n"),
         PlanErrorKind::InvalidTmpfs,
         "p.toml:5:18",
-        "tmpfs path \"/run/\" is listed twice",
+        "tmpfs path \"//run/.\" is listed twice",
     );
     one(
         &format!("{HEAD}[service.a]\nday = 1\nchown = [\"/data\"]\ntmpfs = [\"/data\"]\n"),
@@ -242,6 +244,10 @@ fn security_options_add_confinement_and_never_take_it_away() {
         ("seccomp=unconfined", "\"seccomp=unconfined\" takes confinement away"),
         ("apparmor:unconfined", "takes confinement away"),
         ("label=disable", "takes confinement away"),
+        (
+            "seccomp=profiles/strict.json",
+            "the seccomp profile of \"seccomp=profiles/strict.json\" is not an absolute path",
+        ),
     ] {
         one(
             &format!("{HEAD}[service.a]\nday = 1\nsecurity_opt = [\"{opt}\"]\n"),

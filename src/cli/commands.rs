@@ -104,8 +104,16 @@ async fn already_migrated(
             Some(c) => {
                 c.label(LABEL_RUN) == Some(rec.run.as_str()) || recorded_user.is_some_and(|u| c.configured_user() == u)
             }
+            // A ledger of an earlier version recorded no user for a Swarm service: the
+            // plan's, when it is numeric, is what the migration wrote.
             None => match port.inspect_service(&s.name).await {
-                Ok(svc) => recorded_user.is_some_and(|u| svc.configured_user() == u),
+                Ok(svc) => match recorded_user {
+                    Some(u) => svc.configured_user() == u,
+                    None => s.user.as_ref().is_some_and(|u| {
+                        let plan_user = u.to_string();
+                        plan_user.split(':').all(|p| p.parse::<u32>().is_ok()) && svc.configured_user() == plan_user
+                    }),
+                },
                 Err(_) => false,
             },
         };
@@ -352,8 +360,20 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let already = rt.block_on(already_migrated(&fake, &plan, &ledger, &opts()));
         assert_eq!(already.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["api"]);
+        // A ledger of the earlier version, without the user: the plan's numeric user.
+        let mut old = Ledger::default();
+        let rec = ServiceRecord {
+            state: crate::state::ServiceState::Migrated,
+            run: "day1-x".into(),
+            compose: None,
+            stack: None,
+            settings: None,
+        };
+        old.record_commit(1, "day1-x", BTreeMap::from([("api".to_string(), rec)]));
+        assert_eq!(rt.block_on(already_migrated(&fake, &plan, &old, &opts())).len(), 1);
         // Someone put it back on root meanwhile: it is migrated again.
         fake.with(|s| s.swarm.as_mut().unwrap().services[0].0["Spec"] = spec(""));
         assert!(rt.block_on(already_migrated(&fake, &plan, &ledger, &opts())).is_empty());
+        assert!(rt.block_on(already_migrated(&fake, &plan, &old, &opts())).is_empty());
     }
 }

@@ -79,6 +79,13 @@ impl Output {
         for d in plan.services.iter().filter(|d| !d.warnings.is_empty()) {
             lines.push_str(&format!("  ! {}: {}\n", d.name, d.warnings.join("; ")));
         }
+        for d in plan.services.iter().filter(|d| d.placement == Placement::Unplaced) {
+            lines.push_str(&format!(
+                "  NOT PLACED {}: written commented out: {}\n",
+                d.name,
+                d.unplaced.as_deref().unwrap_or_default()
+            ));
+        }
         for d in plan.services.iter().filter(|d| !d.blockers.is_empty()) {
             lines.push_str(&format!(
                 "  BLOCKED {}: on day {} alone, after the others, until fixed: {}\n",

@@ -140,9 +140,17 @@ fn anonymous_volume_binds(original: &Inspect) -> Vec<String> {
         .collect()
 }
 
-/// The key of a security option: `apparmor` of `apparmor=x` and of Docker's older `apparmor:x`.
-fn security_opt_key(opt: &str) -> &str {
-    opt.split(['=', ':']).next().unwrap_or(opt)
+/// What a security option sets, which a planned option of the same key replaces:
+/// `apparmor` of `apparmor=x` (and Docker's older `apparmor:x`), and for SELinux labels the
+/// label's own field (`label=type` of `label=type:svirt_t`), so a planned type keeps the
+/// original's level.
+fn security_opt_key(opt: &str) -> String {
+    let mut parts = opt.splitn(2, ['=', ':']);
+    let key = parts.next().unwrap_or(opt);
+    match (key, parts.next()) {
+        ("label", Some(value)) => format!("label={}", value.split(':').next().unwrap_or(value)),
+        _ => key.to_string(),
+    }
 }
 
 /// `HostConfig` with the planned changes, from the original's.
@@ -502,10 +510,10 @@ mod tests {
     fn planned_tmpfs_and_security_options_go_into_the_request_and_the_expected_view() {
         let mut original = original();
         original.0["HostConfig"]["Tmpfs"] = json!({"/tmp": "size=1m"});
-        original.0["HostConfig"]["SecurityOpt"] = json!(["apparmor=old-profile", "label=level:s0"]);
+        original.0["HostConfig"]["SecurityOpt"] = json!(["apparmor=old-profile", "label=level:s0", "label=type:old_t"]);
         let ch = Changes {
             tmpfs: BTreeMap::from([("/run".into(), "mode=0755,uid=999,gid=999".into())]),
-            security_opt: vec!["apparmor=docker-default".into()],
+            security_opt: vec!["apparmor=docker-default".into(), "label:type:svirt_t".into()],
             ..changes()
         };
         let req = create_request(&original, &ch, false);
@@ -513,8 +521,8 @@ mod tests {
         assert_eq!(h["Tmpfs"], json!({"/tmp": "size=1m", "/run": "mode=0755,uid=999,gid=999"}));
         assert_eq!(
             h["SecurityOpt"],
-            json!(["label=level:s0", "no-new-privileges:true", "apparmor=docker-default"]),
-            "the planned AppArmor profile replaces the original's"
+            json!(["label=level:s0", "no-new-privileges:true", "apparmor=docker-default", "label:type:svirt_t"]),
+            "the planned AppArmor profile and label type replace the original's; its level stays"
         );
         let mut new = faithful();
         new.0["HostConfig"]["Tmpfs"] = h["Tmpfs"].clone();

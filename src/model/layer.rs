@@ -35,27 +35,27 @@ pub fn lost_writes(changes: &[String], covered: &[String]) -> Vec<String> {
 }
 
 /// The directory a tmpfs should cover for a write that is runtime state, or `None` when the
-/// write is not (it may be data, and a tmpfs would lose it):
+/// write is not, or when no directory can be given a tmpfs without hiding what the image put
+/// beside it (an application's own directory holding its pid file):
 /// - anything under /run, /var/run, /tmp or /var/tmp: the directory holding it
 ///   (`/run/nginx.pid`: `/run`; `/var/run/postgresql/.s.PGSQL.5432.lock`:
 ///   `/var/run/postgresql`, which the image may already give to its user);
-/// - a path inside a `cache` directory (`/var/cache/nginx/client_temp`): the directory
-///   just below `cache` (`/var/cache/nginx`);
-/// - a `*_temp`, `temp` or `tmp` directory, or a `*.pid` file elsewhere: its parent.
+/// - a path inside `/var/cache/NAME` (`/var/cache/nginx/client_temp`): `/var/cache/NAME`;
+/// - a directory named `tmp`, `temp` or `*_temp` elsewhere: that directory itself, never
+///   its parent (`/app/tmp`, not `/app`). A pid file elsewhere gets none.
 pub fn runtime_dir(path: &str) -> Option<String> {
     if let Some(root) = RUNTIME_ROOTS.iter().find(|r| within(path, r)) {
         let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
         return Some(if within(parent, root) { parent.to_string() } else { root.to_string() });
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if let Some(i) = parts.iter().position(|c| *c == "cache")
-        && i + 1 < parts.len()
-    {
-        return Some(format!("/{}", parts[..=i + 1].join("/")));
+    if parts.len() >= 3 && parts[0] == "var" && parts[1] == "cache" {
+        return Some(format!("/var/cache/{}", parts[2]));
     }
-    let last = *parts.last()?;
-    let temp = last.ends_with("_temp") || last == "temp" || last == "tmp" || last.ends_with(".pid");
-    (temp && parts.len() >= 2).then(|| format!("/{}", parts[..parts.len() - 1].join("/")))
+    let temp = |c: &&str| c.ends_with("_temp") || *c == "temp" || *c == "tmp";
+    // The outermost temp directory on the way to the write (`/app/tmp/x/y`: `/app/tmp`).
+    let at = parts.iter().position(temp)?;
+    (at >= 1).then(|| format!("/{}", parts[..=at].join("/")))
 }
 
 #[cfg(test)]
@@ -116,8 +116,11 @@ mod tests {
         assert_eq!(runtime_dir("/tmp/y").as_deref(), Some("/tmp"));
         assert_eq!(runtime_dir("/var/cache/nginx/client_temp").as_deref(), Some("/var/cache/nginx"));
         assert_eq!(runtime_dir("/var/lib/nginx/body").as_deref(), None, "not named as temp: could be data");
-        assert_eq!(runtime_dir("/var/lib/nginx/proxy_temp").as_deref(), Some("/var/lib/nginx"));
-        assert_eq!(runtime_dir("/opt/app/app.pid").as_deref(), Some("/opt/app"));
+        assert_eq!(runtime_dir("/var/lib/nginx/proxy_temp").as_deref(), Some("/var/lib/nginx/proxy_temp"));
+        assert_eq!(runtime_dir("/app/tmp/upload/x").as_deref(), Some("/app/tmp"), "the temp directory itself");
+        assert_eq!(runtime_dir("/opt/app/app.pid"), None, "never the application's own directory");
+        assert_eq!(runtime_dir("/app/celerybeat.pid"), None);
+        assert_eq!(runtime_dir("/srv/cache/x"), None, "only /var/cache is a cache by its place");
         assert_eq!(runtime_dir("/srv/www/upload.bin"), None);
         assert_eq!(runtime_dir("/runner/x"), None, "/runner is not /run");
         assert_eq!(runtime_dir("/tmp").as_deref(), Some("/tmp"));

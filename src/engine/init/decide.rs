@@ -255,13 +255,20 @@ fn carry_out(d: &mut Decision, seen: &Seen, profile: Option<&Profile>, owner: Ow
     d.tmpfs = tmpfs(seen, profile, owner);
     let test = c.healthcheck_test();
     if let Some(fixed) = crate::model::profiles::healthcheck_without_user_switch(&test) {
-        d.healthcheck = Some(because(
-            fixed,
-            format!(
-                "its HEALTHCHECK ({}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): the same test without it",
-                test.join(" ")
-            ),
-        ));
+        // A test holding a value of the environment (an interpolated password) is never
+        // written into the plan: the operator writes that one.
+        let secrets = crate::engine::redact::env_values(&c.env());
+        let shown = crate::engine::redact::redact(&test.join(" "), &secrets);
+        let why = format!(
+            "its HEALTHCHECK ({shown}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648)"
+        );
+        if shown == test.join(" ") {
+            d.healthcheck = Some(because(fixed, format!("{why}: the same test without it")));
+        } else {
+            d.blockers.push(format!(
+                "{why}, and it holds a value of the container's environment, which init does not write: set `healthcheck` to the same test without the switch"
+            ));
+        }
     }
     let covered: Vec<String> = c
         .mounts()
@@ -283,8 +290,14 @@ fn carry_out(d: &mut Decision, seen: &Seen, profile: Option<&Profile>, owner: Ow
             ));
         }
     }
-    d.blockers = untraversable(&seen.image, owner, &d.chown.value);
-    d.blockers.extend(unmounted_files(seen, profile, owner));
+    d.blockers.extend(untraversable(&seen.image, owner, &d.chown.value));
+    // A file only a mount can make writable: no plan key can, and the preview cannot see
+    // it, so the service is written commented out with the reason (and the fix).
+    let files = unmounted_files(seen, profile, owner);
+    if !files.is_empty() {
+        d.placement = Placement::Unplaced;
+        d.unplaced = Some(files.join("; "));
+    }
 }
 
 /// The profile's files that only a mount makes writable, where the image has their
@@ -298,7 +311,9 @@ fn unmounted_files(seen: &Seen, profile: Option<&Profile>, owner: Owner) -> Vec<
         .filter_map(|file| {
             let dir = file.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d })?;
             let (o, mode) = seen.image.paths.get(dir)?;
-            let writable = (o.uid == owner.uid && mode & 0o200 != 0) || mode & 0o002 != 0;
+            let writable = (o.uid == owner.uid && mode & 0o200 != 0)
+                || (o.gid == owner.gid && mode & 0o020 != 0)
+                || mode & 0o002 != 0;
             (!writable).then(|| {
                 format!(
                     "profile {}: it writes {file}, in {dir} (owner {o}, mode {mode:04o}), which uid {} cannot write, and no mount covers it: bind-mount a file owned by {owner} there",

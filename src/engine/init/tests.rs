@@ -364,7 +364,7 @@ fn qdrant_without_a_snapshots_mount_gets_a_tmpfs_there_and_with_one_none() {
 }
 
 #[test]
-fn chroma_0x_without_a_mount_for_its_log_file_gets_a_day_alone() {
+fn chroma_0x_without_a_mount_for_its_log_file_is_written_commented_out_with_the_fix() {
     let chroma = |dir: Option<(Owner, u32)>, mounts: Value| {
         let mut f = facts("root:x:0:0:root:/root:/bin/bash\n");
         if let Some(d) = dir {
@@ -375,13 +375,31 @@ fn chroma_0x_without_a_mount_for_its_log_file_gets_a_day_alone() {
     };
     let data = json!({"Type": "volume", "Name": "d", "Source": "/v", "Destination": "/chroma/chroma", "RW": true});
     let d = chroma(Some((Owner::ROOT, 0o755)), json!([data]));
+    assert_eq!(d.placement, Placement::Unplaced, "the preview cannot see it: written commented out");
     assert_eq!(
-        d.blockers,
-        [
+        d.unplaced.as_deref(),
+        Some(
             "profile chroma: it writes /chroma/chroma.log, in /chroma (owner 0:0, mode 0755), which uid 1000 cannot write, and no mount covers it: bind-mount a file owned by 1000:1000 there"
-        ]
+        )
     );
+    let text = toml(&lay_out("x".into(), vec![d], vec![], &[]));
+    assert!(text.contains("# [service.vec]") && text.contains("bind-mount a file owned by 1000:1000 there"), "{text}");
     let log = json!({"Type": "bind", "Source": "/srv/chroma.log", "Destination": "/chroma/chroma.log", "RW": true});
-    assert!(chroma(Some((Owner::ROOT, 0o755)), json!([data, log])).blockers.is_empty(), "a file mount is the fix");
-    assert!(chroma(None, json!([])).blockers.is_empty(), "1.x images have no /chroma");
+    assert_eq!(chroma(Some((Owner::ROOT, 0o755)), json!([data, log])).placement, Placement::Migrate, "a file mount");
+    assert_eq!(chroma(None, json!([])).placement, Placement::Migrate, "1.x images have no /chroma");
+    // A group that may write the directory (images run with gid 0) is no blocker.
+    assert_eq!(chroma(Some((Owner::new(0, 1000), 0o775)), json!([data])).placement, Placement::Migrate);
+}
+
+#[test]
+fn a_healthcheck_holding_an_environment_value_is_never_written_into_the_plan() {
+    let hc = json!({"Config": {"Env": ["MARIADB_ROOT_PASSWORD=s3cr3t-root-pw"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "healthcheck.sh --su-mysql --connect -ps3cr3t-root-pw"]}}});
+    let s = seen(inspect("db", "mariadb:11", hc), Class::DropsRoot, &[999], facts(PASSWD));
+    let d = decide(&s, &Profiles::builtin());
+    assert!(d.healthcheck.is_none());
+    assert_eq!(d.blockers.len(), 1, "{:?}", d.blockers);
+    let text = toml(&lay_out("x".into(), vec![d], vec![], std::slice::from_ref(&s.container)));
+    assert!(!text.contains("s3cr3t-root-pw"), "{text}");
+    assert!(text.contains("-p<redacted>") && text.contains("# BLOCKED:"), "{text}");
 }

@@ -473,18 +473,22 @@ fn plan_tmpfs(s: &Service, c: &Inspect, owner: Option<Owner>, sp: &mut ServicePl
 /// (mariadb's `healthcheck.sh --su-mysql`) blocks a service that moves off root, with the
 /// test to plan instead.
 fn plan_healthcheck(s: &Service, c: &Inspect, sp: &mut ServicePlan) {
+    // A test may hold a value of the environment (compose interpolates `${PASSWORD}`):
+    // shown with every such value redacted.
+    let secrets = crate::engine::redact::env_values(&c.env());
+    let shown = |t: &[String]| crate::engine::redact::redact(&t.join(" "), &secrets);
     let now = c.healthcheck_test();
     if let Some(test) = &s.healthcheck {
-        sp.changes.push(format!("healthcheck: {} → {}", now.join(" "), test.join(" ")));
+        sp.changes.push(format!("healthcheck: {} → {}", shown(&now), shown(test)));
     }
     let effective = s.healthcheck.as_ref().unwrap_or(&now);
     if s.user.is_some()
         && let Some(fixed) = crate::model::profiles::healthcheck_without_user_switch(effective)
     {
+        let fixed = crate::engine::redact::redact(&serde_json::to_string(&fixed).unwrap_or_default(), &secrets);
         sp.blockers.push(format!(
-            "its HEALTHCHECK ({}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): set healthcheck = {}",
-            effective.join(" "),
-            serde_json::to_string(&fixed).unwrap_or_default()
+            "its HEALTHCHECK ({}) switches user itself, which fails once it is not root (MariaDB/mariadb-docker #648): set healthcheck = {fixed}",
+            shown(effective),
         ));
     }
 }

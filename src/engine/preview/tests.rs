@@ -333,3 +333,14 @@ fn a_healthcheck_that_switches_user_blocks_until_the_plan_replaces_it() {
     assert_eq!(r.changes.healthcheck, Some(vec!["CMD".into(), "healthcheck.sh".into(), "--connect".into()]));
     assert!(preview("", &observed(c)).blockers.is_empty(), "a service that stays root may keep it");
 }
+
+#[test]
+fn a_healthcheck_is_shown_without_the_values_of_the_environment() {
+    let c = container(json!({"Config": {"Env": ["PW=s3cr3t-value"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "check --su-mysql -ps3cr3t-value"]}}}));
+    let sp = preview("user = \"redis\"", &observed(c.clone()));
+    assert!(sp.blockers[0].contains("check --su-mysql -p<redacted>"), "{:?}", sp.blockers);
+    assert!(!format!("{:?}", sp.blockers).contains("s3cr3t"));
+    let sp = preview("user = \"redis\"\nhealthcheck = [\"CMD-SHELL\", \"check -ps3cr3t-value\"]", &observed(c));
+    assert!(!format!("{:?}", sp.changes).contains("s3cr3t"), "{:?}", sp.changes);
+}

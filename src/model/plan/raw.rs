@@ -149,7 +149,7 @@ pub(super) struct RawService {
     #[schemars(with = "Vec<RawTmpfs>")]
     pub(super) tmpfs: Vec<Spanned<RawTmpfs>>,
     /// Security options as `docker run --security-opt` takes them: "apparmor=PROFILE",
-    /// "seccomp=FILE" (read where unroot runs), "label=…", "systempaths=unconfined".
+    /// "seccomp=/absolute/profile.json" (read where unroot runs), "label=…".
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub(super) security_opt: Vec<Spanned<String>>,

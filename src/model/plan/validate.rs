@@ -486,7 +486,8 @@ impl Validator<'_> {
                     Some("tmpfs takes absolute container paths such as \"/run\" or \"/var/cache/nginx\""),
                 );
             }
-            let clean = path.trim_end_matches('/').to_string();
+            // `//run/` and `/run/.` are `/run`.
+            let clean = Path::new(path).components().collect::<PathBuf>().display().to_string();
             if out.iter().any(|t| t.path == clean) {
                 self.push(
                     PlanErrorKind::InvalidTmpfs,
@@ -514,7 +515,9 @@ impl Validator<'_> {
                     Some("bytes, or a number with k, m or g: size = \"16m\""),
                 );
             }
-            let mode = match mode.map(|m| (m, u32::from_str_radix(m, 8))) {
+            // Three or four octal digits, as the schema says (`+755` or `7` are not modes).
+            let digits_ok = |m: &str| (3..=4).contains(&m.len()) && m.bytes().all(|b| (b'0'..=b'7').contains(&b));
+            let mode = match mode.map(|m| (m, if digits_ok(m) { u32::from_str_radix(m, 8) } else { "x".parse() })) {
                 None => Some(TMPFS_DEFAULT_MODE),
                 Some((_, Ok(bits))) if bits <= 0o7777 => Some(bits),
                 Some((m, _)) => {
@@ -564,6 +567,16 @@ impl Validator<'_> {
                     format!("\"{o}\" takes confinement away"),
                     "weakens the container",
                     Some("security_opt adds controls (a profile, a label); leave the key out to keep the container's own"),
+                );
+            } else if key == "seccomp" && !o[key.len() + 1..].starts_with('/') {
+                self.push(
+                    PlanErrorKind::InvalidSecurityOpt,
+                    opt.span(),
+                    format!("the seccomp profile of \"{o}\" is not an absolute path"),
+                    "relative path",
+                    Some(
+                        "give the profile's absolute path: unroot reads it where it runs, compose where the project is",
+                    ),
                 );
             }
         }
