@@ -67,6 +67,15 @@ impl NodeRef {
     }
 }
 
+/// Why node `id` of `nodes` takes no task (`node HOST (ID) is drained`, or gone from the
+/// swarm), or `None` when the scheduler may put tasks on it.
+pub fn unschedulable_node(nodes: &[NodeRef], id: &str) -> Option<String> {
+    match nodes.iter().find(|x| x.id == id) {
+        Some(x) => x.why_unschedulable().map(|why| format!("node {} ({id}) is {why}", x.hostname)),
+        None => Some(format!("node {id} is gone from the swarm")),
+    }
+}
+
 /// The life of a task, as Swarm names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskState {

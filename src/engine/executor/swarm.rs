@@ -368,16 +368,13 @@ impl<D: Port> RunCtx<'_, D> {
                     }
                     // A helper job runs only where the scheduler puts tasks: a node down,
                     // drained or paused is named at once, never waited for.
-                    match nodes.iter().find(|x| x.id == node) {
-                        Some(x) if x.schedulable() => {
+                    match crate::docker::swarm::unschedulable_node(&nodes, &node) {
+                        None => {
                             reachable.insert(node, list);
                         }
-                        x => left.push(format!(
-                            "node {} ({node}) is {}: its copy of {} {} keeps the owners unroot gave it",
-                            x.map_or(node.as_str(), |x| x.hostname.as_str()),
-                            x.and_then(|x| x.why_unschedulable()).unwrap_or_else(|| "gone from the swarm".into()),
-                            mount.kind,
-                            mount.source
+                        Some(why) => left.push(format!(
+                            "{why}: its copy of {} {} keeps the owners unroot gave it",
+                            mount.kind, mount.source
                         )),
                     }
                 }

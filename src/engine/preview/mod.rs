@@ -17,6 +17,7 @@ use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
 
 mod names;
+mod runtime;
 mod service;
 
 use service::service_plan;

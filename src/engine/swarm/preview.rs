@@ -174,12 +174,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     if s.ownership == Ownership::Host {
         sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
     }
-    if !s.tmpfs.is_empty() || !s.security_opt.is_empty() || s.healthcheck.is_some() {
-        sp.blockers.push(
-            "tmpfs, security_opt and healthcheck are applied to containers; a Swarm service's spec cannot yet carry them through unroot (set them in the stack file)"
-                .into(),
-        );
-    }
+    sp.blockers.extend(container_only_keys(s));
     if s.no_new_privileges == Some(true) && api_below(&o.api_version, (1, 46)) {
         sp.blockers.push(format!(
             "no_new_privileges: a service's tasks get it from API 1.46 (Engine 27) on; this manager speaks {}",
@@ -327,6 +322,14 @@ fn api_below(version: &str, min: (u32, u32)) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     v < min
+}
+
+/// The blocker of a service whose plan sets keys only containers take yet.
+fn container_only_keys(s: &Service) -> Option<String> {
+    (!s.tmpfs.is_empty() || !s.security_opt.is_empty() || s.healthcheck.is_some()).then(|| {
+        "tmpfs, security_opt and healthcheck are applied to containers; a Swarm service's spec cannot yet carry them through unroot (set them in the stack file)"
+            .to_string()
+    })
 }
 
 #[cfg(test)]

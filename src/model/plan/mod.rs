@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod error;
 mod raw;
+mod runtime;
 mod validate;
 
 use std::collections::BTreeMap;
