@@ -47,6 +47,22 @@ impl FakeSwarm {
         format!("2026-01-01T00:{:02}:{:02}.{:09}Z", self.clock / 60_000 % 60, self.clock / 1000 % 60, self.clock % 1000)
     }
 
+    /// What `docker service rollback` does: the service's `PreviousSpec` becomes its spec
+    /// (and the spec its `PreviousSpec`), and its tasks follow.
+    pub fn rollback(&mut self, id: &str) {
+        let at = self.now();
+        let svc = self.services.iter_mut().find(|s| s.id() == id).expect("a service of the fake");
+        let previous = svc.0["PreviousSpec"].take();
+        assert!(!previous.is_null(), "no previous spec to roll back to");
+        svc.0["PreviousSpec"] = std::mem::replace(&mut svc.0["Spec"], previous.clone());
+        let version = svc.version();
+        svc.0["Version"] = json!({"Index": version + 1});
+        svc.0["UpdatedAt"] = json!(at);
+        if ["TaskTemplate", "Mode"].iter().any(|k| svc.0["PreviousSpec"][k] != previous[k]) {
+            self.reconcile(id, &previous);
+        }
+    }
+
     /// The nodes a spec's tasks go to: the one a `node.id==` constraint names, none for a
     /// parking constraint, else every node.
     fn placed(&self, spec: &Value) -> Vec<String> {
@@ -179,12 +195,18 @@ impl SwarmPort for FakeDocker {
             }
             let at = w.now();
             let svc = w.services.iter_mut().find(|s| s.id() == id || s.name() == id).expect("found above");
+            svc.0["PreviousSpec"] = svc.0["Spec"].clone();
             svc.0["Spec"] = spec.clone();
             svc.0["Version"] = json!({"Index": now + 1});
             svc.0["UpdatedAt"] = json!(at);
             let sid = svc.id().to_string();
+            // As Swarm: tasks are replaced only when what they run changes (a new
+            // `UpdateConfig` alone replaces none).
+            let dirty = ["TaskTemplate", "Mode"].iter().any(|k| svc.0["PreviousSpec"][k] != spec[k]);
             w.updates.push((sid.clone(), version, spec.clone()));
-            w.reconcile(&sid, &spec);
+            if dirty {
+                w.reconcile(&sid, &spec);
+            }
             Ok(())
         })
     }

@@ -268,6 +268,12 @@ impl ServiceInspect {
         self.0.pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test").is_some()
     }
 
+    /// The spec before the last write (`PreviousSpec`): what `docker service rollback`
+    /// goes back to. `None` when the service was never updated.
+    pub fn previous_spec(&self) -> Option<&Value> {
+        self.0.get("PreviousSpec").filter(|v| !v.is_null())
+    }
+
     /// When the manager last wrote the service (RFC 3339, the manager's clock).
     pub fn updated_at(&self) -> &str {
         self.str_at("/UpdatedAt")

@@ -92,7 +92,9 @@ impl<D: Port> Apply<'_, D> {
             .inspect_service(r.original.id())
             .await
             .map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
-        if !steps::same_spec(now.spec(), &r.spec) {
+        // Its spec already the planned one (updated, or settled after its gate): only the
+        // gate, then the settling write, are left.
+        if !r.is_planned(now.spec()) {
             self.service_stop(name, r).await?;
             self.service_chown(name, r).await?;
             self.service_update(name, r).await?;
@@ -285,7 +287,11 @@ impl<D: Port> Apply<'_, D> {
                 g = steps::gate(ctx.port, r.original.id(), &watch) => g?,
                 () = ctx.stop.wait() => return Err(StepError::Interrupted("while waiting for health")),
             }
-            Ok(((), json!({"tasks": watch.wanted})))
+            // Healthy: the service gets its own UpdateConfig back (a write that replaces no
+            // task). Swarm's PreviousSpec is then the planned spec, so a `docker service
+            // rollback` keeps the tasks running as they are, never at zero.
+            let settled = steps::put_spec(ctx.port, r.original.id(), &r.settled_spec()).await?.1;
+            Ok(((), json!({"tasks": watch.wanted, "settled": settled})))
         })
         .await
     }
@@ -419,6 +425,15 @@ impl<D: Port> RunCtx<'_, D> {
                 stable_for: timings.stable_for,
             };
             steps::gate(self.port, &id, &watch).await.doing("the original's tasks")?;
+            // Swarm's PreviousSpec is the stopped spec after the write above: the same spec
+            // written once more makes it the original, so a `docker service rollback` never
+            // scales the service to zero. Replaces no task.
+            let back = self.port.inspect_service(&id).await?;
+            if steps::same_spec(back.spec(), original.spec())
+                && back.previous_spec().is_some_and(|p| steps::stopped_by(p, original.spec(), &self.run.id))
+            {
+                self.port.update_service(&id, back.version(), original.spec().clone()).await?;
+            }
             if !left.is_empty() {
                 return Err(StepError::Reown(format!(
                     "the original spec is back and its tasks run, but {}; `unroot resume` restores them once the node answers",

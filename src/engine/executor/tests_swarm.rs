@@ -24,6 +24,7 @@ fn original_spec() -> Value {
     json!({
         "Name": "db",
         "Mode": {"Replicated": {"Replicas": 2}},
+        "UpdateConfig": {"Parallelism": 1, "FailureAction": "rollback", "Order": "start-first"},
         "TaskTemplate": {"ContainerSpec": {
             "Image": "img:1",
             "Healthcheck": {"Test": ["CMD", "true"]},
@@ -70,6 +71,13 @@ fn run_day(fake: &FakeDocker, plan: &Plan, k: usize) -> (Outcome, tempfile::Temp
         }
         (super::tests::apply_day(fake, plan, day, tmp.path()).await, tmp, base)
     })
+}
+
+/// The calls a clean day makes (the preview's included), for placing a failure.
+fn clean_day_calls(plan: &Plan) -> Vec<Call> {
+    let clean = fake();
+    run_day(&clean, plan, 0);
+    clean.calls()
 }
 
 /// The users of `db`'s tasks that Swarm wants running and that run.
@@ -258,18 +266,63 @@ fn a_node_drained_while_a_job_waits_on_it_fails_the_step_naming_it() {
     let fake = fake();
     let plan = plan();
     // n2 is drained just before the scan job is created: Swarm never schedules it there.
-    let scan = {
-        let clean = super::tests_swarm::fake();
-        run_day(&clean, &plan, 0);
-        clean
-            .calls()
-            .iter()
-            .position(|c| matches!(c, Call::Swarm("create_service", n) if n.starts_with("unroot-scan-")))
-            .expect("a clean day scans")
-    };
+    let scan = clean_day_calls(&plan)
+        .iter()
+        .position(|c| matches!(c, Call::Swarm("create_service", n) if n.starts_with("unroot-scan-")))
+        .expect("a clean day scans");
     fake.before_call(scan + 1, |s| s.swarm.as_mut().unwrap().nodes[1].availability = "drain".into());
     let (outcome, tmp, _) = run_day(&fake, &plan, 0);
     assert_eq!(outcome, Outcome::RolledBack);
     let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
     assert!(journal.contains("node host-n2 (n2) is drained"), "{journal}");
+}
+
+/// What `docker service rollback` does to `db` on the fake manager.
+fn docker_service_rollback(fake: &FakeDocker) {
+    fake.with(|s| s.swarm.as_mut().unwrap().rollback("svc1"));
+}
+
+#[test]
+fn a_migrated_service_gets_its_own_update_config_back_and_docker_rollback_keeps_it_running() {
+    let fake = fake();
+    let (outcome, _tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    let svc = fake.with(|s| s.swarm.as_ref().unwrap().services[0].clone());
+    assert_eq!(svc.spec()["UpdateConfig"], original_spec()["UpdateConfig"], "its own UpdateConfig, not unroot's");
+    let tasks = || fake.with(|s| s.swarm.as_ref().unwrap().tasks.iter().filter(|t| t.service_id == "svc1").count());
+    let before = tasks();
+    // An operator's `docker service rollback` after unroot: Swarm's PreviousSpec is the
+    // migrated spec, so the tasks keep running (none replaced), never at zero.
+    docker_service_rollback(&fake);
+    assert_eq!(running_users(&fake), ["999:999", "999:999"]);
+    assert_eq!(tasks(), before, "no task was replaced");
+}
+
+#[test]
+fn a_restored_service_has_its_original_as_previous_spec_so_docker_rollback_keeps_it_running() {
+    let fake = fake();
+    fake.with(|s| s.swarm.as_mut().unwrap().fails_as = Some("999:999".into()));
+    let (outcome, _tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::RolledBack);
+    let svc = fake.with(|s| s.swarm.as_ref().unwrap().services[0].clone());
+    assert_eq!(svc.spec(), &original_spec());
+    assert_eq!(svc.previous_spec(), Some(&original_spec()), "the restore's last write is over the original");
+    docker_service_rollback(&fake);
+    assert_eq!(running_users(&fake), ["", ""], "still the original's two tasks");
+}
+
+#[test]
+fn a_settling_write_that_fails_puts_the_service_back_whole() {
+    let fake = fake();
+    let plan = plan();
+    // The settling write fails once: the health step fails after its gate passed.
+    let settle = clean_day_calls(&plan)
+        .iter()
+        .rposition(|c| matches!(c, Call::Swarm("update_service", _)))
+        .expect("a clean day writes");
+    fake.fail_call(settle + 1);
+    let (outcome, _tmp, _) = run_day(&fake, &plan, 0);
+    // The failed write ends the day as a failure does: the service is put back whole.
+    assert_eq!(outcome, Outcome::RolledBack);
+    assert_eq!(fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone()), original_spec());
 }

@@ -66,6 +66,19 @@ pub struct SwarmResolved {
     pub hardlinks: bool,
 }
 
+impl SwarmResolved {
+    /// The spec the service keeps once its tasks passed the gate: `spec` with the
+    /// original's own `UpdateConfig` (see [`spec::settled`]).
+    pub fn settled_spec(&self) -> serde_json::Value {
+        spec::settled(&self.spec, self.original.spec())
+    }
+
+    /// Whether `current` is the planned spec, during its update or after.
+    pub fn is_planned(&self, current: &serde_json::Value) -> bool {
+        super::steps::same_spec(current, &self.spec) || super::steps::same_spec(current, &self.settled_spec())
+    }
+}
+
 /// What the manager shows of a service, read before any decision.
 #[derive(Debug, Clone)]
 pub struct Observed {

@@ -113,6 +113,23 @@ pub fn updated(original: &Value, c: &SpecChanges, timings: &Timings) -> Value {
     spec
 }
 
+/// The planned spec once its update is done: the original's own `UpdateConfig` back (none
+/// when the original had none), everything else as `planned`. The migration's last write
+/// (SPEC §11 step 6): later updates by the operator roll out as the service always did.
+pub fn settled(planned: &Value, original: &Value) -> Value {
+    let mut spec = planned.clone();
+    match (original.get("UpdateConfig"), spec.as_object_mut()) {
+        (Some(own), Some(m)) => {
+            m.insert("UpdateConfig".into(), own.clone());
+        }
+        (None, Some(m)) => {
+            m.remove("UpdateConfig");
+        }
+        _ => {}
+    }
+    spec
+}
+
 /// The fields that differ, as `docker service inspect` names them under `Spec`
 /// (`TaskTemplate.ContainerSpec.User: "" -> "999:999"`); environment values are never shown,
 /// only the keys that change.

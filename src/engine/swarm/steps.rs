@@ -37,6 +37,20 @@ pub fn stopped_spec(spec: &Value, run: &str) -> Value {
     s
 }
 
+/// Whether `spec` is one that run `run` stopped: parked by its constraint, or (the original
+/// running some) at zero replicas.
+pub fn stopped_by(spec: &Value, original: &Value, run: &str) -> bool {
+    if original.pointer("/Mode/Global").is_some() {
+        let parked = json!(parking_constraint(run));
+        spec.pointer("/TaskTemplate/Placement/Constraints")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.contains(&parked))
+    } else {
+        let replicas = |s: &Value| s.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1);
+        replicas(spec) == 0 && replicas(original) > 0
+    }
+}
+
 /// Why a service's tasks did not become what the update asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateError {
