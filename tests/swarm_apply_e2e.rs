@@ -47,7 +47,13 @@ fn a_replicated_and_a_global_service_move_to_their_users_on_every_node() {
     let db = "echo kept >> /data/log && touch /data/alive && exec sleep 1000000";
     let health = ["--health-cmd", "test -f /data/alive", "--health-interval", "1s"];
     let data = ["--mount", "type=volume,source=data,target=/data"];
-    swarm.create_service("db", &[&ON_WORKERS[..], &data[..], &health[..], &[&busybox, "sh", "-c", db]].concat());
+    // Its own UpdateConfig differs from the one unroot updates with.
+    let update = ["--update-order", "start-first", "--update-failure-action", "continue", "--update-parallelism", "2"];
+    swarm.create_service(
+        "db",
+        &[&ON_WORKERS[..], &data[..], &health[..], &update[..], &[&busybox, "sh", "-c", db]].concat(),
+    );
+    let db_update_config = spec_field(&swarm, "db", "json .Spec.UpdateConfig");
     // agent: one task per node, each with its own `cache`.
     let agent = "mkdir -p /cache/d && echo kept >> /cache/d/log && exec sleep 1000000";
     let cache = ["--mount", "type=volume,source=cache,target=/cache"];
@@ -97,6 +103,8 @@ fn a_replicated_and_a_global_service_move_to_their_users_on_every_node() {
     names.sort();
     assert_eq!(names, ["agent", "db"]);
     assert_eq!(swarm.manager().docker(&["config", "ls", "-q"]), "");
+    // Nor a container of the preview's checks or of the helpers, on any node.
+    assert_eq!(swarm.unroot_containers_left(), Vec::<String>::new());
     let runs: Vec<_> = std::fs::read_dir(dir.path().join("state/swarm-apply/runs")).unwrap().flatten().collect();
     assert_eq!(runs.len(), 1);
     let owners = runs[0].path().join("services/db/owners");
@@ -114,6 +122,37 @@ fn a_replicated_and_a_global_service_move_to_their_users_on_every_node() {
     let (code, out, err) = swarm.unroot(&["status", "--state-dir", &state]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("committed"), "{out}");
+
+    // db has its own UpdateConfig back, and an operator's `docker service rollback` keeps its
+    // tasks running as they are: Swarm's previous spec is never unroot's stopped one.
+    assert_eq!(spec_field(&swarm, "db", "json .Spec.UpdateConfig"), db_update_config);
+    assert!(db_update_config.contains("start-first"), "{db_update_config}");
+    swarm.manager().docker(&["service", "rollback", "--detach", "db"]);
+    assert_eq!(spec_field(&swarm, "db", ".Spec.Mode.Replicated.Replicas"), "2");
+    assert_eq!(spec_field(&swarm, "db", ".Spec.TaskTemplate.ContainerSpec.User"), "999:999");
+    swarm.wait_running_tasks("db", 2);
+
+    // Someone adds an env to agent by hand: unroot's rollback refuses to overwrite it, names
+    // the field, and with --force puts the original back anyway.
+    let run = runs[0].file_name().to_string_lossy().to_string();
+    swarm.manager().docker(&["service", "update", "--detach", "--env-add", "BY_HAND=1", "agent"]);
+    let (code, out, err) = swarm.unroot(&["rollback", &run, "--service", "agent", "--state-dir", &state]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("agent") && err.contains("TaskTemplate.ContainerSpec.Env") && err.contains("BY_HAND"),
+        "{err}"
+    );
+    assert!(!err.contains("BY_HAND=1"), "no value is printed: {err}");
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.ContainerSpec.User"), "1000:1000", "nothing changed");
+    let (code, out, err) = swarm.unroot(&["rollback", &run, "--service", "agent", "--force", "--state-dir", &state]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.ContainerSpec.User"), "");
+    swarm.wait_running_tasks("agent", 3);
+    // After the restore, `docker service rollback` has the original to go back to.
+    swarm.manager().docker(&["service", "rollback", "--detach", "agent"]);
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.ContainerSpec.User"), "");
+    assert_eq!(spec_field(&swarm, "agent", ".Spec.TaskTemplate.Placement.Constraints"), "[]");
+    swarm.wait_running_tasks("agent", 3);
 }
 
 #[test]
@@ -155,10 +194,16 @@ fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
     }
     let services = swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]);
     assert_eq!(services, "bad", "no helper job is left");
+    assert_eq!(swarm.unroot_containers_left(), Vec::<String>::new(), "no helper container on any node");
     assert_eq!(swarm.manager().docker(&["config", "ls", "-q"]), "", "no config is left");
     let (code, out, err) = swarm.unroot(&["status", "--state-dir", &state]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("rolled-back"), "{out}");
+    // `docker service rollback` after the restore goes to the original itself, never to
+    // unroot's stopped spec.
+    swarm.manager().docker(&["service", "rollback", "--detach", "bad"]);
+    assert_eq!(spec_field(&swarm, "bad", "json .Spec"), spec_before);
+    swarm.wait_running_tasks("bad", 2);
 }
 
 #[test]

@@ -125,6 +125,7 @@ fn a_swarm_day_killed_after_any_journal_write_converges_on_resume() {
     // Other kill points ran beside each one; now that all are done, nothing of unroot's is left.
     assert_eq!(swarm.manager().docker(&["service", "ls", "-q"]), "", "no helper job is left");
     assert_eq!(swarm.manager().docker(&["config", "ls", "-q"]), "", "no config is left");
+    assert_eq!(swarm.unroot_containers_left(), Vec::<String>::new(), "no container of a check or helper is left");
     let mut all: Vec<usize> = kills.concat();
     all.sort();
     // Every write of the day was a kill point: a header, the run's start, five steps of two

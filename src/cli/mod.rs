@@ -156,6 +156,11 @@ pub enum Command {
         /// Only these services of the run.
         #[arg(long = "service", value_name = "NAME")]
         services: Vec<String>,
+        /// Put a Swarm service's original spec back even when someone else changed the
+        /// service since unroot's last write (without it, the rollback is refused and the
+        /// changed fields are named).
+        #[arg(long)]
+        force: bool,
         /// JSON lines of events on stdout.
         #[arg(long)]
         json: bool,
@@ -316,10 +321,11 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 runs::resume(docker, &state, run.as_deref(), out, stop).await
             })
         }
-        Command::Rollback { run, plan, services, json } => {
+        Command::Rollback { run, plan, services, force, json } => {
             let state = location(state_dir.as_deref(), plan.as_deref())?;
+            let overwrite = if force { runs::Overwrite::Anyway } else { runs::Overwrite::Refuse };
             against_a_run((json, no_progress, context), false, async |docker, out, stop| {
-                runs::rollback(docker, &state, &run, &services, out, stop).await
+                runs::rollback(docker, &state, &run, &services, overwrite, out, stop).await
             })
         }
         Command::Status { run, plan, json } => {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::fake::{Call, FakeDocker};
-use super::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
+use super::swarm::{NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use super::{DockerError, Finished};
 
 /// A manager's view of its swarm.
@@ -25,10 +25,16 @@ pub struct FakeSwarm {
     /// Tasks that run as this user fail instead of running.
     pub fails_as: Option<String>,
     pub configs: BTreeMap<String, Vec<u8>>,
+    /// The ids of the swarm's secrets.
+    pub secrets: Vec<String>,
+    /// Images a node does not have, as (node id, image): a job's task there is rejected.
+    pub missing_images: Vec<(String, String)>,
     /// What each job task printed, by task id.
     pub logs: HashMap<String, Finished>,
     /// Every job created, by name, in order.
     pub jobs: Vec<String>,
+    /// The image of each job in `jobs`.
+    pub job_images: Vec<String>,
     /// The manager's clock (see [`FakeSwarm::now`]).
     pub clock: u64,
 }
@@ -45,6 +51,19 @@ impl FakeSwarm {
     pub fn now(&mut self) -> String {
         self.clock += 1;
         format!("2026-01-01T00:{:02}:{:02}.{:09}Z", self.clock / 60_000 % 60, self.clock / 1000 % 60, self.clock % 1000)
+    }
+
+    /// As the manager: a spec that names a secret or config the swarm does not hold is
+    /// refused.
+    fn refuse_missing_objects(&self, spec: &Value) -> Result<(), DockerError> {
+        let (_, missing) = super::swarm::without_missing(spec, |kind, id| match kind {
+            ObjectKind::Secret => self.secrets.iter().any(|s| s == id),
+            ObjectKind::Config => self.configs.contains_key(id),
+        });
+        match missing.first() {
+            Some(m) => Err(DockerError::Api { status: 400, message: format!("{m} not found") }),
+            None => Ok(()),
+        }
     }
 
     /// What `docker service rollback` does: the service's `PreviousSpec` becomes its spec
@@ -129,20 +148,23 @@ impl FakeSwarm {
         };
         // As Swarm schedules: no task on a node that is down, drained or paused.
         let open: Vec<String> = self.nodes.iter().filter(|n| n.schedulable()).map(|n| n.id.clone()).collect();
+        let image = spec.pointer("/TaskTemplate/ContainerSpec/Image").and_then(Value::as_str).unwrap_or_default();
         for node in self.placed(spec).into_iter().filter(|n| open.contains(n)) {
             let created_at = self.now();
             let task = format!("task{}", self.clock);
-            self.logs.insert(task.clone(), Finished { exit_code: 0, stdout: stdout.to_vec(), stderr: Vec::new() });
+            let missing = self.missing_images.iter().any(|(n, i)| *n == node && i == image);
+            let output = if missing { Vec::new() } else { stdout.to_vec() };
+            self.logs.insert(task.clone(), Finished { exit_code: 0, stdout: output, stderr: Vec::new() });
             self.tasks.push(TaskRef {
                 id: task,
                 service_id: id.to_string(),
                 node_id: node,
-                state: TaskState::Complete,
+                state: if missing { TaskState::Failed("rejected".into()) } else { TaskState::Complete },
                 desired: "shutdown".into(),
                 message: String::new(),
-                error: String::new(),
+                error: if missing { format!("No such image: {image}") } else { String::new() },
                 container_id: String::new(),
-                exit_code: Some(0),
+                exit_code: if missing { None } else { Some(0) },
                 created_at,
                 user: "0:0".into(),
             });
@@ -189,6 +211,7 @@ impl SwarmPort for FakeDocker {
 
     async fn update_service(&self, id: &str, version: u64, spec: Value) -> Result<(), DockerError> {
         self.on_swarm("update_service", id, |w| {
+            w.refuse_missing_objects(&spec)?;
             let now = w.service(id)?.version();
             if now != version {
                 return Err(DockerError::Api { status: 500, message: "update out of sequence".into() });
@@ -217,13 +240,25 @@ impl SwarmPort for FakeDocker {
             if w.service(&name).is_ok() {
                 return Err(DockerError::Conflict(format!("service {name} exists")));
             }
+            w.refuse_missing_objects(&spec)?;
             let at = w.now();
-            let id = format!("job{}", w.clock);
+            let helper = spec.pointer("/Labels/io.unroot.helper").is_some();
+            let id = format!("{}{}", if helper { "job" } else { "svc" }, w.clock);
             w.services.push(ServiceInspect(json!({
                 "ID": id, "Version": {"Index": 1}, "CreatedAt": at, "UpdatedAt": at, "Spec": spec
             })));
-            w.jobs.push(name.clone());
-            w.run_job(&id, &spec);
+            if helper {
+                w.jobs.push(name.clone());
+                w.job_images.push(
+                    spec.pointer("/TaskTemplate/ContainerSpec/Image")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                );
+                w.run_job(&id, &spec);
+            } else {
+                w.reconcile(&id, &spec);
+            }
             Ok(id)
         })
     }
@@ -265,6 +300,15 @@ impl SwarmPort for FakeDocker {
             }
             w.configs.insert(name.to_string(), data.to_vec());
             Ok(name.to_string())
+        })
+    }
+
+    async fn list_ids(&self, kind: ObjectKind) -> Result<Vec<String>, DockerError> {
+        self.on_swarm("list_ids", kind.as_str(), |w| {
+            Ok(match kind {
+                ObjectKind::Secret => w.secrets.clone(),
+                ObjectKind::Config => w.configs.keys().cloned().collect(),
+            })
         })
     }
 

@@ -384,6 +384,62 @@ pub trait SwarmPort: Send + Sync {
     /// Errors: [`DockerError::NotFound`] when it is already gone; a config still used by a
     /// service is refused.
     fn remove_config(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// The ids of the secrets (`Secret`) or configs (`Config`) the swarm holds.
+    fn list_ids(&self, kind: ObjectKind) -> impl Future<Output = Result<Vec<String>, DockerError>> + Send;
+}
+
+/// A kind of object a service's tasks may carry as files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Secret,
+    Config,
+}
+
+impl ObjectKind {
+    /// The spec's list of them (`ContainerSpec.Secrets`) and the fields that name one.
+    fn fields(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ObjectKind::Secret => ("Secrets", "SecretID", "SecretName"),
+            ObjectKind::Config => ("Configs", "ConfigID", "ConfigName"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "secret",
+            ObjectKind::Config => "config",
+        }
+    }
+}
+
+/// `spec` without the secrets and configs that no longer exist (ids not in `exists` for
+/// their kind), and the names of those left out (`secret db_password`). The manager refuses
+/// a spec that names a missing one, so a restore leaves it out and says so.
+pub fn without_missing(spec: &Value, exists: impl Fn(ObjectKind, &str) -> bool) -> (Value, Vec<String>) {
+    let mut spec = spec.clone();
+    let mut gone = Vec::new();
+    for kind in [ObjectKind::Secret, ObjectKind::Config] {
+        let (list, id, name) = kind.fields();
+        let Some(items) =
+            spec.pointer_mut(&format!("/TaskTemplate/ContainerSpec/{list}")).and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        items.retain(|item| {
+            let keep = item[id].as_str().is_none_or(|i| exists(kind, i));
+            if !keep {
+                gone.push(format!("{} {}", kind.as_str(), item[name].as_str().unwrap_or_default()));
+            }
+            keep
+        });
+        if items.is_empty()
+            && let Some(cs) = spec.pointer_mut("/TaskTemplate/ContainerSpec").and_then(Value::as_object_mut)
+        {
+            cs.remove(list);
+        }
+    }
+    (spec, gone)
 }
 
 /// The service called exactly `name`: the manager answers a lookup by an id prefix too.

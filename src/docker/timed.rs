@@ -165,4 +165,7 @@ impl<P: DockerPort + SwarmPort> SwarmPort for Timed<P> {
     async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
         self.time(self.inner.remove_config(id)).await
     }
+    async fn list_ids(&self, kind: super::swarm::ObjectKind) -> Result<Vec<String>, DockerError> {
+        self.time(self.inner.list_ids(kind)).await
+    }
 }

@@ -304,14 +304,37 @@ fn open_ctx<'a, D: Port>(
     Ok(RunCtx { port, run, journal: Mutex::new(journal), out, stop, hint: hint.to_string() })
 }
 
+/// Whether a restore may write over what others changed since unroot (`rollback --force`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Refuse, naming what changed.
+    Refuse,
+    /// The operator asked for the originals anyway.
+    Anyway,
+}
+
 /// Refuses (exit 2, nothing changed) when a service to restore has its name held by a
-/// container that is neither its original nor this run's replacement or its successor.
-async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services: &[String]) -> Result<(), Error> {
+/// container that is neither its original nor this run's replacement or its successor, or
+/// (unless `overwrite` says otherwise) is a Swarm service someone else changed since
+/// unroot's last write to it.
+async fn refuse_foreign_holders(
+    port: &(impl DockerPort + SwarmPort),
+    view: &RunView,
+    services: &[String],
+    overwrite: Overwrite,
+) -> Result<(), Error> {
     let ctx_dir = view.run_dir();
     let mut foreign = Vec::new();
     for name in services {
-        // A Swarm service holds no container name.
-        let Some(original) = ctx_dir.load_original(name)?.filter(|v| !is_service_inspect(v)) else { continue };
+        let Some(original) = ctx_dir.load_original(name)? else { continue };
+        if is_service_inspect(&original) {
+            if overwrite == Overwrite::Refuse
+                && let Some(why) = foreign_service_change(port, view, name, ServiceInspect(original)).await?
+            {
+                foreign.push(why);
+            }
+            continue;
+        }
         let original = Inspect(original);
         let expected = view.expected_user(name);
         match inspect_named(port, name).await {
@@ -323,6 +346,34 @@ async fn refuse_foreign_holders(port: &impl DockerPort, view: &RunView, services
         }
     }
     if foreign.is_empty() { Ok(()) } else { Err(Error::NameTaken(foreign.join("\n"))) }
+}
+
+/// What someone else changed in Swarm service `name` since run `view` last wrote it, as a
+/// message for the refusal; `None` when it is as unroot left it, or gone (the restore
+/// recreates it).
+async fn foreign_service_change(
+    port: &impl SwarmPort,
+    view: &RunView,
+    name: &str,
+    original: ServiceInspect,
+) -> Result<Option<String>, Error> {
+    let now = match port.inspect_service(original.id()).await {
+        Ok(now) => now,
+        Err(DockerError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let planned = view.run_dir().load_planned_spec(name)?;
+    let Some(fields) =
+        crate::engine::swarm::steps::foreign_change(original.spec(), planned.as_ref(), now.spec(), &view.id)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(format!(
+        "{name}: the Swarm service changed since unroot's last write to it (version {}): {}; restoring would overwrite that. `unroot rollback {} --service {name} --force` puts the original back anyway",
+        now.version(),
+        fields.join("; "),
+        view.id
+    )))
 }
 
 /// Restores `services` in the order given and records the outcome. Returns whether every
@@ -421,7 +472,7 @@ async fn resume_one(
         || (view.had_failure() && plan.rollout.on_failure == OnFailure::RollbackDay);
     if rolling_back {
         let services = view.restore_order(&view.rollback_services());
-        refuse_foreign_holders(port, view, &services).await?;
+        refuse_foreign_holders(port, view, &services, Overwrite::Refuse).await?;
         let ctx = open_ctx(port, view, out, stop, hint)?;
         ctx.record(Record::rollback(
             RunEvent::RollingBack,
@@ -433,7 +484,7 @@ async fn resume_one(
         return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
     }
     // A name the run's services lost to a container that is not theirs: refuse, change nothing.
-    refuse_foreign_holders(port, view, &view.touched()).await?;
+    refuse_foreign_holders(port, view, &view.touched(), Overwrite::Refuse).await?;
     let ctx = open_ctx(port, view, out, stop, hint)?;
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = preview::Saved::default();
@@ -455,7 +506,7 @@ async fn resume_one(
         Ok(day) => day,
         Err(blockers) => {
             let services = view.restore_order(&view.touched());
-            refuse_foreign_holders(port, view, &services).await?;
+            refuse_foreign_holders(port, view, &services, Overwrite::Refuse).await?;
             ctx.record(Record::rollback(
                 RunEvent::RollingBack,
                 Cause::CannotFinish,
@@ -506,6 +557,7 @@ pub async fn rollback(
     loc: &StateLocation,
     run: &str,
     only: &[String],
+    overwrite: Overwrite,
     out: &dyn Events,
     stop: &Interrupt,
 ) -> Result<Exit, Error> {
@@ -522,7 +574,7 @@ pub async fn rollback(
     let chosen: Vec<String> = touched.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect();
     let services = view.restore_order(&chosen);
     let all = services.len() == touched.len();
-    refuse_foreign_holders(port, &view, &services).await?;
+    refuse_foreign_holders(port, &view, &services, overwrite).await?;
     let ctx = open_ctx(port, &view, out, stop, &loc.hint)?;
     ctx.record(Record::rollback(
         if all { RunEvent::RollingBack } else { RunEvent::ServiceRollback },

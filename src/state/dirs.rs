@@ -87,6 +87,20 @@ impl RunDir {
         load_json(&self.dir.join("services").join(service).join("original.json"))
     }
 
+    /// Saves the spec a Swarm service is updated to (`planned.json`, 0600: it holds the
+    /// plan's environment values), before the update writes it: what unroot wrote is then
+    /// known, and a later change by someone else can be told from it.
+    pub fn save_planned_spec(&self, service: &str, spec: &Value) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(spec).expect("spec serializes");
+        write_private(&self.service_dir(service)?.join("planned.json"), &bytes)
+    }
+
+    /// The spec saved by [`RunDir::save_planned_spec`]; `None` before the update (or in a
+    /// run of an earlier version).
+    pub fn load_planned_spec(&self, service: &str) -> Result<Option<Value>, StateError> {
+        load_json(&self.dir.join("services").join(service).join("planned.json"))
+    }
+
     /// Saves a service's ownership manifest (`owners`, 0600).
     pub fn save_owners(&self, service: &str, manifest: &crate::model::owner::Manifest) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(manifest).expect("manifest serializes");

@@ -198,6 +198,29 @@ impl Swarm {
         }
     }
 
+    /// The containers of unroot's (its checks, scans and helpers: names `unroot-…`) on any
+    /// node, as `NODE: NAME`, once a removed service's tasks had up to 30 s to go.
+    pub fn unroot_containers_left(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left: Vec<String> = self
+                .nodes
+                .iter()
+                .flat_map(|node| {
+                    node.docker(&["ps", "-a", "--format", "{{.Names}}"])
+                        .lines()
+                        .filter(|n| n.starts_with("unroot-"))
+                        .map(|n| format!("{}: {n}", node.name))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if left.is_empty() || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Starts worker `i` (0-based) again after its daemon was killed, and waits until the
     /// manager sees every node Ready.
     pub fn start_worker_again(&mut self, i: usize) {

@@ -6,13 +6,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ConfigSpec, LocalNodeState};
-use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions};
+use bollard::query_parameters::{
+    ListConfigsOptions, ListNodesOptions, ListSecretsOptions, ListServicesOptions, ListTasksOptions, LogsOptions,
+};
 use futures_util::StreamExt;
 use hyper::Method;
 use serde_json::Value;
 
 use super::{BollardDocker, collect_output, map_err};
-use crate::docker::swarm::{NodeRef, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
+use crate::docker::swarm::{
+    NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState,
+};
 use crate::docker::{DockerError, Finished};
 
 fn json_of<T: serde::Serialize>(t: &T) -> Result<Value, DockerError> {
@@ -156,6 +160,19 @@ impl SwarmPort for BollardDocker {
 
     async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
         self.docker.delete_config(id).await.map_err(map_err)
+    }
+
+    async fn list_ids(&self, kind: ObjectKind) -> Result<Vec<String>, DockerError> {
+        Ok(match kind {
+            ObjectKind::Secret => {
+                let all = self.docker.list_secrets(None::<ListSecretsOptions>).await.map_err(map_err)?;
+                all.into_iter().filter_map(|s| s.id).collect()
+            }
+            ObjectKind::Config => {
+                let all = self.docker.list_configs(None::<ListConfigsOptions>).await.map_err(map_err)?;
+                all.into_iter().filter_map(|c| c.id).collect()
+            }
+        })
     }
 
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {

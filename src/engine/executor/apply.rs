@@ -115,7 +115,7 @@ impl<'a, D: Port> Apply<'a, D> {
         if let Some(r) = self.day.swarm(name) {
             let how = RestoreSpec {
                 timings: &r.timings,
-                helper_image: None,
+                helper_image: self.plan.rollout.helper_image.as_deref(),
                 ownership: Ownership::Helper,
                 expected_user: None,
             };

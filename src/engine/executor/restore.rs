@@ -139,7 +139,7 @@ impl<D: Port> RunCtx<'_, D> {
         let RestoreSpec { timings, helper_image, ownership, expected_user } = *how;
         let original = match self.run.load_original(name) {
             Ok(Some(v)) => match swarm::saved_service(&v) {
-                Some(service) => return self.restore_service(name, service, timings).await,
+                Some(service) => return self.restore_service(name, service, timings, helper_image).await,
                 None => Inspect(v),
             },
             Ok(None) => return Ok(()), // never inspected: never touched

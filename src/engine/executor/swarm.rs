@@ -5,6 +5,8 @@
 
 use super::*;
 use crate::docker::Port;
+
+mod restore;
 use crate::docker::swarm::{ServiceInspect, SpecMount, SwarmPort, is_service_inspect};
 use crate::engine::swarm::jobs::{self, JobSite};
 use crate::engine::swarm::preview::SwarmResolved;
@@ -60,6 +62,14 @@ impl Site {
             constraints: original.constraints(),
             timeout,
         }
+    }
+
+    /// Runs in `image` instead, when the plan names a `helper_image`.
+    fn image(mut self, image: Option<&str>) -> Site {
+        if let Some(image) = image {
+            self.image = image.to_string();
+        }
+        self
     }
 
     fn with<'a>(&'a self, mount: &'a SpecMount) -> JobSite<'a> {
@@ -186,7 +196,8 @@ impl<D: Port> Apply<'_, D> {
                     .values()
                     .map(|m| m.split(|b| *b == b'\n').filter(|l| l.starts_with(b"C ")).count())
                     .sum::<usize>();
-                let site = Site::new("apply", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT);
+                let site = Site::new("apply", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT)
+                    .image(self.plan.rollout.helper_image.as_deref());
                 let done = jobs::apply(ctx.port, &site.with(mount), &manifests, target, r.hardlinks).await;
                 node_failures(&format!("re-owning {} {}", mount.kind, mount.source), &done)?;
             }
@@ -211,7 +222,8 @@ impl<D: Port> Apply<'_, D> {
         if missing.is_empty() {
             return Ok(());
         }
-        let site = Site::new("scan", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT);
+        let site = Site::new("scan", name, &ctx.run.id, &r.original, i, JOB_TIMEOUT)
+            .image(self.plan.rollout.helper_image.as_deref());
         let scanned = jobs::scan(ctx.port, &site.with(mount), &missing, target, r.hardlinks)
             .await
             .doing(&format!("scanning {} {}", mount.kind, mount.source))?;
@@ -250,6 +262,8 @@ impl<D: Port> Apply<'_, D> {
                     cur.version()
                 )));
             }
+            // Saved before it is written: a restore tells this spec from someone else's.
+            ctx.run.save_planned_spec(name, &r.spec)?;
             // The version read above is the one named: a change in between is refused.
             let wrote = steps::put_spec_over(ctx.port, &cur, &r.spec).await?;
             crate::state::failpoint::hit("service-updated");
@@ -337,116 +351,6 @@ impl<D: Port> RunCtx<'_, D> {
             }
         }
         Ok(())
-    }
-
-    /// Restores a Swarm service: its tasks stopped, each node's ownership from its manifest,
-    /// the original spec (from `original.json`) put back, and its tasks running again as
-    /// before. A service that was never stopped and has no manifest is only gated.
-    ///
-    /// Guarantees: idempotent: each part looks at what the manager shows (a spec already
-    /// the original is not written; owners are set to what the manifests say).
-    /// Errors: the first part that could not be done, with each failing node named; a later
-    /// `resume` or `rollback` continues.
-    pub(super) async fn restore_service(
-        &self,
-        name: &str,
-        original: ServiceInspect,
-        timings: &Timings,
-    ) -> Result<(), StepFailure> {
-        let id = original.id().to_string();
-        self.step(name, Step::Restore, json!({"service": short(&id), "version": original.version()}), async {
-            let mounts: Vec<SpecMount> = match self.run.load_swarm_mounts(name)? {
-                Some(v) => serde_json::from_value(v).map_err(|e| StepError::State(e.to_string()))?,
-                None => Vec::new(),
-            };
-            self.settle_jobs(name, mounts.len()).await?;
-            let now = self.port.inspect_service(&id).await.doing(&format!("inspecting the service {name}"))?;
-            let nodes = self.port.list_nodes().await?;
-            // Per mount, the nodes whose owners are still to give back and that are up; a
-            // node that is down is named, and waits.
-            let mut work = Vec::new();
-            let mut left = Vec::new();
-            for (i, mount) in mounts.iter().enumerate() {
-                let mut reachable = BTreeMap::new();
-                for (node, list) in self.run.load_node_manifests(name, i)? {
-                    if self.run.node_restored(name, &node, i) {
-                        continue;
-                    }
-                    // A helper job runs only where the scheduler puts tasks: a node down,
-                    // drained or paused is named at once, never waited for.
-                    match crate::docker::swarm::unschedulable_node(&nodes, &node) {
-                        None => {
-                            reachable.insert(node, list);
-                        }
-                        Some(why) => left.push(format!(
-                            "{why}: its copy of {} {} keeps the owners unroot gave it",
-                            mount.kind, mount.source
-                        )),
-                    }
-                }
-                if !reachable.is_empty() {
-                    work.push((i, mount, reachable));
-                }
-            }
-            let mut gone = 0;
-            let mut since = None;
-            // The spec back and nothing to give back on a node that is up: nothing to stop.
-            if !work.is_empty() || !steps::same_spec(now.spec(), original.spec()) {
-                // 1. Nothing runs while the owners go back.
-                steps::stop(self.port, &id, &self.run.id, stop_wait(&original, timings))
-                    .await
-                    .doing("stopping the service")?;
-                // 2. Ownership, node by node; each node's copy done is recorded.
-                for (i, mount, reachable) in &work {
-                    let site = Site::new("restore", name, &self.run.id, &original, *i, JOB_TIMEOUT);
-                    let done = jobs::restore(self.port, &site.with(mount), reachable).await;
-                    for (node, _) in done.iter().filter(|(_, r)| r.is_ok()) {
-                        self.run.mark_node_restored(name, node, *i)?;
-                    }
-                    if let Err(e) = node_failures(&format!("restoring the owners of {} {}", mount.kind, mount.source), &done) {
-                        left.push(e.to_string());
-                    }
-                    gone += done.values().filter_map(|r| r.as_ref().ok()).sum::<usize>();
-                }
-                // 3. The original spec.
-                let (before, wrote) =
-                    steps::put_spec(self.port, &id, original.spec()).await.doing("putting the original spec back")?;
-                since = wrote.then(|| before.updated_at().to_string());
-            }
-            // 4. Its tasks, as before, where they can run.
-            let watch = Watch {
-                user: original.configured_user().to_string(),
-                wanted: steps::wanted(self.port, &original).await?,
-                failures_after: since.clone(),
-                since,
-                update: UpdateWatch::Ignore,
-                nodes: Vec::new(),
-                timeout: timings.health_timeout,
-                stable_for: timings.stable_for,
-            };
-            steps::gate(self.port, &id, &watch).await.doing("the original's tasks")?;
-            // Swarm's PreviousSpec is the stopped spec after the write above: the same spec
-            // written once more makes it the original, so a `docker service rollback` never
-            // scales the service to zero. Replaces no task.
-            let back = self.port.inspect_service(&id).await?;
-            if steps::same_spec(back.spec(), original.spec())
-                && back.previous_spec().is_some_and(|p| steps::stopped_by(p, original.spec(), &self.run.id))
-            {
-                self.port.update_service(&id, back.version(), original.spec().clone()).await?;
-            }
-            if !left.is_empty() {
-                return Err(StepError::Reown(format!(
-                    "the original spec is back and its tasks run, but {}; `unroot resume` restores them once the node answers",
-                    left.join("; ")
-                )));
-            }
-            let mut detail = json!({"tasks": watch.wanted});
-            if gone > 0 {
-                detail["vanished"] = json!(gone);
-            }
-            Ok(((), detail))
-        })
-        .await
     }
 }
 

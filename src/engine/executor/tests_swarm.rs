@@ -326,3 +326,117 @@ fn a_settling_write_that_fails_puts_the_service_back_whole() {
     assert_eq!(outcome, Outcome::RolledBack);
     assert_eq!(fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone()), original_spec());
 }
+
+/// How many restore jobs of `db` ran, and how many spec writes the manager took.
+fn restores_and_updates(fake: &FakeDocker) -> (usize, usize) {
+    fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        (w.jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count(), w.updates.len())
+    })
+}
+
+#[test]
+fn a_node_that_left_the_swarm_is_skipped_and_said_and_the_restore_finishes() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    // n2 left the swarm (`docker node rm`): its copy is out of reach for good.
+    fake.with(|s| s.swarm.as_mut().unwrap().nodes.retain(|n| n.id != "n2"));
+    restore_db(&fake, &tmp).expect("finishes without n2");
+    assert_eq!(restores_and_updates(&fake).0, 1, "n1's copy only");
+    assert_eq!(fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone()), original_spec());
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("node n2 left the swarm"), "said: {journal}");
+    // Done: a second rollback has nothing left to do.
+    let (_, updates) = restores_and_updates(&fake);
+    restore_db(&fake, &tmp).expect("again");
+    assert_eq!(restores_and_updates(&fake), (1, updates));
+}
+
+#[test]
+fn a_service_removed_since_is_recreated_from_its_saved_original() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.services.retain(|v| v.id() != "svc1");
+        w.tasks.retain(|t| t.service_id != "svc1");
+    });
+    restore_db(&fake, &tmp).expect("recreated");
+    let (spec, users) = fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        let db = w.services.iter().find(|v| v.name() == "db").expect("db is back");
+        let users: Vec<String> = w
+            .tasks
+            .iter()
+            .filter(|t| t.service_id == db.id() && t.desired == "running" && t.state == TaskState::Running)
+            .map(|t| t.user.clone())
+            .collect();
+        (db.spec().clone(), users)
+    });
+    assert_eq!(spec, original_spec());
+    assert_eq!(users, ["", ""], "its two tasks as before");
+    assert_eq!(restores_and_updates(&fake).0, 2, "both nodes' owners came back before it ran");
+}
+
+#[test]
+fn a_secret_pruned_since_is_left_out_of_the_restored_spec_and_said() {
+    let fake = fake();
+    let secret =
+        json!([{"SecretID": "sec1", "SecretName": "pw", "File": {"Name": "pw", "UID": "0", "GID": "0", "Mode": 256}}]);
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.secrets.push("sec1".into());
+        w.services[0].0["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = secret.clone();
+    });
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    fake.with(|s| s.swarm.as_mut().unwrap().secrets.clear());
+    restore_db(&fake, &tmp).expect("restored without the secret");
+    assert_eq!(fake.with(|s| s.swarm.as_ref().unwrap().services[0].spec().clone()), original_spec());
+    assert_eq!(running_users(&fake), ["", ""]);
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("secret pw no longer exists"), "said: {journal}");
+}
+
+#[test]
+fn a_node_without_the_image_any_more_is_skipped_and_the_service_is_not_stopped_again() {
+    let fake = fake();
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    fake.with(|s| s.swarm.as_mut().unwrap().missing_images.push(("n2".into(), "img:1".into())));
+    restore_db(&fake, &tmp).expect("finishes: n2's copy is skipped, and said");
+    assert_eq!(running_users(&fake), ["", ""]);
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("node n2 does not have the image img:1"), "said: {journal}");
+    // A second rollback does not stop the running service for a job that cannot run.
+    let before = restores_and_updates(&fake);
+    restore_db(&fake, &tmp).expect("again");
+    assert_eq!(restores_and_updates(&fake), before);
+}
+
+#[test]
+fn the_helper_jobs_run_in_the_plans_helper_image() {
+    let fake = fake();
+    fake.with(|s| s.swarm.as_mut().unwrap().fails_as = Some("999:999".into()));
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\nhelper_image = \"tools:1\"\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n",
+    )
+    .unwrap();
+    let (outcome, _tmp, _) = run_day(&fake, &plan, 0);
+    assert_eq!(outcome, Outcome::RolledBack);
+    let (jobs, images) = fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        (w.jobs.clone(), w.job_images.clone())
+    });
+    let helpers: Vec<(&String, &String)> =
+        jobs.iter().zip(&images).filter(|(j, _)| !j.starts_with("unroot-check-")).collect();
+    assert!(
+        ["scan", "apply", "restore"]
+            .iter()
+            .all(|k| helpers.iter().any(|(j, _)| j.starts_with(&format!("unroot-{k}-"))))
+    );
+    assert!(helpers.iter().all(|(_, i)| *i == "tools:1"), "{helpers:?}");
+}

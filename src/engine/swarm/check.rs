@@ -1,4 +1,4 @@
-//! The preview's look at each node (SPEC §11 steps 2–3): a `global-job` of unroot's runs on
+//! The preview's look at each node (SPEC §11 steps 2–3): a one-off global service of unroot's (restart condition none) runs on
 //! every node the service may run on, with the service's own image and its bind mounts
 //! (read-only), and says whether the image is there, whether each bind's source exists, and
 //! whether the image has the tools the re-owning jobs run. It mounts no volume (that would
@@ -30,7 +30,7 @@ const ACCOUNTS_SCRIPT: &str =
     r#"cat /etc/passwd 2>/dev/null; echo "--unroot-group--"; cat /etc/group 2>/dev/null; echo "--unroot-end--""#;
 
 /// The image's users and groups, read on a node that has the image (SPEC §11 step 2): a
-/// global job with the service's image and placement prints its `/etc/passwd` and
+/// one-off global service with the service's image and placement prints its `/etc/passwd` and
 /// `/etc/group`, and the first node whose task printed both whole is taken. For a service
 /// whose image is not on the manager. `None` when no node could (no such image anywhere,
 /// no shell in it).
@@ -65,7 +65,7 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
     json!({
         "Name": name,
         "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
-        "Mode": {"GlobalJob": {}},
+        "Mode": {"Global": {}},
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": svc.image(),
@@ -110,7 +110,7 @@ fn blockers(
         // An image without a shell: present, but the tools cannot be looked for; that
         // matters only when something is re-owned.
         let no_shell = o.error.contains("executable file not found") || o.error.contains("no such file or directory");
-        if !o.succeeded() && no_shell && !o.error.contains("No such image") {
+        if !o.succeeded() && no_shell && !o.image_missing() {
             if reowns {
                 out.push(format!(
                     "{host}: the image {} has no shell, which the re-owning jobs run (set helper_image?)",
@@ -120,7 +120,7 @@ fn blockers(
             continue;
         }
         if !o.succeeded() {
-            out.push(if o.error.contains("No such image") {
+            out.push(if o.image_missing() {
                 format!("{host} does not have the image {} (nothing is pulled: load it there)", svc.image())
             } else if o.error.contains("bind source path does not exist") {
                 format!("{host}: {}; a bind must be the same path on every node", o.error)

@@ -1,4 +1,6 @@
-//! Helper jobs on a swarm's nodes (SPEC §11 step 5): a `global-job` service of unroot's own
+//! Helper jobs on a swarm's nodes (SPEC §11 step 5): a one-off global service of unroot's own
+//! (restart condition none: each node's task runs once; not a `global-job`, whose tasks'
+//! containers Docker leaves on every node after the service is removed, moby#44312)
 //! runs one task on every node the migrated service may run on (the same placement
 //! constraints), holding one of its mounts, as uid 0 with only the four capabilities
 //! re-owning needs. What each task prints comes back through the manager's task
@@ -30,6 +32,11 @@ pub struct NodeOutput {
 }
 
 impl NodeOutput {
+    /// The node does not have the job's image (nothing is pulled).
+    pub fn image_missing(&self) -> bool {
+        image_missing(&self.error)
+    }
+
     /// Ran to its end with exit code 0.
     pub fn succeeded(&self) -> bool {
         self.state == TaskState::Complete && self.exit_code.unwrap_or(0) == 0
@@ -54,6 +61,12 @@ impl NodeOutput {
         }
         why
     }
+}
+
+/// Whether a task's error (or a node's failure, which quotes it) says the node does not
+/// have the image: Docker's `No such image: …`.
+pub fn image_missing(why: &str) -> bool {
+    why.contains("No such image")
 }
 
 /// Where and as what a re-owning job runs: its name, the run that made it, the image (the
@@ -109,7 +122,7 @@ pub fn spec(
     json!({
         "Name": name,
         "Labels": {(orphans::LABEL_HELPER): run, (orphans::LABEL_MAKER): orphans::maker()},
-        "Mode": {"GlobalJob": {}},
+        "Mode": {"Global": {}},
         "TaskTemplate": {
             "ContainerSpec": {
                 "Image": image,

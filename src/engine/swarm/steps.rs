@@ -51,6 +51,25 @@ pub fn stopped_by(spec: &Value, original: &Value, run: &str) -> bool {
     }
 }
 
+/// What someone else changed in a service since unroot's last write to it, in
+/// `docker service inspect`'s field names; `None` when `current` is a spec of this run's:
+/// the original, the planned spec (during its update or settled after it), or either of
+/// them stopped by run `run`. Without the planned spec (a run of an earlier version saved
+/// none) nothing can be told apart: `None`.
+pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value, run: &str) -> Option<Vec<String>> {
+    let planned = planned?;
+    let settled = super::spec::settled(planned, original);
+    let ours = [original, planned, &settled];
+    if ours.iter().any(|s| same_spec(current, s) || same_spec(current, &stopped_spec(s, run))) {
+        return None;
+    }
+    // Named against the spec it was last left at by unroot, as it would be had no one else
+    // written (the settled spec; a restore's original when that is nearer).
+    let now = normalized(current);
+    let against = ours.iter().map(|s| super::spec::diff(&normalized(s), &now)).min_by_key(Vec::len).unwrap_or_default();
+    Some(against)
+}
+
 /// Why a service's tasks did not become what the update asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateError {
@@ -112,7 +131,12 @@ fn normalized(v: &Value) -> Value {
             Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).filter(|(_, v)| !is_zero(v)).collect())
         }
         Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
-        Value::Number(n) => n.as_f64().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        // `3`, `3.0`: one number; whole ones are shown as integers.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
+            Some(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+            None => Value::Null,
+        },
         other => other.clone(),
     }
 }
@@ -136,7 +160,16 @@ fn is_zero(v: &Value) -> bool {
 /// Errors: the manager refuses the update; a task still runs after `timeout`.
 pub async fn stop(port: &impl SwarmPort, id: &str, run: &str, timeout: Duration) -> Result<(), GateError> {
     let now = port.inspect_service(id).await?;
-    put_spec(port, id, &stopped_spec(now.spec(), run)).await?;
+    park(port, id, &stopped_spec(now.spec(), run), timeout).await
+}
+
+/// Stops a service by writing `stopped` (a spec that runs no task, see [`stopped_spec`]),
+/// then waits as [`stop`] does.
+///
+/// Guarantees: idempotent, as [`stop`].
+/// Errors: as [`stop`].
+pub async fn park(port: &impl SwarmPort, id: &str, stopped: &Value, timeout: Duration) -> Result<(), GateError> {
+    put_spec(port, id, stopped).await?;
     crate::state::failpoint::hit("service-stopping");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -347,6 +380,30 @@ fn pending(ours: &[&TaskRef]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_by_someone_else_is_named_and_unroots_own_specs_are_not() {
+        let original = json!({"Mode": {"Replicated": {"Replicas": 2}}, "UpdateConfig": {"Parallelism": 1},
+            "TaskTemplate": {"ContainerSpec": {"Image": "x", "Env": ["A=1"]}}});
+        let mut planned = original.clone();
+        planned["TaskTemplate"]["ContainerSpec"]["User"] = json!("999:999");
+        planned["UpdateConfig"] = json!({"Parallelism": 4, "Order": "stop-first"});
+        let settled = crate::engine::swarm::spec::settled(&planned, &original);
+        for ours in [&original, &planned, &settled, &stopped_spec(&planned, "r1"), &stopped_spec(&original, "r1")] {
+            assert_eq!(foreign_change(&original, Some(&planned), ours, "r1"), None, "{ours}");
+        }
+        let mut by_hand = settled.clone();
+        by_hand["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=1", "TOKEN=s3cret"]);
+        by_hand["TaskTemplate"]["ForceUpdate"] = json!(0);
+        let named = foreign_change(&original, Some(&planned), &by_hand, "r1").expect("a foreign change");
+        assert_eq!(named, ["TaskTemplate.ContainerSpec.Env: sets TOKEN (values not shown)"]);
+        let mut image = settled.clone();
+        image["TaskTemplate"]["ContainerSpec"]["Image"] = json!("y");
+        let named = foreign_change(&original, Some(&planned), &image, "r1").unwrap();
+        assert_eq!(named, [r#"TaskTemplate.ContainerSpec.Image: "x" -> "y""#]);
+        // A run of an earlier version saved no planned spec: nothing to tell apart.
+        assert_eq!(foreign_change(&original, None, &image, "r1"), None);
+    }
 
     #[test]
     fn a_replicated_service_stops_at_zero_and_a_global_one_on_no_node() {
