@@ -35,6 +35,13 @@ pub struct FakeSwarm {
     pub jobs: Vec<String>,
     /// The image of each job in `jobs`.
     pub job_images: Vec<String>,
+    /// Where a job's task ran, as (job name, node id).
+    pub job_tasks: Vec<(String, String)>,
+    /// How many looks at its tasks a job's task stays running before it completes (0: it
+    /// completes at once).
+    pub job_looks: usize,
+    /// Job tasks still running, with the looks left.
+    pub running_jobs: HashMap<String, usize>,
     /// The manager's clock (see [`FakeSwarm::now`]).
     pub clock: u64,
 }
@@ -93,9 +100,10 @@ impl FakeSwarm {
         if constraints.iter().any(|c| c.starts_with("node.labels.io.unroot.parked")) {
             return Vec::new();
         }
+        let excluded: Vec<&str> = constraints.iter().filter_map(|c| c.strip_prefix("node.id!=")).collect();
         match constraints.iter().find_map(|c| c.strip_prefix("node.id==")) {
             Some(id) => vec![id.to_string()],
-            None => self.nodes.iter().map(|n| n.id.clone()).collect(),
+            None => self.nodes.iter().map(|n| n.id.clone()).filter(|n| !excluded.contains(&n.as_str())).collect(),
         }
     }
 
@@ -153,13 +161,19 @@ impl FakeSwarm {
             let created_at = self.now();
             let task = format!("task{}", self.clock);
             let missing = self.missing_images.iter().any(|(n, i)| *n == node && i == image);
+            let job = spec["Name"].as_str().unwrap_or_default().to_string();
+            self.job_tasks.push((job, node.clone()));
             let output = if missing { Vec::new() } else { stdout.to_vec() };
             self.logs.insert(task.clone(), Finished { exit_code: 0, stdout: output, stderr: Vec::new() });
             self.tasks.push(TaskRef {
-                id: task,
+                id: task.clone(),
                 service_id: id.to_string(),
                 node_id: node,
-                state: if missing { TaskState::Failed("rejected".into()) } else { TaskState::Complete },
+                state: match (missing, self.job_looks) {
+                    (true, _) => TaskState::Failed("rejected".into()),
+                    (false, 0) => TaskState::Complete,
+                    (false, _) => TaskState::Running,
+                },
                 desired: "shutdown".into(),
                 message: String::new(),
                 error: if missing { format!("No such image: {image}") } else { String::new() },
@@ -168,6 +182,9 @@ impl FakeSwarm {
                 created_at,
                 user: "0:0".into(),
             });
+            if !missing && self.job_looks > 0 {
+                self.running_jobs.insert(task, self.job_looks);
+            }
         }
     }
 }
@@ -274,6 +291,15 @@ impl SwarmPort for FakeDocker {
 
     async fn list_tasks(&self, service_id: &str) -> Result<Vec<TaskRef>, DockerError> {
         self.on_swarm("list_tasks", service_id, |w| {
+            for t in w.tasks.iter_mut().filter(|t| t.service_id == service_id) {
+                if let Some(left) = w.running_jobs.get_mut(&t.id) {
+                    *left -= 1;
+                    if *left == 0 {
+                        w.running_jobs.remove(&t.id);
+                        t.state = TaskState::Complete;
+                    }
+                }
+            }
             Ok(w.tasks.iter().filter(|t| t.service_id == service_id).cloned().collect())
         })
     }

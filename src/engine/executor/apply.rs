@@ -70,8 +70,11 @@ impl<'a, D: Port> Apply<'a, D> {
     }
 
     /// The locks of the sources a service re-owns, taken in one order (no deadlock).
-    pub(super) async fn lock_sources(&self, mounts: &[MountId]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
-        let mut sources: Vec<&str> = mounts.iter().map(|m| m.source.as_str()).collect();
+    pub(super) async fn lock_sources<'s>(
+        &self,
+        sources: impl IntoIterator<Item = &'s str>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut sources: Vec<&str> = sources.into_iter().collect();
         sources.sort_unstable();
         sources.dedup();
         let locks: Vec<Arc<tokio::sync::Mutex<()>>> = {

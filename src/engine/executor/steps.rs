@@ -147,7 +147,7 @@ impl<D: Port> Apply<'_, D> {
             return Ok(());
         };
         self.not_interrupted(name, Step::Chown).await?;
-        let _sources = self.lock_sources(&r.mounts).await;
+        let _sources = self.lock_sources(r.mounts.iter().map(|m| m.source.as_str())).await;
         let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len()});
         self.ctx.step(name, Step::Chown, intent, self.ctx.reown(name, r, target)).await
     }

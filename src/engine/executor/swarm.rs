@@ -173,6 +173,8 @@ impl<D: Port> Apply<'_, D> {
             return Ok(());
         };
         self.not_interrupted(name, Step::Chown).await?;
+        // Never two re-owns of one volume or bind source at once (a container's included).
+        let _sources = self.lock_sources(r.mounts.iter().map(|m| m.source.as_str())).await;
         let ctx = &self.ctx;
         let intent = json!({"owner": target.to_string(), "mounts": r.mounts.len(), "nodes": r.nodes.len()});
         ctx.step(name, Step::Chown, intent, async {

@@ -440,3 +440,65 @@ fn the_helper_jobs_run_in_the_plans_helper_image() {
     );
     assert!(helpers.iter().all(|(_, i)| *i == "tools:1"), "{helpers:?}");
 }
+
+#[test]
+fn the_scan_runs_only_on_nodes_that_ran_a_task_and_a_shared_volume_is_warned_about() {
+    let fake = fake();
+    // n3 joined after db's tasks were placed: it never ran one, and holds no copy of `data`.
+    // Jobs take their time, so two at once would interleave.
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.nodes.push(node("n3", "worker"));
+        w.job_looks = 3;
+    });
+    // cache shares db's volume.
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        let mut spec = original_spec();
+        spec["Name"] = json!("cache");
+        spec["Mode"] = json!({"Replicated": {"Replicas": 1}});
+        spec["TaskTemplate"]["Placement"] = json!({"Constraints": ["node.id==n1"]});
+        let at = w.now();
+        w.services.push(ServiceInspect(json!({"ID": "svc2", "Version": {"Index": 3}, "UpdatedAt": at, "Spec": spec})));
+        w.reconcile("svc2", &spec);
+    });
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\nparallelism = 2\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n\
+         [service.cache]\nday = 1\nswarm = true\nuser = \"999:999\"\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let outcome = rt.block_on(async {
+        let day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap();
+        for sp in &day.swarm {
+            let other = if sp.name == "db" { "cache" } else { "db" };
+            assert!(
+                sp.warnings.iter().any(|w| w.starts_with(&format!("data is re-owned by {other} on this day too"))),
+                "{}: {:?}",
+                sp.name,
+                sp.warnings
+            );
+        }
+        let day = day.ready().unwrap_or_else(|b| panic!("{b:?}"));
+        super::tests::apply_day(&fake, &plan, day, tmp.path()).await
+    });
+    assert_eq!(outcome, Outcome::Applied);
+    let scanned: Vec<String> = fake.with(|s| {
+        let w = s.swarm.as_ref().unwrap();
+        w.job_tasks.iter().filter(|(j, _)| j.starts_with("unroot-scan-db-")).map(|(_, n)| n.clone()).collect()
+    });
+    assert_eq!(scanned, ["n1", "n2"], "no job on n3, which would create the volume there");
+    // The two re-owns of `data` ran one after the other, never interleaved.
+    let owners: Vec<String> = fake.with(|s| {
+        let jobs = &s.swarm.as_ref().unwrap().jobs;
+        jobs.iter()
+            .filter(|j| j.starts_with("unroot-scan-") || j.starts_with("unroot-apply-"))
+            .map(|j| if j.contains("-db-") { "db" } else { "cache" }.to_string())
+            .collect()
+    });
+    let mut runs = owners.clone();
+    runs.dedup();
+    assert_eq!(runs.len(), 2, "one block of jobs per service: {owners:?}");
+}

@@ -320,31 +320,47 @@ pub async fn compute_with(
             }
         }
     }
-    warn_shared_within_day(&mut services);
+    warn_shared_within_day(&mut services, &mut swarm);
     Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new(), swarm })
 }
 
-/// Two services of the day that re-own the same volume or bind source: their re-owns run one
-/// after the other (never at once), and a rollback restores them in exactly the reverse
-/// order; but the last one decides the owner, so the operator should know.
-fn warn_shared_within_day(services: &mut [ServicePlan]) {
+/// Two services of the day (containers or Swarm services) that re-own the same volume or
+/// bind source: their re-owns run one after the other (never at once), and a rollback
+/// restores them in exactly the reverse order; but the last one decides the owner, so the
+/// operator should know.
+fn warn_shared_within_day(services: &mut [ServicePlan], swarm: &mut [SwarmServicePlan]) {
+    let container_sources = |s: &ServicePlan| -> Vec<String> {
+        s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect()
+    };
+    let swarm_sources = |s: &SwarmServicePlan| -> Vec<String> {
+        s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect()
+    };
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for s in services.iter() {
-        for m in s.resolved.iter().flat_map(|r| &r.mounts) {
-            users.entry(m.source.clone()).or_default().push(s.name.clone());
+    let named = services
+        .iter()
+        .map(|s| (&s.name, container_sources(s)))
+        .chain(swarm.iter().map(|s| (&s.name, swarm_sources(s))));
+    for (name, sources) in named {
+        for source in sources {
+            users.entry(source).or_default().push(name.clone());
         }
     }
-    for s in services.iter_mut() {
-        let mounts: Vec<String> = s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect();
-        for source in mounts {
-            let others: Vec<&String> = users[&source].iter().filter(|n| **n != s.name).collect();
+    let warn = |name: &str, sources: Vec<String>, warnings: &mut Vec<String>| {
+        for source in sources {
+            let others: Vec<&str> = users[&source].iter().filter(|n| *n != name).map(String::as_str).collect();
             if !others.is_empty() {
-                s.warnings.push(format!(
+                warnings.push(format!(
                     "{source} is re-owned by {} on this day too: the last re-own decides its owner; they run one after the other and a rollback restores them in reverse order",
-                    others.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+                    others.join(", ")
                 ));
             }
         }
+    };
+    for s in services.iter_mut() {
+        warn(&s.name, container_sources(s), &mut s.warnings);
+    }
+    for s in swarm.iter_mut() {
+        warn(&s.name, swarm_sources(s), &mut s.warnings);
     }
 }
 

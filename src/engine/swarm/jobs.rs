@@ -507,7 +507,13 @@ pub async fn scan(
     hardlinks: bool,
 ) -> Result<BTreeMap<String, Result<Scanned, String>>, DockerError> {
     let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
-    let spec = spec(site.name, site.run, site.image, site.mount, site.constraints, &scan_script(), &args);
+    // Only on `nodes`: every other node is ruled out (a job's task would create the volume
+    // on a node that never held it).
+    let mut constraints = site.constraints.to_vec();
+    constraints.extend(
+        port.list_nodes().await?.into_iter().filter(|n| !nodes.contains(&n.id)).map(|n| format!("node.id!={}", n.id)),
+    );
+    let spec = spec(site.name, site.run, site.image, site.mount, &constraints, &scan_script(), &args);
     let outputs = run(port, spec, nodes, site.timeout).await?;
     Ok(outputs
         .into_iter()

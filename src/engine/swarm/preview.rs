@@ -242,53 +242,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
         .filter(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind"))
         .filter(|m| s.chown.as_ref().is_none_or(|paths| paths.iter().any(|p| p.to_str() == Some(m.target.as_str()))))
         .collect();
-    let constraints = svc.constraints();
-    let running: Vec<&TaskRef> = o.tasks.iter().filter(|t| t.state == TaskState::Running).collect();
-    let mut nodes: Vec<&NodeRef> = o.nodes.iter().collect();
-    nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
-    for node in nodes {
-        let allowed = match placement::allows(&constraints, node) {
-            Ok(a) => a,
-            Err(why) => {
-                // Unknown where it may run: the nodes that run it now.
-                sp.warnings.push(why);
-                running.iter().any(|t| t.node_id == node.id)
-            }
-        };
-        if !allowed {
-            continue;
-        }
-        // Swarm places no task on a paused or drained node, and a job runs none there: its
-        // copy is not re-owned, which matters once the node is active again.
-        if node.availability != "active" {
-            if target.is_some() && !mounts.is_empty() {
-                sp.warnings.push(format!(
-                    "node {} ({}) is {}: its copy of the volumes is not re-owned; a task placed there once it is active would run as the new user on data of the old owner",
-                    node.hostname, node.id, node.availability
-                ));
-            }
-            continue;
-        }
-        let here = running.iter().filter(|t| t.node_id == node.id).count();
-        if node.state != "ready" {
-            sp.blockers.push(format!(
-                "node {} ({}) is {}: its copy of the service's volumes cannot be re-owned",
-                node.hostname, node.id, node.state
-            ));
-        }
-        let shown: Vec<String> = mounts
-            .iter()
-            .filter(|_| target.is_some())
-            .map(|m| format!("{} {} -> {}", m.kind, m.source, m.target))
-            .collect();
-        sp.nodes.push(NodePlan {
-            id: node.id.clone(),
-            hostname: node.hostname.clone(),
-            state: node.state.clone(),
-            tasks: here,
-            mounts: shown,
-        });
-    }
+    place(&mut sp, svc, o, &mounts, target.is_some());
     if sp.nodes.is_empty() {
         sp.blockers.push("no node of the swarm satisfies the service's placement".into());
     }
@@ -321,13 +275,75 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
             original: svc.clone(),
             spec: new_spec,
             target,
-            nodes: sp.nodes.iter().map(|n| n.id.clone()).collect(),
+            nodes: sp.nodes.iter().filter(|n| !n.mounts.is_empty()).map(|n| n.id.clone()).collect(),
             mounts: if target.is_some() { mounts } else { Vec::new() },
             timings: s.timings,
             hardlinks: s.hardlinks,
         });
     }
     sp
+}
+
+/// The nodes the service may run on, each with its tasks and the mounts re-owned there
+/// (only where a task of it ran, when `reowns`), into `sp.nodes`; a node that is not active,
+/// not ready or ran no task is said in `sp`'s warnings or blockers.
+fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: &[SpecMount], reowns: bool) {
+    let constraints = svc.constraints();
+    let running: Vec<&TaskRef> = o.tasks.iter().filter(|t| t.state == TaskState::Running).collect();
+    let mut nodes: Vec<&NodeRef> = o.nodes.iter().collect();
+    nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+    for node in nodes {
+        let allowed = match placement::allows(&constraints, node) {
+            Ok(a) => a,
+            Err(why) => {
+                // Unknown where it may run: the nodes that run it now.
+                sp.warnings.push(why);
+                running.iter().any(|t| t.node_id == node.id)
+            }
+        };
+        if !allowed {
+            continue;
+        }
+        // Swarm places no task on a paused or drained node, and a job runs none there: its
+        // copy is not re-owned, which matters once the node is active again.
+        if node.availability != "active" {
+            if reowns && !mounts.is_empty() {
+                sp.warnings.push(format!(
+                    "node {} ({}) is {}: its copy of the volumes is not re-owned; a task placed there once it is active would run as the new user on data of the old owner",
+                    node.hostname, node.id, node.availability
+                ));
+            }
+            continue;
+        }
+        let here = running.iter().filter(|t| t.node_id == node.id).count();
+        if node.state != "ready" {
+            sp.blockers.push(format!(
+                "node {} ({}) is {}: its copy of the service's volumes cannot be re-owned",
+                node.hostname, node.id, node.state
+            ));
+        }
+        // Only a node where a task of the service ran holds a copy of its data: elsewhere a
+        // job would create the volume to re-own it.
+        let ran_here = o.tasks.iter().any(|t| t.node_id == node.id);
+        if !ran_here && reowns && !mounts.is_empty() {
+            sp.warnings.push(format!(
+                "node {} ({}) shows no task of the service (Swarm keeps only the last few): nothing is re-owned or created there; a copy of its volumes on that node keeps its owners",
+                node.hostname, node.id
+            ));
+        }
+        let shown: Vec<String> = mounts
+            .iter()
+            .filter(|_| reowns && ran_here)
+            .map(|m| format!("{} {} -> {}", m.kind, m.source, m.target))
+            .collect();
+        sp.nodes.push(NodePlan {
+            id: node.id.clone(),
+            hostname: node.hostname.clone(),
+            state: node.state.clone(),
+            tasks: here,
+            mounts: shown,
+        });
+    }
 }
 
 /// Whether an API version (`1.41`) is older than `min`.

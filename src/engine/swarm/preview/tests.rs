@@ -174,3 +174,26 @@ fn no_new_privileges_is_set_on_a_manager_that_takes_it() {
     assert_eq!(r.spec["TaskTemplate"]["ContainerSpec"]["Privileges"]["NoNewPrivileges"], true);
     assert!(sp.spec_changes.iter().any(|c| c.starts_with("TaskTemplate.ContainerSpec.Privileges.NoNewPrivileges")));
 }
+
+#[test]
+fn only_the_nodes_where_a_task_ran_are_re_owned_and_the_others_are_said() {
+    let p = plan("user = \"999:999\"\n");
+    let mut o = observed(service(json!({})));
+    o.nodes.push(node("w3", "worker", "ready"));
+    o.nodes.push(node("w4", "worker", "ready"));
+    // w4 ran a task that has ended since (Swarm keeps it in its history): it holds a copy.
+    let mut ended = task("w4");
+    ended.state = TaskState::Shutdown("shutdown".into());
+    o.tasks.push(ended);
+    let sp = derive(&p, p.service("db").unwrap(), &o);
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    let r = sp.resolved.clone().expect("resolved");
+    assert_eq!(r.nodes, ["w1", "w2", "w4"], "w3 never ran a task: no volume there is created or re-owned");
+    let w3 = sp.nodes.iter().find(|n| n.id == "w3").expect("listed");
+    assert!(w3.mounts.is_empty(), "{w3:?}");
+    assert!(
+        sp.warnings.iter().any(|w| w.contains("node host-w3 (w3) shows no task of the service")),
+        "{:?}",
+        sp.warnings
+    );
+}
