@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::fake::{Call, FakeDocker};
-use super::swarm::{NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState};
+use super::swarm::{
+    NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmObject, SwarmPort, TaskRef, TaskState,
+};
 use super::{DockerError, Finished};
 
 /// A manager's view of its swarm.
@@ -25,6 +27,8 @@ pub struct FakeSwarm {
     /// Tasks that run as this user fail instead of running.
     pub fails_as: Option<String>,
     pub configs: BTreeMap<String, Vec<u8>>,
+    /// The labels each config was created with.
+    pub config_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// The ids of the swarm's secrets.
     pub secrets: Vec<String>,
     /// Images a node does not have, as (node id, image): a job's task there is rejected.
@@ -217,7 +221,12 @@ impl SwarmPort for FakeDocker {
             s.swarm
                 .iter()
                 .flat_map(|w| &w.services)
-                .map(|v| ServiceRef { id: v.id().into(), name: v.name().into(), labels: Default::default() })
+                .map(|v| ServiceRef {
+                    id: v.id().into(),
+                    name: v.name().into(),
+                    labels: serde_json::from_value(v.0["Spec"]["Labels"].clone()).unwrap_or_default(),
+                    created: super::swarm::unix_time(v.0["CreatedAt"].as_str().unwrap_or_default()),
+                })
                 .collect()
         }))
     }
@@ -317,7 +326,7 @@ impl SwarmPort for FakeDocker {
     async fn create_config(
         &self,
         name: &str,
-        _labels: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
         data: &[u8],
     ) -> Result<String, DockerError> {
         self.on_swarm("create_config", name, |w| {
@@ -325,15 +334,29 @@ impl SwarmPort for FakeDocker {
                 return Err(DockerError::Conflict(format!("config {name} exists")));
             }
             w.configs.insert(name.to_string(), data.to_vec());
+            w.config_labels.insert(name.to_string(), labels);
             Ok(name.to_string())
         })
     }
 
-    async fn list_ids(&self, kind: ObjectKind) -> Result<Vec<String>, DockerError> {
-        self.on_swarm("list_ids", kind.as_str(), |w| {
+    async fn list_objects(&self, kind: ObjectKind) -> Result<Vec<SwarmObject>, DockerError> {
+        self.on_swarm("list_objects", kind.as_str(), |w| {
             Ok(match kind {
-                ObjectKind::Secret => w.secrets.clone(),
-                ObjectKind::Config => w.configs.keys().cloned().collect(),
+                ObjectKind::Secret => w
+                    .secrets
+                    .iter()
+                    .map(|id| SwarmObject { id: id.clone(), name: id.clone(), ..Default::default() })
+                    .collect(),
+                ObjectKind::Config => w
+                    .configs
+                    .keys()
+                    .map(|id| SwarmObject {
+                        id: id.clone(),
+                        name: id.clone(),
+                        labels: w.config_labels.get(id).cloned().unwrap_or_default(),
+                        created: 0,
+                    })
+                    .collect(),
             })
         })
     }

@@ -27,6 +27,24 @@ pub struct ServiceRef {
     pub id: String,
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// When it was created (Unix seconds; 0 when the manager did not say).
+    pub created: i64,
+}
+
+/// A secret or config as the manager lists it (never its data).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SwarmObject {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// When it was created (Unix seconds; 0 when the manager did not say).
+    pub created: i64,
+}
+
+/// An RFC 3339 time of the manager's as Unix seconds (0 when it cannot be read).
+pub fn unix_time(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map_or(0, |t| t.unix_timestamp())
 }
 
 /// A node as `docker node ls` lists it.
@@ -385,8 +403,8 @@ pub trait SwarmPort: Send + Sync {
     /// service is refused.
     fn remove_config(&self, id: &str) -> impl Future<Output = Result<(), DockerError>> + Send;
 
-    /// The ids of the secrets (`Secret`) or configs (`Config`) the swarm holds.
-    fn list_ids(&self, kind: ObjectKind) -> impl Future<Output = Result<Vec<String>, DockerError>> + Send;
+    /// The secrets (`Secret`) or configs (`Config`) the swarm holds.
+    fn list_objects(&self, kind: ObjectKind) -> impl Future<Output = Result<Vec<SwarmObject>, DockerError>> + Send;
 }
 
 /// A kind of object a service's tasks may carry as files.

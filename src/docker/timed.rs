@@ -165,7 +165,10 @@ impl<P: DockerPort + SwarmPort> SwarmPort for Timed<P> {
     async fn remove_config(&self, id: &str) -> Result<(), DockerError> {
         self.time(self.inner.remove_config(id)).await
     }
-    async fn list_ids(&self, kind: super::swarm::ObjectKind) -> Result<Vec<String>, DockerError> {
-        self.time(self.inner.list_ids(kind)).await
+    async fn list_objects(
+        &self,
+        kind: super::swarm::ObjectKind,
+    ) -> Result<Vec<super::swarm::SwarmObject>, DockerError> {
+        self.time(self.inner.list_objects(kind)).await
     }
 }

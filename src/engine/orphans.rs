@@ -1,11 +1,15 @@
 //! unroot's own short-lived containers (the probes that read an image's `/etc/passwd`, the
-//! re-owning helpers) and the sweep that removes those a killed unroot left behind.
+//! re-owning helpers), Swarm services (checks and helper jobs) and configs (their lists), and
+//! the sweep that removes those a killed unroot left behind.
 //!
 //! Each carries a label naming the process that made it (host, pid and the pid's start
 //! time, so a reused pid is not mistaken for the maker). A command that takes the state
 //! directory's lock removes every such container whose maker is gone; containers of a live
 //! unroot (another plan, another state directory) are left alone.
 
+use std::collections::BTreeMap;
+
+use crate::docker::swarm::{ObjectKind, SwarmMembership, SwarmPort};
 use crate::docker::{ContainerRef, DockerPort, Removal};
 
 /// Label on a probe container (created, never started, removed at once).
@@ -52,23 +56,66 @@ fn maker_gone(label: &str, created: i64, now: i64) -> bool {
     }
 }
 
-/// Whether a listed container is a probe or helper whose maker is gone.
-fn is_orphan(c: &ContainerRef, now: i64) -> bool {
-    let ours = c.labels.contains_key(LABEL_PROBE) || c.labels.contains_key(LABEL_HELPER);
-    ours && match c.labels.get(LABEL_MAKER) {
-        Some(m) => maker_gone(m, c.created, now),
-        // Made before the maker label existed: only a probe is safe to call orphaned (a
-        // helper of that age may belong to a run in progress elsewhere).
-        None => c.labels.contains_key(LABEL_PROBE) && now - c.created > 60,
-    }
+/// Whether labels mark one of unroot's own probes or helpers (a container, a Swarm service
+/// or config, a helper job's task container): never audited, reported or planned.
+pub fn is_own(labels: &BTreeMap<String, String>) -> bool {
+    labels.contains_key(LABEL_PROBE) || labels.contains_key(LABEL_HELPER)
 }
 
-/// Removes the probes and helpers whose maker is gone; returns their names.
+/// Whether a listed container is a probe or helper whose maker is gone.
+fn is_orphan(c: &ContainerRef, now: i64) -> bool {
+    orphaned(&c.labels, c.created, now)
+}
+
+/// Whether an object of unroot's (a container, a Swarm service or config) with these labels,
+/// created at `created`, is a probe or helper whose maker is gone.
+fn orphaned(labels: &BTreeMap<String, String>, created: i64, now: i64) -> bool {
+    is_own(labels)
+        && match labels.get(LABEL_MAKER) {
+            Some(m) => maker_gone(m, created, now),
+            // Made before the maker label existed: only a probe is safe to call orphaned (a
+            // helper of that age may belong to a run in progress elsewhere).
+            None => labels.contains_key(LABEL_PROBE) && now - created > 60,
+        }
+}
+
+/// Removes the probes and helpers whose maker is gone: containers, and on a Swarm manager
+/// the check and helper services and the configs that carried their lists; returns their
+/// names.
 ///
-/// Guarantees: idempotent; never touches a container that is not unroot's own probe or
+/// Guarantees: idempotent; never touches anything that is not unroot's own probe or
 /// helper, nor one whose maker still runs. Errors are not fatal: what cannot be listed or
 /// removed now is left for the next command.
-pub async fn sweep(port: &impl DockerPort) -> Vec<String> {
+pub async fn sweep(port: &(impl DockerPort + SwarmPort)) -> Vec<String> {
+    let mut removed = sweep_containers(port).await;
+    removed.extend(sweep_swarm(port).await);
+    removed
+}
+
+/// The Swarm part of [`sweep`]: services first (a config is in use while its job's tasks
+/// are), then configs; a config still in use is left for the next command.
+async fn sweep_swarm(port: &impl SwarmPort) -> Vec<String> {
+    if !matches!(port.membership().await, Ok(SwarmMembership::Manager { .. })) {
+        return Vec::new();
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut removed = Vec::new();
+    for s in port.list_services().await.unwrap_or_default() {
+        if orphaned(&s.labels, s.created, now) && port.remove_service(&s.id).await.is_ok() {
+            tracing::info!(service = %s.name, "removed a Swarm check or helper left by an unroot that is gone");
+            removed.push(s.name);
+        }
+    }
+    for c in port.list_objects(ObjectKind::Config).await.unwrap_or_default() {
+        if orphaned(&c.labels, c.created, now) && port.remove_config(&c.id).await.is_ok() {
+            tracing::info!(config = %c.name, "removed a config left by an unroot that is gone");
+            removed.push(c.name);
+        }
+    }
+    removed
+}
+
+async fn sweep_containers(port: &impl DockerPort) -> Vec<String> {
     let Ok(list) = port.list_containers().await else {
         return Vec::new();
     };
@@ -111,5 +158,37 @@ mod tests {
         let elsewhere = "other-host/1/1";
         assert!(!is_orphan(&container(&[(LABEL_PROBE, "1"), (LABEL_MAKER, elsewhere)], now - 60), now));
         assert!(is_orphan(&container(&[(LABEL_PROBE, "1"), (LABEL_MAKER, elsewhere)], now - 2 * 86400), now));
+    }
+
+    #[test]
+    fn the_swarm_jobs_and_configs_of_a_killed_unroot_are_swept_and_a_live_ones_are_not() {
+        use crate::docker::fake::FakeDocker;
+        use crate::docker::fake_swarm::FakeSwarm;
+        let fake = FakeDocker::default();
+        fake.with(|s| s.swarm = Some(FakeSwarm { node_id: "n1".into(), ..Default::default() }));
+        let dead = format!("{}/{}/1", host(), u32::MAX - 1);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            for (name, maker) in [("unroot-scan-db-dead", dead.as_str()), ("unroot-scan-db-live", &maker())] {
+                let labels = serde_json::json!({(LABEL_HELPER): "run", (LABEL_MAKER): maker});
+                fake.create_service(serde_json::json!({"Name": name, "Labels": labels, "Mode": {"Global": {}}}))
+                    .await
+                    .unwrap();
+                let labels =
+                    [(LABEL_HELPER.to_string(), "run".to_string()), (LABEL_MAKER.to_string(), maker.to_string())];
+                fake.create_config(&format!("{name}-part"), labels.into(), b"list").await.unwrap();
+            }
+            // Someone else's service is never touched.
+            fake.create_service(serde_json::json!({"Name": "db", "Mode": {"Global": {}}})).await.unwrap();
+            let removed = sweep(&fake).await;
+            assert_eq!(removed, ["unroot-scan-db-dead", "unroot-scan-db-dead-part"]);
+        });
+        let (services, configs) = fake.with(|s| {
+            let w = s.swarm.as_ref().unwrap();
+            let services: Vec<String> = w.services.iter().map(|v| v.name().to_string()).collect();
+            (services, w.configs.keys().cloned().collect::<Vec<_>>())
+        });
+        assert_eq!(services, ["unroot-scan-db-live", "db"]);
+        assert_eq!(configs, ["unroot-scan-db-live-part"]);
     }
 }

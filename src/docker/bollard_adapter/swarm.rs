@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::{BollardDocker, collect_output, map_err};
 use crate::docker::swarm::{
-    NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmPort, TaskRef, TaskState,
+    NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmObject, SwarmPort, TaskRef, TaskState,
+    unix_time,
 };
 use crate::docker::{DockerError, Finished};
 
@@ -92,7 +93,12 @@ impl SwarmPort for BollardDocker {
         list.iter()
             .map(|s| {
                 let v = json_of(s)?;
-                Ok(ServiceRef { id: text(&v, "/ID"), name: text(&v, "/Spec/Name"), labels: labels(&v, "/Spec/Labels") })
+                Ok(ServiceRef {
+                    id: text(&v, "/ID"),
+                    name: text(&v, "/Spec/Name"),
+                    labels: labels(&v, "/Spec/Labels"),
+                    created: unix_time(&text(&v, "/CreatedAt")),
+                })
             })
             .collect()
     }
@@ -162,17 +168,26 @@ impl SwarmPort for BollardDocker {
         self.docker.delete_config(id).await.map_err(map_err)
     }
 
-    async fn list_ids(&self, kind: ObjectKind) -> Result<Vec<String>, DockerError> {
-        Ok(match kind {
+    async fn list_objects(&self, kind: ObjectKind) -> Result<Vec<SwarmObject>, DockerError> {
+        let all: Vec<Value> = match kind {
             ObjectKind::Secret => {
-                let all = self.docker.list_secrets(None::<ListSecretsOptions>).await.map_err(map_err)?;
-                all.into_iter().filter_map(|s| s.id).collect()
+                let list = self.docker.list_secrets(None::<ListSecretsOptions>).await.map_err(map_err)?;
+                list.iter().map(json_of).collect::<Result<_, _>>()?
             }
             ObjectKind::Config => {
-                let all = self.docker.list_configs(None::<ListConfigsOptions>).await.map_err(map_err)?;
-                all.into_iter().filter_map(|c| c.id).collect()
+                let list = self.docker.list_configs(None::<ListConfigsOptions>).await.map_err(map_err)?;
+                list.iter().map(json_of).collect::<Result<_, _>>()?
             }
-        })
+        };
+        Ok(all
+            .iter()
+            .map(|v| SwarmObject {
+                id: text(v, "/ID"),
+                name: text(v, "/Spec/Name"),
+                labels: labels(v, "/Spec/Labels"),
+                created: unix_time(&text(v, "/CreatedAt")),
+            })
+            .collect())
     }
 
     async fn task_logs(&self, task_id: &str) -> Result<Finished, DockerError> {

@@ -279,8 +279,14 @@ const HEADER_LIMIT: usize = 512;
 /// Errors: only listing the containers can fail the audit; a container that disappears,
 /// stops or restarts while it is looked at is reported with a note.
 pub async fn run(port: &impl DockerPort, plan: Option<&Plan>, filters: &[Filter]) -> Result<Report, DockerError> {
-    let list: Vec<ContainerRef> =
-        port.list_containers().await?.into_iter().filter(|c| Filter::all_match(filters, c)).collect();
+    // unroot's own probes and helpers (a Swarm helper job's task containers too) are not the
+    // operator's containers.
+    let list: Vec<ContainerRef> = port
+        .list_containers()
+        .await?
+        .into_iter()
+        .filter(|c| !crate::engine::orphans::is_own(&c.labels) && Filter::all_match(filters, c))
+        .collect();
     let results: Vec<Result<Entry, Gone>> = stream::iter(list)
         .map(|c| async move {
             match audit_one(port, &c.id, plan).await {
@@ -500,6 +506,20 @@ mod tests {
             assert_eq!(e.class, Class::Root, "configured root and not running");
             assert!(e.flags.contains(&"not-running".to_string()));
             assert_eq!(fake.calls().iter().filter(|c| matches!(c, Call::Inspect(_))).count(), 2, "re-inspected");
+        }
+
+        #[test]
+        fn unroots_own_probes_and_helper_tasks_are_not_audited() {
+            let fake = FakeDocker::default();
+            let mut helper = container("h", "0:0", true);
+            helper["Config"]["Labels"] = json!({"io.unroot.helper": "day1-x", "io.unroot.maker": "h/1/1",
+                "com.docker.swarm.service.name": "unroot-scan-db-0123456789"});
+            fake.add(helper, vec![proc(0)]);
+            fake.add(container("a", "", true), vec![proc(0)]);
+            let report = run(&fake);
+            let names: Vec<&str> = report.containers.iter().map(|e| e.name.as_str()).collect();
+            assert_eq!(names, ["a-name"]);
+            assert_eq!(report.summary.root, 1);
         }
 
         #[test]

@@ -59,7 +59,9 @@ pub async fn run(
     };
     let mut entries = Vec::new();
     let listed = port.list_services().await?;
-    for s in listed.iter().filter(|s| Filter::all_match_named(filters, &s.name, &s.labels)) {
+    // unroot's own checks and helper jobs are as invisible as its probe containers.
+    let theirs = listed.iter().filter(|s| !crate::engine::orphans::is_own(&s.labels));
+    for s in theirs.filter(|s| Filter::all_match_named(filters, &s.name, &s.labels)) {
         match audit_one(port, &s.id, &node_id, plan).await {
             Ok(Some(e)) => entries.push(e),
             Ok(None) | Err(DockerError::NotFound(_)) => {}
@@ -159,5 +161,31 @@ pub fn controls_of(s: &ServiceInspect) -> super::Controls {
         no_new_privileges: s.no_new_privileges(),
         tmpfs: None,
         security_opt: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::fake::FakeDocker;
+    use crate::docker::fake_swarm::FakeSwarm;
+    use crate::engine::orphans::{LABEL_HELPER, LABEL_MAKER};
+
+    #[test]
+    fn unroots_own_checks_and_helper_jobs_are_not_audited() {
+        let fake = FakeDocker::default();
+        fake.with(|s| s.swarm = Some(FakeSwarm { node_id: "n1".into(), ..Default::default() }));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let names: Vec<String> = rt.block_on(async {
+            let helper = serde_json::json!({"Name": "unroot-check-db-1", "Mode": {"Global": {}},
+                "Labels": {(LABEL_HELPER): "preview", (LABEL_MAKER): "h/1/1"},
+                "TaskTemplate": {"ContainerSpec": {"Image": "img", "User": "0:0"}}});
+            fake.create_service(helper).await.unwrap();
+            let db = serde_json::json!({"Name": "db", "Mode": {"Replicated": {"Replicas": 1}},
+                "TaskTemplate": {"ContainerSpec": {"Image": "img"}}});
+            fake.create_service(db).await.unwrap();
+            run(&fake, None, &[]).await.unwrap().into_iter().map(|e| e.name).collect()
+        });
+        assert_eq!(names, ["db"]);
     }
 }

@@ -502,3 +502,20 @@ fn the_scan_runs_only_on_nodes_that_ran_a_task_and_a_shared_volume_is_warned_abo
     runs.dedup();
     assert_eq!(runs.len(), 2, "one block of jobs per service: {owners:?}");
 }
+
+#[test]
+fn the_preview_checks_the_helper_image_on_each_node_when_the_plan_names_one() {
+    let fake = fake();
+    fake.with(|s| s.swarm.as_mut().unwrap().missing_images.push(("n2".into(), "tools:1".into())));
+    let plan = Plan::parse(
+        "t.toml",
+        "[rollout]\nname = \"t\"\nhelper_image = \"tools:1\"\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let day = rt.block_on(preview::compute(&fake, &plan, 1, &[], NameSource::Running)).unwrap();
+    assert_eq!(
+        day.swarm[0].blockers,
+        ["node host-n2 (n2) does not have the image tools:1 (nothing is pulled: load it there)"]
+    );
+}

@@ -281,23 +281,7 @@ pub async fn compute_with(
             false => kind_of(port, s, manager, saved.containers.contains_key(*name)).await?,
         };
         match kind {
-            Kind::Swarm => {
-                let mut observed = crate::engine::swarm::preview::observe(port, s).await?;
-                if let Some(original) = saved.services.get(*name) {
-                    observed.service = Ok(original.clone());
-                }
-                let mut sp = crate::engine::swarm::preview::derive(plan, s, &observed);
-                // Only a service that is otherwise ready: what the nodes hold.
-                if let Some(r) = &sp.resolved {
-                    let found =
-                        crate::engine::swarm::check::check(port, &r.original, &sp.nodes, !r.mounts.is_empty()).await;
-                    if !found.is_empty() {
-                        sp.blockers.extend(found);
-                        sp.resolved = None;
-                    }
-                }
-                swarm.push(sp);
-            }
+            Kind::Swarm => swarm.push(swarm_plan(port, plan, s, saved.services.get(*name)).await?),
             Kind::Both => {
                 let mut sp = ServicePlan::new(name);
                 sp.blockers.push(format!(
@@ -322,6 +306,31 @@ pub async fn compute_with(
     }
     warn_shared_within_day(&mut services, &mut swarm);
     Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new(), swarm })
+}
+
+/// A Swarm service's preview: what the manager shows (or, for a run being finished, its saved
+/// original), then, for a service that is otherwise ready, what its nodes hold.
+async fn swarm_plan(
+    port: &(impl DockerPort + SwarmPort),
+    plan: &Plan,
+    s: &crate::model::plan::Service,
+    saved: Option<&ServiceInspect>,
+) -> Result<SwarmServicePlan, DockerError> {
+    let mut observed = crate::engine::swarm::preview::observe(port, s).await?;
+    if let Some(original) = saved {
+        observed.service = Ok(original.clone());
+    }
+    let mut sp = crate::engine::swarm::preview::derive(plan, s, &observed);
+    if let Some(r) = &sp.resolved {
+        let helper = plan.rollout.helper_image.as_deref();
+        let found =
+            crate::engine::swarm::check::check(port, &r.original, &sp.nodes, !r.mounts.is_empty(), helper).await;
+        if !found.is_empty() {
+            sp.blockers.extend(found);
+            sp.resolved = None;
+        }
+    }
+    Ok(sp)
 }
 
 /// Two services of the day (containers or Swarm services) that re-own the same volume or

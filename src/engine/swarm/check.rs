@@ -68,6 +68,8 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
         "Mode": {"Global": {}},
         "TaskTemplate": {
             "ContainerSpec": {
+                // Its task containers are unroot's own too: not audited, and swept if left.
+                "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
                 "Image": svc.image(),
                 "Command": command,
                 "User": "0:0",
@@ -83,23 +85,38 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
 }
 
 /// Runs the check on `nodes` and returns the blockers it finds, each naming its node.
-/// `reowns`: the service has mounts to re-own, so the image's tools matter.
-pub async fn check(port: &impl SwarmPort, svc: &ServiceInspect, nodes: &[NodePlan], reowns: bool) -> Vec<String> {
-    let name = jobs::job_name("check", svc.name(), &std::process::id().to_string(), 0);
+/// `reowns`: the service has mounts to re-own, so the tools of the image the re-owning jobs
+/// run in matter: `helper_image` when the plan names one (then checked in a second job,
+/// with no mount), else the service's own.
+pub async fn check(
+    port: &impl SwarmPort,
+    svc: &ServiceInspect,
+    nodes: &[NodePlan],
+    reowns: bool,
+    helper_image: Option<&str>,
+) -> Vec<String> {
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    match jobs::run(port, spec(&name, svc), &ids, TIMEOUT).await {
-        Ok(outputs) => blockers(svc, nodes, &outputs, reowns),
-        Err(e) => vec![format!("the check of the nodes did not finish: {e}")],
+    let run = async |kind: &str, job: Value, image: &str, tools: bool| {
+        let name = jobs::job_name(kind, svc.name(), &std::process::id().to_string(), 0);
+        let mut job = job;
+        job["Name"] = json!(name);
+        match jobs::run(port, job, &ids, TIMEOUT).await {
+            Ok(outputs) => blockers(image, nodes, &outputs, tools),
+            Err(e) => vec![format!("the check of the nodes did not finish: {e}")],
+        }
+    };
+    let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none()).await;
+    if let Some(helper) = helper_image.filter(|_| reowns) {
+        let mut job = spec("", svc);
+        job["TaskTemplate"]["ContainerSpec"]["Image"] = json!(helper);
+        job["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
+        found.extend(run("check-helper", job, helper, true).await);
     }
+    found
 }
 
 /// What each node's check says, as blockers naming the node.
-fn blockers(
-    svc: &ServiceInspect,
-    nodes: &[NodePlan],
-    outputs: &BTreeMap<String, NodeOutput>,
-    reowns: bool,
-) -> Vec<String> {
+fn blockers(image: &str, nodes: &[NodePlan], outputs: &BTreeMap<String, NodeOutput>, reowns: bool) -> Vec<String> {
     let mut out = Vec::new();
     for node in nodes {
         let host = format!("node {} ({})", node.hostname, node.id);
@@ -113,15 +130,14 @@ fn blockers(
         if !o.succeeded() && no_shell && !o.image_missing() {
             if reowns {
                 out.push(format!(
-                    "{host}: the image {} has no shell, which the re-owning jobs run (set helper_image?)",
-                    svc.image()
+                    "{host}: the image {image} has no shell, which the re-owning jobs run (set helper_image?)"
                 ));
             }
             continue;
         }
         if !o.succeeded() {
             out.push(if o.image_missing() {
-                format!("{host} does not have the image {} (nothing is pulled: load it there)", svc.image())
+                format!("{host} does not have the image {image} (nothing is pulled: load it there)")
             } else if o.error.contains("bind source path does not exist") {
                 format!("{host}: {}; a bind must be the same path on every node", o.error)
             } else {
@@ -136,11 +152,7 @@ fn blockers(
         }
         let missing: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("missing ")).collect();
         if reowns && !missing.is_empty() {
-            out.push(format!(
-                "{host}: the image {} has no {}, which the re-owning jobs run",
-                svc.image(),
-                missing.join(", ")
-            ));
+            out.push(format!("{host}: the image {image} has no {}, which the re-owning jobs run", missing.join(", ")));
         }
     }
     out
@@ -202,7 +214,7 @@ mod tests {
                 ),
             ),
         ]);
-        let b = blockers(&svc, &nodes, &outputs, true);
+        let b = blockers(svc.image(), &nodes, &outputs, true);
         assert_eq!(b.len(), 4, "{b:?}");
         assert!(b[3].contains("host-f") && b[3].contains("no shell"), "{b:?}");
         assert!(b[0].starts_with("node host-b (b) does not have the image busybox:1"), "{b:?}");
@@ -210,11 +222,11 @@ mod tests {
         assert!(b[2].contains("node host-d (d)") && b[2].contains("no awk, sha256sum"), "{b:?}");
         // Tools (and a shell) only matter when something is re-owned: a distroless image
         // that only changes its user is not blocked.
-        assert_eq!(blockers(&svc, &nodes, &outputs, false).len(), 2);
+        assert_eq!(blockers(svc.image(), &nodes, &outputs, false).len(), 2);
         // A node that ran nothing, or printed no end line, is named too.
-        let none = blockers(&svc, &[node("e")], &outputs, false);
+        let none = blockers(svc.image(), &[node("e")], &outputs, false);
         assert!(none[0].contains("host-e") && none[0].contains("no task"), "{none:?}");
         let cut = BTreeMap::from([("a".to_string(), output(TaskState::Complete, "", "missing awk\n"))]);
-        assert!(blockers(&svc, &[node("a")], &cut, true)[0].contains("incomplete"));
+        assert!(blockers(svc.image(), &[node("a")], &cut, true)[0].contains("incomplete"));
     }
 }

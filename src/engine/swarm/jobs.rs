@@ -125,6 +125,8 @@ pub fn spec(
         "Mode": {"Global": {}},
         "TaskTemplate": {
             "ContainerSpec": {
+                // Its task containers are unroot's own too: not audited, and swept if left.
+                "Labels": {(orphans::LABEL_HELPER): run, (orphans::LABEL_MAKER): orphans::maker()},
                 "Image": image,
                 "Command": command,
                 "User": "0:0",

@@ -108,11 +108,11 @@ impl<D: Port> RunCtx<'_, D> {
     /// removed since is created again from it, stopped (its owners are not back yet); one
     /// removed and deployed again under its name is restored over.
     async fn target(&self, original: &ServiceInspect, notes: &mut Vec<String>) -> Result<Target, StepError> {
-        let secrets = self.port.list_ids(ObjectKind::Secret).await?;
-        let configs = self.port.list_ids(ObjectKind::Config).await?;
+        let secrets = self.port.list_objects(ObjectKind::Secret).await?;
+        let configs = self.port.list_objects(ObjectKind::Config).await?;
         let (spec, missing) = without_missing(original.spec(), |kind, id| match kind {
-            ObjectKind::Secret => secrets.iter().any(|s| s == id),
-            ObjectKind::Config => configs.iter().any(|c| c == id),
+            ObjectKind::Secret => secrets.iter().any(|s| s.id == id),
+            ObjectKind::Config => configs.iter().any(|c| c.id == id),
         });
         notes.extend(missing.iter().map(|m| format!("{m} no longer exists: the original is put back without it")));
         let id = match self.port.inspect_service(original.id()).await {
