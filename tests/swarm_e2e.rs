@@ -407,16 +407,26 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     swarm.create_service("wrk", &["--constraint", "node.role==worker", "workers-only:1", "sleep", "1000000"]);
     let bind = ["--mount", "type=bind,source=/srv/shared,target=/data"];
     swarm.create_service("bnd", &[&bind[..], &[&busybox, "sleep", "1000000"]].concat());
+    // /srv/link is a directory on the manager and worker-2, and on worker-1 a symlink to /etc:
+    // only there is re-owning it re-owning the node's /etc.
+    for node in swarm.nodes() {
+        let make = if node.name.ends_with("worker-1") { "ln -s /etc /srv/link" } else { "mkdir -p /srv/link" };
+        common::docker(&["exec", &node.name, "sh", "-c", &format!("mkdir -p /srv && {make}")]);
+    }
+    let link = ["--mount", "type=bind,source=/srv/link,target=/data"];
+    swarm.create_service("lnk", &[&link[..], &[&busybox, "sleep", "1000000"]].concat());
     swarm.wait_running_tasks("img", 1);
     swarm.wait_running_tasks("bnd", 1);
     swarm.wait_running_tasks("wrk", 1);
+    swarm.wait_running_tasks("lnk", 1);
 
     let dir = env.tempdir();
     let plan = dir.path().join("plan.toml");
     std::fs::write(
         &plan,
         "[rollout]\nname = \"check\"\n[service.img]\nday = 1\nuser = \"1000:1000\"\n\
-         [service.bnd]\nday = 1\nuser = \"1000:1000\"\n[service.wrk]\nday = 1\nuser = \"app\"\n",
+         [service.bnd]\nday = 1\nuser = \"1000:1000\"\n[service.wrk]\nday = 1\nuser = \"app\"\n\
+         [service.lnk]\nday = 1\nuser = \"1000:1000\"\n",
     )
     .unwrap();
     let (code, out, err) = swarm.unroot(&["plan", plan.to_str().unwrap(), "--day", "1", "--json"]);
@@ -434,6 +444,10 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     let bnd = blockers("bnd");
     assert_eq!(bnd.len(), 1, "{bnd:?}");
     assert!(bnd[0].starts_with("node worker-2 (") && bnd[0].contains("/srv/shared"), "{bnd:?}");
+    // The bind that is /etc on worker-1 is blocked there, resolved in that node's own root.
+    let lnk = blockers("lnk");
+    assert_eq!(lnk.len(), 1, "{lnk:?}");
+    assert!(lnk[0].starts_with("node worker-1 (") && lnk[0].contains("bind mount /srv/link is /etc there"), "{lnk:?}");
     // `app` was read in the image on a worker (the manager does not have it): 1000:1000.
     let wrk = day["swarm"].as_array().unwrap().iter().find(|s| s["name"] == "wrk").unwrap();
     assert_eq!(wrk["blockers"], serde_json::json!([]), "{wrk}");
@@ -442,5 +456,5 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     let mut services: Vec<String> =
         swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]).lines().map(str::to_string).collect();
     services.sort();
-    assert_eq!(services, ["bnd", "img", "wrk"]);
+    assert_eq!(services, ["bnd", "img", "lnk", "wrk"]);
 }

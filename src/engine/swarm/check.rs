@@ -22,8 +22,38 @@ pub const TOOLS: [&str; 13] =
 /// How long the check may take on a node.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Prints `missing TOOL` for each tool the image lacks, then an end line.
-const SCRIPT: &str = r#"for t in "$@"; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo END"#;
+/// Arguments: the number of tools N, the N tools, then the bind sources. Prints `missing
+/// TOOL` for each tool the image lacks; `bind I PATH` for each bind source I as the node
+/// resolves it (its symlinks followed one component at a time in the node's own root,
+/// mounted read-only at `/unroot-host`), `bind I ?` when the image has no `readlink`, or
+/// `bind I loop`; then an end line.
+const SCRIPT: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do command -v "$1" >/dev/null 2>&1 || echo "missing $1"; shift; n=$((n - 1)); done
+resolve() {
+  out=; rest=${1#/}; hops=0
+  while [ -n "$rest" ]; do
+    c=${rest%%/*}
+    if [ "$c" = "$rest" ]; then rest=; else rest=${rest#*/}; fi
+    case $c in ''|.) continue ;; ..) out=${out%/*}; continue ;; esac
+    if [ -L "/unroot-host$out/$c" ]; then
+      hops=$((hops + 1)); [ "$hops" -le 40 ] || { echo loop; return; }
+      t=$(readlink "/unroot-host$out/$c")
+      case $t in /*) out=; rest=${t#/}${rest:+/$rest} ;; *) rest=$t${rest:+/$rest} ;; esac
+    else
+      out=$out/$c
+    fi
+  done
+  echo "${out:-/}"
+}
+i=0
+for src in "$@"; do
+  if command -v readlink >/dev/null 2>&1; then echo "bind $i $(resolve "$src")"; else echo "bind $i ?"; fi
+  i=$((i + 1))
+done
+echo END"#;
+
+/// Where the check job sees the node's own root (read-only), to resolve bind sources there.
+const HOST_ROOT: &str = "/unroot-host";
 
 /// Prints the image's `/etc/passwd`, a separator, its `/etc/group` and an end line.
 const ACCOUNTS_SCRIPT: &str =
@@ -53,15 +83,19 @@ fn parse_accounts(out: &[u8]) -> Option<Accounts> {
 
 /// The check job's spec for `svc` on its placement.
 fn spec(name: &str, svc: &ServiceInspect) -> Value {
-    let binds: Vec<Value> = svc
-        .mounts()
+    let sources = bind_sources(svc);
+    let mut binds: Vec<Value> = sources
         .iter()
-        .filter(|m| m.kind == "bind")
         .enumerate()
-        .map(|(i, m)| json!({"Type": "bind", "Source": m.source, "Target": format!("/unroot-bind-{i}"), "ReadOnly": true}))
+        .map(|(i, s)| json!({"Type": "bind", "Source": s, "Target": format!("/unroot-bind-{i}"), "ReadOnly": true}))
         .collect();
-    let mut command = vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check")];
+    if !binds.is_empty() {
+        binds.push(json!({"Type": "bind", "Source": "/", "Target": HOST_ROOT, "ReadOnly": true}));
+    }
+    let mut command =
+        vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check"), json!(TOOLS.len().to_string())];
     command.extend(TOOLS.iter().map(|t| json!(t)));
+    command.extend(sources.iter().map(|s| json!(s)));
     json!({
         "Name": name,
         "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
@@ -84,6 +118,11 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
     })
 }
 
+/// The sources of the service's bind mounts, in the order the check numbers them.
+fn bind_sources(svc: &ServiceInspect) -> Vec<String> {
+    svc.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect()
+}
+
 /// Runs the check on `nodes` and returns the blockers it finds, each naming its node.
 /// `reowns`: the service has mounts to re-own, so the tools of the image the re-owning jobs
 /// run in matter: `helper_image` when the plan names one (then checked in a second job,
@@ -96,27 +135,38 @@ pub async fn check(
     helper_image: Option<&str>,
 ) -> Vec<String> {
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    let run = async |kind: &str, job: Value, image: &str, tools: bool| {
+    let run = async |kind: &str, job: Value, image: &str, tools: bool, binds: &[String]| {
         let name = jobs::job_name(kind, svc.name(), &std::process::id().to_string(), 0);
         let mut job = job;
         job["Name"] = json!(name);
         match jobs::run(port, job, &ids, TIMEOUT).await {
-            Ok(outputs) => blockers(image, nodes, &outputs, tools),
+            Ok(outputs) => blockers(image, nodes, &outputs, tools, binds),
             Err(e) => vec![format!("the check of the nodes did not finish: {e}")],
         }
     };
-    let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none()).await;
+    let binds = if reowns { bind_sources(svc) } else { Vec::new() };
+    let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none(), &binds).await;
     if let Some(helper) = helper_image.filter(|_| reowns) {
         let mut job = spec("", svc);
+        let mut command =
+            vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check"), json!(TOOLS.len().to_string())];
+        command.extend(TOOLS.iter().map(|t| json!(t)));
         job["TaskTemplate"]["ContainerSpec"]["Image"] = json!(helper);
         job["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
-        found.extend(run("check-helper", job, helper, true).await);
+        job["TaskTemplate"]["ContainerSpec"]["Command"] = json!(command);
+        found.extend(run("check-helper", job, helper, true, &[]).await);
     }
     found
 }
 
 /// What each node's check says, as blockers naming the node.
-fn blockers(image: &str, nodes: &[NodePlan], outputs: &BTreeMap<String, NodeOutput>, reowns: bool) -> Vec<String> {
+fn blockers(
+    image: &str,
+    nodes: &[NodePlan],
+    outputs: &BTreeMap<String, NodeOutput>,
+    reowns: bool,
+    binds: &[String],
+) -> Vec<String> {
     let mut out = Vec::new();
     for node in nodes {
         let host = format!("node {} ({})", node.hostname, node.id);
@@ -153,6 +203,30 @@ fn blockers(image: &str, nodes: &[NodePlan], outputs: &BTreeMap<String, NodeOutp
         let missing: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("missing ")).collect();
         if reowns && !missing.is_empty() {
             out.push(format!("{host}: the image {image} has no {}, which the re-owning jobs run", missing.join(", ")));
+        }
+        out.extend(resolved_binds(&text, binds).into_iter().map(|why| format!("{host}: {why}")));
+    }
+    out
+}
+
+/// What the check's `bind I PATH` lines say of the bind sources re-owned (`binds`): a source
+/// that resolves, on that node, into a protected path (a symlink to `/etc`) or cannot be
+/// resolved there.
+fn resolved_binds(text: &str, binds: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((i, path)) = line.strip_prefix("bind ").and_then(|r| r.split_once(' ')) else { continue };
+        let Some(source) = i.parse::<usize>().ok().and_then(|i| binds.get(i)) else { continue };
+        match path {
+            "?" => out.push(format!(
+                "bind mount {source}: the image has no readlink to resolve it on the node (set helper_image?)"
+            )),
+            "loop" => out.push(format!("bind mount {source}: too many symbolic links on the node")),
+            real => {
+                if let Some(why) = crate::engine::reown::protected_bind_as_written(real) {
+                    out.push(format!("bind mount {source} is {real} there: {why}; unroot never re-owns it"));
+                }
+            }
         }
     }
     out
@@ -214,7 +288,7 @@ mod tests {
                 ),
             ),
         ]);
-        let b = blockers(svc.image(), &nodes, &outputs, true);
+        let b = blockers(svc.image(), &nodes, &outputs, true, &[]);
         assert_eq!(b.len(), 4, "{b:?}");
         assert!(b[3].contains("host-f") && b[3].contains("no shell"), "{b:?}");
         assert!(b[0].starts_with("node host-b (b) does not have the image busybox:1"), "{b:?}");
@@ -222,11 +296,57 @@ mod tests {
         assert!(b[2].contains("node host-d (d)") && b[2].contains("no awk, sha256sum"), "{b:?}");
         // Tools (and a shell) only matter when something is re-owned: a distroless image
         // that only changes its user is not blocked.
-        assert_eq!(blockers(svc.image(), &nodes, &outputs, false).len(), 2);
+        assert_eq!(blockers(svc.image(), &nodes, &outputs, false, &[]).len(), 2);
         // A node that ran nothing, or printed no end line, is named too.
-        let none = blockers(svc.image(), &[node("e")], &outputs, false);
+        let none = blockers(svc.image(), &[node("e")], &outputs, false, &[]);
         assert!(none[0].contains("host-e") && none[0].contains("no task"), "{none:?}");
         let cut = BTreeMap::from([("a".to_string(), output(TaskState::Complete, "", "missing awk\n"))]);
-        assert!(blockers(svc.image(), &[node("a")], &cut, true)[0].contains("incomplete"));
+        assert!(blockers(svc.image(), &[node("a")], &cut, true, &[])[0].contains("incomplete"));
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    /// Runs the check's script with `root` as the node's root, on `sources`.
+    fn resolved(root: &std::path::Path, sources: &[&str]) -> String {
+        let script = SCRIPT.replace(HOST_ROOT, root.to_str().unwrap());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "unroot-check", "0"])
+            .args(sources)
+            .output()
+            .expect("sh runs");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn a_bind_source_is_resolved_in_the_nodes_own_root_and_a_symlink_into_etc_is_a_blocker() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in ["srv/data", "etc/nginx", "opt/real"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, r.join(at)).unwrap();
+        link("/etc", "srv/conf"); // absolute: the node's /etc, never this host's
+        link("../opt/real", "srv/rel");
+        link("/srv/conf/nginx", "srv/deep"); // a link through a link
+        link("/srv/b", "srv/a");
+        link("/srv/a", "srv/b");
+        let text =
+            resolved(r, &["/srv/data", "/srv/conf/nginx", "/srv/rel/x", "/srv/deep", "/srv/a", "/srv/./data/../data"]);
+        assert_eq!(
+            text,
+            "bind 0 /srv/data\nbind 1 /etc/nginx\nbind 2 /opt/real/x\nbind 3 /etc/nginx\nbind 4 loop\nbind 5 /srv/data\nEND\n"
+        );
+        let binds: Vec<String> =
+            ["/srv/data", "/srv/conf/nginx", "/srv/rel/x", "/srv/deep", "/srv/a", "/srv/./data/../data"]
+                .map(String::from)
+                .into();
+        let said = resolved_binds(&text, &binds);
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(said[0].starts_with("bind mount /srv/conf/nginx is /etc/nginx there: "), "{said:?}");
+        assert!(said[1].starts_with("bind mount /srv/deep is /etc/nginx there: "), "{said:?}");
+        assert_eq!(said[2], "bind mount /srv/a: too many symbolic links on the node");
     }
 }
