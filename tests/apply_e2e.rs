@@ -227,9 +227,15 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     common::in_volume(
         &env,
         &format!("{vol}:/d"),
-        "echo 1 > /d/a && echo 2 > /d/b && chown 1234:5678 /d/b && mkdir /d/sub && chown 42:43 /d/sub && echo 3 > /d/sub/c && echo 4 > \"/d/it's a \\\"q\\\"\" && chown 7:8 /d/it*",
+        "echo 1 > /d/a && echo 2 > /d/b && chown 1234:5678 /d/b && mkdir /d/sub && chown 42:43 /d/sub && echo 3 > /d/sub/c && echo 4 > \"/d/it's a \\\"q\\\"\" && chown 7:8 /d/it* \
+         && echo 5 > /d/tool && chmod 4755 /d/tool && echo 6 > /d/sub/grp && chown 0:43 /d/sub/grp && chmod 2750 /d/sub/grp",
     );
     let owners_before = owners(&env, &vol);
+    // The re-own clears the setuid and setgid bits (as chown does); the restore sets them again.
+    let modes_before = common::modes(&env, &vol);
+    assert!(
+        modes_before.contains(&"4755 /d/tool".to_string()) && modes_before.contains(&"2750 /d/sub/grp".to_string())
+    );
     // It needs /root, which uid 1000 cannot reach.
     let svc = env.run(
         "needs-root",
@@ -261,6 +267,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     assert_eq!(after["HostConfig"]["RestartPolicy"], before["HostConfig"]["RestartPolicy"], "restart policy restored");
     assert_eq!(after["Config"], before["Config"]);
     assert_eq!(owners(&env, &vol), owners_before, "ownership restored exactly from the manifest");
+    assert_eq!(common::modes(&env, &vol), modes_before, "setuid and setgid bits restored too");
     assert!(containers_named(".unroot-").iter().all(|n| !n.starts_with(&env.id)), "no parked container is left");
     assert!(containers_named(&format!("unroot-helper.{svc}")).is_empty(), "no helper is left");
 }

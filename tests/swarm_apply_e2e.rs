@@ -5,7 +5,7 @@
 mod common;
 
 use common::dind::Node;
-use common::swarm::{ON_WORKERS, Swarm, owners_on};
+use common::swarm::{ON_WORKERS, Swarm, modes_on, owners_on};
 use common::{TestEnv, image};
 
 /// The task container of `service` running on `node`.
@@ -163,7 +163,7 @@ fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
     swarm.load_image(&busybox);
     // Each worker's copy of `data` differs (worker-1 holds a file of 123); as any user but
     // root the task fails: its /root is root's.
-    let seed = "[ -e /data/seed ] || { mkdir -p /data/d && echo x > /data/d/f && \
+    let seed = "[ -e /data/seed ] || { mkdir -p /data/d && echo x > /data/d/f && echo t > /data/tool && chmod 4755 /data/tool && \
                 { [ \"$(hostname)\" != worker-1 ] || { echo y > /data/g && chown 123:123 /data/g; }; } && touch /data/seed; }; \
                 touch /root/ok && exec sleep 1000000";
     let data = ["--mount", "type=volume,source=data,target=/data"];
@@ -173,6 +173,8 @@ fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
     let spec_before = spec_field(&swarm, "bad", "json .Spec");
     let owners_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| owners_on(w, "data")).collect();
     assert!(owners_before[0].contains(&"123:123 ./g".to_string()), "{owners_before:?}");
+    let modes_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| modes_on(w, "data")).collect();
+    assert!(modes_before[0].contains(&"4755 ./tool".to_string()), "{modes_before:?}");
 
     let dir = env.tempdir();
     let (plan, state) = plan_in(
@@ -188,9 +190,10 @@ fn a_service_that_cannot_run_as_its_user_gets_its_exact_spec_and_owners_back() {
     // as before, every node's owners as they were.
     assert_eq!(spec_field(&swarm, "bad", "json .Spec"), spec_before);
     swarm.wait_running_tasks("bad", 2);
-    for (worker, before) in swarm.workers().iter().zip(&owners_before) {
+    for ((worker, before), modes) in swarm.workers().iter().zip(&owners_before).zip(&modes_before) {
         assert_eq!(uids(worker, &task_on(worker, "bad")), ["0"], "{}", worker.name);
         assert_eq!(&owners_on(worker, "data"), before, "{}", worker.name);
+        assert_eq!(&modes_on(worker, "data"), modes, "{}: the setuid bit is back", worker.name);
     }
     let services = swarm.manager().docker(&["service", "ls", "--format", "{{.Name}}"]);
     assert_eq!(services, "bad", "no helper job is left");

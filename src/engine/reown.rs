@@ -105,8 +105,10 @@ pub const HELPER_LISTS: &str = "/unroot-lists";
 pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
 
 /// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
-/// hard-linked file set aside, and `R uid:gid` for the mount's root to [`SCAN_OUTPUT`] (`H
-/// uid:gid` instead when the mount is a single file with more than one hard link, set aside).
+/// hard-linked file set aside, `M mode ./path` (octal) for each regular file to change that
+/// has a setuid or setgid bit (the owner change clears them), and `R uid:gid` for the mount's
+/// root to [`SCAN_OUTPUT`] (`H uid:gid` instead when the mount is a single file with more than
+/// one hard link, set aside).
 /// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
 /// is reported as `N` and makes [`parse_scan`] refuse: the manifest could not name it
 /// unambiguously. A mount that is one file (a config file, an SQLite file) has only a root.
@@ -136,12 +138,16 @@ else
     \( ! -user "$U" -o ! -group "$G" \) \( -type d -o -links 1 \) -exec stat -c 'C %u:%g %n' {} + -o \
     \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'S %u:%g %n' {} +
 fi
+find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \( -perm -4000 -o -perm -2000 \) \
+  -exec stat -c 'M %a %n' {} +
 stat -c 'R %u:%g' .
 "#;
 
 /// The apply: for each uploaded list `/unroot-lists/<uid:gid>` (one relative path a line,
 /// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
-/// changed, never followed); then the root from `/unroot-lists/root` if present. An entry
+/// changed, never followed); then the root from `/unroot-lists/root` if present; then the
+/// modes of `/unroot-lists/modes` (`mode ./path` a line: the setuid and setgid bits the
+/// owner change cleared), on regular files only, never through a symlink. An entry
 /// that is gone since the scan (a database deletes files all the time) is skipped and
 /// counted: the script prints `gone N`; any other failure fails it. busybox 1.35's `xargs`
 /// splices long arguments into each other when its input is a regular file (with or without
@@ -155,6 +161,13 @@ for list in /unroot-lists/*:*; do
 done
 if [ -e /unroot-lists/root ]; then
   chown -h -- "$(cat /unroot-lists/root)" /unroot-mount
+fi
+if [ -e /unroot-lists/modes ]; then
+  while IFS= read -r line; do
+    p=${line#* }
+    if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
+    chmod -- "${line%% *}" "$p" 2>>/unroot-lists/.errors || true
+  done < /unroot-lists/modes
 fi
 gone=0; bad=0
 while IFS= read -r line; do
@@ -202,6 +215,14 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
     }
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (tag, rest) = line.split_once(' ').ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
+        if tag == "M" {
+            let parsed = rest.split_once(' ').and_then(|(m, p)| Some((u32::from_str_radix(m, 8).ok()?, p)));
+            match parsed {
+                Some((mode, p)) if inside(p) && mode <= 0o7777 => changes.modes.push((p.to_string(), mode)),
+                _ => return Err(format!("unexpected scan output: {line:?}")),
+            }
+            continue;
+        }
         let (owner, path) = match rest.split_once(' ') {
             Some((o, p)) => (o, Some(p)),
             None => (rest, None),
@@ -223,9 +244,10 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
 }
 
 /// The files the apply script reads to set every listed entry to `owner_of(entry)`:
-/// one list per owner, and `root` for the mount's root. As a tar stream to
-/// upload at [`HELPER_LISTS`]'s parent.
-pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>) -> Vec<u8> {
+/// one list per owner, `root` for the mount's root, and `modes` for the modes to set after
+/// (a restore's setuid and setgid bits). As a tar stream to upload at [`HELPER_LISTS`]'s
+/// parent.
+pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, modes: &[(String, u32)]) -> Vec<u8> {
     let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, owner) in entries {
         xargs_escape(path, by_owner.entry(owner.to_string()).or_default());
@@ -243,6 +265,10 @@ pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>) -> Vec<u8> 
     }
     if let Some(r) = root {
         add("root", r.to_string().as_bytes());
+    }
+    if !modes.is_empty() {
+        let list: String = modes.iter().map(|(p, m)| format!("{m:o} {p}\n")).collect();
+        add("modes", list.as_bytes());
     }
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -301,6 +327,10 @@ mod tests {
         assert!(parse_scan(b"sh: find: not found\n", o("1:1")).is_err());
         assert!(parse_scan(b"C 0:0 /abs\n", o("1:1")).is_err());
         assert!(parse_scan(b"C 0:0 ./a/../../etc\n", o("1:1")).is_err(), "no way out of the mount");
+        let suid = parse_scan(b"C 0:0 ./bin/su\nM 4755 ./bin/su\nR 0:0\n", o("1:1")).unwrap();
+        assert_eq!(suid.modes, [("./bin/su".to_string(), 0o4755)]);
+        assert!(parse_scan(b"M 4755 /bin/su\n", o("1:1")).is_err(), "inside the mount only");
+        assert!(parse_scan(b"M rwx ./a\n", o("1:1")).is_err());
         let forged = b"N ./x\nC 0:0 ./y\nC 0:0 ./z\n";
         assert!(parse_scan(forged, o("1:1")).unwrap_err().contains("newline"), "a newline name refuses it all");
     }
@@ -310,6 +340,7 @@ mod tests {
         let tar_bytes = apply_lists(
             &[("./a".into(), o("0:0")), ("./b c".into(), o("5:6")), ("./it's \\ \"x\"".into(), o("0:0"))],
             Some(o("0:0")),
+            &[],
         );
         let mut files = BTreeMap::new();
         let mut archive = tar::Archive::new(&tar_bytes[..]);
@@ -322,5 +353,16 @@ mod tests {
         assert_eq!(files["unroot-lists/0:0"], b"./a\n./it\\'s\\ \\\\\\ \\\"x\\\"\n");
         assert_eq!(files["unroot-lists/5:6"], b"./b\\ c\n");
         assert_eq!(files["unroot-lists/root"], b"0:0");
+        assert!(!files.contains_key("unroot-lists/modes"), "none when there are none");
+        let with_modes = apply_lists(&[("./su".into(), o("0:0"))], None, &[("./su id".into(), 0o4755)]);
+        let mut archive = tar::Archive::new(&with_modes[..]);
+        let modes = archive.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("modes")).map(
+            |mut e| {
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                body
+            },
+        );
+        assert_eq!(modes.as_deref(), Some("4755 ./su id\n"));
     }
 }

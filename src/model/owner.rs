@@ -119,6 +119,10 @@ pub struct MountChanges {
     pub root: Option<Owner>,
     /// Hard-linked files set aside (they keep their owner).
     pub skipped: Vec<String>,
+    /// Regular files among `entries` with a setuid or setgid bit, with their mode before
+    /// (`0o4755`): changing a file's owner clears those bits, and a restore sets them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modes: Vec<(String, u32)>,
 }
 
 impl MountChanges {

@@ -164,6 +164,15 @@ pub fn owners(env: &TestEnv, mount_source: &str) -> Vec<String> {
     lines
 }
 
+/// `mode path` (octal, setuid and setgid bits included) of everything in a volume or bind
+/// source, sorted.
+pub fn modes(env: &TestEnv, mount_source: &str) -> Vec<String> {
+    let out = in_volume(env, &format!("{mount_source}:/d"), "find /d -exec stat -c '%a %n' {} +");
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
 /// A run of `unroot` with its exit code and output.
 pub struct Run {
     pub code: Option<i32>,

@@ -264,13 +264,23 @@ pub const ON_WORKERS: [&str; 6] =
 
 /// `uid:gid path` of everything in `volume` on `node`, sorted.
 pub fn owners_on(node: &Node, volume: &str) -> Vec<String> {
+    stat_on(node, volume, "%u:%g %n")
+}
+
+/// `mode path` (octal, setuid and setgid bits included) of everything in `volume` on
+/// `node`, sorted.
+pub fn modes_on(node: &Node, volume: &str) -> Vec<String> {
+    stat_on(node, volume, "%a %n")
+}
+
+fn stat_on(node: &Node, volume: &str, format: &str) -> Vec<String> {
     let mountpoint = node.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]);
     let out = docker(&[
         "exec",
         &node.name,
         "sh",
         "-c",
-        &format!("cd {mountpoint} && find . | sort | xargs stat -c '%u:%g %n'"),
+        &format!("cd {mountpoint} && find . | sort | xargs stat -c '{format}'"),
     ]);
     out.lines().map(str::to_string).collect()
 }

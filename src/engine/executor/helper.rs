@@ -9,7 +9,8 @@ impl<D: Port> RunCtx<'_, D> {
     // Helper containers.
 
     /// Runs one re-owning script in a short-lived helper holding one mount: uid 0, no
-    /// network, only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER. Removed afterwards,
+    /// network, only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER and FSETID (to
+    /// give a restored file its setgid bit whatever its group). Removed afterwards,
     /// also on failure; one left by a killed unroot is removed by the next command that
     /// takes the lock ([`orphans::sweep`]).
     pub(super) async fn helper(
@@ -38,7 +39,7 @@ impl<D: Port> RunCtx<'_, D> {
             "HostConfig": {
                 "NetworkMode": "none",
                 "CapDrop": ["ALL"],
-                "CapAdd": ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"],
+                "CapAdd": ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID"],
                 "SecurityOpt": ["no-new-privileges:true"],
                 "LogConfig": {"Type": "json-file", "Config": {}},
                 "Mounts": [m]
@@ -125,23 +126,29 @@ impl<D: Port> RunCtx<'_, D> {
         service: &str,
         image: &str,
         mount: &MountId,
-        entries: &[(String, Owner)],
-        root: Option<Owner>,
+        to: &MountChanges,
         ownership: Ownership,
     ) -> Result<usize, StepError> {
+        let MountChanges { entries, root, modes, .. } = to;
+        let root = *root;
         if entries.is_empty() && root.is_none() {
             return Ok(0);
         }
         self.check_source(mount)?;
         if preview::method(self.port, ownership, &mount.host_path).map_err(StepError::Reown)? == Method::Host {
             let path = std::path::PathBuf::from(&mount.host_path);
-            let (entries, expected) = (entries.to_vec(), mount.identity);
-            return tokio::task::spawn_blocking(move || hostfs::apply_checked(&path, expected, &entries, root))
-                .await
-                .map_err(|e| StepError::Reown(format!("the host walk: {e}")))?
-                .map_err(StepError::Reown);
+            let (entries, modes, expected) = (entries.to_vec(), modes.to_vec(), mount.identity);
+            return tokio::task::spawn_blocking(move || {
+                let gone = hostfs::apply_checked(&path, expected, &entries, root)?;
+                // The owners first: changing one clears the setuid and setgid bits set here.
+                hostfs::set_modes(&path, expected, &modes)?;
+                Ok(gone)
+            })
+            .await
+            .map_err(|e| StepError::Reown(format!("the host walk: {e}")))?
+            .map_err(StepError::Reown);
         }
-        let tar = reown::apply_lists(entries, root);
+        let tar = reown::apply_lists(entries, root, modes);
         let job = HelperJob { script: reown::APPLY_SCRIPT, args: &[], upload: Some(tar), output_file: None };
         let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "re-owning", mount)?;

@@ -167,7 +167,7 @@ impl<D: Port> RunCtx<'_, D> {
             if let Some(manifest) = self.run.load_owners(name)? {
                 let image = helper_image.unwrap_or(original.image_id()).to_string();
                 for (mount, changes) in &manifest.mounts {
-                    vanished += self.set_owners(name, &image, mount, &changes.entries, changes.root, ownership).await?;
+                    vanished += self.set_owners(name, &image, mount, changes, ownership).await?;
                 }
             }
             // 3. The original under its name, with its restart policy.

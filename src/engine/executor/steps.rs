@@ -233,9 +233,14 @@ impl<D: Port> RunCtx<'_, D> {
         let owner = manifest.target;
         let mut vanished = 0;
         for (m, changes) in &manifest.mounts {
-            let entries: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), owner)).collect();
-            let root = changes.root.map(|_| owner);
-            vanished += self.set_owners(name, &r.helper_image, m, &entries, root, r.ownership).await?;
+            // Everything listed to the target; no mode is set (the owner change clears the
+            // setuid and setgid bits, as `chown` does).
+            let to = MountChanges {
+                entries: changes.entries.iter().map(|(p, _)| (p.clone(), owner)).collect(),
+                root: changes.root.map(|_| owner),
+                ..MountChanges::default()
+            };
+            vanished += self.set_owners(name, &r.helper_image, m, &to, r.ownership).await?;
         }
         let skipped: usize = manifest.mounts.iter().map(|(_, c)| c.skipped.len()).sum();
         let mut detail = json!({"changed": manifest.changed(), "hardlinks_skipped": skipped});

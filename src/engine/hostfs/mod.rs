@@ -290,10 +290,9 @@ pub fn scan_checked(
     std::thread::scope(|s| {
         for _ in 0..THREADS {
             s.spawn(|| {
-                let mut entries = Vec::new();
-                let mut skipped = Vec::new();
+                let mut found = MountChanges::default();
                 while let Some(item) = queue.pop() {
-                    match walk.dir(item, &mut entries, &mut skipped) {
+                    match walk.dir(item, &mut found) {
                         Ok(children) => queue.push(children),
                         Err(e) => {
                             let mut g = results.lock().expect("results lock");
@@ -303,8 +302,9 @@ pub fn scan_checked(
                     queue.done();
                 }
                 let mut g = results.lock().expect("results lock");
-                g.0.entries.extend(entries);
-                g.0.skipped.extend(skipped);
+                g.0.entries.extend(found.entries);
+                g.0.skipped.extend(found.skipped);
+                g.0.modes.extend(found.modes);
             });
         }
     });
@@ -314,6 +314,7 @@ pub fn scan_checked(
     }
     changes.entries.sort();
     changes.skipped.sort();
+    changes.modes.sort();
     changes.root = differs.then(|| owner(&root_st));
     Ok(changes)
 }
@@ -328,13 +329,10 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// Reads one directory; returns its subdirectories (on the same filesystem) to walk.
-    fn dir(
-        &self,
-        item: Pending<'a>,
-        entries: &mut Vec<(String, Owner)>,
-        skipped: &mut Vec<String>,
-    ) -> Result<Vec<Pending<'a>>, String> {
+    /// Reads one directory into `found` (the entries to change, the hard-linked files set
+    /// aside, the setuid and setgid files' modes); returns its subdirectories (on the same
+    /// filesystem) to walk.
+    fn dir(&self, item: Pending<'a>, found: &mut MountChanges) -> Result<Vec<Pending<'a>>, String> {
         let rel = item.rel;
         let reopened;
         let fd = match &item.how {
@@ -365,9 +363,13 @@ impl<'a> Walk<'a> {
             let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
             if owner(&st) != self.target {
                 if !is_dir && st.st_nlink > 1 && !self.hardlinks {
-                    skipped.push(path.clone());
+                    found.skipped.push(path.clone());
                 } else {
-                    entries.push((path.clone(), owner(&st)));
+                    found.entries.push((path.clone(), owner(&st)));
+                    // The owner change clears these bits; a restore sets them again.
+                    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_mode & 0o6000 != 0 {
+                        found.modes.push((path.clone(), st.st_mode & 0o7777));
+                    }
                 }
             }
             if !is_dir {
@@ -479,6 +481,44 @@ pub fn apply_checked(
         chownat(&root_fd, "", Some(u), Some(g), AtFlags::EMPTY_PATH).map_err(|e| format!("{}: {e}", root.display()))?;
     }
     Ok(unreachable.into_inner().expect("lock"))
+}
+
+/// Sets each listed regular file (`./a/b`) to its mode: the setuid and setgid bits a
+/// restore gives back after the owner change cleared them. Returns how many entries were
+/// gone (or are no longer a regular file reached without a link).
+///
+/// Guarantees: idempotent; opens each file without following a link (in its path or
+/// itself) and changes it through that descriptor; never leaves the root's filesystem.
+/// Errors: the root cannot be opened, or is not `expect`; an entry that is not a path inside
+/// the mount; a change refused by the kernel.
+pub fn set_modes(root: &Path, expect: Option<(u64, u64)>, modes: &[(String, u32)]) -> Result<usize, String> {
+    if modes.is_empty() {
+        return Ok(0);
+    }
+    let (root_fd, root_st) = open_root(root, expect)?;
+    let mut gone = 0;
+    for (path, mode) in modes {
+        if !path.starts_with("./") || path.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(format!("{path:?} is not a path inside the mount; refusing"));
+        }
+        let (parent, name) = path.rsplit_once('/').unwrap_or((".", path.as_str()));
+        let Ok((dir, _)) = open_below(&root_fd, root_st.st_dev, parent) else {
+            gone += 1;
+            continue;
+        };
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let Ok(fd) = openat(&dir, name, flags, Mode::empty()) else {
+            gone += 1;
+            continue;
+        };
+        let st = fstat(&fd).map_err(|e| format!("{path}: {e}"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != root_st.st_dev {
+            gone += 1;
+            continue;
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(gone)
 }
 
 #[cfg(test)]

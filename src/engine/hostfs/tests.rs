@@ -137,16 +137,16 @@ fn a_directory_replaced_while_waiting_is_refused_when_reopened() {
     let open = AtomicUsize::new(0);
     let walk = Walk { root: &root_fd, dev: root_st.st_dev, target: o("1:1"), hardlinks: false, open: &open };
     let waiting = || Pending { rel: "./a/b".into(), how: Held::Closed(listed.st_dev, listed.st_ino) };
-    assert!(walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()).is_ok());
+    assert!(walk.dir(waiting(), &mut MountChanges::default()).is_ok());
 
     std::fs::rename(root.join("a/b"), tmp.path().join("moved")).unwrap();
     std::fs::rename(tmp.path().join("other"), root.join("a/b")).unwrap();
-    let Err(err) = walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()) else { panic!("read a swapped directory") };
+    let Err(err) = walk.dir(waiting(), &mut MountChanges::default()) else { panic!("read a swapped directory") };
     assert!(err.contains("replaced"), "{err}");
 
     std::fs::remove_dir(root.join("a/b")).unwrap();
     symlink(tmp.path().join("moved"), root.join("a/b")).unwrap();
-    assert!(walk.dir(waiting(), &mut Vec::new(), &mut Vec::new()).is_err(), "not through a link");
+    assert!(walk.dir(waiting(), &mut MountChanges::default()).is_err(), "not through a link");
     assert!(open_below(&root_fd, root_st.st_dev, "./a/..").is_err(), "never upwards");
 }
 
@@ -236,7 +236,7 @@ fn a_single_file_root_changes_alone_and_restores() {
     assert_eq!((st.st_dev, st.st_ino), identity(&file).unwrap());
 
     let changes = scan(&file, o("1000:1000"), false).unwrap();
-    let expected = MountChanges { entries: vec![], root: Some(o("5:6")), skipped: vec![] };
+    let expected = MountChanges { entries: vec![], root: Some(o("5:6")), skipped: vec![], modes: vec![] };
     assert_eq!(changes, expected);
     assert!(scan(&file, o("5:6"), false).unwrap().is_empty(), "already the target's");
     assert_eq!(apply_checked(&file, Some(identity(&file).unwrap()), &[], Some(o("1000:1000"))).unwrap(), 0);
@@ -260,7 +260,45 @@ fn a_single_file_root_changes_alone_and_restores() {
     // A hard-linked file is set aside unless hard links may change.
     std::fs::hard_link(&file, tmp.path().join("twin.conf")).unwrap();
     let set_aside = scan(&file, o("1000:1000"), false).unwrap();
-    assert_eq!(set_aside, MountChanges { entries: vec![], root: None, skipped: vec![".".into()] });
+    assert_eq!(set_aside, MountChanges { entries: vec![], root: None, skipped: vec![".".into()], modes: vec![] });
     assert!(set_aside.is_empty());
     assert_eq!(scan(&file, o("1000:1000"), true).unwrap().root, Some(o("5:6")));
+}
+
+#[test]
+fn setuid_and_setgid_bits_the_owner_change_clears_come_back_with_the_owners() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to change owners");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir().unwrap();
+    let root = tmp.path().join("vol");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let mode_of = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().permissions().mode() & 0o7777;
+    let set = |p: &str, mode: u32, gid: u32| {
+        std::fs::write(root.join(p), "x").unwrap();
+        rustix::fs::chown(root.join(p).as_path(), Some(Uid::from_raw(0)), Some(Gid::from_raw(gid))).unwrap();
+        std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set("bin/suid", 0o4755, 0);
+    set("bin/sgid", 0o2750, 43); // a group root is not in: only CAP_FSETID sets it again
+    set("plain", 0o644, 0);
+    std::os::unix::fs::symlink(root.join("bin/suid"), root.join("link")).unwrap();
+    let changes = scan(&root, o("1000:1000"), false).unwrap();
+    assert_eq!(changes.modes, [("./bin/sgid".to_string(), 0o2750), ("./bin/suid".to_string(), 0o4755)]);
+
+    let to: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
+    apply(&root, &to, None).unwrap();
+    assert_eq!((mode_of("bin/suid"), mode_of("bin/sgid")), (0o755, 0o750), "the kernel cleared them");
+
+    // The restore: owners back, then the modes, never through the link.
+    apply(&root, &changes.entries, changes.root).unwrap();
+    let mut modes = changes.modes.clone();
+    modes.push(("./link".into(), 0o6777));
+    modes.push(("./gone".into(), 0o4755));
+    assert_eq!(set_modes(&root, None, &modes).unwrap(), 2, "the link and the file deleted since are left alone");
+    assert_eq!((mode_of("bin/suid"), mode_of("bin/sgid"), mode_of("plain")), (0o4755, 0o2750, 0o644));
+    assert_eq!(own(&root.join("bin/sgid")), (0, 43));
+    assert_eq!(set_modes(&root, None, &changes.modes).unwrap(), 0, "again: harmless");
 }
