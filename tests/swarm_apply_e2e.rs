@@ -238,7 +238,7 @@ fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_re
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !journal_has(dir.path(), "\"step\":\"health\"") {
+    while !journal_has(dir.path(), "swarm-down", "\"step\":\"health\"") {
         assert!(std::time::Instant::now() < deadline, "the day never reached its gate");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -271,11 +271,70 @@ fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_re
 }
 
 /// Whether a journal under `dir` holds `text`.
-fn journal_has(dir: &std::path::Path, text: &str) -> bool {
-    let runs = dir.join("state/swarm-down/runs");
+fn journal_has(dir: &std::path::Path, plan: &str, text: &str) -> bool {
+    let runs = dir.join("state").join(plan).join("runs");
     std::fs::read_dir(runs)
         .into_iter()
         .flatten()
         .flatten()
         .any(|run| std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| j.contains(text)))
+}
+
+#[test]
+fn a_node_drained_mid_rollback_is_named_at_once_and_resume_finishes_its_copy() {
+    let env = TestEnv::new("swarm-drain");
+    let swarm = Swarm::start(&env, 2);
+    let busybox = image("busybox");
+    swarm.load_image(&busybox);
+    // As any user but root the task fails (its /root is root's): the day rolls back. Its
+    // tasks take their 5 s grace to stop (PID 1 ignores SIGTERM), the time to drain a node.
+    let script = "echo kept >> /data/log && touch /root/ok && exec sleep 1000000";
+    let data = ["--mount", "type=volume,source=data,target=/data", "--stop-grace-period", "5s"];
+    swarm.create_service("db", &[&ON_WORKERS[..], &data[..], &[&busybox, "sh", "-c", script]].concat());
+    swarm.wait_running_tasks("db", 2);
+    let spec_before = spec_field(&swarm, "db", "json .Spec");
+    let owners_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| owners_on(w, "data")).collect();
+
+    let dir = env.tempdir();
+    let (plan, state) = plan_in(
+        &dir,
+        "[rollout]\nname = \"swarm-drain\"\n\
+         [service.db]\nday = 1\nuser = \"999:999\"\nhealth_timeout = \"60s\"\nstable_for = \"2s\"\n",
+    );
+    let apply = common::unroot_cmd()
+        .env("DOCKER_HOST", swarm.manager().host())
+        .env_remove("DOCKER_CONTEXT")
+        .args(["apply", &plan, "--day", "1", "--yes", "--state-dir", &state])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // worker-2 is drained as soon as the rollback starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !journal_has(dir.path(), "swarm-drain", "\"step\":\"restore\"") {
+        assert!(std::time::Instant::now() < deadline, "the day never rolled back");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let worker_2 = swarm.node_id(&swarm.workers()[1]).to_string();
+    swarm.manager().docker(&["node", "update", "--availability", "drain", &worker_2]);
+    let started = std::time::Instant::now();
+    let out = apply.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // Named at once (not waited for), worker-1's owners and the spec are back.
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(said.contains("node worker-2") && said.contains("is drained"), "{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "not waited on: {:?}", started.elapsed());
+    assert_eq!(spec_field(&swarm, "db", "json .Spec"), spec_before);
+    assert_eq!(owners_on(&swarm.workers()[0], "data"), owners_before[0], "worker-1's owners are back");
+    assert_ne!(owners_on(&swarm.workers()[1], "data"), owners_before[1], "worker-2's copy waits");
+
+    // Active again: resume finishes worker-2's copy.
+    swarm.manager().docker(&["node", "update", "--availability", "active", &worker_2]);
+    let (code, out, err) = swarm.unroot(&["resume", "--state-dir", &state]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    for (worker, before) in swarm.workers().iter().zip(&owners_before) {
+        assert_eq!(&owners_on(worker, "data"), before, "{}", worker.name);
+    }
+    assert_eq!(spec_field(&swarm, "db", "json .Spec"), spec_before);
+    assert_eq!(swarm.unroot_containers_left(), Vec::<String>::new());
 }
