@@ -123,6 +123,11 @@ pub struct MountChanges {
     /// (`0o4755`): changing a file's owner clears those bits, and a restore sets them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modes: Vec<(String, u32)>,
+    /// Regular files among `entries` with file capabilities (`security.capability`, hex):
+    /// changing a file's owner removes them, and a restore sets them again. Recorded where
+    /// unroot walks the mount itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<(String, String)>,
 }
 
 impl MountChanges {

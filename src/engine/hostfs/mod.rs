@@ -305,6 +305,7 @@ pub fn scan_checked(
                 g.0.entries.extend(found.entries);
                 g.0.skipped.extend(found.skipped);
                 g.0.modes.extend(found.modes);
+                g.0.caps.extend(found.caps);
             });
         }
     });
@@ -315,6 +316,7 @@ pub fn scan_checked(
     changes.entries.sort();
     changes.skipped.sort();
     changes.modes.sort();
+    changes.caps.sort();
     changes.root = differs.then(|| owner(&root_st));
     Ok(changes)
 }
@@ -366,9 +368,17 @@ impl<'a> Walk<'a> {
                     found.skipped.push(path.clone());
                 } else {
                     found.entries.push((path.clone(), owner(&st)));
-                    // The owner change clears these bits; a restore sets them again.
-                    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_mode & 0o6000 != 0 {
-                        found.modes.push((path.clone(), st.st_mode & 0o7777));
+                    // The owner change clears these bits and file capabilities; a restore sets
+                    // them again.
+                    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+                        if st.st_mode & 0o6000 != 0 {
+                            found.modes.push((path.clone(), st.st_mode & 0o7777));
+                        }
+                        if st.st_mode & 0o111 != 0
+                            && let Some(caps) = file_caps(fd, raw)
+                        {
+                            found.caps.push((path.clone(), hex::encode(caps)));
+                        }
                     }
                 }
             }
@@ -483,40 +493,68 @@ pub fn apply_checked(
     Ok(unreachable.into_inner().expect("lock"))
 }
 
-/// Sets each listed regular file (`./a/b`) to its mode: the setuid and setgid bits a
-/// restore gives back after the owner change cleared them. Returns how many entries were
-/// gone (or are no longer a regular file reached without a link).
+/// The name of the extended attribute that holds a file's capabilities.
+const CAPS_XATTR: &str = "security.capability";
+
+/// The file capabilities of regular file `name` in `dir` (opened without following a link),
+/// `None` when it has none or cannot be read.
+fn file_caps(dir: &OwnedFd, name: &CStr) -> Option<Vec<u8>> {
+    let fd = openat(dir, name, file_flags(), Mode::empty()).ok()?;
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::fgetxattr(&fd, CAPS_XATTR, &mut buf[..]).ok()?;
+    (n > 0).then(|| buf[..n].to_vec())
+}
+
+/// How a regular file is opened to read or change its attributes: never through a link,
+/// never blocking on a FIFO put in its place.
+fn file_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY
+}
+
+/// Sets each listed regular file (`./a/b`) to its mode, then its file capabilities: what a
+/// restore gives back after the owner change cleared them (setuid and setgid bits,
+/// `security.capability`). Returns how many entries were gone (or are no longer a regular
+/// file reached without a link).
 ///
 /// Guarantees: idempotent; opens each file without following a link (in its path or
 /// itself) and changes it through that descriptor; never leaves the root's filesystem.
 /// Errors: the root cannot be opened, or is not `expect`; an entry that is not a path inside
-/// the mount; a change refused by the kernel.
-pub fn set_modes(root: &Path, expect: Option<(u64, u64)>, modes: &[(String, u32)]) -> Result<usize, String> {
-    if modes.is_empty() {
+/// the mount, or capabilities that are not hex; a change refused by the kernel.
+pub fn set_attrs(
+    root: &Path,
+    expect: Option<(u64, u64)>,
+    modes: &[(String, u32)],
+    caps: &[(String, String)],
+) -> Result<usize, String> {
+    if modes.is_empty() && caps.is_empty() {
         return Ok(0);
     }
     let (root_fd, root_st) = open_root(root, expect)?;
-    let mut gone = 0;
-    for (path, mode) in modes {
+    let open = |path: &str| -> Result<Option<OwnedFd>, String> {
         if !path.starts_with("./") || path.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(format!("{path:?} is not a path inside the mount; refusing"));
         }
-        let (parent, name) = path.rsplit_once('/').unwrap_or((".", path.as_str()));
-        let Ok((dir, _)) = open_below(&root_fd, root_st.st_dev, parent) else {
-            gone += 1;
-            continue;
-        };
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let Ok(fd) = openat(&dir, name, flags, Mode::empty()) else {
-            gone += 1;
-            continue;
-        };
+        let (parent, name) = path.rsplit_once('/').unwrap_or((".", path));
+        let Ok((dir, _)) = open_below(&root_fd, root_st.st_dev, parent) else { return Ok(None) };
+        let Ok(fd) = openat(&dir, name, file_flags(), Mode::empty()) else { return Ok(None) };
         let st = fstat(&fd).map_err(|e| format!("{path}: {e}"))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != root_st.st_dev {
-            gone += 1;
-            continue;
+        let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_dev == root_st.st_dev;
+        Ok(regular.then_some(fd))
+    };
+    let mut gone = 0;
+    for (path, mode) in modes {
+        match open(path)? {
+            Some(fd) => rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| format!("{path}: {e}"))?,
+            None => gone += 1,
         }
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| format!("{path}: {e}"))?;
+    }
+    for (path, value) in caps {
+        let value = hex::decode(value).map_err(|_| format!("{path}: the saved capabilities are not hex"))?;
+        match open(path)? {
+            Some(fd) => rustix::fs::fsetxattr(&fd, CAPS_XATTR, &value, rustix::fs::XattrFlags::empty())
+                .map_err(|e| format!("{path}: setting its capabilities: {e}"))?,
+            None => gone += 1,
+        }
     }
     Ok(gone)
 }

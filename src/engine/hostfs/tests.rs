@@ -236,7 +236,7 @@ fn a_single_file_root_changes_alone_and_restores() {
     assert_eq!((st.st_dev, st.st_ino), identity(&file).unwrap());
 
     let changes = scan(&file, o("1000:1000"), false).unwrap();
-    let expected = MountChanges { entries: vec![], root: Some(o("5:6")), skipped: vec![], modes: vec![] };
+    let expected = MountChanges { entries: vec![], root: Some(o("5:6")), ..Default::default() };
     assert_eq!(changes, expected);
     assert!(scan(&file, o("5:6"), false).unwrap().is_empty(), "already the target's");
     assert_eq!(apply_checked(&file, Some(identity(&file).unwrap()), &[], Some(o("1000:1000"))).unwrap(), 0);
@@ -260,7 +260,7 @@ fn a_single_file_root_changes_alone_and_restores() {
     // A hard-linked file is set aside unless hard links may change.
     std::fs::hard_link(&file, tmp.path().join("twin.conf")).unwrap();
     let set_aside = scan(&file, o("1000:1000"), false).unwrap();
-    assert_eq!(set_aside, MountChanges { entries: vec![], root: None, skipped: vec![".".into()], modes: vec![] });
+    assert_eq!(set_aside, MountChanges { skipped: vec![".".into()], ..Default::default() });
     assert!(set_aside.is_empty());
     assert_eq!(scan(&file, o("1000:1000"), true).unwrap().root, Some(o("5:6")));
 }
@@ -297,8 +297,46 @@ fn setuid_and_setgid_bits_the_owner_change_clears_come_back_with_the_owners() {
     let mut modes = changes.modes.clone();
     modes.push(("./link".into(), 0o6777));
     modes.push(("./gone".into(), 0o4755));
-    assert_eq!(set_modes(&root, None, &modes).unwrap(), 2, "the link and the file deleted since are left alone");
+    assert_eq!(set_attrs(&root, None, &modes, &[]).unwrap(), 2, "the link and the file deleted since are left alone");
     assert_eq!((mode_of("bin/suid"), mode_of("bin/sgid"), mode_of("plain")), (0o4755, 0o2750, 0o644));
     assert_eq!(own(&root.join("bin/sgid")), (0, 43));
-    assert_eq!(set_modes(&root, None, &changes.modes).unwrap(), 0, "again: harmless");
+    assert_eq!(set_attrs(&root, None, &changes.modes, &[]).unwrap(), 0, "again: harmless");
+}
+
+#[test]
+fn file_capabilities_the_owner_change_removes_come_back_with_the_owners() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to change owners");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir().unwrap();
+    let root = tmp.path().join("vol");
+    std::fs::create_dir_all(&root).unwrap();
+    let ping = root.join("ping");
+    std::fs::write(&ping, "x").unwrap();
+    std::fs::set_permissions(&ping, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // cap_net_bind_service=ep, as `setcap` writes it (VFS_CAP_REVISION_2).
+    let caps: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    if let Err(e) = rustix::fs::setxattr(&ping, "security.capability", &caps, rustix::fs::XattrFlags::empty()) {
+        eprintln!("skipped: this filesystem takes no file capabilities ({e})");
+        return;
+    }
+    let read = |p: &Path| {
+        let mut buf = [0u8; 64];
+        rustix::fs::getxattr(p, "security.capability", &mut buf[..]).ok().map(|n| buf[..n].to_vec())
+    };
+    let changes = scan(&root, o("1000:1000"), false).unwrap();
+    assert_eq!(changes.caps, [("./ping".to_string(), hex::encode(caps))]);
+    let to: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
+    apply(&root, &to, None).unwrap();
+    assert_eq!(read(&ping), None, "the kernel removed them with the owner change");
+    apply(&root, &changes.entries, changes.root).unwrap();
+    assert_eq!(set_attrs(&root, None, &changes.modes, &changes.caps).unwrap(), 0);
+    assert_eq!(read(&ping).as_deref(), Some(&caps[..]), "back as they were");
+    // The manifest keeps them, and an earlier manifest without them still reads.
+    let text = serde_json::to_string(&changes).unwrap();
+    assert!(text.contains(&hex::encode(caps)), "{text}");
+    let old: MountChanges = serde_json::from_str(r#"{"entries":[["./a","0:0"]],"root":null,"skipped":[]}"#).unwrap();
+    assert!(old.caps.is_empty() && old.modes.is_empty());
 }
