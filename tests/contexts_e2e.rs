@@ -276,3 +276,47 @@ fn a_tls_context_reaches_a_daemon_that_verifies_clients_and_refuses_skipped_veri
     assert!(out.is_empty(), "{out}");
     assert!(err.contains(&endpoint) && err.contains(&format!("context {wrong}")), "{err}");
 }
+
+#[test]
+fn a_bind_source_that_is_a_link_into_etc_on_a_remote_daemons_host_is_blocked_there() {
+    let env = TestEnv::new("ctx-bind");
+    let node = Node::start(&env, "remote");
+    let busybox = image("busybox");
+    node.load_image(&busybox);
+    // On the daemon's host (the node): /srv/data a directory, /srv/conf a link to /etc. On
+    // this host neither exists, so nothing here could tell.
+    common::docker(&["exec", &node.name, "sh", "-c", "mkdir -p /srv/data && ln -s /etc /srv/conf"]);
+    assert!(!Path::new("/srv/conf").exists() || std::fs::read_link("/srv/conf").is_err());
+    node.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-v",
+        "/srv/conf:/conf",
+        "-v",
+        "/srv/data:/data",
+        &busybox,
+        "sleep",
+        "1000000",
+    ]);
+    let dir = env.tempdir();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, "[rollout]\nname = \"remote\"\n[service.web]\nday = 1\nuser = \"1000:1000\"\n").unwrap();
+    let out = unroot()
+        .env("DOCKER_HOST", node.host())
+        .env_remove("DOCKER_CONTEXT")
+        .args(["plan", plan.to_str().unwrap(), "--day", "1", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "blocked: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let day: Value = serde_json::from_str(&stdout).unwrap();
+    let blockers: Vec<String> =
+        day["services"][0]["blockers"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_string()).collect();
+    assert_eq!(blockers.len(), 1, "{blockers:?}");
+    assert!(blockers[0].starts_with("bind mount /srv/conf → /conf: it is /etc on the daemon's host"), "{blockers:?}");
+    // The preview's probe is gone again.
+    let left = node.docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left, "web", "only the service: {left}");
+}

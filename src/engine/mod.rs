@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod binds;
 pub mod compose;
 pub mod events;
 pub mod executor;
