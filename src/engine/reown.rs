@@ -106,7 +106,9 @@ pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
 
 /// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
 /// hard-linked file set aside, `M mode ./path` (octal) for each regular file to change that
-/// has a setuid or setgid bit (the owner change clears them), and `R uid:gid` for the mount's
+/// has a setuid or setgid bit (the owner change clears them), `X hex ./path` for each
+/// executable to change that has file capabilities (where the image has `getfattr`), and
+/// `R uid:gid` for the mount's
 /// root to [`SCAN_OUTPUT`] (`H uid:gid` instead when the mount is a single file with more than
 /// one hard link, set aside).
 /// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
@@ -140,6 +142,13 @@ else
 fi
 find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \( -perm -4000 -o -perm -2000 \) \
   -exec stat -c 'M %a %n' {} +
+# File capabilities of the executables to change (the owner change removes them), where the
+# image can read them (getfattr, Debian's attr package; busybox has none).
+if command -v getfattr >/dev/null 2>&1; then
+  find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \( -perm -100 -o -perm -010 -o -perm -001 \) \
+    -exec getfattr -h -n security.capability -e hex {} + 2>/dev/null |
+    awk '/^# file: /{f=substr($0,9); if (substr(f,1,2) != "./") f="./" f} /^security\.capability=0x/{print "X " substr($0,23) " " f}'
+fi
 stat -c 'R %u:%g' .
 "#;
 
@@ -147,7 +156,8 @@ stat -c 'R %u:%g' .
 /// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
 /// changed, never followed); then the root from `/unroot-lists/root` if present; then the
 /// modes of `/unroot-lists/modes` (`mode ./path` a line: the setuid and setgid bits the
-/// owner change cleared), on regular files only, never through a symlink. An entry
+/// owner change cleared), then the file capabilities of `/unroot-lists/caps` (`hex ./path`),
+/// on regular files only, never through a symlink. An entry
 /// that is gone since the scan (a database deletes files all the time) is skipped and
 /// counted: the script prints `gone N`; any other failure fails it. busybox 1.35's `xargs`
 /// splices long arguments into each other when its input is a regular file (with or without
@@ -168,6 +178,13 @@ if [ -e /unroot-lists/modes ]; then
     if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
     chmod -- "${line%% *}" "$p" 2>>/unroot-lists/.errors || true
   done < /unroot-lists/modes
+fi
+if [ -e /unroot-lists/caps ]; then
+  while IFS= read -r line; do
+    p=${line#* }
+    if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
+    setfattr -h -n security.capability -v "0x${line%% *}" -- "$p" 2>>/unroot-lists/.errors || true
+  done < /unroot-lists/caps
 fi
 gone=0; bad=0
 while IFS= read -r line; do
@@ -215,6 +232,14 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
     }
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (tag, rest) = line.split_once(' ').ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
+        if tag == "X" {
+            let parsed = rest.split_once(' ').filter(|(h, _)| hex::decode(h).is_ok_and(|b| !b.is_empty()));
+            match parsed {
+                Some((h, p)) if inside(p) => changes.caps.push((p.to_string(), h.to_string())),
+                _ => return Err(format!("unexpected scan output: {line:?}")),
+            }
+            continue;
+        }
         if tag == "M" {
             let parsed = rest.split_once(' ').and_then(|(m, p)| Some((u32::from_str_radix(m, 8).ok()?, p)));
             match parsed {
@@ -247,7 +272,7 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
 /// one list per owner, `root` for the mount's root, and `modes` for the modes to set after
 /// (a restore's setuid and setgid bits). As a tar stream to upload at [`HELPER_LISTS`]'s
 /// parent.
-pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, modes: &[(String, u32)]) -> Vec<u8> {
+pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, attrs: &MountChanges) -> Vec<u8> {
     let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, owner) in entries {
         xargs_escape(path, by_owner.entry(owner.to_string()).or_default());
@@ -266,9 +291,13 @@ pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, modes: &[(S
     if let Some(r) = root {
         add("root", r.to_string().as_bytes());
     }
-    if !modes.is_empty() {
-        let list: String = modes.iter().map(|(p, m)| format!("{m:o} {p}\n")).collect();
+    if !attrs.modes.is_empty() {
+        let list: String = attrs.modes.iter().map(|(p, m)| format!("{m:o} {p}\n")).collect();
         add("modes", list.as_bytes());
+    }
+    if !attrs.caps.is_empty() {
+        let list: String = attrs.caps.iter().map(|(p, h)| format!("{h} {p}\n")).collect();
+        add("caps", list.as_bytes());
     }
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -331,6 +360,10 @@ mod tests {
         assert_eq!(suid.modes, [("./bin/su".to_string(), 0o4755)]);
         assert!(parse_scan(b"M 4755 /bin/su\n", o("1:1")).is_err(), "inside the mount only");
         assert!(parse_scan(b"M rwx ./a\n", o("1:1")).is_err());
+        let caps = parse_scan(b"C 0:0 ./ping\nX 01000002 ./ping\n", o("1:1")).unwrap();
+        assert_eq!(caps.caps, [("./ping".to_string(), "01000002".to_string())]);
+        assert!(parse_scan(b"X zz ./ping\n", o("1:1")).is_err(), "hex only");
+        assert!(parse_scan(b"X 01 /ping\n", o("1:1")).is_err(), "inside the mount only");
         let forged = b"N ./x\nC 0:0 ./y\nC 0:0 ./z\n";
         assert!(parse_scan(forged, o("1:1")).unwrap_err().contains("newline"), "a newline name refuses it all");
     }
@@ -340,7 +373,7 @@ mod tests {
         let tar_bytes = apply_lists(
             &[("./a".into(), o("0:0")), ("./b c".into(), o("5:6")), ("./it's \\ \"x\"".into(), o("0:0"))],
             Some(o("0:0")),
-            &[],
+            &MountChanges::default(),
         );
         let mut files = BTreeMap::new();
         let mut archive = tar::Archive::new(&tar_bytes[..]);
@@ -354,7 +387,8 @@ mod tests {
         assert_eq!(files["unroot-lists/5:6"], b"./b\\ c\n");
         assert_eq!(files["unroot-lists/root"], b"0:0");
         assert!(!files.contains_key("unroot-lists/modes"), "none when there are none");
-        let with_modes = apply_lists(&[("./su".into(), o("0:0"))], None, &[("./su id".into(), 0o4755)]);
+        let attrs = MountChanges { modes: vec![("./su id".into(), 0o4755)], ..Default::default() };
+        let with_modes = apply_lists(&[("./su".into(), o("0:0"))], None, &attrs);
         let mut archive = tar::Archive::new(&with_modes[..]);
         let modes = archive.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("modes")).map(
             |mut e| {
@@ -364,5 +398,73 @@ mod tests {
             },
         );
         assert_eq!(modes.as_deref(), Some("4755 ./su id\n"));
+    }
+}
+
+/// The scan and apply scripts themselves, run by this host's `sh` on a directory of its own
+/// (the helper's paths rewritten), as a helper image with GNU tools and `attr` runs them.
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    /// Runs `script` with `args`, its fixed paths moved under `base`.
+    fn run(script: &str, base: &std::path::Path, args: &[&str]) -> std::process::Output {
+        let b = base.to_str().unwrap();
+        let script = script
+            .replace(HELPER_MOUNT, &format!("{b}/mount"))
+            .replace(HELPER_LISTS, &format!("{b}/lists"))
+            .replace(SCAN_OUTPUT, &format!("{b}/scan.out"));
+        std::process::Command::new("sh").arg("-c").arg(script).arg("unroot-helper").args(args).output().unwrap()
+    }
+
+    #[test]
+    fn setuid_bits_and_file_capabilities_are_listed_by_the_scan_and_set_again_by_the_apply() {
+        use std::os::unix::fs::PermissionsExt;
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to change owners");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mount = tmp.path().join("mount");
+        std::fs::create_dir_all(mount.join("bin")).unwrap();
+        for (name, mode) in [("bin/su", 0o4755), ("bin/ping", 0o755), ("data", 0o644)] {
+            std::fs::write(mount.join(name), "x").unwrap();
+            std::fs::set_permissions(mount.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let caps = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // cap_net_raw=ep
+        let ping = mount.join("bin/ping");
+        if rustix::fs::setxattr(&ping, "security.capability", &caps, rustix::fs::XattrFlags::empty()).is_err() {
+            eprintln!("skipped: this filesystem takes no file capabilities");
+            return;
+        }
+        let has_getfattr = std::process::Command::new("sh").args(["-c", "command -v getfattr"]).output().unwrap();
+        assert!(has_getfattr.status.success(), "the attr package (getfattr, setfattr) is installed where tests run");
+
+        let out = run(SCAN_SCRIPT, tmp.path(), &["1000", "1000", "0"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let scanned = std::fs::read(tmp.path().join("scan.out")).unwrap();
+        let changes = parse_scan(&scanned, Owner::new(1000, 1000)).unwrap();
+        assert_eq!(changes.modes, [("./bin/su".to_string(), 0o4755)]);
+        assert_eq!(changes.caps, [("./bin/ping".to_string(), hex::encode(caps))]);
+
+        // The re-own clears both (as chown does); the restore's lists set them again.
+        let to: Vec<(String, Owner)> =
+            changes.entries.iter().map(|(p, _)| (p.clone(), Owner::new(1000, 1000))).collect();
+        let apply = |entries: &[(String, Owner)], attrs: &MountChanges| {
+            let _ = std::fs::remove_dir_all(tmp.path().join("lists"));
+            tar::Archive::new(&apply_lists(entries, None, attrs)[..]).unpack(tmp.path()).unwrap();
+            std::fs::rename(tmp.path().join("unroot-lists"), tmp.path().join("lists")).unwrap();
+            let out = run(APPLY_SCRIPT, tmp.path(), &[]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        apply(&to, &MountChanges::default());
+        let mode = |p: &str| std::fs::metadata(mount.join(p)).unwrap().permissions().mode() & 0o7777;
+        let cap = || {
+            let mut buf = [0u8; 64];
+            rustix::fs::getxattr(&ping, "security.capability", &mut buf[..]).ok().map(|n| buf[..n].to_vec())
+        };
+        assert_eq!((mode("bin/su"), cap()), (0o755, None), "cleared by the owner change");
+        apply(&changes.entries, &changes);
+        assert_eq!((mode("bin/su"), cap().as_deref()), (0o4755, Some(&caps[..])), "set again by the restore");
     }
 }

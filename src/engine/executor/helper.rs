@@ -9,8 +9,9 @@ impl<D: Port> RunCtx<'_, D> {
     // Helper containers.
 
     /// Runs one re-owning script in a short-lived helper holding one mount: uid 0, no
-    /// network, only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER and FSETID (to
-    /// give a restored file its setgid bit whatever its group). Removed afterwards,
+    /// network, only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID and
+    /// SETFCAP (to give a restored file its setgid bit whatever its group, and its file
+    /// capabilities). Removed afterwards,
     /// also on failure; one left by a killed unroot is removed by the next command that
     /// takes the lock ([`orphans::sweep`]).
     pub(super) async fn helper(
@@ -39,7 +40,7 @@ impl<D: Port> RunCtx<'_, D> {
             "HostConfig": {
                 "NetworkMode": "none",
                 "CapDrop": ["ALL"],
-                "CapAdd": ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID"],
+                "CapAdd": ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "SETFCAP"],
                 "SecurityOpt": ["no-new-privileges:true"],
                 "LogConfig": {"Type": "json-file", "Config": {}},
                 "Mounts": [m]
@@ -148,7 +149,7 @@ impl<D: Port> RunCtx<'_, D> {
             .map_err(|e| StepError::Reown(format!("the host walk: {e}")))?
             .map_err(StepError::Reown);
         }
-        let tar = reown::apply_lists(entries, root, modes);
+        let tar = reown::apply_lists(entries, root, to);
         let job = HelperJob { script: reown::APPLY_SCRIPT, args: &[], upload: Some(tar), output_file: None };
         let out = self.helper(service, image, mount, job).await?;
         succeeded(&out, "re-owning", mount)?;

@@ -2,7 +2,7 @@
 //! (restart condition none: each node's task runs once; not a `global-job`, whose tasks'
 //! containers Docker leaves on every node after the service is removed, moby#44312)
 //! runs one task on every node the migrated service may run on (the same placement
-//! constraints), holding one of its mounts, as uid 0 with only the five capabilities
+//! constraints), holding one of its mounts, as uid 0 with only the six capabilities
 //! re-owning needs. What each task prints comes back through the manager's task
 //! logs, so nothing has to be copied off a node.
 
@@ -97,8 +97,8 @@ pub fn job_name(kind: &str, service: &str, run: &str, mount: usize) -> String {
 
 /// The spec of a global job that runs `script` (with `args`) as uid 0 on every node that
 /// `constraints` allow, with `mount` at [`HELPER_MOUNT`] (a volume is never filled from the
-/// image), with only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER and FSETID (a restored file's
-/// setgid bit whatever its group). It joins no network of
+/// image), with only CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID and SETFCAP (a restored
+/// file's setgid bit whatever its group, and its file capabilities). It joins no network of
 /// the service's; Swarm (Engine 20.10) has no `none` network for tasks, so it sits on the
 /// node's default bridge, and its script uses no network.
 pub fn spec(
@@ -134,7 +134,9 @@ pub fn spec(
                 "Dir": "/",
                 "Mounts": [m],
                 "CapabilityDrop": ["ALL"],
-                "CapabilityAdd": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID"],
+                "CapabilityAdd": [
+                    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_SETFCAP"
+                ],
                 // Removed, it stops at once: every script can run again from the start.
                 "StopGracePeriod": 1_000_000_000u64
             },
@@ -376,8 +378,8 @@ const MANIFEST_DIR: &str = "/unroot-manifest";
 
 /// The restore: gives each listed entry (`C` lines) of the manifest it is handed back the
 /// owner it had, a list per owner, the mount's root its owner (`R`), and then each setuid
-/// or setgid file (`M` lines) its mode (the owner change cleared those bits), on regular
-/// files only, never through a symlink. An entry deleted
+/// or setgid file (`M` lines) its mode (the owner change cleared those bits) and each file
+/// with capabilities (`X` lines) those, on regular files only, never through a symlink. An entry deleted
 /// since (a database removes files all the time) is skipped and counted (`gone N`); any
 /// other failure fails the task.
 fn restore_script() -> String {
@@ -397,6 +399,12 @@ while IFS= read -r line; do
   if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
   chmod -- "${{line%% *}}" "$p" 2>>/unroot-errors || true
 done < /unroot-modes
+sed -n 's/^X //p' /unroot-saved.out > /unroot-caps
+while IFS= read -r line; do
+  p=${{line#* }}
+  if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
+  setfattr -h -n security.capability -v "0x${{line%% *}}" -- "$p" 2>>/unroot-errors || true
+done < /unroot-caps
 gone=0; bad=0
 while IFS= read -r line; do
   case "$line" in
