@@ -325,8 +325,9 @@ async fn swarm_plan(
         let helper = plan.rollout.helper_image.as_deref();
         let found =
             crate::engine::swarm::check::check(port, &r.original, &sp.nodes, !r.mounts.is_empty(), helper).await;
-        if !found.is_empty() {
-            sp.blockers.extend(found);
+        sp.warnings.extend(found.warnings);
+        if !found.blockers.is_empty() {
+            sp.blockers.extend(found.blockers);
             sp.resolved = None;
         }
     }

@@ -133,6 +133,8 @@ pub(super) struct MountFacts {
 pub(super) struct HelperFacts {
     /// Tools the service's own image lacks for the helper's scripts.
     pub(super) missing_tools: Vec<&'static str>,
+    /// The helper's image has no `getfattr`/`setfattr`: it cannot record file capabilities.
+    pub(super) no_xattr_tools: bool,
     /// The plan's `helper_image` is not on the daemon.
     pub(super) image_absent: bool,
 }
@@ -238,7 +240,7 @@ async fn observe(
     // Only a helper container needs the tools; a host walk (root beside the daemon) does not.
     let helper_runs = mounts.values().any(|f| !matches!(f.method, Ok(Method::Host)));
     if helper_runs && plan.rollout.helper_image.is_none() && saved.is_none() {
-        for tool in ["sh", "find", "stat", "chown", "xargs"] {
+        for tool in ["sh", "find", "stat", "chown", "xargs", "getfattr", "setfattr"] {
             let mut found = false;
             for dir in ["/bin", "/usr/bin", "/sbin", "/usr/sbin"] {
                 if port.read_archive(c.id(), &format!("{dir}/{tool}"), HEADER_LIMIT).await.is_ok() {
@@ -246,8 +248,10 @@ async fn observe(
                     break;
                 }
             }
-            if !found {
-                helper.missing_tools.push(tool);
+            match (found, tool) {
+                (true, _) => {}
+                (false, "getfattr" | "setfattr") => helper.no_xattr_tools = true,
+                (false, tool) => helper.missing_tools.push(tool),
             }
         }
     } else if let Some(img) = &plan.rollout.helper_image {
@@ -341,6 +345,12 @@ pub(super) fn derive(
             "the image has no {} for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs",
             obs.helper.missing_tools.join(", ")
         ));
+    }
+    if obs.helper.no_xattr_tools && obs.helper.missing_tools.is_empty() {
+        sp.warnings.push(
+            "the re-owning helper runs in the service's image, which has no getfattr/setfattr: file capabilities (setcap) of files in its mounts, if any, are lost on re-owning and not restored by a rollback; set [rollout] helper_image to an image with them (Debian's attr package)"
+                .into(),
+        );
     }
     if let Some(img) = plan.rollout.helper_image.as_ref().filter(|_| obs.helper.image_absent) {
         sp.blockers.push(format!("helper_image {img} is not on the daemon"));

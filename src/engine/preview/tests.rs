@@ -203,6 +203,12 @@ fn the_helper_image_must_have_its_tools() {
     let sp = preview_with("helper_image = \"tools:1\"", "user = \"redis\"", &obs, &BTreeMap::new());
     assert_eq!(sp.blockers, ["helper_image tools:1 is not on the daemon"]);
     assert_eq!(sp.resolved.unwrap().helper_image, "tools:1");
+    // A helper that cannot read file capabilities is said, not blocked.
+    let mut obs = observed(container(json!({})));
+    obs.helper.no_xattr_tools = true;
+    let sp = preview("user = \"redis\"", &obs);
+    assert!(sp.blockers.is_empty(), "{:?}", sp.blockers);
+    assert!(sp.warnings.iter().any(|w| w.contains("no getfattr/setfattr: file capabilities")), "{:?}", sp.warnings);
 }
 
 #[test]

@@ -19,6 +19,16 @@ use crate::model::user::Accounts;
 pub const TOOLS: [&str; 13] =
     ["sh", "find", "stat", "awk", "sed", "tr", "xargs", "chown", "sort", "sha256sum", "cut", "grep", "cat"];
 
+/// The tools the jobs use, when the image has them, to record and restore file capabilities.
+pub const XATTR_TOOLS: [&str; 2] = ["getfattr", "setfattr"];
+
+/// What the check found: blockers and warnings, each naming its node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub blockers: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// How long the check may take on a node.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -92,10 +102,7 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
     if !binds.is_empty() {
         binds.push(json!({"Type": "bind", "Source": "/", "Target": HOST_ROOT, "ReadOnly": true}));
     }
-    let mut command =
-        vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check"), json!(TOOLS.len().to_string())];
-    command.extend(TOOLS.iter().map(|t| json!(t)));
-    command.extend(sources.iter().map(|s| json!(s)));
+    let command = command(&sources);
     json!({
         "Name": name,
         "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
@@ -118,12 +125,23 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
     })
 }
 
+/// The check's command: the tools to look for (those the jobs need, then the optional
+/// ones), then the bind sources to resolve.
+fn command(sources: &[String]) -> Value {
+    let tools: Vec<&str> = TOOLS.iter().chain(&XATTR_TOOLS).copied().collect();
+    let mut command =
+        vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check"), json!(tools.len().to_string())];
+    command.extend(tools.iter().map(|t| json!(t)));
+    command.extend(sources.iter().map(|s| json!(s)));
+    json!(command)
+}
+
 /// The sources of the service's bind mounts, in the order the check numbers them.
 fn bind_sources(svc: &ServiceInspect) -> Vec<String> {
     svc.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect()
 }
 
-/// Runs the check on `nodes` and returns the blockers it finds, each naming its node.
+/// Runs the check on `nodes` and returns what it finds, each naming its node.
 /// `reowns`: the service has mounts to re-own, so the tools of the image the re-owning jobs
 /// run in matter: `helper_image` when the plan names one (then checked in a second job,
 /// with no mount), else the service's own.
@@ -133,41 +151,43 @@ pub async fn check(
     nodes: &[NodePlan],
     reowns: bool,
     helper_image: Option<&str>,
-) -> Vec<String> {
+) -> Checked {
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let run = async |kind: &str, job: Value, image: &str, tools: bool, binds: &[String]| {
         let name = jobs::job_name(kind, svc.name(), &std::process::id().to_string(), 0);
         let mut job = job;
         job["Name"] = json!(name);
         match jobs::run(port, job, &ids, TIMEOUT).await {
-            Ok(outputs) => blockers(image, nodes, &outputs, tools, binds),
-            Err(e) => vec![format!("the check of the nodes did not finish: {e}")],
+            Ok(outputs) => findings(image, nodes, &outputs, tools, binds),
+            Err(e) => {
+                Checked { blockers: vec![format!("the check of the nodes did not finish: {e}")], ..Default::default() }
+            }
         }
     };
     let binds = if reowns { bind_sources(svc) } else { Vec::new() };
     let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none(), &binds).await;
     if let Some(helper) = helper_image.filter(|_| reowns) {
         let mut job = spec("", svc);
-        let mut command =
-            vec![json!("sh"), json!("-c"), json!(SCRIPT), json!("unroot-check"), json!(TOOLS.len().to_string())];
-        command.extend(TOOLS.iter().map(|t| json!(t)));
         job["TaskTemplate"]["ContainerSpec"]["Image"] = json!(helper);
         job["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
-        job["TaskTemplate"]["ContainerSpec"]["Command"] = json!(command);
-        found.extend(run("check-helper", job, helper, true, &[]).await);
+        job["TaskTemplate"]["ContainerSpec"]["Command"] = command(&[]);
+        let more = run("check-helper", job, helper, true, &[]).await;
+        found.blockers.extend(more.blockers);
+        found.warnings.extend(more.warnings);
     }
     found
 }
 
-/// What each node's check says, as blockers naming the node.
-fn blockers(
+/// What each node's check says, as blockers (and warnings) naming the node.
+fn findings(
     image: &str,
     nodes: &[NodePlan],
     outputs: &BTreeMap<String, NodeOutput>,
     reowns: bool,
     binds: &[String],
-) -> Vec<String> {
+) -> Checked {
     let mut out = Vec::new();
+    let mut no_xattr = Vec::new();
     for node in nodes {
         let host = format!("node {} ({})", node.hostname, node.id);
         let Some(o) = outputs.get(&node.id) else {
@@ -200,13 +220,24 @@ fn blockers(
             out.push(format!("{host}: the check's output came back incomplete"));
             continue;
         }
-        let missing: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("missing ")).collect();
+        let (optional, missing): (Vec<&str>, Vec<&str>) =
+            text.lines().filter_map(|l| l.strip_prefix("missing ")).partition(|t| XATTR_TOOLS.contains(t));
         if reowns && !missing.is_empty() {
             out.push(format!("{host}: the image {image} has no {}, which the re-owning jobs run", missing.join(", ")));
         }
+        if reowns && !optional.is_empty() {
+            no_xattr.push(node.hostname.clone());
+        }
         out.extend(resolved_binds(&text, binds).into_iter().map(|why| format!("{host}: {why}")));
     }
-    out
+    let warnings = match no_xattr.is_empty() {
+        true => Vec::new(),
+        false => vec![format!(
+            "the image {image} has no getfattr/setfattr (on {}): file capabilities (setcap) of files in the mounts, if any, are lost on re-owning and not restored by a rollback; set [rollout] helper_image to an image with them (Debian's attr package)",
+            no_xattr.join(", ")
+        )],
+    };
+    Checked { blockers: out, warnings }
 }
 
 /// What the check's `bind I PATH` lines say of the bind sources re-owned (`binds`): a source
@@ -266,7 +297,7 @@ mod tests {
     fn each_node_is_named_with_what_it_lacks() {
         let svc =
             ServiceInspect(json!({"Spec": {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "busybox:1"}}}}));
-        let nodes = [node("a"), node("b"), node("c"), node("d"), node("f")];
+        let nodes = [node("a"), node("b"), node("c"), node("d"), node("f"), node("g")];
         let outputs = BTreeMap::from([
             ("a".to_string(), output(TaskState::Complete, "", "END\n")),
             ("b".to_string(), output(TaskState::Failed("rejected".into()), "No such image: busybox:1", "")),
@@ -278,7 +309,11 @@ mod tests {
                     "",
                 ),
             ),
-            ("d".to_string(), output(TaskState::Complete, "", "missing awk\nmissing sha256sum\nEND\n")),
+            (
+                "d".to_string(),
+                output(TaskState::Complete, "", "missing awk\nmissing sha256sum\nmissing getfattr\nEND\n"),
+            ),
+            ("g".to_string(), output(TaskState::Complete, "", "missing getfattr\nmissing setfattr\nEND\n")),
             (
                 "f".to_string(),
                 output(
@@ -288,20 +323,24 @@ mod tests {
                 ),
             ),
         ]);
-        let b = blockers(svc.image(), &nodes, &outputs, true, &[]);
+        let found = findings(svc.image(), &nodes, &outputs, true, &[]);
+        let b = found.blockers;
         assert_eq!(b.len(), 4, "{b:?}");
+        // No getfattr/setfattr is said once, for the nodes without them, and blocks nothing.
+        assert_eq!(found.warnings.len(), 1, "{:?}", found.warnings);
+        assert!(found.warnings[0].contains("no getfattr/setfattr (on host-d, host-g)"), "{:?}", found.warnings);
         assert!(b[3].contains("host-f") && b[3].contains("no shell"), "{b:?}");
         assert!(b[0].starts_with("node host-b (b) does not have the image busybox:1"), "{b:?}");
         assert!(b[1].contains("node host-c (c)") && b[1].contains("/srv/x") && b[1].contains("same path"), "{b:?}");
         assert!(b[2].contains("node host-d (d)") && b[2].contains("no awk, sha256sum"), "{b:?}");
         // Tools (and a shell) only matter when something is re-owned: a distroless image
         // that only changes its user is not blocked.
-        assert_eq!(blockers(svc.image(), &nodes, &outputs, false, &[]).len(), 2);
+        assert_eq!(findings(svc.image(), &nodes, &outputs, false, &[]).blockers.len(), 2);
         // A node that ran nothing, or printed no end line, is named too.
-        let none = blockers(svc.image(), &[node("e")], &outputs, false, &[]);
+        let none = findings(svc.image(), &[node("e")], &outputs, false, &[]).blockers;
         assert!(none[0].contains("host-e") && none[0].contains("no task"), "{none:?}");
         let cut = BTreeMap::from([("a".to_string(), output(TaskState::Complete, "", "missing awk\n"))]);
-        assert!(blockers(svc.image(), &[node("a")], &cut, true, &[])[0].contains("incomplete"));
+        assert!(findings(svc.image(), &[node("a")], &cut, true, &[]).blockers[0].contains("incomplete"));
     }
 }
 
