@@ -139,6 +139,26 @@ pub(super) struct HelperFacts {
     pub(super) image_absent: bool,
 }
 
+/// What the preview says of the re-owning helper's image: tools it lacks (a blocker), no
+/// getfattr/setfattr (a warning), a `helper_image` that is not on the daemon (a blocker).
+fn helper_findings(plan: &Plan, helper: &HelperFacts, sp: &mut ServicePlan) {
+    if !helper.missing_tools.is_empty() {
+        sp.blockers.push(format!(
+            "the image has no {} for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs",
+            helper.missing_tools.join(", ")
+        ));
+    }
+    if helper.no_xattr_tools && helper.missing_tools.is_empty() {
+        sp.warnings.push(
+            "the re-owning helper runs in the service's image, which has no getfattr/setfattr: file capabilities (setcap) of files in its mounts, if any, are lost on re-owning and not restored by a rollback; set [rollout] helper_image to an image with them (Debian's attr package)"
+                .into(),
+        );
+    }
+    if let Some(img) = plan.rollout.helper_image.as_ref().filter(|_| helper.image_absent) {
+        sp.blockers.push(format!("helper_image {img} is not on the daemon"));
+    }
+}
+
 /// The users of each image a day's preview has read through a probe, by image id: one probe
 /// per image, not per service.
 pub(super) type ImageAccounts = std::collections::HashMap<String, Result<Accounts, String>>;
@@ -340,21 +360,7 @@ pub(super) fn derive(
     let mounts = plan_mounts(s, obs, target, &group_add, &mut sp);
     let health = health_mode(s, c);
     warn(s, c, target, &health, volume_users, &mut sp);
-    if !obs.helper.missing_tools.is_empty() {
-        sp.blockers.push(format!(
-            "the image has no {} for the re-owning helper; set [rollout] helper_image to an image that has sh, find, stat, chown and xargs",
-            obs.helper.missing_tools.join(", ")
-        ));
-    }
-    if obs.helper.no_xattr_tools && obs.helper.missing_tools.is_empty() {
-        sp.warnings.push(
-            "the re-owning helper runs in the service's image, which has no getfattr/setfattr: file capabilities (setcap) of files in its mounts, if any, are lost on re-owning and not restored by a rollback; set [rollout] helper_image to an image with them (Debian's attr package)"
-                .into(),
-        );
-    }
-    if let Some(img) = plan.rollout.helper_image.as_ref().filter(|_| obs.helper.image_absent) {
-        sp.blockers.push(format!("helper_image {img} is not on the daemon"));
-    }
+    helper_findings(plan, &obs.helper, &mut sp);
     sp.health = health_text(&health);
 
     let mut labels = BTreeMap::new();
