@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-pub use crate::model::owner::{Manifest, MountChanges, MountId, Owner};
+pub use crate::model::owner::{Manifest, MountChanges, MountId, Owner, Privileged};
 
 /// Host paths a bind mount may not be, contain or lie inside.
 const PROTECTED_TREES: &[&str] = &[
@@ -106,9 +106,9 @@ pub const SCAN_OUTPUT: &str = "/unroot-scan.out";
 
 /// The scan: writes `C uid:gid ./path` for each entry to change, `S uid:gid ./path` for each
 /// hard-linked file set aside, `M mode ./path` (octal) for each regular file to change that
-/// has a setuid or setgid bit (the owner change clears them), `X hex ./path` for each
-/// executable to change that has file capabilities (where the image has `getfattr`), and
-/// `R uid:gid` for the mount's
+/// has a setuid or setgid bit or file capabilities (where the image has `getfattr`), which
+/// the owner change removes (`P sha256 mode|- caps|- ./path`), and `R uid:gid` for the
+/// mount's
 /// root to [`SCAN_OUTPUT`] (`H uid:gid` instead when the mount is a single file with more than
 /// one hard link, set aside).
 /// Arguments: uid, gid, `1` when hard-linked files may be changed. A name holding a newline
@@ -140,15 +140,21 @@ else
     \( ! -user "$U" -o ! -group "$G" \) \( -type d -o -links 1 \) -exec stat -c 'C %u:%g %n' {} + -o \
     \( ! -user "$U" -o ! -group "$G" \) -exec stat -c 'S %u:%g %n' {} +
 fi
-find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \( -perm -4000 -o -perm -2000 \) \
-  -exec stat -c 'M %a %n' {} +
-# File capabilities of the executables to change (the owner change removes them), where the
-# image can read them (getfattr, Debian's attr package; busybox has none).
-if command -v getfattr >/dev/null 2>&1; then
-  find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \( -perm -100 -o -perm -010 -o -perm -001 \) \
-    -exec getfattr -h -n security.capability -e hex {} + 2>/dev/null |
-    awk '/^# file: /{f=substr($0,9); if (substr(f,1,2) != "./") f="./" f} /^security\.capability=0x/{print "X " substr($0,23) " " f}'
-fi
+# Files to change that the owner change strips of privileges: setuid or setgid bits, and
+# file capabilities where the image can read them (getfattr, Debian's attr package; busybox
+# has none), each with the sha256 of its contents (P sha256 mode|- caps|- ./path).
+find . -xdev -mindepth 1 -type f \( ! -user "$U" -o ! -group "$G" \) \
+  \( -perm -4000 -o -perm -2000 -o -perm -100 -o -perm -010 -o -perm -001 \) -exec sh -c '
+  x=; if command -v getfattr >/dev/null 2>&1; then x=1; fi
+  for f; do
+    m=-; c=-; a=$(stat -c %a "$f")
+    case $a in [2-7][0-7][0-7][0-7]) m=$a ;; esac
+    if [ -n "$x" ]; then
+      v=$(getfattr -h -n security.capability -e hex -- "$f" 2>/dev/null | sed -n "s/^security\.capability=0x//p")
+      [ -z "$v" ] || c=$v
+    fi
+    if [ "$m" != - ] || [ "$c" != - ]; then h=$(sha256sum < "$f"); echo "P ${h%% *} $m $c $f"; fi
+  done' unroot-privileged {} +
 stat -c 'R %u:%g' .
 "#;
 
@@ -156,8 +162,9 @@ stat -c 'R %u:%g' .
 /// backslash-escaped for `xargs`), changes the owner of each path itself (`-h`: a symlink is
 /// changed, never followed); then the root from `/unroot-lists/root` if present; then the
 /// modes of `/unroot-lists/modes` (`mode ./path` a line: the setuid and setgid bits the
-/// owner change cleared), then the file capabilities of `/unroot-lists/caps` (`hex ./path`),
-/// on regular files only, never through a symlink. An entry
+/// owner change cleared) and file capabilities of `/unroot-lists/privileged` (`sha256
+/// mode|- caps|- ./path`), on regular files that still hold the same contents only, never
+/// through a symlink; capabilities only where the image has `setfattr`. An entry
 /// that is gone since the scan (a database deletes files all the time) is skipped and
 /// counted: the script prints `gone N`; any other failure fails it. busybox 1.35's `xargs`
 /// splices long arguments into each other when its input is a regular file (with or without
@@ -172,19 +179,16 @@ done
 if [ -e /unroot-lists/root ]; then
   chown -h -- "$(cat /unroot-lists/root)" /unroot-mount
 fi
-if [ -e /unroot-lists/modes ]; then
+if [ -e /unroot-lists/privileged ]; then
   while IFS= read -r line; do
-    p=${line#* }
+    sum=${line%% *}; rest=${line#* }; m=${rest%% *}; rest=${rest#* }; c=${rest%% *}; p=${rest#* }
     if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
-    chmod -- "${line%% *}" "$p" 2>>/unroot-lists/.errors || true
-  done < /unroot-lists/modes
-fi
-if [ -e /unroot-lists/caps ]; then
-  while IFS= read -r line; do
-    p=${line#* }
-    if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
-    setfattr -h -n security.capability -v "0x${line%% *}" -- "$p" 2>>/unroot-lists/.errors || true
-  done < /unroot-lists/caps
+    h=$(sha256sum < "$p"); [ "${h%% *}" = "$sum" ] || continue
+    [ "$m" = - ] || chmod -- "$m" "$p" 2>>/unroot-lists/.errors || true
+    if [ "$c" != - ] && command -v setfattr >/dev/null 2>&1; then
+      setfattr -h -n security.capability -v "0x$c" -- "$p" 2>>/unroot-lists/.errors || true
+    fi
+  done < /unroot-lists/privileged
 fi
 gone=0; bad=0
 while IFS= read -r line; do
@@ -232,20 +236,9 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
     }
     for line in text.lines().filter(|l| !l.is_empty()) {
         let (tag, rest) = line.split_once(' ').ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
-        if tag == "X" {
-            let parsed = rest.split_once(' ').filter(|(h, _)| hex::decode(h).is_ok_and(|b| !b.is_empty()));
-            match parsed {
-                Some((h, p)) if inside(p) => changes.caps.push((p.to_string(), h.to_string())),
-                _ => return Err(format!("unexpected scan output: {line:?}")),
-            }
-            continue;
-        }
-        if tag == "M" {
-            let parsed = rest.split_once(' ').and_then(|(m, p)| Some((u32::from_str_radix(m, 8).ok()?, p)));
-            match parsed {
-                Some((mode, p)) if inside(p) && mode <= 0o7777 => changes.modes.push((p.to_string(), mode)),
-                _ => return Err(format!("unexpected scan output: {line:?}")),
-            }
+        if tag == "P" {
+            let p = parse_privileged(rest).ok_or_else(|| format!("unexpected scan output: {line:?}"))?;
+            changes.privileged.push(p);
             continue;
         }
         let (owner, path) = match rest.split_once(' ') {
@@ -265,13 +258,35 @@ pub fn parse_scan(output: &[u8], target: Owner) -> Result<MountChanges, String> 
             _ => return Err(format!("unexpected scan output: {line:?}")),
         }
     }
+    changes.privileged.sort();
     Ok(changes)
 }
 
+/// One `P` record of the scan: `sha256 mode|- caps|- ./path`.
+fn parse_privileged(rest: &str) -> Option<Privileged> {
+    let mut parts = rest.splitn(4, ' ');
+    let (sha256, mode, caps, path) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let sha_ok = sha256.len() == 64 && hex::decode(sha256).is_ok();
+    let mode = match mode {
+        "-" => None,
+        m => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777)?),
+    };
+    let caps = match caps {
+        "-" => None,
+        c => Some(c.to_string()).filter(|c| hex::decode(c).is_ok_and(|b| !b.is_empty()))?.into(),
+    };
+    (sha_ok && inside(path) && (mode.is_some() || caps.is_some())).then(|| Privileged {
+        path: path.to_string(),
+        sha256: sha256.to_string(),
+        mode,
+        caps,
+    })
+}
+
 /// The files the apply script reads to set every listed entry to `owner_of(entry)`:
-/// one list per owner, `root` for the mount's root, and `modes` for the modes to set after
-/// (a restore's setuid and setgid bits). As a tar stream to upload at [`HELPER_LISTS`]'s
-/// parent.
+/// one list per owner, `root` for the mount's root, and `privileged` for the setuid and
+/// setgid bits and file capabilities a restore gives back after. As a tar stream to upload
+/// at [`HELPER_LISTS`]'s parent.
 pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, attrs: &MountChanges) -> Vec<u8> {
     let mut by_owner: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, owner) in entries {
@@ -291,13 +306,16 @@ pub fn apply_lists(entries: &[(String, Owner)], root: Option<Owner>, attrs: &Mou
     if let Some(r) = root {
         add("root", r.to_string().as_bytes());
     }
-    if !attrs.modes.is_empty() {
-        let list: String = attrs.modes.iter().map(|(p, m)| format!("{m:o} {p}\n")).collect();
-        add("modes", list.as_bytes());
-    }
-    if !attrs.caps.is_empty() {
-        let list: String = attrs.caps.iter().map(|(p, h)| format!("{h} {p}\n")).collect();
-        add("caps", list.as_bytes());
+    if !attrs.privileged.is_empty() {
+        let list: String = attrs
+            .privileged
+            .iter()
+            .map(|p| {
+                let mode = p.mode.map_or("-".to_string(), |m| format!("{m:o}"));
+                format!("{} {mode} {} {}\n", p.sha256, p.caps.as_deref().unwrap_or("-"), p.path)
+            })
+            .collect();
+        add("privileged", list.as_bytes());
     }
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -356,14 +374,17 @@ mod tests {
         assert!(parse_scan(b"sh: find: not found\n", o("1:1")).is_err());
         assert!(parse_scan(b"C 0:0 /abs\n", o("1:1")).is_err());
         assert!(parse_scan(b"C 0:0 ./a/../../etc\n", o("1:1")).is_err(), "no way out of the mount");
-        let suid = parse_scan(b"C 0:0 ./bin/su\nM 4755 ./bin/su\nR 0:0\n", o("1:1")).unwrap();
-        assert_eq!(suid.modes, [("./bin/su".to_string(), 0o4755)]);
-        assert!(parse_scan(b"M 4755 /bin/su\n", o("1:1")).is_err(), "inside the mount only");
-        assert!(parse_scan(b"M rwx ./a\n", o("1:1")).is_err());
-        let caps = parse_scan(b"C 0:0 ./ping\nX 01000002 ./ping\n", o("1:1")).unwrap();
-        assert_eq!(caps.caps, [("./ping".to_string(), "01000002".to_string())]);
-        assert!(parse_scan(b"X zz ./ping\n", o("1:1")).is_err(), "hex only");
-        assert!(parse_scan(b"X 01 /ping\n", o("1:1")).is_err(), "inside the mount only");
+        let sha = "a".repeat(64);
+        let line = |rest: &str| format!("C 0:0 ./x\nP {sha} {rest}\nR 0:0\n").into_bytes();
+        let suid = parse_scan(&line("4755 - ./bin/s u"), o("1:1")).unwrap();
+        let want = Privileged { path: "./bin/s u".into(), sha256: sha.clone(), mode: Some(0o4755), caps: None };
+        assert_eq!(suid.privileged, [want]);
+        let caps = parse_scan(&line("- 01000002 ./ping"), o("1:1")).unwrap();
+        assert_eq!((caps.privileged[0].mode, caps.privileged[0].caps.as_deref()), (None, Some("01000002")));
+        for bad in ["4755 - /bin/su", "rwx - ./a", "- zz ./ping", "- - ./plain", "4755 -"] {
+            assert!(parse_scan(&line(bad), o("1:1")).is_err(), "{bad}");
+        }
+        assert!(parse_scan(b"P abc 4755 - ./a\n", o("1:1")).is_err(), "a sha256 is 64 hex digits");
         let forged = b"N ./x\nC 0:0 ./y\nC 0:0 ./z\n";
         assert!(parse_scan(forged, o("1:1")).unwrap_err().contains("newline"), "a newline name refuses it all");
     }
@@ -386,18 +407,20 @@ mod tests {
         assert_eq!(files["unroot-lists/0:0"], b"./a\n./it\\'s\\ \\\\\\ \\\"x\\\"\n");
         assert_eq!(files["unroot-lists/5:6"], b"./b\\ c\n");
         assert_eq!(files["unroot-lists/root"], b"0:0");
-        assert!(!files.contains_key("unroot-lists/modes"), "none when there are none");
-        let attrs = MountChanges { modes: vec![("./su id".into(), 0o4755)], ..Default::default() };
+        assert!(!files.contains_key("unroot-lists/privileged"), "none when there are none");
+        let su = Privileged { path: "./su id".into(), sha256: "f".repeat(64), mode: Some(0o4755), caps: None };
+        let attrs = MountChanges { privileged: vec![su], ..Default::default() };
         let with_modes = apply_lists(&[("./su".into(), o("0:0"))], None, &attrs);
         let mut archive = tar::Archive::new(&with_modes[..]);
-        let modes = archive.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("modes")).map(
-            |mut e| {
-                let mut body = String::new();
-                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
-                body
-            },
-        );
-        assert_eq!(modes.as_deref(), Some("4755 ./su id\n"));
+        let modes =
+            archive.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("privileged")).map(
+                |mut e| {
+                    let mut body = String::new();
+                    std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                    body
+                },
+            );
+        assert_eq!(modes, Some(format!("{} 4755 - ./su id\n", "f".repeat(64))));
     }
 }
 
@@ -427,8 +450,8 @@ mod script_tests {
         let tmp = tempfile::tempdir().unwrap();
         let mount = tmp.path().join("mount");
         std::fs::create_dir_all(mount.join("bin")).unwrap();
-        for (name, mode) in [("bin/su", 0o4755), ("bin/ping", 0o755), ("data", 0o644)] {
-            std::fs::write(mount.join(name), "x").unwrap();
+        for (name, mode) in [("bin/su", 0o4755), ("bin/ping", 0o755), ("data", 0o644), ("bin/my prog", 0o4755)] {
+            std::fs::write(mount.join(name), name).unwrap();
             std::fs::set_permissions(mount.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
         }
         let caps = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // cap_net_raw=ep
@@ -444,8 +467,17 @@ mod script_tests {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let scanned = std::fs::read(tmp.path().join("scan.out")).unwrap();
         let changes = parse_scan(&scanned, Owner::new(1000, 1000)).unwrap();
-        assert_eq!(changes.modes, [("./bin/su".to_string(), 0o4755)]);
-        assert_eq!(changes.caps, [("./bin/ping".to_string(), hex::encode(caps))]);
+        let seen: Vec<(&str, Option<u32>, Option<&str>)> =
+            changes.privileged.iter().map(|p| (p.path.as_str(), p.mode, p.caps.as_deref())).collect();
+        let hex_caps = hex::encode(caps);
+        assert_eq!(
+            seen,
+            [
+                ("./bin/my prog", Some(0o4755), None),
+                ("./bin/ping", None, Some(hex_caps.as_str())),
+                ("./bin/su", Some(0o4755), None)
+            ]
+        );
 
         // The re-own clears both (as chown does); the restore's lists set them again.
         let to: Vec<(String, Owner)> =
@@ -464,7 +496,10 @@ mod script_tests {
             rustix::fs::getxattr(&ping, "security.capability", &mut buf[..]).ok().map(|n| buf[..n].to_vec())
         };
         assert_eq!((mode("bin/su"), cap()), (0o755, None), "cleared by the owner change");
+        // The service, which owns it now, rewrites one with a program of its own.
+        std::fs::write(mount.join("bin/my prog"), "its own program").unwrap();
         apply(&changes.entries, &changes);
         assert_eq!((mode("bin/su"), cap().as_deref()), (0o4755, Some(&caps[..])), "set again by the restore");
+        assert_eq!(mode("bin/my prog"), 0o755, "other contents never become a setuid program");
     }
 }

@@ -119,15 +119,27 @@ pub struct MountChanges {
     pub root: Option<Owner>,
     /// Hard-linked files set aside (they keep their owner).
     pub skipped: Vec<String>,
-    /// Regular files among `entries` with a setuid or setgid bit, with their mode before
-    /// (`0o4755`): changing a file's owner clears those bits, and a restore sets them again.
+    /// Regular files among `entries` that changing the owner strips of privileges (setuid
+    /// or setgid bits, file capabilities): a restore gives them back to the same contents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub modes: Vec<(String, u32)>,
-    /// Regular files among `entries` with file capabilities (`security.capability`, hex):
-    /// changing a file's owner removes them, and a restore sets them again. Recorded where
-    /// unroot walks the mount itself.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub caps: Vec<(String, String)>,
+    pub privileged: Vec<Privileged>,
+}
+
+/// A regular file whose setuid or setgid bits or file capabilities an owner change removes,
+/// as the scan saw it. A restore gives them back only while the file holds the same
+/// contents: a file the service replaced or rewrote in the meantime never becomes a setuid
+/// or capable program.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Privileged {
+    pub path: String,
+    /// sha256 of its contents (hex).
+    pub sha256: String,
+    /// Its mode (`0o4755`) when it has a setuid or setgid bit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Its `security.capability` (hex) when it has file capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<String>,
 }
 
 impl MountChanges {

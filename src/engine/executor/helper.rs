@@ -130,7 +130,7 @@ impl<D: Port> RunCtx<'_, D> {
         to: &MountChanges,
         ownership: Ownership,
     ) -> Result<usize, StepError> {
-        let MountChanges { entries, root, modes, caps, .. } = to;
+        let MountChanges { entries, root, privileged, .. } = to;
         let root = *root;
         if entries.is_empty() && root.is_none() {
             return Ok(0);
@@ -138,11 +138,11 @@ impl<D: Port> RunCtx<'_, D> {
         self.check_source(mount)?;
         if preview::method(self.port, ownership, &mount.host_path).map_err(StepError::Reown)? == Method::Host {
             let path = std::path::PathBuf::from(&mount.host_path);
-            let (entries, modes, caps, expected) = (entries.to_vec(), modes.to_vec(), caps.to_vec(), mount.identity);
+            let (entries, privileged, expected) = (entries.to_vec(), privileged.to_vec(), mount.identity);
             return tokio::task::spawn_blocking(move || {
                 let gone = hostfs::apply_checked(&path, expected, &entries, root)?;
                 // The owners first: changing one clears the bits and capabilities set here.
-                hostfs::set_attrs(&path, expected, &modes, &caps)?;
+                hostfs::set_attrs(&path, expected, &privileged)?;
                 Ok(gone)
             })
             .await

@@ -23,7 +23,7 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, chownat, fstat, ope
 use rustix::process::{Gid, Uid};
 
 use crate::engine::reown::MountChanges;
-use crate::model::owner::Owner;
+use crate::model::owner::{Owner, Privileged};
 
 /// Threads walking a tree at once.
 pub const THREADS: usize = 4;
@@ -304,8 +304,7 @@ pub fn scan_checked(
                 let mut g = results.lock().expect("results lock");
                 g.0.entries.extend(found.entries);
                 g.0.skipped.extend(found.skipped);
-                g.0.modes.extend(found.modes);
-                g.0.caps.extend(found.caps);
+                g.0.privileged.extend(found.privileged);
             });
         }
     });
@@ -315,8 +314,7 @@ pub fn scan_checked(
     }
     changes.entries.sort();
     changes.skipped.sort();
-    changes.modes.sort();
-    changes.caps.sort();
+    changes.privileged.sort();
     changes.root = differs.then(|| owner(&root_st));
     Ok(changes)
 }
@@ -368,17 +366,13 @@ impl<'a> Walk<'a> {
                     found.skipped.push(path.clone());
                 } else {
                     found.entries.push((path.clone(), owner(&st)));
-                    // The owner change clears these bits and file capabilities; a restore sets
-                    // them again.
-                    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-                        if st.st_mode & 0o6000 != 0 {
-                            found.modes.push((path.clone(), st.st_mode & 0o7777));
-                        }
-                        if st.st_mode & 0o111 != 0
-                            && let Some(caps) = file_caps(fd, raw)
-                        {
-                            found.caps.push((path.clone(), hex::encode(caps)));
-                        }
+                    // The owner change clears setuid and setgid bits and file capabilities;
+                    // a restore gives them back to the same contents.
+                    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                        && st.st_mode & 0o6111 != 0
+                        && let Some(p) = privileged(fd, raw, &path, &st)
+                    {
+                        found.privileged.push(p);
                     }
                 }
             }
@@ -496,13 +490,38 @@ pub fn apply_checked(
 /// The name of the extended attribute that holds a file's capabilities.
 const CAPS_XATTR: &str = "security.capability";
 
-/// The file capabilities of regular file `name` in `dir` (opened without following a link),
-/// `None` when it has none or cannot be read.
-fn file_caps(dir: &OwnedFd, name: &CStr) -> Option<Vec<u8>> {
+/// Regular file `name` in `dir` (seen as `st`) as the record of what an owner change strips
+/// from it: its setuid and setgid bits and file capabilities with the sha256 of its
+/// contents; `None` when it has neither, or cannot be opened (without following a link) and
+/// read.
+fn privileged(dir: &OwnedFd, name: &CStr, path: &str, st: &Stat) -> Option<Privileged> {
     let fd = openat(dir, name, file_flags(), Mode::empty()).ok()?;
+    let mode = (st.st_mode & 0o6000 != 0).then_some(st.st_mode & 0o7777);
     let mut buf = [0u8; 64];
-    let n = rustix::fs::fgetxattr(&fd, CAPS_XATTR, &mut buf[..]).ok()?;
-    (n > 0).then(|| buf[..n].to_vec())
+    let caps = match rustix::fs::fgetxattr(&fd, CAPS_XATTR, &mut buf[..]) {
+        Ok(n) if n > 0 => Some(hex::encode(&buf[..n])),
+        _ => None,
+    };
+    if mode.is_none() && caps.is_none() {
+        return None;
+    }
+    Some(Privileged { path: path.to_string(), sha256: contents_sha256(&fd)?, mode, caps })
+}
+
+/// The sha256 (hex) of what an open regular file holds, read from its start.
+fn contents_sha256(fd: &OwnedFd) -> Option<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0u64;
+    loop {
+        let n = rustix::io::pread(fd, &mut buf[..], at).ok()?;
+        if n == 0 {
+            return Some(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
 }
 
 /// How a regular file is opened to read or change its attributes: never through a link,
@@ -511,22 +530,18 @@ fn file_flags() -> OFlags {
     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY
 }
 
-/// Sets each listed regular file (`./a/b`) to its mode, then its file capabilities: what a
-/// restore gives back after the owner change cleared them (setuid and setgid bits,
-/// `security.capability`). Returns how many entries were gone (or are no longer a regular
-/// file reached without a link).
+/// Gives each listed regular file (`./a/b`) its mode, then its file capabilities, back: what
+/// the owner change cleared (setuid and setgid bits, `security.capability`), and only while
+/// it holds the contents the scan saw (a file replaced or rewritten since stays as it is).
+/// Returns how many entries were gone, replaced or rewritten.
 ///
 /// Guarantees: idempotent; opens each file without following a link (in its path or
-/// itself) and changes it through that descriptor; never leaves the root's filesystem.
+/// itself) and reads and changes it through that descriptor; never leaves the root's
+/// filesystem.
 /// Errors: the root cannot be opened, or is not `expect`; an entry that is not a path inside
 /// the mount, or capabilities that are not hex; a change refused by the kernel.
-pub fn set_attrs(
-    root: &Path,
-    expect: Option<(u64, u64)>,
-    modes: &[(String, u32)],
-    caps: &[(String, String)],
-) -> Result<usize, String> {
-    if modes.is_empty() && caps.is_empty() {
+pub fn set_attrs(root: &Path, expect: Option<(u64, u64)>, privileged: &[Privileged]) -> Result<usize, String> {
+    if privileged.is_empty() {
         return Ok(0);
     }
     let (root_fd, root_st) = open_root(root, expect)?;
@@ -542,18 +557,22 @@ pub fn set_attrs(
         Ok(regular.then_some(fd))
     };
     let mut gone = 0;
-    for (path, mode) in modes {
-        match open(path)? {
-            Some(fd) => rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| format!("{path}: {e}"))?,
-            None => gone += 1,
+    for p in privileged {
+        let Some(fd) = open(&p.path)? else {
+            gone += 1;
+            continue;
+        };
+        if contents_sha256(&fd).as_deref() != Some(p.sha256.as_str()) {
+            gone += 1; // other contents: never made setuid or capable
+            continue;
         }
-    }
-    for (path, value) in caps {
-        let value = hex::decode(value).map_err(|_| format!("{path}: the saved capabilities are not hex"))?;
-        match open(path)? {
-            Some(fd) => rustix::fs::fsetxattr(&fd, CAPS_XATTR, &value, rustix::fs::XattrFlags::empty())
-                .map_err(|e| format!("{path}: setting its capabilities: {e}"))?,
-            None => gone += 1,
+        if let Some(mode) = p.mode {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| format!("{}: {e}", p.path))?;
+        }
+        if let Some(caps) = &p.caps {
+            let value = hex::decode(caps).map_err(|_| format!("{}: the saved capabilities are not hex", p.path))?;
+            rustix::fs::fsetxattr(&fd, CAPS_XATTR, &value, rustix::fs::XattrFlags::empty())
+                .map_err(|e| format!("{}: setting its capabilities: {e}", p.path))?;
         }
     }
     Ok(gone)

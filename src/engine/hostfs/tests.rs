@@ -265,8 +265,14 @@ fn a_single_file_root_changes_alone_and_restores() {
     assert_eq!(scan(&file, o("1000:1000"), true).unwrap().root, Some(o("5:6")));
 }
 
+/// The sha256 (hex) of `text`.
+fn sha(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 #[test]
-fn setuid_and_setgid_bits_the_owner_change_clears_come_back_with_the_owners() {
+fn setuid_and_setgid_bits_the_owner_change_clears_come_back_to_the_same_contents_only() {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: needs root to change owners");
         return;
@@ -277,30 +283,49 @@ fn setuid_and_setgid_bits_the_owner_change_clears_come_back_with_the_owners() {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     let mode_of = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().permissions().mode() & 0o7777;
     let set = |p: &str, mode: u32, gid: u32| {
-        std::fs::write(root.join(p), "x").unwrap();
+        std::fs::write(root.join(p), p).unwrap();
         rustix::fs::chown(root.join(p).as_path(), Some(Uid::from_raw(0)), Some(Gid::from_raw(gid))).unwrap();
         std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
     };
     set("bin/suid", 0o4755, 0);
     set("bin/sgid", 0o2750, 43); // a group root is not in: only CAP_FSETID sets it again
+    set("bin/swapped", 0o4755, 0);
     set("plain", 0o644, 0);
     std::os::unix::fs::symlink(root.join("bin/suid"), root.join("link")).unwrap();
     let changes = scan(&root, o("1000:1000"), false).unwrap();
-    assert_eq!(changes.modes, [("./bin/sgid".to_string(), 0o2750), ("./bin/suid".to_string(), 0o4755)]);
+    let seen: Vec<(&str, Option<u32>, &str)> =
+        changes.privileged.iter().map(|p| (p.path.as_str(), p.mode, p.sha256.as_str())).collect();
+    let (sgid, suid, swapped) = (sha("bin/sgid"), sha("bin/suid"), sha("bin/swapped"));
+    assert_eq!(
+        seen,
+        [
+            ("./bin/sgid", Some(0o2750), sgid.as_str()),
+            ("./bin/suid", Some(0o4755), suid.as_str()),
+            ("./bin/swapped", Some(0o4755), swapped.as_str())
+        ]
+    );
 
     let to: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
     apply(&root, &to, None).unwrap();
     assert_eq!((mode_of("bin/suid"), mode_of("bin/sgid")), (0o755, 0o750), "the kernel cleared them");
+    // Meanwhile the service (it owns the file now) rewrites one with its own program.
+    std::fs::write(root.join("bin/swapped"), "its own program").unwrap();
 
-    // The restore: owners back, then the modes, never through the link.
+    // The restore: owners back, then the bits, to the same contents only, never through
+    // the link.
     apply(&root, &changes.entries, changes.root).unwrap();
-    let mut modes = changes.modes.clone();
-    modes.push(("./link".into(), 0o6777));
-    modes.push(("./gone".into(), 0o4755));
-    assert_eq!(set_attrs(&root, None, &modes, &[]).unwrap(), 2, "the link and the file deleted since are left alone");
+    let mut privileged = changes.privileged.clone();
+    privileged.push(Privileged { path: "./link".into(), sha256: suid.clone(), mode: Some(0o6777), caps: None });
+    privileged.push(Privileged { path: "./gone".into(), sha256: suid.clone(), mode: Some(0o4755), caps: None });
+    assert_eq!(
+        set_attrs(&root, None, &privileged).unwrap(),
+        3,
+        "the rewritten file, the link and the file deleted since"
+    );
     assert_eq!((mode_of("bin/suid"), mode_of("bin/sgid"), mode_of("plain")), (0o4755, 0o2750, 0o644));
+    assert_eq!(mode_of("bin/swapped"), 0o755, "other contents never become a setuid program");
     assert_eq!(own(&root.join("bin/sgid")), (0, 43));
-    assert_eq!(set_attrs(&root, None, &changes.modes, &[]).unwrap(), 0, "again: harmless");
+    assert_eq!(set_attrs(&root, None, &changes.privileged).unwrap(), 1, "again: harmless");
 }
 
 #[test]
@@ -327,16 +352,17 @@ fn file_capabilities_the_owner_change_removes_come_back_with_the_owners() {
         rustix::fs::getxattr(p, "security.capability", &mut buf[..]).ok().map(|n| buf[..n].to_vec())
     };
     let changes = scan(&root, o("1000:1000"), false).unwrap();
-    assert_eq!(changes.caps, [("./ping".to_string(), hex::encode(caps))]);
+    let expected = Privileged { path: "./ping".into(), sha256: sha("x"), mode: None, caps: Some(hex::encode(caps)) };
+    assert_eq!(changes.privileged, [expected]);
     let to: Vec<(String, Owner)> = changes.entries.iter().map(|(p, _)| (p.clone(), o("1000:1000"))).collect();
     apply(&root, &to, None).unwrap();
     assert_eq!(read(&ping), None, "the kernel removed them with the owner change");
     apply(&root, &changes.entries, changes.root).unwrap();
-    assert_eq!(set_attrs(&root, None, &changes.modes, &changes.caps).unwrap(), 0);
+    assert_eq!(set_attrs(&root, None, &changes.privileged).unwrap(), 0);
     assert_eq!(read(&ping).as_deref(), Some(&caps[..]), "back as they were");
     // The manifest keeps them, and an earlier manifest without them still reads.
     let text = serde_json::to_string(&changes).unwrap();
     assert!(text.contains(&hex::encode(caps)), "{text}");
     let old: MountChanges = serde_json::from_str(r#"{"entries":[["./a","0:0"]],"root":null,"skipped":[]}"#).unwrap();
-    assert!(old.caps.is_empty() && old.modes.is_empty());
+    assert!(old.privileged.is_empty());
 }

@@ -378,8 +378,9 @@ const MANIFEST_DIR: &str = "/unroot-manifest";
 
 /// The restore: gives each listed entry (`C` lines) of the manifest it is handed back the
 /// owner it had, a list per owner, the mount's root its owner (`R`), and then each setuid
-/// or setgid file (`M` lines) its mode (the owner change cleared those bits) and each file
-/// with capabilities (`X` lines) those, on regular files only, never through a symlink. An entry deleted
+/// or setgid file its mode and each file with capabilities those (`P` lines: the owner change
+/// removed them), only while it holds the contents the scan saw, on regular files only,
+/// never through a symlink. An entry deleted
 /// since (a database removes files all the time) is skipped and counted (`gone N`); any
 /// other failure fails the task.
 fn restore_script() -> String {
@@ -393,18 +394,16 @@ for owner in $(sed -n 's/^C \([0-9]*:[0-9]*\) .*/\1/p' /unroot-saved.out | sort 
 done
 root=$(sed -n 's/^R //p' /unroot-saved.out)
 [ -z "$root" ] || chown -h -- "$root" /unroot-mount
-sed -n 's/^M //p' /unroot-saved.out > /unroot-modes
+sed -n 's/^P //p' /unroot-saved.out > /unroot-privileged
 while IFS= read -r line; do
-  p=${{line#* }}
+  sum=${{line%% *}}; rest=${{line#* }}; m=${{rest%% *}}; rest=${{rest#* }}; c=${{rest%% *}}; p=${{rest#* }}
   if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
-  chmod -- "${{line%% *}}" "$p" 2>>/unroot-errors || true
-done < /unroot-modes
-sed -n 's/^X //p' /unroot-saved.out > /unroot-caps
-while IFS= read -r line; do
-  p=${{line#* }}
-  if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
-  setfattr -h -n security.capability -v "0x${{line%% *}}" -- "$p" 2>>/unroot-errors || true
-done < /unroot-caps
+  h=$(sha256sum < "$p"); [ "${{h%% *}}" = "$sum" ] || continue
+  [ "$m" = - ] || chmod -- "$m" "$p" 2>>/unroot-errors || true
+  if [ "$c" != - ] && command -v setfattr >/dev/null 2>&1; then
+    setfattr -h -n security.capability -v "0x$c" -- "$p" 2>>/unroot-errors || true
+  fi
+done < /unroot-privileged
 gone=0; bad=0
 while IFS= read -r line; do
   case "$line" in
