@@ -349,8 +349,8 @@ async fn refuse_foreign_holders(
 }
 
 /// What someone else changed in Swarm service `name` since run `view` last wrote it, as a
-/// message for the refusal; `None` when it is as unroot left it, or gone (the restore
-/// recreates it).
+/// message for the refusal: its fields, or that it was removed and deployed again under its
+/// name; `None` when it is as unroot left it, or gone (the restore recreates it).
 async fn foreign_service_change(
     port: &impl SwarmPort,
     view: &RunView,
@@ -359,7 +359,17 @@ async fn foreign_service_change(
 ) -> Result<Option<String>, Error> {
     let now = match port.inspect_service(original.id()).await {
         Ok(now) => now,
-        Err(DockerError::NotFound(_)) => return Ok(None),
+        Err(DockerError::NotFound(_)) => {
+            return match crate::docker::swarm::inspect_service_named(port, name).await {
+                Ok(other) => Ok(Some(format!(
+                    "{name}: the Swarm service was removed and deployed again since unroot's last write to it (now {}); restoring would overwrite it. `unroot rollback {} --service {name} --force` puts the original back anyway",
+                    other.id().chars().take(12).collect::<String>(),
+                    view.id
+                ))),
+                Err(DockerError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
         Err(e) => return Err(e.into()),
     };
     let planned = view.run_dir().load_planned_spec(name)?;

@@ -159,6 +159,9 @@ impl<D: Port> Apply<'_, D> {
             _ => "scaled to 0",
         };
         ctx.step(name, Step::Stop, json!({"how": how}), async {
+            // Saved before unroot's first write: a restore tells unroot's specs from anyone
+            // else's from the first write on.
+            ctx.run.save_planned_spec(name, &r.spec)?;
             let timeout = stop_wait(&r.original, &r.timings);
             steps::stop(ctx.port, r.original.id(), &ctx.run.id, timeout).await?;
             Ok(((), json!({})))
@@ -269,6 +272,10 @@ impl<D: Port> Apply<'_, D> {
             // The version read above is the one named: a change in between is refused.
             let wrote = steps::put_spec_over(ctx.port, &cur, &r.spec).await?;
             crate::state::failpoint::hit("service-updated");
+            // PreviousSpec is the stopped spec now: the planned spec once more, so a `docker
+            // service rollback` while the gate waits (or a paused day) never scales to 0.
+            let stopped = |p: &Value| steps::stopped_by(p, r.original.spec(), &ctx.run.id);
+            steps::previous_to_current(ctx.port, id, &r.spec, stopped).await?;
             Ok(((), json!({"changed": wrote})))
         })
         .await
@@ -303,11 +310,16 @@ impl<D: Port> Apply<'_, D> {
                 g = steps::gate(ctx.port, r.original.id(), &watch) => g?,
                 () = ctx.stop.wait() => return Err(StepError::Interrupted("while waiting for health")),
             }
-            // Healthy: the service gets its own UpdateConfig back (a write that replaces no
-            // task). Swarm's PreviousSpec is then the planned spec, so a `docker service
-            // rollback` keeps the tasks running as they are, never at zero.
-            let settled = steps::put_spec(ctx.port, r.original.id(), &r.settled_spec()).await?.1;
-            Ok(((), json!({"tasks": watch.wanted, "settled": settled})))
+            // Healthy: the service gets its own UpdateConfig back, written twice (neither
+            // replaces a task) so that PreviousSpec is the settled spec too: a `docker service
+            // rollback` keeps the tasks as they are. Only over the planned spec: a change made
+            // by someone else during the gate is not overwritten.
+            let settled = r.settled_spec();
+            let cur = ctx.port.inspect_service(r.original.id()).await?;
+            let wrote = steps::same_spec(cur.spec(), &r.spec) && steps::put_spec_over(ctx.port, &cur, &settled).await?;
+            let planned = |p: &Value| steps::same_spec(p, &r.spec);
+            steps::previous_to_current(ctx.port, r.original.id(), &settled, planned).await?;
+            Ok(((), json!({"tasks": watch.wanted, "settled": wrote})))
         })
         .await
     }

@@ -187,6 +187,11 @@ fn a_paused_day_resumed_after_its_cause_is_fixed_migrates() {
         let day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap().ready().unwrap();
         let first = super::tests::apply_day(&fake, &plan, day.clone(), tmp.path()).await;
         assert_eq!(first, Outcome::Incomplete, "paused on the failed gate");
+        // A `docker service rollback` of the paused service goes to the planned spec, never
+        // to unroot's stopped one.
+        let svc = fake.with(|s| s.swarm.as_ref().unwrap().services[0].clone());
+        assert_eq!(svc.previous_spec(), Some(svc.spec()), "PreviousSpec is the planned spec");
+        assert_eq!(svc.spec()["Mode"]["Replicated"]["Replicas"], 2);
         // The operator fixes the cause; Swarm's restart policy starts tasks that now run. The
         // failed ones stay in Swarm's history.
         fake.with(|s| {
@@ -289,6 +294,7 @@ fn a_migrated_service_gets_its_own_update_config_back_and_docker_rollback_keeps_
     assert_eq!(outcome, Outcome::Applied);
     let svc = fake.with(|s| s.swarm.as_ref().unwrap().services[0].clone());
     assert_eq!(svc.spec()["UpdateConfig"], original_spec()["UpdateConfig"], "its own UpdateConfig, not unroot's");
+    assert_eq!(svc.previous_spec(), Some(svc.spec()), "written twice: PreviousSpec is the settled spec too");
     let tasks = || fake.with(|s| s.swarm.as_ref().unwrap().tasks.iter().filter(|t| t.service_id == "svc1").count());
     let before = tasks();
     // An operator's `docker service rollback` after unroot: Swarm's PreviousSpec is the

@@ -35,8 +35,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Arguments: the number of tools N, the N tools, then the bind sources. Prints `missing
 /// TOOL` for each tool the image lacks; `bind I PATH` for each bind source I as the node
 /// resolves it (its symlinks followed one component at a time in the node's own root,
-/// mounted read-only at `/unroot-host`), `bind I ?` when the image has no `readlink`, or
-/// `bind I loop`; then an end line.
+/// mounted read-only at `/unroot-host`), `bind I ?` when the image has no `readlink`,
+/// `bind I loop`, or `bind I denied` (a directory on the way that the unprivileged check
+/// cannot look into); then an end line.
 const SCRIPT: &str = r#"n=$1; shift
 while [ "$n" -gt 0 ]; do command -v "$1" >/dev/null 2>&1 || echo "missing $1"; shift; n=$((n - 1)); done
 resolve() {
@@ -45,6 +46,7 @@ resolve() {
     c=${rest%%/*}
     if [ "$c" = "$rest" ]; then rest=; else rest=${rest#*/}; fi
     case $c in ''|.) continue ;; ..) out=${out%/*}; continue ;; esac
+    [ -x "/unroot-host$out/" ] || { echo denied; return; }
     if [ -L "/unroot-host$out/$c" ]; then
       hops=$((hops + 1)); [ "$hops" -le 40 ] || { echo loop; return; }
       t=$(readlink "/unroot-host$out/$c")
@@ -113,7 +115,10 @@ fn spec(name: &str, svc: &ServiceInspect) -> Value {
                 "Labels": {(orphans::LABEL_HELPER): "preview", (orphans::LABEL_MAKER): orphans::maker()},
                 "Image": svc.image(),
                 "Command": command,
-                "User": "0:0",
+                // Unprivileged: it only looks, and it sees the node's root (read-only) to
+                // resolve bind sources; as nobody it cannot read what only root may (keys,
+                // the Docker socket).
+                "User": "65534:65534",
                 "Dir": "/",
                 "Mounts": binds,
                 "CapabilityDrop": ["ALL"],
@@ -164,14 +169,18 @@ pub async fn check(
             }
         }
     };
+    // The bind sources are resolved by the image the re-owning runs in: a distroless service
+    // image with a `helper_image` has no shell to resolve them.
     let binds = if reowns { bind_sources(svc) } else { Vec::new() };
-    let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none(), &binds).await;
+    let (own_binds, helper_binds) = match helper_image {
+        Some(_) => (Vec::new(), binds),
+        None => (binds, Vec::new()),
+    };
+    let mut found = run("check", spec("", svc), svc.image(), reowns && helper_image.is_none(), &own_binds).await;
     if let Some(helper) = helper_image.filter(|_| reowns) {
         let mut job = spec("", svc);
         job["TaskTemplate"]["ContainerSpec"]["Image"] = json!(helper);
-        job["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
-        job["TaskTemplate"]["ContainerSpec"]["Command"] = command(&[]);
-        let more = run("check-helper", job, helper, true, &[]).await;
+        let more = run("check-helper", job, helper, true, &helper_binds).await;
         found.blockers.extend(more.blockers);
         found.warnings.extend(more.warnings);
     }
@@ -253,6 +262,9 @@ fn resolved_binds(text: &str, binds: &[String]) -> Vec<String> {
                 "bind mount {source}: the image has no readlink to resolve it on the node (set helper_image?)"
             )),
             "loop" => out.push(format!("bind mount {source}: too many symbolic links on the node")),
+            "denied" => out.push(format!(
+                "bind mount {source}: a directory on its way cannot be looked into without privileges on the node; unroot does not re-own a source it cannot resolve"
+            )),
             real => {
                 if let Some(why) = crate::engine::reown::protected_bind_as_written(real) {
                     out.push(format!("bind mount {source} is {real} there: {why}; unroot never re-owns it"));
@@ -348,44 +360,59 @@ mod tests {
 mod resolve_tests {
     use super::*;
 
-    /// Runs the check's script with `root` as the node's root, on `sources`.
+    /// Runs the check's script with `root` as the node's root, on `sources`, as nobody (as
+    /// the check job runs).
     fn resolved(root: &std::path::Path, sources: &[&str]) -> String {
+        use std::os::unix::process::CommandExt;
         let script = SCRIPT.replace(HOST_ROOT, root.to_str().unwrap());
-        let out = std::process::Command::new("sh")
-            .args(["-c", &script, "unroot-check", "0"])
-            .args(sources)
-            .output()
-            .expect("sh runs");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", &script, "unroot-check", "0"]).args(sources);
+        if rustix::process::geteuid().is_root() {
+            cmd.uid(65534).gid(65534);
+        }
+        let out = cmd.output().expect("sh runs");
         String::from_utf8(out.stdout).unwrap()
     }
 
     #[test]
     fn a_bind_source_is_resolved_in_the_nodes_own_root_and_a_symlink_into_etc_is_a_blocker() {
+        use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        for d in ["srv/data", "etc/nginx", "opt/real"] {
+        for d in ["srv/data", "etc/nginx", "opt/real", "home/alice/conf"] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
+        std::fs::set_permissions(r, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(r.join("home/alice"), std::fs::Permissions::from_mode(0o700)).unwrap();
         let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, r.join(at)).unwrap();
         link("/etc", "srv/conf"); // absolute: the node's /etc, never this host's
         link("../opt/real", "srv/rel");
         link("/srv/conf/nginx", "srv/deep"); // a link through a link
         link("/srv/b", "srv/a");
         link("/srv/a", "srv/b");
-        let text =
-            resolved(r, &["/srv/data", "/srv/conf/nginx", "/srv/rel/x", "/srv/deep", "/srv/a", "/srv/./data/../data"]);
+        let sources = [
+            "/srv/data",
+            "/srv/conf/nginx",
+            "/srv/rel/x",
+            "/srv/deep",
+            "/srv/a",
+            "/srv/./data/../data",
+            "/home/alice/conf",
+        ];
+        let text = resolved(r, &sources);
         assert_eq!(
             text,
-            "bind 0 /srv/data\nbind 1 /etc/nginx\nbind 2 /opt/real/x\nbind 3 /etc/nginx\nbind 4 loop\nbind 5 /srv/data\nEND\n"
+            "bind 0 /srv/data\nbind 1 /etc/nginx\nbind 2 /opt/real/x\nbind 3 /etc/nginx\nbind 4 loop\nbind 5 /srv/data\nbind 6 denied\nEND\n"
         );
-        let binds: Vec<String> =
-            ["/srv/data", "/srv/conf/nginx", "/srv/rel/x", "/srv/deep", "/srv/a", "/srv/./data/../data"]
-                .map(String::from)
-                .into();
+        let binds: Vec<String> = sources.map(String::from).into();
         let said = resolved_binds(&text, &binds);
-        assert_eq!(said.len(), 3, "{said:?}");
+        assert_eq!(said.len(), 4, "{said:?}");
         assert!(said[0].starts_with("bind mount /srv/conf/nginx is /etc/nginx there: "), "{said:?}");
         assert!(said[1].starts_with("bind mount /srv/deep is /etc/nginx there: "), "{said:?}");
         assert_eq!(said[2], "bind mount /srv/a: too many symbolic links on the node");
+        assert!(
+            said[3].starts_with("bind mount /home/alice/conf: a directory on its way cannot be looked into"),
+            "{said:?}"
+        );
     }
 }

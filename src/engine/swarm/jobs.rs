@@ -473,8 +473,9 @@ async fn with_manifest(
         Ok(()) => {
             let mut all = args.to_vec();
             all.push(hex::encode(sha2::Sha256::digest(manifest)));
-            let mut on_node = site.constraints.to_vec();
-            on_node.push(format!("node.id=={node}"));
+            // That node alone, whatever the service's placement says now: a node that no
+            // longer matches it (a label removed) still holds its copy of the data.
+            let on_node = [format!("node.id=={node}")];
             let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, script, &all);
             job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
             run(port, job, &[node.to_string()], site.timeout).await.map_err(|e| e.to_string())
@@ -527,10 +528,16 @@ pub async fn scan(
     let args = [target.uid.to_string(), target.gid.to_string(), if hardlinks { "1" } else { "0" }.to_string()];
     // Only on `nodes`: every other node is ruled out (a job's task would create the volume
     // on a node that never held it).
-    let mut constraints = site.constraints.to_vec();
-    constraints.extend(
-        port.list_nodes().await?.into_iter().filter(|n| !nodes.contains(&n.id)).map(|n| format!("node.id!={}", n.id)),
-    );
+    // Exactly on `nodes` (each one the service's tasks ran on), ruling out every other
+    // node: not the service's placement, which a node may no longer match while its copy of
+    // the data is there (a job waiting on it would wait for ever).
+    let constraints: Vec<String> = port
+        .list_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| !nodes.contains(&n.id))
+        .map(|n| format!("node.id!={}", n.id))
+        .collect();
     let spec = spec(site.name, site.run, site.image, site.mount, &constraints, &scan_script(), &args);
     let outputs = run(port, spec, nodes, site.timeout).await?;
     Ok(outputs

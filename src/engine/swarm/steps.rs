@@ -60,7 +60,25 @@ pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value
     let planned = planned?;
     let settled = super::spec::settled(planned, original);
     let ours = [original, planned, &settled];
-    if ours.iter().any(|s| same_spec(current, s) || same_spec(current, &stopped_spec(s, run))) {
+    // A restore puts the original back without the secrets and configs pruned since: those
+    // that `current` lacks are not a change of someone else's.
+    let kept = |s: &Value| {
+        crate::docker::swarm::without_missing(s, |kind, id| {
+            let (list, field) = match kind {
+                crate::docker::swarm::ObjectKind::Secret => ("Secrets", "SecretID"),
+                crate::docker::swarm::ObjectKind::Config => ("Configs", "ConfigID"),
+            };
+            current
+                .pointer(&format!("/TaskTemplate/ContainerSpec/{list}"))
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
+        })
+        .0
+    };
+    if ours.iter().any(|s| {
+        let s = kept(s);
+        same_spec(current, &s) || same_spec(current, &stopped_spec(&s, run))
+    }) {
         return None;
     }
     // Named against the spec it was last left at by unroot, as it would be had no one else
@@ -116,6 +134,27 @@ pub async fn put_spec_over(port: &impl SwarmPort, current: &ServiceInspect, to: 
     }
     port.update_service(current.id(), current.version(), to.clone()).await?;
     Ok(true)
+}
+
+/// Writes `spec` over itself when the service is at `spec` and Swarm's `PreviousSpec` is one
+/// of unroot's own passing specs (`ours`): `PreviousSpec` then is `spec`, so a `docker service
+/// rollback` never goes back to a spec unroot only passed through (a stopped one, its own
+/// `UpdateConfig`). Replaces no task (the task template does not change).
+///
+/// Guarantees: idempotent: a service whose `PreviousSpec` is not `ours`, or that is not at
+/// `spec` (changed by someone else), is left alone.
+/// Errors: the manager's answers.
+pub async fn previous_to_current(
+    port: &impl SwarmPort,
+    id: &str,
+    spec: &Value,
+    ours: impl Fn(&Value) -> bool,
+) -> Result<(), DockerError> {
+    let now = port.inspect_service(id).await?;
+    if same_spec(now.spec(), spec) && now.previous_spec().is_some_and(|p| !same_spec(p, spec) && ours(p)) {
+        port.update_service(id, now.version(), spec.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Whether two specs say the same, as the manager stores them: Go leaves out zero values
@@ -401,6 +440,11 @@ mod tests {
         image["TaskTemplate"]["ContainerSpec"]["Image"] = json!("y");
         let named = foreign_change(&original, Some(&planned), &image, "r1").unwrap();
         assert_eq!(named, [r#"TaskTemplate.ContainerSpec.Image: "x" -> "y""#]);
+        // The restore's own parked spec without a secret pruned since is unroot's.
+        let mut with_secret = original.clone();
+        with_secret["TaskTemplate"]["ContainerSpec"]["Secrets"] = json!([{"SecretID": "s1", "SecretName": "pw"}]);
+        let parked = stopped_spec(&original, "r1");
+        assert_eq!(foreign_change(&with_secret, Some(&planned), &parked, "r1"), None);
         // A run of an earlier version saved no planned spec: nothing to tell apart.
         assert_eq!(foreign_change(&original, None, &image, "r1"), None);
     }

@@ -230,12 +230,7 @@ impl<D: Port> RunCtx<'_, D> {
     /// original, so a `docker service rollback` never scales the service to zero. Replaces
     /// no task; a service whose previous spec is anyone else's is left alone.
     async fn original_as_previous(&self, target: &Target, original: &Value) -> Result<(), StepError> {
-        let back = self.port.inspect_service(&target.id).await?;
-        if steps::same_spec(back.spec(), &target.spec)
-            && back.previous_spec().is_some_and(|p| steps::stopped_by(p, original, &self.run.id))
-        {
-            self.port.update_service(&target.id, back.version(), target.spec.clone()).await?;
-        }
-        Ok(())
+        let stopped = |p: &Value| steps::stopped_by(p, original, &self.run.id);
+        Ok(steps::previous_to_current(self.port, &target.id, &target.spec, stopped).await?)
     }
 }
