@@ -31,6 +31,8 @@ pub struct FakeSwarm {
     pub config_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// The ids of the swarm's secrets.
     pub secrets: Vec<String>,
+    /// The ids of the networks (a spec naming another is refused).
+    pub networks: Vec<String>,
     /// Images a node does not have, as (node id, image): a job's task there is rejected.
     pub missing_images: Vec<(String, String)>,
     /// What each job task printed, by task id.
@@ -70,6 +72,7 @@ impl FakeSwarm {
         let (_, missing) = super::swarm::without_missing(spec, |kind, id| match kind {
             ObjectKind::Secret => self.secrets.iter().any(|s| s == id),
             ObjectKind::Config => self.configs.contains_key(id),
+            ObjectKind::Network => self.networks.iter().any(|n| n == id),
         });
         match missing.first() {
             Some(m) => Err(DockerError::Api { status: 400, message: format!("{m} not found") }),
@@ -344,6 +347,11 @@ impl SwarmPort for FakeDocker {
             Ok(match kind {
                 ObjectKind::Secret => w
                     .secrets
+                    .iter()
+                    .map(|id| SwarmObject { id: id.clone(), name: id.clone(), ..Default::default() })
+                    .collect(),
+                ObjectKind::Network => w
+                    .networks
                     .iter()
                     .map(|id| SwarmObject { id: id.clone(), name: id.clone(), ..Default::default() })
                     .collect(),

@@ -407,19 +407,23 @@ pub trait SwarmPort: Send + Sync {
     fn list_objects(&self, kind: ObjectKind) -> impl Future<Output = Result<Vec<SwarmObject>, DockerError>> + Send;
 }
 
-/// A kind of object a service's tasks may carry as files.
+/// A kind of object a service's spec names and that can be removed apart from it: secrets
+/// and configs its tasks carry as files, the networks they join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
     Secret,
     Config,
+    Network,
 }
 
 impl ObjectKind {
-    /// The spec's list of them (`ContainerSpec.Secrets`) and the fields that name one.
+    /// Where a spec lists them (`/TaskTemplate/ContainerSpec/Secrets`), the field that holds
+    /// one's id and the one that names it.
     fn fields(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            ObjectKind::Secret => ("Secrets", "SecretID", "SecretName"),
-            ObjectKind::Config => ("Configs", "ConfigID", "ConfigName"),
+            ObjectKind::Secret => ("/TaskTemplate/ContainerSpec/Secrets", "SecretID", "SecretName"),
+            ObjectKind::Config => ("/TaskTemplate/ContainerSpec/Configs", "ConfigID", "ConfigName"),
+            ObjectKind::Network => ("/TaskTemplate/Networks", "Target", "Target"),
         }
     }
 
@@ -427,21 +431,21 @@ impl ObjectKind {
         match self {
             ObjectKind::Secret => "secret",
             ObjectKind::Config => "config",
+            ObjectKind::Network => "network",
         }
     }
 }
 
-/// `spec` without the secrets and configs that no longer exist (ids not in `exists` for
-/// their kind), and the names of those left out (`secret db_password`). The manager refuses
-/// a spec that names a missing one, so a restore leaves it out and says so.
+/// `spec` without the secrets, configs and networks that no longer exist (ids not in
+/// `exists` for their kind: `docker secret rm`, `docker stack rm`), and the names of those
+/// left out (`secret db_password`). The manager refuses a spec that names a missing one, so
+/// a restore leaves it out and says so.
 pub fn without_missing(spec: &Value, exists: impl Fn(ObjectKind, &str) -> bool) -> (Value, Vec<String>) {
     let mut spec = spec.clone();
     let mut gone = Vec::new();
-    for kind in [ObjectKind::Secret, ObjectKind::Config] {
+    for kind in [ObjectKind::Secret, ObjectKind::Config, ObjectKind::Network] {
         let (list, id, name) = kind.fields();
-        let Some(items) =
-            spec.pointer_mut(&format!("/TaskTemplate/ContainerSpec/{list}")).and_then(Value::as_array_mut)
-        else {
+        let Some(items) = spec.pointer_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
         items.retain(|item| {
@@ -451,10 +455,11 @@ pub fn without_missing(spec: &Value, exists: impl Fn(ObjectKind, &str) -> bool) 
             }
             keep
         });
+        let (parent, field) = list.rsplit_once('/').expect("a pointer");
         if items.is_empty()
-            && let Some(cs) = spec.pointer_mut("/TaskTemplate/ContainerSpec").and_then(Value::as_object_mut)
+            && let Some(holder) = spec.pointer_mut(parent).and_then(Value::as_object_mut)
         {
-            cs.remove(list);
+            holder.remove(field);
         }
     }
     (spec, gone)

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ConfigSpec, LocalNodeState};
 use bollard::query_parameters::{
-    ListConfigsOptions, ListNodesOptions, ListSecretsOptions, ListServicesOptions, ListTasksOptions, LogsOptions,
+    ListConfigsOptions, ListNetworksOptions, ListNodesOptions, ListSecretsOptions, ListServicesOptions,
+    ListTasksOptions, LogsOptions,
 };
 use futures_util::StreamExt;
 use hyper::Method;
@@ -177,6 +178,14 @@ impl SwarmPort for BollardDocker {
             ObjectKind::Config => {
                 let list = self.docker.list_configs(None::<ListConfigsOptions>).await.map_err(map_err)?;
                 list.iter().map(json_of).collect::<Result<_, _>>()?
+            }
+            ObjectKind::Network => {
+                let list = self.docker.list_networks(None::<ListNetworksOptions>).await.map_err(map_err)?;
+                // A network lists its id and name at the top, not under `Spec`.
+                list.iter()
+                    .map(json_of)
+                    .map(|v| v.map(|v| serde_json::json!({"ID": v["Id"], "Spec": {"Name": v["Name"], "Labels": v["Labels"]}, "CreatedAt": v["Created"]})))
+                    .collect::<Result<_, _>>()?
             }
         };
         Ok(all

@@ -525,3 +525,28 @@ fn the_preview_checks_the_helper_image_on_each_node_when_the_plan_names_one() {
         ["node host-n2 (n2) does not have the image tools:1 (nothing is pulled: load it there)"]
     );
 }
+
+#[test]
+fn a_stack_removed_since_is_recreated_without_the_networks_that_went_with_it() {
+    let fake = fake();
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.networks.push("net1".into());
+        w.services[0].0["Spec"]["TaskTemplate"]["Networks"] = json!([{"Target": "net1", "Aliases": ["db"]}]);
+    });
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    // `docker stack rm`: the service and its overlay network are gone.
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.services.retain(|v| v.id() != "svc1");
+        w.tasks.retain(|t| t.service_id != "svc1");
+        w.networks.clear();
+    });
+    restore_db(&fake, &tmp).expect("recreated without the network");
+    let spec =
+        fake.with(|s| s.swarm.as_ref().unwrap().services.iter().find(|v| v.name() == "db").unwrap().spec().clone());
+    assert_eq!(spec, original_spec(), "the original, less the network that no longer exists");
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("network net1 no longer exists"), "said: {journal}");
+}

@@ -65,11 +65,12 @@ pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value
     let kept = |s: &Value| {
         crate::docker::swarm::without_missing(s, |kind, id| {
             let (list, field) = match kind {
-                crate::docker::swarm::ObjectKind::Secret => ("Secrets", "SecretID"),
-                crate::docker::swarm::ObjectKind::Config => ("Configs", "ConfigID"),
+                crate::docker::swarm::ObjectKind::Secret => ("/TaskTemplate/ContainerSpec/Secrets", "SecretID"),
+                crate::docker::swarm::ObjectKind::Config => ("/TaskTemplate/ContainerSpec/Configs", "ConfigID"),
+                crate::docker::swarm::ObjectKind::Network => ("/TaskTemplate/Networks", "Target"),
             };
             current
-                .pointer(&format!("/TaskTemplate/ContainerSpec/{list}"))
+                .pointer(list)
                 .and_then(Value::as_array)
                 .is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
         })

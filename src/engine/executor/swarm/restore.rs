@@ -103,16 +103,21 @@ impl<D: Port> RunCtx<'_, D> {
         .await
     }
 
-    /// The service to restore and the spec to write: the original, less the secrets and
-    /// configs that no longer exist (the manager refuses a spec naming one). A service
+    /// The service to restore and the spec to write: the original, less the secrets, configs
+    /// and networks that no longer exist (the manager refuses a spec naming one). A service
     /// removed since is created again from it, stopped (its owners are not back yet); one
     /// removed and deployed again under its name is restored over.
     async fn target(&self, original: &ServiceInspect, notes: &mut Vec<String>) -> Result<Target, StepError> {
         let secrets = self.port.list_objects(ObjectKind::Secret).await?;
         let configs = self.port.list_objects(ObjectKind::Config).await?;
-        let (spec, missing) = without_missing(original.spec(), |kind, id| match kind {
-            ObjectKind::Secret => secrets.iter().any(|s| s.id == id),
-            ObjectKind::Config => configs.iter().any(|c| c.id == id),
+        let networks = self.port.list_objects(ObjectKind::Network).await?;
+        let (spec, missing) = without_missing(original.spec(), |kind, id| {
+            let known = match kind {
+                ObjectKind::Secret => &secrets,
+                ObjectKind::Config => &configs,
+                ObjectKind::Network => &networks,
+            };
+            known.iter().any(|o| o.id == id || o.name == id)
         });
         notes.extend(missing.iter().map(|m| format!("{m} no longer exists: the original is put back without it")));
         let id = match self.port.inspect_service(original.id()).await {
