@@ -282,6 +282,15 @@ fn a_node_drained_while_a_job_waits_on_it_fails_the_step_naming_it() {
     assert!(journal.contains("node host-n2 (n2) is drained"), "{journal}");
 }
 
+/// What `docker service rm db` does on the fake manager.
+fn docker_service_rm(fake: &FakeDocker) {
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        w.services.retain(|v| v.id() != "svc1");
+        w.tasks.retain(|t| t.service_id != "svc1");
+    });
+}
+
 /// What `docker service rollback` does to `db` on the fake manager.
 fn docker_service_rollback(fake: &FakeDocker) {
     fake.with(|s| s.swarm.as_mut().unwrap().rollback("svc1"));
@@ -364,11 +373,7 @@ fn a_service_removed_since_is_recreated_from_its_saved_original() {
     let fake = fake();
     let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
     assert_eq!(outcome, Outcome::Applied);
-    fake.with(|s| {
-        let w = s.swarm.as_mut().unwrap();
-        w.services.retain(|v| v.id() != "svc1");
-        w.tasks.retain(|t| t.service_id != "svc1");
-    });
+    docker_service_rm(&fake);
     restore_db(&fake, &tmp).expect("recreated");
     let (spec, users) = fake.with(|s| {
         let w = s.swarm.as_ref().unwrap();
@@ -537,12 +542,8 @@ fn a_stack_removed_since_is_recreated_without_the_networks_that_went_with_it() {
     let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
     assert_eq!(outcome, Outcome::Applied);
     // `docker stack rm`: the service and its overlay network are gone.
-    fake.with(|s| {
-        let w = s.swarm.as_mut().unwrap();
-        w.services.retain(|v| v.id() != "svc1");
-        w.tasks.retain(|t| t.service_id != "svc1");
-        w.networks.clear();
-    });
+    docker_service_rm(&fake);
+    fake.with(|s| s.swarm.as_mut().unwrap().networks.clear());
     restore_db(&fake, &tmp).expect("recreated without the network");
     let spec =
         fake.with(|s| s.swarm.as_ref().unwrap().services.iter().find(|v| v.name() == "db").unwrap().spec().clone());
