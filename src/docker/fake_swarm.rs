@@ -130,16 +130,42 @@ impl FakeSwarm {
         };
         let user = spec.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or("").to_string();
         let fails = self.fails_as.as_deref() == Some(user.as_str());
+        let image = spec.pointer("/TaskTemplate/ContainerSpec/Image").and_then(Value::as_str).unwrap_or_default();
+        let global = spec.pointer("/Mode/Global").is_some();
+        let missing = self.missing_images.clone();
+        let has_image = |n: &String| !missing.iter().any(|(m, i)| m == n && i == image);
+        let fallback = nodes.iter().find(|n| has_image(n)).cloned();
+        let mut placed: Vec<String> = Vec::new();
         for i in 0..count {
+            let node = nodes[i % nodes.len()].clone();
+            // A node without the image rejects the task, as Swarm's does when nothing can be
+            // pulled; a replica is then placed again on a node that has it.
+            if !global
+                && !has_image(&node)
+                && let Some(other) = &fallback
+            {
+                placed.push(node);
+                placed.push(other.clone());
+            } else {
+                placed.push(node);
+            }
+        }
+        for node in placed {
             let created_at = self.now();
+            let rejected = !has_image(&node);
+            let (state, error) = match (rejected, fails) {
+                (true, _) => (TaskState::Failed("rejected".into()), format!("No such image: {image}")),
+                (false, true) => (TaskState::Failed("failed".into()), "task: non-zero exit (1)".to_string()),
+                (false, false) => (TaskState::Running, String::new()),
+            };
             self.tasks.push(TaskRef {
                 id: format!("task{}", self.clock),
                 service_id: id.to_string(),
-                node_id: nodes[i % nodes.len()].clone(),
-                state: if fails { TaskState::Failed("failed".into()) } else { TaskState::Running },
-                desired: if fails { "shutdown" } else { "running" }.into(),
+                node_id: node,
+                desired: if state == TaskState::Running { "running" } else { "shutdown" }.into(),
+                state,
                 message: String::new(),
-                error: if fails { "task: non-zero exit (1)".into() } else { String::new() },
+                error,
                 container_id: String::new(),
                 exit_code: None,
                 created_at,

@@ -303,6 +303,7 @@ impl<D: Port> Apply<'_, D> {
                 failures_after,
                 update: UpdateWatch::UnlessStartedAt(r.original.update_started_at().map(str::to_string)),
                 nodes: r.nodes.clone(),
+                ignore: Vec::new(),
                 timeout: r.timings.health_timeout,
                 stable_for: r.timings.stable_for,
             };

@@ -551,3 +551,27 @@ fn a_stack_removed_since_is_recreated_without_the_networks_that_went_with_it() {
     let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
     assert!(journal.contains("network net1 no longer exists"), "said: {journal}");
 }
+
+#[test]
+fn a_global_services_node_without_its_image_any_more_is_said_and_the_restore_finishes_on_the_others() {
+    let fake = fake();
+    fake.with(|s| {
+        let w = s.swarm.as_mut().unwrap();
+        let mut spec = original_spec();
+        spec["Mode"] = json!({"Global": {}});
+        w.services[0].0["Spec"] = spec.clone();
+        w.reconcile("svc1", &spec);
+    });
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    // `docker image prune` on n2: neither the original's task nor a helper runs there.
+    fake.with(|s| s.swarm.as_mut().unwrap().missing_images.push(("n2".into(), "img:1".into())));
+    restore_db(&fake, &tmp).expect("finishes where the original can run");
+    assert_eq!(running_users(&fake), [""], "n1's task, as the original");
+    let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    assert!(journal.contains("no task of the original runs there"), "said: {journal}");
+    // Once done, a second rollback neither stops it again nor fails.
+    let before = restores_and_updates(&fake);
+    restore_db(&fake, &tmp).expect("again");
+    assert_eq!(restores_and_updates(&fake).1, before.1, "not stopped again");
+}

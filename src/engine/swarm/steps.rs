@@ -280,6 +280,9 @@ pub struct Watch {
     /// Nodes that must stay up (those whose copy of the data was re-owned): one that goes
     /// down fails the gate, named.
     pub nodes: Vec<String>,
+    /// Nodes whose tasks are not waited for and whose failures do not count (a restore's
+    /// node that no longer has the image).
+    pub ignore: Vec<String>,
     pub timeout: Duration,
     pub stable_for: Duration,
 }
@@ -321,7 +324,7 @@ pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch)
         let tasks = port.list_tasks(id).await?;
         let ours: Vec<&TaskRef> = tasks
             .iter()
-            .filter(|t| t.user == watch.user)
+            .filter(|t| t.user == watch.user && !watch.ignore.contains(&t.node_id))
             .filter(|t| match &watch.since {
                 Some(since) => crate::docker::swarm::later_than(&t.created_at, since),
                 None => t.desired == "running",
@@ -505,6 +508,7 @@ mod tests {
             failures_after: None,
             update: UpdateWatch::Ignore,
             nodes: Vec::new(),
+            ignore: Vec::new(),
             timeout: Duration::from_secs(5),
             stable_for: Duration::from_millis(1),
         };

@@ -5,7 +5,7 @@
 //! recreated from `original.json`.
 
 use super::*;
-use crate::docker::swarm::{NodeRef, ObjectKind, inspect_service_named, without_missing};
+use crate::docker::swarm::{NodeRef, ObjectKind, TaskState, inspect_service_named, without_missing};
 
 /// What a restore puts back: the service it writes to (its id now) and the spec it writes
 /// (the original, less the secrets and configs that no longer exist).
@@ -70,17 +70,18 @@ impl<D: Port> RunCtx<'_, D> {
                 since = wrote.then(|| before.updated_at().to_string());
             }
             // 4. Its tasks, as before, where they can run.
-            let watch = Watch {
+            let mut watch = Watch {
                 user: original.configured_user().to_string(),
                 wanted: steps::wanted(self.port, &original).await?,
                 failures_after: since.clone(),
                 since,
                 update: UpdateWatch::Ignore,
                 nodes: Vec::new(),
+                ignore: Vec::new(),
                 timeout: timings.health_timeout,
                 stable_for: timings.stable_for,
             };
-            steps::gate(self.port, &target.id, &watch).await.doing("the original's tasks")?;
+            self.gate_where_it_can_run(&original, &target.id, &mut watch, &mut notes).await?;
             self.original_as_previous(&target, original.spec()).await?;
             for note in &notes {
                 self.out.note(&format!("{name}: {note}"));
@@ -228,6 +229,51 @@ impl<D: Port> RunCtx<'_, D> {
             }
         }
         Ok(gone)
+    }
+
+    /// Waits for the original's tasks as `watch` says. A node that no longer has the
+    /// original's image (pruned) can run none of them: it is said in `notes`, left out of
+    /// the wait (one task fewer for a global service; Swarm places a replica elsewhere),
+    /// and the wait goes on, so the restore finishes where the original can run.
+    ///
+    /// Errors: the gate's, for any other failure.
+    async fn gate_where_it_can_run(
+        &self,
+        original: &ServiceInspect,
+        id: &str,
+        watch: &mut Watch,
+        notes: &mut Vec<String>,
+    ) -> Result<(), StepError> {
+        let mut leave_out = |node: String, watch: &mut Watch| {
+            notes.push(format!(
+                "node {node} does not have the image {} any more: no task of the original runs there (load the image there and Swarm starts it)",
+                original.image()
+            ));
+            if original.mode() == crate::docker::swarm::ServiceMode::Global {
+                watch.wanted = watch.wanted.saturating_sub(1);
+            }
+            watch.ignore.push(node);
+        };
+        // Nodes known already (an earlier attempt saw their tasks rejected) where none runs.
+        let tasks = self.port.list_tasks(id).await?;
+        for t in &tasks {
+            let rejected = matches!(t.state, TaskState::Failed(_)) && jobs::image_missing(&t.error);
+            let runs_there = tasks.iter().any(|o| o.node_id == t.node_id && o.state == TaskState::Running);
+            if rejected && !runs_there && !watch.ignore.contains(&t.node_id) {
+                leave_out(t.node_id.clone(), watch);
+            }
+        }
+        loop {
+            match steps::gate(self.port, id, watch).await {
+                Ok(()) => return Ok(()),
+                Err(GateError::TaskFailed { node, message, .. })
+                    if jobs::image_missing(&message) && !watch.ignore.contains(&node) =>
+                {
+                    leave_out(node, watch);
+                }
+                Err(e) => return Err(StepError::from(e)).doing("the original's tasks"),
+            }
+        }
     }
 
     /// After a restore wrote the original over unroot's stopped spec, Swarm's
