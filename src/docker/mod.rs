@@ -5,6 +5,7 @@
 //! Docker's own field names ([`Inspect`]), so `original.json` is exactly what the daemon said
 //! and a fake is a JSON literal.
 
+mod api_version;
 mod bollard_adapter;
 pub mod endpoint;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde_json::Value;
 
+pub use api_version::ApiVersion;
 pub use bollard_adapter::BollardDocker;
 pub use timed::Timed;
 

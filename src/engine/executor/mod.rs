@@ -211,10 +211,7 @@ pub(super) fn succeeded(out: &Finished, what: &str, mount: &MountId) -> Result<(
 
 /// Whether the daemon speaks at least API `major.minor`.
 pub(super) fn api_at_least(port: &impl DockerPort, major: u32, minor: u32) -> bool {
-    let v = &port.daemon().api_version;
-    v.split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-        .is_some_and(|x| x >= (major, minor))
+    crate::docker::ApiVersion(major, minor).reached_by(&port.daemon().api_version)
 }
 
 /// The compose override settings of a migrated service.

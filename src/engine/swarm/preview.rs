@@ -188,7 +188,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
         sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
     }
     sp.blockers.extend(container_only_keys(s));
-    if s.no_new_privileges == Some(true) && api_below(&o.api_version, (1, 46)) {
+    if s.no_new_privileges == Some(true) && !crate::docker::ApiVersion(1, 46).reached_by(&o.api_version) {
         sp.blockers.push(format!(
             "no_new_privileges: a service's tasks get it from API 1.46 (Engine 27) on; this manager speaks {}",
             o.api_version
@@ -344,13 +344,6 @@ fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: 
             mounts: shown,
         });
     }
-}
-
-/// Whether an API version (`1.41`) is older than `min`.
-fn api_below(version: &str, min: (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    v < min
 }
 
 /// The blocker of a service whose plan sets keys only containers take yet.
