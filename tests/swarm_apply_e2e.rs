@@ -224,24 +224,12 @@ fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_re
 
     // A long stability window: worker-2 stops while the gate watches the new tasks.
     let dir = env.tempdir();
-    let (plan, state) = plan_in(
+    let (_, state) = plan_in(
         &dir,
         "[rollout]\nname = \"swarm-down\"\n\
          [service.db]\nday = 1\nuser = \"999:999\"\nhealth_timeout = \"120s\"\nstable_for = \"90s\"\n",
     );
-    let apply = common::unroot_cmd()
-        .env("DOCKER_HOST", swarm.manager().host())
-        .env_remove("DOCKER_CONTEXT")
-        .args(["apply", &plan, "--day", "1", "--yes", "--state-dir", &state])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !journal_has(dir.path(), "swarm-down", "\"step\":\"health\"") {
-        assert!(std::time::Instant::now() < deadline, "the day never reached its gate");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let apply = apply_until(&swarm, &dir, "swarm-down", "\"step\":\"health\"");
     swarm.workers()[1].kill_daemon();
     let out = apply.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -270,6 +258,29 @@ fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_re
     }
 }
 
+/// Starts `unroot apply` of day 1 of `dir`'s plan (called `plan`) against the manager and
+/// returns once the run's journal holds `text` (a step reached), the apply still running.
+fn apply_until(swarm: &Swarm, dir: &tempfile::TempDir, plan: &str, text: &str) -> std::process::Child {
+    let (plan_file, state) = (dir.path().join("plan.toml"), dir.path().join("state"));
+    let apply = common::unroot_cmd()
+        .env("DOCKER_HOST", swarm.manager().host())
+        .env_remove("DOCKER_CONTEXT")
+        .arg("apply")
+        .arg(&plan_file)
+        .args(["--day", "1", "--yes", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !journal_has(dir.path(), plan, text) {
+        assert!(std::time::Instant::now() < deadline, "the run's journal never held {text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    apply
+}
+
 /// Whether a journal under `dir` holds `text`.
 fn journal_has(dir: &std::path::Path, plan: &str, text: &str) -> bool {
     let runs = dir.join("state").join(plan).join("runs");
@@ -296,25 +307,13 @@ fn a_node_drained_mid_rollback_is_named_at_once_and_resume_finishes_its_copy() {
     let owners_before: Vec<Vec<String>> = swarm.workers().iter().map(|w| owners_on(w, "data")).collect();
 
     let dir = env.tempdir();
-    let (plan, state) = plan_in(
+    let (_, state) = plan_in(
         &dir,
         "[rollout]\nname = \"swarm-drain\"\n\
          [service.db]\nday = 1\nuser = \"999:999\"\nhealth_timeout = \"60s\"\nstable_for = \"2s\"\n",
     );
-    let apply = common::unroot_cmd()
-        .env("DOCKER_HOST", swarm.manager().host())
-        .env_remove("DOCKER_CONTEXT")
-        .args(["apply", &plan, "--day", "1", "--yes", "--state-dir", &state])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // worker-2 is drained as soon as the rollback starts.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !journal_has(dir.path(), "swarm-drain", "\"step\":\"restore\"") {
-        assert!(std::time::Instant::now() < deadline, "the day never rolled back");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let apply = apply_until(&swarm, &dir, "swarm-drain", "\"step\":\"restore\"");
     let worker_2 = swarm.node_id(&swarm.workers()[1]).to_string();
     swarm.manager().docker(&["node", "update", "--availability", "drain", &worker_2]);
     let started = std::time::Instant::now();

@@ -3,9 +3,12 @@
 //! image, created and never started, sees the host's root read-only at [`HOST_ROOT`], and
 //! each component of the source is read as one tar header through the archive API. A
 //! symlink's target is followed as the host would (an absolute one from the host's root), so
-//! `/srv/conf` that links to `/etc` there is known as `/etc`, wherever unroot runs.
+//! `/srv/conf` that links to `/etc` there is known as `/etc`, wherever unroot runs; and
+//! which of a container's bind sources must therefore never be re-owned.
 
-use crate::docker::{DockerError, DockerPort, Removal};
+use std::collections::BTreeMap;
+
+use crate::docker::{DockerError, DockerPort, Inspect, Removal};
 
 /// Where the probe sees the daemon host's root.
 pub const HOST_ROOT: &str = "/unroot-host";
@@ -60,6 +63,45 @@ pub async fn resolve_on_daemon(
     }
     let _ = port.remove_container(&id, Removal::ContainerOnly).await;
     result.map(|()| out)
+}
+
+/// The bind sources of `c` that must not be re-owned, with why: resolved where the data is.
+/// On this host (a daemon on a unix socket) the path is resolved here; on another host
+/// (tcp://, ssh://) a probe resolves it there, since a link on that host says nothing here.
+///
+/// Errors (as a blocker's text): the sources cannot be resolved on the daemon's host.
+pub async fn protected_binds(
+    port: &impl DockerPort,
+    c: &Inspect,
+    name: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let sources: Vec<String> = c.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect();
+    if sources.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    if port.daemon().address.starts_with("unix://") {
+        return Ok(sources
+            .into_iter()
+            .filter_map(|s| Some((s.clone(), crate::engine::reown::protected_bind(&s)?)))
+            .collect());
+    }
+    let resolved = resolve_on_daemon(port, c.image_id(), name, &sources)
+        .await
+        .map_err(|e| format!("cannot resolve the bind sources on the daemon's host: {e}"))?;
+    let mut out = BTreeMap::new();
+    for (source, r) in sources.into_iter().zip(resolved) {
+        let why = match r {
+            Resolved::Loop => Some("too many symbolic links on the daemon's host".to_string()),
+            Resolved::Path(real) => crate::engine::reown::protected_bind_as_written(&source).or_else(|| {
+                crate::engine::reown::protected_bind_as_written(&real)
+                    .map(|why| format!("it is {real} on the daemon's host: {why}"))
+            }),
+        };
+        if let Some(why) = why {
+            out.insert(source, why);
+        }
+    }
+    Ok(out)
 }
 
 /// One source, a component at a time.
@@ -190,5 +232,32 @@ mod tests {
             .filter(|c| matches!(c, crate::docker::fake::Call::Create(n) if n == "web.unroot-hostpath"))
             .count();
         assert_eq!(created, 1);
+    }
+
+    #[test]
+    fn a_bind_source_on_another_host_is_resolved_there_and_a_link_into_etc_is_protected() {
+        use crate::docker::fake::FakeDocker;
+        let fake = FakeDocker::default(); // a daemon at fake://: not this host's
+        // The probe the preview creates first sees the daemon host's /srv/conf, a link to /etc.
+        let probe = format!("{:0>12x}{:0>52}", 0xfa4e_0001u64, 0);
+        let link = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "conf", "/etc").unwrap();
+            b.into_inner().unwrap()
+        };
+        fake.with(|s| {
+            s.archives.insert((probe.clone(), "/unroot-host/srv/conf".into()), link);
+        });
+        let c = Inspect(serde_json::json!({"Id": "c1", "Image": "sha256:img", "Mounts": [
+            {"Type": "bind", "Source": "/srv/conf", "Destination": "/conf", "RW": true},
+            {"Type": "bind", "Source": "/srv/data", "Destination": "/data", "RW": true}
+        ]}));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let protected = rt.block_on(protected_binds(&fake, &c, "web")).unwrap();
+        assert_eq!(protected.len(), 1, "{protected:?}");
+        assert!(protected["/srv/conf"].starts_with("it is /etc on the daemon's host: "), "{protected:?}");
     }
 }

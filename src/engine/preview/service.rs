@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
 use crate::engine::accounts;
 use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
-use crate::engine::reown::{self, MountId};
+use crate::engine::reown::MountId;
 use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::passwd;
 use crate::model::plan::{HealthMode, Plan, Service};
@@ -180,41 +180,6 @@ pub(super) async fn service_plan(
     }
 }
 
-/// The bind sources of `c` that must not be re-owned, with why: resolved where the data is.
-/// On this host (a daemon on a unix socket) the path is resolved here; on another host
-/// (tcp://, ssh://) a probe resolves it there, since a link on that host says nothing here.
-///
-/// Errors (as a blocker's text): the sources cannot be resolved on the daemon's host.
-pub(super) async fn protected_binds(
-    port: &impl DockerPort,
-    c: &Inspect,
-    name: &str,
-) -> Result<BTreeMap<String, String>, String> {
-    let sources: Vec<String> = c.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect();
-    if sources.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    if port.daemon().address.starts_with("unix://") {
-        return Ok(sources.into_iter().filter_map(|s| Some((s.clone(), reown::protected_bind(&s)?))).collect());
-    }
-    let resolved = crate::engine::binds::resolve_on_daemon(port, c.image_id(), name, &sources)
-        .await
-        .map_err(|e| format!("cannot resolve the bind sources on the daemon's host: {e}"))?;
-    let mut out = BTreeMap::new();
-    for (source, r) in sources.into_iter().zip(resolved) {
-        let why = match r {
-            crate::engine::binds::Resolved::Loop => Some("too many symbolic links on the daemon's host".to_string()),
-            crate::engine::binds::Resolved::Path(real) => reown::protected_bind_as_written(&source).or_else(|| {
-                reown::protected_bind_as_written(&real).map(|why| format!("it is {real} on the daemon's host: {why}"))
-            }),
-        };
-        if let Some(why) = why {
-            out.insert(source, why);
-        }
-    }
-    Ok(out)
-}
-
 /// Reads every fact the preview of `s` decides on. Errors (as a blocker's text): the
 /// container is missing or cannot be inspected.
 async fn observe(
@@ -247,7 +212,7 @@ async fn observe(
         },
     };
     let image_ref = crate::docker::image_ref(port, &c).await;
-    let protected = protected_binds(port, &c, &s.name).await?;
+    let protected = crate::engine::binds::protected_binds(port, &c, &s.name).await?;
     let known = accounts.clone().unwrap_or_default();
     let target = s.user.as_ref().and_then(|spec| known.target(spec).ok()).map(|t| t.owner);
     let mut mounts = BTreeMap::new();
@@ -569,39 +534,5 @@ fn warn(
                 users.join(", ")
             ));
         }
-    }
-}
-
-#[cfg(test)]
-mod remote_tests {
-    use serde_json::json;
-
-    use crate::docker::Inspect;
-
-    #[test]
-    fn a_bind_source_on_another_host_is_resolved_there_and_a_link_into_etc_is_protected() {
-        use crate::docker::fake::FakeDocker;
-        let fake = FakeDocker::default(); // a daemon at fake://: not this host's
-        // The probe the preview creates first sees the daemon host's /srv/conf, a link to /etc.
-        let probe = format!("{:0>12x}{:0>52}", 0xfa4e_0001u64, 0);
-        let link = {
-            let mut b = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, "conf", "/etc").unwrap();
-            b.into_inner().unwrap()
-        };
-        fake.with(|s| {
-            s.archives.insert((probe.clone(), "/unroot-host/srv/conf".into()), link);
-        });
-        let c = Inspect(json!({"Id": "c1", "Image": "sha256:img", "Mounts": [
-            {"Type": "bind", "Source": "/srv/conf", "Destination": "/conf", "RW": true},
-            {"Type": "bind", "Source": "/srv/data", "Destination": "/data", "RW": true}
-        ]}));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let protected = rt.block_on(super::protected_binds(&fake, &c, "web")).unwrap();
-        assert_eq!(protected.len(), 1, "{protected:?}");
-        assert!(protected["/srv/conf"].starts_with("it is /etc on the daemon's host: "), "{protected:?}");
     }
 }

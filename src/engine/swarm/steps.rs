@@ -444,6 +444,10 @@ mod tests {
         image["TaskTemplate"]["ContainerSpec"]["Image"] = json!("y");
         let named = foreign_change(&original, Some(&planned), &image, "r1").unwrap();
         assert_eq!(named, [r#"TaskTemplate.ContainerSpec.Image: "x" -> "y""#]);
+        let mut args = settled.clone();
+        args["TaskTemplate"]["ContainerSpec"]["Args"] = json!(["--password", "hunter2"]);
+        let named = foreign_change(&original, Some(&planned), &args, "r1").unwrap();
+        assert_eq!(named, ["TaskTemplate.ContainerSpec.Args: changed (values not shown)"]);
         // The restore's own parked spec without a secret pruned since is unroot's.
         let mut with_secret = original.clone();
         with_secret["TaskTemplate"]["ContainerSpec"]["Secrets"] = json!([{"SecretID": "s1", "SecretName": "pw"}]);
