@@ -113,8 +113,9 @@ fn plan_previews_services_per_node_with_the_spec_they_get() {
     assert_eq!(code, Some(0), "ready: {out}{err}");
     assert!(!out.contains("never-printed-7") && !err.contains("never-printed-7"), "{out}");
     let day: Value = serde_json::from_str(&out).unwrap();
-    let services = day["swarm"].as_array().expect("swarm services in the day");
-    let db = services.iter().find(|s| s["name"] == "db").expect("db, found by name as a service");
+    let services = day["services"].as_array().expect("the day's services");
+    let db = services.iter().find(|s| s["name"] == "db").expect("db, found by name");
+    assert_eq!(db["kind"], "service", "{db}");
     assert_eq!(db["blockers"], serde_json::json!([]), "{db}");
     assert_eq!((db["mode"].as_str(), db["replicas"].as_u64()), (Some("replicated"), Some(2)));
     let nodes: Vec<&str> = db["nodes"].as_array().unwrap().iter().map(|n| n["hostname"].as_str().unwrap()).collect();
@@ -433,7 +434,7 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     assert_eq!(code, Some(1), "blocked: {out}{err}");
     let day: Value = serde_json::from_str(&out).unwrap();
     let blockers = |name: &str| -> Vec<String> {
-        let s = day["swarm"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap();
+        let s = day["services"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap();
         s["blockers"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_string()).collect()
     };
     let img = blockers("img");
@@ -449,7 +450,7 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     assert_eq!(lnk.len(), 1, "{lnk:?}");
     assert!(lnk[0].starts_with("node worker-1 (") && lnk[0].contains("bind mount /srv/link is /etc there"), "{lnk:?}");
     // `app` was read in the image on a worker (the manager does not have it): 1000:1000.
-    let wrk = day["swarm"].as_array().unwrap().iter().find(|s| s["name"] == "wrk").unwrap();
+    let wrk = day["services"].as_array().unwrap().iter().find(|s| s["name"] == "wrk").unwrap();
     assert_eq!(wrk["blockers"], serde_json::json!([]), "{wrk}");
     assert_eq!(wrk["user"]["to"], "app (1000:1000)", "{wrk}");
     // The check left no job behind, and the services were not touched.

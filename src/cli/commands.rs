@@ -148,7 +148,6 @@ pub async fn plan(port: &(impl DockerPort + SwarmPort), plan: &Plan, opts: &Appl
             waves: Vec::new(),
             services: Vec::new(),
             already_migrated: Vec::new(),
-            swarm: Vec::new(),
         }
     } else {
         preview::compute(port, plan, opts.day, &todo, NameSource::Running).await?

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::docker::swarm::ServiceMode;
 use crate::engine::audit;
-use crate::engine::preview::Method;
+use crate::engine::preview::{Method, ServicePlan, WorkloadPlan};
 use crate::model::plan::Plan;
 
 /// Human text or JSON, as the command was asked.
@@ -203,27 +203,16 @@ impl Output {
             out.push_str(&format!("= {}: already migrated by run {}; nothing to do\n\n", a.name, a.run));
         }
         for s in &day.services {
-            let mark = if s.blockers.is_empty() { "~" } else { "✗" };
-            out.push_str(&format!("{mark} {}\n", s.name));
-            out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
-            for c in &s.chown {
-                let n = c.entries.map(|n| format!(", {n} entries to change")).unwrap_or_default();
-                let how = if c.method == Method::Host { "on the host" } else { "in a helper container" };
-                out.push_str(&format!("    chown:  {} ({} {}, {how}{n})\n", c.target, c.kind, c.source));
-            }
-            let changes: Vec<String> = s.changes.iter().map(|c| format!("    {c}")).collect();
-            out.push_str(&service_tail(&s.health, &changes, &s.warnings, &s.blockers));
+            out.push_str(&match s {
+                WorkloadPlan::Container(s) => container_service(s),
+                WorkloadPlan::Service(s) => swarm_service(s),
+            });
         }
-        for s in &day.swarm {
-            out.push_str(&swarm_service(s));
-        }
-        let blocked = day.services.iter().filter(|s| !s.blockers.is_empty()).count()
-            + day.swarm.iter().filter(|s| !s.blockers.is_empty()).count();
-        let warnings: usize = day.services.iter().map(|s| s.warnings.len()).sum::<usize>()
-            + day.swarm.iter().map(|s| s.warnings.len()).sum::<usize>();
+        let blocked = day.services.iter().filter(|s| !s.blockers().is_empty()).count();
+        let warnings: usize = day.services.iter().map(|s| s.warnings().len()).sum();
         out.push_str(&format!(
             "Plan: {} service(s) to migrate, {blocked} blocked, {warnings} warning(s).\n",
-            day.services.len() + day.swarm.len() - blocked
+            day.services.len() - blocked
         ));
         print(&out);
     }
@@ -457,6 +446,21 @@ impl crate::engine::events::Events for Reporter {
             self.line(&format!("{text}\n"));
         }
     }
+}
+
+/// One container of a day's preview: its user, mounts, changes, warnings and blockers.
+fn container_service(s: &ServicePlan) -> String {
+    let mark = if s.blockers.is_empty() { "~" } else { "✗" };
+    let mut out = format!("{mark} {}\n", s.name);
+    out.push_str(&format!("    user:   {} → {}\n", s.user.from, s.user.to));
+    for c in &s.chown {
+        let n = c.entries.map(|n| format!(", {n} entries to change")).unwrap_or_default();
+        let how = if c.method == Method::Host { "on the host" } else { "in a helper container" };
+        out.push_str(&format!("    chown:  {} ({} {}, {how}{n})\n", c.target, c.kind, c.source));
+    }
+    let changes: Vec<String> = s.changes.iter().map(|c| format!("    {c}")).collect();
+    out.push_str(&service_tail(&s.health, &changes, &s.warnings, &s.blockers));
+    out
 }
 
 /// One Swarm service of a day's preview: mode, user, nodes with what is re-owned on each,

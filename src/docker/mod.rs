@@ -12,6 +12,8 @@ pub mod endpoint;
 pub mod fake;
 #[cfg(test)]
 pub mod fake_swarm;
+mod image;
+mod original;
 pub mod ssh;
 pub mod swarm;
 mod timed;
@@ -24,6 +26,8 @@ use serde_json::Value;
 
 pub use api_version::ApiVersion;
 pub use bollard_adapter::BollardDocker;
+pub use image::{image_ref, image_user};
+pub use original::Original;
 pub use timed::Timed;
 
 /// What went wrong talking to Docker, in the terms the engine decides on.
@@ -320,21 +324,6 @@ pub enum Removal {
 pub fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
-}
-
-/// An image's own `USER` (`Config.User`, empty for root), when the image is on this daemon.
-pub async fn image_user(port: &impl DockerPort, image: &str) -> Option<String> {
-    let i = port.inspect_image(image).await.ok()?;
-    Some(i.pointer("/Config/User").and_then(Value::as_str).unwrap_or("").to_string())
-}
-
-/// The image reference to (re)create a container from: its own tag while that still names
-/// the image it runs, else the image's id (the tag moved, or is gone).
-pub async fn image_ref(port: &impl DockerPort, c: &Inspect) -> String {
-    match port.inspect_image(c.image()).await {
-        Ok(img) if img["Id"].as_str() == Some(c.image_id()) => c.image().to_string(),
-        _ => c.image_id().to_string(),
-    }
 }
 
 /// A container's inspect in Docker's JSON, with typed accessors for what unroot reads.

@@ -309,12 +309,6 @@ impl ServiceInspect {
     }
 }
 
-/// Whether a saved inspect is a Swarm service's (`Spec` and `Version`) rather than a
-/// container's.
-pub fn is_service_inspect(v: &Value) -> bool {
-    v.get("Spec").is_some() && v.get("Version").is_some() && v.get("Config").is_none()
-}
-
 /// Whether `a` is later than `b`, both RFC 3339 times from the manager; a time that cannot be
 /// read counts as later (a task of unknown age is never left out).
 pub fn later_than(a: &str, b: &str) -> bool {
@@ -490,12 +484,6 @@ mod tests {
         assert!(!later_than("2026-11-27T10:00:00Z", "2026-11-27T10:00:00.1Z"), "no fraction is .0");
         assert!(!later_than("2026-11-27T10:00:00.1Z", "2026-11-27T10:00:00.1Z"));
         assert!(later_than("", "2026-11-27T10:00:00Z"), "unknown counts as later");
-    }
-
-    #[test]
-    fn a_saved_service_is_told_from_a_saved_container() {
-        assert!(is_service_inspect(&json!({"ID": "x", "Version": {"Index": 3}, "Spec": {}})));
-        assert!(!is_service_inspect(&json!({"Id": "x", "Config": {}, "State": {}})));
     }
 
     #[test]

@@ -22,3 +22,14 @@ pub mod report;
 pub mod runs;
 pub mod swarm;
 pub mod verify;
+
+use crate::docker::Original;
+use crate::state::{RunDir, StateError};
+
+/// The original run `run` saved of `name` (its container's or service's inspect, by the kind
+/// the run recorded); `None` when the run never inspected it.
+///
+/// Errors: the saved file cannot be read or is not JSON.
+pub fn load_original(run: &RunDir, name: &str) -> Result<Option<Original>, StateError> {
+    Ok(run.load_original(name)?.map(|saved| Original::new(saved.kind, saved.inspect)))
+}

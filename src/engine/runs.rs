@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::docker::swarm::{ServiceInspect, SwarmPort, is_service_inspect};
-use crate::docker::{DockerError, DockerPort, Inspect, Port, inspect_named};
+use crate::docker::swarm::{ServiceInspect, SwarmPort};
+use crate::docker::{DockerError, DockerPort, Original, Port, inspect_named};
 use crate::engine::compose::{self, ComposeRef};
 use crate::engine::events::Events;
 use crate::engine::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
@@ -421,14 +421,8 @@ async fn resume_one(
     // Finish the day: the day recomputed from the saved originals of touched services.
     let mut saved = preview::Saved::default();
     for name in view.touched() {
-        match ctx.run.load_original(&name)? {
-            Some(v) if is_service_inspect(&v) => {
-                saved.services.insert(name, ServiceInspect(v));
-            }
-            Some(v) => {
-                saved.containers.insert(name, Inspect(v));
-            }
-            None => {}
+        if let Some(original) = crate::engine::load_original(&ctx.run, &name)? {
+            saved.insert(name, original);
         }
     }
     let restored = view.restored();

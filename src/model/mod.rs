@@ -9,3 +9,4 @@ pub mod passwd;
 pub mod plan;
 pub mod profiles;
 pub mod user;
+pub mod workload;

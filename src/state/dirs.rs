@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{StateError, io, load_json, private_dir, write_private};
+use crate::model::workload::WorkloadKind;
 
 /// The folders of one plan in a state directory.
 #[derive(Debug, Clone)]
@@ -77,14 +78,23 @@ impl RunDir {
         Ok(d)
     }
 
-    /// Saves a service's original inspect (0600).
-    pub fn save_original(&self, service: &str, inspect: &Value) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec_pretty(inspect).expect("inspect serializes");
+    /// Saves a service's original inspect (0600), tagged with its kind:
+    /// `{"kind": "container"|"service", "inspect": {…}}`.
+    pub fn save_original(&self, service: &str, kind: WorkloadKind, inspect: &Value) -> Result<(), StateError> {
+        let saved = serde_json::json!({"kind": kind, "inspect": inspect});
+        let bytes = serde_json::to_vec_pretty(&saved).expect("inspect serializes");
         write_private(&self.service_dir(service)?.join("original.json"), &bytes)
     }
 
-    pub fn load_original(&self, service: &str) -> Result<Option<Value>, StateError> {
-        load_json(&self.dir.join("services").join(service).join("original.json"))
+    /// The original saved by [`RunDir::save_original`]; `None` before the inspect step. A file
+    /// written before originals were tagged (the bare inspect) is read by its shape: a
+    /// service's inspect has `Spec` and `Version` and no `Config`.
+    ///
+    /// Errors: the file cannot be read or is not JSON.
+    pub fn load_original(&self, service: &str) -> Result<Option<SavedOriginal>, StateError> {
+        let path = self.dir.join("services").join(service).join("original.json");
+        let Some(v) = load_json::<Value>(&path)? else { return Ok(None) };
+        Ok(Some(SavedOriginal::read(v)))
     }
 
     /// Saves the spec a Swarm service is updated to (`planned.json`, 0600: it holds the
@@ -202,6 +212,27 @@ fn safe_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
+/// A service's original as a run saved it: its kind and Docker's inspect of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedOriginal {
+    pub kind: WorkloadKind,
+    pub inspect: Value,
+}
+
+impl SavedOriginal {
+    /// The saved file's contents: tagged, or (written before the tag) a bare inspect.
+    fn read(v: Value) -> SavedOriginal {
+        if let (Some(kind), Some(inspect)) = (v.get("kind"), v.get("inspect"))
+            && let Ok(kind) = serde_json::from_value::<WorkloadKind>(kind.clone())
+        {
+            return SavedOriginal { kind, inspect: inspect.clone() };
+        }
+        let service = v.get("Spec").is_some() && v.get("Version").is_some() && v.get("Config").is_none();
+        let kind = if service { WorkloadKind::Service } else { WorkloadKind::Container };
+        SavedOriginal { kind, inspect: v }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,12 +240,31 @@ mod tests {
     use crate::state::file_mode as mode;
 
     #[test]
+    fn an_original_reads_back_with_its_kind_also_from_an_untagged_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pd = PlanDir::new(&tmp.path().join("rollback"), "p");
+        let run = RunDir::create(&pd, "day1-20260101T000000", "[rollout]").unwrap();
+        let svc = serde_json::json!({"ID": "s1", "Version": {"Index": 3}, "Spec": {"Name": "web"}});
+        run.save_original("web", WorkloadKind::Service, &svc).unwrap();
+        let saved = run.load_original("web").unwrap().unwrap();
+        assert_eq!(saved, SavedOriginal { kind: WorkloadKind::Service, inspect: svc.clone() });
+        // As runs wrote it before the tag: the bare inspect, read by its shape.
+        let container = serde_json::json!({"Id": "c1", "Config": {"User": ""}, "State": {}});
+        for (name, v, kind) in [("web", &svc, WorkloadKind::Service), ("db", &container, WorkloadKind::Container)] {
+            std::fs::create_dir_all(run.dir.join("services").join(name)).unwrap();
+            std::fs::write(run.dir.join("services").join(name).join("original.json"), v.to_string()).unwrap();
+            assert_eq!(run.load_original(name).unwrap().unwrap(), SavedOriginal { kind, inspect: v.clone() });
+        }
+        assert_eq!(run.load_original("none").unwrap(), None);
+    }
+
+    #[test]
     fn run_folders_are_private() {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("rollback");
         let pd = PlanDir::new(&state, "p");
         let run = RunDir::create(&pd, "day1-20260101T000000", "[rollout]").unwrap();
-        run.save_original("db", &serde_json::json!({"Config": {"Env": ["PW=x"]}})).unwrap();
+        run.save_original("db", WorkloadKind::Container, &serde_json::json!({"Config": {"Env": ["PW=x"]}})).unwrap();
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&run.dir), 0o700);
         assert_eq!(mode(&run.dir.join("services/db")), 0o700);

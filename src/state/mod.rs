@@ -8,7 +8,7 @@ mod journal;
 mod ledger;
 mod lock;
 
-pub use dirs::{PlanDir, RunDir};
+pub use dirs::{PlanDir, RunDir, SavedOriginal};
 pub use journal::{Cause, Entry, Journal, Record, RunEvent, RunState, Step, last_run_event, restore_order, run_events};
 pub use ledger::{AppliedDay, Ledger, OpenService, ServiceRecord, ServiceState};
 pub use lock::{Holder, Lock};

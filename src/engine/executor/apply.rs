@@ -52,10 +52,6 @@ impl<'a, D: Port> Apply<'a, D> {
         }
     }
 
-    pub(super) fn resolved(&self, name: &str) -> &Resolved {
-        self.day.resolved(name)
-    }
-
     /// Journals `step` as failed before it starts when Ctrl-C was pressed: nothing new
     /// starts, the service is rolled back with what is in flight.
     pub(super) async fn not_interrupted(&self, name: &str, step: Step) -> Result<(), StepFailure> {
@@ -115,24 +111,28 @@ impl<'a, D: Port> Apply<'a, D> {
 
     /// Restores one service after a failure.
     pub(super) async fn restore(&self, name: &str) -> Result<(), StepFailure> {
-        if let Some(r) = self.day.swarm(name) {
-            let how = RestoreSpec {
-                timings: &r.timings,
-                helper_image: self.plan.rollout.helper_image.as_deref(),
-                ownership: Ownership::Helper,
-                expected_user: None,
-            };
-            return self.ctx.restore(name, &how).await;
+        let helper_image = self.plan.rollout.helper_image.as_deref();
+        match self.day.workload(name) {
+            Workload::Service(r) => {
+                let how = RestoreSpec {
+                    timings: &r.timings,
+                    helper_image,
+                    ownership: Ownership::Helper,
+                    expected_user: None,
+                };
+                self.ctx.restore(name, &how).await
+            }
+            Workload::Container(r) => {
+                let user = expected_user(r);
+                let how = RestoreSpec {
+                    timings: &r.timings,
+                    helper_image,
+                    ownership: r.ownership,
+                    expected_user: Some(&user),
+                };
+                self.ctx.restore(name, &how).await
+            }
         }
-        let r = self.resolved(name);
-        let user = expected_user(r);
-        let how = RestoreSpec {
-            timings: &r.timings,
-            helper_image: self.plan.rollout.helper_image.as_deref(),
-            ownership: r.ownership,
-            expected_user: Some(&user),
-        };
-        self.ctx.restore(name, &how).await
     }
 
     /// Removes helper containers a failed removal may have left (normally none exist). Best
@@ -140,12 +140,13 @@ impl<'a, D: Port> Apply<'a, D> {
     pub(super) async fn sweep_helpers(&self, services: &[String]) {
         let sweep = async {
             for s in services {
-                if let Some(r) = self.day.swarm(s) {
-                    self.sweep_jobs(s, r).await;
-                    continue;
+                match self.day.workload(s) {
+                    Workload::Service(r) => self.sweep_jobs(s, r).await,
+                    Workload::Container(_) => {
+                        let name = format!("unroot-helper.{s}.{}", self.ctx.run.id);
+                        let _ = self.ctx.port.remove_container(&name, Removal::WithAnonymousVolumes).await;
+                    }
                 }
-                let name = format!("unroot-helper.{s}.{}", self.ctx.run.id);
-                let _ = self.ctx.port.remove_container(&name, Removal::WithAnonymousVolumes).await;
             }
         };
         let _ = std::panic::AssertUnwindSafe(sweep).catch_unwind().await;
@@ -270,23 +271,7 @@ impl<'a, D: Port> Apply<'a, D> {
     pub(super) async fn commit(&self, migrated: &[String], left_original: &[String]) -> Result<bool, StateError> {
         let ctx = &self.ctx;
         ctx.record(Record::run(RunEvent::Committing))?;
-        let mut stuck = Vec::new();
-        // A Swarm service keeps no parked original: Swarm replaced its tasks in place.
-        for name in migrated.iter().filter(|n| self.day.swarm(n).is_none()) {
-            let parked = renamed(name, &ctx.run.id);
-            let original_id = self.resolved(name).original.id().to_string();
-            let r = ctx
-                .step(name, Step::Commit, json!({"remove": parked}), async {
-                    replacement_runs(ctx, name).await?;
-                    ctx.remove_gone(&original_id).await?;
-                    Ok(((), json!({})))
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(service = %name, "the renamed original was not removed: {e}");
-                stuck.push(parked);
-            }
-        }
+        let stuck = self.remove_parked(migrated).await;
         if !stuck.is_empty() {
             ctx.record(Record::run_with(
                 RunEvent::CommitIncomplete,
@@ -301,46 +286,17 @@ impl<'a, D: Port> Apply<'a, D> {
         let mut ledger = Ledger::load(&self.plan_dir.dir, &self.plan.rollout.name)?;
         let mut services = BTreeMap::new();
         for name in migrated {
-            if let Some(r) = self.day.swarm(name) {
-                let stack = r.original.stack().map(|stack| crate::model::compose::StackRef::of(name, stack));
-                // Recorded for every service (a re-apply finds it migrated by its user); only
-                // a stack's is written out as an override.
-                let settings = Some(self.stack_override(name, r));
-                services.insert(
-                    name.clone(),
-                    ServiceRecord {
-                        state: ServiceState::Migrated,
-                        run: ctx.run.id.clone(),
-                        compose: None,
-                        stack,
-                        settings,
-                    },
-                );
-                continue;
-            }
-            let r = self.resolved(name);
-            services.insert(
-                name.clone(),
-                ServiceRecord {
-                    state: ServiceState::Migrated,
-                    run: ctx.run.id.clone(),
-                    compose: crate::engine::compose::compose_ref(&r.original),
-                    stack: None,
-                    settings: Some(override_of(r)),
-                },
-            );
+            services.insert(name.clone(), self.migrated_record(name));
         }
         for name in left_original {
-            services.insert(
-                name.clone(),
-                ServiceRecord {
-                    state: ServiceState::Original,
-                    run: ctx.run.id.clone(),
-                    compose: None,
-                    stack: None,
-                    settings: None,
-                },
-            );
+            let record = ServiceRecord {
+                state: ServiceState::Original,
+                run: ctx.run.id.clone(),
+                compose: None,
+                stack: None,
+                settings: None,
+            };
+            services.insert(name.clone(), record);
         }
         ledger.record_commit(self.day.day, &ctx.run.id, services);
         ledger.save(&self.plan_dir.dir)?;
@@ -355,6 +311,54 @@ impl<'a, D: Port> Apply<'a, D> {
         }
         ctx.record(Record::run(RunEvent::Committed))?;
         Ok(true)
+    }
+
+    /// Removes the parked originals of the migrated containers (a Swarm service keeps none:
+    /// Swarm replaced its tasks in place); returns the parked names that could not be removed.
+    async fn remove_parked(&self, migrated: &[String]) -> Vec<String> {
+        let ctx = &self.ctx;
+        let mut stuck = Vec::new();
+        for name in migrated {
+            let Workload::Container(r) = self.day.workload(name) else { continue };
+            let parked = renamed(name, &ctx.run.id);
+            let original_id = r.original.id().to_string();
+            let removed = ctx
+                .step(name, Step::Commit, json!({"remove": parked}), async {
+                    replacement_runs(ctx, name).await?;
+                    ctx.remove_gone(&original_id).await?;
+                    Ok(((), json!({})))
+                })
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!(service = %name, "the renamed original was not removed: {e}");
+                stuck.push(parked);
+            }
+        }
+        stuck
+    }
+
+    /// The ledger's record of a migrated workload: a container's compose coordinates and
+    /// override settings, or a Swarm service's stack and the settings a stack override takes
+    /// (recorded for every service, so a re-apply finds it migrated by its user; only a
+    /// stack's is written out as an override).
+    fn migrated_record(&self, name: &str) -> ServiceRecord {
+        let run = self.ctx.run.id.clone();
+        match self.day.workload(name) {
+            Workload::Service(r) => ServiceRecord {
+                state: ServiceState::Migrated,
+                run,
+                compose: None,
+                stack: r.original.stack().map(|stack| crate::model::compose::StackRef::of(name, stack)),
+                settings: Some(self.stack_override(name, r)),
+            },
+            Workload::Container(r) => ServiceRecord {
+                state: ServiceState::Migrated,
+                run,
+                compose: crate::engine::compose::compose_ref(&r.original),
+                stack: None,
+                settings: Some(override_of(r)),
+            },
+        }
     }
 }
 

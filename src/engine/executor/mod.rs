@@ -15,7 +15,7 @@ use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
 use crate::docker::{
-    DockerError, DockerPort, Finished, Inspect, Port, Removal, image_ref, inspect_named, short_id as short,
+    DockerError, DockerPort, Finished, Inspect, Original, Port, Removal, image_ref, inspect_named, short_id as short,
 };
 use crate::engine::compose::{self, ComposeRef, ServiceOverride};
 use crate::engine::events::Events;
@@ -23,10 +23,11 @@ use crate::engine::health;
 use crate::engine::hostfs;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::orphans;
-use crate::engine::preview::{self, Method, ReadyDay, Resolved};
+use crate::engine::preview::{self, Method, ReadyDay, Resolved, Workload};
 use crate::engine::recreate::{self, Changes, LABEL_RUN};
 use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId, Owner};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
+use crate::model::workload::WorkloadKind;
 use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step};
 
 mod apply;
@@ -37,6 +38,8 @@ mod steps;
 mod swarm;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_every_call;
 #[cfg(test)]
 mod tests_swarm;
 

@@ -137,11 +137,11 @@ impl<D: Port> RunCtx<'_, D> {
     /// and a later `resume` or `rollback` continues.
     pub(super) async fn restore_once(&self, name: &str, how: &RestoreSpec<'_>) -> Result<(), StepFailure> {
         let RestoreSpec { timings, helper_image, ownership, expected_user } = *how;
-        let original = match self.run.load_original(name) {
-            Ok(Some(v)) => match swarm::saved_service(&v) {
-                Some(service) => return self.restore_service(name, service, timings, helper_image).await,
-                None => Inspect(v),
-            },
+        let original = match crate::engine::load_original(&self.run, name) {
+            Ok(Some(Original::Service(service))) => {
+                return self.restore_service(name, service, timings, helper_image).await;
+            }
+            Ok(Some(Original::Container(c))) => c,
             Ok(None) => return Ok(()), // never inspected: never touched
             Err(e) => {
                 return Err(StepFailure { step: Step::Restore, error: e.into() });

@@ -30,30 +30,87 @@ impl Standing {
     }
 }
 
+/// The steps a workload of `kind` runs, in order: its migration as data, run by
+/// [`Apply::migrate`]. A container is recreated beside its parked original; a Swarm
+/// service is updated in place by its manager (SPEC §3 and §11).
+pub(super) fn steps_of(kind: WorkloadKind) -> &'static [Step] {
+    match kind {
+        WorkloadKind::Container => &[Step::Inspect, Step::Stop, Step::Rename, Step::Chown, Step::Create, Step::Health],
+        WorkloadKind::Service => &[Step::Inspect, Step::Stop, Step::Chown, Step::Update, Step::Health],
+    }
+}
+
+/// `f`, with a panic inside it as a failure of `step`.
+async fn caught<T>(step: Step, f: impl std::future::Future<Output = Result<T, StepFailure>>) -> Result<T, StepFailure> {
+    std::panic::AssertUnwindSafe(f)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(StepFailure { step, error: StepError::Panicked(panic_message(&*panic)) }))
+}
+
 impl<D: Port> Apply<'_, D> {
-    /// Migrates one service: steps 1 and 4–8.
+    /// Migrates one workload: the steps of its kind, from the first one Docker does not show
+    /// done. Each step is journaled before and after it runs and is idempotent. A panic,
+    /// also in a read a step makes before its start record, fails that step like any other
+    /// failure: the workload is restored.
     pub(super) async fn migrate(&self, name: &str) -> Result<(), StepFailure> {
-        if let Some(r) = self.day.swarm(name) {
-            return self.migrate_service(name, r).await;
+        let w = self.day.workload(name);
+        let from = caught(Step::Inspect, async {
+            Ok(match w {
+                Workload::Container(r) => match self.standing(name, r).await? {
+                    Standing::Fresh => Step::Inspect,
+                    Standing::Replaced => Step::Create,
+                    Standing::OriginalGone => Step::Health,
+                },
+                Workload::Service(r) => self.service_resume_point(name, r).await?,
+            })
+        })
+        .await?;
+        let mut replacement = None;
+        for &step in steps_of(w.kind()).iter().skip_while(|s| **s != from) {
+            caught(step, self.run_step(name, w, step, &mut replacement)).await?;
         }
-        let r = self.resolved(name);
-        match self.standing(name, r).await? {
-            Standing::OriginalGone => {
-                let replacement = inspect_named(self.ctx.port, name)
-                    .await
-                    .map_err(|e| StepFailure { step: Step::Health, error: e.into() })?;
-                return self.health(name, r, replacement.id()).await;
+        Ok(())
+    }
+
+    /// Runs one step of `w`. `replacement` carries the id of the container `create` made to
+    /// the gate that follows it (a resumed run finds it by name).
+    async fn run_step(
+        &self,
+        name: &str,
+        w: &Workload,
+        step: Step,
+        replacement: &mut Option<String>,
+    ) -> Result<(), StepFailure> {
+        match (w, step) {
+            (Workload::Container(r), Step::Inspect) => self.inspect(name, r).await,
+            (Workload::Container(r), Step::Stop) => self.stop(name, r).await,
+            (Workload::Container(r), Step::Rename) => self.park(name, r).await,
+            (Workload::Container(r), Step::Chown) => self.chown(name, r).await,
+            (Workload::Container(r), Step::Create) => {
+                *replacement = Some(self.create(name, r).await?);
+                Ok(())
             }
-            Standing::Replaced => {}
-            Standing::Fresh => {
-                self.inspect(name, r).await?;
-                self.stop(name, r).await?;
-                self.park(name, r).await?;
-                self.chown(name, r).await?;
+            (Workload::Container(r), Step::Health) => {
+                let id = match replacement.take() {
+                    Some(id) => id,
+                    None => inspect_named(self.ctx.port, name)
+                        .await
+                        .map_err(|e| StepFailure { step: Step::Health, error: e.into() })?
+                        .id()
+                        .to_string(),
+                };
+                self.health(name, r, &id).await
+            }
+            (Workload::Service(r), Step::Inspect) => self.service_inspect(name, r).await,
+            (Workload::Service(r), Step::Stop) => self.service_stop(name, r).await,
+            (Workload::Service(r), Step::Chown) => self.service_chown(name, r).await,
+            (Workload::Service(r), Step::Update) => self.service_update(name, r).await,
+            (Workload::Service(r), Step::Health) => self.service_health(name, r).await,
+            (w, step) => {
+                Err(StepFailure { step, error: StepError::Conflict(format!("{step} is not a step of a {}", w.kind())) })
             }
         }
-        let new_id = self.create(name, r).await?;
-        self.health(name, r, &new_id).await
     }
 
     /// What Docker shows of the service: on a resumed run, a replacement of this run means
@@ -80,7 +137,7 @@ impl<D: Port> Apply<'_, D> {
         let original_id = r.original.id();
         ctx.step(name, Step::Inspect, json!({}), async {
             if let Some(saved) = ctx.run.load_original(name)?
-                && saved["Id"].as_str() == Some(original_id)
+                && saved.inspect["Id"].as_str() == Some(original_id)
             {
                 return Ok(((), json!({"id": short(original_id), "note": "saved by an earlier attempt"})));
             }
@@ -91,7 +148,7 @@ impl<D: Port> Apply<'_, D> {
             if !now.running() {
                 return Err(StepError::Conflict(format!("{name} is not running ({})", now.status())));
             }
-            ctx.run.save_original(name, &now.0)?;
+            ctx.run.save_original(name, WorkloadKind::Container, &now.0)?;
             // The uids its processes ran as before the change, for `report` (a read: a
             // container that stopped meanwhile just records none).
             // A container whose processes could not be listed records none (not "no process").

@@ -7,7 +7,7 @@ use super::*;
 use crate::docker::Port;
 
 mod restore;
-use crate::docker::swarm::{ServiceInspect, SpecMount, SwarmPort, is_service_inspect};
+use crate::docker::swarm::{ServiceInspect, SpecMount, SwarmPort};
 use crate::engine::swarm::jobs::{self, JobSite};
 use crate::engine::swarm::preview::SwarmResolved;
 use crate::engine::swarm::steps::{self, GateError, UpdateWatch, Watch};
@@ -92,35 +92,36 @@ fn node_failures<T>(what: &str, results: &BTreeMap<String, Result<T, String>>) -
 }
 
 impl<D: Port> Apply<'_, D> {
-    /// Migrates one Swarm service: inspect, then (unless its spec already is the planned
-    /// one) stop, chown and update, then the gate.
-    pub(super) async fn migrate_service(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
-        self.service_inspect(name, r).await?;
+    /// Where a Swarm service's migration starts: at its gate when this run saved its original
+    /// and the manager shows the planned spec already (updated, or settled after its gate:
+    /// only the gate, then the settling write, are left); from the inspect otherwise (each
+    /// step does only what is missing).
+    ///
+    /// Errors: the manager's answer to the service's inspect.
+    pub(super) async fn service_resume_point(&self, name: &str, r: &SwarmResolved) -> Result<Step, StepFailure> {
+        let saved =
+            self.ctx.run.load_original(name).map_err(|e| StepFailure { step: Step::Inspect, error: e.into() })?;
+        if saved.is_none() {
+            return Ok(Step::Inspect);
+        }
         let now = self
             .ctx
             .port
             .inspect_service(r.original.id())
             .await
             .map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
-        // Its spec already the planned one (updated, or settled after its gate): only the
-        // gate, then the settling write, are left.
-        if !r.is_planned(now.spec()) {
-            self.service_stop(name, r).await?;
-            self.service_chown(name, r).await?;
-            self.service_update(name, r).await?;
-        }
-        self.service_health(name, r).await
+        Ok(if r.is_planned(now.spec()) { Step::Health } else { Step::Inspect })
     }
 
     /// Step 1: the service is still the one previewed (same id and version); save its
     /// inspect. On a resumed run the copy saved before is kept: it is the original.
-    async fn service_inspect(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+    pub(super) async fn service_inspect(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
         self.not_interrupted(name, Step::Inspect).await?;
         let ctx = &self.ctx;
         let id = r.original.id();
         ctx.step(name, Step::Inspect, json!({"service": short(id)}), async {
             if let Some(saved) = ctx.run.load_original(name)?
-                && saved["ID"].as_str() == Some(id)
+                && saved.inspect["ID"].as_str() == Some(id)
             {
                 return Ok(((), json!({"id": short(id), "note": "saved by an earlier attempt"})));
             }
@@ -132,7 +133,7 @@ impl<D: Port> Apply<'_, D> {
                     now.version()
                 )));
             }
-            ctx.run.save_original(name, &now.0)?;
+            ctx.run.save_original(name, WorkloadKind::Service, &now.0)?;
             let mut detail = json!({"id": short(id), "version": now.version(), "user": now.configured_user()});
             // The uids its tasks on this manager's node ran as, for `report` (a read; none
             // recorded when no task runs here or the manager cannot be asked).
@@ -151,7 +152,7 @@ impl<D: Port> Apply<'_, D> {
 
     /// Step 4: no task of the service runs (replicas 0, or a global service placed on no
     /// node); waits until the last one ended.
-    async fn service_stop(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+    pub(super) async fn service_stop(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
         self.not_interrupted(name, Step::Stop).await?;
         let ctx = &self.ctx;
         let how = match r.original.mode() {
@@ -171,7 +172,7 @@ impl<D: Port> Apply<'_, D> {
 
     /// Step 5: a scan job on every node of the service; each node's manifest saved (0600,
     /// synced) before any node's copy changes; then an apply job per node.
-    async fn service_chown(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+    pub(super) async fn service_chown(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
         let Some(target) = r.target.filter(|_| !r.mounts.is_empty()) else {
             return Ok(());
         };
@@ -249,7 +250,7 @@ impl<D: Port> Apply<'_, D> {
 
     /// Step 6: the planned spec, naming the version read. Its intent records the manager's
     /// time of the last write before it: the tasks created after it are the update's.
-    async fn service_update(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+    pub(super) async fn service_update(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
         self.not_interrupted(name, Step::Update).await?;
         let ctx = &self.ctx;
         let id = r.original.id();
@@ -283,7 +284,7 @@ impl<D: Port> Apply<'_, D> {
 
     /// Step 7: every task of the update running (and healthy, where it has a HEALTHCHECK),
     /// none failed and Swarm's update not paused, for `stable_for`.
-    async fn service_health(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
+    pub(super) async fn service_health(&self, name: &str, r: &SwarmResolved) -> Result<(), StepFailure> {
         self.not_interrupted(name, Step::Health).await?;
         let ctx = &self.ctx;
         let since = self.update_since(name);
@@ -379,9 +380,4 @@ async fn newest_task(port: &impl SwarmPort, id: &str) -> Result<Option<String>, 
         }
     }
     Ok(newest)
-}
-
-/// Whether a saved original is a Swarm service's.
-pub(super) fn saved_service(v: &Value) -> Option<ServiceInspect> {
-    is_service_inspect(v).then(|| ServiceInspect(v.clone()))
 }

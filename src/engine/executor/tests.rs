@@ -1,5 +1,6 @@
-//! The executor against the recording fake: a failure injected at every Docker call of
-//! a day, each time asserting that the service ends migrated or exactly restored.
+//! The executor against the recording fake, for a container: who holds a name, removals,
+//! rollback-service and pause, Ctrl-C and pruned originals (the failure at every call is
+//! in `tests_every_call.rs`, one harness for every kind).
 
 use std::time::Duration;
 
@@ -9,9 +10,9 @@ use crate::docker::{Finished, Process};
 use crate::engine::preview::{self, NameSource};
 use crate::model::passwd::tar_of;
 
-const ORIGINAL: &str = "0r1g0000000000000000000000000000000000000000000000000000000000000";
+pub(super) const ORIGINAL: &str = "0r1g0000000000000000000000000000000000000000000000000000000000000";
 
-fn fake() -> FakeDocker {
+pub(super) fn fake() -> FakeDocker {
     let fake = FakeDocker::default();
     fake.add(
         json!({
@@ -54,7 +55,7 @@ fn fake() -> FakeDocker {
     fake
 }
 
-fn plan(on_failure: &str) -> Plan {
+pub(super) fn plan(on_failure: &str) -> Plan {
     Plan::parse(
         "t.toml",
         &format!("[rollout]\nname = \"t\"\non_failure = \"{on_failure}\"\n[service.svc]\nday = 1\nuser = \"app\"\n"),
@@ -68,8 +69,6 @@ enum Inject {
     Nothing,
     /// The replacement stops (its daemon restarted) just before call `k` is answered.
     ReplacementStops(usize),
-    Fail(usize),
-    Panic(usize),
 }
 
 /// Runs day 1 against `fake` with `inject`. Returns the outcome, the state dir and the
@@ -80,15 +79,13 @@ fn run_day(fake: &FakeDocker, plan: &Plan, inject: Inject) -> (Outcome, tempfile
     rt.block_on(async {
         let day = preview::compute(fake, plan, 1, &[], NameSource::Running).await.unwrap();
         let mut day = day.ready().unwrap();
-        for r in day.services_mut() {
-            r.timings.stable_for = Duration::from_millis(5);
-            r.timings.health_timeout = Duration::from_millis(300);
+        for w in day.workloads_mut() {
+            w.timings_mut().stable_for = Duration::from_millis(5);
+            w.timings_mut().health_timeout = Duration::from_millis(300);
         }
         let base = fake.calls().len();
         match inject {
             Inject::Nothing => {}
-            Inject::Fail(k) => fake.fail_call(base + k),
-            Inject::Panic(k) => fake.panic_call(base + k),
             Inject::ReplacementStops(k) => fake.before_call(base + k, |s| {
                 if let Some(c) = s.containers.iter_mut().find(|c| c.name() == "svc" && c.id() != ORIGINAL) {
                     c.0["State"] = json!({"Running": false, "Restarting": false, "Status": "exited", "ExitCode": 137});
@@ -203,90 +200,6 @@ fn applied(tmp: &tempfile::TempDir, plan: &Plan) -> bool {
     Ledger::load(&tmp.path().join("state/t"), "t").unwrap().open_services(plan, 1).is_empty()
 }
 
-/// Injects `inject(k)` at every call `k` of a clean day; each time the service must end
-/// migrated, or exactly restored, or (a parked original that could not be removed) migrated
-/// with the run left open for `resume`.
-fn at_every_call(inject: fn(usize) -> Inject) {
-    let plan = plan("rollback-day");
-    let calls_in_a_clean_day = {
-        let fake = fake();
-        let (_, _, base) = run_day(&fake, &plan, Inject::Nothing);
-        fake.calls().len() - base
-    };
-    assert!(calls_in_a_clean_day > 20, "{calls_in_a_clean_day}");
-    let (mut applied_days, mut rolled_back) = (0, 0);
-    for k in 1..=calls_in_a_clean_day {
-        let fake = fake();
-        let (outcome, tmp, base) = run_day(&fake, &plan, inject(k));
-        let failed = fake.calls()[base + k - 1].clone();
-        let c = fake
-            .with(|s| s.container("svc").cloned())
-            .unwrap_or_else(|| panic!("k={k} {failed:?}: nobody holds the name"));
-        let others: Vec<Inspect> = fake.with(|s| s.containers.iter().filter(|c| c.name() != "svc").cloned().collect());
-        match outcome {
-            Outcome::Applied => {
-                applied_days += 1;
-                assert_eq!(c.configured_user(), "1000:1000", "k={k} {failed:?}");
-                assert!(c.running(), "k={k} {failed:?}");
-                assert!(applied(&tmp, &plan), "k={k}");
-                assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
-            }
-            Outcome::CommitIncomplete => {
-                // The commit could not remove the parked original (or could not see its
-                // replacement running): it stays, stopped, cannot start by itself, and the
-                // run stays open until resume removes it.
-                assert!(
-                    matches!(&failed, Call::Remove(id) if id == ORIGINAL) || failed == Call::Inspect("svc".into()),
-                    "k={k} {failed:?}"
-                );
-                assert_eq!(c.configured_user(), "1000:1000", "k={k}");
-                assert_eq!(others.len(), 1, "k={k}");
-                assert!(!others[0].running() && others[0].0["HostConfig"]["RestartPolicy"]["Name"] == "no");
-                assert!(!applied(&tmp, &plan), "k={k}: not committed while an original is parked");
-                let journal = Journal::read(&tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
-                assert!(crate::state::RunState::of(&journal, false).is_open(), "k={k}");
-            }
-            Outcome::RolledBack => {
-                rolled_back += 1;
-                assert_eq!(c.id(), ORIGINAL, "k={k} {failed:?}: the original itself is back");
-                assert!(c.running(), "k={k} {failed:?}: the original runs");
-                assert_eq!(c.configured_user(), "", "k={k}");
-                assert_eq!(c.0["HostConfig"]["RestartPolicy"]["Name"], "always", "k={k}: restart policy restored");
-                assert!(!applied(&tmp, &plan), "k={k}");
-                assert!(others.is_empty(), "k={k} {failed:?}: left behind: {others:?}");
-                // Ownership restored when it had been changed: a restore list holds
-                // the old owner 5:6 of ./b.
-                let owners_saved = tmp.path().join("state/t/runs/day1-test/services/svc/owners").exists();
-                let restored_owners = fake.with(|s| {
-                    s.uploads.values().any(|tar| {
-                        let mut a = tar::Archive::new(&tar[..]);
-                        a.entries().unwrap().any(|e| e.unwrap().path().unwrap().ends_with("5:6"))
-                    })
-                });
-                assert_eq!(restored_owners, owners_saved, "k={k} {failed:?}: the manifest was restored");
-            }
-            Outcome::Incomplete => {
-                panic!("k={k} {failed:?}: one failure left the service half-restored")
-            }
-        }
-    }
-    assert!(applied_days > 0 && rolled_back > 0, "applied {applied_days}, rolled back {rolled_back}");
-    println!(
-        "injected {:?} at each of {calls_in_a_clean_day} calls: {applied_days} applied, {rolled_back} rolled back",
-        inject(0)
-    );
-}
-
-#[test]
-fn a_failure_at_every_call_ends_migrated_or_exactly_restored() {
-    at_every_call(Inject::Fail);
-}
-
-#[test]
-fn item14_a_panic_at_every_call_ends_migrated_or_exactly_restored() {
-    at_every_call(Inject::Panic);
-}
-
 #[test]
 fn rollback_service_and_pause_end_as_they_say() {
     // Fail the health gate of the replacement: its event subscription is the first one.
@@ -382,9 +295,9 @@ fn a_parked_original_pruned_while_unroot_was_down_never_commits_an_ungated_repla
     let tmp = tempfile::tempdir().unwrap();
     let outcome = rt.block_on(async {
         let mut day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap().ready().unwrap();
-        for r in day.services_mut() {
-            r.timings.stable_for = Duration::from_millis(5);
-            r.timings.health_timeout = Duration::from_millis(300);
+        for w in day.workloads_mut() {
+            w.timings_mut().stable_for = Duration::from_millis(5);
+            w.timings_mut().health_timeout = Duration::from_millis(300);
         }
         let stop = crate::engine::interrupt::Interrupt::default();
         let (ctx, plan_dir) = test_ctx(&fake, tmp.path(), &stop);
@@ -392,7 +305,7 @@ fn a_parked_original_pruned_while_unroot_was_down_never_commits_an_ungated_repla
         // unroot died before the gate, and `docker container prune` removed the parked
         // original. The replacement would never pass its probe.
         let original = fake.with(|s| s.container(ORIGINAL).cloned()).unwrap();
-        ctx.run.save_original("svc", &original.0).unwrap();
+        ctx.run.save_original("svc", WorkloadKind::Container, &original.0).unwrap();
         for (step, ok) in
             [(Step::Inspect, None), (Step::Inspect, Some(true)), (Step::Create, None), (Step::Create, Some(true))]
         {

@@ -1,6 +1,6 @@
-//! A Swarm service's day against the fake manager: a failure injected at every call of a
-//! clean day, each time asserting that the service ends migrated or exactly original, never
-//! stopped, with each node's owners given back when they were changed.
+//! A Swarm service's day against the fake manager: restores, drained and departed nodes,
+//! removed services and objects, `docker service rollback` after unroot (the failure at
+//! every call is in `tests_every_call.rs`, one harness for every kind).
 
 use super::*;
 use crate::docker::fake::{Call, FakeDocker};
@@ -20,7 +20,7 @@ fn node(id: &str, role: &str) -> NodeRef {
     }
 }
 
-fn original_spec() -> Value {
+pub(super) fn original_spec() -> Value {
     json!({
         "Name": "db",
         "Mode": {"Replicated": {"Replicas": 2}},
@@ -34,7 +34,7 @@ fn original_spec() -> Value {
 }
 
 /// A manager with two nodes and `db`, two replicas running as the image's user (root).
-fn fake() -> FakeDocker {
+pub(super) fn fake() -> FakeDocker {
     let fake = FakeDocker::default();
     fake.with(|s| {
         let mut w = FakeSwarm {
@@ -53,7 +53,7 @@ fn fake() -> FakeDocker {
     fake
 }
 
-fn plan() -> Plan {
+pub(super) fn plan() -> Plan {
     Plan::parse("t.toml", "[rollout]\nname = \"t\"\n[service.db]\nday = 1\nswarm = true\nuser = \"999:999\"\n").unwrap()
 }
 
@@ -81,7 +81,7 @@ fn clean_day_calls(plan: &Plan) -> Vec<Call> {
 }
 
 /// The users of `db`'s tasks that Swarm wants running and that run.
-fn running_users(fake: &FakeDocker) -> Vec<String> {
+pub(super) fn running_users(fake: &FakeDocker) -> Vec<String> {
     fake.with(|s| {
         let w = s.swarm.as_ref().unwrap();
         w.tasks
@@ -110,51 +110,6 @@ fn a_clean_swarm_day_migrates_keeps_the_health_check_and_leaves_no_job() {
     for n in ["n1", "n2"] {
         assert_eq!(std::fs::read(owners.join(n).join("0")).unwrap(), b"C 0:0 ./a\nR 0:0\nEND\n");
     }
-}
-
-#[test]
-fn a_failure_at_every_swarm_call_ends_migrated_or_exactly_original() {
-    let plan = plan();
-    let calls = {
-        let fake = fake();
-        let (_, _, base) = run_day(&fake, &plan, 0);
-        fake.calls().len() - base
-    };
-    assert!(calls > 30, "{calls}");
-    let (mut applied, mut restored, mut owners_back) = (0, 0, 0);
-    for k in 1..=calls {
-        let fake = fake();
-        let (outcome, tmp, base) = run_day(&fake, &plan, k);
-        let failed = fake.calls()[base + k - 1].clone();
-        let (spec, jobs, left) = fake.with(|s| {
-            let w = s.swarm.as_ref().unwrap();
-            let left: Vec<String> = w.services.iter().map(|v| v.name().to_string()).filter(|n| n != "db").collect();
-            (w.services.iter().find(|v| v.id() == "svc1").unwrap().spec().clone(), w.jobs.clone(), left)
-        });
-        match outcome {
-            Outcome::Applied => {
-                applied += 1;
-                assert_eq!(running_users(&fake), ["999:999", "999:999"], "k={k} {failed:?}");
-            }
-            Outcome::RolledBack => {
-                restored += 1;
-                assert_eq!(spec, original_spec(), "k={k} {failed:?}: exactly the original spec");
-                assert_eq!(running_users(&fake), ["", ""], "k={k} {failed:?}: its tasks run as before");
-                // Owners that a saved list says were changed come back through a restore job.
-                let saved = tmp.path().join("state/t/runs/day1-test/services/db/owners/n1/0").exists();
-                let restore_ran = jobs.iter().any(|j| j.starts_with("unroot-restore-db-"));
-                assert_eq!(restore_ran, saved, "k={k} {failed:?}: jobs {jobs:?}");
-                owners_back += usize::from(restore_ran);
-            }
-            other => panic!("k={k} {failed:?}: {other:?}"),
-        }
-        assert!(left.is_empty(), "k={k} {failed:?}: jobs left: {left:?}");
-        // A config is left only where removing it was the call that failed.
-        let configs = fake.with(|s| s.swarm.as_ref().unwrap().configs.len());
-        assert!(configs == 0 || matches!(&failed, Call::Swarm("remove_config", _)), "k={k} {failed:?}");
-    }
-    assert!(applied > 0 && restored > 0 && owners_back > 0, "{applied} applied, {restored} restored");
-    println!("a failure at each of {calls} calls: {applied} applied, {restored} restored ({owners_back} with owners)");
 }
 
 #[test]
@@ -483,13 +438,14 @@ fn the_scan_runs_only_on_nodes_that_ran_a_task_and_a_shared_volume_is_warned_abo
     let tmp = tempfile::tempdir().unwrap();
     let outcome = rt.block_on(async {
         let day = preview::compute(&fake, &plan, 1, &[], NameSource::Running).await.unwrap();
-        for sp in &day.swarm {
-            let other = if sp.name == "db" { "cache" } else { "db" };
+        for sp in &day.services {
+            assert_eq!(sp.kind(), WorkloadKind::Service);
+            let other = if sp.name() == "db" { "cache" } else { "db" };
             assert!(
-                sp.warnings.iter().any(|w| w.starts_with(&format!("data is re-owned by {other} on this day too"))),
+                sp.warnings().iter().any(|w| w.starts_with(&format!("data is re-owned by {other} on this day too"))),
                 "{}: {:?}",
-                sp.name,
-                sp.warnings
+                sp.name(),
+                sp.warnings()
             );
         }
         let day = day.ready().unwrap_or_else(|b| panic!("{b:?}"));
@@ -526,7 +482,7 @@ fn the_preview_checks_the_helper_image_on_each_node_when_the_plan_names_one() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let day = rt.block_on(preview::compute(&fake, &plan, 1, &[], NameSource::Running)).unwrap();
     assert_eq!(
-        day.swarm[0].blockers,
+        day.services[0].blockers(),
         ["node host-n2 (n2) does not have the image tools:1 (nothing is pulled: load it there)"]
     );
 }

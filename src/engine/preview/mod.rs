@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use crate::docker::swarm::ServiceInspect;
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
-use crate::docker::{DockerError, DockerPort, Inspect};
+use crate::docker::{DockerError, DockerPort, Inspect, Original};
 use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
 use crate::engine::swarm::preview::{SwarmResolved, SwarmServicePlan};
 use crate::engine::swarm::{Kind, kind_of};
 use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
+use crate::model::workload::WorkloadKind;
 
 mod names;
 mod runtime;
@@ -130,19 +131,113 @@ impl ServicePlan {
     }
 }
 
+/// What the day does to one name of the plan: a container's plan or a Swarm service's,
+/// each with its `kind` in `plan --json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[expect(clippy::large_enum_variant, reason = "one per name of a day, made once, never copied in a loop")]
+pub enum WorkloadPlan {
+    Container(ServicePlan),
+    Service(SwarmServicePlan),
+}
+
+impl WorkloadPlan {
+    pub fn name(&self) -> &str {
+        match self {
+            WorkloadPlan::Container(s) => &s.name,
+            WorkloadPlan::Service(s) => &s.name,
+        }
+    }
+
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            WorkloadPlan::Container(_) => WorkloadKind::Container,
+            WorkloadPlan::Service(_) => WorkloadKind::Service,
+        }
+    }
+
+    pub fn blockers(&self) -> &[String] {
+        match self {
+            WorkloadPlan::Container(s) => &s.blockers,
+            WorkloadPlan::Service(s) => &s.blockers,
+        }
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            WorkloadPlan::Container(s) => &s.warnings,
+            WorkloadPlan::Service(s) => &s.warnings,
+        }
+    }
+
+    fn warnings_mut(&mut self) -> &mut Vec<String> {
+        match self {
+            WorkloadPlan::Container(s) => &mut s.warnings,
+            WorkloadPlan::Service(s) => &mut s.warnings,
+        }
+    }
+
+    /// The mount sources its re-owning changes (volume names, host paths).
+    fn sources(&self) -> Vec<String> {
+        match self {
+            WorkloadPlan::Container(s) => s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect(),
+            WorkloadPlan::Service(s) => s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect(),
+        }
+    }
+
+    /// What apply needs of it, when nothing blocks it.
+    fn into_workload(self) -> Option<Workload> {
+        match self {
+            WorkloadPlan::Container(s) => s.resolved.map(Workload::Container),
+            WorkloadPlan::Service(s) => s.resolved.map(Workload::Service),
+        }
+    }
+}
+
+/// One name of the day resolved to everything apply needs: a container's or a Swarm
+/// service's. The executor asks which it is here, once per operation.
+#[derive(Debug, Clone)]
+#[expect(clippy::large_enum_variant, reason = "one per name of a day, made once, never copied in a loop")]
+pub enum Workload {
+    Container(Resolved),
+    Service(SwarmResolved),
+}
+
+impl Workload {
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Container(_) => WorkloadKind::Container,
+            Workload::Service(_) => WorkloadKind::Service,
+        }
+    }
+
+    pub fn timings(&self) -> &Timings {
+        match self {
+            Workload::Container(r) => &r.timings,
+            Workload::Service(r) => &r.timings,
+        }
+    }
+
+    /// Its timings, to adjust before apply (tests shorten them).
+    pub fn timings_mut(&mut self) -> &mut Timings {
+        match self {
+            Workload::Container(r) => &mut r.timings,
+            Workload::Service(r) => &mut r.timings,
+        }
+    }
+}
+
 /// The day as apply will run it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayPlan {
     pub plan: String,
     pub day: u32,
     pub waves: Vec<Vec<String>>,
-    pub services: Vec<ServicePlan>,
+    /// Every name of the day, containers and Swarm services (SPEC §11) alike.
+    pub services: Vec<WorkloadPlan>,
     /// Services of the day this plan already migrated: nothing is done to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub already_migrated: Vec<AlreadyMigrated>,
-    /// Swarm services of the day (SPEC §11).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub swarm: Vec<SwarmServicePlan>,
 }
 
 /// A service of the day that an earlier run of the plan migrated (and Docker still shows so).
@@ -154,10 +249,7 @@ pub struct AlreadyMigrated {
 
 impl DayPlan {
     pub fn blockers(&self) -> impl Iterator<Item = (&str, &str)> {
-        let containers =
-            self.services.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())));
-        let swarm = self.swarm.iter().flat_map(|s| s.blockers.iter().map(move |b| (s.name.as_str(), b.as_str())));
-        containers.chain(swarm)
+        self.services.iter().flat_map(|s| s.blockers().iter().map(move |b| (s.name(), b.as_str())))
     }
 
     /// The day ready to apply, or every blocker as `service: blocker`.
@@ -166,21 +258,15 @@ impl DayPlan {
         if !blockers.is_empty() {
             return Err(blockers);
         }
-        let mut services = BTreeMap::new();
+        let mut workloads = BTreeMap::new();
         for s in self.services {
-            match s.resolved {
-                Some(r) => services.insert(s.name, r),
-                None => return Err(vec![format!("{}: not resolved", s.name)]),
+            let name = s.name().to_string();
+            match s.into_workload() {
+                Some(w) => workloads.insert(name, w),
+                None => return Err(vec![format!("{name}: not resolved")]),
             };
         }
-        let mut swarm = BTreeMap::new();
-        for s in self.swarm {
-            match s.resolved {
-                Some(r) => swarm.insert(s.name, r),
-                None => return Err(vec![format!("{}: not resolved", s.name)]),
-            };
-        }
-        Ok(ReadyDay { day: self.day, waves: self.waves, services, swarm })
+        Ok(ReadyDay { day: self.day, waves: self.waves, workloads })
     }
 }
 
@@ -190,27 +276,21 @@ impl DayPlan {
 pub struct ReadyDay {
     pub day: u32,
     pub waves: Vec<Vec<String>>,
-    services: BTreeMap<String, Resolved>,
-    swarm: BTreeMap<String, SwarmResolved>,
+    workloads: BTreeMap<String, Workload>,
 }
 
 impl ReadyDay {
-    /// The service `name` of this day.
+    /// The workload `name` of this day.
     ///
     /// Panics: for a name that is not of this day (every name apply uses comes from the
     /// day's own waves).
-    pub fn resolved(&self, name: &str) -> &Resolved {
-        &self.services[name]
+    pub fn workload(&self, name: &str) -> &Workload {
+        &self.workloads[name]
     }
 
-    /// Every service of the day, to adjust before apply (tests shorten the timings).
-    pub fn services_mut(&mut self) -> impl Iterator<Item = &mut Resolved> {
-        self.services.values_mut()
-    }
-
-    /// The Swarm service `name` of this day, if `name` is one.
-    pub fn swarm(&self, name: &str) -> Option<&SwarmResolved> {
-        self.swarm.get(name)
+    /// Every workload of the day, to adjust before apply (tests shorten the timings).
+    pub fn workloads_mut(&mut self) -> impl Iterator<Item = &mut Workload> {
+        self.workloads.values_mut()
     }
 }
 
@@ -233,12 +313,8 @@ pub async fn compute(
     compute_with(port, plan, day, only, source, &Saved::default()).await
 }
 
-/// The originals a run saved, for computing its day again on `resume`.
-#[derive(Debug, Clone, Default)]
-pub struct Saved {
-    pub containers: HashMap<String, Inspect>,
-    pub services: HashMap<String, ServiceInspect>,
-}
+/// The originals a run saved, by name, for computing its day again on `resume`.
+pub type Saved = HashMap<String, Original>;
 
 /// As [`compute`], for a resumed run: services in `saved` are computed from the original
 /// inspect the run saved (the container may be stopped, parked or gone by now; the Swarm
@@ -272,22 +348,24 @@ pub async fn compute_with(
     let local = local_view(port);
     let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
     let mut services = Vec::new();
-    let mut swarm = Vec::new();
     let mut images = service::ImageAccounts::new();
     for name in &day_names {
         let s = plan.service(name).expect("waves name plan services");
-        let kind = match saved.services.contains_key(*name) {
-            true => Kind::Swarm,
-            false => kind_of(port, s, manager, saved.containers.contains_key(*name)).await?,
+        let kind = match saved.get(*name) {
+            Some(Original::Service(_)) => Kind::Swarm,
+            Some(Original::Container(_)) => Kind::Container,
+            None => kind_of(port, s, manager, false).await?,
         };
         match kind {
-            Kind::Swarm => swarm.push(swarm_plan(port, plan, s, saved.services.get(*name)).await?),
+            Kind::Swarm => services.push(WorkloadPlan::Service(
+                swarm_plan(port, plan, s, saved.get(*name).and_then(Original::service)).await?,
+            )),
             Kind::Both => {
                 let mut sp = ServicePlan::new(name);
                 sp.blockers.push(format!(
                     "both a container and a Swarm service are called {name}: say which with swarm = true or swarm = false"
                 ));
-                services.push(sp);
+                services.push(WorkloadPlan::Container(sp));
             }
             Kind::Container => {
                 let sp = service_plan(
@@ -296,16 +374,16 @@ pub async fn compute_with(
                     s,
                     (source, local),
                     &volume_users,
-                    saved.containers.get(*name),
+                    saved.get(*name).and_then(Original::container),
                     &mut images,
                 )
                 .await;
-                services.push(sp);
+                services.push(WorkloadPlan::Container(sp));
             }
         }
     }
-    warn_shared_within_day(&mut services, &mut swarm);
-    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new(), swarm })
+    warn_shared_within_day(&mut services);
+    Ok(DayPlan { plan: plan.rollout.name.clone(), day, waves, services, already_migrated: Vec::new() })
 }
 
 /// A Swarm service's preview: what the manager shows (or, for a run being finished, its saved
@@ -338,39 +416,24 @@ async fn swarm_plan(
 /// bind source: their re-owns run one after the other (never at once), and a rollback
 /// restores them in exactly the reverse order; but the last one decides the owner, so the
 /// operator should know.
-fn warn_shared_within_day(services: &mut [ServicePlan], swarm: &mut [SwarmServicePlan]) {
-    let container_sources = |s: &ServicePlan| -> Vec<String> {
-        s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect()
-    };
-    let swarm_sources = |s: &SwarmServicePlan| -> Vec<String> {
-        s.resolved.iter().flat_map(|r| &r.mounts).map(|m| m.source.clone()).collect()
-    };
+fn warn_shared_within_day(services: &mut [WorkloadPlan]) {
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let named = services
-        .iter()
-        .map(|s| (&s.name, container_sources(s)))
-        .chain(swarm.iter().map(|s| (&s.name, swarm_sources(s))));
-    for (name, sources) in named {
-        for source in sources {
-            users.entry(source).or_default().push(name.clone());
+    for s in services.iter() {
+        for source in s.sources() {
+            users.entry(source).or_default().push(s.name().to_string());
         }
     }
-    let warn = |name: &str, sources: Vec<String>, warnings: &mut Vec<String>| {
-        for source in sources {
-            let others: Vec<&str> = users[&source].iter().filter(|n| *n != name).map(String::as_str).collect();
+    for s in services.iter_mut() {
+        let name = s.name().to_string();
+        for source in s.sources() {
+            let others: Vec<&str> = users[&source].iter().filter(|n| **n != name).map(String::as_str).collect();
             if !others.is_empty() {
-                warnings.push(format!(
+                s.warnings_mut().push(format!(
                     "{source} is re-owned by {} on this day too: the last re-own decides its owner; they run one after the other and a rollback restores them in reverse order",
                     others.join(", ")
                 ));
             }
         }
-    };
-    for s in services.iter_mut() {
-        warn(&s.name, container_sources(s), &mut s.warnings);
-    }
-    for s in swarm.iter_mut() {
-        warn(&s.name, swarm_sources(s), &mut s.warnings);
     }
 }
 

@@ -145,8 +145,9 @@ pub async fn gather(
     let mut originals: BTreeMap<String, Original> = BTreeMap::new();
     for view in &views {
         for name in view.touched() {
-            let Some(inspect) = view.run_dir().load_original(&name)? else { continue };
-            secrets.add(&name, &env_of(&inspect));
+            let Some(saved) = view.run_dir().load_original(&name)? else { continue };
+            let inspect = crate::docker::Original::new(saved.kind, saved.inspect);
+            secrets.add(&name, &env_of(inspect.json()));
             if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
                 let process_uids = recorded_uids(view, first.key());
                 first.insert(Original { run: view.id.clone(), inspect, process_uids });

@@ -17,10 +17,7 @@ pub use gather::gather;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::docker::Inspect;
-use crate::docker::swarm::{ServiceInspect, is_service_inspect};
 use crate::engine::audit::{Class, Controls, Missing, Posture, classify};
 use crate::engine::findings::{RULES, findings};
 use crate::engine::redact::{env_values, is_long, redact};
@@ -74,12 +71,7 @@ pub struct CisRow {
 }
 
 /// Whether something is a container or a Swarm service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Container,
-    Service,
-}
+pub use crate::model::workload::WorkloadKind as Kind;
 
 /// Where a container stands with respect to the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -191,7 +183,7 @@ pub struct VerifyReport {
 #[derive(Debug, Clone)]
 pub struct Original {
     pub run: String,
-    pub inspect: Value,
+    pub inspect: crate::docker::Original,
     /// The uids its processes ran as, as the run's inspect step recorded them.
     pub process_uids: Option<Vec<u32>>,
 }
@@ -313,10 +305,9 @@ fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[String], exception: Op
 
 /// The before side from a saved original.
 fn before_side(o: &Original, now: &Now) -> Side {
-    let posture = if is_service_inspect(&o.inspect) {
-        Posture::of_service(&ServiceInspect(o.inspect.clone()))
-    } else {
-        Posture::of_container(&Inspect(o.inspect.clone()))
+    let posture = match &o.inspect {
+        crate::docker::Original::Service(s) => Posture::of_service(s),
+        crate::docker::Original::Container(c) => Posture::of_container(c),
     };
     // The configured user as a number: root and numbers without the image; a name the same
     // as now's takes now's resolution.
@@ -391,7 +382,7 @@ pub fn build(i: Inputs<'_>) -> Report {
     let mut containers = Vec::new();
     for ((kind, name), n) in &i.now {
         // The original of this very container or service (a name both hold is a blocker).
-        let original = i.originals.get(name).filter(|o| is_service_inspect(&o.inspect) == (*kind == Kind::Service));
+        let original = i.originals.get(name).filter(|o| o.inspect.kind() == *kind);
         containers.push(ContainerReport {
             name: name.clone(),
             kind: *kind,

@@ -65,6 +65,7 @@ fn inputs(plan: &Plan) -> Inputs<'_> {
     )]);
     let original = json!({"Id": "abc", "Config": {"User": "", "Env": ["DB_PASSWORD=hunter2-secret"]},
         "HostConfig": {"CapAdd": ["NET_RAW"], "ReadonlyRootfs": false}, "Mounts": []});
+    let original = crate::docker::Original::Container(crate::docker::Inspect(original));
     let originals = BTreeMap::from([
         ("db".to_string(), Original { run: "day1-a".into(), inspect: original.clone(), process_uids: Some(vec![0]) }),
         ("cache".to_string(), Original { run: "day1-a".into(), inspect: original, process_uids: None }),

@@ -25,16 +25,18 @@ pub(super) async fn refuse_foreign_holders(
     let ctx_dir = view.run_dir();
     let mut foreign = Vec::new();
     for name in services {
-        let Some(original) = ctx_dir.load_original(name)? else { continue };
-        if is_service_inspect(&original) {
-            if overwrite == Overwrite::Refuse
-                && let Some(why) = foreign_service_change(port, view, name, ServiceInspect(original)).await?
-            {
-                foreign.push(why);
+        let original = match crate::engine::load_original(&ctx_dir, name)? {
+            None => continue,
+            Some(Original::Service(service)) => {
+                if overwrite == Overwrite::Refuse
+                    && let Some(why) = foreign_service_change(port, view, name, service).await?
+                {
+                    foreign.push(why);
+                }
+                continue;
             }
-            continue;
-        }
-        let original = Inspect(original);
+            Some(Original::Container(c)) => c,
+        };
         let expected = view.expected_user(name);
         match inspect_named(port, name).await {
             Ok(c) if classify_holder(&c, &original, &view.id, expected.as_deref()) == Holder::Foreign => {

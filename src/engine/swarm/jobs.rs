@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use crate::docker::swarm::{SpecMount, SwarmPort, TaskState};
@@ -469,22 +470,23 @@ async fn with_manifest(
             }
         }
     }
-    let out = match result {
-        Ok(()) => {
-            let mut all = args.to_vec();
-            all.push(hex::encode(sha2::Sha256::digest(manifest)));
-            // That node alone, whatever the service's placement says now: a node that no
-            // longer matches it (a label removed) still holds its copy of the data.
-            let on_node = [format!("node.id=={node}")];
-            let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, script, &all);
-            job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
-            run(port, job, &[node.to_string()], site.timeout).await.map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e),
+    let job = async {
+        result?;
+        let mut all = args.to_vec();
+        all.push(hex::encode(sha2::Sha256::digest(manifest)));
+        // That node alone, whatever the service's placement says now: a node that no
+        // longer matches it (a label removed) still holds its copy of the data.
+        let on_node = [format!("node.id=={node}")];
+        let mut job = spec(site.name, site.run, site.image, site.mount, &on_node, script, &all);
+        job["TaskTemplate"]["ContainerSpec"]["Configs"] = json!(configs);
+        run(port, job, &[node.to_string()], site.timeout).await.map_err(|e| e.to_string())
     };
+    // The configs go whatever happened to the job, a panic included (it is passed on after).
+    let out = std::panic::AssertUnwindSafe(job).catch_unwind().await;
     for name in &names {
         let _ = port.remove_config(name).await;
     }
+    let out = out.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     match out?.remove(node) {
         Some(o) if o.succeeded() => Ok(o),
         Some(o) => Err(o.failure()),
