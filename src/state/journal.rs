@@ -285,6 +285,33 @@ pub fn run_events(entries: &[Entry]) -> impl Iterator<Item = RunEvent> + '_ {
     })
 }
 
+/// What unroot reads back from a step record's `detail`, typed; the rest of the detail is
+/// for people (ids, notes, counts). The one reader of those keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepDetail {
+    /// `inspect`: the user the original was configured with (`""`: the image's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `inspect`: the uids its processes ran as before the change; absent when they could
+    /// not be listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_uids: Option<Vec<u32>>,
+    /// A Swarm `update`: the manager's `UpdatedAt` of the service before the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Journaled only to say the step did not start (Ctrl-C came first): nothing of it ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_started: bool,
+}
+
+impl StepDetail {
+    /// The typed part of a step record's `detail` (nothing of a detail that is not an
+    /// object, or whose keys hold other types than unroot writes).
+    pub fn of(detail: &serde_json::Value) -> StepDetail {
+        serde_json::from_value(detail.clone()).unwrap_or_default()
+    }
+}
+
 /// A record with its sequence number and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -383,6 +410,22 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_detail_reads_the_keys_unroot_reads_back_and_nothing_else() {
+        let d = StepDetail::of(&serde_json::json!({
+            "id": "abc", "user": "", "process_uids": [0, 999], "since": "2026-12-01T00:00:00Z", "note": "x"
+        }));
+        let want = StepDetail {
+            user: Some(String::new()),
+            process_uids: Some(vec![0, 999]),
+            since: Some("2026-12-01T00:00:00Z".into()),
+            not_started: false,
+        };
+        assert_eq!(d, want);
+        assert!(StepDetail::of(&serde_json::json!({"not_started": true})).not_started);
+        assert_eq!(StepDetail::of(&serde_json::Value::Null), StepDetail::default());
+    }
 
     #[test]
     fn journal_appends_numbered_records_and_ignores_a_torn_tail() {

@@ -9,7 +9,9 @@ mod ledger;
 mod lock;
 
 pub use dirs::{PlanDir, RunDir, SavedOriginal};
-pub use journal::{Cause, Entry, Journal, Record, RunEvent, RunState, Step, last_run_event, restore_order, run_events};
+pub use journal::{
+    Cause, Entry, Journal, Record, RunEvent, RunState, Step, StepDetail, last_run_event, restore_order, run_events,
+};
 pub use ledger::{AppliedDay, Ledger, OpenService, ServiceRecord, ServiceState};
 pub use lock::{Holder, Lock};
 

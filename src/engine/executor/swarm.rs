@@ -340,7 +340,7 @@ impl<D: Port> Apply<'_, D> {
         let entries = Journal::read(&self.ctx.run.journal_path()).ok()?;
         entries.iter().rev().find_map(|e| match &e.record {
             Record::Step { service, step: Step::Update, ok: None, detail, .. } if service == name => {
-                detail["since"].as_str().map(str::to_string)
+                crate::state::StepDetail::of(detail).since
             }
             _ => None,
         })
