@@ -61,3 +61,10 @@ fn a_state_directory_of_the_earlier_format_reads_and_resumes() {
         serde_json::from_str(&unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]).stdout).unwrap();
     assert_eq!(st["runs"][1]["state"], "committed");
 }
+
+/// Its generator (ignored).
+#[path = "state_compat/generate_v1.rs"]
+mod generate_v1;
+/// The state-v1 fixture: a state directory as unroot wrote it at commit f84592b.
+#[path = "state_compat/v1.rs"]
+mod v1;
