@@ -38,6 +38,8 @@ mod swarm;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_compat;
+#[cfg(test)]
 mod tests_swarm;
 
 pub use apply::{Apply, write_overrides, write_stack_overrides};
