@@ -39,6 +39,8 @@ mod swarm;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_compat;
+#[cfg(test)]
 mod tests_every_call;
 #[cfg(test)]
 mod tests_swarm;
