@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::jobs::{self, NodeOutput};
-use super::preview::NodePlan;
+use super::placement::NodePlan;
 use crate::docker::swarm::{ServiceInspect, SwarmPort};
 use crate::engine::orphans;
 use crate::model::user::Accounts;

@@ -1,7 +1,23 @@
 //! Which nodes a service's placement constraints allow, evaluated as Swarm evaluates them:
-//! every constraint must hold; `==` and `!=` compare without regard to case.
+//! every constraint must hold; `==` and `!=` compare without regard to case. And the nodes
+//! the preview finds a service may run on ([`NodePlan`]), which the check looks at.
+
+use serde::Serialize;
 
 use crate::docker::swarm::NodeRef;
+
+/// One node a service's tasks may run on, and what is re-owned there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NodePlan {
+    pub id: String,
+    pub hostname: String,
+    /// `ready`, `down`, …
+    pub state: String,
+    /// Tasks of the service running there now.
+    pub tasks: usize,
+    /// The mounts re-owned on this node (`volume data -> /data`).
+    pub mounts: Vec<String>,
+}
 
 /// Whether `node` satisfies every constraint.
 ///

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::placement;
+use super::placement::{self, NodePlan};
 use super::spec::{self, SpecChanges};
 use crate::docker::swarm::{
     NodeRef, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef, TaskState,
@@ -14,23 +14,9 @@ use crate::docker::swarm::{
 };
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
-use crate::engine::preview::UserChange;
 use crate::model::owner::Owner;
 use crate::model::plan::{Ownership, Plan, Service, Timings};
-use crate::model::user::{Accounts, IdOrName};
-
-/// One node a service's tasks may run on, and what is re-owned there.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct NodePlan {
-    pub id: String,
-    pub hostname: String,
-    /// `ready`, `down`, …
-    pub state: String,
-    /// Tasks of the service running there now.
-    pub tasks: usize,
-    /// The mounts re-owned on this node (`volume data -> /data`).
-    pub mounts: Vec<String>,
-}
+use crate::model::user::{Accounts, IdOrName, UserChange};
 
 /// One Swarm service of the day, as apply will move it.
 #[derive(Debug, Clone, Serialize)]
