@@ -73,5 +73,5 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
 /// as for a container.
 fn control_problems(svc: &ServiceInspect, s: &Service) -> Vec<String> {
     let have = crate::engine::audit::controls_of(svc);
-    crate::engine::verify::describe_missing(have.missing(s))
+    crate::engine::audit::describe_missing(have.missing(s))
 }
