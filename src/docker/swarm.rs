@@ -211,12 +211,12 @@ impl ServiceInspect {
 
     /// `ContainerSpec.User`; empty means the image default.
     pub fn configured_user(&self) -> &str {
-        self.str_at("/Spec/TaskTemplate/ContainerSpec/User")
+        ServiceSpec(self.spec()).user()
     }
 
     /// Placement constraints (`node.role==worker`, …).
     pub fn constraints(&self) -> Vec<String> {
-        self.strings_at("/Spec/TaskTemplate/Placement/Constraints")
+        ServiceSpec(self.spec()).constraints()
     }
 
     /// The mounts of its tasks as the spec declares them (`Type`, `Source`, `Target`,
@@ -306,6 +306,39 @@ impl ServiceInspect {
     /// `paused`, `rollback_*`), absent when none was recorded.
     pub fn update_state(&self) -> Option<&str> {
         self.0.pointer("/UpdateStatus/State").and_then(Value::as_str)
+    }
+}
+
+/// A service's spec in Docker's JSON (the `Spec` of its inspect, or one unroot writes),
+/// read through typed accessors.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec<'a>(pub &'a Value);
+
+impl<'a> ServiceSpec<'a> {
+    /// `ContainerSpec.User`; empty means the image default.
+    pub fn user(self) -> &'a str {
+        self.0.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// One task on each node its placement allows (`Mode.Global`).
+    pub fn is_global(self) -> bool {
+        self.0.pointer("/Mode/Global").is_some()
+    }
+
+    /// `Mode.Replicated.Replicas` (1 when the spec says none).
+    pub fn replicas(self) -> u64 {
+        self.0.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1)
+    }
+
+    /// Placement constraints (`node.role==worker`, …).
+    pub fn constraints(self) -> Vec<String> {
+        super::strings_at(self.0, "/TaskTemplate/Placement/Constraints")
+    }
+
+    /// Whether its tasks carry the secret or config, or join the network, whose id is `id`.
+    pub fn names(self, kind: ObjectKind, id: &str) -> bool {
+        let (list, field, _) = kind.fields();
+        self.0.pointer(list).and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
     }
 }
 
@@ -505,6 +538,22 @@ mod tests {
         assert_eq!(s(json!({"Global": {}})).mode(), ServiceMode::Global);
         assert_eq!(s(json!({"GlobalJob": {}})).mode(), ServiceMode::Job);
         assert_eq!(s(json!({"ReplicatedJob": {"MaxConcurrent": 1}})).mode(), ServiceMode::Job);
+    }
+
+    #[test]
+    fn a_spec_reads_as_the_manager_wrote_it() {
+        let global = json!({"Mode": {"Global": {}}, "TaskTemplate": {
+            "ContainerSpec": {"User": "999:999", "Secrets": [{"SecretID": "s1", "SecretName": "pw"}]},
+            "Placement": {"Constraints": ["node.role==worker"]}, "Networks": [{"Target": "n1"}]}});
+        let g = ServiceSpec(&global);
+        assert!(g.is_global() && g.user() == "999:999" && g.constraints() == ["node.role==worker"]);
+        assert!(g.names(ObjectKind::Secret, "s1") && g.names(ObjectKind::Network, "n1"));
+        assert!(!g.names(ObjectKind::Config, "s1") && !g.names(ObjectKind::Secret, "pw"), "by id, of its kind");
+        let empty = json!({});
+        let e = ServiceSpec(&empty);
+        assert!(!e.is_global() && e.user().is_empty() && e.constraints().is_empty());
+        assert_eq!(e.replicas(), 1, "a replicated service without a count runs one");
+        assert_eq!(ServiceSpec(&json!({"Mode": {"Replicated": {"Replicas": 0}}})).replicas(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmPort, TaskRef, TaskState};
+use crate::docker::swarm::{ServiceInspect, ServiceMode, ServiceSpec, SwarmPort, TaskRef, TaskState, without_missing};
 use crate::docker::{DockerError, DockerPort};
 
 /// How often tasks are looked at while waiting.
@@ -23,10 +23,9 @@ pub fn parking_constraint(run: &str) -> String {
 /// matches. Everything else is `spec` as it is.
 pub fn stopped_spec(spec: &Value, run: &str) -> Value {
     let mut s = spec.clone();
-    if s.pointer("/Mode/Global").is_some() {
-        let mut constraints: Vec<Value> =
-            s.pointer("/TaskTemplate/Placement/Constraints").and_then(Value::as_array).cloned().unwrap_or_default();
-        let parked = json!(parking_constraint(run));
+    if ServiceSpec(spec).is_global() {
+        let mut constraints = ServiceSpec(spec).constraints();
+        let parked = parking_constraint(run);
         if !constraints.contains(&parked) {
             constraints.push(parked);
         }
@@ -40,14 +39,10 @@ pub fn stopped_spec(spec: &Value, run: &str) -> Value {
 /// Whether `spec` is one that run `run` stopped: parked by its constraint, or (the original
 /// running some) at zero replicas.
 pub fn stopped_by(spec: &Value, original: &Value, run: &str) -> bool {
-    if original.pointer("/Mode/Global").is_some() {
-        let parked = json!(parking_constraint(run));
-        spec.pointer("/TaskTemplate/Placement/Constraints")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.contains(&parked))
+    if ServiceSpec(original).is_global() {
+        ServiceSpec(spec).constraints().contains(&parking_constraint(run))
     } else {
-        let replicas = |s: &Value| s.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1);
-        replicas(spec) == 0 && replicas(original) > 0
+        ServiceSpec(spec).replicas() == 0 && ServiceSpec(original).replicas() > 0
     }
 }
 
@@ -62,20 +57,7 @@ pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value
     let ours = [original, planned, &settled];
     // A restore puts the original back without the secrets and configs pruned since: those
     // that `current` lacks are not a change of someone else's.
-    let kept = |s: &Value| {
-        crate::docker::swarm::without_missing(s, |kind, id| {
-            let (list, field) = match kind {
-                crate::docker::swarm::ObjectKind::Secret => ("/TaskTemplate/ContainerSpec/Secrets", "SecretID"),
-                crate::docker::swarm::ObjectKind::Config => ("/TaskTemplate/ContainerSpec/Configs", "ConfigID"),
-                crate::docker::swarm::ObjectKind::Network => ("/TaskTemplate/Networks", "Target"),
-            };
-            current
-                .pointer(list)
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
-        })
-        .0
-    };
+    let kept = |s: &Value| without_missing(s, |kind, id| ServiceSpec(current).names(kind, id)).0;
     if ours.iter().any(|s| {
         let s = kept(s);
         same_spec(current, &s) || same_spec(current, &stopped_spec(&s, run))
