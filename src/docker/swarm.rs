@@ -3,12 +3,16 @@
 //! ([`ServiceInspect`]), so `original.json` of a service is exactly what the manager said and
 //! the spec sent back on a restore is that spec.
 
+mod states;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde_json::Value;
 
 use super::DockerError;
+
+pub use states::{Availability, DesiredState, NodeRole, NodeState};
 
 /// This daemon's place in a swarm, from `docker info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +56,9 @@ pub fn unix_time(rfc3339: &str) -> i64 {
 pub struct NodeRef {
     pub id: String,
     pub hostname: String,
-    /// `manager` or `worker`.
-    pub role: String,
-    /// `ready`, `down`, `disconnected`, `unknown`.
-    pub state: String,
-    /// `active`, `pause` or `drain`.
-    pub availability: String,
+    pub role: NodeRole,
+    pub state: NodeState,
+    pub availability: Availability,
     /// The node's labels (`node.labels.*` in constraints).
     pub labels: BTreeMap<String, String>,
     /// Its engine's labels (`engine.labels.*`).
@@ -67,19 +68,21 @@ pub struct NodeRef {
 impl NodeRef {
     /// Ready and active: the scheduler may put tasks on it.
     pub fn schedulable(&self) -> bool {
-        self.state == "ready" && self.availability == "active"
+        self.state == NodeState::Ready && self.availability == Availability::Active
     }
 
     /// Why the scheduler puts no task on it (`down`, `drained`, `paused`), or `None` when it
     /// is [`schedulable`](NodeRef::schedulable).
     pub fn why_unschedulable(&self) -> Option<String> {
-        if self.state != "ready" {
-            return Some(if self.state.is_empty() { "not ready".into() } else { self.state.clone() });
+        match &self.state {
+            NodeState::Ready => {}
+            NodeState::Other(word) if word.is_empty() => return Some("not ready".into()),
+            other => return Some(other.to_string()),
         }
-        match self.availability.as_str() {
-            "active" => None,
-            "drain" => Some("drained".into()),
-            "pause" => Some("paused".into()),
+        match &self.availability {
+            Availability::Active => None,
+            Availability::Drain => Some("drained".into()),
+            Availability::Pause => Some("paused".into()),
             other => Some(format!("{other} (availability)")),
         }
     }
@@ -134,8 +137,8 @@ pub struct TaskRef {
     /// The node it was scheduled on (empty while unassigned).
     pub node_id: String,
     pub state: TaskState,
-    /// `running`, `shutdown`, …: what Swarm wants of it.
-    pub desired: String,
+    /// What Swarm wants of it.
+    pub desired: DesiredState,
     /// Swarm's message and error for the state (`task: non-zero exit (1)`, `No such image`).
     pub message: String,
     pub error: String,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::docker::swarm::{NodeRef, ObjectKind, ServiceInspect, TaskRef, TaskState};
+use crate::docker::swarm::{DesiredState, NodeRef, ObjectKind, ServiceInspect, TaskRef, TaskState};
 use crate::docker::{DockerError, Finished};
 
 /// A manager's view of its swarm.
@@ -112,8 +112,8 @@ impl FakeSwarm {
 
     /// Replaces the tasks of service `id` by those its spec asks for.
     pub fn reconcile(&mut self, id: &str, spec: &Value) {
-        for t in self.tasks.iter_mut().filter(|t| t.service_id == id && t.desired == "running") {
-            t.desired = "shutdown".into();
+        for t in self.tasks.iter_mut().filter(|t| t.service_id == id && t.desired == DesiredState::Running) {
+            t.desired = DesiredState::Shutdown;
             if t.state == TaskState::Running {
                 t.state = TaskState::Shutdown("shutdown".into());
             }
@@ -158,7 +158,7 @@ impl FakeSwarm {
                 id: format!("task{}", self.clock),
                 service_id: id.to_string(),
                 node_id: node,
-                desired: if state == TaskState::Running { "running" } else { "shutdown" }.into(),
+                desired: if state == TaskState::Running { DesiredState::Running } else { DesiredState::Shutdown },
                 state,
                 message: String::new(),
                 error,
@@ -203,7 +203,7 @@ impl FakeSwarm {
                     (false, 0) => TaskState::Complete,
                     (false, _) => TaskState::Running,
                 },
-                desired: "shutdown".into(),
+                desired: DesiredState::Shutdown,
                 message: String::new(),
                 error: if missing { format!("No such image: {image}") } else { String::new() },
                 container_id: String::new(),

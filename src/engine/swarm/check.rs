@@ -279,10 +279,16 @@ fn resolved_binds(text: &str, binds: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::docker::Finished;
-    use crate::docker::swarm::TaskState;
+    use crate::docker::swarm::{NodeState, TaskState};
 
     fn node(id: &str) -> NodePlan {
-        NodePlan { id: id.into(), hostname: format!("host-{id}"), state: "ready".into(), tasks: 1, mounts: Vec::new() }
+        NodePlan {
+            id: id.into(),
+            hostname: format!("host-{id}"),
+            state: NodeState::Ready,
+            tasks: 1,
+            mounts: Vec::new(),
+        }
     }
 
     fn output(state: TaskState, error: &str, stdout: &str) -> NodeOutput {

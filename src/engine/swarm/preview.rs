@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::placement::{self, NodePlan};
 use super::spec::{self, SpecChanges};
 use crate::docker::swarm::{
-    NodeRef, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef, TaskState,
-    inspect_service_named,
+    Availability, NodeRef, NodeState, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef,
+    TaskState, inspect_service_named,
 };
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
@@ -292,7 +292,7 @@ fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: 
         }
         // Swarm places no task on a paused or drained node, and a job runs none there: its
         // copy is not re-owned, which matters once the node is active again.
-        if node.availability != "active" {
+        if node.availability != Availability::Active {
             if reowns && !mounts.is_empty() {
                 sp.warnings.push(format!(
                     "node {} ({}) is {}: its copy of the volumes is not re-owned; a task placed there once it is active would run as the new user on data of the old owner",
@@ -302,7 +302,7 @@ fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: 
             continue;
         }
         let here = running.iter().filter(|t| t.node_id == node.id).count();
-        if node.state != "ready" {
+        if node.state != NodeState::Ready {
             sp.blockers.push(format!(
                 "node {} ({}) is {}: its copy of the service's volumes cannot be re-owned",
                 node.hostname, node.id, node.state
