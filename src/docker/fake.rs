@@ -2,6 +2,8 @@
 //! containers as inspect JSON, answers from them, records every call, and fails the calls a
 //! test scripts. It is never proof on its own: the end-to-end tests run the real daemon.
 
+mod swarm_state;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -11,6 +13,8 @@ use serde_json::{Value, json};
 use super::{
     ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
+
+pub use swarm_state::FakeSwarm;
 
 /// One call as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +123,7 @@ pub struct State {
     /// What `changes` returns (`docker diff`), by container name.
     pub changes: HashMap<String, Vec<String>>,
     /// The swarm this daemon manages; `None`: not in a swarm.
-    pub swarm: Option<super::fake_swarm::FakeSwarm>,
+    pub swarm: Option<FakeSwarm>,
     next_id: u64,
 }
 

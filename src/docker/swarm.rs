@@ -3,12 +3,16 @@
 //! ([`ServiceInspect`]), so `original.json` of a service is exactly what the manager said and
 //! the spec sent back on a restore is that spec.
 
+mod states;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde_json::Value;
 
 use super::DockerError;
+
+pub use states::{Availability, DesiredState, NodeRole, NodeState};
 
 /// This daemon's place in a swarm, from `docker info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +56,9 @@ pub fn unix_time(rfc3339: &str) -> i64 {
 pub struct NodeRef {
     pub id: String,
     pub hostname: String,
-    /// `manager` or `worker`.
-    pub role: String,
-    /// `ready`, `down`, `disconnected`, `unknown`.
-    pub state: String,
-    /// `active`, `pause` or `drain`.
-    pub availability: String,
+    pub role: NodeRole,
+    pub state: NodeState,
+    pub availability: Availability,
     /// The node's labels (`node.labels.*` in constraints).
     pub labels: BTreeMap<String, String>,
     /// Its engine's labels (`engine.labels.*`).
@@ -67,19 +68,21 @@ pub struct NodeRef {
 impl NodeRef {
     /// Ready and active: the scheduler may put tasks on it.
     pub fn schedulable(&self) -> bool {
-        self.state == "ready" && self.availability == "active"
+        self.state == NodeState::Ready && self.availability == Availability::Active
     }
 
     /// Why the scheduler puts no task on it (`down`, `drained`, `paused`), or `None` when it
     /// is [`schedulable`](NodeRef::schedulable).
     pub fn why_unschedulable(&self) -> Option<String> {
-        if self.state != "ready" {
-            return Some(if self.state.is_empty() { "not ready".into() } else { self.state.clone() });
+        match &self.state {
+            NodeState::Ready => {}
+            NodeState::Other(word) if word.is_empty() => return Some("not ready".into()),
+            other => return Some(other.to_string()),
         }
-        match self.availability.as_str() {
-            "active" => None,
-            "drain" => Some("drained".into()),
-            "pause" => Some("paused".into()),
+        match &self.availability {
+            Availability::Active => None,
+            Availability::Drain => Some("drained".into()),
+            Availability::Pause => Some("paused".into()),
             other => Some(format!("{other} (availability)")),
         }
     }
@@ -134,8 +137,8 @@ pub struct TaskRef {
     /// The node it was scheduled on (empty while unassigned).
     pub node_id: String,
     pub state: TaskState,
-    /// `running`, `shutdown`, …: what Swarm wants of it.
-    pub desired: String,
+    /// What Swarm wants of it.
+    pub desired: DesiredState,
     /// Swarm's message and error for the state (`task: non-zero exit (1)`, `No such image`).
     pub message: String,
     pub error: String,
@@ -211,12 +214,12 @@ impl ServiceInspect {
 
     /// `ContainerSpec.User`; empty means the image default.
     pub fn configured_user(&self) -> &str {
-        self.str_at("/Spec/TaskTemplate/ContainerSpec/User")
+        ServiceSpec(self.spec()).user()
     }
 
     /// Placement constraints (`node.role==worker`, …).
     pub fn constraints(&self) -> Vec<String> {
-        self.strings_at("/Spec/TaskTemplate/Placement/Constraints")
+        ServiceSpec(self.spec()).constraints()
     }
 
     /// The mounts of its tasks as the spec declares them (`Type`, `Source`, `Target`,
@@ -306,6 +309,39 @@ impl ServiceInspect {
     /// `paused`, `rollback_*`), absent when none was recorded.
     pub fn update_state(&self) -> Option<&str> {
         self.0.pointer("/UpdateStatus/State").and_then(Value::as_str)
+    }
+}
+
+/// A service's spec in Docker's JSON (the `Spec` of its inspect, or one unroot writes),
+/// read through typed accessors.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec<'a>(pub &'a Value);
+
+impl<'a> ServiceSpec<'a> {
+    /// `ContainerSpec.User`; empty means the image default.
+    pub fn user(self) -> &'a str {
+        self.0.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// One task on each node its placement allows (`Mode.Global`).
+    pub fn is_global(self) -> bool {
+        self.0.pointer("/Mode/Global").is_some()
+    }
+
+    /// `Mode.Replicated.Replicas` (1 when the spec says none).
+    pub fn replicas(self) -> u64 {
+        self.0.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1)
+    }
+
+    /// Placement constraints (`node.role==worker`, …).
+    pub fn constraints(self) -> Vec<String> {
+        super::strings_at(self.0, "/TaskTemplate/Placement/Constraints")
+    }
+
+    /// Whether its tasks carry the secret or config, or join the network, whose id is `id`.
+    pub fn names(self, kind: ObjectKind, id: &str) -> bool {
+        let (list, field, _) = kind.fields();
+        self.0.pointer(list).and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
     }
 }
 
@@ -493,6 +529,22 @@ mod tests {
         assert_eq!(s(json!({"Global": {}})).mode(), ServiceMode::Global);
         assert_eq!(s(json!({"GlobalJob": {}})).mode(), ServiceMode::Job);
         assert_eq!(s(json!({"ReplicatedJob": {"MaxConcurrent": 1}})).mode(), ServiceMode::Job);
+    }
+
+    #[test]
+    fn a_spec_reads_as_the_manager_wrote_it() {
+        let global = json!({"Mode": {"Global": {}}, "TaskTemplate": {
+            "ContainerSpec": {"User": "999:999", "Secrets": [{"SecretID": "s1", "SecretName": "pw"}]},
+            "Placement": {"Constraints": ["node.role==worker"]}, "Networks": [{"Target": "n1"}]}});
+        let g = ServiceSpec(&global);
+        assert!(g.is_global() && g.user() == "999:999" && g.constraints() == ["node.role==worker"]);
+        assert!(g.names(ObjectKind::Secret, "s1") && g.names(ObjectKind::Network, "n1"));
+        assert!(!g.names(ObjectKind::Config, "s1") && !g.names(ObjectKind::Secret, "pw"), "by id, of its kind");
+        let empty = json!({});
+        let e = ServiceSpec(&empty);
+        assert!(!e.is_global() && e.user().is_empty() && e.constraints().is_empty());
+        assert_eq!(e.replicas(), 1, "a replicated service without a count runs one");
+        assert_eq!(ServiceSpec(&json!({"Mode": {"Replicated": {"Replicas": 0}}})).replicas(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Inspect, Process};
 use crate::engine::accounts::{self, Files};
-use crate::engine::audit::{Missing, missing, missing_controls};
+use crate::engine::audit::{describe_missing, missing, missing_controls};
 use crate::engine::swarm;
 use crate::model::plan::{Plan, Service};
 use crate::model::user::UserSpec;
@@ -119,19 +119,4 @@ async fn user_problems(port: &impl DockerPort, c: &Inspect, spec: &UserSpec, pro
 /// The planned capabilities, read-only root and no-new-privileges that are not in place.
 fn control_problems(c: &Inspect, s: &Service) -> Vec<String> {
     describe_missing(missing(c, s))
-}
-
-/// The missing controls as verify words them, for containers and services alike.
-pub fn describe_missing(missing: Vec<Missing>) -> Vec<String> {
-    missing
-        .into_iter()
-        .map(|m| match m {
-            Missing::CapDrop(cap) => format!("cap_drop {cap} is not applied"),
-            Missing::CapAdd(cap) => format!("cap_add {cap} is not applied"),
-            Missing::ReadOnly => "the root filesystem is writable, planned read_only".to_string(),
-            Missing::NoNewPrivileges => "no-new-privileges is not set".to_string(),
-            Missing::Tmpfs(path) => format!("tmpfs {path} is not mounted"),
-            Missing::SecurityOpt(o) => format!("security_opt {o} is not set"),
-        })
-        .collect()
 }

@@ -121,6 +121,13 @@ impl fmt::Display for Target {
     }
 }
 
+/// A user as the preview shows it: name and numbers, before and after.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct UserChange {
+    pub from: String,
+    pub to: String,
+}
+
 impl Accounts {
     /// From the two files' text; a missing file is an empty table.
     pub fn parse(passwd_text: Option<&str>, group_text: Option<&str>) -> Accounts {

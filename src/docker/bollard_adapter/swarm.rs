@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::{BollardDocker, collect_output, map_err};
 use crate::docker::swarm::{
-    NodeRef, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership, SwarmObject, SwarmPort, TaskRef, TaskState,
-    unix_time,
+    Availability, DesiredState, NodeRef, NodeRole, NodeState, ObjectKind, ServiceInspect, ServiceRef, SwarmMembership,
+    SwarmObject, SwarmPort, TaskRef, TaskState, unix_time,
 };
 use crate::docker::{DockerError, Finished};
 
@@ -47,7 +47,7 @@ fn task_ref(v: &Value) -> TaskRef {
         service_id: text(v, "/ServiceID"),
         node_id: text(v, "/NodeID"),
         state: TaskState::parse(&text(v, "/Status/State")),
-        desired: text(v, "/DesiredState"),
+        desired: DesiredState::parse(&text(v, "/DesiredState")),
         message: text(v, "/Status/Message"),
         error: text(v, "/Status/Err"),
         container_id: text(v, "/Status/ContainerStatus/ContainerID"),
@@ -69,9 +69,9 @@ fn node_ref(v: &Value) -> NodeRef {
     NodeRef {
         id: text(v, "/ID"),
         hostname: text(v, "/Description/Hostname"),
-        role: text(v, "/Spec/Role"),
-        state: text(v, "/Status/State"),
-        availability: text(v, "/Spec/Availability"),
+        role: NodeRole::parse(&text(v, "/Spec/Role")),
+        state: NodeState::parse(&text(v, "/Status/State")),
+        availability: Availability::parse(&text(v, "/Spec/Availability")),
         labels: labels(v, "/Spec/Labels"),
         engine_labels: labels(v, "/Description/Engine/Labels"),
     }

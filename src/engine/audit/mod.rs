@@ -266,6 +266,21 @@ pub fn control_flags(missing: Vec<Missing>) -> Vec<String> {
         .collect()
 }
 
+/// The missing controls as verify words them, for containers and services alike.
+pub fn describe_missing(missing: Vec<Missing>) -> Vec<String> {
+    missing
+        .into_iter()
+        .map(|m| match m {
+            Missing::CapDrop(cap) => format!("cap_drop {cap} is not applied"),
+            Missing::CapAdd(cap) => format!("cap_add {cap} is not applied"),
+            Missing::ReadOnly => "the root filesystem is writable, planned read_only".to_string(),
+            Missing::NoNewPrivileges => "no-new-privileges is not set".to_string(),
+            Missing::Tmpfs(path) => format!("tmpfs {path} is not mounted"),
+            Missing::SecurityOpt(o) => format!("security_opt {o} is not set"),
+        })
+        .collect()
+}
+
 /// The label Swarm puts on a task's container: the service it belongs to.
 const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::docker::Port;
 
 mod restore;
-use crate::docker::swarm::{ServiceInspect, SpecMount, SwarmPort};
+use crate::docker::swarm::{ServiceInspect, ServiceSpec, SpecMount, SwarmPort};
 use crate::engine::swarm::jobs::{self, JobSite};
 use crate::engine::swarm::preview::SwarmResolved;
 use crate::engine::swarm::steps::{self, GateError, UpdateWatch, Watch};
@@ -40,7 +40,7 @@ const JOB_KINDS: [&str; 3] = ["scan", "apply", "restore"];
 
 /// The user a spec's tasks run as (`ContainerSpec.User`, empty for the image's).
 fn spec_user(spec: &Value) -> String {
-    spec.pointer("/TaskTemplate/ContainerSpec/User").and_then(Value::as_str).unwrap_or_default().to_string()
+    ServiceSpec(spec).user().to_string()
 }
 
 /// Where a re-owning job of `service` runs: the service's own image (its nodes have it) and

@@ -87,9 +87,9 @@ fn fake_at_crash() -> FakeDocker {
         let node = NodeRef {
             id: NODE.into(),
             hostname: "manager".into(),
-            role: "manager".into(),
-            state: "ready".into(),
-            availability: "active".into(),
+            role: crate::docker::swarm::NodeRole::Manager,
+            state: crate::docker::swarm::NodeState::Ready,
+            availability: crate::docker::swarm::Availability::Active,
             labels: Default::default(),
             engine_labels: Default::default(),
         };
@@ -116,7 +116,9 @@ fn fake_at_crash() -> FakeDocker {
 fn running_users(fake: &FakeDocker) -> Vec<String> {
     fake.with(|s| {
         let tasks = &s.swarm.as_ref().unwrap().tasks;
-        let running = tasks.iter().filter(|t| t.service_id == SERVICE_ID && t.desired == "running");
+        let running = tasks
+            .iter()
+            .filter(|t| t.service_id == SERVICE_ID && t.desired == crate::docker::swarm::DesiredState::Running);
         running.filter(|t| t.state == TaskState::Running).map(|t| t.user.clone()).collect()
     })
 }

@@ -5,16 +5,16 @@
 use super::*;
 use crate::docker::fake::{Call, FakeDocker};
 use crate::docker::fake_swarm::FakeSwarm;
-use crate::docker::swarm::{NodeRef, ServiceInspect, TaskState};
+use crate::docker::swarm::{Availability, DesiredState, NodeRef, NodeRole, NodeState, ServiceInspect, TaskState};
 use crate::engine::preview::{self, NameSource};
 
 fn node(id: &str, role: &str) -> NodeRef {
     NodeRef {
         id: id.into(),
         hostname: format!("host-{id}"),
-        role: role.into(),
-        state: "ready".into(),
-        availability: "active".into(),
+        role: NodeRole::parse(role),
+        state: NodeState::Ready,
+        availability: Availability::Active,
         labels: Default::default(),
         engine_labels: Default::default(),
     }
@@ -86,7 +86,7 @@ pub(super) fn running_users(fake: &FakeDocker) -> Vec<String> {
         let w = s.swarm.as_ref().unwrap();
         w.tasks
             .iter()
-            .filter(|t| t.service_id == "svc1" && t.desired == "running" && t.state == TaskState::Running)
+            .filter(|t| t.service_id == "svc1" && t.desired == DesiredState::Running && t.state == TaskState::Running)
             .map(|t| t.user.clone())
             .collect()
     })
@@ -177,7 +177,7 @@ fn a_restore_retried_while_a_node_is_down_does_not_stop_the_service_again() {
     let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
     assert_eq!(outcome, Outcome::Applied);
     let set_n2 = |state: &str| {
-        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].state = state.to_string());
+        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].state = NodeState::parse(state));
     };
     let updates = || fake.with(|s| s.swarm.as_ref().unwrap().updates.len());
     let restores =
@@ -207,7 +207,7 @@ fn a_node_drained_before_a_restore_is_named_at_once_and_done_when_it_is_active_a
     let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
     assert_eq!(outcome, Outcome::Applied);
     let set_n2 = |availability: &str| {
-        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].availability = availability.to_string());
+        fake.with(|s| s.swarm.as_mut().unwrap().nodes[1].availability = Availability::parse(availability));
     };
     let restores =
         || fake.with(|s| s.swarm.as_ref().unwrap().jobs.iter().filter(|j| j.starts_with("unroot-restore-db-")).count());
@@ -230,7 +230,7 @@ fn a_node_drained_while_a_job_waits_on_it_fails_the_step_naming_it() {
         .iter()
         .position(|c| matches!(c, Call::Swarm("create_service", n) if n.starts_with("unroot-scan-")))
         .expect("a clean day scans");
-    fake.before_call(scan + 1, |s| s.swarm.as_mut().unwrap().nodes[1].availability = "drain".into());
+    fake.before_call(scan + 1, |s| s.swarm.as_mut().unwrap().nodes[1].availability = Availability::Drain);
     let (outcome, tmp, _) = run_day(&fake, &plan, 0);
     assert_eq!(outcome, Outcome::RolledBack);
     let journal = std::fs::read_to_string(tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
@@ -336,7 +336,7 @@ fn a_service_removed_since_is_recreated_from_its_saved_original() {
         let users: Vec<String> = w
             .tasks
             .iter()
-            .filter(|t| t.service_id == db.id() && t.desired == "running" && t.state == TaskState::Running)
+            .filter(|t| t.service_id == db.id() && t.desired == DesiredState::Running && t.state == TaskState::Running)
             .map(|t| t.user.clone())
             .collect();
         (db.spec().clone(), users)

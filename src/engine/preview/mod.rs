@@ -15,6 +15,7 @@ use crate::engine::swarm::preview::{SwarmResolved, SwarmServicePlan};
 use crate::engine::swarm::{Kind, kind_of};
 use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
+pub use crate::model::user::UserChange;
 use crate::model::workload::WorkloadKind;
 
 mod names;
@@ -30,13 +31,6 @@ pub enum NameSource {
     Running,
     /// A created, never-started container of the image: what the replacement will see.
     ImageProbe,
-}
-
-/// A user as the preview shows it: name and numbers.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct UserChange {
-    pub from: String,
-    pub to: String,
 }
 
 /// One mount to re-own.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::jobs::{self, NodeOutput};
-use super::preview::NodePlan;
+use super::placement::NodePlan;
 use crate::docker::swarm::{ServiceInspect, SwarmPort};
 use crate::engine::orphans;
 use crate::model::user::Accounts;
@@ -279,10 +279,16 @@ fn resolved_binds(text: &str, binds: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::docker::Finished;
-    use crate::docker::swarm::TaskState;
+    use crate::docker::swarm::{NodeState, TaskState};
 
     fn node(id: &str) -> NodePlan {
-        NodePlan { id: id.into(), hostname: format!("host-{id}"), state: "ready".into(), tasks: 1, mounts: Vec::new() }
+        NodePlan {
+            id: id.into(),
+            hostname: format!("host-{id}"),
+            state: NodeState::Ready,
+            tasks: 1,
+            mounts: Vec::new(),
+        }
     }
 
     fn output(state: TaskState, error: &str, stdout: &str) -> NodeOutput {

@@ -1,7 +1,22 @@
 //! Which nodes a service's placement constraints allow, evaluated as Swarm evaluates them:
-//! every constraint must hold; `==` and `!=` compare without regard to case.
+//! every constraint must hold; `==` and `!=` compare without regard to case. And the nodes
+//! the preview finds a service may run on ([`NodePlan`]), which the check looks at.
 
-use crate::docker::swarm::NodeRef;
+use serde::Serialize;
+
+use crate::docker::swarm::{NodeRef, NodeState};
+
+/// One node a service's tasks may run on, and what is re-owned there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NodePlan {
+    pub id: String,
+    pub hostname: String,
+    pub state: NodeState,
+    /// Tasks of the service running there now.
+    pub tasks: usize,
+    /// The mounts re-owned on this node (`volume data -> /data`).
+    pub mounts: Vec<String>,
+}
 
 /// Whether `node` satisfies every constraint.
 ///
@@ -29,7 +44,7 @@ fn fact(key: &str, node: &NodeRef) -> Option<Option<String>> {
     match key {
         "node.id" => Some(Some(node.id.clone())),
         "node.hostname" => Some(Some(node.hostname.clone())),
-        "node.role" => Some(Some(node.role.clone())),
+        "node.role" => Some(Some(node.role.to_string())),
         k => {
             if let Some(label) = k.strip_prefix("node.labels.") {
                 Some(node.labels.get(label).cloned())
@@ -43,14 +58,15 @@ fn fact(key: &str, node: &NodeRef) -> Option<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::swarm::{Availability, NodeRole};
 
     fn node(role: &str, hostname: &str, labels: &[(&str, &str)]) -> NodeRef {
         NodeRef {
             id: format!("id-{hostname}"),
             hostname: hostname.into(),
-            role: role.into(),
-            state: "ready".into(),
-            availability: "active".into(),
+            role: NodeRole::parse(role),
+            state: NodeState::Ready,
+            availability: Availability::Active,
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             engine_labels: Default::default(),
         }

@@ -6,31 +6,17 @@
 
 use serde::Serialize;
 
-use super::placement;
+use super::placement::{self, NodePlan};
 use super::spec::{self, SpecChanges};
 use crate::docker::swarm::{
-    NodeRef, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef, TaskState,
-    inspect_service_named,
+    Availability, NodeRef, NodeState, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef,
+    TaskState, inspect_service_named,
 };
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
-use crate::engine::preview::UserChange;
 use crate::model::owner::Owner;
 use crate::model::plan::{Ownership, Plan, Service, Timings};
-use crate::model::user::{Accounts, IdOrName};
-
-/// One node a service's tasks may run on, and what is re-owned there.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct NodePlan {
-    pub id: String,
-    pub hostname: String,
-    /// `ready`, `down`, …
-    pub state: String,
-    /// Tasks of the service running there now.
-    pub tasks: usize,
-    /// The mounts re-owned on this node (`volume data -> /data`).
-    pub mounts: Vec<String>,
-}
+use crate::model::user::{Accounts, IdOrName, UserChange};
 
 /// One Swarm service of the day, as apply will move it.
 #[derive(Debug, Clone, Serialize)]
@@ -166,15 +152,46 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
         warnings: Vec::new(),
         resolved: None,
     };
+    let Some(svc) = service_to_move(&mut sp, o) else { return sp };
+    sp.blockers.extend(plan_blockers(s, o));
+    let (target, groups) = user_change(&mut sp, s, svc, o);
+    let mounts = mounts_and_nodes(&mut sp, s, svc, o, target.is_some());
+    sp.health = if svc.has_healthcheck() {
+        "every task running and healthy".to_string()
+    } else {
+        "every task running (no HEALTHCHECK in the spec; the image's own counts if it has one)".to_string()
+    };
+
+    let parallelism = plan.rollout.parallelism as u64;
+    let changes = SpecChanges::of(s, target, groups, parallelism);
+    let new_spec = spec::updated(svc.spec(), &changes, &s.timings);
+    sp.spec_changes = spec::diff(svc.spec(), &new_spec);
+    if sp.blockers.is_empty() {
+        sp.resolved = Some(SwarmResolved {
+            original: svc.clone(),
+            spec: new_spec,
+            target,
+            nodes: sp.nodes.iter().filter(|n| !n.mounts.is_empty()).map(|n| n.id.clone()).collect(),
+            mounts: if target.is_some() { mounts } else { Vec::new() },
+            timings: s.timings,
+            hardlinks: s.hardlinks,
+        });
+    }
+    sp
+}
+
+/// The service as the manager showed it, with its id and mode in `sp`; `None`, with the
+/// blocker in `sp`, when there is nothing to move: no manager, no such service, or a job.
+fn service_to_move<'o>(sp: &mut SwarmServicePlan, o: &'o Observed) -> Option<&'o ServiceInspect> {
     if !matches!(o.membership, SwarmMembership::Manager { .. }) {
         sp.blockers.push("the daemon is not a Swarm manager: services are read and changed on a manager".into());
-        return sp;
+        return None;
     }
     let svc = match &o.service {
         Ok(svc) => svc,
         Err(why) => {
             sp.blockers.push(why.clone());
-            return sp;
+            return None;
         }
     };
     sp.id = svc.id().chars().take(12).collect();
@@ -182,20 +199,37 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
     sp.mode = Some(mode);
     if mode == ServiceMode::Job {
         sp.blockers.push("a job runs to its end and is not migrated".into());
-        return sp;
+        return None;
     }
+    Some(svc)
+}
+
+/// What the plan asks of the service that a service cannot take (here, or from this
+/// manager's API).
+fn plan_blockers(s: &Service, o: &Observed) -> Vec<String> {
+    let mut blockers = Vec::new();
     if s.ownership == Ownership::Host {
-        sp.blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
+        blockers.push("ownership = \"host\": a service's volumes are re-owned by helper jobs on its nodes".into());
     }
-    sp.blockers.extend(container_only_keys(s));
+    blockers.extend(container_only_keys(s));
     if s.no_new_privileges == Some(true) && !crate::docker::ApiVersion(1, 46).reached_by(&o.api_version) {
-        sp.blockers.push(format!(
+        blockers.push(format!(
             "no_new_privileges: a service's tasks get it from API 1.46 (Engine 27) on; this manager speaks {}",
             o.api_version
         ));
     }
+    blockers
+}
 
-    // The user: from what its tasks start as, to the plan's.
+/// The user, from what its tasks start as to the plan's, into `sp.user`; returns the owner
+/// its mounts are re-owned to (`None`: the user does not change, or cannot be resolved,
+/// which is a blocker in `sp`) and the gids of the plan's `group_add`.
+fn user_change(
+    sp: &mut SwarmServicePlan,
+    s: &Service,
+    svc: &ServiceInspect,
+    o: &Observed,
+) -> (Option<Owner>, Vec<u32>) {
     let configured = svc.configured_user();
     sp.user.from = match (configured, o.image_user.as_deref()) {
         ("", Some("")) => "(unset) root".to_string(),
@@ -234,19 +268,31 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
             None => sp.blockers.push(format!("group_add: `{g}` is not in the image's /etc/group")),
         }
     }
+    (target, groups)
+}
 
-    // Where its tasks may run, and what is re-owned there.
+/// The mounts re-owned (writable volumes and binds, those of `chown` when the plan names
+/// them), and where: the nodes into `sp.nodes` (see [`place`]), and what cannot be re-owned
+/// or must be the same on every node into `sp`'s blockers and warnings. `reowns`: the user
+/// changes, so the mounts are re-owned.
+fn mounts_and_nodes(
+    sp: &mut SwarmServicePlan,
+    s: &Service,
+    svc: &ServiceInspect,
+    o: &Observed,
+    reowns: bool,
+) -> Vec<SpecMount> {
     let mounts: Vec<SpecMount> = svc
         .mounts()
         .into_iter()
         .filter(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind"))
         .filter(|m| s.chown.as_ref().is_none_or(|paths| paths.iter().any(|p| p.to_str() == Some(m.target.as_str()))))
         .collect();
-    place(&mut sp, svc, o, &mounts, target.is_some());
+    place(sp, svc, o, &mounts, reowns);
     if sp.nodes.is_empty() {
         sp.blockers.push("no node of the swarm satisfies the service's placement".into());
     }
-    for m in mounts.iter().filter(|m| m.kind == "bind" && target.is_some()) {
+    for m in mounts.iter().filter(|m| m.kind == "bind" && reowns) {
         if let Some(why) = crate::engine::reown::protected_bind_as_written(&m.source) {
             sp.blockers.push(format!("bind mount {}: {why}; unroot never re-owns it", m.source));
         }
@@ -260,28 +306,7 @@ pub fn derive(plan: &Plan, s: &Service, o: &Observed) -> SwarmServicePlan {
             m.source
         ));
     }
-    sp.health = if svc.has_healthcheck() {
-        "every task running and healthy".to_string()
-    } else {
-        "every task running (no HEALTHCHECK in the spec; the image's own counts if it has one)".to_string()
-    };
-
-    let parallelism = plan.rollout.parallelism as u64;
-    let changes = SpecChanges::of(s, target, groups, parallelism);
-    let new_spec = spec::updated(svc.spec(), &changes, &s.timings);
-    sp.spec_changes = spec::diff(svc.spec(), &new_spec);
-    if sp.blockers.is_empty() {
-        sp.resolved = Some(SwarmResolved {
-            original: svc.clone(),
-            spec: new_spec,
-            target,
-            nodes: sp.nodes.iter().filter(|n| !n.mounts.is_empty()).map(|n| n.id.clone()).collect(),
-            mounts: if target.is_some() { mounts } else { Vec::new() },
-            timings: s.timings,
-            hardlinks: s.hardlinks,
-        });
-    }
-    sp
+    mounts
 }
 
 /// The nodes the service may run on, each with its tasks and the mounts re-owned there
@@ -306,7 +331,7 @@ fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: 
         }
         // Swarm places no task on a paused or drained node, and a job runs none there: its
         // copy is not re-owned, which matters once the node is active again.
-        if node.availability != "active" {
+        if node.availability != Availability::Active {
             if reowns && !mounts.is_empty() {
                 sp.warnings.push(format!(
                     "node {} ({}) is {}: its copy of the volumes is not re-owned; a task placed there once it is active would run as the new user on data of the old owner",
@@ -316,7 +341,7 @@ fn place(sp: &mut SwarmServicePlan, svc: &ServiceInspect, o: &Observed, mounts: 
             continue;
         }
         let here = running.iter().filter(|t| t.node_id == node.id).count();
-        if node.state != "ready" {
+        if node.state != NodeState::Ready {
             sp.blockers.push(format!(
                 "node {} ({}) is {}: its copy of the service's volumes cannot be re-owned",
                 node.hostname, node.id, node.state

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmPort, TaskRef, TaskState};
+use crate::docker::swarm::{
+    DesiredState, NodeState, ServiceInspect, ServiceMode, ServiceSpec, SwarmPort, TaskRef, TaskState, without_missing,
+};
 use crate::docker::{DockerError, DockerPort};
 
 /// How often tasks are looked at while waiting.
@@ -23,10 +25,9 @@ pub fn parking_constraint(run: &str) -> String {
 /// matches. Everything else is `spec` as it is.
 pub fn stopped_spec(spec: &Value, run: &str) -> Value {
     let mut s = spec.clone();
-    if s.pointer("/Mode/Global").is_some() {
-        let mut constraints: Vec<Value> =
-            s.pointer("/TaskTemplate/Placement/Constraints").and_then(Value::as_array).cloned().unwrap_or_default();
-        let parked = json!(parking_constraint(run));
+    if ServiceSpec(spec).is_global() {
+        let mut constraints = ServiceSpec(spec).constraints();
+        let parked = parking_constraint(run);
         if !constraints.contains(&parked) {
             constraints.push(parked);
         }
@@ -40,14 +41,10 @@ pub fn stopped_spec(spec: &Value, run: &str) -> Value {
 /// Whether `spec` is one that run `run` stopped: parked by its constraint, or (the original
 /// running some) at zero replicas.
 pub fn stopped_by(spec: &Value, original: &Value, run: &str) -> bool {
-    if original.pointer("/Mode/Global").is_some() {
-        let parked = json!(parking_constraint(run));
-        spec.pointer("/TaskTemplate/Placement/Constraints")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.contains(&parked))
+    if ServiceSpec(original).is_global() {
+        ServiceSpec(spec).constraints().contains(&parking_constraint(run))
     } else {
-        let replicas = |s: &Value| s.pointer("/Mode/Replicated/Replicas").and_then(Value::as_u64).unwrap_or(1);
-        replicas(spec) == 0 && replicas(original) > 0
+        ServiceSpec(spec).replicas() == 0 && ServiceSpec(original).replicas() > 0
     }
 }
 
@@ -62,20 +59,7 @@ pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value
     let ours = [original, planned, &settled];
     // A restore puts the original back without the secrets and configs pruned since: those
     // that `current` lacks are not a change of someone else's.
-    let kept = |s: &Value| {
-        crate::docker::swarm::without_missing(s, |kind, id| {
-            let (list, field) = match kind {
-                crate::docker::swarm::ObjectKind::Secret => ("/TaskTemplate/ContainerSpec/Secrets", "SecretID"),
-                crate::docker::swarm::ObjectKind::Config => ("/TaskTemplate/ContainerSpec/Configs", "ConfigID"),
-                crate::docker::swarm::ObjectKind::Network => ("/TaskTemplate/Networks", "Target"),
-            };
-            current
-                .pointer(list)
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
-        })
-        .0
-    };
+    let kept = |s: &Value| without_missing(s, |kind, id| ServiceSpec(current).names(kind, id)).0;
     if ours.iter().any(|s| {
         let s = kept(s);
         same_spec(current, &s) || same_spec(current, &stopped_spec(&s, run))
@@ -99,7 +83,7 @@ pub enum GateError {
     TaskFailed { node: String, state: String, message: String },
     /// A node the service's data was re-owned on is not up any more.
     #[error("node {hostname} ({id}) is {state}: the service's tasks and data there are out of reach")]
-    NodeDown { hostname: String, id: String, state: String },
+    NodeDown { hostname: String, id: String, state: NodeState },
     /// A process of a task runs at another uid than the planned one.
     #[error("a task on node {node} runs {command:?} as uid {uid}, not {want}")]
     WrongUid { node: String, uid: u32, command: String, want: u32 },
@@ -233,7 +217,7 @@ pub async fn park(port: &impl SwarmPort, id: &str, stopped: &Value, timeout: Dur
 
 /// The ids of the nodes that are `ready`.
 async fn nodes_up(port: &impl SwarmPort) -> Result<Vec<String>, DockerError> {
-    Ok(port.list_nodes().await?.into_iter().filter(|n| n.state == "ready").map(|n| n.id).collect())
+    Ok(port.list_nodes().await?.into_iter().filter(|n| n.state == NodeState::Ready).map(|n| n.id).collect())
 }
 
 /// How many tasks of `svc` Swarm can run now: its replicas (at most `MaxReplicas` on each
@@ -309,8 +293,11 @@ pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch)
     let mut stable_since: Option<tokio::time::Instant> = None;
     loop {
         if !watch.nodes.is_empty()
-            && let Some(n) =
-                port.list_nodes().await?.into_iter().find(|n| watch.nodes.contains(&n.id) && n.state != "ready")
+            && let Some(n) = port
+                .list_nodes()
+                .await?
+                .into_iter()
+                .find(|n| watch.nodes.contains(&n.id) && n.state != NodeState::Ready)
         {
             return Err(GateError::NodeDown { hostname: n.hostname, id: n.id, state: n.state });
         }
@@ -327,7 +314,7 @@ pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch)
             .filter(|t| t.user == watch.user && !watch.ignore.contains(&t.node_id))
             .filter(|t| match &watch.since {
                 Some(since) => crate::docker::swarm::later_than(&t.created_at, since),
-                None => t.desired == "running",
+                None => t.desired == DesiredState::Running,
             })
             .collect();
         let news = |t: &&&TaskRef| {
@@ -336,7 +323,8 @@ pub async fn gate(port: &(impl SwarmPort + DockerPort), id: &str, watch: &Watch)
         if let Some(bad) = ours.iter().filter(news).find(|t| matches!(t.state, TaskState::Failed(_))) {
             return Err(task_failed(bad));
         }
-        let running = ours.iter().filter(|t| t.state == TaskState::Running && t.desired == "running").count();
+        let running =
+            ours.iter().filter(|t| t.state == TaskState::Running && t.desired == DesiredState::Running).count();
         let now = tokio::time::Instant::now();
         if running >= watch.wanted {
             let since = *stable_since.get_or_insert(now);
@@ -489,9 +477,9 @@ mod tests {
             w.nodes.push(crate::docker::swarm::NodeRef {
                 id: "n1".into(),
                 hostname: "m".into(),
-                role: "manager".into(),
-                state: "ready".into(),
-                availability: "active".into(),
+                role: crate::docker::swarm::NodeRole::Manager,
+                state: NodeState::Ready,
+                availability: crate::docker::swarm::Availability::Active,
                 labels: Default::default(),
                 engine_labels: Default::default(),
             });

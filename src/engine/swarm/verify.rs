@@ -2,7 +2,9 @@
 //! planned user and controls, and the processes of the tasks the manager can see (those on
 //! its own node) at the planned uid.
 
-use crate::docker::swarm::{ServiceInspect, SwarmMembership, SwarmPort, TaskState, inspect_service_named};
+use crate::docker::swarm::{
+    DesiredState, ServiceInspect, SwarmMembership, SwarmPort, TaskState, inspect_service_named,
+};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
 use crate::model::plan::Service;
@@ -22,7 +24,7 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
     };
     let mut problems = Vec::new();
     let tasks = port.list_tasks(svc.id()).await?;
-    let wanted: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
+    let wanted: Vec<_> = tasks.iter().filter(|t| t.desired == DesiredState::Running).collect();
     let running = wanted.iter().filter(|t| t.state == TaskState::Running).count();
     if wanted.is_empty() || running < wanted.len() {
         problems.push(format!("{running} of {} task(s) running", wanted.len()));
@@ -73,5 +75,5 @@ pub async fn problems(port: &(impl DockerPort + SwarmPort), s: &Service) -> Resu
 /// as for a container.
 fn control_problems(svc: &ServiceInspect, s: &Service) -> Vec<String> {
     let have = crate::engine::audit::controls_of(svc);
-    crate::engine::verify::describe_missing(have.missing(s))
+    crate::engine::audit::describe_missing(have.missing(s))
 }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::docker::fake::merge;
+use crate::docker::swarm::{DesiredState, NodeRole};
 
 fn service(patch: Value) -> ServiceInspect {
     let mut s = json!({
@@ -27,9 +28,9 @@ fn node(id: &str, role: &str, state: &str) -> NodeRef {
     NodeRef {
         id: id.into(),
         hostname: format!("host-{id}"),
-        role: role.into(),
-        state: state.into(),
-        availability: "active".into(),
+        role: NodeRole::parse(role),
+        state: NodeState::parse(state),
+        availability: Availability::Active,
         labels: Default::default(),
         engine_labels: Default::default(),
     }
@@ -41,7 +42,7 @@ fn task(node: &str) -> TaskRef {
         service_id: "svc0123456789abcdef".into(),
         node_id: node.into(),
         state: TaskState::Running,
-        desired: "running".into(),
+        desired: DesiredState::Running,
         message: String::new(),
         error: String::new(),
         container_id: String::new(),
@@ -89,7 +90,7 @@ fn a_replicated_service_moves_on_the_nodes_its_placement_allows() {
 fn a_down_node_a_missing_service_and_a_worker_daemon_are_blockers() {
     let p = plan("user = \"999:999\"\n");
     let mut o = observed(service(json!({})));
-    o.nodes[2].state = "down".into();
+    o.nodes[2].state = NodeState::Down;
     let sp = derive(&p, p.service("db").unwrap(), &o);
     assert!(sp.blockers.iter().any(|b| b.contains("node host-w2 (w2) is down")), "{:?}", sp.blockers);
     assert!(sp.resolved.is_none());
@@ -149,7 +150,7 @@ fn a_protected_bind_or_an_anonymous_volume_blocks_and_a_paused_node_is_left_out(
         {"Type": "bind", "Source": "/etc", "Target": "/host-etc", "ReadOnly": true},
         {"Type": "volume", "Source": "", "Target": "/scratch"}]}}}}));
     let mut o = observed(sock);
-    o.nodes[2].availability = "pause".into();
+    o.nodes[2].availability = Availability::Pause;
     let sp = derive(&p, p.service("db").unwrap(), &o);
     assert!(
         sp.blockers.iter().any(|b| b.contains("/var/run/docker.sock") && b.contains("never re-owns")),
