@@ -11,7 +11,9 @@ use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::profiles::{Kind, Profile, Profiles, Variant, kind_of_name, kind_of_port};
 use crate::model::user::Accounts;
 
-use super::carry::carry_out;
+mod carry;
+
+use carry::carry_out;
 
 /// The `stable_for` of a service whose only health signal is that it keeps running.
 pub const RUNNING_STABLE_FOR: &str = "15s";

@@ -2,7 +2,6 @@
 //! the evidence it rests on. It reads only: its probe containers are created, never
 //! started, and removed with their anonymous volumes.
 
-mod carry;
 mod decide;
 mod render;
 #[cfg(test)]

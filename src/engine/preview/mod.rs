@@ -19,7 +19,6 @@ pub use crate::model::user::UserChange;
 use crate::model::workload::WorkloadKind;
 
 mod names;
-mod runtime;
 mod service;
 
 use service::service_plan;

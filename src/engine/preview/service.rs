@@ -11,9 +11,11 @@ use crate::model::passwd;
 use crate::model::plan::{HealthMode, Plan, Service};
 use crate::model::user::{Accounts, IdOrName};
 
+mod runtime;
+
 use super::names::*;
-use super::runtime::{layer_warning, plan_healthcheck, plan_security_opt, plan_tmpfs, read_seccomp, seccomp_file};
 use super::*;
+use runtime::{layer_warning, plan_healthcheck, plan_security_opt, plan_tmpfs, read_seccomp, seccomp_file};
 
 /// The health mode a service gets: the plan's, else Docker's HEALTHCHECK when the container
 /// has one, else running.

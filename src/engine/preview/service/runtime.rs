@@ -8,8 +8,8 @@ use crate::docker::Inspect;
 use crate::model::owner::Owner;
 use crate::model::plan::Service;
 
-use super::ServicePlan;
-use super::service::Observed;
+use super::Observed;
+use crate::engine::preview::ServicePlan;
 
 /// The largest seccomp profile read for `security_opt = ["seccomp=FILE"]`.
 const SECCOMP_LIMIT: u64 = 1 << 20;

@@ -2,7 +2,7 @@
 //! what the daemon shows: plan keys where unroot can carry it out (`env`, `tmpfs`,
 //! `healthcheck`), else a warning, a blocker or a commented-out block.
 
-use super::decide::{Because, Decision, Placement, Seen, because, untraversable};
+use super::{Because, Decision, Placement, Seen, because, untraversable};
 use crate::model::owner::Owner;
 use crate::model::profiles::Profile;
 
