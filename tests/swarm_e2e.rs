@@ -14,7 +14,7 @@ const DATA: [&str; 2] = ["--mount", "type=volume,source=data,target=/data"];
 /// The mount of [`DATA`] and the placement of [`ON_WORKERS`], as the engine reads them.
 fn data_on_workers() -> (unroot::docker::swarm::SpecMount, Vec<String>) {
     let mount = unroot::docker::swarm::SpecMount {
-        kind: "volume".into(),
+        kind: unroot::model::mount::MountKind::Volume,
         source: "data".into(),
         target: "/data".into(),
         read_only: false,

@@ -330,7 +330,12 @@ impl DockerPort for FakeDocker {
             .map(|c| ContainerRef {
                 id: c.id().to_string(),
                 name: c.name().to_string(),
-                volumes: c.mounts().into_iter().filter(|m| m.kind == "volume").filter_map(|m| m.name).collect(),
+                volumes: c
+                    .mounts()
+                    .into_iter()
+                    .filter(|m| m.kind == crate::model::mount::MountKind::Volume)
+                    .filter_map(|m| m.name)
+                    .collect(),
                 labels: c
                     .0
                     .pointer("/Config/Labels")

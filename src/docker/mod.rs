@@ -24,6 +24,8 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde_json::Value;
 
+pub use crate::model::mount::MountKind;
+
 pub use api_version::ApiVersion;
 pub use bollard_adapter::BollardDocker;
 pub use image::{image_ref, image_user};
@@ -334,8 +336,7 @@ pub struct Inspect(pub Value);
 /// One mount of a container, from its inspect.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mount {
-    /// `volume`, `bind`, `tmpfs`, …
-    pub kind: String,
+    pub kind: MountKind,
     /// The volume's name (volumes only).
     pub name: Option<String>,
     /// Host path of the data.
@@ -577,7 +578,7 @@ impl Inspect {
             .map(|m| {
                 let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                 Mount {
-                    kind: s("Type"),
+                    kind: MountKind::parse(&s("Type")),
                     name: m.get("Name").and_then(Value::as_str).map(str::to_string),
                     source: s("Source"),
                     destination: s("Destination"),

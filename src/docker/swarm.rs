@@ -11,6 +11,7 @@ use std::future::Future;
 use serde_json::Value;
 
 use super::DockerError;
+use crate::model::mount::MountKind;
 
 pub use states::{Availability, DesiredState, NodeRole, NodeState};
 
@@ -231,7 +232,7 @@ impl ServiceInspect {
             .map(|a| {
                 a.iter()
                     .map(|m| SpecMount {
-                        kind: m["Type"].as_str().unwrap_or("volume").to_string(),
+                        kind: MountKind::parse(m["Type"].as_str().unwrap_or("volume")),
                         source: m["Source"].as_str().unwrap_or("").to_string(),
                         target: m["Target"].as_str().unwrap_or("").to_string(),
                         read_only: m["ReadOnly"].as_bool().unwrap_or(false),
@@ -358,8 +359,7 @@ pub fn later_than(a: &str, b: &str) -> bool {
 /// One mount of a service's task template.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpecMount {
-    /// `volume`, `bind`, `tmpfs`, `npipe`.
-    pub kind: String,
+    pub kind: MountKind,
     /// The volume's name or the bind's host path (the same on every node).
     pub source: String,
     pub target: String,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::docker::{DockerError, DockerPort, Inspect, Removal};
+use crate::model::mount::MountKind;
 
 /// Where the probe sees the daemon host's root.
 pub const HOST_ROOT: &str = "/unroot-host";
@@ -75,7 +76,7 @@ pub async fn protected_binds(
     c: &Inspect,
     name: &str,
 ) -> Result<BTreeMap<String, String>, String> {
-    let sources: Vec<String> = c.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect();
+    let sources: Vec<String> = c.mounts().into_iter().filter(|m| m.kind == MountKind::Bind).map(|m| m.source).collect();
     if sources.is_empty() {
         return Ok(BTreeMap::new());
     }

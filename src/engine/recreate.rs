@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use crate::docker::{Inspect, short_id};
+use crate::model::mount::MountKind;
 
 /// Label naming the run that created a replacement.
 pub const LABEL_RUN: &str = "io.unroot.run";
@@ -132,7 +133,7 @@ fn anonymous_volume_binds(original: &Inspect) -> Vec<String> {
     original
         .mounts()
         .into_iter()
-        .filter(|m| m.kind == "volume" && !declared.contains(&m.destination))
+        .filter(|m| m.kind == MountKind::Volume && !declared.contains(&m.destination))
         .filter_map(|m| {
             let name = m.name?;
             Some(if m.writable { format!("{name}:{}", m.destination) } else { format!("{name}:{}:ro", m.destination) })

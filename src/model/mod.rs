@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod graph;
 pub mod layer;
+pub mod mount;
 pub mod owner;
 pub mod passwd;
 pub mod plan;

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::model::mount::MountKind;
+
 use serde::{Deserialize, Serialize};
 
 /// A file's or a process's owner: numeric uid and gid. Written `uid:gid` wherever it is
@@ -96,8 +98,8 @@ impl<'de> Deserialize<'de> for Owner {
 pub struct MountId {
     /// Path in the service's container.
     pub destination: String,
-    /// `volume` or `bind`.
-    pub kind: String,
+    /// A volume or a bind.
+    pub kind: MountKind,
     /// The volume's name or the bind's host path.
     pub source: String,
     /// Where the data lies on the daemon's host (for in-process re-owning).

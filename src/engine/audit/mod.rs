@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::docker::{ContainerRef, DockerError, DockerPort, Inspect, Process};
 use crate::engine::accounts::{self, Files};
+use crate::model::mount::MountKind;
 use crate::model::passwd;
 use crate::model::plan::{Plan, Service};
 
@@ -176,7 +177,7 @@ pub fn missing(c: &Inspect, s: &Service) -> Vec<Missing> {
         tmpfs: Some(
             c.tmpfs()
                 .into_keys()
-                .chain(c.mounts().into_iter().filter(|m| m.kind == "tmpfs").map(|m| m.destination))
+                .chain(c.mounts().into_iter().filter(|m| m.kind == MountKind::Tmpfs).map(|m| m.destination))
                 .collect(),
         ),
         security_opt: Some(c.security_opt()),
@@ -404,7 +405,7 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
 async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<String> {
     let mut flags = Vec::new();
     for m in c.mounts() {
-        if !m.writable || !(m.kind == "volume" || m.kind == "bind") || m.destination.ends_with("docker.sock") {
+        if !m.writable || !m.kind.holds_data() || m.destination.ends_with("docker.sock") {
             continue;
         }
         let Ok(tar) = port.read_archive(id, &m.destination, HEADER_LIMIT).await else {

@@ -24,7 +24,7 @@ impl<D: Port> RunCtx<'_, D> {
         let HelperJob { script, args, upload, output_file } = job;
         let name = format!("unroot-helper.{service}.{}", self.run.id);
         let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
-        if mount.kind == "volume" {
+        if mount.kind == crate::model::mount::MountKind::Volume {
             m["VolumeOptions"] = json!({"NoCopy": true});
         }
         let mut argv = vec![json!("sh"), json!("-c"), json!(script), json!("unroot-helper")];
@@ -72,7 +72,7 @@ impl<D: Port> RunCtx<'_, D> {
     /// Errors: the source is protected now, cannot be reached without a link, or is another
     /// object.
     pub(super) fn check_source(&self, mount: &MountId) -> Result<(), StepError> {
-        if mount.kind != "bind" {
+        if mount.kind != crate::model::mount::MountKind::Bind {
             return Ok(());
         }
         if let Some(why) = reown::protected_bind(&mount.host_path) {

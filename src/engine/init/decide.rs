@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::docker::{Inspect, Mount};
 use crate::engine::audit::{Class, normalize_cap};
+use crate::model::mount::MountKind;
 use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::profiles::{Kind, Profile, Profiles, Variant, kind_of_name, kind_of_port};
 use crate::model::user::Accounts;
@@ -176,7 +177,7 @@ pub fn exception_reasons(c: &Inspect) -> Vec<String> {
             why.push(format!("uses the host's network with ports below 1024 ({})", low.join(", ")));
         }
     }
-    for m in c.mounts().into_iter().filter(|m| m.kind == "bind") {
+    for m in c.mounts().into_iter().filter(|m| m.kind == MountKind::Bind) {
         let host =
             ["/proc", "/sys", "/dev"].into_iter().find(|p| m.source == *p || m.source.starts_with(&format!("{p}/")));
         if let Some(p) = host {
@@ -284,7 +285,7 @@ fn kind_evidence(c: &Inspect) -> Option<(Kind, String)> {
 }
 
 fn writable(c: &Inspect) -> impl Iterator<Item = Mount> {
-    c.mounts().into_iter().filter(|m| m.writable && (m.kind == "volume" || m.kind == "bind"))
+    c.mounts().into_iter().filter(|m| m.writable && m.kind.holds_data())
 }
 
 /// Docker's HEALTHCHECK, else the profile's probe when its command is in the image, else

@@ -68,7 +68,7 @@ pub async fn run(
         let protected = c
             .mounts()
             .into_iter()
-            .filter(|m| m.kind == "bind")
+            .filter(|m| m.kind == crate::model::mount::MountKind::Bind)
             .filter_map(|m| Some((m.source.clone(), reown::protected_bind(&m.source)?)))
             .collect();
         let seen = Seen {

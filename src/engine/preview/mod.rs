@@ -13,6 +13,7 @@ use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
 use crate::engine::swarm::preview::{SwarmResolved, SwarmServicePlan};
 use crate::engine::swarm::{Kind, kind_of};
+use crate::model::mount::MountKind;
 use crate::model::owner::Owner;
 use crate::model::plan::{HealthMode, Ownership, Plan, Timings};
 pub use crate::model::user::UserChange;
@@ -37,7 +38,7 @@ pub enum NameSource {
 pub struct ChownPlan {
     pub target: String,
     pub source: String,
-    pub kind: String,
+    pub kind: MountKind,
     /// Entries whose owner would change, when cheap to count (the source is local).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entries: Option<u64>,

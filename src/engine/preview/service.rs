@@ -6,6 +6,7 @@ use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
 use crate::engine::accounts;
 use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::engine::reown::MountId;
+use crate::model::mount::MountKind;
 use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::passwd;
 use crate::model::plan::{HealthMode, Plan, Service};
@@ -44,7 +45,7 @@ pub(super) fn select_mounts(
 ) -> Vec<Mount> {
     let all = c.mounts();
     let candidates: Vec<Mount> = match &s.chown {
-        None => all.iter().filter(|m| m.writable && (m.kind == "volume" || m.kind == "bind")).cloned().collect(),
+        None => all.iter().filter(|m| m.writable && m.kind.holds_data()).cloned().collect(),
         Some(paths) => {
             let mut out = Vec::new();
             for p in paths {
@@ -59,7 +60,9 @@ pub(super) fn select_mounts(
                         }
                     )),
                     Some(m) if !m.writable => warnings.push(format!("{p} is mounted read-only; it is not re-owned")),
-                    Some(m) if m.kind == "tmpfs" => warnings.push(format!("{p} is a tmpfs; it is not re-owned")),
+                    Some(m) if m.kind == MountKind::Tmpfs => {
+                        warnings.push(format!("{p} is a tmpfs; it is not re-owned"))
+                    }
                     Some(m) => out.push(m.clone()),
                 }
             }
@@ -68,7 +71,7 @@ pub(super) fn select_mounts(
     };
     let mut keep = Vec::new();
     for m in candidates {
-        if m.kind == "bind"
+        if m.kind == MountKind::Bind
             && let Some(why) = protected.get(&m.source)
         {
             blockers.push(format!("bind mount {} → {}: {why}; unroot never re-owns it", m.source, m.destination));
@@ -269,7 +272,7 @@ async fn observe_mount(
     // A bind seen from here is pinned now: its real path (links resolved once, here) and
     // that object's device and inode, which re-owning and restoring check again while
     // opening every component without following a link.
-    let bind = (local && m.kind == "bind").then(|| bind_identity(&m.source));
+    let bind = (local && m.kind == MountKind::Bind).then(|| bind_identity(&m.source));
     let host_path = match &bind {
         Some(Ok((real, _))) => real.clone(),
         _ => m.source.clone(),
@@ -470,7 +473,8 @@ fn plan_mounts(
             }
             None => (m.source.clone(), None),
         };
-        let source = if m.kind == "bind" { host_path.clone() } else { m.name.clone().unwrap_or(m.source.clone()) };
+        let source =
+            if m.kind == MountKind::Bind { host_path.clone() } else { m.name.clone().unwrap_or(m.source.clone()) };
         let how = f.method.clone().unwrap_or_else(|why| {
             sp.blockers.push(why);
             Method::Helper
@@ -528,7 +532,7 @@ fn warn(
             ));
         }
     }
-    for m in c.mounts().into_iter().filter(|m| m.kind == "volume") {
+    for m in c.mounts().into_iter().filter(|m| m.kind == MountKind::Volume) {
         if let Some(users) = m.name.as_ref().and_then(|n| volume_users.get(n)) {
             sp.warnings.push(format!(
                 "volume {} is shared with {}, outside this day",

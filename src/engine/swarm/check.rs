@@ -13,6 +13,7 @@ use super::jobs::{self, NodeOutput};
 use super::placement::NodePlan;
 use crate::docker::swarm::{ServiceInspect, SwarmPort};
 use crate::engine::orphans;
+use crate::model::mount::MountKind;
 use crate::model::user::Accounts;
 
 /// The tools the scan, apply and restore jobs run.
@@ -143,7 +144,7 @@ fn command(sources: &[String]) -> Value {
 
 /// The sources of the service's bind mounts, in the order the check numbers them.
 fn bind_sources(svc: &ServiceInspect) -> Vec<String> {
-    svc.mounts().into_iter().filter(|m| m.kind == "bind").map(|m| m.source).collect()
+    svc.mounts().into_iter().filter(|m| m.kind == MountKind::Bind).map(|m| m.source).collect()
 }
 
 /// Runs the check on `nodes` and returns what it finds, each naming its node.

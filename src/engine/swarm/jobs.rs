@@ -16,6 +16,7 @@ use crate::docker::swarm::{SpecMount, SwarmPort, TaskState};
 use crate::docker::{DockerError, Finished};
 use crate::engine::orphans;
 use crate::engine::reown::{self, HELPER_MOUNT};
+use crate::model::mount::MountKind;
 use crate::model::owner::{MountChanges, Owner};
 
 /// How often a job's tasks are looked at while it runs.
@@ -112,7 +113,7 @@ pub fn spec(
     args: &[String],
 ) -> Value {
     let mut m = json!({"Type": mount.kind, "Source": mount.source, "Target": HELPER_MOUNT, "ReadOnly": false});
-    if mount.kind == "volume" {
+    if mount.kind == MountKind::Volume {
         // The same volume as the service's (its driver and options), never filled from the
         // helper's image.
         let mut options = mount.volume_options.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));

@@ -14,6 +14,7 @@ use crate::docker::swarm::{
 };
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts;
+use crate::model::mount::MountKind;
 use crate::model::owner::Owner;
 use crate::model::plan::{Ownership, Plan, Service, Timings};
 use crate::model::user::{Accounts, IdOrName, UserChange};
@@ -285,14 +286,14 @@ fn mounts_and_nodes(
     let mounts: Vec<SpecMount> = svc
         .mounts()
         .into_iter()
-        .filter(|m| !m.read_only && (m.kind == "volume" || m.kind == "bind"))
+        .filter(|m| !m.read_only && m.kind.holds_data())
         .filter(|m| s.chown.as_ref().is_none_or(|paths| paths.iter().any(|p| p.to_str() == Some(m.target.as_str()))))
         .collect();
     place(sp, svc, o, &mounts, reowns);
     if sp.nodes.is_empty() {
         sp.blockers.push("no node of the swarm satisfies the service's placement".into());
     }
-    for m in mounts.iter().filter(|m| m.kind == "bind" && reowns) {
+    for m in mounts.iter().filter(|m| m.kind == MountKind::Bind && reowns) {
         if let Some(why) = crate::engine::reown::protected_bind_as_written(&m.source) {
             sp.blockers.push(format!("bind mount {}: {why}; unroot never re-owns it", m.source));
         }
@@ -300,7 +301,7 @@ fn mounts_and_nodes(
     if mounts.iter().any(|m| m.source.is_empty()) {
         sp.blockers.push("an anonymous volume (no source): each task has its own, which unroot cannot re-own".into());
     }
-    for m in mounts.iter().filter(|m| m.kind == "bind") {
+    for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
         sp.warnings.push(format!(
             "bind {} is re-owned on every node listed: it must be the same path, holding this service's data, on each",
             m.source

@@ -51,7 +51,7 @@ fn manifest_pieces_sort_in_order_past_a_thousand() {
 #[test]
 fn a_job_mounts_the_services_own_volume_never_filled_from_its_image() {
     let nfs = SpecMount {
-        kind: "volume".into(),
+        kind: crate::model::mount::MountKind::Volume,
         source: "shared".into(),
         target: "/data".into(),
         read_only: false,

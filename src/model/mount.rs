@@ -1,0 +1,85 @@
+//! The kind of a mount, as Docker names it (`Type` in an inspect or a service spec).
+
+use serde::{Deserialize, Serialize};
+
+/// A mount's kind. Docker's word for a kind this version does not know is kept (`Other`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MountKind {
+    /// A named or anonymous volume.
+    Volume,
+    /// A host path.
+    Bind,
+    /// Memory, gone with the container.
+    Tmpfs,
+    /// A Windows named pipe.
+    Npipe,
+    /// A cluster volume (Swarm CSI).
+    Cluster,
+    Other(String),
+}
+
+impl MountKind {
+    /// From Docker's word.
+    pub fn parse(word: &str) -> MountKind {
+        match word {
+            "volume" => MountKind::Volume,
+            "bind" => MountKind::Bind,
+            "tmpfs" => MountKind::Tmpfs,
+            "npipe" => MountKind::Npipe,
+            "cluster" => MountKind::Cluster,
+            other => MountKind::Other(other.to_string()),
+        }
+    }
+
+    /// Docker's word.
+    pub fn as_str(&self) -> &str {
+        match self {
+            MountKind::Volume => "volume",
+            MountKind::Bind => "bind",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Npipe => "npipe",
+            MountKind::Cluster => "cluster",
+            MountKind::Other(word) => word,
+        }
+    }
+
+    /// Whether it keeps data on the host that unroot may re-own: a volume or a bind.
+    pub fn holds_data(&self) -> bool {
+        matches!(self, MountKind::Volume | MountKind::Bind)
+    }
+}
+
+impl std::fmt::Display for MountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for MountKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MountKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MountKind, D::Error> {
+        Ok(MountKind::parse(&String::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_reads_and_writes_as_dockers_word() {
+        for word in ["volume", "bind", "tmpfs", "npipe", "cluster", "image"] {
+            let kind = MountKind::parse(word);
+            assert_eq!(kind.as_str(), word);
+            assert_eq!(serde_json::to_value(&kind).unwrap(), word);
+            assert_eq!(serde_json::from_value::<MountKind>(word.into()).unwrap(), kind);
+        }
+        assert_eq!(MountKind::parse("image"), MountKind::Other("image".into()));
+        assert!(MountKind::Volume.holds_data() && MountKind::Bind.holds_data() && !MountKind::Tmpfs.holds_data());
+    }
+}
