@@ -22,7 +22,8 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = r#"
+/// The page's stylesheet, inline.
+pub(super) const STYLE: &str = r#"
 :root { --ok: #2e7d32; --warn: #b26a00; --bad: #c62828; --muted: #5f6368; --line: #d0d4d9; }
 * { box-sizing: border-box; }
 body { font: 13px/1.45 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; margin: 24px auto; max-width: 1180px; padding: 0 16px; }

@@ -502,4 +502,4 @@ pub fn build(i: Inputs<'_>) -> Report {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

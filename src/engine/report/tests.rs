@@ -5,7 +5,8 @@ use super::*;
 use crate::engine::runs::ServiceProgress;
 use crate::state::{AppliedDay, RunState, ServiceRecord, Step};
 
-const PLAN: &str = r#"[rollout]
+/// A plan of two days: two services to migrate and a documented exception.
+pub(crate) const PLAN: &str = r#"[rollout]
 name = "shop"
 
 [service.db]
@@ -40,7 +41,9 @@ fn record(state: ServiceState, run: &str) -> ServiceRecord {
     ServiceRecord { state, run: run.into(), compose: None, stack: None, settings: None }
 }
 
-fn inputs(plan: &Plan) -> Inputs<'_> {
+/// Fixed inputs of a report of [`PLAN`]: one run of day 1 that migrated db and rolled
+/// cache back, the exception `agent`, and a container the plan does not name.
+pub(crate) fn inputs(plan: &Plan) -> Inputs<'_> {
     let migrated = Posture { configured_user: "999:999".into(), no_new_privileges: true, ..Posture::default() };
     let agent = Posture { cap_drop: vec!["ALL".into()], ..Posture::default() };
     let c = |n: &str| (Kind::Container, n.to_string());
