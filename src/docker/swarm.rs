@@ -307,12 +307,27 @@ impl ServiceInspect {
     pub fn update_state(&self) -> Option<&str> {
         self.0.pointer("/UpdateStatus/State").and_then(Value::as_str)
     }
+
+    /// `ContainerSpec.Env`: its tasks' `KEY=VALUE` environment.
+    pub fn env(&self) -> Vec<String> {
+        self.strings_at(SPEC_ENV)
+    }
 }
 
 /// Whether a saved inspect is a Swarm service's (`Spec` and `Version`) rather than a
 /// container's.
 pub fn is_service_inspect(v: &Value) -> bool {
     v.get("Spec").is_some() && v.get("Version").is_some() && v.get("Config").is_none()
+}
+
+/// Where a service's spec holds its tasks' environment.
+const SPEC_ENV: &str = "/Spec/TaskTemplate/ContainerSpec/Env";
+
+/// The `KEY=VALUE` environment of a saved inspect: a container's `Config.Env` when it has
+/// that key, else a Swarm service's `ContainerSpec.Env`; empty when neither is a list.
+pub fn saved_env(v: &Value) -> Vec<String> {
+    let pointer = if v.pointer("/Config/Env").is_some() { "/Config/Env" } else { SPEC_ENV };
+    super::strings_at(v, pointer)
 }
 
 /// Whether `a` is later than `b`, both RFC 3339 times from the manager; a time that cannot be

@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::history::{self, RunHistory};
 use super::{Inputs, Kind, Now, Original, Report, Secrets, Seen, VerifyReport, applied_through, build};
-use crate::docker::swarm::SwarmPort;
+use crate::docker::swarm::{SwarmPort, saved_env};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::audit::{self, Posture};
 use crate::engine::runs::RunView;
@@ -24,14 +22,6 @@ fn recorded_uids(view: &RunView, service: &str) -> Option<Vec<u32>> {
         }
         _ => None,
     })
-}
-
-/// Environment values of an inspect (a container's `Config.Env`, a service's spec `Env`).
-fn env_of(v: &Value) -> Vec<String> {
-    let env = v.pointer("/Config/Env").or_else(|| v.pointer("/Spec/TaskTemplate/ContainerSpec/Env"));
-    env.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 /// The label Swarm gives a task's container: the service it belongs to.
@@ -85,7 +75,7 @@ pub async fn gather(
             Err(DockerError::NotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        secrets.add(&s.name, &env_of(&spec.0));
+        secrets.add(&s.name, &spec.env());
         let n = Now {
             kind: Kind::Service,
             image: s.image,
@@ -146,7 +136,7 @@ pub async fn gather(
     for view in &views {
         for name in view.touched() {
             let Some(inspect) = view.run_dir().load_original(&name)? else { continue };
-            secrets.add(&name, &env_of(&inspect));
+            secrets.add(&name, &saved_env(&inspect));
             if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
                 let process_uids = recorded_uids(view, first.key());
                 first.insert(Original { run: view.id.clone(), inspect, process_uids });

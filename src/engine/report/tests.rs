@@ -190,3 +190,12 @@ fn the_secrets_of_a_service_are_its_environments_and_long_values_of_any() {
     assert_eq!(s.clean("a=1 b=2 tok=abcdefgh", ["b"]), "a=1 b=<redacted> tok=<redacted>");
     assert_eq!(s.clean("uids [0]", ["a"]), "uids [0]", "b's short value is a word like any other elsewhere");
 }
+
+#[test]
+fn a_saved_original_gives_its_environment_a_containers_or_a_services() {
+    use crate::docker::swarm::saved_env;
+    let spec = json!({"TaskTemplate": {"ContainerSpec": {"Env": ["B=2"]}}});
+    assert_eq!(saved_env(&json!({"Config": {"Env": ["A=1"]}})), ["A=1"]);
+    assert_eq!(saved_env(&json!({"ID": "s", "Version": {"Index": 1}, "Spec": spec})), ["B=2"]);
+    assert!(saved_env(&json!({"Config": {"Env": null}, "Spec": spec})).is_empty(), "a container's, though empty");
+}
