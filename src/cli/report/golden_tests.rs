@@ -3,7 +3,7 @@
 //! `UNROOT_BLESS=1` to record the renderings anew (and review the diff).
 
 use super::{html, md};
-use crate::engine::audit::{Class, Posture};
+use crate::engine::audit::{Class, Flag, Posture};
 use crate::engine::report::history::{Down, Ended, RunHistory, ServiceRun};
 use crate::engine::report::{Kind, Now, Original, Report, build, tests as fixture};
 use crate::engine::runs::ServiceProgress;
@@ -61,7 +61,7 @@ fn queue() -> (Now, Original) {
         class: Class::NonRoot,
         configured_uid: Some(1000),
         process_uids: Vec::new(),
-        flags: vec!["no-new-privileges-missing".into(), "no-task-running".into()],
+        flags: vec![Flag::NoNewPrivilegesMissing, Flag::NoTaskRunning].into(),
         exception: None,
         posture,
     };

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::docker::Inspect;
 use crate::docker::swarm::{ServiceInspect, is_service_inspect};
-use crate::engine::audit::{Class, Controls, Missing, Posture, classify};
+use crate::engine::audit::{Class, Controls, Flag, Flags, Missing, Posture, classify};
 use crate::engine::findings::{RULES, findings};
 use crate::engine::redact::{env_values, is_long, redact};
 use crate::engine::runs::ServiceProgress;
@@ -205,7 +205,7 @@ pub struct Now {
     pub configured_uid: Option<u32>,
     pub process_uids: Vec<u32>,
     /// The audit's flags (controls missing included).
-    pub flags: Vec<String>,
+    pub flags: Flags,
     pub exception: Option<String>,
     pub posture: Posture,
 }
@@ -298,8 +298,10 @@ fn controls(s: &Service, have: &Posture) -> Vec<ControlState> {
     out
 }
 
-fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[String], exception: Option<&str>) -> Vec<FindingRow> {
-    findings(class, &p.configured_user, uids, flags, exception)
+/// The findings of one side, from its class, posture, uids and flags.
+fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[Flag], exception: Option<&str>) -> Vec<FindingRow> {
+    let flags: Vec<String> = flags.iter().map(Flag::to_string).collect();
+    findings(class, &p.configured_user, uids, &flags, exception)
         .into_iter()
         .map(|f| FindingRow {
             rule: f.rule.id(),

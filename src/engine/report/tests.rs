@@ -24,14 +24,14 @@ cap_drop = ["ALL"]
 read_only = true
 "#;
 
-fn now(class: Class, uids: &[u32], posture: Posture, flags: &[&str], exception: Option<&str>) -> Now {
+fn now(class: Class, uids: &[u32], posture: Posture, flags: &[Flag], exception: Option<&str>) -> Now {
     Now {
         kind: Kind::Container,
         image: "img".into(),
         class,
         configured_uid: None,
         process_uids: uids.to_vec(),
-        flags: flags.iter().map(|f| f.to_string()).collect(),
+        flags: flags.to_vec().into(),
         exception: exception.map(str::to_string),
         posture,
     }
@@ -48,15 +48,19 @@ pub(crate) fn inputs(plan: &Plan) -> Inputs<'_> {
     let agent = Posture { cap_drop: vec!["ALL".into()], ..Posture::default() };
     let c = |n: &str| (Kind::Container, n.to_string());
     let now = BTreeMap::from([
-        (c("db"), now(Class::NonRoot, &[999], migrated, &["rootfs-writable"], None)),
-        (c("cache"), now(Class::Root, &[0], Posture::default(), &["rootfs-writable"], None)),
+        (c("db"), now(Class::NonRoot, &[999], migrated, &[Flag::RootfsWritable], None)),
+        (c("cache"), now(Class::Root, &[0], Posture::default(), &[Flag::RootfsWritable], None)),
         (
             c("agent"),
             now(
                 Class::Exception,
                 &[0],
                 agent,
-                &["rootfs-writable", "no-new-privileges-missing", "control-missing:read_only"],
+                &[
+                    Flag::RootfsWritable,
+                    Flag::NoNewPrivilegesMissing,
+                    Flag::ControlMissing(crate::engine::audit::Control::ReadOnly),
+                ],
                 Some("reads host /proc"),
             ),
         ),
