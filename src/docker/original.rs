@@ -47,6 +47,15 @@ impl Original {
         }
     }
 
+    /// Its `KEY=VALUE` environment: a container's `Config.Env`, a service's
+    /// `ContainerSpec.Env`.
+    pub fn env(&self) -> Vec<String> {
+        match self {
+            Original::Container(c) => c.env(),
+            Original::Service(s) => s.env(),
+        }
+    }
+
     /// The container's inspect, when it is one.
     pub fn container(&self) -> Option<&Inspect> {
         match self {

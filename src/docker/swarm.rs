@@ -311,6 +311,11 @@ impl ServiceInspect {
     pub fn update_state(&self) -> Option<&str> {
         self.0.pointer("/UpdateStatus/State").and_then(Value::as_str)
     }
+
+    /// `ContainerSpec.Env`: its tasks' `KEY=VALUE` environment.
+    pub fn env(&self) -> Vec<String> {
+        self.strings_at(SPEC_ENV)
+    }
 }
 
 /// A service's spec in Docker's JSON (the `Spec` of its inspect, or one unroot writes),
@@ -345,6 +350,9 @@ impl<'a> ServiceSpec<'a> {
         self.0.pointer(list).and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x[field].as_str() == Some(id)))
     }
 }
+
+/// Where a service's spec holds its tasks' environment.
+const SPEC_ENV: &str = "/Spec/TaskTemplate/ContainerSpec/Env";
 
 /// Whether `a` is later than `b`, both RFC 3339 times from the manager; a time that cannot be
 /// read counts as later (a task of unknown age is never left out).

@@ -69,8 +69,7 @@ async fn problems_of(port: &impl DockerPort, s: &Service) -> Result<Vec<String>,
         problems.push(format!("health is {h}"));
     }
     if s.keep_root.is_some() {
-        problems
-            .extend(missing_controls(&c, s).into_iter().map(|m| m.replace("control-missing:", "control missing: ")));
+        problems.extend(missing_controls(&c, s).into_iter().map(|m| format!("control missing: {m}")));
         return Ok(problems);
     }
     if let Some(spec) = &s.user {

@@ -4,7 +4,7 @@
 
 use super::{FIELDS, cis_ids, day_status, down, row, seconds, standing, uids, verdict, when};
 use crate::engine::report::history::{Ended, RunHistory, parse_ts};
-use crate::engine::report::{ContainerReport, Report};
+use crate::engine::report::{ContainerReport, DayReport, ExceptionReport, Report, VerifyReport};
 
 /// Text made safe for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -22,7 +22,8 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = r#"
+/// The page's stylesheet, inline.
+pub(super) const STYLE: &str = r#"
 :root { --ok: #2e7d32; --warn: #b26a00; --bad: #c62828; --muted: #5f6368; --line: #d0d4d9; }
 * { box-sizing: border-box; }
 body { font: 13px/1.45 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; margin: 24px auto; max-width: 1180px; padding: 0 16px; }
@@ -181,8 +182,23 @@ fn container_row(c: &ContainerReport) -> String {
     s
 }
 
-/// The whole report as one HTML page.
+/// The whole report as one HTML page: each section in turn.
 pub fn render(r: &Report) -> String {
+    let mut o = head(r);
+    o.push_str(&summary(r));
+    o.push_str("<h2>Timeline</h2>");
+    o.push_str(&timeline(r));
+    o.push_str(&cis(r));
+    o.push_str(&containers(r));
+    o.push_str(&days(r));
+    o.push_str(&exceptions(r));
+    o.push_str(&verify(r));
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The page's head and title: the rollout, the plan and when the report was made.
+fn head(r: &Report) -> String {
     let mut o = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     o.push_str(&format!("<title>unroot report: {}</title><style>{STYLE}</style></head><body>\n", esc(&r.rollout)));
     o.push_str(&format!("<h1>unroot report: {}</h1>", esc(&r.rollout)));
@@ -191,14 +207,22 @@ pub fn render(r: &Report) -> String {
         esc(&r.plan),
         esc(&when(&r.generated))
     ));
+    o
+}
 
-    let s = &r.summary;
-    let verify_class = match r.verify.ok {
+/// The class verify's verdict is shown in: passed, failed, or not run.
+fn verify_class(v: &VerifyReport) -> &'static str {
+    match v.ok {
         Some(true) => "good",
         Some(false) => "bad",
         None => "warn",
-    };
-    o.push_str(r#"<h2>Summary</h2><div class="cards">"#);
+    }
+}
+
+/// The summary: one card per count, and verify's verdict.
+fn summary(r: &Report) -> String {
+    let s = &r.summary;
+    let mut o = String::from(r#"<h2>Summary</h2><div class="cards">"#);
     for (field, value, label) in [
         ("containers", s.containers.to_string(), "containers"),
         ("root-before", s.root_before.to_string(), "root before"),
@@ -214,14 +238,18 @@ pub fn render(r: &Report) -> String {
         ));
     }
     o.push_str(&format!(
-        r#"<div class="card" data-field="verify"><b class="{verify_class}">{}</b><span>verify</span></div></div>"#,
+        r#"<div class="card" data-field="verify"><b class="{}">{}</b><span>verify</span></div></div>"#,
+        verify_class(&r.verify),
         esc(&verdict(&r.verify))
     ));
+    o
+}
 
-    o.push_str("<h2>Timeline</h2>");
-    o.push_str(&timeline(r));
-
-    o.push_str("<h2>CIS Docker Benchmark</h2><p>Containers with each finding, before unroot and now; a documented exception accepts root.</p>");
+/// The CIS table: how many containers have each finding, before and now.
+fn cis(r: &Report) -> String {
+    let mut o = String::from(
+        "<h2>CIS Docker Benchmark</h2><p>Containers with each finding, before unroot and now; a documented exception accepts root.</p>",
+    );
     o.push_str(
         "<table><tr><th>CIS</th><th>rule</th><th>finding</th><th>before</th><th>now</th><th>accepted now</th></tr>",
     );
@@ -239,8 +267,14 @@ pub fn render(r: &Report) -> String {
         ));
     }
     o.push_str("</table>");
+    o
+}
 
-    o.push_str("<h2>Containers, before → now</h2><p>Before is what the first run of this plan saved; a single value did not change.</p>");
+/// The before → now table: one row per container or service.
+fn containers(r: &Report) -> String {
+    let mut o = String::from(
+        "<h2>Containers, before → now</h2><p>Before is what the first run of this plan saved; a single value did not change.</p>",
+    );
     o.push_str(r#"<table class="wide"><tr><th>container</th><th class="nw">standing</th><th class="nw">day</th>"#);
     for f in FIELDS {
         o.push_str(&format!("<th>{}</th>", esc(f)));
@@ -250,116 +284,144 @@ pub fn render(r: &Report) -> String {
         o.push_str(&container_row(c));
     }
     o.push_str("</table>");
+    o
+}
 
-    o.push_str("<h2>Days</h2>");
+/// The days: a legend of the charts' colours, then one section per day.
+fn days(r: &Report) -> String {
+    let mut o = String::from("<h2>Days</h2>");
     o.push_str(r##"<p class="legend"><span><i style="background:#2e7d32"></i>down until healthy</span><span><i style="background:#b26a00"></i>down until restored</span><span><i style="background:#c62828"></i>still down</span></p>"##);
     for d in &r.days {
-        let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
-        o.push_str(&format!(
-            r#"<section class="day" data-day="{}"><h3>Day {}: {}{gone}</h3>"#,
-            d.day,
-            d.day,
-            day_status(d.status)
-        ));
-        if let (Some(at), Some(run)) = (&d.committed, &d.committed_by) {
-            o.push_str(&format!("<p>Last committed {} by run <code>{}</code>.</p>", esc(&when(at)), esc(run)));
-        }
-        o.push_str(&format!("<p>Services: {}.</p>", esc(&d.services.join(", "))));
-        for run in &d.runs {
-            o.push_str(&format!(
-                "<p>Run <code>{}</code> ({}), {} to {}:</p>",
-                esc(&run.run),
-                run.state.as_str(),
-                esc(&when(&run.started)),
-                esc(&when(&run.ended))
-            ));
-            o.push_str(&gantt(run));
-            o.push_str(
-                "<table><tr><th>service</th><th>outcome</th><th>downtime</th><th>down</th><th>failure</th></tr>",
-            );
-            for s in &run.services {
-                o.push_str(&format!(
-                    r#"<tr data-run="{}" data-service="{}"><td>{}</td><td data-field="outcome">{}</td><td class="num" data-field="downtime" data-seconds="{}">{}</td><td>{}</td><td>{}</td></tr>"#,
-                    esc(&run.run),
-                    esc(&s.name),
-                    esc(&s.name),
-                    s.outcome.as_str(),
-                    s.downtime_seconds,
-                    seconds(s.downtime_seconds),
-                    esc(&s.down.iter().map(down).collect::<Vec<_>>().join("; ")),
-                    esc(&s.failure.as_ref().map_or(String::new(), |f| format!("{} failed: {}", f.step, f.error)))
-                ));
-            }
-            o.push_str("</table>");
-            if !run.rollbacks.is_empty() {
-                o.push_str(
-                    "<table><tr><th>rolled back</th><th>started</th><th>ended</th><th>result</th><th>why</th></tr>",
-                );
-                for b in &run.rollbacks {
-                    o.push_str(&format!(
-                        r#"<tr data-rollback="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td data-field="why">{}</td></tr>"#,
-                        esc(&b.services.join(",")),
-                        esc(&b.services.join(", ")),
-                        esc(&when(&b.started)),
-                        esc(&b.ended.as_deref().map_or("-".into(), when)),
-                        if b.ok { "restored" } else { "incomplete" },
-                        esc(&b.why)
-                    ));
-                }
-                o.push_str("</table>");
-            }
-        }
-        o.push_str("</section>");
+        o.push_str(&day(d));
     }
+    o
+}
 
-    o.push_str("<h2>Exceptions</h2>");
+/// One day: its status, its last commit, its services and each of its runs.
+fn day(d: &DayReport) -> String {
+    let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
+    let mut o =
+        format!(r#"<section class="day" data-day="{}"><h3>Day {}: {}{gone}</h3>"#, d.day, d.day, day_status(d.status));
+    if let (Some(at), Some(run)) = (&d.committed, &d.committed_by) {
+        o.push_str(&format!("<p>Last committed {} by run <code>{}</code>.</p>", esc(&when(at)), esc(run)));
+    }
+    o.push_str(&format!("<p>Services: {}.</p>", esc(&d.services.join(", "))));
+    for run in &d.runs {
+        o.push_str(&run_section(run));
+    }
+    o.push_str("</section>");
+    o
+}
+
+/// One run of a day: when it ran, its downtime chart, its services and its rollbacks.
+fn run_section(run: &RunHistory) -> String {
+    let mut o = format!(
+        "<p>Run <code>{}</code> ({}), {} to {}:</p>",
+        esc(&run.run),
+        run.state.as_str(),
+        esc(&when(&run.started)),
+        esc(&when(&run.ended))
+    );
+    o.push_str(&gantt(run));
+    o.push_str("<table><tr><th>service</th><th>outcome</th><th>downtime</th><th>down</th><th>failure</th></tr>");
+    for s in &run.services {
+        o.push_str(&format!(
+            r#"<tr data-run="{}" data-service="{}"><td>{}</td><td data-field="outcome">{}</td><td class="num" data-field="downtime" data-seconds="{}">{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&run.run),
+            esc(&s.name),
+            esc(&s.name),
+            s.outcome.as_str(),
+            s.downtime_seconds,
+            seconds(s.downtime_seconds),
+            esc(&s.down.iter().map(down).collect::<Vec<_>>().join("; ")),
+            esc(&s.failure.as_ref().map_or(String::new(), |f| format!("{} failed: {}", f.step, f.error)))
+        ));
+    }
+    o.push_str("</table>");
+    o.push_str(&rollbacks(run));
+    o
+}
+
+/// A run's rollbacks, when it had any: what, when, the result and why.
+fn rollbacks(run: &RunHistory) -> String {
+    if run.rollbacks.is_empty() {
+        return String::new();
+    }
+    let mut o =
+        String::from("<table><tr><th>rolled back</th><th>started</th><th>ended</th><th>result</th><th>why</th></tr>");
+    for b in &run.rollbacks {
+        o.push_str(&format!(
+            r#"<tr data-rollback="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td data-field="why">{}</td></tr>"#,
+            esc(&b.services.join(",")),
+            esc(&b.services.join(", ")),
+            esc(&when(&b.started)),
+            esc(&b.ended.as_deref().map_or("-".into(), when)),
+            if b.ok { "restored" } else { "incomplete" },
+            esc(&b.why)
+        ));
+    }
+    o.push_str("</table>");
+    o
+}
+
+/// The exceptions: each with its reason, its controls in place or missing, its uids.
+fn exceptions(r: &Report) -> String {
+    let mut o = String::from("<h2>Exceptions</h2>");
     if r.exceptions.is_empty() {
         o.push_str("<p>None: the plan keeps no container on root.</p>");
-    } else {
-        o.push_str(
-            "<table><tr><th>exception</th><th>day</th><th>reason</th><th>controls</th><th>process uids</th></tr>",
-        );
-        for e in &r.exceptions {
-            let controls: String = e
-                .controls
-                .iter()
-                .map(|c| {
-                    let (class, word) = if c.in_place { ("good", "in place") } else { ("bad", "MISSING") };
-                    format!(
-                        r#"<li data-control="{}" data-in-place="{}">{} <span class="{class}">{word}</span></li>"#,
-                        esc(&c.control),
-                        c.in_place,
-                        esc(&c.control)
-                    )
-                })
-                .collect();
-            o.push_str(&format!(
-                r#"<tr data-exception="{}"><td>{}</td><td class="num">{}</td><td data-field="reason">{}</td><td><ul>{controls}</ul></td><td data-field="process-uids">{}</td></tr>"#,
-                esc(&e.name),
-                esc(&e.name),
-                e.day,
-                esc(&e.reason),
-                esc(&if e.present { uids(Some(&e.process_uids)) } else { "not on the daemon".into() })
-            ));
-        }
-        o.push_str("</table>");
+        return o;
     }
+    o.push_str("<table><tr><th>exception</th><th>day</th><th>reason</th><th>controls</th><th>process uids</th></tr>");
+    for e in &r.exceptions {
+        o.push_str(&exception_row(e));
+    }
+    o.push_str("</table>");
+    o
+}
 
-    o.push_str(&format!(r#"<h2>Verify: <span class="{verify_class}">{}</span></h2>"#, esc(&verdict(&r.verify))));
-    if !r.verify.services.is_empty() {
-        o.push_str("<table><tr><th>service</th><th>verdict</th><th>problems</th></tr>");
-        for v in &r.verify.services {
-            o.push_str(&format!(
-                r#"<tr data-verify="{}"><td>{}</td><td data-field="verdict" class="{}">{}</td><td>{}</td></tr>"#,
-                esc(&v.name),
-                esc(&v.name),
-                if v.ok { "good" } else { "bad" },
-                if v.ok { "ok" } else { "FAIL" },
-                esc(&v.problems.join("; "))
-            ));
-        }
-        o.push_str("</table>");
+/// One exception's row.
+fn exception_row(e: &ExceptionReport) -> String {
+    let controls: String = e
+        .controls
+        .iter()
+        .map(|c| {
+            let (class, word) = if c.in_place { ("good", "in place") } else { ("bad", "MISSING") };
+            format!(
+                r#"<li data-control="{}" data-in-place="{}">{} <span class="{class}">{word}</span></li>"#,
+                esc(&c.control),
+                c.in_place,
+                esc(&c.control)
+            )
+        })
+        .collect();
+    format!(
+        r#"<tr data-exception="{}"><td>{}</td><td class="num">{}</td><td data-field="reason">{}</td><td><ul>{controls}</ul></td><td data-field="process-uids">{}</td></tr>"#,
+        esc(&e.name),
+        esc(&e.name),
+        e.day,
+        esc(&e.reason),
+        esc(&if e.present { uids(Some(&e.process_uids)) } else { "not on the daemon".into() })
+    )
+}
+
+/// Verify's verdict, and each service's when it ran.
+fn verify(r: &Report) -> String {
+    let mut o =
+        format!(r#"<h2>Verify: <span class="{}">{}</span></h2>"#, verify_class(&r.verify), esc(&verdict(&r.verify)));
+    if r.verify.services.is_empty() {
+        return o;
     }
-    o.push_str("</body></html>\n");
+    o.push_str("<table><tr><th>service</th><th>verdict</th><th>problems</th></tr>");
+    for v in &r.verify.services {
+        o.push_str(&format!(
+            r#"<tr data-verify="{}"><td>{}</td><td data-field="verdict" class="{}">{}</td><td>{}</td></tr>"#,
+            esc(&v.name),
+            esc(&v.name),
+            if v.ok { "good" } else { "bad" },
+            if v.ok { "ok" } else { "FAIL" },
+            esc(&v.problems.join("; "))
+        ));
+    }
+    o.push_str("</table>");
     o
 }

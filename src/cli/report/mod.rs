@@ -153,6 +153,9 @@ pub fn verdict(v: &crate::engine::report::VerifyReport) -> String {
 }
 
 #[cfg(test)]
+mod golden_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::report::{
@@ -160,7 +163,7 @@ mod tests {
     };
 
     /// A report whose every text is hostile to Markdown and HTML.
-    fn hostile() -> Report {
+    pub(super) fn hostile() -> Report {
         let side = |user: &str| Side {
             class: Class::Root,
             posture: Posture { configured_user: user.into(), ..Posture::default() },

@@ -5,10 +5,12 @@
 //! and the runner against the real one.
 
 mod filter;
+mod flag;
 mod posture;
 mod services;
 
 pub use filter::Filter;
+pub use flag::{Control, Flag, Flags};
 pub use posture::{Posture, is_docker_sock};
 
 pub use services::{ServiceEntry, controls_of, local_task_uids, run as services};
@@ -60,7 +62,7 @@ pub struct Entry {
     pub configured_uid: Option<u32>,
     /// Distinct numeric uids of its processes, ascending.
     pub process_uids: Vec<u32>,
-    pub flags: Vec<String>,
+    pub flags: Flags,
     /// Docker's state when observed (`running`, `exited`, …).
     pub state: String,
     /// Something that happened while auditing it (it stopped, restarted …).
@@ -74,8 +76,7 @@ pub struct Entry {
 impl Entry {
     /// Root without a documented exception, or an exception whose controls are missing.
     pub fn is_violation(&self) -> bool {
-        self.class == Class::Root
-            || (self.class == Class::Exception && self.flags.iter().any(|f| f.starts_with("control-missing:")))
+        self.class == Class::Root || (self.class == Class::Exception && self.flags.control_missing())
     }
 }
 
@@ -142,7 +143,7 @@ pub fn classify(exception: bool, configured_root: Option<bool>, process_uids: &[
 }
 
 /// Risk flags of SPEC §7 that the inspect alone shows.
-pub fn inspect_flags(c: &Inspect) -> Vec<String> {
+pub fn inspect_flags(c: &Inspect) -> Vec<Flag> {
     Posture::of_container(c).flags()
 }
 
@@ -247,24 +248,14 @@ impl Controls {
 }
 
 /// Compensating controls a `keep_root` service asks for that the container lacks, as the
-/// audit's flags (`control-missing:…`).
-pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<String> {
-    control_flags(missing(c, s))
+/// audit flags them (`control-missing:…`).
+pub fn missing_controls(c: &Inspect, s: &Service) -> Vec<Control> {
+    missing(c, s).into_iter().filter_map(Control::flagged).collect()
 }
 
 /// Missing controls as the audit's `control-missing:…` flags.
-pub fn control_flags(missing: Vec<Missing>) -> Vec<String> {
-    missing
-        .into_iter()
-        .filter_map(|m| match m {
-            Missing::CapDrop(cap) => Some(format!("control-missing:cap_drop={}", normalize_cap(&cap))),
-            Missing::CapAdd(_) => None,
-            Missing::ReadOnly => Some("control-missing:read_only".to_string()),
-            Missing::NoNewPrivileges => Some("control-missing:no_new_privileges".to_string()),
-            Missing::Tmpfs(_) => None,
-            Missing::SecurityOpt(o) => Some(format!("control-missing:security_opt={o}")),
-        })
-        .collect()
+pub fn control_flags(missing: Vec<Missing>) -> Vec<Flag> {
+    missing.into_iter().filter_map(Control::flagged).map(Flag::ControlMissing).collect()
 }
 
 /// The missing controls as verify words them, for containers and services alike.
@@ -370,11 +361,11 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
     let service = plan.and_then(|p| p.service(planned_as)).filter(|s| s.keep_root.is_some());
     let mut flags = inspect_flags(&c);
     if let Some(s) = service {
-        flags.extend(missing_controls(&c, s));
+        flags.extend(missing_controls(&c, s).into_iter().map(Flag::ControlMissing));
     }
     flags.extend(root_owned_mounts(port, id, &c).await);
     if !c.running() {
-        flags.push("not-running".to_string());
+        flags.push(Flag::NotRunning);
     }
     Ok(Entry {
         name: c.name().to_string(),
@@ -384,7 +375,7 @@ async fn audit_one(port: &impl DockerPort, id: &str, plan: Option<&Plan>) -> Res
         configured_user: configured,
         configured_uid,
         process_uids: uids,
-        flags,
+        flags: flags.into(),
         state: c.status().to_string(),
         note,
         exception: service.and_then(|s| s.keep_root.clone()),
@@ -402,7 +393,7 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
 
 /// `root-owned-mount:DEST` for every writable volume or bind mount whose root is owned by
 /// uid 0 (docker.sock is flagged on its own).
-async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<String> {
+async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<Flag> {
     let mut flags = Vec::new();
     for m in c.mounts() {
         if !m.writable || !m.kind.holds_data() || m.destination.ends_with("docker.sock") {
@@ -412,7 +403,7 @@ async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec
             continue;
         };
         if passwd::first_header_owner(&tar).is_some_and(|(uid, _)| uid == 0) {
-            flags.push(format!("root-owned-mount:{}", m.destination));
+            flags.push(Flag::RootOwnedMount(m.destination));
         }
     }
     flags
@@ -447,7 +438,13 @@ mod tests {
         }));
         assert_eq!(
             inspect_flags(&c),
-            ["privileged", "docker.sock", "cap-add:NET_ADMIN", "rootfs-writable", "no-new-privileges-missing"]
+            [
+                Flag::Privileged,
+                Flag::DockerSock,
+                Flag::CapAdd("NET_ADMIN".into()),
+                Flag::RootfsWritable,
+                Flag::NoNewPrivilegesMissing
+            ]
         );
         let hardened = inspect(serde_json::json!({
             "HostConfig": {"ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges:true"]}
@@ -466,7 +463,7 @@ mod tests {
         let bare = inspect(serde_json::json!({"HostConfig": {}}));
         assert_eq!(
             missing_controls(&bare, s),
-            ["control-missing:cap_drop=ALL", "control-missing:read_only", "control-missing:no_new_privileges"]
+            [Control::CapDrop("ALL".into()), Control::ReadOnly, Control::NoNewPrivileges]
         );
         let applied = inspect(serde_json::json!({
             "HostConfig": {"CapDrop": ["ALL"], "ReadonlyRootfs": true, "SecurityOpt": ["no-new-privileges"]}
@@ -520,7 +517,7 @@ mod tests {
             assert_eq!(e.note.as_deref(), Some("stopped during the audit"));
             assert_eq!(e.state, "exited");
             assert_eq!(e.class, Class::Root, "configured root and not running");
-            assert!(e.flags.contains(&"not-running".to_string()));
+            assert!(e.flags.contains(&Flag::NotRunning));
             assert_eq!(fake.calls().iter().filter(|c| matches!(c, Call::Inspect(_))).count(), 2, "re-inspected");
         }
 
@@ -592,7 +589,7 @@ mod tests {
             fake.archive("a", "/owned", tar_with("owned", b"", 999));
             fake.archive("a", "/ro", tar_with("ro", b"", 0));
             let report = run(&fake);
-            assert_eq!(report.containers[0].flags, ["root-owned-mount:/data"]);
+            assert_eq!(*report.containers[0].flags, [Flag::RootOwnedMount("/data".into())]);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize_cap;
+use super::{Flag, normalize_cap};
 use crate::docker::Inspect;
 use crate::docker::swarm::ServiceInspect;
 
@@ -59,20 +59,20 @@ impl Posture {
     }
 
     /// The audit's risk flags (SPEC §7) this posture raises.
-    pub fn flags(&self) -> Vec<String> {
+    pub fn flags(&self) -> Vec<Flag> {
         let mut flags = Vec::new();
         if self.privileged {
-            flags.push("privileged".to_string());
+            flags.push(Flag::Privileged);
         }
         if self.docker_sock {
-            flags.push("docker.sock".to_string());
+            flags.push(Flag::DockerSock);
         }
-        flags.extend(self.cap_add.iter().map(|cap| format!("cap-add:{cap}")));
+        flags.extend(self.cap_add.iter().map(|cap| Flag::CapAdd(cap.clone())));
         if !self.read_only {
-            flags.push("rootfs-writable".to_string());
+            flags.push(Flag::RootfsWritable);
         }
         if !self.no_new_privileges {
-            flags.push("no-new-privileges-missing".to_string());
+            flags.push(Flag::NoNewPrivilegesMissing);
         }
         flags
     }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Class, Filter, classify};
+use super::{Class, Filter, Flag, Flags, classify};
 use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts::{self, Files};
@@ -30,7 +30,7 @@ pub struct ServiceEntry {
     pub tasks_seen: usize,
     /// Distinct uids of the processes of the tasks seen, ascending.
     pub process_uids: Vec<u32>,
-    pub flags: Vec<String>,
+    pub flags: Flags,
     /// The `keep_root` reason, for exceptions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
@@ -40,8 +40,7 @@ impl ServiceEntry {
     /// Root without a documented exception, or an exception whose controls are missing (as
     /// for a container).
     pub fn is_violation(&self) -> bool {
-        self.class == Class::Root
-            || (self.class == Class::Exception && self.flags.iter().any(|f| f.starts_with("control-missing:")))
+        self.class == Class::Root || (self.class == Class::Exception && self.flags.control_missing())
     }
 }
 
@@ -114,9 +113,9 @@ async fn audit_one(
     }
     flags.extend(super::Posture::of_service(&s).flags());
     if running.is_empty() {
-        flags.push("no-task-running".to_string());
+        flags.push(Flag::NoTaskRunning);
     } else if seen.len() < running.len() {
-        flags.push(format!("tasks-on-other-nodes:{}", running.len() - seen.len()));
+        flags.push(Flag::TasksOnOtherNodes(running.len() - seen.len()));
     }
     Ok(Some(ServiceEntry {
         name: s.name().to_string(),
@@ -129,7 +128,7 @@ async fn audit_one(
         tasks_running: running.len(),
         tasks_seen: seen.len(),
         process_uids: uids,
-        flags,
+        flags: flags.into(),
         exception: keep,
     }))
 }

@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::history::{self, RunHistory};
 use super::{Inputs, Kind, Now, Original, Report, Secrets, Seen, VerifyReport, applied_through, build};
-use crate::docker::swarm::SwarmPort;
+use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort};
-use crate::engine::audit::{self, Posture};
+use crate::engine::audit::{self, Posture, ServiceEntry};
 use crate::engine::runs::RunView;
 use crate::engine::verify::verify;
 use crate::error::Error;
@@ -24,14 +22,6 @@ fn recorded_uids(view: &RunView, service: &str) -> Option<Vec<u32>> {
         }
         _ => None,
     })
-}
-
-/// Environment values of an inspect (a container's `Config.Env`, a service's spec `Env`).
-fn env_of(v: &Value) -> Vec<String> {
-    let env = v.pointer("/Config/Env").or_else(|| v.pointer("/Spec/TaskTemplate/ContainerSpec/Env"));
-    env.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 /// The label Swarm gives a task's container: the service it belongs to.
@@ -51,13 +41,47 @@ pub async fn gather(
 ) -> Result<Report, Error> {
     let seen = audit::run(port, Some(plan), filters).await?;
     let services = audit::services(port, Some(plan), filters).await?;
+    let mut secrets = plan_secrets(plan);
+    let mut now = BTreeMap::new();
+    containers_now(port, seen.containers, &services, &mut secrets, &mut now).await?;
+    services_now(port, services, &mut secrets, &mut now).await?;
+    let exceptions = exceptions_now(port, plan, &now).await?;
+
+    let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
+    let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
+    let held = Lock::is_held(&loc.dir);
+    let views = run_views(&plan_dir)?;
+    let originals = originals(&views, &mut secrets)?;
+    // Every environment is known now: the journals' errors are read redacted.
+    secrets.settle();
+    let clean = |text: &str, service: &str| secrets.clean(text, [service]);
+    let runs: Vec<RunHistory> = views.iter().map(|v| history::of(v, v.state(held), &clean)).collect();
+
+    let verify = verify_report(port, plan, &ledger).await?;
+    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, exceptions, originals, ledger, runs, verify }))
+}
+
+/// The plan's own environment values, by service.
+fn plan_secrets(plan: &Plan) -> Secrets {
     let mut secrets = Secrets::default();
     for s in &plan.services {
         let env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         secrets.add(&s.name, &env);
     }
-    let mut now = BTreeMap::new();
-    for e in seen.containers {
+    secrets
+}
+
+/// The containers the audit saw, as they are now, into `now`; a task of one of `services`
+/// is left to its service. Each one's environment goes into `secrets`, and one removed
+/// meanwhile is left out.
+async fn containers_now(
+    port: &impl DockerPort,
+    entries: Vec<audit::Entry>,
+    services: &[ServiceEntry],
+    secrets: &mut Secrets,
+    now: &mut BTreeMap<(Kind, String), Now>,
+) -> Result<(), Error> {
+    for e in entries {
         let c = match port.inspect_container(&e.id).await {
             Ok(c) => c,
             Err(DockerError::NotFound(_)) => continue,
@@ -79,13 +103,24 @@ pub async fn gather(
         };
         now.insert((Kind::Container, e.name), n);
     }
+    Ok(())
+}
+
+/// The Swarm services the audit saw, as they are now, into `now`. Each one's environment
+/// goes into `secrets`, and one removed meanwhile is left out.
+async fn services_now(
+    port: &impl SwarmPort,
+    services: Vec<ServiceEntry>,
+    secrets: &mut Secrets,
+    now: &mut BTreeMap<(Kind, String), Now>,
+) -> Result<(), Error> {
     for s in services {
         let spec = match port.inspect_service(&s.id).await {
             Ok(spec) => spec,
             Err(DockerError::NotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        secrets.add(&s.name, &env_of(&spec.0));
+        secrets.add(&s.name, &spec.env());
         let n = Now {
             kind: Kind::Service,
             image: s.image,
@@ -98,77 +133,106 @@ pub async fn gather(
         };
         now.insert((Kind::Service, s.name), n);
     }
+    Ok(())
+}
 
-    // The exceptions as they are now, also those `--filter` leaves out of the list.
-    let manager = matches!(port.membership().await?, crate::docker::swarm::SwarmMembership::Manager { .. });
+/// The plan's exceptions as they are now, by name: as listed in `now`, else looked up by
+/// name (also those `--filter` leaves out of the list). One on no daemon is left out.
+async fn exceptions_now(
+    port: &(impl DockerPort + SwarmPort),
+    plan: &Plan,
+    now: &BTreeMap<(Kind, String), Now>,
+) -> Result<BTreeMap<String, Seen>, Error> {
+    let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
     let mut exceptions = BTreeMap::new();
     for s in plan.services.iter().filter(|s| s.keep_root.is_some()) {
         let listed = now.iter().find(|((_, name), _)| *name == s.name);
         let seen = match listed {
             Some((_, n)) => Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() },
-            None => match crate::docker::inspect_named(port, &s.name).await {
-                // A Swarm service of that name (its tasks' uids are on their nodes).
-                Err(DockerError::NotFound(_)) if manager => {
-                    match crate::docker::swarm::inspect_service_named(port, &s.name).await {
-                        Ok(spec) => Seen { posture: Posture::of_service(&spec), process_uids: Vec::new() },
-                        Err(DockerError::NotFound(_)) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok(c) => {
-                    let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
-                    let mut uids: Vec<u32> =
-                        crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid).collect();
-                    uids.sort_unstable();
-                    uids.dedup();
-                    Seen { posture: Posture::of_container(&c), process_uids: uids }
-                }
-                Err(DockerError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
+            None => match seen_by_name(port, &s.name, manager).await? {
+                Some(seen) => seen,
+                None => continue,
             },
         };
         exceptions.insert(s.name.clone(), seen);
     }
+    Ok(exceptions)
+}
 
-    let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
-    let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
-    let held = Lock::is_held(&loc.dir);
-    // Oldest first by when each began (run ids sort `day10-…` before `day2-…`).
+/// The container called `name` as it is now, else (on a manager) the Swarm service of that
+/// name, whose tasks' uids are on their nodes; `None` when there is neither.
+async fn seen_by_name(
+    port: &(impl DockerPort + SwarmPort),
+    name: &str,
+    manager: bool,
+) -> Result<Option<Seen>, DockerError> {
+    let c = match crate::docker::inspect_named(port, name).await {
+        Ok(c) => c,
+        // A Swarm service of that name (its tasks' uids are on their nodes).
+        Err(DockerError::NotFound(_)) if manager => {
+            return match crate::docker::swarm::inspect_service_named(port, name).await {
+                Ok(spec) => Ok(Some(Seen { posture: Posture::of_service(&spec), process_uids: Vec::new() })),
+                Err(DockerError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        Err(DockerError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
+    let mut uids: Vec<u32> = crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    Ok(Some(Seen { posture: Posture::of_container(&c), process_uids: uids }))
+}
+
+/// The plan's runs, oldest first by when each began (run ids sort `day10-…` before
+/// `day2-…`).
+fn run_views(plan_dir: &PlanDir) -> Result<Vec<RunView>, Error> {
     let mut views = Vec::new();
     for id in plan_dir.runs()? {
-        views.push(RunView::load(&plan_dir, &id)?);
+        views.push(RunView::load(plan_dir, &id)?);
     }
     views.sort_by(|a, b| {
         let start = |v: &RunView| v.entries.first().map(|e| e.ts.clone()).unwrap_or_default();
         start(a).cmp(&start(b)).then(a.id.cmp(&b.id))
     });
+    Ok(views)
+}
+
+/// What the first run that touched each service saved of it. Every saved original's
+/// environment goes into `secrets`, the later runs' too.
+fn originals(views: &[RunView], secrets: &mut Secrets) -> Result<BTreeMap<String, Original>, Error> {
     let mut originals: BTreeMap<String, Original> = BTreeMap::new();
-    for view in &views {
+    for view in views {
         for name in view.touched() {
             let Some(saved) = view.run_dir().load_original(&name)? else { continue };
             let inspect = crate::docker::Original::new(saved.kind, saved.inspect);
-            secrets.add(&name, &env_of(inspect.json()));
+            secrets.add(&name, &inspect.env());
             if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
                 let process_uids = recorded_uids(view, first.key());
                 first.insert(Original { run: view.id.clone(), inspect, process_uids });
             }
         }
     }
-    // Every environment is known now: the journals' errors are read redacted.
-    secrets.settle();
-    let clean = |text: &str, service: &str| secrets.clean(text, [service]);
-    let runs: Vec<RunHistory> = views.iter().map(|v| history::of(v, v.state(held), &clean)).collect();
+    Ok(originals)
+}
 
-    let through_day = applied_through(plan, &ledger);
+/// `verify`'s verdicts through the last day applied in order (none when no day is).
+async fn verify_report(
+    port: &(impl DockerPort + SwarmPort),
+    plan: &Plan,
+    ledger: &Ledger,
+) -> Result<VerifyReport, Error> {
+    let through_day = applied_through(plan, ledger);
     let verdicts = match through_day {
         Some(day) => verify(port, plan, Some(day)).await?,
         None => Vec::new(),
     };
-    let verify = VerifyReport {
+    Ok(VerifyReport {
         first_day: plan.day_numbers().first().copied().unwrap_or(1),
         through_day,
         ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)),
         services: verdicts,
-    };
-    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, exceptions, originals, ledger, runs, verify }))
+    })
 }

@@ -239,9 +239,18 @@ fn closed(entries: &[Entry], at: usize) -> Option<Close> {
 /// rollback it continues), and each service restored on its own after its failure
 /// (`on_failure = "rollback-service"`).
 fn rollbacks(entries: &[Entry], touched: &[String], clean: Clean) -> Vec<Rollback> {
-    let mut out: Vec<Rollback> = Vec::new();
     // Restores a run-level rollback covers.
     let mut covered = vec![false; entries.len()];
+    let mut out = run_rollbacks(entries, touched, clean, &mut covered);
+    out.extend(service_rollbacks(entries, &covered, clean));
+    out.sort_by(|a, b| a.started.cmp(&b.started));
+    out
+}
+
+/// The run-level rollbacks, oldest first, with the restores each covers marked in
+/// `covered`. A resumed rollback is merged into the unfinished one it continues.
+fn run_rollbacks(entries: &[Entry], touched: &[String], clean: Clean, covered: &mut [bool]) -> Vec<Rollback> {
+    let mut out: Vec<Rollback> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let Record::Run { event, detail, services, cause } = &e.record else { continue };
         if !matches!(event, RunEvent::RollingBack | RunEvent::ServiceRollback) {
@@ -252,19 +261,7 @@ fn rollbacks(entries: &[Entry], touched: &[String], clean: Clean) -> Vec<Rollbac
             Some(Close::Record(j, _) | Close::Superseded(j)) => j,
             None => entries.len(),
         };
-        let mut restored: Vec<String> = Vec::new();
-        let mut last_restore = None;
-        for (j, r) in entries.iter().enumerate().take(last).skip(i + 1) {
-            if let Record::Step { service, step: Step::Restore, ok, .. } = &r.record {
-                covered[j] = true;
-                if !restored.contains(service) {
-                    restored.push(service.clone());
-                }
-                if ok.is_some() {
-                    last_restore = Some(r.ts.clone());
-                }
-            }
-        }
+        let (restored, last_restore) = restores(entries, i + 1, last, covered);
         let (ended, ok) = match end {
             Some(Close::Record(j, ok)) => (Some(entries[j].ts.clone()), ok),
             Some(Close::Superseded(_)) | None => (last_restore, false),
@@ -298,7 +295,32 @@ fn rollbacks(entries: &[Entry], touched: &[String], clean: Clean) -> Vec<Rollbac
             cause: *cause,
         });
     }
-    // A service restored by itself after its failure: a restore no run-level rollback covers.
+    out
+}
+
+/// The restore steps among `entries[from..to]`, each marked in `covered`: the services they
+/// restore, in order, and when the last of them ended.
+fn restores(entries: &[Entry], from: usize, to: usize, covered: &mut [bool]) -> (Vec<String>, Option<String>) {
+    let mut restored: Vec<String> = Vec::new();
+    let mut last_restore = None;
+    for (j, r) in entries.iter().enumerate().take(to).skip(from) {
+        if let Record::Step { service, step: Step::Restore, ok, .. } = &r.record {
+            covered[j] = true;
+            if !restored.contains(service) {
+                restored.push(service.clone());
+            }
+            if ok.is_some() {
+                last_restore = Some(r.ts.clone());
+            }
+        }
+    }
+    (restored, last_restore)
+}
+
+/// Each service restored by itself after its failure: a finished restore that no
+/// run-level rollback covers, from its start, with the failure as its reason.
+fn service_rollbacks(entries: &[Entry], covered: &[bool], clean: Clean) -> Vec<Rollback> {
+    let mut out = Vec::new();
     for (j, e) in entries.iter().enumerate() {
         let Record::Step { service, step: Step::Restore, ok: Some(done), .. } = &e.record else { continue };
         if covered[j] {
@@ -323,7 +345,6 @@ fn rollbacks(entries: &[Entry], touched: &[String], clean: Clean) -> Vec<Rollbac
             ),
         });
     }
-    out.sort_by(|a, b| a.started.cmp(&b.started));
     out
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::engine::audit::{Class, Controls, Missing, Posture, classify};
+use crate::engine::audit::{Class, Controls, Flag, Flags, Missing, Posture, classify};
 use crate::engine::findings::{RULES, findings};
 use crate::engine::redact::{env_values, is_long, redact};
 use crate::engine::runs::ServiceProgress;
@@ -197,7 +197,7 @@ pub struct Now {
     pub configured_uid: Option<u32>,
     pub process_uids: Vec<u32>,
     /// The audit's flags (controls missing included).
-    pub flags: Vec<String>,
+    pub flags: Flags,
     pub exception: Option<String>,
     pub posture: Posture,
 }
@@ -290,8 +290,10 @@ fn controls(s: &Service, have: &Posture) -> Vec<ControlState> {
     out
 }
 
-fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[String], exception: Option<&str>) -> Vec<FindingRow> {
-    findings(class, &p.configured_user, uids, flags, exception)
+/// The findings of one side, from its class, posture, uids and flags.
+fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[Flag], exception: Option<&str>) -> Vec<FindingRow> {
+    let flags: Vec<String> = flags.iter().map(Flag::to_string).collect();
+    findings(class, &p.configured_user, uids, &flags, exception)
         .into_iter()
         .map(|f| FindingRow {
             rule: f.rule.id(),
@@ -379,6 +381,25 @@ fn day_status(plan: &Plan, ledger: &Ledger, day: u32) -> DayStatus {
 
 /// The report from what was read. Pure.
 pub fn build(i: Inputs<'_>) -> Report {
+    let containers = containers(&i);
+    let exceptions = exceptions(&i);
+    let cis = cis(&containers);
+    let summary = summary(&containers, &exceptions, &i.runs);
+    Report {
+        rollout: i.plan.rollout.name.clone(),
+        plan: i.plan.source.name.clone(),
+        generated: i.generated,
+        summary,
+        cis,
+        days: days(i.plan, &i.ledger, &i.runs),
+        containers,
+        exceptions,
+        verify: i.verify,
+    }
+}
+
+/// Each container and service seen now, with its original's side when a run saved one.
+fn containers(i: &Inputs<'_>) -> Vec<ContainerReport> {
     let mut containers = Vec::new();
     for ((kind, name), n) in &i.now {
         // The original of this very container or service (a name both hold is a blocker).
@@ -394,39 +415,44 @@ pub fn build(i: Inputs<'_>) -> Report {
             now: now_side(n),
         });
     }
+    containers
+}
 
-    let runs = &i.runs;
-    let mut day_numbers = i.plan.day_numbers();
+/// Every day of the plan, and every day a run was of (the plan may no longer have it).
+fn days(plan: &Plan, ledger: &Ledger, runs: &[RunHistory]) -> Vec<DayReport> {
+    let mut day_numbers = plan.day_numbers();
     day_numbers.extend(runs.iter().map(|r| r.day));
     day_numbers.sort_unstable();
     day_numbers.dedup();
-    let days: Vec<DayReport> = day_numbers
-        .into_iter()
-        .map(|day| {
-            let mut services: Vec<String> =
-                i.plan.services.iter().filter(|s| s.day == day).map(|s| s.name.clone()).collect();
-            for r in runs.iter().filter(|r| r.day == day) {
-                for s in &r.services {
-                    if !services.contains(&s.name) {
-                        services.push(s.name.clone());
-                    }
-                }
-            }
-            let applied = i.ledger.days.get(&day.to_string());
-            DayReport {
-                day,
-                in_plan: i.plan.day_numbers().contains(&day),
-                services,
-                status: day_status(i.plan, &i.ledger, day),
-                committed: applied.map(|a| a.committed.clone()),
-                committed_by: applied.map(|a| a.run.clone()),
-                runs: runs.iter().filter(|r| r.day == day).cloned().collect(),
-            }
-        })
-        .collect();
+    day_numbers.into_iter().map(|day| day_report(plan, ledger, runs, day)).collect()
+}
 
-    let exceptions: Vec<ExceptionReport> = i
-        .plan
+/// One day: its services (the plan's, then those only its runs name), its status, its
+/// last commit and its runs.
+fn day_report(plan: &Plan, ledger: &Ledger, runs: &[RunHistory], day: u32) -> DayReport {
+    let mut services: Vec<String> = plan.services.iter().filter(|s| s.day == day).map(|s| s.name.clone()).collect();
+    for r in runs.iter().filter(|r| r.day == day) {
+        for s in &r.services {
+            if !services.contains(&s.name) {
+                services.push(s.name.clone());
+            }
+        }
+    }
+    let applied = ledger.days.get(&day.to_string());
+    DayReport {
+        day,
+        in_plan: plan.day_numbers().contains(&day),
+        services,
+        status: day_status(plan, ledger, day),
+        committed: applied.map(|a| a.committed.clone()),
+        committed_by: applied.map(|a| a.run.clone()),
+        runs: runs.iter().filter(|r| r.day == day).cloned().collect(),
+    }
+}
+
+/// Each `keep_root` exception of the plan, with its controls as it has them now.
+fn exceptions(i: &Inputs<'_>) -> Vec<ExceptionReport> {
+    i.plan
         .services
         .iter()
         .filter_map(|s| {
@@ -441,11 +467,13 @@ pub fn build(i: Inputs<'_>) -> Report {
                 process_uids: seen.map(|n| n.process_uids.clone()).unwrap_or_default(),
             })
         })
-        .collect();
+        .collect()
+}
 
-    let verify = i.verify.clone();
-
-    let cis = RULES
+/// How many containers have each rule's finding before and now (accepted ones apart); one
+/// that no run touched counts before as it is now.
+fn cis(containers: &[ContainerReport]) -> Vec<CisRow> {
+    RULES
         .iter()
         .map(|rule| {
             let has = |side: &Side, accepted: bool| {
@@ -464,13 +492,16 @@ pub fn build(i: Inputs<'_>) -> Report {
                 accepted_now: containers.iter().filter(|c| has(&c.now, true)).count(),
             }
         })
-        .collect();
+        .collect()
+}
 
+/// The counts of the summary.
+fn summary(containers: &[ContainerReport], exceptions: &[ExceptionReport], runs: &[RunHistory]) -> Summary {
     // Root whether or not an exception documents it: the exceptions are counted apart.
     let root = |c: &ContainerReport, side: Option<&Side>| {
         matches!(side.unwrap_or(&c.now).class, Class::Root | Class::Exception)
     };
-    let summary = Summary {
+    Summary {
         containers: containers.len(),
         root_before: containers.iter().filter(|c| root(c, c.before.as_ref())).count(),
         root_now: containers.iter().filter(|c| root(c, None)).count(),
@@ -478,19 +509,8 @@ pub fn build(i: Inputs<'_>) -> Report {
         exceptions: exceptions.len(),
         rollbacks: runs.iter().map(|r| r.rollbacks.len()).sum(),
         downtime_seconds: runs.iter().flat_map(|r| &r.services).map(|s| s.downtime_seconds).sum(),
-    };
-    Report {
-        rollout: i.plan.rollout.name.clone(),
-        plan: i.plan.source.name.clone(),
-        generated: i.generated,
-        summary,
-        cis,
-        containers,
-        days,
-        exceptions,
-        verify,
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,8 @@ use super::*;
 use crate::engine::runs::ServiceProgress;
 use crate::state::{AppliedDay, RunState, ServiceRecord, Step};
 
-const PLAN: &str = r#"[rollout]
+/// A plan of two days: two services to migrate and a documented exception.
+pub(crate) const PLAN: &str = r#"[rollout]
 name = "shop"
 
 [service.db]
@@ -23,14 +24,14 @@ cap_drop = ["ALL"]
 read_only = true
 "#;
 
-fn now(class: Class, uids: &[u32], posture: Posture, flags: &[&str], exception: Option<&str>) -> Now {
+fn now(class: Class, uids: &[u32], posture: Posture, flags: &[Flag], exception: Option<&str>) -> Now {
     Now {
         kind: Kind::Container,
         image: "img".into(),
         class,
         configured_uid: None,
         process_uids: uids.to_vec(),
-        flags: flags.iter().map(|f| f.to_string()).collect(),
+        flags: flags.to_vec().into(),
         exception: exception.map(str::to_string),
         posture,
     }
@@ -40,20 +41,26 @@ fn record(state: ServiceState, run: &str) -> ServiceRecord {
     ServiceRecord { state, run: run.into(), compose: None, stack: None, settings: None }
 }
 
-fn inputs(plan: &Plan) -> Inputs<'_> {
+/// Fixed inputs of a report of [`PLAN`]: one run of day 1 that migrated db and rolled
+/// cache back, the exception `agent`, and a container the plan does not name.
+pub(crate) fn inputs(plan: &Plan) -> Inputs<'_> {
     let migrated = Posture { configured_user: "999:999".into(), no_new_privileges: true, ..Posture::default() };
     let agent = Posture { cap_drop: vec!["ALL".into()], ..Posture::default() };
     let c = |n: &str| (Kind::Container, n.to_string());
     let now = BTreeMap::from([
-        (c("db"), now(Class::NonRoot, &[999], migrated, &["rootfs-writable"], None)),
-        (c("cache"), now(Class::Root, &[0], Posture::default(), &["rootfs-writable"], None)),
+        (c("db"), now(Class::NonRoot, &[999], migrated, &[Flag::RootfsWritable], None)),
+        (c("cache"), now(Class::Root, &[0], Posture::default(), &[Flag::RootfsWritable], None)),
         (
             c("agent"),
             now(
                 Class::Exception,
                 &[0],
                 agent,
-                &["rootfs-writable", "no-new-privileges-missing", "control-missing:read_only"],
+                &[
+                    Flag::RootfsWritable,
+                    Flag::NoNewPrivilegesMissing,
+                    Flag::ControlMissing(crate::engine::audit::Control::ReadOnly),
+                ],
                 Some("reads host /proc"),
             ),
         ),
@@ -187,4 +194,16 @@ fn the_secrets_of_a_service_are_its_environments_and_long_values_of_any() {
     assert_eq!(s.clean("a=1 b=2 tok=abcdefgh", ["a"]), "a=<redacted> b=2 tok=<redacted>");
     assert_eq!(s.clean("a=1 b=2 tok=abcdefgh", ["b"]), "a=1 b=<redacted> tok=<redacted>");
     assert_eq!(s.clean("uids [0]", ["a"]), "uids [0]", "b's short value is a word like any other elsewhere");
+}
+
+#[test]
+fn a_saved_original_gives_its_environment_a_containers_or_a_services() {
+    use crate::docker::Original;
+    use crate::model::workload::WorkloadKind;
+    let spec = json!({"TaskTemplate": {"ContainerSpec": {"Env": ["B=2"]}}});
+    assert_eq!(Original::new(WorkloadKind::Container, json!({"Config": {"Env": ["A=1"]}})).env(), ["A=1"]);
+    let service = json!({"ID": "s", "Version": {"Index": 1}, "Spec": spec});
+    assert_eq!(Original::new(WorkloadKind::Service, service).env(), ["B=2"]);
+    let container = json!({"Config": {"Env": null}, "Spec": spec});
+    assert!(Original::new(WorkloadKind::Container, container).env().is_empty(), "a container's, though empty");
 }
