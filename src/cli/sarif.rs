@@ -93,12 +93,12 @@ fn result(kind: &str, name: &str, f: Finding, plan: Option<(&str, &str)>) -> Sar
 pub fn log(report: &Report, plan: Option<(&str, &str)>) -> Sarif {
     let mut results = Vec::new();
     for e in &report.containers {
-        for f in findings(e.class, &e.configured_user, &e.process_uids, &e.flags.texts(), e.exception.as_deref()) {
+        for f in findings(e.class, &e.configured_user, &e.process_uids, &e.flags, e.exception.as_deref()) {
             results.push(result("container", &e.name, f, plan));
         }
     }
     for s in &report.services {
-        for f in findings(s.class, &s.configured_user, &s.process_uids, &s.flags.texts(), s.exception.as_deref()) {
+        for f in findings(s.class, &s.configured_user, &s.process_uids, &s.flags, s.exception.as_deref()) {
             results.push(result("service", &s.name, f, plan));
         }
     }

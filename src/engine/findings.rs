@@ -2,7 +2,7 @@
 //! the risk flags the audit sees), each mapped to its CIS Docker Benchmark recommendation:
 //! the one place the audit's SARIF log and the report take them from. Pure.
 
-use crate::engine::audit::Class;
+use crate::engine::audit::{Class, Flag};
 
 /// A kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub fn findings(
     class: Class,
     configured_user: &str,
     uids: &[u32],
-    flags: &[String],
+    flags: &[Flag],
     exception: Option<&str>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -150,18 +150,16 @@ pub fn findings(
         Class::DropsRoot | Class::NonRoot => {}
     }
     for f in flags {
-        let (rule, text) = match f.as_str() {
-            "privileged" => (Rule::Privileged, "runs with --privileged".to_string()),
-            "docker.sock" => (Rule::DockerSocket, "mounts the Docker socket".to_string()),
-            "rootfs-writable" => (Rule::RootfsWritable, "its root filesystem is writable".to_string()),
-            "no-new-privileges-missing" => (Rule::NoNewPrivilegesMissing, "no-new-privileges is not set".to_string()),
-            other => match (other.strip_prefix("cap-add:"), other.strip_prefix("control-missing:")) {
-                (Some(cap), _) => (Rule::CapabilityAdded, format!("adds {cap}")),
-                (_, Some(control)) => {
-                    (Rule::ExceptionControlMissing, format!("the exception's control {control} is missing"))
-                }
-                _ => continue,
-            },
+        let (rule, text) = match f {
+            Flag::Privileged => (Rule::Privileged, "runs with --privileged".to_string()),
+            Flag::DockerSock => (Rule::DockerSocket, "mounts the Docker socket".to_string()),
+            Flag::RootfsWritable => (Rule::RootfsWritable, "its root filesystem is writable".to_string()),
+            Flag::NoNewPrivilegesMissing => (Rule::NoNewPrivilegesMissing, "no-new-privileges is not set".to_string()),
+            Flag::CapAdd(cap) => (Rule::CapabilityAdded, format!("adds {cap}")),
+            Flag::ControlMissing(control) => {
+                (Rule::ExceptionControlMissing, format!("the exception's control {control} is missing"))
+            }
+            Flag::RootOwnedMount(_) | Flag::NotRunning | Flag::NoTaskRunning | Flag::TasksOnOtherNodes(_) => continue,
         };
         out.push(Finding { rule, text, accepted: None });
     }
@@ -174,10 +172,14 @@ mod tests {
 
     #[test]
     fn each_flag_is_one_finding_and_an_exception_is_suppressed_with_its_reason() {
-        let flags: Vec<String> =
-            ["privileged", "docker.sock", "cap-add:NET_ADMIN", "cap-add:SYS_TIME", "rootfs-writable", "not-running"]
-                .map(String::from)
-                .to_vec();
+        let flags = [
+            Flag::Privileged,
+            Flag::DockerSock,
+            Flag::CapAdd("NET_ADMIN".into()),
+            Flag::CapAdd("SYS_TIME".into()),
+            Flag::RootfsWritable,
+            Flag::NotRunning,
+        ];
         let f = findings(Class::Root, "", &[0], &flags, None);
         let rules: Vec<Rule> = f.iter().map(|f| f.rule).collect();
         assert_eq!(
@@ -191,7 +193,13 @@ mod tests {
                 Rule::RootfsWritable
             ]
         );
-        let e = findings(Class::Exception, "0", &[0], &["control-missing:read_only".into()], Some("needs the socket"));
+        let e = findings(
+            Class::Exception,
+            "0",
+            &[0],
+            &[Flag::ControlMissing(crate::engine::audit::Control::ReadOnly)],
+            Some("needs the socket"),
+        );
         assert_eq!(e[0].accepted.as_deref(), Some("needs the socket"));
         assert_eq!(e[1].rule, Rule::ExceptionControlMissing);
         assert!(e[1].accepted.is_none(), "a missing control is never accepted");

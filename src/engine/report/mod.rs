@@ -292,8 +292,7 @@ fn controls(s: &Service, have: &Posture) -> Vec<ControlState> {
 
 /// The findings of one side, from its class, posture, uids and flags.
 fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[Flag], exception: Option<&str>) -> Vec<FindingRow> {
-    let flags: Vec<String> = flags.iter().map(Flag::to_string).collect();
-    findings(class, &p.configured_user, uids, &flags, exception)
+    findings(class, &p.configured_user, uids, flags, exception)
         .into_iter()
         .map(|f| FindingRow {
             rule: f.rule.id(),
