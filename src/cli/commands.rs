@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::cli::output::Output;
+use crate::docker::recreate::LABEL_RUN;
 use crate::docker::swarm::SwarmPort;
 use crate::docker::{DockerPort, inspect_named};
 use crate::engine::events::Events;
 use crate::engine::executor::{Apply, Outcome, RunCtx};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::preview::{self, AlreadyMigrated, NameSource};
-use crate::engine::recreate::LABEL_RUN;
 use crate::error::{Error, Exit};
 use crate::model::plan::Plan;
 use crate::state::{Journal, Ledger, Lock, PlanDir, Record, RunDir, ServiceState, StateLocation};

@@ -3,6 +3,7 @@
 //! ([`ServiceInspect`]), so `original.json` of a service is exactly what the manager said and
 //! the spec sent back on a restore is that spec.
 
+pub mod spec;
 mod states;
 
 use std::collections::BTreeMap;

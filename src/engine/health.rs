@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use crate::docker::{DockerError, DockerPort, EventStream, Inspect};
@@ -181,7 +180,7 @@ async fn until_healthy(
             (false, _) => None,
         };
         if let Some(by) = healthy {
-            return Ok((c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0), by));
+            return Ok((c.restart_count(), by));
         }
         if Instant::now() >= deadline {
             return Err(Unhealthy(format!(
@@ -249,7 +248,7 @@ async fn wait(
             return Err(Unhealthy("its HEALTHCHECK failed at the end of the stability window".into()));
         }
     }
-    let now_restarts = c.0.get("RestartCount").and_then(Value::as_i64).unwrap_or(0);
+    let now_restarts = c.restart_count();
     if now_restarts != restarts {
         return Err(Unhealthy(format!("it restarted {} time(s) during the stability window", now_restarts - restarts)));
     }

@@ -15,7 +15,6 @@ pub mod init;
 pub mod interrupt;
 pub mod orphans;
 pub mod preview;
-pub mod recreate;
 pub mod redact;
 pub mod reown;
 pub mod report;

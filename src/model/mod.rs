@@ -1,6 +1,7 @@
 //! The model: pure data and rules, no I/O. The plan (parsing and validation), the rollout
 //! graph, users as plans and images write them, and `/etc/passwd` parsing.
 
+pub mod caps;
 pub mod compose;
 pub mod graph;
 pub mod layer;

@@ -9,6 +9,7 @@ mod flag;
 mod posture;
 mod services;
 
+pub use crate::model::caps::normalize_cap;
 pub use filter::Filter;
 pub use flag::{Control, Flag, Flags};
 pub use posture::{Posture, is_docker_sock};
@@ -145,12 +146,6 @@ pub fn classify(exception: bool, configured_root: Option<bool>, process_uids: &[
 /// Risk flags of SPEC §7 that the inspect alone shows.
 pub fn inspect_flags(c: &Inspect) -> Vec<Flag> {
     Posture::of_container(c).flags()
-}
-
-/// `CAP_CHOWN`, `chown` and `CHOWN` are the same capability.
-pub fn normalize_cap(cap: &str) -> String {
-    let up = cap.trim().to_ascii_uppercase();
-    up.strip_prefix("CAP_").map(str::to_string).unwrap_or(up)
 }
 
 /// A control the plan asks for that the container does not have (capabilities as the plan

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
+use crate::docker::recreate::{self, Changes, LABEL_RUN};
 use crate::docker::{
     DockerError, DockerPort, Finished, Inspect, Original, Port, Removal, image_ref, inspect_named, short_id as short,
 };
@@ -24,7 +25,6 @@ use crate::engine::hostfs;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::orphans;
 use crate::engine::preview::{self, Method, ReadyDay, Resolved, Workload};
-use crate::engine::recreate::{self, Changes, LABEL_RUN};
 use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId, Owner};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::model::workload::WorkloadKind;

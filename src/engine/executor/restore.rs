@@ -25,12 +25,7 @@ pub fn classify_holder(c: &Inspect, original: &Inspect, run: &str, expected_user
     let same_label = |k: &str| c.label(k).is_some() && c.label(k) == original.label(k);
     if c.id() == original.id() {
         Holder::Original
-    } else if c.label(LABEL_RUN).is_none()
-        && c.image_id() == original.image_id()
-        && ["User", "Cmd", "Entrypoint", "Env", "Labels", "WorkingDir", "Hostname"]
-            .iter()
-            .all(|k| c.0["Config"].get(*k) == original.0["Config"].get(*k))
-    {
+    } else if c.label(LABEL_RUN).is_none() && c.image_id() == original.image_id() && c.same_process_config(original) {
         Holder::RecreatedOriginal
     } else if c.label(LABEL_RUN) == Some(run) {
         Holder::Replacement

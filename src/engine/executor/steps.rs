@@ -136,8 +136,8 @@ impl<D: Port> Apply<'_, D> {
         let ctx = &self.ctx;
         let original_id = r.original.id();
         ctx.step(name, Step::Inspect, json!({}), async {
-            if let Some(saved) = ctx.run.load_original(name)?
-                && saved.inspect["Id"].as_str() == Some(original_id)
+            if let Some(saved) = crate::engine::load_original(&ctx.run, name)?
+                && saved.id() == original_id
             {
                 return Ok(((), json!({"id": short(original_id), "note": "saved by an earlier attempt"})));
             }

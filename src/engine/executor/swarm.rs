@@ -120,8 +120,8 @@ impl<D: Port> Apply<'_, D> {
         let ctx = &self.ctx;
         let id = r.original.id();
         ctx.step(name, Step::Inspect, json!({"service": short(id)}), async {
-            if let Some(saved) = ctx.run.load_original(name)?
-                && saved.inspect["ID"].as_str() == Some(id)
+            if let Some(saved) = crate::engine::load_original(&ctx.run, name)?
+                && saved.id() == id
             {
                 return Ok(((), json!({"id": short(id), "note": "saved by an earlier attempt"})));
             }

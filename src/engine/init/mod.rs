@@ -9,11 +9,11 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::docker::recreate::LABEL_RUN;
 use crate::docker::{DockerError, DockerPort, Inspect};
 use crate::engine::accounts;
 use crate::engine::audit::{self, Class};
 use crate::engine::orphans::{LABEL_HELPER, LABEL_PROBE};
-use crate::engine::recreate::LABEL_RUN;
 use crate::engine::reown;
 use crate::model::owner::ancestors;
 use crate::model::passwd;

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::docker::recreate::Changes;
 use crate::docker::swarm::ServiceInspect;
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Inspect, Original};
-use crate::engine::recreate::Changes;
 use crate::engine::reown::MountId;
 use crate::engine::swarm::preview::{SwarmResolved, SwarmServicePlan};
 use crate::engine::swarm::{Kind, kind_of};

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::docker::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
 use crate::engine::accounts;
-use crate::engine::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::engine::reown::MountId;
 use crate::model::mount::MountKind;
 use crate::model::owner::{Owner, ancestors, unreachable};

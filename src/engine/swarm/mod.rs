@@ -5,7 +5,6 @@ pub mod check;
 pub mod jobs;
 pub mod placement;
 pub mod preview;
-pub mod spec;
 pub mod steps;
 
 use crate::docker::swarm::{SwarmPort, inspect_service_named};

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::placement::{self, NodePlan};
-use super::spec::{self, SpecChanges};
+use crate::docker::swarm::spec::{self, SpecChanges};
 use crate::docker::swarm::{
     Availability, NodeRef, NodeState, ServiceInspect, ServiceMode, SpecMount, SwarmMembership, SwarmPort, TaskRef,
     TaskState, inspect_service_named,

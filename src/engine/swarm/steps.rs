@@ -55,7 +55,7 @@ pub fn stopped_by(spec: &Value, original: &Value, run: &str) -> bool {
 /// none) nothing can be told apart: `None`.
 pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value, run: &str) -> Option<Vec<String>> {
     let planned = planned?;
-    let settled = super::spec::settled(planned, original);
+    let settled = crate::docker::swarm::spec::settled(planned, original);
     let ours = [original, planned, &settled];
     // A restore puts the original back without the secrets and configs pruned since: those
     // that `current` lacks are not a change of someone else's.
@@ -69,7 +69,11 @@ pub fn foreign_change(original: &Value, planned: Option<&Value>, current: &Value
     // Named against the spec it was last left at by unroot, as it would be had no one else
     // written (the settled spec; a restore's original when that is nearer).
     let now = normalized(current);
-    let against = ours.iter().map(|s| super::spec::diff(&normalized(s), &now)).min_by_key(Vec::len).unwrap_or_default();
+    let against = ours
+        .iter()
+        .map(|s| crate::docker::swarm::spec::diff(&normalized(s), &now))
+        .min_by_key(Vec::len)
+        .unwrap_or_default();
     Some(against)
 }
 
@@ -419,7 +423,7 @@ mod tests {
         let mut planned = original.clone();
         planned["TaskTemplate"]["ContainerSpec"]["User"] = json!("999:999");
         planned["UpdateConfig"] = json!({"Parallelism": 4, "Order": "stop-first"});
-        let settled = crate::engine::swarm::spec::settled(&planned, &original);
+        let settled = crate::docker::swarm::spec::settled(&planned, &original);
         for ours in [&original, &planned, &settled, &stopped_spec(&planned, "r1"), &stopped_spec(&original, "r1")] {
             assert_eq!(foreign_change(&original, Some(&planned), ours, "r1"), None, "{ours}");
         }

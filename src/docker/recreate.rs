@@ -67,7 +67,7 @@ fn union(list: &mut Vec<String>, extra: &[String]) {
 /// Capabilities of `extra` that `list` lacks, added: `NET_ADMIN`, `net_admin` and Docker's
 /// own `CAP_NET_ADMIN` are one capability, listed once.
 fn union_caps(list: &mut Vec<String>, extra: &[String]) {
-    use crate::engine::audit::normalize_cap;
+    use crate::model::caps::normalize_cap;
     for e in extra {
         if !list.iter().any(|c| normalize_cap(c) == normalize_cap(e)) {
             list.push(e.clone());

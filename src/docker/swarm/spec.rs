@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::engine::audit::normalize_cap;
+use crate::model::caps::normalize_cap;
 use crate::model::owner::Owner;
 use crate::model::plan::{Service, Timings};
 
