@@ -4,11 +4,14 @@
 use std::io::Write;
 
 use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use crate::docker::swarm::ServiceMode;
 use crate::engine::audit;
+use crate::engine::events::{Event, Events};
 use crate::engine::preview::Method;
 use crate::model::plan::Plan;
+use crate::state::Step;
 
 /// Human text or JSON, as the command was asked.
 #[derive(Debug, Clone, Copy)]
@@ -394,29 +397,21 @@ impl Reporter {
     }
 }
 
-impl crate::engine::events::Events for Reporter {
-    fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
-        if let (Some(bars), Some(service)) = (&self.bars, service) {
-            match (event, step) {
-                ("step-start", Some(step)) => bars.start(service, step),
-                ("step-end" | "step-failed", _) => bars.end(service),
-                _ => {}
-            }
-        }
+impl Reporter {
+    /// One event line: `service: step event k=v…` for people, or a JSON object.
+    fn render(&self, event: &str, service: Option<&str>, step: Option<Step>, fields: Map<String, Value>) {
         if self.json {
-            let mut obj = serde_json::Map::new();
+            let mut obj = Map::new();
             obj.insert("event".into(), event.into());
             if let Some(s) = service {
                 obj.insert("service".into(), s.into());
             }
             if let Some(s) = step {
-                obj.insert("step".into(), s.into());
+                obj.insert("step".into(), s.as_str().into());
             }
             obj.insert("ts".into(), crate::state::now_rfc3339().into());
-            if let serde_json::Value::Object(extra) = fields {
-                obj.extend(extra);
-            }
-            self.line(&format!("{}\n", serde_json::Value::Object(obj)));
+            obj.extend(fields);
+            self.line(&format!("{}\n", Value::Object(obj)));
             return;
         }
         let mut line = String::new();
@@ -427,29 +422,79 @@ impl crate::engine::events::Events for Reporter {
             line.push_str(&format!("{s} "));
         }
         line.push_str(event);
-        if let serde_json::Value::Object(extra) = &fields {
-            for (k, v) in extra {
-                match v {
-                    serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
-                    serde_json::Value::Null => {}
-                    other => line.push_str(&format!(" {k}={other}")),
-                }
+        for (k, v) in &fields {
+            match v {
+                Value::String(s) => line.push_str(&format!(" {k}={s}")),
+                Value::Null => {}
+                other => line.push_str(&format!(" {k}={other}")),
             }
         }
         self.line(&format!("{line}\n"));
     }
+}
+
+/// A step's fields: its error, then its detail's (an object's) keys.
+fn step_fields(error: Option<&str>, detail: &Value) -> Map<String, Value> {
+    let mut fields = Map::new();
+    if let Some(e) = error {
+        fields.insert("error".into(), e.into());
+    }
+    if let Value::Object(d) = detail {
+        fields.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    fields
+}
+
+impl Events for Reporter {
+    fn emit(&self, event: Event<'_>) {
+        if let Some(bars) = &self.bars {
+            match event {
+                Event::StepStart { service, step, .. } => bars.start(service, step.as_str()),
+                Event::StepEnd { service, .. } | Event::StepFailed { service, .. } => bars.end(service),
+                _ => {}
+            }
+        }
+        match event {
+            Event::StepStart { service, step, detail } => {
+                self.render("step-start", Some(service), Some(step), step_fields(None, detail));
+            }
+            Event::StepEnd { service, step, detail } => {
+                self.render("step-end", Some(service), Some(step), step_fields(None, detail));
+            }
+            Event::StepFailed { service, step, error, detail } => {
+                self.render("step-failed", Some(service), Some(step), step_fields(Some(error), detail));
+            }
+            Event::Run { event, run, detail } => {
+                let fields = Map::from_iter([("run".into(), run.into()), ("detail".into(), json!(detail))]);
+                self.render(event.as_str(), None, None, fields);
+            }
+            Event::Skipped { service } => self.render("skipped", Some(service), None, Map::new()),
+            Event::DaemonUnreachable { waiting_up_to } => {
+                let waited = crate::model::plan::duration::format(waiting_up_to);
+                self.render(
+                    "daemon-unreachable",
+                    None,
+                    None,
+                    Map::from_iter([("waiting_up_to".into(), waited.into())]),
+                );
+            }
+            Event::DaemonBack => self.render("daemon-back", None, None, Map::new()),
+        }
+    }
 
     fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
-        if self.json {
-            let mut fields = serde_json::json!({"outcome": outcome, "exit_code": exit_code});
-            if let Some(n) = &self.docker_nanos {
-                let secs = n.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
-                fields["docker_api_seconds"] = serde_json::json!((secs * 1000.0).round() / 1000.0);
-            }
-            self.event("done", None, None, fields);
-        } else {
+        if !self.json {
             self.line(&format!("\n{summary}\n"));
+            return;
         }
+        let mut fields = Map::new();
+        fields.insert("outcome".into(), outcome.into());
+        fields.insert("exit_code".into(), exit_code.into());
+        if let Some(n) = &self.docker_nanos {
+            let secs = n.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+            fields.insert("docker_api_seconds".into(), json!((secs * 1000.0).round() / 1000.0));
+        }
+        self.render("done", None, None, fields);
     }
 
     fn note(&self, text: &str) {

@@ -115,27 +115,21 @@ pub struct RunCtx<'a, D: Port> {
 impl<D: Port> RunCtx<'_, D> {
     /// Journals a record, then reports it (a record is durable before progress is shown).
     pub fn record(&self, record: Record) -> Result<(), StateError> {
+        use crate::engine::events::Event;
         let entry = self.journal.lock().expect("journal lock").append(record)?;
         match &entry.record {
             Record::Step { service, step, ok, error, detail } => {
-                let event = match ok {
-                    None => "step-start",
-                    Some(true) => "step-end",
-                    Some(false) => "step-failed",
-                };
-                let mut fields = json!({});
-                if let Some(e) = error {
-                    fields["error"] = json!(e);
-                }
-                if let Value::Object(d) = detail {
-                    for (k, v) in d {
-                        fields[k] = v.clone();
+                let (service, step) = (service.as_str(), *step);
+                self.out.emit(match ok {
+                    None => Event::StepStart { service, step, detail },
+                    Some(true) => Event::StepEnd { service, step, detail },
+                    Some(false) => {
+                        Event::StepFailed { service, step, error: error.as_deref().unwrap_or_default(), detail }
                     }
-                }
-                self.out.event(event, Some(service), Some(step.as_str()), fields);
+                });
             }
             Record::Run { event, detail, .. } => {
-                self.out.event(event.as_str(), None, None, json!({"run": self.run.id, "detail": detail}))
+                self.out.emit(Event::Run { event: *event, run: &self.run.id, detail: detail.as_deref() })
             }
             Record::Header { .. } => {}
         }
