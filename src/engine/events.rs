@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::engine::preview::DayPlan;
+use crate::engine::runs::RunReport;
 use crate::state::{RunEvent, Step};
 
 /// What apply, resume and rollback report (SPEC §9). Each is reported after the journal
@@ -27,16 +29,23 @@ pub enum Event<'a> {
     DaemonUnreachable { waiting_up_to: Duration },
     /// The daemon answers again.
     DaemonBack,
+    /// The day as apply will run it, before the first change (rendered for people only).
+    Preview { day: &'a DayPlan, title: Option<&'a str> },
+    /// A free-form line for people.
+    Note(&'a str),
+    /// The last event of a run: how it ended, with a summary for people.
+    Done(&'a RunReport),
 }
 
 /// Where events go.
 pub trait Events: Send + Sync {
     /// Reports one event.
     fn emit(&self, event: Event<'_>);
-    /// The last event of a run, with its outcome, exit code and a summary for people.
-    fn done(&self, outcome: &str, exit_code: u8, summary: &str);
-    /// A free-form line for people.
-    fn note(&self, text: &str);
+
+    /// A free-form line for people ([`Event::Note`]).
+    fn note(&self, text: &str) {
+        self.emit(Event::Note(text));
+    }
 }
 
 /// A sink that drops everything (tests of the engine that look at Docker and the state dir).
@@ -45,6 +54,4 @@ pub struct Discard;
 
 impl Events for Discard {
     fn emit(&self, _: Event<'_>) {}
-    fn done(&self, _: &str, _: u8, _: &str) {}
-    fn note(&self, _: &str) {}
 }

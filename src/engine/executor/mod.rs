@@ -68,14 +68,6 @@ impl Outcome {
             Outcome::CommitIncomplete => "commit-incomplete",
         }
     }
-
-    pub fn exit(self, any_failed: bool) -> crate::Exit {
-        match (self, any_failed) {
-            (Outcome::Applied, false) => crate::Exit::Ok,
-            (Outcome::Applied, true) | (Outcome::RolledBack, _) => crate::Exit::RolledBack,
-            (Outcome::Incomplete | Outcome::CommitIncomplete, _) => crate::Exit::Incomplete,
-        }
-    }
 }
 
 /// The name a renamed original has during the migration window.
