@@ -297,7 +297,15 @@ pub fn exit_code(ended: Result<&Ended, &Error>) -> Exit {
 /// Parses the arguments, runs the command with its output on stdout and returns its exit
 /// code.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors on stderr; --help and --version on stdout.
+            let _ = e.print();
+            let ended = if e.use_stderr() { Err(Error::Usage(e.to_string())) } else { Ok(Ended::Done) };
+            return exit_code(ended.as_ref()).into();
+        }
+    };
     init_logging(cli.verbose, cli.quiet);
     let ended = run(cli, &Output::new(false, Box::new(std::io::stdout())));
     if let Err(e) = &ended {
