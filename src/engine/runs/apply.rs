@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use crate::docker::swarm::SwarmPort;
 use crate::docker::{DockerPort, inspect_named};
 use crate::engine::events::{Event, Events};
-use crate::engine::executor::{Apply, RunCtx};
+use crate::engine::executor::{Apply, Outcome, RunCtx};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::preview::{self, AlreadyMigrated, DayPlan, NameSource};
 use crate::engine::recreate::LABEL_RUN;
@@ -241,7 +241,8 @@ pub async fn apply(
             out.note(&format!("{}: already migrated by run {}; nothing to do", a.name, a.run));
         }
         let summary = format!("Day {}: every service is already migrated; nothing was changed.", opts.day);
-        return Ok(RunReport::done(out, RunEnd::Ran { outcome: super::Outcome::Applied, any_failed: false }, summary));
+        let nothing = RunEnd::Ran { outcome: Outcome::Applied, any_failed: false };
+        return Ok(RunReport::done(out, nothing, summary));
     }
     let mut day = preview::compute(port, plan, opts.day, &todo, NameSource::ImageProbe).await?;
     day.already_migrated = already;
