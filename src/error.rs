@@ -1,4 +1,5 @@
-//! The library's errors and the exit codes of SPEC §1 they map to.
+//! The library's errors, and the exit codes of SPEC §1 (which of them a command ends with is
+//! decided in one place: [`crate::cli::exit_code`]).
 
 use crate::docker::DockerError;
 use crate::model::plan::PlanErrors;
@@ -19,6 +20,8 @@ pub enum Exit {
     Incomplete = 4,
     /// Refused: lock held, interrupted run, earlier day not applied.
     Refused = 5,
+    /// A second Ctrl-C stopped the command at once; `unroot resume` continues the run.
+    Interrupted = 130,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -60,23 +63,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code this error ends the command with.
-    pub fn exit(&self) -> Exit {
-        match self {
-            // Whatever fails before a run starts changed nothing: "bad input".
-            Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_) => Exit::Refused,
-            Error::Incomplete(_) => Exit::Incomplete,
-            Error::Plan(_)
-            | Error::Profiles(_)
-            | Error::Docker(_)
-            | Error::Io { .. }
-            | Error::State(_)
-            | Error::Usage(_)
-            | Error::NameTaken(_)
-            | Error::Blocked(_) => Exit::BadInput,
-        }
-    }
-
+    /// Makes an I/O error into [`Error::Io`] saying what was being done (for `map_err`).
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use crate::docker::DockerPort;
 use crate::engine::init;
-use crate::error::{Error, Exit};
+use crate::error::Error;
 use crate::model::plan::Plan;
 use crate::model::profiles::Profiles;
 
+use super::Ended;
 use super::output::Output;
 
 /// Options of `init`.
@@ -45,16 +46,20 @@ pub fn prepare(opts: &InitOptions) -> Result<Profiles, Error> {
     profiles(opts.profiles.as_deref())
 }
 
-/// Runs `init` with the profiles [`prepare`] returned.
+/// Runs `init` with the profiles [`prepare`] returned, its output to `out`.
 ///
 /// Errors: an unreachable daemon; a generated plan that does not pass `check` is a bug and
 /// says so. Nothing is written then.
-pub async fn init(port: &impl DockerPort, profiles: &Profiles, opts: &InitOptions) -> Result<Exit, Error> {
+pub async fn init(
+    port: &impl DockerPort,
+    profiles: &Profiles,
+    opts: &InitOptions,
+    out: &Output,
+) -> Result<Ended, Error> {
     let plan = init::run(port, profiles, &opts.filters, opts.name.as_deref()).await?;
     if !plan.services.iter().any(|d| d.placement != init::Placement::Unplaced) {
-        let out = Output { json: opts.json };
-        out.init_nothing(&plan);
-        return Ok(Exit::Ok);
+        out.json(opts.json).init_nothing(&plan);
+        return Ok(Ended::Done);
     }
     let text = init::toml(&plan);
     if let Err(e) = Plan::parse("the generated plan", &text) {
@@ -65,6 +70,6 @@ pub async fn init(port: &impl DockerPort, profiles: &Profiles, opts: &InitOption
     if let Some(out) = &opts.out {
         super::write_out(out, &text, opts.force)?;
     }
-    Output { json: opts.json }.init(&plan, &text, opts.out.as_deref());
-    Ok(Exit::Ok)
+    out.json(opts.json).init(&plan, &text, opts.out.as_deref());
+    Ok(Ended::Done)
 }

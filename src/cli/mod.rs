@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::cli::output::Output;
-use crate::docker::{BollardDocker, Timed};
+use crate::engine::executor::Outcome;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::runs::{ApplyOptions, RunEnd};
 use crate::error::{Error, Exit};
 use crate::model::plan::Plan;
 
-use crate::cli::output::{Bars, Reporter};
-use crate::{engine::audit, engine::runs, model::plan};
+use crate::{engine::audit, model::plan};
 
 #[derive(Debug, Parser)]
 #[command(name = "unroot", version, about = "Move running Docker containers off root in planned, health-gated stages")]
@@ -240,17 +240,78 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-/// Parses the arguments, runs the command and returns its exit code.
-pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
-    match run(cli) {
-        Ok(code) => code.into(),
-        Err(e) => {
-            report(&e);
-            e.exit().into()
+/// How a command ended, before it is an exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Done: what it had to say is in its output.
+    Done,
+    /// A look that counts findings (audit's root containers, verify's services with
+    /// problems, the preview's blockers); `fail`: whether a finding fails the command.
+    Looked { found: usize, fail: bool },
+    /// How each run of apply, resume or rollback ended (the worst decides).
+    Runs(Vec<RunEnd>),
+    /// A second Ctrl-C stopped the command at once; `unroot resume` continues the run.
+    StoppedAtOnce,
+}
+
+/// The one place that decides exit codes (SPEC §1): from how a command ended, or from the
+/// error it failed with.
+pub fn exit_code(ended: Result<&Ended, &Error>) -> Exit {
+    match ended {
+        Ok(Ended::Done) => Exit::Ok,
+        Ok(Ended::Looked { found, fail }) => {
+            if *fail && *found > 0 {
+                Exit::Found
+            } else {
+                Exit::Ok
+            }
         }
+        Ok(Ended::Runs(runs)) => runs
+            .iter()
+            .map(|end| match end {
+                RunEnd::Ran { outcome: Outcome::Applied, any_failed: false }
+                | RunEnd::Restored
+                | RunEnd::AlreadyEnded(_) => Exit::Ok,
+                RunEnd::Ran { outcome: Outcome::Applied | Outcome::RolledBack, .. } => Exit::RolledBack,
+                RunEnd::Ran { outcome: Outcome::Incomplete | Outcome::CommitIncomplete, .. } => Exit::Incomplete,
+            })
+            .max_by_key(|exit| *exit as u8)
+            .unwrap_or(Exit::Ok),
+        Ok(Ended::StoppedAtOnce) => Exit::Interrupted,
+        Err(Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_)) => Exit::Refused,
+        Err(Error::Incomplete(_)) => Exit::Incomplete,
+        // Whatever else fails before a run starts changed nothing: "bad input".
+        Err(
+            Error::Plan(_)
+            | Error::Profiles(_)
+            | Error::Docker(_)
+            | Error::Io { .. }
+            | Error::State(_)
+            | Error::Usage(_)
+            | Error::NameTaken(_)
+            | Error::Blocked(_),
+        ) => Exit::BadInput,
     }
+}
+
+/// Parses the arguments, runs the command with its output on stdout and returns its exit
+/// code.
+pub fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors on stderr; --help and --version on stdout.
+            let _ = e.print();
+            let ended = if e.use_stderr() { Err(Error::Usage(e.to_string())) } else { Ok(Ended::Done) };
+            return exit_code(ended.as_ref()).into();
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let ended = run(cli, &Output::new(false, Box::new(std::io::stdout())));
+    if let Err(e) = &ended {
+        report(e);
+    }
+    exit_code(ended.as_ref()).into()
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -301,106 +362,52 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::io("starting the async runtime"))
 }
 
-fn run(cli: Cli) -> Result<Exit, Error> {
+fn run(cli: Cli, out: &Output) -> Result<Ended, Error> {
     let Cli { state_dir, no_progress, command, context, .. } = cli;
-    let context = context.as_deref();
+    let env = commands::Env { state_dir, no_progress, context, out: out.clone() };
     match command {
         Command::Plan { plan, day, only, json } => {
-            let opts =
-                commands::ApplyOptions { day, only, parallelism: None, yes: false, dry_run: true, json, state_dir };
-            apply(&plan, &opts, no_progress, context)
+            let opts = ApplyOptions { day, only, parallelism: None };
+            env.apply(&plan, commands::ApplyArgs { opts, yes: false, dry_run: true, json })
         }
         Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
-            let parallelism = parallelism.map(usize::from);
-            let opts = commands::ApplyOptions { day, only, parallelism, yes, dry_run, json, state_dir };
-            apply(&plan, &opts, no_progress, context)
+            let opts = ApplyOptions { day, only, parallelism: parallelism.map(usize::from) };
+            env.apply(&plan, commands::ApplyArgs { opts, yes, dry_run, json })
         }
-        Command::Resume { run, plan, json } => {
-            let state = location(state_dir.as_deref(), plan.as_deref())?;
-            against_a_run((json, no_progress, context), true, async |docker, out, stop| {
-                runs::resume(docker, &state, run.as_deref(), out, stop).await
-            })
-        }
+        Command::Resume { run, plan, json } => env.resume(run.as_deref(), plan.as_deref(), json),
         Command::Rollback { run, plan, services, force, json } => {
-            let state = location(state_dir.as_deref(), plan.as_deref())?;
-            let overwrite = if force { runs::Overwrite::Anyway } else { runs::Overwrite::Refuse };
-            against_a_run((json, no_progress, context), false, async |docker, out, stop| {
-                runs::rollback(docker, &state, &run, &services, overwrite, out, stop).await
-            })
+            env.rollback(&run, plan.as_deref(), &services, force, json)
         }
         Command::Status { run, plan, json } => {
-            let state = location(state_dir.as_deref(), plan.as_deref())?;
-            let runs = runs::status(&state, run.as_deref())?;
-            Output { json }.status(&runs, &state);
-            Ok(Exit::Ok)
+            let state = location(env.state_dir.as_deref(), plan.as_deref())?;
+            let runs = crate::engine::runs::status(&state, run.as_deref())?;
+            out.json(json).status(&runs, &state);
+            Ok(Ended::Done)
         }
-        Command::Verify { plan, through_day, json } => {
-            let plan = Plan::load(&plan)?;
-            let verdicts = runtime()?.block_on(async {
-                let docker = BollardDocker::connect(context).await?;
-                crate::engine::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
-            })?;
-            Output { json }.verify(&verdicts);
-            Ok(if verdicts.iter().all(|v| v.ok) { Exit::Ok } else { Exit::Found })
+        Command::Verify { plan, through_day, json } => env.verify(&plan, through_day, json),
+        Command::Report { plan, format, out: file, force, filters } => {
+            env.report(&plan, format, file.as_deref(), force, &filters)
         }
-        Command::Report { plan, format, out, force, filters } => {
-            let plan = Plan::load(&plan)?;
-            let state = crate::state::StateLocation::resolve(state_dir.as_deref(), Some(&plan));
-            let report = runtime()?.block_on(async {
-                let docker = BollardDocker::connect(context).await?;
-                crate::engine::report::gather(&docker, &plan, &state, &filters).await
-            })?;
-            let text = match format {
-                ReportFormat::Md => report::md::render(&report),
-                ReportFormat::Html => report::html::render(&report),
-                ReportFormat::Json => serde_json::to_string_pretty(&report).expect("the report serializes") + "\n",
-            };
-            match out {
-                Some(path) => {
-                    write_out(&path, &text, force)?;
-                    eprintln!("wrote {}", path.display());
-                }
-                None => Output { json: format == ReportFormat::Json }.report(&text),
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Init { out, force, profiles, name, json, filters } => {
-            let opts = init::InitOptions { out, force, profiles, name, json, filters };
+        Command::Init { out: file, force, profiles, name, json, filters } => {
+            let opts = init::InitOptions { out: file, force, profiles, name, json, filters };
             let profiles = init::prepare(&opts)?;
             runtime()?.block_on(async {
-                let docker = BollardDocker::connect(context).await?;
-                init::init(&docker, &profiles, &opts).await
+                let docker = crate::docker::BollardDocker::connect(env.context.as_deref()).await?;
+                init::init(&docker, &profiles, &opts, out).await
             })
         }
-        Command::Audit { plan: plan_path, json, format, fail_on_root, filters } => {
-            let plan = plan_path.as_deref().map(plan::Plan::load).transpose()?;
-            let report = runtime()?.block_on(async {
-                let docker = BollardDocker::connect(context).await?;
-                tracing::info!(address = %docker_address(&docker), "connected");
-                let mut report = audit::run(&docker, plan.as_ref(), &filters).await?;
-                report.services = audit::services(&docker, plan.as_ref(), &filters).await?;
-                Ok::<_, Error>(report)
-            })?;
-            match format.unwrap_or(if json { AuditFormat::Json } else { AuditFormat::Human }) {
-                AuditFormat::Sarif => {
-                    let path = plan_path.as_deref().map(|p| p.display().to_string());
-                    let text = plan_path.as_deref().and_then(|p| std::fs::read_to_string(p).ok());
-                    let plan = path.as_deref().zip(text.as_deref());
-                    Output { json: true }.sarif(&sarif::log(&report, plan));
-                }
-                f => Output { json: f == AuditFormat::Json }.audit(&report),
-            }
-            let violations = report.violation_count();
-            Ok(if fail_on_root && violations > 0 { Exit::Found } else { Exit::Ok })
+        Command::Audit { plan, json, format, fail_on_root, filters } => {
+            let format = format.unwrap_or(if json { AuditFormat::Json } else { AuditFormat::Human });
+            env.audit(plan.as_deref(), format, fail_on_root, &filters)
         }
-        offline => run_offline(offline),
+        offline => run_offline(offline, out),
     }
 }
 
 /// The commands that need no daemon: check, graph, completions, schema, man.
-fn run_offline(command: Command) -> Result<Exit, Error> {
+fn run_offline(command: Command, out: &Output) -> Result<Ended, Error> {
     match command {
-        Command::Check { plan, json } => Output { json }.check(&Plan::load(&plan)?),
+        Command::Check { plan, json } => out.json(json).check(&Plan::load(&plan)?),
         Command::Graph { plan, format } => {
             let plan = Plan::load(&plan)?;
             let rendered = match format {
@@ -408,49 +415,14 @@ fn run_offline(command: Command) -> Result<Exit, Error> {
                 GraphFormat::Dot => plan.graph.render_dot(&plan.days),
                 GraphFormat::Mermaid => plan.graph.render_mermaid(&plan.days),
             };
-            Output { json: false }.graph(&rendered);
+            out.json(false).graph(&rendered);
         }
-        Command::Completions { shell } => Output { json: false }.completions(shell, &mut Cli::command()),
-        Command::Schema => Output { json: true }.schema(&plan::json_schema()),
-        Command::Man => Output { json: false }.man(Cli::command()),
+        Command::Completions { shell } => out.json(false).completions(shell, &mut Cli::command()),
+        Command::Schema => out.json(true).schema(&plan::json_schema()),
+        Command::Man => out.json(false).man(Cli::command()),
         other => unreachable!("{other:?} needs the daemon"),
     }
-    Ok(Exit::Ok)
-}
-
-/// `plan` and `apply` (`plan` is `apply --dry-run`).
-fn apply(
-    plan: &std::path::Path,
-    opts: &commands::ApplyOptions,
-    no_progress: bool,
-    context: Option<&str>,
-) -> Result<Exit, Error> {
-    let plan = Plan::load(plan)?;
-    runtime()?.block_on(async {
-        let docker = Timed::new(BollardDocker::connect(context).await?);
-        let bars = Bars::for_terminal(no_progress);
-        let out = Reporter { json: opts.json, bars, docker_nanos: Some(docker.counter()) };
-        let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-        watch_ctrl_c(stop);
-        commands::apply(&docker, &plan, opts, stop, &out).await
-    })
-}
-
-/// `resume` and `rollback`: a command on a run, with events on stdout; `ctrl_c` watches for
-/// Ctrl-C (a rollback is left to finish: it is what Ctrl-C would start).
-fn against_a_run<F>((json, no_progress, context): (bool, bool, Option<&str>), ctrl_c: bool, f: F) -> Result<Exit, Error>
-where
-    F: AsyncFnOnce(&BollardDocker, &Reporter, &'static Interrupt) -> Result<Exit, Error>,
-{
-    let out = Reporter { json, bars: Bars::for_terminal(no_progress), docker_nanos: None };
-    runtime()?.block_on(async {
-        let docker = BollardDocker::connect(context).await?;
-        let stop: &'static Interrupt = Box::leak(Box::new(Interrupt::default()));
-        if ctrl_c {
-            watch_ctrl_c(stop);
-        }
-        f(&docker, &out, stop).await
-    })
+    Ok(Ended::Done)
 }
 
 /// The state directory of `resume`, `rollback` and `status`: `--state-dir`, else the
@@ -464,7 +436,7 @@ fn location(
 }
 
 /// Ctrl-C once: start nothing new and roll back what is in flight. Twice: stop at once
-/// (`unroot resume` continues).
+/// (the command ends as [`Ended::StoppedAtOnce`]; `unroot resume` continues).
 fn watch_ctrl_c(stop: &'static Interrupt) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -474,16 +446,10 @@ fn watch_ctrl_c(stop: &'static Interrupt) {
             stop.set();
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("Stopped at once; `unroot resume` continues the run.");
-                std::process::exit(130);
+                stop.stop_at_once();
             }
         }
     });
-}
-
-fn docker_address(d: &BollardDocker) -> String {
-    use crate::docker::DockerPort;
-    let i = d.daemon();
-    format!("{} (API {}, Engine {})", i.address, i.api_version, i.server_version)
 }
 
 /// Writes an `--out` file: a new file (refused if one appeared meanwhile), or with `force` a

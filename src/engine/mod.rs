@@ -1,6 +1,7 @@
 //! The engine: acts on Docker through the port and on the state directory, never prints
-//! (it reports through [`events::Events`]). The preview of a day, recreating, re-owning,
-//! the health gate, the journaled steps and restores, resume and rollback, audit and verify.
+//! (it reports typed [`events::Event`]s through [`events::Events`]). The preview of a day,
+//! recreating, re-owning, the health gate, the journaled steps and restores, the entry
+//! points of a run (apply, resume, rollback: [`runs`]), audit and verify.
 
 pub mod accounts;
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod hostfs;
 pub mod init;
 pub mod interrupt;
 pub mod orphans;
+pub mod outcome;
 pub mod preview;
 pub mod redact;
 pub mod reown;

@@ -177,7 +177,7 @@ impl<'a, D: Port> Apply<'a, D> {
                         };
                         if stop_day.load(Ordering::SeqCst) || ctx.stop.is_set() || blocked_by_failure {
                             progress.lock().unwrap().skipped.push(name.clone());
-                            ctx.out.event("skipped", Some(name), None, json!({}));
+                            ctx.out.emit(crate::engine::events::Event::Skipped { service: name });
                             return;
                         }
                         progress.lock().unwrap().touched.push(name.clone());

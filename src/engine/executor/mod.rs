@@ -45,43 +45,11 @@ mod tests_every_call;
 #[cfg(test)]
 mod tests_swarm;
 
+pub use crate::engine::outcome::Outcome;
 pub use apply::{Apply, write_overrides, write_stack_overrides};
 use error::Doing;
 pub use error::{StepError, StepFailure};
 pub use restore::{Holder, RestoreSpec, classify_holder, foreign_holder_message};
-
-/// How an apply, resume or rollback ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every service of the day migrated (or, with rollback-service, restored) and committed.
-    Applied,
-    /// A failure, and every touched service is back on its original, healthy.
-    RolledBack,
-    /// Something is not back (or the run paused): the state dir says what.
-    Incomplete,
-    /// Every service is migrated and healthy, but a parked original could not be removed:
-    /// the run stays open until `resume` removes it.
-    CommitIncomplete,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::RolledBack => "rolled-back",
-            Outcome::Incomplete => "rollback-incomplete",
-            Outcome::CommitIncomplete => "commit-incomplete",
-        }
-    }
-
-    pub fn exit(self, any_failed: bool) -> crate::Exit {
-        match (self, any_failed) {
-            (Outcome::Applied, false) => crate::Exit::Ok,
-            (Outcome::Applied, true) | (Outcome::RolledBack, _) => crate::Exit::RolledBack,
-            (Outcome::Incomplete | Outcome::CommitIncomplete, _) => crate::Exit::Incomplete,
-        }
-    }
-}
 
 /// The name a renamed original has during the migration window.
 pub fn renamed(name: &str, run: &str) -> String {
@@ -120,27 +88,21 @@ pub struct RunCtx<'a, D: Port> {
 impl<D: Port> RunCtx<'_, D> {
     /// Journals a record, then reports it (a record is durable before progress is shown).
     pub fn record(&self, record: Record) -> Result<(), StateError> {
+        use crate::engine::events::Event;
         let entry = self.journal.lock().expect("journal lock").append(record)?;
         match &entry.record {
             Record::Step { service, step, ok, error, detail } => {
-                let event = match ok {
-                    None => "step-start",
-                    Some(true) => "step-end",
-                    Some(false) => "step-failed",
-                };
-                let mut fields = json!({});
-                if let Some(e) = error {
-                    fields["error"] = json!(e);
-                }
-                if let Value::Object(d) = detail {
-                    for (k, v) in d {
-                        fields[k] = v.clone();
+                let (service, step) = (service.as_str(), *step);
+                self.out.emit(match ok {
+                    None => Event::StepStart { service, step, detail },
+                    Some(true) => Event::StepEnd { service, step, detail },
+                    Some(false) => {
+                        Event::StepFailed { service, step, error: error.as_deref().unwrap_or_default(), detail }
                     }
-                }
-                self.out.event(event, Some(service), Some(step.as_str()), fields);
+                });
             }
             Record::Run { event, detail, .. } => {
-                self.out.event(event.as_str(), None, None, json!({"run": self.run.id, "detail": detail}))
+                self.out.emit(Event::Run { event: *event, run: &self.run.id, detail: detail.as_deref() })
             }
             Record::Header { .. } => {}
         }

@@ -96,17 +96,12 @@ impl<D: Port> RunCtx<'_, D> {
     /// Waits until the daemon answers again, with a backoff, at most `bound`. Returns
     /// whether it did.
     pub(super) async fn wait_for_daemon(&self, bound: Duration) -> bool {
-        self.out.event(
-            "daemon-unreachable",
-            None,
-            None,
-            json!({"waiting_up_to": crate::model::plan::duration::format(bound)}),
-        );
+        self.out.emit(crate::engine::events::Event::DaemonUnreachable { waiting_up_to: bound });
         let deadline = tokio::time::Instant::now() + bound;
         let mut delay = Duration::from_millis(250);
         loop {
             if self.port.ping().await.is_ok() {
-                self.out.event("daemon-back", None, None, json!({}));
+                self.out.emit(crate::engine::events::Event::DaemonBack);
                 return true;
             }
             let now = tokio::time::Instant::now();

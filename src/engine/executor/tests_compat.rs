@@ -156,8 +156,9 @@ fn the_swarm_run_of_state_v1_resumes_to_the_planned_user_with_its_saved_manifest
     let (_tmp, loc, run) = state_dir();
     let fake = fake_at_crash();
     let stop = crate::engine::interrupt::Interrupt::default();
-    let exit = block_on(runs::resume(&fake, &loc, Some(&run), &crate::engine::events::Discard, &stop)).unwrap();
-    assert_eq!(exit, crate::Exit::Ok);
+    let ends = block_on(runs::resume(&fake, &loc, Some(&run), &crate::engine::events::Discard, &stop)).unwrap();
+    let ends: Vec<runs::RunEnd> = ends.into_iter().map(|r| r.end).collect();
+    assert!(matches!(ends[..], [runs::RunEnd::Ran { outcome: Outcome::Applied, any_failed: false }]), "{ends:?}");
     let (spec, jobs) = spec_and_jobs(&fake);
     assert_eq!(spec["TaskTemplate"]["ContainerSpec"]["User"], "1000:1000");
     assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 1, "its replica back");
@@ -179,8 +180,8 @@ fn the_swarm_run_of_state_v1_rolls_back_to_its_original_spec_and_owners() {
     let original = shown_at_crash()["PreviousSpec"].clone();
     let stop = crate::engine::interrupt::Interrupt::default();
     let out = &crate::engine::events::Discard;
-    let exit = block_on(runs::rollback(&fake, &loc, &run, &[], Overwrite::Refuse, out, &stop)).unwrap();
-    assert_eq!(exit, crate::Exit::Ok);
+    let end = block_on(runs::rollback(&fake, &loc, &run, &[], Overwrite::Refuse, out, &stop)).unwrap().end;
+    assert!(matches!(end, runs::RunEnd::Restored), "{end:?}");
     let (spec, jobs) = spec_and_jobs(&fake);
     assert!(crate::engine::swarm::steps::same_spec(&spec, &original), "{spec:#}");
     assert_eq!(running_users(&fake), [""], "its one task, as the image's user (root)");

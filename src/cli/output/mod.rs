@@ -1,7 +1,9 @@
-//! The only module that writes to stdout: human text or one JSON document per command.
+//! The only module that writes the commands' output: human text or one JSON document per
+//! command, or one event per line, to the writer given at construction (stdout in `main`).
 //! Logs and progress go to stderr elsewhere.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -10,21 +12,44 @@ use crate::engine::audit;
 use crate::engine::preview::{Method, ServicePlan, WorkloadPlan};
 use crate::model::plan::Plan;
 
-/// Human text or JSON, as the command was asked.
-#[derive(Debug, Clone, Copy)]
+mod events;
+
+pub use events::{Bars, Reporter};
+
+/// Human text or JSON, as the command was asked, written to one shared writer.
+#[derive(Clone)]
 pub struct Output {
     pub json: bool,
+    writer: Arc<Mutex<Box<dyn Write + Send>>>,
 }
 
-fn print(text: &str) {
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`unroot graph … | head`) is not an error worth a panic.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").field("json", &self.json).finish_non_exhaustive()
+    }
 }
 
-fn print_json<T: Serialize>(value: &T) {
-    let text = serde_json::to_string_pretty(value).expect("output types serialize");
-    print(&format!("{text}\n"));
+impl Output {
+    /// Output to `writer` (stdout in `main`), human text unless `json`.
+    pub fn new(json: bool, writer: Box<dyn Write + Send>) -> Output {
+        Output { json, writer: Arc::new(Mutex::new(writer)) }
+    }
+
+    /// The same writer, as `json` says.
+    pub fn json(&self, json: bool) -> Output {
+        Output { json, writer: Arc::clone(&self.writer) }
+    }
+
+    fn print(&self, text: &str) {
+        let mut out = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A closed pipe (`unroot graph … | head`) is not an error worth a panic.
+        let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    }
+
+    fn print_json<T: Serialize>(&self, value: &T) {
+        let text = serde_json::to_string_pretty(value).expect("output types serialize");
+        self.print(&format!("{text}\n"));
+    }
 }
 
 /// Pads `rows` into aligned columns under `header`.
@@ -59,11 +84,11 @@ impl Output {
     pub fn init(&self, plan: &crate::engine::init::InitPlan, text: &str, out: Option<&std::path::Path>) {
         use crate::engine::init::Placement;
         if self.json {
-            print_json(plan);
+            self.print_json(plan);
             return;
         }
         let Some(path) = out else {
-            print(text);
+            self.print(text);
             return;
         };
         let count = |p: Placement| plan.services.iter().filter(|d| d.placement == p).count();
@@ -95,13 +120,13 @@ impl Output {
             ));
         }
         lines.push_str(&format!("Review it, then `unroot check {0}` and `unroot plan {0} --day 1`.\n", path.display()));
-        print(&lines);
+        self.print(&lines);
     }
 
     /// `unroot init` with no container to move: what was left out and why; no plan.
     pub fn init_nothing(&self, plan: &crate::engine::init::InitPlan) {
         if self.json {
-            print_json(plan);
+            self.print_json(plan);
             return;
         }
         let mut lines =
@@ -112,7 +137,7 @@ impl Output {
         for l in &plan.left_out {
             lines.push_str(&format!("  {}: {}\n", l.name, l.why));
         }
-        print(&lines);
+        self.print(&lines);
     }
 
     /// `unroot check`: what the plan holds.
@@ -131,7 +156,7 @@ impl Output {
                 waves: usize,
                 exceptions: usize,
             }
-            print_json(&Check {
+            self.print_json(&Check {
                 plan: &plan.rollout.name,
                 ok: true,
                 sha256: &plan.sha256,
@@ -141,7 +166,7 @@ impl Output {
                 exceptions,
             });
         } else {
-            print(&format!(
+            self.print(&format!(
                 "{}: ok: plan `{}`, {} services over {} days in {} waves, {} documented exception(s)\n",
                 plan.source.name,
                 plan.rollout.name,
@@ -155,38 +180,38 @@ impl Output {
 
     /// `unroot report`, already rendered (Markdown, HTML or JSON).
     pub fn report(&self, rendered: &str) {
-        print(rendered);
+        self.print(rendered);
     }
 
     /// `unroot graph`, already rendered.
     pub fn graph(&self, rendered: &str) {
-        print(rendered);
+        self.print(rendered);
     }
 
     /// `unroot completions`.
     pub fn completions(&self, shell: clap_complete::Shell, cmd: &mut clap::Command) {
         let mut buf = Vec::new();
         clap_complete::generate(shell, cmd, "unroot", &mut buf);
-        print(&String::from_utf8_lossy(&buf));
+        self.print(&String::from_utf8_lossy(&buf));
     }
 
     /// `unroot schema`: the plan format's JSON Schema.
     pub fn schema(&self, schema: &serde_json::Value) {
-        print_json(schema);
+        self.print_json(schema);
     }
 
     /// `unroot man`: the man page, in roff.
     pub fn man(&self, cmd: clap::Command) {
         let mut buf = Vec::new();
         if clap_mangen::Man::new(cmd).render(&mut buf).is_ok() {
-            print(&String::from_utf8_lossy(&buf));
+            self.print(&String::from_utf8_lossy(&buf));
         }
     }
 
     /// `unroot plan` / `apply --dry-run`: the day as apply will run it.
     pub fn preview(&self, day: &crate::engine::preview::DayPlan, title: Option<&str>) {
         if self.json {
-            print_json(day);
+            self.print_json(day);
             return;
         }
         let mut out = format!(
@@ -214,18 +239,18 @@ impl Output {
             "Plan: {} service(s) to migrate, {blocked} blocked, {warnings} warning(s).\n",
             day.services.len() - blocked
         ));
-        print(&out);
+        self.print(&out);
     }
 
     /// `unroot status`: runs and each service's step.
     pub fn status(&self, runs: &[crate::engine::runs::RunStatus], loc: &crate::state::StateLocation) {
         let hint = &loc.hint;
         if self.json {
-            print_json(&serde_json::json!({ "runs": runs }));
+            self.print_json(&serde_json::json!({ "runs": runs }));
             return;
         }
         if runs.is_empty() {
-            print(&format!(
+            self.print(&format!(
                 "No runs in state directory {}; pass --plan PLAN or --state-dir DIR to look elsewhere.\n",
                 loc.dir.display()
             ));
@@ -254,13 +279,13 @@ impl Output {
             }
             out.push('\n');
         }
-        print(&out);
+        self.print(&out);
     }
 
     /// `unroot verify`: each planned service, ok or its problems.
     pub fn verify(&self, verdicts: &[crate::engine::verify::Verdict]) {
         if self.json {
-            print_json(&serde_json::json!({ "services": verdicts }));
+            self.print_json(&serde_json::json!({ "services": verdicts }));
             return;
         }
         let rows: Vec<Vec<String>> = verdicts
@@ -270,18 +295,18 @@ impl Output {
         let mut out = table(&["SERVICE", "VERDICT", "PROBLEMS"], &rows);
         let bad = verdicts.iter().filter(|v| !v.ok).count();
         out.push_str(&format!("\n{} service(s) checked, {bad} with problems\n", verdicts.len()));
-        print(&out);
+        self.print(&out);
     }
 
     /// `unroot audit`: a table, the summary and any containers that vanished.
     /// The audit as a SARIF log (always JSON).
     pub fn sarif(&self, log: &serde_sarif::sarif::Sarif) {
-        print_json(log);
+        self.print_json(log);
     }
 
     pub fn audit(&self, report: &audit::Report) {
         if self.json {
-            print_json(report);
+            self.print_json(report);
             return;
         }
         let rows: Vec<Vec<String>> = report
@@ -327,124 +352,7 @@ impl Output {
             out.push('\n');
             out.push_str(&services_table(&report.services));
         }
-        print(&out);
-    }
-}
-
-/// Spinners on stderr for the steps in flight, one per service (terminals only).
-#[derive(Debug, Default)]
-pub struct Bars {
-    multi: indicatif::MultiProgress,
-    active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
-}
-
-impl Bars {
-    /// Spinners when stderr is a terminal and progress is wanted.
-    pub fn for_terminal(no_progress: bool) -> Option<std::sync::Arc<Bars>> {
-        use std::io::IsTerminal;
-        (!no_progress && std::io::stderr().is_terminal()).then(|| std::sync::Arc::new(Bars::default()))
-    }
-
-    fn start(&self, service: &str, step: &str) {
-        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"));
-        bar.set_message(format!("{service}: {step}"));
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        if let Some(old) = self.active.lock().expect("bars lock").insert(service.to_string(), bar) {
-            old.finish_and_clear();
-        }
-    }
-
-    fn end(&self, service: &str) {
-        if let Some(bar) = self.active.lock().expect("bars lock").remove(service) {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// Events of apply, resume and rollback: one line each, human or JSON (SPEC §9). Every
-/// event is reported after the journal record it stands for is durable.
-#[derive(Debug, Clone, Default)]
-pub struct Reporter {
-    pub json: bool,
-    /// Spinners for the waits (stderr, terminals only).
-    pub bars: Option<std::sync::Arc<Bars>>,
-    /// Nanoseconds spent waiting on Docker, reported with the last event.
-    pub docker_nanos: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-}
-
-impl Reporter {
-    /// Prints a line without tearing the spinners.
-    fn line(&self, text: &str) {
-        match &self.bars {
-            Some(b) => b.multi.suspend(|| print(text)),
-            None => print(text),
-        }
-    }
-}
-
-impl crate::engine::events::Events for Reporter {
-    fn event(&self, event: &str, service: Option<&str>, step: Option<&str>, fields: serde_json::Value) {
-        if let (Some(bars), Some(service)) = (&self.bars, service) {
-            match (event, step) {
-                ("step-start", Some(step)) => bars.start(service, step),
-                ("step-end" | "step-failed", _) => bars.end(service),
-                _ => {}
-            }
-        }
-        if self.json {
-            let mut obj = serde_json::Map::new();
-            obj.insert("event".into(), event.into());
-            if let Some(s) = service {
-                obj.insert("service".into(), s.into());
-            }
-            if let Some(s) = step {
-                obj.insert("step".into(), s.into());
-            }
-            obj.insert("ts".into(), crate::state::now_rfc3339().into());
-            if let serde_json::Value::Object(extra) = fields {
-                obj.extend(extra);
-            }
-            self.line(&format!("{}\n", serde_json::Value::Object(obj)));
-            return;
-        }
-        let mut line = String::new();
-        if let Some(s) = service {
-            line.push_str(&format!("{s}: "));
-        }
-        if let Some(s) = step {
-            line.push_str(&format!("{s} "));
-        }
-        line.push_str(event);
-        if let serde_json::Value::Object(extra) = &fields {
-            for (k, v) in extra {
-                match v {
-                    serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
-                    serde_json::Value::Null => {}
-                    other => line.push_str(&format!(" {k}={other}")),
-                }
-            }
-        }
-        self.line(&format!("{line}\n"));
-    }
-
-    fn done(&self, outcome: &str, exit_code: u8, summary: &str) {
-        if self.json {
-            let mut fields = serde_json::json!({"outcome": outcome, "exit_code": exit_code});
-            if let Some(n) = &self.docker_nanos {
-                let secs = n.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
-                fields["docker_api_seconds"] = serde_json::json!((secs * 1000.0).round() / 1000.0);
-            }
-            self.event("done", None, None, fields);
-        } else {
-            self.line(&format!("\n{summary}\n"));
-        }
-    }
-
-    fn note(&self, text: &str) {
-        if !self.json {
-            self.line(&format!("{text}\n"));
-        }
+        self.print(&out);
     }
 }
 

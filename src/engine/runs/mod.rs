@@ -1,4 +1,6 @@
-//! Runs after the fact: `status`, `resume` and `rollback` (SPEC §5, §7).
+//! Runs: `apply` starts one, `resume` and `rollback` continue one, `status` reads them
+//! back (SPEC §5, §7). Each entry point returns how its run(s) ended as a [`RunReport`]; the
+//! command line maps that to an exit code.
 //!
 //! A run is read back from its folder: the journal says what was intended and done, the
 //! saved plan copy says what the day was. `resume` is level-triggered: it re-inspects Docker
@@ -12,21 +14,72 @@ use serde::Serialize;
 
 use crate::docker::swarm::{ServiceInspect, SwarmPort};
 use crate::docker::{DockerError, DockerPort, Original, Port, inspect_named};
-use crate::engine::compose::{self, ComposeRef};
-use crate::engine::events::Events;
-use crate::engine::executor::{Apply, Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
+use crate::engine::events::{Event, Events};
+use crate::engine::executor::{Holder, Outcome, RestoreSpec, RunCtx, classify_holder, foreign_holder_message};
 use crate::engine::interrupt::Interrupt;
-
-mod refuse;
-use crate::engine::preview::{self, NameSource};
-use crate::error::{Error, Exit};
-use crate::model::plan::{OnFailure, Plan};
+use crate::error::Error;
+use crate::model::plan::Plan;
 use crate::state::{
-    Cause, Entry, Journal, Ledger, Lock, PlanDir, Record, RunDir, RunEvent, RunState, ServiceState, StateError,
-    StateLocation, Step, run_events,
+    Entry, Journal, Lock, PlanDir, Record, RunDir, RunEvent, RunState, StateError, StateLocation, Step,
 };
+
+pub mod apply;
+mod refuse;
+mod resume;
+mod rollback;
+
+pub use crate::engine::outcome::{RunEnd, RunReport};
+pub use apply::{ApplyOptions, apply, preview};
 pub use refuse::Overwrite;
 use refuse::refuse_foreign_holders;
+pub use resume::resume;
+pub use rollback::rollback;
+
+impl RunReport {
+    /// Reports the run's `done` event and returns it.
+    fn done(out: &dyn Events, end: RunEnd, summary: impl Into<String>) -> RunReport {
+        let report = RunReport { end, summary: summary.into() };
+        out.emit(Event::Done(&report));
+        report
+    }
+
+    /// The end of a run the executor worked on: `day` for the run `apply` started, `None`
+    /// for one that `resume` or `rollback` continued.
+    fn ran<D: Port>(ctx: &RunCtx<'_, D>, day: Option<u32>, outcome: Outcome, any_failed: bool) -> RunReport {
+        RunReport::done(ctx.out, RunEnd::Ran { outcome, any_failed }, summary(ctx, day, outcome, any_failed))
+    }
+}
+
+/// What a run ended as, for people, with the commands that continue it: `day` for the run
+/// `apply` started, `None` for one that `resume` or `rollback` continued.
+fn summary<D: Port>(ctx: &RunCtx<'_, D>, day: Option<u32>, outcome: Outcome, any_failed: bool) -> String {
+    let run = &ctx.run.id;
+    match (day, outcome, any_failed) {
+        (Some(d), Outcome::Applied, false) => format!("Day {d} applied (run {run})."),
+        (None, Outcome::Applied, false) => format!("Run {run} applied."),
+        (Some(d), Outcome::Applied, true) => format!(
+            "Day {d} committed, but a service failed and is back on its original (run {run}); the day stays open until it is migrated."
+        ),
+        (Some(d), Outcome::RolledBack, _) => {
+            format!("Day {d} failed; every service it touched is back on its original (run {run}).")
+        }
+        (None, Outcome::Applied | Outcome::RolledBack, _) => {
+            format!("Run {run}: every service it touched is back on its original.")
+        }
+        (_, Outcome::CommitIncomplete, _) => format!(
+            "{}: every service is migrated and healthy, but a parked original could not be removed; `{}` removes it.",
+            day.map_or_else(|| format!("Run {run}"), |d| format!("Day {d}")),
+            ctx.command("resume")
+        ),
+        (Some(d), Outcome::Incomplete, _) => format!(
+            "Day {d} did not finish and something is not back: see `{}`; continue with `{}` or `{}`.",
+            ctx.command("status"),
+            ctx.command("resume"),
+            ctx.command("rollback")
+        ),
+        (None, Outcome::Incomplete, _) => format!("Run {run} is not finished: see `{}`.", ctx.command("status")),
+    }
+}
 
 /// One run as its folder tells it.
 #[derive(Debug, Clone)]
@@ -338,221 +391,4 @@ async fn restore_all<D: Port>(
         ctx.record(Record::run_with(RunEvent::RollbackIncomplete, failures.join("; ")))?;
         Ok(false)
     }
-}
-
-/// `unroot resume [RUN]`: finishes an interrupted run, or rolls it back as its
-/// `on_failure` says. With nothing interrupted it says so and exits 0.
-pub async fn resume(
-    port: &(impl DockerPort + SwarmPort),
-    loc: &StateLocation,
-    run: Option<&str>,
-    out: &dyn Events,
-    stop: &Interrupt,
-) -> Result<Exit, Error> {
-    let _lock = Lock::acquire(&loc.dir, "unroot resume")?;
-    crate::engine::orphans::sweep(port).await;
-    let open: Vec<RunView> = match run {
-        Some(id) => {
-            let view = find_run(loc, id)?;
-            if !view.is_open() {
-                let state = view.state(false).as_str();
-                out.note(&format!("run {id} is {state}; nothing to resume"));
-                out.done(state, 0, "Nothing to resume.");
-                return Ok(Exit::Ok);
-            }
-            vec![view]
-        }
-        None => all_runs(&loc.dir)?.into_iter().filter(RunView::is_open).collect(),
-    };
-    if open.is_empty() {
-        out.note(&format!("no interrupted run in state directory {}; nothing to resume", loc.dir.display()));
-        out.done("applied", 0, "Nothing to resume.");
-        return Ok(Exit::Ok);
-    }
-    let mut worst = Exit::Ok;
-    for view in open {
-        let exit = resume_one(port, &view, out, stop, &loc.hint).await?;
-        if exit as u8 > worst as u8 {
-            worst = exit;
-        }
-    }
-    Ok(worst)
-}
-
-async fn resume_one(
-    port: &(impl DockerPort + SwarmPort),
-    view: &RunView,
-    out: &dyn Events,
-    stop: &Interrupt,
-    hint: &str,
-) -> Result<Exit, Error> {
-    let plan = view.plan()?;
-    if let Ok(text) = std::fs::read(&view.plan_path) {
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&text))
-        };
-        if sha != view.plan_sha256 {
-            out.note(&format!(
-                "{} changed since run {} started; resuming from the run's own saved copy",
-                view.plan_path, view.id
-            ));
-        }
-    }
-    let rolling_back = run_events(&view.entries)
-        .any(|e| matches!(e, RunEvent::RollingBack | RunEvent::RollbackIncomplete))
-        || (view.had_failure() && plan.rollout.on_failure == OnFailure::RollbackDay);
-    if rolling_back {
-        let services = view.restore_order(&view.rollback_services());
-        refuse_foreign_holders(port, view, &services, Overwrite::Refuse).await?;
-        let ctx = open_ctx(port, view, out, stop, hint)?;
-        ctx.record(Record::rollback(
-            RunEvent::RollingBack,
-            Cause::Continued,
-            Some("resumed".into()),
-            services.clone(),
-        ))?;
-        let ok = restore_all(&ctx, view, &plan, &services).await?;
-        return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
-    }
-    // A name the run's services lost to a container that is not theirs: refuse, change nothing.
-    refuse_foreign_holders(port, view, &view.touched(), Overwrite::Refuse).await?;
-    let ctx = open_ctx(port, view, out, stop, hint)?;
-    // Finish the day: the day recomputed from the saved originals of touched services.
-    let mut saved = preview::Saved::default();
-    for name in view.touched() {
-        if let Some(original) = crate::engine::load_original(&ctx.run, &name)? {
-            saved.insert(name, original);
-        }
-    }
-    let restored = view.restored();
-    let remaining: Vec<String> = view.waves.iter().flatten().filter(|s| !restored.contains(s)).cloned().collect();
-    let day = preview::compute_with(port, &plan, view.day, &remaining, NameSource::ImageProbe, &saved).await?;
-    let day = match day.ready() {
-        Ok(day) => day,
-        Err(blockers) => {
-            let services = view.restore_order(&view.touched());
-            refuse_foreign_holders(port, view, &services, Overwrite::Refuse).await?;
-            ctx.record(Record::rollback(
-                RunEvent::RollingBack,
-                Cause::CannotFinish,
-                Some(format!("the day cannot be finished: {}", blockers.join("; "))),
-                services.clone(),
-            ))?;
-            let ok = restore_all(&ctx, view, &plan, &services).await?;
-            return finish(&ctx, if ok { Outcome::RolledBack } else { Outcome::Incomplete }, true);
-        }
-    };
-    let mut apply = Apply::new(ctx, &plan, day, view.plan_dir.clone());
-    apply.restored_before = restored;
-    apply.start_event = RunEvent::Resumed;
-    let (outcome, failed) = apply.run().await?;
-    let exit = outcome.exit(failed || !apply.restored_before.is_empty());
-    apply.ctx.out.done(outcome.as_str(), exit as u8, &summary(&apply.ctx, outcome, exit));
-    Ok(exit)
-}
-
-fn summary<D: Port>(ctx: &RunCtx<'_, D>, outcome: Outcome, exit: Exit) -> String {
-    let run = &ctx.run.id;
-    match (outcome, exit) {
-        (_, Exit::Ok) => format!("Run {run} applied."),
-        (_, Exit::RolledBack) => format!("Run {run}: every service it touched is back on its original."),
-        (Outcome::CommitIncomplete, _) => format!(
-            "Run {run}: every service is migrated and healthy, but a parked original could not be removed; `{}` removes it.",
-            ctx.command("resume")
-        ),
-        _ => format!("Run {run} is not finished: see `{}`.", ctx.command("status")),
-    }
-}
-
-/// Records the end of a rollback and reports it.
-fn finish<D: Port>(ctx: &RunCtx<'_, D>, outcome: Outcome, failed: bool) -> Result<Exit, Error> {
-    if outcome == Outcome::RolledBack {
-        ctx.record(Record::run(RunEvent::RolledBack))?;
-    }
-    let exit = outcome.exit(failed);
-    ctx.out.done(outcome.as_str(), exit as u8, &summary(ctx, outcome, exit));
-    Ok(exit)
-}
-
-/// `unroot rollback RUN [--service NAME]...`: restores the originals of a committed or an
-/// interrupted run, then updates the ledger and the compose overrides. A name held by a
-/// container that is not the run's (nor its successor's) refuses it before anything changes.
-pub async fn rollback(
-    port: &impl Port,
-    loc: &StateLocation,
-    run: &str,
-    only: &[String],
-    overwrite: Overwrite,
-    out: &dyn Events,
-    stop: &Interrupt,
-) -> Result<Exit, Error> {
-    let _lock = Lock::acquire(&loc.dir, &format!("unroot rollback {run}"))?;
-    crate::engine::orphans::sweep(port).await;
-    let view = find_run(loc, run)?;
-    let plan = view.plan()?;
-    let touched = view.touched();
-    for s in only {
-        if !touched.contains(s) {
-            return Err(Error::Usage(format!("run {run} did not touch {s} (it touched: {})", touched.join(", "))));
-        }
-    }
-    let chosen: Vec<String> = touched.iter().filter(|s| only.is_empty() || only.contains(s)).cloned().collect();
-    let services = view.restore_order(&chosen);
-    let all = services.len() == touched.len();
-    refuse_foreign_holders(port, &view, &services, overwrite).await?;
-    let ctx = open_ctx(port, &view, out, stop, &loc.hint)?;
-    ctx.record(Record::rollback(
-        if all { RunEvent::RollingBack } else { RunEvent::ServiceRollback },
-        Cause::Operator,
-        Some(format!("rollback of {}", services.join(", "))),
-        services.clone(),
-    ))?;
-    let ok = restore_all(&ctx, &view, &plan, &services).await?;
-    if !ok {
-        let exit = Outcome::Incomplete.exit(true);
-        ctx.out.done(Outcome::Incomplete.as_str(), exit as u8, &summary(&ctx, Outcome::Incomplete, exit));
-        return Ok(exit);
-    }
-    // The ledger and the overrides no longer count these services as migrated by this run.
-    let mut ledger = Ledger::load(&view.plan_dir.dir, &view.plan_name)?;
-    let mut projects: Vec<ComposeRef> = Vec::new();
-    let mut stacks = Vec::new();
-    for day in ledger.days.values_mut() {
-        for s in &services {
-            if let Some(rec) = day.services.get_mut(s).filter(|r| r.run == view.id) {
-                rec.state = ServiceState::Original;
-                projects.extend(rec.compose.clone());
-                stacks.extend(rec.stack.clone());
-            }
-        }
-    }
-    ledger.days.retain(|_, d| d.services.values().any(|r| r.state == ServiceState::Migrated));
-    ledger.save(&view.plan_dir.dir)?;
-    let written: Vec<PathBuf> =
-        crate::engine::executor::write_overrides(&ledger, &ctx.run)?.into_iter().map(|(path, _)| path).collect();
-    for p in projects {
-        let path = compose::override_path(&p);
-        if !written.contains(&path) && path.exists() {
-            let _ = std::fs::remove_file(&path);
-            ctx.out.note(&format!("compose: removed {} (no service of the project is migrated now)", path.display()));
-        }
-    }
-    let written: Vec<PathBuf> = crate::engine::executor::write_stack_overrides(&ledger, &view.plan_dir)?
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
-    for st in stacks {
-        let path = view.plan_dir.dir.join("stacks").join(st.file_name());
-        if !written.contains(&path) && path.exists() {
-            let _ = std::fs::remove_file(&path);
-            ctx.out.note(&format!("stack: removed {} (no service of the stack is migrated now)", path.display()));
-        }
-    }
-    ctx.record(Record::run_with(
-        if all { RunEvent::RolledBack } else { RunEvent::ServicesRolledBack },
-        services.join(", "),
-    ))?;
-    ctx.out.done("rolled-back", 0, &format!("Restored {} of run {run}.", services.join(", ")));
-    Ok(Exit::Ok)
 }
