@@ -266,7 +266,7 @@ impl Output {
                     vec![
                         format!("  {}", s.name),
                         s.state.as_str().to_string(),
-                        if s.step.is_empty() { "-".into() } else { s.step.clone() },
+                        s.step.map_or("-", crate::state::Step::as_str).to_string(),
                     ]
                 })
                 .collect();

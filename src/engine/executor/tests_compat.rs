@@ -133,7 +133,10 @@ fn spec_and_jobs(fake: &FakeDocker) -> (Value, Vec<String>) {
 
 fn run_state(loc: &StateLocation, run: &str) -> (RunState, Vec<(String, String, ServiceProgress)>) {
     let st = runs::status(loc, Some(run)).unwrap().remove(0);
-    (st.state, st.services.into_iter().map(|s| (s.name, s.step, s.state)).collect())
+    (
+        st.state,
+        st.services.into_iter().map(|s| (s.name, s.step.map_or(String::new(), |s| s.to_string()), s.state)).collect(),
+    )
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {

@@ -119,9 +119,15 @@ impl ServiceProgress {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceStatus {
     pub name: String,
-    /// The last step journaled for it (empty when it was not reached).
-    pub step: String,
+    /// The last step journaled for it (`""` in JSON when none was reached).
+    #[serde(serialize_with = "step_or_empty")]
+    pub step: Option<Step>,
     pub state: ServiceProgress,
+}
+
+/// A status's step as the journal names it, `""` for none.
+fn step_or_empty<S: serde::Serializer>(step: &Option<Step>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(step.map_or("", Step::as_str))
 }
 
 /// A run for `status`.
@@ -251,7 +257,7 @@ impl RunView {
                     Some((Step::Health, Some(true))) if committed => (Some(Step::Health), ServiceProgress::Migrated),
                     Some((step, _)) => (Some(step), ServiceProgress::InProgress),
                 };
-                ServiceStatus { name: name.clone(), step: step.map_or("", Step::as_str).to_string(), state }
+                ServiceStatus { name: name.clone(), step, state }
             })
             .collect()
     }
@@ -268,7 +274,7 @@ impl RunView {
     pub fn restored(&self) -> Vec<String> {
         self.services()
             .into_iter()
-            .filter(|s| s.step == Step::Restore.as_str() && s.state == ServiceProgress::Original)
+            .filter(|s| s.step == Some(Step::Restore) && s.state == ServiceProgress::Original)
             .map(|s| s.name)
             .collect()
     }
