@@ -289,7 +289,8 @@ pub fn run_events(entries: &[Entry]) -> impl Iterator<Item = RunEvent> + '_ {
 /// for people (ids, notes, counts). The one reader of those keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepDetail {
-    /// `inspect`: the user the original was configured with (`""`: the image's).
+    /// `inspect`: the user the original was configured with (`""`: the image's); `create`:
+    /// the user its replacement is created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `inspect`: the uids its processes ran as before the change; absent when they could
@@ -309,6 +310,11 @@ impl StepDetail {
     /// object, or whose keys hold other types than unroot writes).
     pub fn of(detail: &serde_json::Value) -> StepDetail {
         serde_json::from_value(detail.clone()).unwrap_or_default()
+    }
+
+    /// The intent of a step journaled only to say it did not start.
+    pub fn not_started() -> serde_json::Value {
+        serde_json::to_value(StepDetail { not_started: true, ..StepDetail::default() }).expect("a detail serializes")
     }
 }
 

@@ -59,7 +59,7 @@ impl<'a, D: Port> Apply<'a, D> {
             return Ok(());
         }
         self.ctx
-            .step(name, step, json!({NOT_STARTED: true}), async {
+            .step(name, step, StepDetail::not_started(), async {
                 Err::<((), Value), _>(StepError::Interrupted(BEFORE_THIS_STEP))
             })
             .await

@@ -28,7 +28,9 @@ use crate::engine::preview::{self, Method, ReadyDay, Resolved, Workload};
 use crate::engine::reown::{self, HELPER_MOUNT, Manifest, MountChanges, MountId, Owner};
 use crate::model::plan::{HealthMode, OnFailure, Ownership, Plan, Timings};
 use crate::model::workload::WorkloadKind;
-use crate::state::{Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step};
+use crate::state::{
+    Journal, Ledger, PlanDir, Record, RunDir, RunEvent, ServiceRecord, ServiceState, StateError, Step, StepDetail,
+};
 
 mod apply;
 mod error;
@@ -65,9 +67,6 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_string())
 }
 
-/// The intent's key that marks a step journaled only to say it did not start (Ctrl-C came
-/// first): nothing of it was done.
-pub const NOT_STARTED: &str = "not_started";
 /// What such a step's error says.
 pub const BEFORE_THIS_STEP: &str = "before this step";
 

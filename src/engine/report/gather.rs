@@ -12,13 +12,13 @@ use crate::engine::runs::RunView;
 use crate::engine::verify::verify;
 use crate::error::Error;
 use crate::model::plan::Plan;
-use crate::state::{Ledger, Lock, PlanDir, Record, StateLocation, Step};
+use crate::state::{Ledger, Lock, PlanDir, Record, StateLocation, Step, StepDetail};
 
 /// The uids the inspect step of a run recorded for `service`.
 fn recorded_uids(view: &RunView, service: &str) -> Option<Vec<u32>> {
     view.entries.iter().find_map(|e| match &e.record {
         Record::Step { service: s, step: Step::Inspect, ok: Some(true), detail, .. } if s == service => {
-            serde_json::from_value(detail.get("process_uids")?.clone()).ok()
+            StepDetail::of(detail).process_uids
         }
         _ => None,
     })

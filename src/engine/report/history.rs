@@ -6,9 +6,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::engine::executor::{BEFORE_THIS_STEP, NOT_STARTED, StepError};
+use crate::engine::executor::{BEFORE_THIS_STEP, StepError};
 use crate::engine::runs::{RunView, ServiceProgress};
-use crate::state::{Cause, Entry, Record, RunEvent, RunState, Step};
+use crate::state::{Cause, Entry, Record, RunEvent, RunState, Step, StepDetail};
 
 /// One stretch of time a service was not serving.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,7 +102,7 @@ pub fn seconds_between(from: &str, to: &str) -> Option<f64> {
 /// (Ctrl-C came first): marked in its intent, or, in older journals, by its error.
 fn not_started(entries: &[Entry], at: usize) -> bool {
     let Record::Step { service, step, detail, .. } = &entries[at].record else { return false };
-    if detail.get(NOT_STARTED).is_some() {
+    if StepDetail::of(detail).not_started {
         return true;
     }
     let said = StepError::Interrupted(BEFORE_THIS_STEP).to_string();

@@ -208,7 +208,7 @@ impl RunView {
     pub fn expected_user(&self, service: &str) -> Option<String> {
         self.entries.iter().rev().find_map(|e| match &e.record {
             Record::Step { service: s, step, ok: None, detail, .. } if s == service && *step == Step::Create => {
-                detail.get("user").and_then(|u| u.as_str()).map(str::to_string)
+                crate::state::StepDetail::of(detail).user
             }
             _ => None,
         })

@@ -161,7 +161,7 @@ fn a_step_ctrl_c_kept_from_starting_and_a_restore_of_a_running_original_are_no_d
             step: Step::Stop,
             ok: None,
             error: None,
-            detail: serde_json::json!({crate::engine::executor::NOT_STARTED: true}),
+            detail: crate::state::StepDetail::not_started(),
         },
     );
     j.step(at(1, 0), "a", Step::Stop, Some(false), Some("interrupted (Ctrl-C) before this step"));
