@@ -8,9 +8,9 @@
 mod api_version;
 mod bollard_adapter;
 pub mod endpoint;
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod fake;
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod fake_swarm;
 mod image;
 mod inspect;

@@ -68,8 +68,8 @@ pub fn parse_group(text: &str) -> HashMap<String, u32> {
 }
 
 /// A tar stream of one file, as the archive API returns it; for tests.
-#[cfg(test)]
-pub(crate) fn tar_of(path: &str, body: &[u8], uid: u64, gid: u64) -> Vec<u8> {
+#[cfg(any(test, feature = "testkit"))]
+pub fn tar_of(path: &str, body: &[u8], uid: u64, gid: u64) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(body.len() as u64);
