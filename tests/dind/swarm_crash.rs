@@ -3,12 +3,10 @@
 //! zero, their volumes owned as their user needs, no helper job or config left behind. On a
 //! single-node swarm, so that every write point of a two-service day fits in the test's time.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 
-use common::swarm::{Swarm, owners_on};
-use common::{TestEnv, image};
+use crate::common::swarm::{Swarm, owners_on};
+use crate::common::{TestEnv, image};
 
 /// How many kill points run at once (each on services of its own).
 const AT_ONCE: usize = 3;
@@ -44,7 +42,7 @@ fn crash_at(swarm: &Swarm, busybox: &str, dir: &std::path::Path, k: usize) -> bo
     .unwrap();
     let state = dir.join("state");
     let (plan, state) = (plan.to_str().unwrap(), state.to_str().unwrap());
-    let killed = common::unroot()
+    let killed = crate::common::unroot()
         .env("DOCKER_HOST", swarm.manager().host())
         .env_remove("DOCKER_CONTEXT")
         .env("UNROOT_CRASH_AFTER_WRITE", k.to_string())

@@ -3,16 +3,14 @@
 //! the entrypoint re-owns, when it drops root, and when the server refuses to start. The
 //! migration tests on them (tests/official_stack_e2e.rs) are worth only what these prove.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::official::{
+use crate::common::official::{
     assert_all_at, exec_ok, logs, official_image, psql, run_redis, top, wait_for_exit, wait_for_postgres,
     wait_for_rabbitmq, wait_for_redis_pong, wait_until,
 };
-use common::{TestEnv, docker, docker_raw, in_volume, inspect, owners};
+use crate::common::{TestEnv, docker, docker_raw, in_volume, inspect, owners};
 
 const PGDATA: &str = "/var/lib/postgresql/data";
 

@@ -1,12 +1,12 @@
 //! Hardening, continued (items 12 to 21): re-owning, restores, Ctrl-C, the state directory
 //! and the stop's grace, tried against the real daemon. Test names carry the item they prove.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::hardening::*;
-use common::{TestEnv, docker, image, inspect, journal_records, owners, process_uids, spawn_until_step, unroot_in};
+use crate::common::hardening::*;
+use crate::common::{
+    TestEnv, docker, image, inspect, journal_records, owners, process_uids, spawn_until_step, unroot_in,
+};
 use serde_json::Value;
 
 fn item12_a_single_file_bind_is_reowned(ownership: &str) {
@@ -48,7 +48,7 @@ fn item13_two_services_sharing_a_volume_are_restored_in_reverse_reown_order() {
     let env = TestEnv::new("h13");
     let vol = env.name("shared");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
-    common::in_volume(&env, &format!("{vol}:/d"), "mkdir /d/x && echo 1 > /d/x/f && echo 2 > /d/g");
+    crate::common::in_volume(&env, &format!("{vol}:/d"), "mkdir /d/x && echo 1 > /d/x/f && echo 2 > /d/g");
     let owners_before = owners(&env, &vol);
     let img = image("busybox");
     // a stops slowly (sleep as PID 1 ignores SIGTERM) and cannot run as its user; b stops

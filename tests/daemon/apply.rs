@@ -1,11 +1,9 @@
 //! `unroot plan` and `apply` end to end against the real daemon, with locally built images.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{
+use crate::common::{
     Down, TestEnv, compose, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in,
 };
 use serde_json::{Value, json};
@@ -23,7 +21,7 @@ fn write_plan_with(dir: &Path, ownership: &str, body: &str) -> String {
     "plan.toml".to_string()
 }
 
-fn apply(dir: &Path, extra: &[&str]) -> common::Run {
+fn apply(dir: &Path, extra: &[&str]) -> crate::common::Run {
     let mut args = vec!["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"];
     args.extend_from_slice(extra);
     unroot_in(dir, &args)
@@ -84,7 +82,7 @@ fn redis_moves_to_its_user_with_every_key_and_file(ownership: &str) {
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
     let redis = env.run("redis", &["-v", &format!("{vol}:/data"), &image("redis")]);
-    common::wait_for_redis(&redis);
+    crate::common::wait_for_redis(&redis);
     // Keys into the AOF.
     for i in 0..50 {
         docker(&["exec", &redis, "redis-cli", "set", &format!("key{i}"), &format!("value{i}")]);
@@ -224,7 +222,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     let img = image("busybox");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
-    common::in_volume(
+    crate::common::in_volume(
         &env,
         &format!("{vol}:/d"),
         "echo 1 > /d/a && echo 2 > /d/b && chown 1234:5678 /d/b && mkdir /d/sub && chown 42:43 /d/sub && echo 3 > /d/sub/c && echo 4 > \"/d/it's a \\\"q\\\"\" && chown 7:8 /d/it* \
@@ -232,7 +230,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     );
     let owners_before = owners(&env, &vol);
     // The re-own clears the setuid and setgid bits (as chown does); the restore sets them again.
-    let modes_before = common::modes(&env, &vol);
+    let modes_before = crate::common::modes(&env, &vol);
     assert!(
         modes_before.contains(&"4755 /d/tool".to_string()) && modes_before.contains(&"2750 /d/sub/grp".to_string())
     );
@@ -267,7 +265,7 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     assert_eq!(after["HostConfig"]["RestartPolicy"], before["HostConfig"]["RestartPolicy"], "restart policy restored");
     assert_eq!(after["Config"], before["Config"]);
     assert_eq!(owners(&env, &vol), owners_before, "ownership restored exactly from the manifest");
-    assert_eq!(common::modes(&env, &vol), modes_before, "setuid and setgid bits restored too");
+    assert_eq!(crate::common::modes(&env, &vol), modes_before, "setuid and setgid bits restored too");
     assert!(containers_named(".unroot-").iter().all(|n| !n.starts_with(&env.id)), "no parked container is left");
     assert!(containers_named(&format!("unroot-helper.{svc}")).is_empty(), "no helper is left");
 }
@@ -479,7 +477,7 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
         format!(
             "version: \"2.4\"\nservices:\n  web:\n    image: {img}\n    command: [\"sleep\", \"1000000\"]\n    stop_grace_period: 1s\n    container_name: {name}\n    labels:\n      {label}: {id}\n    environment:\n      DB_PASSWORD: {secret}\n    volumes:\n      - webdata:/data\nvolumes:\n  webdata:\n    labels:\n      {label}: {id}\n",
             img = image("busybox"),
-            label = common::LABEL,
+            label = crate::common::LABEL,
             id = env.id,
         ),
     )

@@ -6,13 +6,11 @@
 //! (Docker-in-Docker, certificates made with openssl); one that skips verification, or
 //! trusts another CA, is refused.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::dind::{ClientTls, Node, NodeOptions};
-use common::{TestEnv, image, unroot};
+use crate::common::dind::{ClientTls, Node, NodeOptions};
+use crate::common::{TestEnv, image, unroot};
 use serde_json::Value;
 
 /// The docker CLI with the test's own configuration folder.
@@ -285,7 +283,7 @@ fn a_bind_source_that_is_a_link_into_etc_on_a_remote_daemons_host_is_blocked_the
     node.load_image(&busybox);
     // On the daemon's host (the node): /srv/data a directory, /srv/conf a link to /etc. On
     // this host neither exists, so nothing here could tell.
-    common::docker(&["exec", &node.name, "sh", "-c", "mkdir -p /srv/data && ln -s /etc /srv/conf"]);
+    crate::common::docker(&["exec", &node.name, "sh", "-c", "mkdir -p /srv/data && ln -s /etc /srv/conf"]);
     assert!(!Path::new("/srv/conf").exists() || std::fs::read_link("/srv/conf").is_err());
     node.docker(&[
         "run",

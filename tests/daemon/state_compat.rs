@@ -2,11 +2,9 @@
 //! journals as 0.1.0 wrote them before the hardening) still reads with `status`, still
 //! refuses a new apply while its run is open, and `resume` finishes that run.
 
-mod common;
-
 use std::path::Path;
 
-use common::{TestEnv, image, inspect, process_uids, repo_path, unroot_in};
+use crate::common::{TestEnv, image, inspect, process_uids, repo_path, unroot_in};
 use serde_json::Value;
 
 /// Copies `from` to `to`, replacing the placeholders in every file.
@@ -77,7 +75,7 @@ mod v1;
 /// `uid:gid path` of everything in the service's volume, and the data its files hold.
 fn volume_of(env: &TestEnv, c: &v1::AtCrash) -> (Vec<String>, String) {
     let mount = format!("{}:/d", c.volume);
-    (common::owners(env, &c.volume), common::in_volume(env, &mount, "cat /d/f /d/d/g"))
+    (crate::common::owners(env, &c.volume), crate::common::in_volume(env, &mount, "cat /d/f /d/d/g"))
 }
 
 /// What `path` (the ledger of a plan folder) says of `service` on `day`: its state and run.
@@ -134,7 +132,7 @@ fn a_container_run_of_todays_format_killed_after_its_chown_resumes_to_its_planne
     assert_eq!(resume.code, Some(0), "{}{}", resume.stdout, resume.stderr);
     assert_eq!(inspect(&c.svc)["Config"]["User"], "1000:1000");
     assert_eq!(process_uids(&c.svc), [1000]);
-    assert!(!common::exists(&format!("{}.unroot-{}", c.svc, c.run)), "the parked original is removed");
+    assert!(!crate::common::exists(&format!("{}.unroot-{}", c.svc, c.run)), "the parked original is removed");
     let (owners, data) = volume_of(&env, &c);
     assert!(owners.len() == 4 && owners.iter().all(|o| o.starts_with("1000:1000 ")), "{owners:?}");
     assert_eq!(data, "kept\nx");

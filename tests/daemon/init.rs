@@ -4,13 +4,11 @@
 //! controls and leaves non-root containers out; it flags a mount the new user cannot reach,
 //! as the preview then blocks it; and it changes nothing on the daemon.
 
-mod common;
-
 use std::path::Path;
 
-use common::official::{assert_all_at, official_image, wait_for_http_200};
-use common::stack::{PG_SECRET, StackUp, assert_at_999, assert_data, audit_classes};
-use common::{TestEnv, docker, image, inspect, unroot_in};
+use crate::common::official::{assert_all_at, official_image, wait_for_http_200};
+use crate::common::stack::{PG_SECRET, StackUp, assert_at_999, assert_data, audit_classes};
+use crate::common::{TestEnv, docker, image, inspect, unroot_in};
 use serde_json::Value;
 
 /// The filter that limits init to this test's containers (other tests run beside it).
@@ -84,7 +82,7 @@ fn the_plan_init_writes_moves_an_official_stack_off_root_day_by_day() {
     let until = now() + 1;
     assert_eq!(identities(&all), before, "init touched a container");
     assert!(
-        common::containers_named(&format!("{}-", env.id)).iter().all(|n| !n.contains(".unroot-")),
+        crate::common::containers_named(&format!("{}-", env.id)).iter().all(|n| !n.contains(".unroot-")),
         "a probe is left"
     );
     for v in probe_volumes(&env.id, since, until) {
@@ -148,7 +146,7 @@ fn the_plan_init_writes_moves_an_official_stack_off_root_day_by_day() {
 }
 
 fn docker_ok(args: &[&str]) -> bool {
-    common::docker_raw(args).status.success()
+    crate::common::docker_raw(args).status.success()
 }
 
 #[test]
@@ -242,8 +240,8 @@ fn a_service_whose_data_is_under_a_0700_root_gets_a_day_alone_and_every_other_mo
         let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", d, "--yes", "--state-dir", "state"]);
         assert_eq!(apply.code, Some(0), "day {d}\n{}{}\n{text}", apply.stdout, apply.stderr);
     }
-    assert_eq!(common::process_uids(&cache), [1000]);
-    assert_eq!(common::process_uids(&worker), [1000]);
+    assert_eq!(crate::common::process_uids(&cache), [1000]);
+    assert_eq!(crate::common::process_uids(&worker), [1000]);
     assert_eq!(docker(&["exec", &worker, "cat", "/work/f"]), "1", "its data moved with it");
     let plan3 = unroot_in(dir.path(), &["plan", "p.toml", "--day", "3", "--state-dir", "state"]);
     assert_eq!(plan3.code, Some(1), "{}{}", plan3.stdout, plan3.stderr);
@@ -251,7 +249,7 @@ fn a_service_whose_data_is_under_a_0700_root_gets_a_day_alone_and_every_other_mo
     let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", "3", "--yes", "--state-dir", "state"]);
     assert_eq!(apply.code, Some(2), "{}{}", apply.stdout, apply.stderr);
     assert_eq!(identities(&[&llm]), before, "it stays as it was: not stopped, not recreated");
-    assert_eq!(common::process_uids(&llm), [0]);
+    assert_eq!(crate::common::process_uids(&llm), [0]);
 }
 
 /// Removes a test's image when dropped.
@@ -259,7 +257,7 @@ struct RemoveImage(String);
 
 impl Drop for RemoveImage {
     fn drop(&mut self) {
-        let _ = common::docker_raw(&["rmi", "-f", &self.0]);
+        let _ = crate::common::docker_raw(&["rmi", "-f", &self.0]);
     }
 }
 
@@ -275,7 +273,7 @@ fn init_refuses_a_bad_profiles_file_before_asking_the_daemon() {
 
 /// Waits until Docker reports `name` healthy; panics with its log after two minutes.
 fn wait_healthy(name: &str) {
-    common::official::wait_until(name, "healthy", common::official::START_TIMEOUT, || {
+    crate::common::official::wait_until(name, "healthy", crate::common::official::START_TIMEOUT, || {
         inspect(name)["State"]["Health"]["Status"] == "healthy"
     });
 }
@@ -306,7 +304,7 @@ fn mariadb_whose_healthcheck_switches_user_moves_to_999_with_the_check_init_rewr
     sql(
         "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)",
     );
-    assert_eq!(common::process_uids(&db), [999], "the entrypoint dropped to mysql");
+    assert_eq!(crate::common::process_uids(&db), [999], "the entrypoint dropped to mysql");
 
     let dir = env.tempdir();
     // Moved with its own check, it could never be healthy: the preview says so and how.
@@ -334,7 +332,7 @@ fn mariadb_whose_healthcheck_switches_user_moves_to_999_with_the_check_init_rewr
     let apply = unroot_in(dir.path(), &["apply", "p.toml", "--day", "1", "--yes", "--state-dir", "state"]);
     assert_eq!(apply.code, Some(0), "{}\n{}\n{text}", apply.stdout, apply.stderr);
     assert_eq!(inspect(&db)["Config"]["User"], "999:999");
-    assert_eq!(common::process_uids(&db), [999]);
+    assert_eq!(crate::common::process_uids(&db), [999]);
     wait_healthy(&db);
     assert_eq!(sql("SELECT COUNT(*) FROM shop.orders"), "3", "its data");
     sql("INSERT INTO shop.orders VALUES (4)");

@@ -4,15 +4,13 @@
 //! the test's own client key and known_hosts through an `ssh` wrapper first on PATH, so the
 //! operator's ~/.ssh is never read or written.
 
-mod common;
-
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, docker, image, inspect, owners, process_uids, unroot};
+use crate::common::{TestEnv, docker, image, inspect, owners, process_uids, unroot};
 
 /// An sshd on 127.0.0.1 with its own keys, and ssh client settings that trust it.
 struct Sshd {

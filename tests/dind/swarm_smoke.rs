@@ -2,10 +2,9 @@
 //! nodes: services land where their constraints and modes say, with their volumes on the
 //! nodes that run them; and dropping it leaves nothing behind, the shared daemon never
 //! joining any swarm.
-mod common;
 
-use common::swarm::Swarm;
-use common::{TestEnv, docker, image};
+use crate::common::swarm::Swarm;
+use crate::common::{TestEnv, docker, image};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,19 +22,19 @@ fn shared_swarm_state() -> String {
 }
 
 /// Containers of `service` on `node`'s daemon, as a user there would list them.
-fn tasks_on(node: &common::dind::Node, service: &str) -> Vec<String> {
+fn tasks_on(node: &crate::common::dind::Node, service: &str) -> Vec<String> {
     let filter = format!("label=com.docker.swarm.service.name={service}");
     node.docker(&["ps", "-q", "--filter", &filter]).lines().map(str::to_string).collect()
 }
 
 /// The content of `file` in the volume `volume` of `node`, read on the node's disk once the
 /// task that writes it has written it.
-fn file_in_volume(node: &common::dind::Node, volume: &str, file: &str) -> String {
+fn file_in_volume(node: &crate::common::dind::Node, volume: &str, file: &str) -> String {
     let mountpoint = node.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]);
     let path = format!("{mountpoint}/{file}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = common::docker_raw(&["exec", &node.name, "cat", &path]);
+        let out = crate::common::docker_raw(&["exec", &node.name, "cat", &path]);
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !text.is_empty() {
             return text;

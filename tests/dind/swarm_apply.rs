@@ -2,11 +2,9 @@
 //! §11): a manager and two workers as Docker-in-Docker nodes on a private network; unroot
 //! talks to the manager over tcp as an operator's context would.
 
-mod common;
-
-use common::dind::Node;
-use common::swarm::{ON_WORKERS, Swarm, modes_on, owners_on};
-use common::{TestEnv, image};
+use crate::common::dind::Node;
+use crate::common::swarm::{ON_WORKERS, Swarm, modes_on, owners_on};
+use crate::common::{TestEnv, image};
 
 /// The task container of `service` running on `node`.
 fn task_on(node: &Node, service: &str) -> String {
@@ -262,7 +260,7 @@ fn a_worker_stopped_mid_day_is_named_and_the_day_rolls_back_on_the_nodes_that_re
 /// returns once the run's journal holds `text` (a step reached), the apply still running.
 fn apply_until(swarm: &Swarm, dir: &tempfile::TempDir, plan: &str, text: &str) -> std::process::Child {
     let (plan_file, state) = (dir.path().join("plan.toml"), dir.path().join("state"));
-    let apply = common::unroot_cmd()
+    let apply = crate::common::unroot_cmd()
         .env("DOCKER_HOST", swarm.manager().host())
         .env_remove("DOCKER_CONTEXT")
         .arg("apply")

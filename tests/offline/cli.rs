@@ -1,11 +1,9 @@
 //! `unroot check`, `graph` and `completions` as a user runs them: exit codes and output.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{repo_path, unroot};
+use crate::common::{repo_path, unroot};
 use predicates::prelude::*;
 
 const SUTAZAI: &str = "plans/sutazai.toml";

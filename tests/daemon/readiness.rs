@@ -3,9 +3,7 @@
 //! HEALTHCHECK itself from the start; and a check that passed that way still fails the
 //! service when Docker reports it unhealthy within `stable_for`.
 
-mod common;
-
-use common::{TestEnv, docker, image, inspect, journal_records, process_uids, unroot_in};
+use crate::common::{TestEnv, docker, image, inspect, journal_records, process_uids, unroot_in};
 use serde_json::Value;
 
 const PLAN: &str = "ready";

@@ -1,9 +1,8 @@
 //! The disposable daemon tests kill and restart (tests/common/dind.rs) behaves like a real
 //! host's after a crash, and leaves nothing behind.
-mod common;
 
-use common::dind::Node;
-use common::{TestEnv, docker, image};
+use crate::common::dind::Node;
+use crate::common::{TestEnv, docker, image};
 use std::time::{Duration, Instant};
 
 /// `docker inspect -f {{.State.Status}}` of an inner container.

@@ -3,9 +3,7 @@
 //! error of `check` points into docs/plan.md, the man page renders, and the profiles file of
 //! docs/init.md parses.
 
-mod common;
-
-use common::{repo_path, unroot};
+use crate::common::{repo_path, unroot};
 use serde_json::Value;
 
 /// The TOML block that follows the `complete-example` marker in docs/plan.md.

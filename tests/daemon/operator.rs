@@ -1,10 +1,8 @@
 //! What a new operator meets: why a replacement failed, and an audit that does not flap.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 
-use common::{TestEnv, docker, image, unroot_in};
+use crate::common::{TestEnv, docker, image, unroot_in};
 use serde_json::Value;
 
 #[test]

@@ -2,12 +2,10 @@
 //! the real daemon the way an operator would meet it. Test names carry the item they prove.
 //! (Items 12 to 21 are in hardening_runs_e2e.rs.)
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::hardening::*;
-use common::{
+use crate::common::hardening::*;
+use crate::common::{
     Down, TestEnv, compose, containers_named, docker, exists, image, inspect, journal_records, owners, process_uids,
     spawn_until_step, unroot_in,
 };
@@ -199,7 +197,11 @@ fn item06_entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
     let env = TestEnv::new("h06");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
-    common::in_volume(&env, &format!("{vol}:/d"), "mkdir /d/wal && for i in 1 2 3 4; do echo $i > /d/wal/seg$i; done");
+    crate::common::in_volume(
+        &env,
+        &format!("{vol}:/d"),
+        "mkdir /d/wal && for i in 1 2 3 4; do echo $i > /d/wal/seg$i; done",
+    );
     let owners_before = owners(&env, &vol);
     let svc = env.run("db", &["--init", "-v", &format!("{vol}:/data"), &image("busybox"), "sleep", "1000000"]);
     let dir = env.tempdir();

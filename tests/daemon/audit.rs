@@ -1,8 +1,6 @@
 //! `unroot audit` against real containers from locally built images.
 
-mod common;
-
-use common::{TestEnv, docker, image, unroot};
+use crate::common::{TestEnv, docker, image, unroot};
 use serde_json::Value;
 
 fn audit_json(extra: &[&str]) -> Value {

@@ -2,13 +2,11 @@
 //! then `unroot resume`; the lock; killing the container being waited on; `rollback` of a
 //! committed day and `verify` after it; a torn journal.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, containers_named, docker, image, inspect, owners, process_uids, unroot_in};
+use crate::common::{TestEnv, containers_named, docker, image, inspect, owners, process_uids, unroot_in};
 use serde_json::Value;
 
 /// Three services: a real Redis with keys in an AOF volume, and two busybox services with
@@ -26,7 +24,7 @@ fn three_services(env: &TestEnv, extra_rollout: &str) -> Day {
         docker(&["volume", "create", "--label", &env.label(), v]);
     }
     let redis = env.run("redis", &["-v", &format!("{}:/data", volumes[0]), &image("redis")]);
-    common::wait_for_redis(&redis);
+    crate::common::wait_for_redis(&redis);
     for i in 0..20 {
         docker(&["exec", &redis, "redis-cli", "set", &format!("k{i}"), &format!("v{i}")]);
     }
@@ -52,7 +50,7 @@ fn three_services(env: &TestEnv, extra_rollout: &str) -> Day {
 
 /// File contents of a volume with their checksums (owners aside), to prove no byte changed.
 fn checksums(env: &TestEnv, volume: &str) -> String {
-    common::in_volume(
+    crate::common::in_volume(
         env,
         &format!("{volume}:/d:ro"),
         "cd /d && find . -type f ! -name '*.aof' ! -name '*.manifest' ! -name '*.rdb' | sort | xargs md5sum",
@@ -126,7 +124,7 @@ fn assert_consistent(env: &TestEnv, day: &Day, sums: &[String; 2], context: &str
 
 /// Runs apply with the crash failpoint at write `k`; true when the process was killed.
 fn apply_crashing_at(dir: &Path, k: usize) -> bool {
-    let out = common::unroot()
+    let out = crate::common::unroot()
         .current_dir(dir)
         .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(dir)])
         .env("UNROOT_CRASH_AFTER_WRITE", k.to_string())
@@ -149,7 +147,7 @@ fn a_crash_after_every_durable_write_resumes_to_a_consistent_day() {
     let sums = [checksums(&env, &day.volumes[1]), checksums(&env, &day.volumes[2])];
     let owners_before: Vec<Vec<String>> = day.volumes.iter().map(|v| owners(&env, v)).collect();
     // A kill during the preview: nothing changed, and no probe container outlives it.
-    let killed = common::unroot()
+    let killed = crate::common::unroot()
         .current_dir(day.dir.path())
         .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(day.dir.path())])
         .env("UNROOT_CRASH_AT", "probe-created")
@@ -218,7 +216,7 @@ fn a_torn_last_journal_line_resumes() {
 fn a_second_apply_is_refused_naming_the_first() {
     let env = TestEnv::new("lock");
     let day = three_services(&env, "");
-    let first = common::unroot_cmd()
+    let first = crate::common::unroot_cmd()
         .current_dir(day.dir.path())
         .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", &state_dir(day.dir.path())])
         .stdout(Stdio::null())
@@ -246,7 +244,7 @@ fn a_second_apply_is_refused_naming_the_first() {
 /// returns once its journal shows a health step started. The caller waits for the child.
 #[allow(clippy::zombie_processes)]
 fn apply_until_health(dir: &Path, plan_name: &str) -> std::process::Child {
-    let mut child = common::unroot_cmd()
+    let mut child = crate::common::unroot_cmd()
         .current_dir(dir)
         .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
         .stdout(Stdio::piped())

@@ -2,9 +2,7 @@
 //! 2.1.0 schema as the serde-sarif crate ships it (found through `cargo metadata`, never a
 //! copy in this repository), and says per container and finding what the audit says.
 
-mod common;
-
-use common::{TestEnv, image, unroot};
+use crate::common::{TestEnv, image, unroot};
 use serde_json::Value;
 
 /// Where cargo unpacked the serde-sarif crate (unroot's model of the format): its

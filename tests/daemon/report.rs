@@ -6,15 +6,13 @@
 //! verify's verdict; the Markdown and the HTML carry the same facts; no environment value
 //! appears anywhere. A screenshot of the HTML page is taken with headless Chromium.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use common::official::{run_redis, wait_for_redis_pong};
-use common::{TestEnv, docker, image, unroot_in};
+use crate::common::official::{run_redis, wait_for_redis_pong};
+use crate::common::{TestEnv, docker, image, unroot_in};
 
 const SECRET: &str = "report-secret-5d1c9b77";
 const REDIS_SECRET: &str = "redis-secret-a4e8f210";

@@ -5,16 +5,14 @@
 //! operator would make: who each process runs as, whether each server answers, whether the
 //! rows, keys, vhost and user are still there, and `unroot verify`.
 
-mod common;
-
-use common::official::{
+use crate::common::official::{
     assert_all_at, http_status, official_image, psql, published_port, rabbitmqctl, run_redis, top, wait_for_http_200,
     wait_for_rabbitmq, wait_for_redis_pong,
 };
-use common::stack::{
+use crate::common::stack::{
     PG_SECRET, RABBIT_PASSWORD, RABBIT_USER, RABBIT_VHOST, Stack, StackUp, assert_at_999, assert_data, audit_classes,
 };
-use common::{TestEnv, docker, inspect, unroot_in};
+use crate::common::{TestEnv, docker, inspect, unroot_in};
 use serde_json::Value;
 
 /// The plan: all three to 999:999 on day 1, each gated on a check of real readiness.
@@ -161,8 +159,8 @@ fn redis_that_kept_root_gets_its_root_owned_aof_reowned_and_starts_as_999_with_e
         "-c",
         "for i in $(seq 1 300); do echo \"SET key$i value$i\"; done | redis-cli > /dev/null",
     ]);
-    let root_owned = common::owners(&env, &vol).iter().filter(|l| l.starts_with("0:0 /d/appendonlydir")).count();
-    assert!(root_owned >= 2, "the AOF is root's: {:?}", common::owners(&env, &vol));
+    let root_owned = crate::common::owners(&env, &vol).iter().filter(|l| l.starts_with("0:0 /d/appendonlydir")).count();
+    assert!(root_owned >= 2, "the AOF is root's: {:?}", crate::common::owners(&env, &vol));
 
     let dir = env.tempdir();
     std::fs::write(
@@ -180,7 +178,7 @@ fn redis_that_kept_root_gets_its_root_owned_aof_reowned_and_starts_as_999_with_e
     assert_eq!(docker(&["exec", &redis, "redis-cli", "dbsize"]), "300");
     assert_eq!(docker(&["exec", &redis, "redis-cli", "get", "key299"]), "value299");
     assert_eq!(docker(&["exec", &redis, "redis-cli", "set", "after", "yes"]), "OK", "it writes as 999");
-    for line in common::owners(&env, &vol) {
+    for line in crate::common::owners(&env, &vol) {
         assert!(line.starts_with("999:999 "), "not re-owned: {line}");
     }
 }

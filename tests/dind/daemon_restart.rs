@@ -5,13 +5,11 @@
 //! service ends migrated or original, running, alone under its name, its data intact, and
 //! no parked original is left. The shared daemon is never restarted.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::dind::Node;
-use common::{TestEnv, image, journal_text};
+use crate::common::dind::Node;
+use crate::common::{TestEnv, image, journal_text};
 
 /// Services on the node: `svc-a` (restart unless-stopped) with 2,000 files in its volume,
 /// `svc-b` (restart no) with a few.
@@ -96,7 +94,7 @@ fn daemon_dies_during(test: &str, marker: &str, apply_may_exit: &[i32]) {
     )
     .unwrap();
     let host = node.host();
-    let mut child = common::unroot_cmd()
+    let mut child = crate::common::unroot_cmd()
         .current_dir(dir.path())
         .env("DOCKER_HOST", &host)
         .args(["apply", "plan.toml", "--day", "1", "--yes", "--state-dir", "state"])
@@ -135,7 +133,7 @@ fn daemon_dies_during(test: &str, marker: &str, apply_may_exit: &[i32]) {
         );
     }
 
-    let resume = common::unroot()
+    let resume = crate::common::unroot()
         .current_dir(dir.path())
         .env("DOCKER_HOST", &host)
         .args(["resume", "--state-dir", "state"])
@@ -179,7 +177,7 @@ fn daemon_dies_during(test: &str, marker: &str, apply_may_exit: &[i32]) {
             other => panic!("{svc} is neither migrated nor original: {other:?}"),
         }
     }
-    let status = common::unroot()
+    let status = crate::common::unroot()
         .current_dir(dir.path())
         .env("DOCKER_HOST", &host)
         .args(["status", "--json", "--state-dir", "state"])

@@ -2,10 +2,8 @@
 //! Docker-in-Docker nodes, a manager and two workers, on a private network; unroot talks to
 //! the manager over tcp as an operator's context would.
 
-mod common;
-
-use common::swarm::{ON_WORKERS, Swarm, owners_on};
-use common::{TestEnv, image};
+use crate::common::swarm::{ON_WORKERS, Swarm, owners_on};
+use crate::common::{TestEnv, image};
 use serde_json::Value;
 
 /// The `data` volume at /data.
@@ -254,7 +252,7 @@ fn scan_apply_and_restore_jobs_work_on_each_nodes_own_copy_and_leave_nothing() {
     // touched; the other node's result stands.
     let w1_node = &swarm.workers()[0];
     let mountpoint = w1_node.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
-    common::docker(&[
+    crate::common::docker(&[
         "exec",
         &w1_node.name,
         "sh",
@@ -265,7 +263,7 @@ fn scan_apply_and_restore_jobs_work_on_each_nodes_own_copy_and_leave_nothing() {
     assert!(changed[w1].as_ref().is_err_and(|e| e.contains("changed since its manifest")), "{changed:?}");
     assert_eq!(changed[w2], Ok(()), "{changed:?}");
     assert!(owners_on(w1_node, "data").contains(&"0:0 ./new".to_string()), "the refusing node is untouched");
-    common::docker(&["exec", &w1_node.name, "rm", &format!("{mountpoint}/new")]);
+    crate::common::docker(&["exec", &w1_node.name, "rm", &format!("{mountpoint}/new")]);
 
     // The restore job gives each node's copy its own owners back, twice harmlessly.
     let restore_name = unroot::engine::swarm::jobs::job_name("restore", "db", "run-1", 0);
@@ -398,7 +396,7 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     // worker-1, not on worker-2.
     swarm.manager().docker(&["tag", &busybox, "only-here:1"]);
     for node in &swarm.nodes()[..2] {
-        common::docker(&["exec", &node.name, "mkdir", "-p", "/srv/shared"]);
+        crate::common::docker(&["exec", &node.name, "mkdir", "-p", "/srv/shared"]);
     }
     swarm.create_service("img", &["only-here:1", "sleep", "1000000"]);
     // `workers-only` is on the workers alone: its users are read there, by a job.
@@ -412,7 +410,7 @@ fn the_preview_names_each_node_without_the_image_or_the_bind_source() {
     // only there is re-owning it re-owning the node's /etc.
     for node in swarm.nodes() {
         let make = if node.name.ends_with("worker-1") { "ln -s /etc /srv/link" } else { "mkdir -p /srv/link" };
-        common::docker(&["exec", &node.name, "sh", "-c", &format!("mkdir -p /srv && {make}")]);
+        crate::common::docker(&["exec", &node.name, "sh", "-c", &format!("mkdir -p /srv && {make}")]);
     }
     let link = ["--mount", "type=bind,source=/srv/link,target=/data"];
     swarm.create_service("lnk", &[&link[..], &[&busybox, "sleep", "1000000"]].concat());
