@@ -16,6 +16,16 @@ pub enum Original {
 }
 
 impl Original {
+    /// The original a run saved: of its recorded kind, or (saved before the kind was
+    /// recorded) told by the inspect's shape: a service's has `Spec` and `Version` and no
+    /// `Config`.
+    pub fn saved(kind: Option<WorkloadKind>, inspect: Value) -> Original {
+        let service =
+            inspect.get("Spec").is_some() && inspect.get("Version").is_some() && inspect.get("Config").is_none();
+        let kind = kind.unwrap_or(if service { WorkloadKind::Service } else { WorkloadKind::Container });
+        Original::new(kind, inspect)
+    }
+
     /// The original of `kind` from its saved inspect.
     pub fn new(kind: WorkloadKind, inspect: Value) -> Original {
         match kind {
@@ -70,5 +80,24 @@ impl Original {
             Original::Service(s) => Some(s),
             Original::Container(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_untagged_saved_original_is_told_by_its_shape() {
+        let svc = serde_json::json!({"ID": "s1", "Version": {"Index": 3}, "Spec": {"Name": "web"}});
+        let container = serde_json::json!({"Id": "c1", "Config": {"User": ""}, "State": {}});
+        assert_eq!(Original::saved(None, svc.clone()).kind(), WorkloadKind::Service);
+        assert_eq!(Original::saved(None, container.clone()).kind(), WorkloadKind::Container);
+        assert_eq!(
+            Original::saved(Some(WorkloadKind::Container), svc).kind(),
+            WorkloadKind::Container,
+            "the tag decides"
+        );
+        assert_eq!(Original::saved(None, container).id(), "c1");
     }
 }

@@ -32,5 +32,5 @@ use crate::state::{RunDir, StateError};
 ///
 /// Errors: the saved file cannot be read or is not JSON.
 pub fn load_original(run: &RunDir, name: &str) -> Result<Option<Original>, StateError> {
-    Ok(run.load_original(name)?.map(|saved| Original::new(saved.kind, saved.inspect)))
+    Ok(run.load_original(name)?.map(|saved| Original::saved(saved.kind, saved.inspect)))
 }

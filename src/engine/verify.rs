@@ -37,7 +37,7 @@ pub async fn verify(
     let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
     let mut out = Vec::new();
     for s in plan.services.iter().filter(|s| through_day.is_none_or(|d| s.day <= d)) {
-        let problems = match swarm::kind_of(port, s, manager, false).await? {
+        let problems = match swarm::kind_of(port, s, manager).await? {
             swarm::Kind::Swarm => swarm::verify::problems(port, s).await?,
             swarm::Kind::Both => {
                 vec!["both a container and a Swarm service hold this name; say which with swarm = true or false".into()]

@@ -87,8 +87,7 @@ impl RunDir {
     }
 
     /// The original saved by [`RunDir::save_original`]; `None` before the inspect step. A file
-    /// written before originals were tagged (the bare inspect) is read by its shape: a
-    /// service's inspect has `Spec` and `Version` and no `Config`.
+    /// written before originals were tagged (the bare inspect) comes back without a kind.
     ///
     /// Errors: the file cannot be read or is not JSON.
     pub fn load_original(&self, service: &str) -> Result<Option<SavedOriginal>, StateError> {
@@ -212,10 +211,12 @@ fn safe_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-/// A service's original as a run saved it: its kind and Docker's inspect of it.
+/// A service's original as a run saved it: its kind and Docker's inspect of it. `kind` is
+/// `None` for a file written before originals were tagged (the bare inspect): what it is
+/// is then told from Docker's JSON, by `docker::Original::saved`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedOriginal {
-    pub kind: WorkloadKind,
+    pub kind: Option<WorkloadKind>,
     pub inspect: Value,
 }
 
@@ -225,11 +226,9 @@ impl SavedOriginal {
         if let (Some(kind), Some(inspect)) = (v.get("kind"), v.get("inspect"))
             && let Ok(kind) = serde_json::from_value::<WorkloadKind>(kind.clone())
         {
-            return SavedOriginal { kind, inspect: inspect.clone() };
+            return SavedOriginal { kind: Some(kind), inspect: inspect.clone() };
         }
-        let service = v.get("Spec").is_some() && v.get("Version").is_some() && v.get("Config").is_none();
-        let kind = if service { WorkloadKind::Service } else { WorkloadKind::Container };
-        SavedOriginal { kind, inspect: v }
+        SavedOriginal { kind: None, inspect: v }
     }
 }
 
@@ -240,20 +239,20 @@ mod tests {
     use crate::state::file_mode as mode;
 
     #[test]
-    fn an_original_reads_back_with_its_kind_also_from_an_untagged_file() {
+    fn an_original_reads_back_with_its_kind_and_an_untagged_one_without() {
         let tmp = tempfile::tempdir().unwrap();
         let pd = PlanDir::new(&tmp.path().join("rollback"), "p");
         let run = RunDir::create(&pd, "day1-20260101T000000", "[rollout]").unwrap();
         let svc = serde_json::json!({"ID": "s1", "Version": {"Index": 3}, "Spec": {"Name": "web"}});
         run.save_original("web", WorkloadKind::Service, &svc).unwrap();
         let saved = run.load_original("web").unwrap().unwrap();
-        assert_eq!(saved, SavedOriginal { kind: WorkloadKind::Service, inspect: svc.clone() });
+        assert_eq!(saved, SavedOriginal { kind: Some(WorkloadKind::Service), inspect: svc.clone() });
         // As runs wrote it before the tag: the bare inspect, read by its shape.
         let container = serde_json::json!({"Id": "c1", "Config": {"User": ""}, "State": {}});
-        for (name, v, kind) in [("web", &svc, WorkloadKind::Service), ("db", &container, WorkloadKind::Container)] {
+        for (name, v) in [("web", &svc), ("db", &container)] {
             std::fs::create_dir_all(run.dir.join("services").join(name)).unwrap();
             std::fs::write(run.dir.join("services").join(name).join("original.json"), v.to_string()).unwrap();
-            assert_eq!(run.load_original(name).unwrap().unwrap(), SavedOriginal { kind, inspect: v.clone() });
+            assert_eq!(run.load_original(name).unwrap().unwrap(), SavedOriginal { kind: None, inspect: v.clone() });
         }
         assert_eq!(run.load_original("none").unwrap(), None);
     }

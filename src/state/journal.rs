@@ -309,7 +309,15 @@ impl StepDetail {
     /// The typed part of a step record's `detail` (nothing of a detail that is not an
     /// object, or whose keys hold other types than unroot writes).
     pub fn of(detail: &serde_json::Value) -> StepDetail {
-        serde_json::from_value(detail.clone()).unwrap_or_default()
+        fn field<T: serde::de::DeserializeOwned>(detail: &serde_json::Value, key: &str) -> Option<T> {
+            serde_json::from_value(detail.get(key)?.clone()).ok()
+        }
+        StepDetail {
+            user: field(detail, "user"),
+            process_uids: field(detail, "process_uids"),
+            since: field(detail, "since"),
+            not_started: field(detail, "not_started").unwrap_or(false),
+        }
     }
 
     /// The intent of a step journaled only to say it did not start.
@@ -431,6 +439,12 @@ mod tests {
         assert_eq!(d, want);
         assert!(StepDetail::of(&serde_json::json!({"not_started": true})).not_started);
         assert_eq!(StepDetail::of(&serde_json::Value::Null), StepDetail::default());
+        let odd = StepDetail::of(&serde_json::json!({"user": 5, "process_uids": [0], "since": "t"}));
+        assert_eq!(
+            (odd.user, odd.process_uids, odd.since.as_deref()),
+            (None, Some(vec![0]), Some("t")),
+            "each key alone"
+        );
     }
 
     #[test]

@@ -40,35 +40,64 @@ pub(super) fn steps_of(kind: WorkloadKind) -> &'static [Step] {
     }
 }
 
-/// `f`, with a panic inside it as a failure of `step`.
-async fn caught<T>(step: Step, f: impl std::future::Future<Output = Result<T, StepFailure>>) -> Result<T, StepFailure> {
-    std::panic::AssertUnwindSafe(f)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| Err(StepFailure { step, error: StepError::Panicked(panic_message(&*panic)) }))
-}
-
 impl<D: Port> Apply<'_, D> {
+    /// `f`, with a panic inside it as a failure of `step`, journaled (a panic inside the
+    /// step's own records is journaled there; one that reaches here came before them).
+    async fn caught<T>(
+        &self,
+        name: &str,
+        step: Step,
+        f: impl std::future::Future<Output = Result<T, StepFailure>>,
+    ) -> Result<T, StepFailure> {
+        match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let error = StepError::Panicked(panic_message(&*panic));
+                let failed = Some(error.to_string());
+                let _ = self.ctx.record(Record::Step {
+                    service: name.into(),
+                    step,
+                    ok: Some(false),
+                    error: failed,
+                    detail: Value::Null,
+                });
+                Err(StepFailure { step, error })
+            }
+        }
+    }
+
     /// Migrates one workload: the steps of its kind, from the first one Docker does not show
     /// done. Each step is journaled before and after it runs and is idempotent. A panic,
     /// also in a read a step makes before its start record, fails that step like any other
-    /// failure: the workload is restored.
+    /// failure (the day's `on_failure` then decides).
     pub(super) async fn migrate(&self, name: &str) -> Result<(), StepFailure> {
         let w = self.day.workload(name);
-        let from = caught(Step::Inspect, async {
-            Ok(match w {
-                Workload::Container(r) => match self.standing(name, r).await? {
-                    Standing::Fresh => Step::Inspect,
-                    Standing::Replaced => Step::Create,
-                    Standing::OriginalGone => Step::Health,
-                },
-                Workload::Service(r) => self.service_resume_point(name, r).await?,
-            })
-        })
-        .await?;
+        let steps = steps_of(w.kind());
+        let from = match w {
+            Workload::Container(r) => {
+                self.caught(name, Step::Inspect, async {
+                    Ok(match self.standing(name, r).await? {
+                        Standing::Fresh => Step::Inspect,
+                        Standing::Replaced => Step::Create,
+                        Standing::OriginalGone => Step::Health,
+                    })
+                })
+                .await?
+            }
+            Workload::Service(_) => Step::Inspect,
+        };
+        let mut at = steps.iter().position(|s| *s == from).unwrap_or(0);
         let mut replacement = None;
-        for &step in steps_of(w.kind()).iter().skip_while(|s| **s != from) {
-            caught(step, self.run_step(name, w, step, &mut replacement)).await?;
+        while let Some(&step) = steps.get(at) {
+            self.caught(name, step, self.run_step(name, w, step, &mut replacement)).await?;
+            at += 1;
+            // A Swarm service whose spec already is the planned one (updated, or settled
+            // after its gate) has only its gate, then the settling write, left.
+            if let (Step::Inspect, Workload::Service(r)) = (step, w)
+                && self.caught(name, Step::Update, self.service_planned_already(r)).await?
+            {
+                at = steps.iter().position(|s| *s == Step::Health).unwrap_or(at);
+            }
         }
         Ok(())
     }

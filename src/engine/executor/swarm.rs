@@ -92,25 +92,19 @@ fn node_failures<T>(what: &str, results: &BTreeMap<String, Result<T, String>>) -
 }
 
 impl<D: Port> Apply<'_, D> {
-    /// Where a Swarm service's migration starts: at its gate when this run saved its original
-    /// and the manager shows the planned spec already (updated, or settled after its gate:
-    /// only the gate, then the settling write, are left); from the inspect otherwise (each
-    /// step does only what is missing).
+    /// Whether the manager shows the service at the planned spec already, on a fresh run
+    /// (migrated before, by hand or another plan) or a resumed one: then stop, chown and
+    /// update are done, and only the gate and the settling write are left.
     ///
     /// Errors: the manager's answer to the service's inspect.
-    pub(super) async fn service_resume_point(&self, name: &str, r: &SwarmResolved) -> Result<Step, StepFailure> {
-        let saved =
-            self.ctx.run.load_original(name).map_err(|e| StepFailure { step: Step::Inspect, error: e.into() })?;
-        if saved.is_none() {
-            return Ok(Step::Inspect);
-        }
+    pub(super) async fn service_planned_already(&self, r: &SwarmResolved) -> Result<bool, StepFailure> {
         let now = self
             .ctx
             .port
             .inspect_service(r.original.id())
             .await
             .map_err(|e| StepFailure { step: Step::Update, error: e.into() })?;
-        Ok(if r.is_planned(now.spec()) { Step::Health } else { Step::Inspect })
+        Ok(r.is_planned(now.spec()))
     }
 
     /// Step 1: the service is still the one previewed (same id and version); save its

@@ -32,6 +32,11 @@ struct Case {
     /// Whether a failure of this call may leave the day migrated but open (a parked
     /// original the commit could not remove).
     may_leave_open: fn(&Call) -> bool,
+    /// What such a day leaves must hold: the parked original stopped, unable to start by
+    /// itself.
+    left_open_holds: fn(&FakeDocker) -> Result<(), String>,
+    /// The fewest calls a clean day makes (fewer means the fake no longer sees the day).
+    min_calls: usize,
 }
 
 /// How many calls each outcome took.
@@ -90,6 +95,9 @@ fn check(case: &Case, fake: &FakeDocker, tmp: &tempfile::TempDir, outcome: Outco
             assert!(!committed(tmp, &plan), "{failed:?}: not committed while an original is parked");
             let journal = Journal::read(&tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
             assert!(crate::state::RunState::of(&journal, false).is_open(), "{failed:?}: open for resume");
+            if let Err(why) = (case.left_open_holds)(fake) {
+                panic!("{failed:?}: {why}");
+            }
         }
         Outcome::RolledBack => {
             tally.rolled_back += 1;
@@ -114,7 +122,7 @@ fn at_every_call(case: &Case, panic: bool) {
         assert_eq!(outcome, Outcome::Applied, "{}: a clean day applies", case.kind);
         fake.calls().len() - base
     };
-    assert!(calls > 20, "{}: {calls}", case.kind);
+    assert!(calls > case.min_calls, "{}: {calls}", case.kind);
     let mut tally = Tally::default();
     for k in 1..=calls {
         let fake = (case.fake)();
@@ -171,6 +179,15 @@ fn container() -> Case {
         may_leave_open: |failed| {
             matches!(failed, Call::Remove(id) if id == ORIGINAL) || *failed == Call::Inspect("svc".into())
         },
+        left_open_holds: |fake| {
+            let parked = fake.with(|s| s.containers.iter().find(|c| c.id() == ORIGINAL).cloned());
+            match parked {
+                Some(c) if !c.running() && c.0["HostConfig"]["RestartPolicy"]["Name"] == "no" => Ok(()),
+                Some(c) => Err(format!("the parked original may start: {}", c.0["HostConfig"]["RestartPolicy"])),
+                None => Err("no parked original".into()),
+            }
+        },
+        min_calls: 20,
     }
 }
 
@@ -205,6 +222,8 @@ fn service() -> Case {
             })
         },
         may_leave_open: |_| false,
+        left_open_holds: |_| Err("a Swarm service parks no original".into()),
+        min_calls: 30,
     }
 }
 

@@ -252,6 +252,28 @@ fn docker_service_rollback(fake: &FakeDocker) {
 }
 
 #[test]
+fn a_service_already_at_its_planned_spec_is_only_gated_never_stopped() {
+    let fake = fake();
+    assert_eq!(run_day(&fake, &plan(), 0).0, Outcome::Applied);
+    let tasks = || fake.with(|s| s.swarm.as_ref().unwrap().tasks.iter().filter(|t| t.service_id == "svc1").count());
+    let before = tasks();
+    // A fresh state directory: no ledger says it is migrated (by hand, by another plan).
+    let (outcome, tmp, _) = run_day(&fake, &plan(), 0);
+    assert_eq!(outcome, Outcome::Applied);
+    let journal = Journal::read(&tmp.path().join("state/t/runs/day1-test/journal.jsonl")).unwrap();
+    let started: Vec<Step> = journal
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Step { step, ok: None, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [Step::Inspect, Step::Health], "not stopped, re-owned or updated again");
+    assert_eq!(tasks(), before, "no task was replaced: never scaled to zero");
+    assert_eq!(running_users(&fake), ["999:999", "999:999"]);
+}
+
+#[test]
 fn a_migrated_service_gets_its_own_update_config_back_and_docker_rollback_keeps_it_running() {
     let fake = fake();
     let (outcome, _tmp, _) = run_day(&fake, &plan(), 0);

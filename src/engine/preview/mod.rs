@@ -348,7 +348,7 @@ pub async fn compute_with(
         let kind = match saved.get(*name) {
             Some(Original::Service(_)) => Kind::Swarm,
             Some(Original::Container(_)) => Kind::Container,
-            None => kind_of(port, s, manager, false).await?,
+            None => kind_of(port, s, manager).await?,
         };
         match kind {
             Kind::Swarm => services.push(WorkloadPlan::Service(

@@ -206,8 +206,7 @@ fn originals(views: &[RunView], secrets: &mut Secrets) -> Result<BTreeMap<String
     let mut originals: BTreeMap<String, Original> = BTreeMap::new();
     for view in views {
         for name in view.touched() {
-            let Some(saved) = view.run_dir().load_original(&name)? else { continue };
-            let inspect = crate::docker::Original::new(saved.kind, saved.inspect);
+            let Some(inspect) = crate::engine::load_original(&view.run_dir(), &name)? else { continue };
             secrets.add(&name, &inspect.env());
             if let std::collections::btree_map::Entry::Vacant(first) = originals.entry(name) {
                 let process_uids = recorded_uids(view, first.key());

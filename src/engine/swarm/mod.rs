@@ -21,18 +21,13 @@ pub enum Kind {
 
 /// `swarm = true` or `false` as the plan says; else a container of that name if there is
 /// one, a service of that name on a manager if there is one, both (refused), or a container
-/// (whose absence the container preview reports). A service a resumed run saved as a
-/// container stays one.
-pub async fn kind_of(
-    port: &(impl DockerPort + SwarmPort),
-    s: &Service,
-    manager: bool,
-    saved: bool,
-) -> Result<Kind, DockerError> {
+/// (whose absence the container preview reports). A resumed run asks its saved originals
+/// instead.
+pub async fn kind_of(port: &(impl DockerPort + SwarmPort), s: &Service, manager: bool) -> Result<Kind, DockerError> {
     match s.swarm {
         Some(true) => return Ok(Kind::Swarm),
         Some(false) => return Ok(Kind::Container),
-        None if saved || !manager => return Ok(Kind::Container),
+        None if !manager => return Ok(Kind::Container),
         None => {}
     }
     let container = match crate::docker::inspect_named(port, &s.name).await {

@@ -1,5 +1,5 @@
 //! Writes tests/fixtures/state-v1 again (ignored: run it by hand, as the fixture's README
-//! says, only when the fixture is to be replaced by what the code of the day writes).
+//! says, at the commit it names: the fixture stands for what that version wrote).
 //!
 //! Containers on the shared daemon: plan `compat` migrates `@TEST@-old` on day 1 (committed)
 //! and `@TEST@-svc` on day 2, killed right after its chown step ended. Swarm on a one-node
