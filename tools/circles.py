@@ -185,39 +185,43 @@ def show(title, items):
 show("circles between two modules", pairs)
 show("circles between a module and its parent", family)
 
-# larger circles: strongly connected components (Tarjan)
-graph = defaultdict(set)
-for a, b in edges:
-    graph[a].add(b)
-index, low, stack, on, comps, counter = {}, {}, [], set(), [], [0]
+def sccs(graph):
+    """The strongly connected components of `graph` (Tarjan), over every module file."""
+    index, low, stack, on, comps, counter = {}, {}, [], set(), [], [0]
 
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            comps.append(comp)
 
-def visit(v):
-    index[v] = low[v] = counter[0]
-    counter[0] += 1
-    stack.append(v)
-    on.add(v)
-    for w in graph[v]:
-        if w not in index:
-            visit(w)
-            low[v] = min(low[v], low[w])
-        elif w in on:
-            low[v] = min(low[v], index[w])
-    if low[v] == index[v]:
-        comp = []
-        while True:
-            w = stack.pop()
-            on.discard(w)
-            comp.append(w)
-            if w == v:
-                break
-        comps.append(comp)
+    for v in sorted(file_mods):
+        if v not in index:
+            visit(v)
+    return comps
 
 
 sys.setrecursionlimit(10000)
-for v in sorted(file_mods):
-    if v not in index:
-        visit(v)
+# larger circles: strongly connected components
+graph = defaultdict(set)
+for a, b in edges:
+    graph[a].add(b)
+comps = sccs(graph)
 big = [sorted(c) for c in comps if len(c) > 2]
 print(f"circles through three or more modules (strongly connected groups): {len(big)}")
 for c in big:
@@ -233,11 +237,7 @@ graph = defaultdict(set)
 for a, b in edges:
     if not is_ancestor(a, b):
         graph[a].add(b)
-index, low, stack, on, comps, counter = {}, {}, [], set(), [], [0]
-for v in sorted(file_mods):
-    if v not in index:
-        visit(v)
-left = [sorted(c) for c in comps if len(c) > 1]
+left = [sorted(c) for c in sccs(graph) if len(c) > 1]
 print(f"circles besides a module naming its own parts: {len(left)}")
 for c in left:
     print("  " + ", ".join(name(m) for m in c))
