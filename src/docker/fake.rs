@@ -2,10 +2,12 @@
 //! containers as inspect JSON, answers from them, records every call, and fails the calls a
 //! test scripts. It is never proof on its own: the end-to-end tests run the real daemon.
 
+mod health;
+mod program;
 mod swarm_state;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -14,6 +16,7 @@ use super::{
     ContainerEvent, ContainerRef, DaemonInfo, DockerError, DockerPort, EventStream, Finished, Inspect, Process, Removal,
 };
 
+pub use program::{ExecFn, Program, ProgramFn};
 pub use swarm_state::FakeSwarm;
 
 /// One call as the fake saw it.
@@ -110,8 +113,16 @@ pub struct State {
     pub events: HashMap<String, Vec<String>>,
     /// What a started helper container finishes with, given its inspect and the state.
     pub helper: Option<HelperFn>,
-    /// Exit code of every exec (health probes).
+    /// Exit code of every exec (health probes) unless `exec_answer` says.
     pub exec_exit: i64,
+    /// The exit code of each command run in a container; `None`: `exec_exit`.
+    pub exec_answer: Option<ExecFn>,
+    /// Files of images by (image id, path): what every container of the image holds where
+    /// `archives` has nothing of its own (a probe, a replacement).
+    pub image_files: HashMap<(String, String), Vec<u8>>,
+    /// How containers' programs behave when started and stopped; `None`: they run on and
+    /// stop at once.
+    pub program: Option<ProgramFn>,
     /// The limit each exec was given, in call order.
     pub exec_limits: Vec<std::time::Duration>,
     /// The commands `exec` ran, in order.
@@ -124,6 +135,8 @@ pub struct State {
     pub changes: HashMap<String, Vec<String>>,
     /// The swarm this daemon manages; `None`: not in a swarm.
     pub swarm: Option<FakeSwarm>,
+    /// Docker's own health checks of started containers.
+    health: health::Health,
     next_id: u64,
 }
 
@@ -136,8 +149,34 @@ impl State {
         self.containers.iter().find(|c| c.id() == id || c.name() == id)
     }
 
+    /// The container `text` names as Docker looks one up: by its full id, else by its exact
+    /// name, else by the one id it is a prefix of.
+    ///
+    /// Errors: none matches; the prefix of several ids.
+    fn lookup(&mut self, text: &str) -> Result<&mut Inspect, DockerError> {
+        let by_prefix = || {
+            let mut matching = self.containers.iter().enumerate().filter(|(_, c)| c.id().starts_with(text));
+            match (matching.next(), matching.next()) {
+                (Some((i, _)), None) if !text.is_empty() => Ok(i),
+                (Some(_), Some(_)) if !text.is_empty() => Err(DockerError::Api {
+                    status: 400,
+                    message: format!("Multiple IDs found with provided prefix: {text}"),
+                }),
+                _ => Err(DockerError::NotFound(format!("No such container: {text}"))),
+            }
+        };
+        let at = match self.containers.iter().position(|c| c.id() == text) {
+            Some(i) => i,
+            None => match self.containers.iter().position(|c| c.name() == text) {
+                Some(i) => i,
+                None => by_prefix()?,
+            },
+        };
+        Ok(&mut self.containers[at])
+    }
+
     fn found(&mut self, id: &str) -> Result<&mut Inspect, DockerError> {
-        self.container_mut(id).ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
+        self.lookup(id)
     }
 
     /// The inspect the daemon would report for a container created from `body`.
@@ -203,7 +242,7 @@ pub struct FakeDocker {
     panic_at: Mutex<Option<usize>>,
     /// Changes the state before the call with this 1-based number is answered.
     before_at: Mutex<Option<(usize, StateChange)>>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     scripts: Mutex<HashMap<&'static str, VecDeque<Script>>>,
     calls: Mutex<Vec<Call>>,
 }
@@ -220,7 +259,7 @@ impl Default for FakeDocker {
             fail_at: Mutex::default(),
             panic_at: Mutex::default(),
             before_at: Mutex::default(),
-            state: Mutex::default(),
+            state: Arc::default(),
             scripts: Mutex::default(),
             calls: Mutex::default(),
         }
@@ -271,12 +310,29 @@ impl FakeDocker {
         *self.before_at.lock().unwrap() = Some((n, Box::new(f)));
     }
 
-    /// A container starts (`running`) or stops (`exited`).
+    /// A container starts (`running`, then `exited` at once when its program exits, what
+    /// it printed in its log) or stops (`exited`).
     fn set_running(&self, id: &str, running: bool) -> Result<(), DockerError> {
         let mut s = self.state.lock().unwrap();
         let c = s.found(id)?;
         c.0["State"]["Running"] = json!(running);
         c.0["State"]["Status"] = json!(if running { "running" } else { "exited" });
+        if !running {
+            s.health_stopped(id);
+            return Ok(());
+        }
+        s.health_started(id);
+        if let Some(f) = s.program_of(id).exits {
+            let c = s.found(id)?;
+            c.0["State"]["Running"] = json!(false);
+            c.0["State"]["Status"] = json!("exited");
+            c.0["State"]["ExitCode"] = json!(f.exit_code);
+            let name = c.name().to_string();
+            s.health_stopped(id);
+            let log = s.logs.entry(name).or_default();
+            log.extend_from_slice(&f.stdout);
+            log.extend_from_slice(&f.stderr);
+        }
         Ok(())
     }
 
@@ -350,13 +406,15 @@ impl DockerPort for FakeDocker {
     async fn inspect_container(&self, id: &str) -> Result<Inspect, DockerError> {
         self.enter(Call::Inspect(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        s.container_mut(id).cloned().ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))
+        let full = s.lookup(id)?.id().to_string();
+        s.run_due_checks(&full);
+        s.lookup(id).cloned()
     }
 
     async fn top(&self, id: &str) -> Result<Vec<Process>, DockerError> {
         self.enter(Call::Top(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let c = s.container_mut(id).ok_or_else(|| DockerError::NotFound(format!("No such container: {id}")))?;
+        let c = s.lookup(id)?;
         if !c.running() {
             return Err(DockerError::Conflict(format!("Container {id} is not running")));
         }
@@ -366,13 +424,16 @@ impl DockerPort for FakeDocker {
 
     async fn read_archive(&self, id: &str, path: &str, limit: usize) -> Result<Vec<u8>, DockerError> {
         self.enter(Call::ReadArchive(id.into(), path.into()))?;
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        let image = s.lookup(id).map(|c| c.image_id().to_string()).unwrap_or_default();
         let written = || s.written.get(id).map(|out| crate::model::passwd::tar_of("out", out, 0, 0));
+        let of_image = || s.image_files.get(&(image, path.to_string())).cloned();
         let mut bytes = s
             .archives
             .get(&(id.to_string(), path.to_string()))
             .cloned()
             .or_else(written)
+            .or_else(of_image)
             .ok_or_else(|| DockerError::NotFound(format!("Could not find the file {path} in container {id}")))?;
         bytes.truncate(limit);
         Ok(bytes)
@@ -411,8 +472,12 @@ impl DockerPort for FakeDocker {
         self.set_running(id, true)
     }
 
-    async fn stop_container(&self, id: &str, _timeout_secs: u64) -> Result<(), DockerError> {
+    async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
         self.enter(Call::Stop(id.into()))?;
+        let slow = self.with(|s| s.found(id).map(|c| c.running()).unwrap_or(false) && s.program_of(id).ignores_sigterm);
+        if slow {
+            tokio::time::sleep(std::time::Duration::from_secs(timeout_secs)).await;
+        }
         self.set_running(id, false)
     }
 
@@ -459,8 +524,10 @@ impl DockerPort for FakeDocker {
         let actions = s.events.get(&name).cloned().unwrap_or_else(|| vec!["start".into()]);
         let events: Vec<Result<ContainerEvent, DockerError>> =
             actions.into_iter().map(|action| Ok(ContainerEvent { action, id: full.clone() })).collect();
-        // The stream stays open after the scripted events, as the daemon's does.
-        Ok(Box::pin(futures_util::stream::iter(events).chain(futures_util::stream::pending())))
+        // The stream stays open after the scripted events, as the daemon's does, with the
+        // changes of health status Docker's checks make from now on.
+        let health = health::events(Arc::clone(&self.state), full, s.health.log.len());
+        Ok(Box::pin(futures_util::stream::iter(events).chain(health)))
     }
 
     async fn exec(&self, id: &str, cmd: &[String], limit: std::time::Duration) -> Result<Finished, DockerError> {
@@ -468,7 +535,8 @@ impl DockerPort for FakeDocker {
         let mut s = self.state.lock().unwrap();
         s.execs.push(cmd.to_vec());
         s.exec_limits.push(limit);
-        Ok(Finished { exit_code: s.exec_exit, ..Default::default() })
+        let c = s.lookup(id)?.clone();
+        Ok(Finished { exit_code: s.exec_code(&c, cmd), ..Default::default() })
     }
 
     async fn logs(&self, id: &str, _lines: usize) -> Result<Vec<u8>, DockerError> {
