@@ -4,7 +4,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::common::{
-    Down, TestEnv, compose, containers_named, docker, docker_raw, image, inspect, owners, process_uids, unroot_in,
+    Down, TestEnv, compose, containers_named, docker, image, inspect, owners, process_uids, unroot_in,
 };
 use serde_json::{Value, json};
 
@@ -270,83 +270,6 @@ fn a_service_that_cannot_run_as_its_user_is_restored_exactly(ownership: &str) {
     assert!(containers_named(&format!("unroot-helper.{svc}")).is_empty(), "no helper is left");
 }
 
-/// Three services in one day, each after the previous; the last cannot run as its user.
-fn three_service_day(env: &TestEnv, on_failure: &str, chain: bool) -> (tempfile::TempDir, [String; 3], [Value; 3]) {
-    let img = image("busybox");
-    let a = env.run("a", &[&img, "sleep", "1000000"]);
-    let b = env.run("b", &[&img, "sleep", "1000000"]);
-    let c = env.run("c", &[&img, "sh", "-c", "echo x > /root/state && exec sleep 1000000"]);
-    let before = [inspect(&a), inspect(&b), inspect(&c)];
-    let dir = env.tempdir();
-    let after = |dep: &str| {
-        if chain { format!("after = [\"{dep}\"]\n") } else { String::new() }
-    };
-    write_plan(
-        dir.path(),
-        &format!(
-            "on_failure = \"{on_failure}\"\n\
-             [service.{a}]\nday = 1\nuser = \"1000:1000\"\n\
-             [service.{b}]\nday = 1\nuser = \"1000:1000\"\n{}\
-             [service.{c}]\nday = 1\nuser = \"1000:1000\"\n{}",
-            after(&a),
-            after(&b)
-        ),
-    );
-    (dir, [a, b, c], before)
-}
-
-#[test]
-fn rollback_day_restores_the_services_that_succeeded_too() {
-    let env = TestEnv::new("apply-rbday");
-    let (dir, names, before) = three_service_day(&env, "rollback-day", true);
-    let run = apply(dir.path(), &[]);
-    assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    for (name, before) in names.iter().zip(&before) {
-        let now = inspect(name);
-        assert_eq!(now["Id"], before["Id"], "{name} is its original again");
-        assert_eq!(now["Config"]["User"], "");
-        assert!(is_healthy_or_running(&now), "{name}");
-        assert_eq!(process_uids(name), [0]);
-    }
-    assert!(!dir.path().join("state/e2e/ledger.json").exists(), "the day is not recorded as applied");
-}
-
-#[test]
-fn rollback_service_keeps_the_others_migrated() {
-    let env = TestEnv::new("apply-rbsvc");
-    let (dir, [a, b, c], before) = three_service_day(&env, "rollback-service", false);
-    let run = apply(dir.path(), &[]);
-    assert_eq!(run.code, Some(3), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    for name in [&a, &b] {
-        assert_eq!(inspect(name)["Config"]["User"], "1000:1000", "{name} stays migrated");
-        assert_eq!(process_uids(name), [1000]);
-    }
-    let now = inspect(&c);
-    assert_eq!(now["Id"], before[2]["Id"]);
-    assert!(is_healthy_or_running(&now));
-    assert_eq!(process_uids(&c), [0]);
-    let ledger: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state/e2e/ledger.json")).unwrap()).unwrap();
-    assert_eq!(ledger["days"]["1"]["services"][&a]["state"], "migrated");
-    assert_eq!(ledger["days"]["1"]["services"][&c]["state"], "original");
-}
-
-#[test]
-fn pause_leaves_the_run_for_resume_with_exit_4() {
-    let env = TestEnv::new("apply-pause");
-    let (dir, [_a, _b, c], _) = three_service_day(&env, "pause", true);
-    let run = apply(dir.path(), &[]);
-    assert_eq!(run.code, Some(4), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("unroot resume"), "{}", run.stdout);
-    let parked = containers_named(&format!("{c}.unroot-"));
-    assert_eq!(parked.len(), 1, "the original of the failed service is kept, parked: {parked:?}");
-    assert_eq!(inspect(&parked[0])["HostConfig"]["RestartPolicy"]["Name"], "no");
-    // A new apply is refused while the run is interrupted.
-    let again = apply(dir.path(), &[]);
-    assert_eq!(again.code, Some(5), "{}", again.stderr);
-    assert!(again.stderr.contains("unroot resume"), "{}", again.stderr);
-}
-
 #[test]
 fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused_host() {
     links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused("host");
@@ -418,54 +341,6 @@ fn scopeguard(path: String) -> impl Drop {
 }
 
 #[test]
-fn plan_and_dry_run_change_nothing() {
-    let env = TestEnv::new("apply-dry");
-    let vol = env.name("v");
-    docker(&["volume", "create", "--label", &env.label(), &vol]);
-    let svc = env.run("svc", &["-v", &format!("{vol}:/data"), &image("busybox"), "sleep", "1000000"]);
-    let other = env.run("other", &["-v", &format!("{vol}:/shared"), &image("busybox"), "sleep", "1000000"]);
-    let before = inspect(&svc);
-    let owners_before = owners(&env, &vol);
-    let volumes_before = docker(&["volume", "ls", "-q"]);
-    let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000:1000\"\n"));
-    let p = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--state-dir", "state"]);
-    assert_eq!(p.code, Some(0), "{}{}", p.stdout, p.stderr);
-    assert!(p.stdout.contains("chown:  /data (volume"), "{}", p.stdout);
-    assert!(p.stdout.contains(&format!("is shared with {other}, outside this day")), "{}", p.stdout);
-    let j = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1", "--json"]);
-    let doc: Value = serde_json::from_str(&j.stdout).unwrap();
-    assert_eq!(doc["day"], 1);
-    assert_eq!(doc["waves"], json!([[svc]]));
-    assert_eq!(doc["services"][0]["user"]["to"], "app (1000:1000)", "names and numbers");
-    assert_eq!(doc["services"][0]["chown"][0]["kind"], "volume");
-    let d = unroot_in(dir.path(), &["apply", "plan.toml", "--day", "1", "--dry-run", "--state-dir", "state"]);
-    assert_eq!(d.code, Some(0), "{}{}", d.stdout, d.stderr);
-    assert_eq!(d.stdout, p.stdout, "apply --dry-run is the same preview");
-
-    let after = inspect(&svc);
-    assert_eq!(after["Id"], before["Id"]);
-    assert_eq!(after["State"]["StartedAt"], before["State"]["StartedAt"]);
-    // Other tests create volumes meanwhile: a new volume counts against the preview unless
-    // a container of another test uses it.
-    let made: Vec<String> = docker(&["volume", "ls", "-q"])
-        .lines()
-        .filter(|v| !volumes_before.lines().any(|b| b == *v))
-        .filter(|v| {
-            let users = docker(&["ps", "-a", "--filter", &format!("volume={v}"), "--format", "{{.Names}}"]);
-            users.is_empty() || users.lines().any(|n| n.starts_with(&env.id))
-        })
-        .map(String::from)
-        .collect();
-    assert!(made.is_empty(), "the preview made volumes: {made:?}");
-    assert_eq!(owners(&env, &vol), owners_before);
-    assert!(!dir.path().join("state").exists(), "no state dir");
-    assert!(!Path::new(&dir.path().join("rollback")).exists());
-    let leftovers = docker_raw(&["ps", "-aq", "--filter", "label=io.unroot.probe", "--filter", &format!("name={svc}")]);
-    assert!(leftovers.stdout.is_empty(), "no probe container");
-}
-
-#[test]
 fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
     let env = TestEnv::new("apply-compose");
     let dir = env.tempdir();
@@ -510,47 +385,4 @@ fn a_compose_service_gets_an_override_that_keeps_it_migrated() {
     assert!(is_healthy_or_running(&c));
     assert_eq!(process_uids(&name), [1000]);
     assert_eq!(c["HostConfig"]["CapDrop"], json!(["ALL"]));
-}
-
-#[test]
-fn days_go_in_order_and_only_limits_a_day() {
-    let env = TestEnv::new("apply-order");
-    let img = image("busybox");
-    let a = env.run("a", &["--init", &img, "sleep", "1000000"]);
-    let b = env.run("b", &["--init", &img, "sleep", "1000000"]);
-    let c = env.run("c", &["--init", &img, "sleep", "1000000"]);
-    let dir = env.tempdir();
-    write_plan(
-        dir.path(),
-        &format!(
-            "[service.{a}]\nday = 1\nuser = \"1000\"\n\
-             [service.{b}]\nday = 2\nuser = \"1000\"\n\
-             [service.{c}]\nday = 2\nuser = \"1000\"\nafter = [\"{a}\"]\n"
-        ),
-    );
-    let day2 = |extra: &[&str]| {
-        let mut args = vec!["apply", "plan.toml", "--day", "2", "--yes", "--state-dir", "state", "--parallelism", "2"];
-        args.extend_from_slice(extra);
-        unroot_in(dir.path(), &args)
-    };
-    // Day 2 before day 1: refused, nothing touched.
-    let refused = day2(&[]);
-    assert_eq!(refused.code, Some(5), "{}", refused.stderr);
-    assert!(refused.stderr.contains("day(s) 1"), "{}", refused.stderr);
-    // --only a service whose own dependencies are satisfied (none): allowed, and only it.
-    let c_before = inspect(&c);
-    let only_b = day2(&["--only", &b]);
-    assert_eq!(only_b.code, Some(0), "{}{}", only_b.stdout, only_b.stderr);
-    assert_eq!(inspect(&b)["Config"]["User"], "1000:1000");
-    assert_eq!(inspect(&c)["Id"], c_before["Id"], "c was not part of the run");
-    // --only c is refused while a (its dependency, on day 1) is not applied.
-    let only_c = day2(&["--only", &c]);
-    assert_eq!(only_c.code, Some(5), "{}", only_c.stderr);
-    assert!(only_c.stderr.contains(&a), "{}", only_c.stderr);
-    // Day 1, then day 2 goes.
-    assert_eq!(apply(dir.path(), &[]).code, Some(0));
-    let rest = day2(&["--only", &c]);
-    assert_eq!(rest.code, Some(0), "{}{}", rest.stdout, rest.stderr);
-    assert_eq!(inspect(&c)["Config"]["User"], "1000:1000");
-    assert_eq!(inspect(&a)["Config"]["User"], "1000:1000");
 }

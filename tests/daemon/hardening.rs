@@ -1,6 +1,6 @@
 //! Hardening: each test is one way a run could lose a service, leak, or stick, tried against
-//! the real daemon the way an operator would meet it. Test names carry the item they prove.
-//! (Items 12 to 21 are in hardening_runs_e2e.rs.)
+//! the real daemon the way an operator would meet it (more in hardening_runs.rs; those that
+//! prove a decision of the engine are on the fake, in tests/offline/decisions/).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -9,7 +9,6 @@ use crate::common::{
     Down, TestEnv, compose, containers_named, docker, exists, image, inspect, journal_records, owners, process_uids,
     spawn_until_step, unroot_in,
 };
-use serde_json::Value;
 
 #[test]
 fn item01_docker_compose_1x_relative_files_get_the_override_beside_them() {
@@ -107,31 +106,6 @@ fn item03_the_hostname_is_kept_so_data_keyed_by_it_is_found() {
 }
 
 #[test]
-fn item04_a_service_restored_by_rollback_service_keeps_its_day_open() {
-    let env = TestEnv::new("h04");
-    let img = image("busybox");
-    let a = env.run("a", &["--init", &img, "sleep", "1000000"]);
-    let c = env.run("c", &["--init", &img, "sh", "-c", "echo x > /root/state && exec sleep 1000000"]);
-    let d = env.run("d", &["--init", &img, "sleep", "1000000"]);
-    let d_before = inspect(&d);
-    let dir = env.tempdir();
-    write_plan(
-        dir.path(),
-        &format!(
-            "on_failure = \"rollback-service\"\n\
-             [service.{a}]\nday = 1\nuser = \"1000\"\n[service.{c}]\nday = 1\nuser = \"1000\"\n\
-             [service.{d}]\nday = 2\nuser = \"1000\"\n"
-        ),
-    );
-    ok(&apply_day(dir.path(), "1", &[]), 3);
-    assert_eq!(process_uids(&c), [0], "c is back on its original");
-    let refused = apply_day(dir.path(), "2", &[]);
-    ok(&refused, 5);
-    assert!(refused.stderr.contains(&format!("{c} (day 1) is on its original")), "{}", refused.stderr);
-    assert_eq!(inspect(&d)["State"]["StartedAt"], d_before["State"]["StartedAt"], "day 2 did not start");
-}
-
-#[test]
 fn item05_rollback_after_docker_compose_up_with_the_override() {
     let env = TestEnv::new("h05");
     let dir = env.tempdir();
@@ -168,31 +142,6 @@ fn item05_rollback_after_docker_compose_up_with_the_override() {
 }
 
 #[test]
-fn item05_a_foreign_container_under_the_name_refuses_the_rollback_with_exit_2() {
-    let env = TestEnv::new("h05f");
-    let img = image("busybox");
-    let svc = env.run("svc", &["--init", &img, "sleep", "1000000"]);
-    let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{svc}]\nday = 1\nuser = \"1000\"\n"));
-    ok(&apply_day(dir.path(), "1", &[]), 0);
-    // Someone puts an unrelated container under the name.
-    docker(&["rm", "-f", &svc]);
-    env.run("svc", &["--init", &img, "sleep", "999999"]);
-    let foreign = inspect(&svc);
-    let ledger_before = ledger(dir.path());
-    let run = first_run(dir.path());
-    let rb = unroot_in(dir.path(), &["rollback", &run, "--state-dir", "state"]);
-    ok(&rb, 2);
-    assert!(rb.stderr.contains(&foreign["Id"].as_str().unwrap()[..12]), "it names the container: {}", rb.stderr);
-    let after = inspect(&svc);
-    assert_eq!((&after["Id"], &after["State"]["StartedAt"]), (&foreign["Id"], &foreign["State"]["StartedAt"]));
-    assert_eq!(ledger(dir.path()), ledger_before, "nothing changed");
-    let st: Value =
-        serde_json::from_str(&unroot_in(dir.path(), &["status", "--json", "--state-dir", "state"]).stdout).unwrap();
-    assert_eq!(st["runs"][0]["state"], "committed", "the run is as it was, not rollback-incomplete");
-}
-
-#[test]
 fn item06_entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
     let env = TestEnv::new("h06");
     let vol = env.name("data");
@@ -217,25 +166,6 @@ fn item06_entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
     let expected: Vec<String> =
         owners_before.into_iter().filter(|l| !l.ends_with("seg1") && !l.ends_with("seg3")).collect();
     assert_eq!(owners(&env, &vol), expected, "every remaining entry has its old owner");
-}
-
-#[test]
-fn item07_a_service_name_that_is_a_prefix_of_another_containers_id_is_not_that_container() {
-    let env = TestEnv::new("h07");
-    let other = env.run("other", &["--init", &image("busybox"), "sleep", "1000000"]);
-    let before = inspect(&other);
-    let prefix = before["Id"].as_str().unwrap()[..12].to_string();
-    assert!(!exists(&prefix));
-    let dir = env.tempdir();
-    write_plan(dir.path(), &format!("[service.{prefix}]\nday = 1\nuser = \"1000\"\n"));
-    let preview = unroot_in(dir.path(), &["plan", "plan.toml", "--day", "1"]);
-    ok(&preview, 1);
-    assert!(preview.stdout.contains(&format!("no container is called {prefix}")), "{}", preview.stdout);
-    ok(&apply_day(dir.path(), "1", &[]), 2);
-    let after = inspect(&other);
-    assert_eq!(after["Name"], before["Name"], "the unrelated container keeps its name");
-    assert_eq!(after["State"]["StartedAt"], before["State"]["StartedAt"], "and was never stopped");
-    assert_eq!(after["Config"]["User"], "");
 }
 
 #[test]
@@ -287,46 +217,6 @@ fn item08_a_restore_that_recreated_the_original_can_be_run_again() {
     assert_eq!(c["State"]["Running"], true);
     assert_eq!(process_uids(&svc), [0]);
     assert_eq!(containers_named(&svc).len(), 1, "one container, no leftover: {:?}", containers_named(&svc));
-}
-
-#[test]
-fn item09_only_runs_add_up_and_a_migrated_service_is_not_touched_again() {
-    let env = TestEnv::new("h09");
-    let dir = env.tempdir();
-    let project = env.id.replace('-', "");
-    std::fs::write(dir.path().join("docker-compose.yml"), compose_file(&env, &["a", "b"])).unwrap();
-    let _down = Down(dir.path(), project.clone());
-    let up = compose(dir.path(), &project, &["up", "-d"]);
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    let (a, b) = (env.name("a"), env.name("b"));
-    let c = env.run("c", &["--init", &image("busybox"), "sleep", "1000000"]);
-    write_plan(
-        dir.path(),
-        &format!(
-            "[service.{a}]\nday = 1\nuser = \"1000\"\n[service.{b}]\nday = 1\nuser = \"1000\"\n[service.{c}]\nday = 2\nuser = \"1000\"\n"
-        ),
-    );
-    ok(&apply_day(dir.path(), "1", &["--only", &a]), 0);
-    let refused = apply_day(dir.path(), "2", &[]);
-    ok(&refused, 5);
-    assert!(refused.stderr.contains(&format!("{b} (day 1) is not migrated yet")), "{}", refused.stderr);
-    ok(&apply_day(dir.path(), "1", &["--only", &b]), 0);
-    let l = ledger(dir.path());
-    assert_eq!(l["days"]["1"]["services"][&a]["state"], "migrated", "the second run kept the first one's record");
-    assert_eq!(l["days"]["1"]["services"][&b]["state"], "migrated");
-    let text = std::fs::read_to_string(dir.path().join("docker-compose.unroot.yml")).unwrap();
-    assert!(text.contains("\"a\":") && text.contains("\"b\":"), "the override keeps both services: {text}");
-
-    // Applying the day again changes nothing: no stop, no new run.
-    let a_before = inspect(&a);
-    let again = apply_day(dir.path(), "1", &[]);
-    ok(&again, 0);
-    assert!(again.stdout.contains("already migrated"), "{}", again.stdout);
-    let a_now = inspect(&a);
-    assert_eq!(a_now["Id"], a_before["Id"], "the same container");
-    assert_eq!(a_now["State"]["StartedAt"], a_before["State"]["StartedAt"], "not stopped again");
-    ok(&apply_day(dir.path(), "2", &[]), 0);
-    assert_eq!(process_uids(&c), [1000]);
 }
 
 #[test]

@@ -6,5 +6,6 @@
 mod common;
 
 mod cli;
+mod decisions;
 mod docs;
 mod plan_rules;
