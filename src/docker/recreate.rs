@@ -486,7 +486,7 @@ mod tests {
     }
 
     #[test]
-    fn item14_a_long_value_is_cut_on_a_character_boundary() {
+    fn a_long_value_is_cut_on_a_character_boundary() {
         let long = format!("{}é{}", "a".repeat(199), "b".repeat(300));
         let shown = show("Config.Labels.x", &json!(long));
         assert!(shown.ends_with('…') && shown.chars().count() == 201, "{shown}");

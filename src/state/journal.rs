@@ -487,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn item17_a_journal_write_that_fills_the_disk_leaves_no_torn_line() {
+    fn a_journal_write_that_fills_the_disk_leaves_no_torn_line() {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: needs root to mount a small tmpfs");
             return;

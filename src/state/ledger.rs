@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn item04_09_runs_of_one_day_add_up_and_a_service_left_original_keeps_it_open() {
+    fn runs_of_one_day_add_up_and_a_service_left_original_keeps_it_open() {
         let plan = crate::model::plan::Plan::parse(
             "t.toml",
             "[rollout]\nname='p'\n[service.a]\nday=1\nuser='1'\n[service.b]\nday=1\nuser='1'\n[service.c]\nday=2\nuser='1'\n",

@@ -200,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn item18_an_existing_state_dir_keeps_its_mode_and_created_ones_are_private() {
+    fn an_existing_state_dir_keeps_its_mode_and_created_ones_are_private() {
         let tmp = tempfile::tempdir().unwrap();
         let shared = tmp.path().join("shared");
         fs::create_dir(&shared).unwrap();

@@ -11,7 +11,7 @@ use crate::common::{
 };
 
 #[test]
-fn item01_docker_compose_1x_relative_files_get_the_override_beside_them() {
+fn docker_compose_1x_relative_files_get_the_override_beside_them() {
     let env = TestEnv::new("h01");
     let project_dir = env.tempdir();
     let project = env.id.replace('-', "");
@@ -57,7 +57,7 @@ fn item01_docker_compose_1x_relative_files_get_the_override_beside_them() {
 }
 
 #[test]
-fn item02_a_kill_during_the_preview_leaves_no_probe_behind() {
+fn a_kill_during_the_preview_leaves_no_probe_behind() {
     let env = TestEnv::new("h02");
     let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
     let before = inspect(&svc);
@@ -75,7 +75,7 @@ fn item02_a_kill_during_the_preview_leaves_no_probe_behind() {
 }
 
 #[test]
-fn item03_the_hostname_is_kept_so_data_keyed_by_it_is_found() {
+fn the_hostname_is_kept_so_data_keyed_by_it_is_found() {
     let env = TestEnv::new("h03");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
@@ -106,7 +106,7 @@ fn item03_the_hostname_is_kept_so_data_keyed_by_it_is_found() {
 }
 
 #[test]
-fn item05_rollback_after_docker_compose_up_with_the_override() {
+fn rollback_after_docker_compose_up_with_the_override_puts_the_original_back() {
     let env = TestEnv::new("h05");
     let dir = env.tempdir();
     let project = env.id.replace('-', "");
@@ -142,7 +142,7 @@ fn item05_rollback_after_docker_compose_up_with_the_override() {
 }
 
 #[test]
-fn item06_entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
+fn entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
     let env = TestEnv::new("h06");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
@@ -169,7 +169,7 @@ fn item06_entries_deleted_since_the_reown_do_not_stop_a_helper_restore() {
 }
 
 #[test]
-fn item08_a_replacement_created_before_a_crash_gets_every_network() {
+fn a_replacement_created_before_a_crash_gets_every_network() {
     let env = TestEnv::new("h08n");
     let (net_a, net_b) = (env.name("net-a"), env.name("net-b"));
     for n in [&net_a, &net_b] {
@@ -198,7 +198,7 @@ fn item08_a_replacement_created_before_a_crash_gets_every_network() {
 }
 
 #[test]
-fn item08_a_restore_that_recreated_the_original_can_be_run_again() {
+fn a_restore_that_recreated_the_original_can_be_run_again() {
     let env = TestEnv::new("h08r");
     let (svc, dir) = one_service(&env);
     ok(&apply_day(dir.path(), "1", &[]), 0);
@@ -220,7 +220,7 @@ fn item08_a_restore_that_recreated_the_original_can_be_run_again() {
 }
 
 #[test]
-fn item10_the_override_replaces_a_planted_symlink_and_is_never_wider_than_the_base() {
+fn the_override_replaces_a_planted_symlink_and_is_never_wider_than_the_base() {
     let env = TestEnv::new("h10");
     let dir = env.tempdir();
     let project = env.id.replace('-', "");
@@ -243,7 +243,7 @@ fn item10_the_override_replaces_a_planted_symlink_and_is_never_wider_than_the_ba
 }
 
 #[test]
-fn item11_a_bind_source_swapped_for_a_link_after_the_preview_is_not_reowned() {
+fn a_bind_source_swapped_for_a_link_after_the_preview_is_not_reowned() {
     let env = TestEnv::new("h11");
     let tmp = env.tempdir();
     let (parent, decoy) = (tmp.path().join("parent"), tmp.path().join("decoy"));

@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use crate::common::hardening::*;
 use crate::common::{TestEnv, docker, image, inspect, journal_records, process_uids, spawn_until_step, unroot_in};
 
-fn item12_a_single_file_bind_is_reowned(ownership: &str) {
+fn a_single_file_bind_is_reowned_and_restored(ownership: &str) {
     let env = TestEnv::new(&format!("h12{ownership}"));
     let tmp = env.tempdir();
     let file = tmp.path().join("app.conf");
@@ -31,17 +31,17 @@ fn item12_a_single_file_bind_is_reowned(ownership: &str) {
 }
 
 #[test]
-fn item12_a_single_file_bind_is_reowned_host() {
-    item12_a_single_file_bind_is_reowned("host");
+fn a_single_file_bind_is_reowned_and_restored_host() {
+    a_single_file_bind_is_reowned_and_restored("host");
 }
 
 #[test]
-fn item12_a_single_file_bind_is_reowned_helper() {
-    item12_a_single_file_bind_is_reowned("helper");
+fn a_single_file_bind_is_reowned_and_restored_helper() {
+    a_single_file_bind_is_reowned_and_restored("helper");
 }
 
 #[test]
-fn item16_ctrl_c_during_a_slow_stop_starts_no_further_step() {
+fn ctrl_c_during_a_slow_stop_starts_no_further_step() {
     let env = TestEnv::new("h16");
     let vol = env.name("data");
     docker(&["volume", "create", "--label", &env.label(), &vol]);
@@ -77,7 +77,7 @@ fn item16_ctrl_c_during_a_slow_stop_starts_no_further_step() {
 }
 
 #[test]
-fn item18_an_existing_shared_state_dir_keeps_its_mode() {
+fn an_existing_shared_state_dir_keeps_its_mode() {
     let env = TestEnv::new("h18");
     let svc = env.run("svc", &["--init", &image("busybox"), "sleep", "1000000"]);
     let dir = env.tempdir();
@@ -93,7 +93,7 @@ fn item18_an_existing_shared_state_dir_keeps_its_mode() {
 }
 
 #[test]
-fn item19_a_tree_of_5000_directories_reowns_under_a_low_descriptor_limit() {
+fn a_tree_of_5000_directories_reowns_under_a_low_descriptor_limit() {
     let env = TestEnv::new("h19");
     let tmp = env.tempdir();
     let data = tmp.path().join("data");
@@ -132,7 +132,7 @@ fn item19_a_tree_of_5000_directories_reowns_under_a_low_descriptor_limit() {
 }
 
 #[test]
-fn item20_a_stop_grace_longer_than_the_request_timeout_is_waited_for() {
+fn a_stop_grace_longer_than_the_request_timeout_is_waited_for() {
     let env = TestEnv::new("h20");
     // No --init: the stop takes its whole grace.
     let svc = env.run("svc", &[&image("busybox"), "sleep", "1000000"]);

@@ -192,18 +192,18 @@ fn daemon_dies_during(test: &str, marker: &str, apply_may_exit: &[i32]) {
 }
 
 #[test]
-fn item22_24_the_daemon_dies_during_the_health_gate() {
+fn a_daemon_that_dies_during_the_health_gate_is_waited_for_and_the_day_restored() {
     // apply waits for the daemon and restores what it touched itself: exit 3, not 4.
     daemon_dies_during("dd-health", "\"step\":\"health\"", &[3]);
 }
 
 #[test]
-fn item22_24_the_daemon_dies_during_the_reown() {
+fn a_daemon_that_dies_during_the_reown_is_waited_for_and_the_day_restored() {
     daemon_dies_during("dd-chown", "\"step\":\"chown\"", &[3]);
 }
 
 #[test]
-fn item22_23_the_daemon_dies_during_the_commit() {
+fn a_daemon_that_dies_during_the_commit_ends_migrated_or_open_for_resume() {
     // The parked originals may not all be removed: the run then stays open (exit 4) and
     // resume finishes the removals.
     daemon_dies_during("dd-commit", "\"step\":\"commit\"", &[0, 4]);

@@ -69,12 +69,12 @@ const NOFILE_CHILD: &str = "UNROOT_TEST_HOSTFS_NOFILE_ROOT";
 /// Subdirectories in that tree: far more than the child may hold open at once.
 const MANY: usize = 5_000;
 
-/// The child half of [`item19_walks_many_directories_under_a_low_descriptor_limit`],
+/// The child half of [`walks_many_directories_under_a_low_descriptor_limit`],
 /// which runs it (ignored otherwise) with [`NOFILE_CHILD`] set.
 #[test]
-#[ignore = "the child half of item19_walks_many_directories_under_a_low_descriptor_limit, which runs it"]
+#[ignore = "the child half of walks_many_directories_under_a_low_descriptor_limit, which runs it"]
 fn nofile_child() {
-    let root = std::env::var(NOFILE_CHILD).expect("run by item19_walks_many_directories_under_a_low_descriptor_limit");
+    let root = std::env::var(NOFILE_CHILD).expect("run by walks_many_directories_under_a_low_descriptor_limit");
     let root = Path::new(&root);
     let limit = rustix::process::Rlimit { current: Some(256), maximum: Some(256) };
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
@@ -96,7 +96,7 @@ fn child_test_name() -> String {
 }
 
 #[test]
-fn item19_walks_many_directories_under_a_low_descriptor_limit() {
+fn walks_many_directories_under_a_low_descriptor_limit() {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: needs root to change owners");
         return;
