@@ -152,8 +152,35 @@ pub fn process_uids(name: &str) -> Vec<u32> {
 
 /// Runs `sh -c SCRIPT` in a throwaway busybox container with `mount` (`SOURCE:/d[:ro]`),
 /// labelled as this test's; returns its stdout.
+///
+/// Not `--rm`: on a loaded machine fuse-overlayfs can fail to remove a finished container's
+/// root filesystem ("directory not empty"), which `--rm` turns into a failed run although
+/// the script ran. The removal is tried apart, a few times; a container it leaves is the
+/// test's own (labelled) and goes with the `TestEnv`.
 pub fn in_volume(env: &TestEnv, mount: &str, script: &str) -> String {
-    docker(&["run", "--rm", "--label", &env.label(), "-v", mount, &image("busybox"), "sh", "-c", script])
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let name = env.name(&format!("in-volume-{}", CALLS.fetch_add(1, Ordering::SeqCst)));
+    let out = docker_raw(&[
+        "run",
+        "--name",
+        &name,
+        "--label",
+        &env.label(),
+        "-v",
+        mount,
+        &image("busybox"),
+        "sh",
+        "-c",
+        script,
+    ]);
+    for _ in 0..5 {
+        if docker_raw(&["rm", "-f", &name]).status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(out.status.success(), "sh -c {script} on {mount} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `uid:gid path` of every entry under a volume or host directory, sorted.
