@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::output::{Bars, Output, Reporter};
 use crate::cli::{AuditFormat, Ended, ReportFormat, location, runtime, watch_ctrl_c};
-use crate::docker::{BollardDocker, DockerPort, Timed};
+use crate::docker::{BollardDocker, DockerPort, Port, Timed};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::{audit, runs};
 use crate::error::Error;
@@ -108,17 +108,33 @@ impl Env {
         let plan = Plan::load(plan)?;
         let connect = async { Ok(Timed::new(self.connect().await?)) };
         watched(connect, true, async |docker: &Timed<BollardDocker>, stop| {
-            let loc = StateLocation::resolve(self.state_dir.as_deref(), Some(&plan));
-            if args.dry_run {
-                let day = runs::preview(docker, &plan, &loc, &args.opts).await?;
-                self.out.json(args.json).preview(&day, plan.days.get(&args.opts.day).map(String::as_str));
-                return Ok(Ended::Looked { found: day.blockers().count(), fail: true });
-            }
-            let reporter = self.reporter(args.json, Some(docker.counter()));
-            let ask = async |services| confirm(args.yes, args.opts.day, services).await;
-            let report = runs::apply(docker, &plan, &loc, &args.opts, &reporter, stop, ask).await?;
-            Ok(Ended::Runs(vec![report.end]))
+            self.apply_on(docker, &plan, args, stop, Some(docker.counter())).await
         })
+    }
+
+    /// What `apply` runs once connected, on any port (the offline tests run it on the fake):
+    /// the preview, or the day run with its events reported (`docker_nanos`: time spent in
+    /// Docker calls, for the summary).
+    ///
+    /// Errors: whatever the engine refuses or fails with.
+    pub async fn apply_on(
+        &self,
+        docker: &impl Port,
+        plan: &Plan,
+        args: ApplyArgs,
+        stop: &Interrupt,
+        docker_nanos: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Ended, Error> {
+        let loc = StateLocation::resolve(self.state_dir.as_deref(), Some(plan));
+        if args.dry_run {
+            let day = runs::preview(docker, plan, &loc, &args.opts).await?;
+            self.out.json(args.json).preview(&day, plan.days.get(&args.opts.day).map(String::as_str));
+            return Ok(Ended::Looked { found: day.blockers().count(), fail: true });
+        }
+        let reporter = self.reporter(args.json, docker_nanos);
+        let ask = async |services| confirm(args.yes, args.opts.day, services).await;
+        let report = runs::apply(docker, plan, &loc, &args.opts, &reporter, stop, ask).await?;
+        Ok(Ended::Runs(vec![report.end]))
     }
 
     /// `unroot resume [RUN]`.
@@ -126,10 +142,22 @@ impl Env {
     /// Errors: the `--plan`, the daemon, and whatever the engine refuses or fails with.
     pub fn resume(&self, run: Option<&str>, plan: Option<&Path>, json: bool) -> Result<Ended, Error> {
         let state = location(self.state_dir.as_deref(), plan)?;
-        watched(self.connect(), true, async |docker, stop| {
-            let reports = runs::resume(docker, &state, run, &self.reporter(json, None), stop).await?;
-            Ok(Ended::Runs(reports.into_iter().map(|r| r.end).collect()))
-        })
+        watched(self.connect(), true, async |docker, stop| self.resume_on(docker, &state, run, json, stop).await)
+    }
+
+    /// What `resume` runs once connected, on any port.
+    ///
+    /// Errors: whatever the engine refuses or fails with.
+    pub async fn resume_on(
+        &self,
+        docker: &impl Port,
+        state: &StateLocation,
+        run: Option<&str>,
+        json: bool,
+        stop: &Interrupt,
+    ) -> Result<Ended, Error> {
+        let reports = runs::resume(docker, state, run, &self.reporter(json, None), stop).await?;
+        Ok(Ended::Runs(reports.into_iter().map(|r| r.end).collect()))
     }
 
     /// `unroot rollback RUN`: Ctrl-C is left to the default (a rollback is what the first
@@ -145,12 +173,29 @@ impl Env {
         json: bool,
     ) -> Result<Ended, Error> {
         let state = location(self.state_dir.as_deref(), plan)?;
-        let overwrite = if force { runs::Overwrite::Anyway } else { runs::Overwrite::Refuse };
         watched(self.connect(), false, async |docker, stop| {
-            let out = self.reporter(json, None);
-            let report = runs::rollback(docker, &state, run, services, overwrite, &out, stop).await?;
-            Ok(Ended::Runs(vec![report.end]))
+            self.rollback_on(docker, &state, run, services, force, json, stop).await
         })
+    }
+
+    /// What `rollback` runs once connected, on any port.
+    ///
+    /// Errors: whatever the engine refuses or fails with.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollback_on(
+        &self,
+        docker: &impl Port,
+        state: &StateLocation,
+        run: &str,
+        services: &[String],
+        force: bool,
+        json: bool,
+        stop: &Interrupt,
+    ) -> Result<Ended, Error> {
+        let overwrite = if force { runs::Overwrite::Anyway } else { runs::Overwrite::Refuse };
+        let out = self.reporter(json, None);
+        let report = runs::rollback(docker, state, run, services, overwrite, &out, stop).await?;
+        Ok(Ended::Runs(vec![report.end]))
     }
 
     /// `unroot verify`.
@@ -158,10 +203,23 @@ impl Env {
     /// Errors: the plan, the daemon.
     pub fn verify(&self, plan: &Path, through_day: Option<u32>, json: bool) -> Result<Ended, Error> {
         let plan = Plan::load(plan)?;
-        let verdicts = runtime()?.block_on(async {
+        runtime()?.block_on(async {
             let docker = self.connect().await?;
-            crate::engine::verify::verify(&docker, &plan, through_day).await.map_err(Error::from)
-        })?;
+            self.verify_on(&docker, &plan, through_day, json).await
+        })
+    }
+
+    /// What `verify` runs once connected, on any port.
+    ///
+    /// Errors: the daemon.
+    pub async fn verify_on(
+        &self,
+        docker: &impl Port,
+        plan: &Plan,
+        through_day: Option<u32>,
+        json: bool,
+    ) -> Result<Ended, Error> {
+        let verdicts = crate::engine::verify::verify(docker, plan, through_day).await?;
         self.out.json(json).verify(&verdicts);
         Ok(Ended::Looked { found: verdicts.iter().filter(|v| !v.ok).count(), fail: true })
     }

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use unroot::cli::commands::ApplyArgs;
-use unroot::cli::output::{Output, Reporter};
+use unroot::cli::commands::{ApplyArgs, Env};
+use unroot::cli::output::Output;
 use unroot::cli::{Cli, Command, Ended, exit_code};
 use unroot::docker::fake::{Call, FakeDocker, Program};
 use unroot::docker::{Finished, Process};
 use unroot::engine::interrupt::Interrupt;
 use unroot::engine::reown::{APPLY_SCRIPT, SCAN_SCRIPT};
-use unroot::engine::runs::{self, ApplyOptions, Overwrite};
+use unroot::engine::runs::{self, ApplyOptions};
 use unroot::error::Error;
 use unroot::model::passwd::tar_of;
 use unroot::model::plan::Plan;
@@ -274,37 +274,35 @@ impl World {
         Ok(StateLocation::resolve(flag, plan.as_ref()))
     }
 
+    /// The command, as `cli::run` dispatches it, through the command line's own bodies
+    /// (`Env::apply_on` and the rest) on the fake; paths are the world folder's.
     async fn dispatch(&self, cli: Cli, out: &Output) -> Result<Ended, Error> {
         let state_dir = cli.state_dir.map(|d| self.path(d));
+        let env = Env { state_dir: state_dir.clone(), no_progress: true, context: None, out: out.clone() };
         let flag = state_dir.as_deref();
         let stop = Interrupt::default();
-        let reporter = |json| Reporter::new(out.json(json), None, None);
         match cli.command {
             Command::Plan { plan, day, only, json } => {
                 let opts = ApplyOptions { day, only, parallelism: None };
-                self.apply(out, flag, &plan, ApplyArgs { opts, yes: false, dry_run: true, json }).await
+                let plan = Plan::load(&self.path(plan))?;
+                env.apply_on(&self.fake, &plan, ApplyArgs { opts, yes: false, dry_run: true, json }, &stop, None).await
             }
             Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
                 let opts = ApplyOptions { day, only, parallelism: parallelism.map(usize::from) };
-                self.apply(out, flag, &plan, ApplyArgs { opts, yes, dry_run, json }).await
+                let plan = Plan::load(&self.path(plan))?;
+                env.apply_on(&self.fake, &plan, ApplyArgs { opts, yes, dry_run, json }, &stop, None).await
             }
             Command::Resume { run, plan, json } => {
                 let loc = self.location(flag, plan.as_deref())?;
-                let reports = runs::resume(&self.fake, &loc, run.as_deref(), &reporter(json), &stop).await?;
-                Ok(Ended::Runs(reports.into_iter().map(|r| r.end).collect()))
+                env.resume_on(&self.fake, &loc, run.as_deref(), json, &stop).await
             }
             Command::Rollback { run, plan, services, force, json } => {
                 let loc = self.location(flag, plan.as_deref())?;
-                let overwrite = if force { Overwrite::Anyway } else { Overwrite::Refuse };
-                let report =
-                    runs::rollback(&self.fake, &loc, &run, &services, overwrite, &reporter(json), &stop).await?;
-                Ok(Ended::Runs(vec![report.end]))
+                env.rollback_on(&self.fake, &loc, &run, &services, force, json, &stop).await
             }
             Command::Verify { plan, through_day, json } => {
                 let plan = Plan::load(&self.path(plan))?;
-                let verdicts = unroot::engine::verify::verify(&self.fake, &plan, through_day).await?;
-                out.json(json).verify(&verdicts);
-                Ok(Ended::Looked { found: verdicts.iter().filter(|v| !v.ok).count(), fail: true })
+                env.verify_on(&self.fake, &plan, through_day, json).await
             }
             Command::Status { run, plan, json } => {
                 let loc = self.location(flag, plan.as_deref())?;
@@ -313,23 +311,6 @@ impl World {
             }
             other => panic!("{other:?} is not run on the fake"),
         }
-    }
-
-    /// `unroot plan` and `unroot apply`, as the command line's `Env::apply` runs them.
-    async fn apply(&self, out: &Output, flag: Option<&Path>, plan: &Path, args: ApplyArgs) -> Result<Ended, Error> {
-        let plan = Plan::load(&self.path(plan))?;
-        let loc = StateLocation::resolve(flag, Some(&plan));
-        if args.dry_run {
-            let day = runs::preview(&self.fake, &plan, &loc, &args.opts).await?;
-            out.json(args.json).preview(&day, plan.days.get(&args.opts.day).map(String::as_str));
-            return Ok(Ended::Looked { found: day.blockers().count(), fail: true });
-        }
-        let reporter = Reporter::new(out.json(args.json), None, None);
-        let stop = Interrupt::default();
-        let yes = args.yes;
-        let confirm = async |_| if yes { Ok(()) } else { Err(Error::Usage("no terminal to confirm on".into())) };
-        let report = runs::apply(&self.fake, &plan, &loc, &args.opts, &reporter, &stop, confirm).await?;
-        Ok(Ended::Runs(vec![report.end]))
     }
 }
 
