@@ -46,6 +46,23 @@ pub enum Call {
 }
 
 impl Call {
+    /// Whether the call changes a container on the daemon (creates, starts, stops, renames,
+    /// reconfigures, removes, connects or writes into one); reads, execs and the Swarm
+    /// port's calls do not count.
+    pub fn changes_a_container(&self) -> bool {
+        matches!(
+            self,
+            Call::Create(_)
+                | Call::Start(_)
+                | Call::Stop(_)
+                | Call::Rename(..)
+                | Call::SetRestartPolicy(..)
+                | Call::Remove(_)
+                | Call::Connect(..)
+                | Call::UploadArchive(..)
+        )
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Call::Ping => "ping",
@@ -173,10 +190,6 @@ impl State {
             },
         };
         Ok(&mut self.containers[at])
-    }
-
-    fn found(&mut self, id: &str) -> Result<&mut Inspect, DockerError> {
-        self.lookup(id)
     }
 
     /// The inspect the daemon would report for a container created from `body`.
@@ -314,7 +327,7 @@ impl FakeDocker {
     /// it printed in its log) or stops (`exited`).
     fn set_running(&self, id: &str, running: bool) -> Result<(), DockerError> {
         let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?;
+        let c = s.lookup(id)?;
         c.0["State"]["Running"] = json!(running);
         c.0["State"]["Status"] = json!(if running { "running" } else { "exited" });
         if !running {
@@ -323,7 +336,7 @@ impl FakeDocker {
         }
         s.health_started(id);
         if let Some(f) = s.program_of(id).exits {
-            let c = s.found(id)?;
+            let c = s.lookup(id)?;
             c.0["State"]["Running"] = json!(false);
             c.0["State"]["Status"] = json!("exited");
             c.0["State"]["ExitCode"] = json!(f.exit_code);
@@ -442,7 +455,7 @@ impl DockerPort for FakeDocker {
     async fn upload_archive(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), DockerError> {
         self.enter(Call::UploadArchive(id.into(), path.into()))?;
         let mut s = self.state.lock().unwrap();
-        let id = s.found(id)?.id().to_string();
+        let id = s.lookup(id)?.id().to_string();
         s.uploads.insert((id, path.into()), tar);
         Ok(())
     }
@@ -474,7 +487,8 @@ impl DockerPort for FakeDocker {
 
     async fn stop_container(&self, id: &str, timeout_secs: u64) -> Result<(), DockerError> {
         self.enter(Call::Stop(id.into()))?;
-        let slow = self.with(|s| s.found(id).map(|c| c.running()).unwrap_or(false) && s.program_of(id).ignores_sigterm);
+        let slow =
+            self.with(|s| s.lookup(id).map(|c| c.running()).unwrap_or(false) && s.program_of(id).ignores_sigterm);
         if slow {
             tokio::time::sleep(std::time::Duration::from_secs(timeout_secs)).await;
         }
@@ -487,21 +501,21 @@ impl DockerPort for FakeDocker {
         if s.container(new_name).is_some() {
             return Err(DockerError::Conflict(format!("name {new_name} is in use")));
         }
-        s.found(id)?.0["Name"] = json!(format!("/{new_name}"));
+        s.lookup(id)?.0["Name"] = json!(format!("/{new_name}"));
         Ok(())
     }
 
     async fn set_restart_policy(&self, id: &str, policy: Value) -> Result<(), DockerError> {
         self.enter(Call::SetRestartPolicy(id.into(), policy["Name"].as_str().unwrap_or_default().into()))?;
         let mut s = self.state.lock().unwrap();
-        s.found(id)?.0["HostConfig"]["RestartPolicy"] = policy;
+        s.lookup(id)?.0["HostConfig"]["RestartPolicy"] = policy;
         Ok(())
     }
 
     async fn remove_container(&self, id: &str, _what: Removal) -> Result<(), DockerError> {
         self.enter(Call::Remove(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let id = s.found(id)?.id().to_string();
+        let id = s.lookup(id)?.id().to_string();
         s.containers.retain(|c| c.id() != id);
         Ok(())
     }
@@ -509,7 +523,7 @@ impl DockerPort for FakeDocker {
     async fn connect_network(&self, network: &str, id: &str, endpoint: Value) -> Result<(), DockerError> {
         self.enter(Call::Connect(network.into(), id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?;
+        let c = s.lookup(id)?;
         let short = c.id()[..12].to_string();
         c.0["NetworkSettings"]["Networks"][network] = with_short_alias(endpoint, &short);
         Ok(())
@@ -560,7 +574,7 @@ impl DockerPort for FakeDocker {
     async fn wait_container(&self, id: &str) -> Result<Finished, DockerError> {
         self.enter(Call::Wait(id.into()))?;
         let mut s = self.state.lock().unwrap();
-        let c = s.found(id)?.clone();
+        let c = s.lookup(id)?.clone();
         let out = match &s.helper {
             Some(h) => h(&c, &s),
             None => Finished::default(),
@@ -568,10 +582,10 @@ impl DockerPort for FakeDocker {
         // What a helper printed is the listing its script writes to a file: any file read
         // from it afterwards holds it.
         if !out.stdout.is_empty() {
-            let cid = s.found(id)?.id().to_string();
+            let cid = s.lookup(id)?.id().to_string();
             s.written.insert(cid, out.stdout.clone());
         }
-        let c = s.found(id)?;
+        let c = s.lookup(id)?;
         c.0["State"]["Running"] = json!(false);
         c.0["State"]["Status"] = json!("exited");
         Ok(out)

@@ -207,23 +207,7 @@ impl World {
 
     /// The calls that change something on the daemon, from the `from`-th call on.
     pub fn changes_since(&self, from: usize) -> Vec<Call> {
-        self.fake.calls()[from..]
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c,
-                    Call::Create(_)
-                        | Call::Start(_)
-                        | Call::Stop(_)
-                        | Call::Rename(..)
-                        | Call::SetRestartPolicy(..)
-                        | Call::Remove(_)
-                        | Call::Connect(..)
-                        | Call::UploadArchive(..)
-                )
-            })
-            .cloned()
-            .collect()
+        self.fake.calls()[from..].iter().filter(|c| c.changes_a_container()).cloned().collect()
     }
 
     /// A path of the world's folder.
