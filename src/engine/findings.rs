@@ -4,6 +4,11 @@
 
 use crate::engine::audit::{Class, Flag};
 
+/// The CIS Docker Benchmark edition whose ids and audit procedures unroot follows: the one
+/// docker-bench-security implements (its `tests/4_container_images.sh` and
+/// `tests/5_container_runtime.sh`). Named in every output that carries an id.
+pub const CIS_EDITION: &str = "CIS Docker Benchmark v1.6.0";
+
 /// A kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
