@@ -271,8 +271,9 @@ impl Env {
             let docker = self.connect().await?;
             let i = docker.daemon();
             tracing::info!(address = %format!("{} (API {}, Engine {})", i.address, i.api_version, i.server_version), "connected");
-            let mut report = audit::run(&docker, plan.as_ref(), filters).await?;
-            report.services = audit::services(&docker, plan.as_ref(), filters).await?;
+            let scope = audit::Scope::filtered(filters);
+            let mut report = audit::run(&docker, plan.as_ref(), &scope).await?;
+            report.services = audit::services(&docker, plan.as_ref(), &scope).await?;
             Ok::<_, Error>(report)
         })?;
         match format {

@@ -1,6 +1,7 @@
 //! `unroot audit --format sarif`: the audit as a SARIF 2.1.0 log (serde-sarif's model of the
 //! format), for CI systems that ingest SARIF. One rule per kind of finding, each with its CIS
-//! Docker Benchmark id and how unroot fixes it; one result per container (or Swarm service)
+//! Docker Benchmark id (of the edition [`CIS_EDITION`] names, also a taxonomy of the run)
+//! and how unroot fixes it; one result per container (or Swarm service)
 //! and finding. A documented `keep_root` exception is a result too, suppressed with its
 //! reason, so an auditor sees it and why it is accepted. Pure: built from the report alone.
 
@@ -9,41 +10,69 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use serde_sarif::sarif::{
     ArtifactLocation, Location, LogicalLocation, Message, MultiformatMessageString, PhysicalLocation, PropertyBag,
-    Region, ReportingConfiguration, ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif, Suppression,
-    Tool, ToolComponent,
+    Region, ReportingConfiguration, ReportingDescriptor, ReportingDescriptorReference, ReportingDescriptorRelationship,
+    Result as SarifResult, ResultLevel, Run, Sarif, Suppression, Tool, ToolComponent, ToolComponentReference,
 };
 
 use crate::engine::audit::Report;
-use crate::engine::findings::{Finding, RULES, Rule, findings};
+use crate::engine::findings::{CIS_BENCHMARK, CIS_EDITION, CIS_VERSION, Finding, RULES, Rule, findings};
 
 /// How severe a result of the rule is, in SARIF's words.
 fn level(rule: Rule) -> ResultLevel {
     if rule.is_error() { ResultLevel::Error } else { ResultLevel::Warning }
 }
 
-/// The rule as the log's rule list describes it.
+/// The rule as the log's rule list describes it: its CIS id, with the edition, in its
+/// properties, its tags and its description, and as a relationship to the edition's
+/// taxonomy (unroot's own rules have none).
 fn descriptor(rule: Rule) -> ReportingDescriptor {
     let mut properties = BTreeMap::new();
-    properties.insert("cis-docker-benchmark".to_string(), json!(rule.cis()));
+    let mut tags = vec!["security".to_string()];
+    let mut full = format!("{}.", rule.short());
+    let mut relationships = Vec::new();
+    if let (Some(id), Some(title)) = (rule.cis(), rule.cis_title()) {
+        properties.insert("cis-docker-benchmark".to_string(), json!(id));
+        properties.insert("cis-docker-benchmark-edition".to_string(), json!(CIS_EDITION));
+        tags.push(format!("CIS-{id}"));
+        full = format!("{} ({CIS_EDITION} {id}: {title}).", rule.short());
+        let target = ReportingDescriptorReference::builder()
+            .id(id)
+            .tool_component(ToolComponentReference::builder().name(CIS_BENCHMARK).build())
+            .build();
+        relationships.push(
+            ReportingDescriptorRelationship::builder().target(target).kinds(vec!["relevant".to_string()]).build(),
+        );
+    }
     properties.insert("security-severity".to_string(), json!(rule.severity()));
-    ReportingDescriptor::builder()
+    let mut d = ReportingDescriptor::builder()
         .id(rule.id())
         .name(rule.name())
         .short_description(MultiformatMessageString::builder().text(rule.short()).build())
-        .full_description(
-            MultiformatMessageString::builder()
-                .text(format!("{} (CIS Docker Benchmark {}).", rule.short(), rule.cis()))
-                .build(),
-        )
+        .full_description(MultiformatMessageString::builder().text(full).build())
         .help(MultiformatMessageString::builder().text(rule.help()).build())
         .default_configuration(ReportingConfiguration::builder().level(json!(level(rule))).build())
-        .properties(
-            PropertyBag::builder()
-                .tags(vec!["security".to_string(), format!("CIS-{}", rule.cis())])
-                .additional_properties(properties)
-                .build(),
-        )
-        .build()
+        .properties(PropertyBag::builder().tags(tags).additional_properties(properties).build())
+        .build();
+    if !relationships.is_empty() {
+        d.relationships = Some(relationships);
+    }
+    d
+}
+
+/// The benchmark edition as a SARIF taxonomy: one taxon per recommendation the rules name.
+fn taxonomy() -> ToolComponent {
+    let mut ids: Vec<(&str, &str)> = RULES.iter().filter_map(|r| Some((r.cis()?, r.cis_title()?))).collect();
+    ids.dedup();
+    let taxa: Vec<ReportingDescriptor> = ids
+        .into_iter()
+        .map(|(id, title)| {
+            ReportingDescriptor::builder()
+                .id(id)
+                .short_description(MultiformatMessageString::builder().text(title).build())
+                .build()
+        })
+        .collect();
+    ToolComponent::builder().name(CIS_BENCHMARK).version(CIS_VERSION).full_name(CIS_EDITION).taxa(taxa).build()
 }
 
 /// The line of `[service.NAME]` in a plan's text (1-based).
@@ -102,15 +131,25 @@ pub fn log(report: &Report, plan: Option<(&str, &str)>) -> Sarif {
             results.push(result("service", &s.name, f, plan));
         }
     }
+    let mut edition = BTreeMap::new();
+    edition.insert("cis-docker-benchmark-edition".to_string(), json!(CIS_EDITION));
     let driver = ToolComponent::builder()
         .name("unroot")
         .version(env!("CARGO_PKG_VERSION"))
         .rules(RULES.iter().map(|r| descriptor(*r)).collect::<Vec<_>>())
+        .supported_taxonomies(vec![ToolComponentReference::builder().name(CIS_BENCHMARK).build()])
+        .properties(PropertyBag::builder().additional_properties(edition).build())
         .build();
     Sarif::builder()
         .schema("https://json.schemastore.org/sarif-2.1.0.json")
         .version(json!("2.1.0"))
-        .runs(vec![Run::builder().tool(Tool::builder().driver(driver).build()).results(results).build()])
+        .runs(vec![
+            Run::builder()
+                .tool(Tool::builder().driver(driver).build())
+                .taxonomies(vec![taxonomy()])
+                .results(results)
+                .build(),
+        ])
         .build()
 }
 

@@ -22,6 +22,13 @@ pub struct Mount {
     pub writable: bool,
 }
 
+impl Mount {
+    /// Whether it is the Docker socket ([`crate::model::mount::is_docker_sock`]).
+    pub fn is_docker_sock(&self) -> bool {
+        crate::model::mount::is_docker_sock(&self.source, &self.destination, self.name.as_deref())
+    }
+}
+
 impl Inspect {
     fn str_at(&self, pointer: &str) -> &str {
         self.0.pointer(pointer).and_then(Value::as_str).unwrap_or("")

@@ -9,10 +9,16 @@ use crate::engine::audit::{Class, Flag};
 /// `tests/5_container_runtime.sh`). Named in every output that carries an id.
 pub const CIS_EDITION: &str = "CIS Docker Benchmark v1.6.0";
 
+/// The benchmark's name and [`CIS_EDITION`]'s version apart (a SARIF taxonomy names them so).
+pub const CIS_BENCHMARK: &str = "CIS Docker Benchmark";
+pub const CIS_VERSION: &str = "1.6.0";
+
 /// A kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     RunsAsRoot,
+    /// Configured to start as root; its entrypoint drops to another user (gosu-style).
+    ConfiguredRoot,
     ExceptionControlMissing,
     Privileged,
     CapabilityAdded,
@@ -22,8 +28,9 @@ pub enum Rule {
 }
 
 /// Every rule, in the order of the log's rule list.
-pub const RULES: [Rule; 7] = [
+pub const RULES: [Rule; 8] = [
     Rule::RunsAsRoot,
+    Rule::ConfiguredRoot,
     Rule::ExceptionControlMissing,
     Rule::Privileged,
     Rule::CapabilityAdded,
@@ -42,6 +49,7 @@ impl Rule {
             Rule::RootfsWritable => "UNROOT005",
             Rule::NoNewPrivilegesMissing => "UNROOT006",
             Rule::DockerSocket => "UNROOT007",
+            Rule::ConfiguredRoot => "UNROOT008",
         }
     }
 
@@ -54,19 +62,50 @@ impl Rule {
             Rule::RootfsWritable => "RootFilesystemWritable",
             Rule::NoNewPrivilegesMissing => "NoNewPrivilegesMissing",
             Rule::DockerSocket => "DockerSocketMounted",
+            Rule::ConfiguredRoot => "ConfiguredAsRoot",
         }
     }
 
-    /// The CIS Docker Benchmark recommendation it maps to.
-    pub fn cis(self) -> &'static str {
-        match self {
-            Rule::RunsAsRoot | Rule::ExceptionControlMissing => "4.1",
-            Rule::CapabilityAdded => "5.3",
-            Rule::Privileged => "5.4",
-            Rule::RootfsWritable => "5.12",
-            Rule::NoNewPrivilegesMissing => "5.25",
-            Rule::DockerSocket => "5.31",
-        }
+    /// The recommendation of [`CIS_EDITION`] it is, with that edition's audit procedure as
+    /// docker-bench-security runs it; `None` for unroot's own (a `keep_root` exception's
+    /// missing control).
+    pub fn cis(self) -> Option<&'static str> {
+        Some(match self {
+            // Config.User empty, `0` or `root`; unroot also reads `0:0`, `root:root` and a
+            // name the image maps to uid 0, and the processes' uids.
+            Rule::RunsAsRoot | Rule::ConfiguredRoot => "4.1",
+            // HostConfig.CapAdd beyond Docker's fourteen defaults.
+            Rule::CapabilityAdded => "5.4",
+            // HostConfig.Privileged.
+            Rule::Privileged => "5.5",
+            // HostConfig.ReadonlyRootfs false.
+            Rule::RootfsWritable => "5.13",
+            // HostConfig.SecurityOpt without no-new-privileges.
+            Rule::NoNewPrivilegesMissing => "5.26",
+            // `docker.sock` in the container's mounts.
+            Rule::DockerSocket => "5.32",
+            Rule::ExceptionControlMissing => return None,
+        })
+    }
+
+    /// The title of its recommendation in [`CIS_EDITION`].
+    pub fn cis_title(self) -> Option<&'static str> {
+        Some(match self {
+            Rule::RunsAsRoot | Rule::ConfiguredRoot => "Ensure that a user for the container has been created",
+            Rule::CapabilityAdded => "Ensure that Linux kernel capabilities are restricted within containers",
+            Rule::Privileged => "Ensure that privileged containers are not used",
+            Rule::RootfsWritable => "Ensure that the container's root filesystem is mounted as read only",
+            Rule::NoNewPrivilegesMissing => {
+                "Ensure that the container is restricted from acquiring additional privileges"
+            }
+            Rule::DockerSocket => "Ensure that the Docker socket is not mounted inside any containers",
+            Rule::ExceptionControlMissing => return None,
+        })
+    }
+
+    /// Its CIS id as a report's cell shows it; `-` for unroot's own rules.
+    pub fn cis_label(self) -> &'static str {
+        self.cis().unwrap_or("-")
     }
 
     /// An error (root, privileged, the socket, a missing control), else a warning.
@@ -79,6 +118,7 @@ impl Rule {
         match self {
             Rule::Privileged | Rule::DockerSocket => "9.0",
             Rule::RunsAsRoot => "8.0",
+            Rule::ConfiguredRoot => "5.0",
             Rule::ExceptionControlMissing => "7.0",
             Rule::CapabilityAdded => "6.0",
             Rule::RootfsWritable | Rule::NoNewPrivilegesMissing => "4.0",
@@ -88,6 +128,7 @@ impl Rule {
     pub fn short(self) -> &'static str {
         match self {
             Rule::RunsAsRoot => "The container runs as root",
+            Rule::ConfiguredRoot => "The container starts as root; its entrypoint drops to another user",
             Rule::ExceptionControlMissing => "A documented root exception lacks a control its plan requires",
             Rule::Privileged => "The container runs privileged",
             Rule::CapabilityAdded => "The container adds a Linux capability",
@@ -102,6 +143,9 @@ impl Rule {
         match self {
             Rule::RunsAsRoot => {
                 "Move it to a non-root user: `unroot init` writes a plan with the user and the volumes to re-own, `unroot apply PLAN --day N` switches it in health-gated steps and rolls back by itself on a failure. A container that must stay root is a `keep_root` exception of the plan, with its reason and controls."
+            }
+            Rule::ConfiguredRoot => {
+                "Start it as the user its entrypoint switches to: `unroot init` names that user, and `unroot apply PLAN --day N` sets it, re-owning its volumes, health-gated. Until then anything that runs before the switch (and a `docker exec`) is root."
             }
             Rule::ExceptionControlMissing => {
                 "The plan keeps this container as root on condition of controls it does not have now: apply the day again (`unroot apply PLAN --day N`) so it is recreated with them, or change the exception."
@@ -152,7 +196,15 @@ pub fn findings(
             text: format!("configured user {}, process uids {uids:?}; a documented exception", shown(configured_user)),
             accepted: Some(exception.unwrap_or("a keep_root exception of the plan").to_string()),
         }),
-        Class::DropsRoot | Class::NonRoot => {}
+        Class::DropsRoot => out.push(Finding {
+            rule: Rule::ConfiguredRoot,
+            text: format!(
+                "configured user {}, process uids {uids:?}: its entrypoint drops root",
+                shown(configured_user)
+            ),
+            accepted: None,
+        }),
+        Class::NonRoot => {}
     }
     for f in flags {
         let (rule, text) = match f {
@@ -160,7 +212,7 @@ pub fn findings(
             Flag::DockerSock => (Rule::DockerSocket, "mounts the Docker socket".to_string()),
             Flag::RootfsWritable => (Rule::RootfsWritable, "its root filesystem is writable".to_string()),
             Flag::NoNewPrivilegesMissing => (Rule::NoNewPrivilegesMissing, "no-new-privileges is not set".to_string()),
-            Flag::CapAdd(cap) => (Rule::CapabilityAdded, format!("adds {cap}")),
+            Flag::CapAdd(cap) => (Rule::CapabilityAdded, format!("adds {cap}, beyond Docker's defaults")),
             Flag::ControlMissing(control) => {
                 (Rule::ExceptionControlMissing, format!("the exception's control {control} is missing"))
             }
@@ -213,8 +265,10 @@ mod tests {
 
     #[test]
     fn every_rule_names_its_cis_recommendation() {
-        let cis: Vec<&str> = RULES.iter().map(|r| r.cis()).collect();
-        assert_eq!(cis, ["4.1", "4.1", "5.4", "5.3", "5.12", "5.25", "5.31"]);
+        let cis: Vec<Option<&str>> = RULES.iter().map(|r| r.cis()).collect();
+        let v16 = ["4.1", "4.1", "-", "5.5", "5.4", "5.13", "5.26", "5.32"];
+        assert_eq!(cis, v16.map(|id| Some(id).filter(|id| *id != "-")));
+        assert!(RULES.iter().all(|r| r.cis().is_some() == r.cis_title().is_some()));
         let ids: std::collections::BTreeSet<&str> = RULES.iter().map(|r| r.id()).collect();
         assert_eq!(ids.len(), RULES.len(), "ids are unique");
     }

@@ -67,6 +67,14 @@ impl<'de> Deserialize<'de> for MountKind {
     }
 }
 
+/// Whether a mount is the Docker socket: its source, its destination or its volume's name
+/// says `docker.sock` (the CIS Docker Benchmark's 5.32 looks for the word anywhere in a
+/// container's mounts). The one place unroot decides it: the audit flags such a mount, and
+/// nothing re-owns it.
+pub fn is_docker_sock(source: &str, destination: &str, name: Option<&str>) -> bool {
+    [Some(source), Some(destination), name].into_iter().flatten().any(|s| s.contains("docker.sock"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +89,14 @@ mod tests {
         }
         assert_eq!(MountKind::parse("image"), MountKind::Other("image".into()));
         assert!(MountKind::Volume.holds_data() && MountKind::Bind.holds_data() && !MountKind::Tmpfs.holds_data());
+    }
+
+    #[test]
+    fn the_docker_socket_is_known_by_its_word_anywhere_in_the_mount() {
+        assert!(is_docker_sock("/var/run/docker.sock", "/var/run/docker.sock", None));
+        assert!(is_docker_sock("/run/user/1000/docker.sock", "/sock", None));
+        assert!(is_docker_sock("/srv/x", "/host/docker.sock", None));
+        assert!(is_docker_sock("/var/lib/docker/volumes/v/_data", "/s", Some("docker.sock-share")));
+        assert!(!is_docker_sock("/var/lib/docker/volumes/v/_data", "/data", Some("v")));
     }
 }

@@ -124,6 +124,16 @@ impl RunDir {
         Ok(path)
     }
 
+    /// The log saved by [`RunDir::save_failure_log`]; `None` when none was saved.
+    pub fn load_failure_log(&self, service: &str) -> Result<Option<String>, StateError> {
+        let path = self.dir.join("services").join(service).join("failure.log");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
     /// Saves the mounts a Swarm service's manifests are numbered by (`owners/mounts.json`,
     /// 0600), before the first manifest: a rollback reads them without the plan.
     pub fn save_swarm_mounts(&self, service: &str, mounts: &Value) -> Result<(), StateError> {

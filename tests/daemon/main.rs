@@ -6,6 +6,7 @@ mod common;
 
 mod apply;
 mod audit;
+mod cis;
 mod hardening;
 mod hardening_runs;
 mod init;

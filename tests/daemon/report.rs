@@ -253,7 +253,15 @@ no_new_privileges = true
     let r: Value = serde_json::from_str(&json_text).unwrap();
     let containers = r["containers"].as_array().unwrap();
     let by = |name: &str| containers.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} listed"));
-    assert_eq!(containers.len(), 3, "every container the filter matches, and only those: {containers:#?}");
+    assert_eq!(
+        containers.len(),
+        4,
+        "every container the filter matches, and the exception the plan names outside it: {containers:#?}"
+    );
+    assert_eq!(r["filters"], serde_json::json!([format!("label={}", env.label())]));
+    assert!(md.contains(&format!("match label={}", env.label())), "the filter is printed at the top");
+    assert!(html.contains(&format!("match label={}", env.label())), "the filter is printed at the top");
+    reconciles(&r);
 
     // Before and now, as the user would check them with docker inspect and docker top.
     let r_redis = by(&redis);
@@ -309,6 +317,17 @@ no_new_privileges = true
     let why = rollbacks[0]["why"].as_str().unwrap();
     assert!(why.contains("health failed") && why.contains("code 3"), "{why}");
     assert!(why.contains("token=<redacted>"), "the log's line is there, its value not: {why}");
+    assert!(!why.contains("failure.log") && !why.contains("state/rep"), "no path the reader cannot open: {why}");
+    let bad_run =
+        days[1]["runs"][0]["services"].as_array().unwrap().iter().find(|s| s["name"] == bad.as_str()).unwrap();
+    let saved_log = bad_run["failure"]["log"].as_array().unwrap();
+    assert!(saved_log.iter().any(|l| l == "token=<redacted>"), "the saved log, quoted: {saved_log:?}");
+    // The exception was recreated with its controls: it is an exception, never migrated.
+    let agent_run = days[1]["runs"][0]["services"].as_array().unwrap().iter().find(|s| s["name"] == agent.as_str());
+    assert_eq!(agent_run.unwrap()["outcome"], "exception");
+    assert_eq!(by(&agent)["standing"], "exception");
+    assert_eq!(days[1]["open"], serde_json::json!([bad]), "the service that keeps day 2 open");
+    assert!(md.contains(&format!("### Day 2: partly applied: {} keeps it open", md_esc(&bad))), "{md}");
     assert!(md.contains("health failed: it exited with code 3") && md.contains("token=&lt;redacted&gt;"));
     assert_eq!(html_field(html_element(&html, "tr", "data-rollback", &bad), "why"), why);
 
@@ -343,10 +362,18 @@ no_new_privileges = true
     }
     assert_eq!(html_field(html_row, "reason"), "manages the host's firewall");
 
-    // Verify's verdict: day 1 is applied and passes (day 2 is not whole).
-    assert_eq!((r["verify"]["through_day"].as_u64(), r["verify"]["ok"].as_bool()), (Some(1), Some(true)));
-    assert!(md.contains("## Verify: passed (day 1)"));
-    assert!(html.contains(r#"<h2>Verify: <span class="good">passed (day 1)</span></h2>"#));
+    // Verify's verdict for each committed day: day 1 passes; day 2 fails, bad is on its
+    // original.
+    let verified: Vec<(u64, bool)> = r["verify"]["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["day"].as_u64().unwrap(), d["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(verified, [(1, true), (2, false)]);
+    assert_eq!(r["verify"]["ok"], false);
+    assert!(md.contains("## Verify: day 1 passed, day 2 failed"), "{md}");
+    assert!(html.contains(r#"<h2>Verify: <span class="bad">day 1 passed, day 2 failed</span></h2>"#));
 
     // Every container's before/now user and process uids alike in the three.
     for c in containers {
@@ -357,6 +384,54 @@ no_new_privileges = true
     }
 
     screenshot(&env, &html);
+}
+
+/// Markdown's escape of a name (its `_` and the like), as the renderer writes it.
+fn md_esc(s: &str) -> String {
+    s.replace('_', "\\_")
+}
+
+/// Every headline number of the JSON report is the count (or the sum) of the rows below it.
+fn reconciles(r: &Value) {
+    let containers = r["containers"].as_array().unwrap();
+    let count = |f: &dyn Fn(&Value) -> bool| containers.iter().filter(|c| f(c)).count() as u64;
+    let root = |side: &Value| side["class"] == "root" || side["class"] == "exception";
+    let before = |c: &Value| if c["before"].is_null() { c["now"].clone() } else { c["before"].clone() };
+    let s = &r["summary"];
+    assert_eq!(s["containers"].as_u64(), Some(containers.len() as u64), "containers");
+    assert_eq!(s["root_before"].as_u64(), Some(count(&|c| root(&before(c)))), "root before");
+    assert_eq!(s["root_now"].as_u64(), Some(count(&|c| root(&c["now"]))), "root now");
+    assert_eq!(s["migrated"].as_u64(), Some(count(&|c| c["standing"] == "migrated")), "migrated");
+    let exceptions = r["exceptions"].as_array().unwrap();
+    assert_eq!(s["exceptions"].as_u64(), Some(exceptions.len() as u64), "exceptions");
+    assert_eq!(s["exceptions"].as_u64(), Some(count(&|c| c["standing"] == "exception")), "exceptions listed");
+    let runs: Vec<&Value> = r["days"].as_array().unwrap().iter().flat_map(|d| d["runs"].as_array().unwrap()).collect();
+    let rollbacks: usize = runs.iter().map(|run| run["rollbacks"].as_array().unwrap().len()).sum();
+    assert_eq!(s["rollbacks"].as_u64(), Some(rollbacks as u64), "rollbacks");
+    let downtime: f64 = runs
+        .iter()
+        .flat_map(|run| run["services"].as_array().unwrap())
+        .map(|svc| svc["downtime_seconds"].as_f64().unwrap())
+        .sum();
+    assert!((s["downtime_seconds"].as_f64().unwrap() - downtime).abs() < 1e-9, "downtime");
+    // Each CIS row: the containers whose findings show its id, before and now.
+    for row in r["cis"].as_array().unwrap() {
+        let rules: Vec<&Value> = row["rules"].as_array().unwrap().iter().collect();
+        let of = |side: &Value| -> Vec<Value> {
+            side["findings"].as_array().unwrap().iter().filter(|f| rules.contains(&&f["rule"])).cloned().collect()
+        };
+        let accepted_only = |side: &Value| !of(side).is_empty() && of(side).iter().all(|f| f["accepted"].is_string());
+        let want = (
+            count(&|c| !of(&before(c)).is_empty()),
+            count(&|c| !of(&c["now"]).is_empty() && !accepted_only(&c["now"])),
+            count(&|c| accepted_only(&c["now"])),
+        );
+        let got =
+            (row["before"].as_u64().unwrap(), row["now"].as_u64().unwrap(), row["accepted_now"].as_u64().unwrap());
+        assert_eq!(got, want, "CIS row {row}");
+    }
+    let root_row = r["cis"].as_array().unwrap().iter().find(|c| c["cis"] == "4.1").unwrap();
+    assert_eq!(root_row["accepted_now"], 1, "the exception is flagged under 4.1 and accepted");
 }
 
 /// The HTML page as headless Chromium draws it: a PNG of the page, written where

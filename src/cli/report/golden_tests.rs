@@ -4,9 +4,8 @@
 
 use super::{html, md};
 use crate::engine::audit::{Class, Flag, Posture};
-use crate::engine::report::history::{Down, Ended, RunHistory, ServiceRun};
-use crate::engine::report::{Kind, Now, Original, Report, build, tests as fixture};
-use crate::engine::runs::ServiceProgress;
+use crate::engine::report::history::{Down, Ended, Outcome, RunHistory, ServiceRun};
+use crate::engine::report::{Kind, Now, Original, Report, VerifyReport, build, tests as fixture};
 use crate::engine::verify::Verdict;
 use crate::model::plan::Plan;
 use crate::state::RunState;
@@ -36,12 +35,12 @@ fn day3() -> RunHistory {
         services: vec![
             service(
                 "web",
-                ServiceProgress::Migrated,
+                Outcome::Migrated,
                 vec![down("2026-11-28T09:00:05Z", Some("2026-11-28T09:02:10.400Z"), Ended::Healthy)],
             ),
             service(
                 "gone",
-                ServiceProgress::InProgress,
+                Outcome::InProgress,
                 vec![
                     down("2026-11-28T09:00:10Z", Some("2026-11-28T09:00:14.500Z"), Ended::Restored),
                     down("2026-11-28T09:01:00Z", None, Ended::Open),
@@ -79,7 +78,8 @@ fn shop() -> Report {
     i.now.insert((Kind::Service, "queue".into()), now);
     i.originals.insert("queue".into(), original);
     i.runs.push(day3());
-    i.verify.services = vec![
+    i.filters = vec!["label=shop".into()];
+    let verdicts = vec![
         Verdict { name: "db".into(), ok: true, problems: Vec::new() },
         Verdict {
             name: "cache".into(),
@@ -87,6 +87,7 @@ fn shop() -> Report {
             problems: vec!["health is unhealthy".into(), "control missing: read_only".into()],
         },
     ];
+    i.verify = VerifyReport::of(&plan, &[1], verdicts);
     build(i)
 }
 

@@ -2,8 +2,9 @@
 //! fetched at view time; it prints on A4 or Letter with every section whole. Cells carry
 //! `data-` attributes naming what they hold, so a program can read the page too.
 
-use super::{FIELDS, cis_ids, day_status, down, row, seconds, standing, uids, verdict, when};
-use crate::engine::report::history::{Ended, RunHistory, parse_ts};
+use super::{FIELDS, cis_cell, cis_ids, day_line, down, row, run_end, scope, seconds, standing, uids, verdict, when};
+use crate::engine::findings::CIS_EDITION;
+use crate::engine::report::history::{Ended, Failure, RunHistory, parse_ts};
 use crate::engine::report::{ContainerReport, DayReport, ExceptionReport, Report, VerifyReport};
 
 /// Text made safe for HTML content and attribute values.
@@ -146,7 +147,7 @@ fn timeline(r: &Report) -> String {
             events.push((
                 run.ended.clone(),
                 class,
-                format!("Day {}: run <code>{}</code> {}", d.day, esc(&run.run), run.state.as_str()),
+                format!("Day {}: run <code>{}</code> {}", d.day, esc(&run.run), esc(&run_end(run))),
             ));
         }
     }
@@ -207,6 +208,7 @@ fn head(r: &Report) -> String {
         esc(&r.plan),
         esc(&when(&r.generated))
     ));
+    o.push_str(&format!(r#"<p class="meta" data-field="scope">Scope: {}.</p>"#, esc(&scope(&r.filters))));
     o
 }
 
@@ -247,19 +249,19 @@ fn summary(r: &Report) -> String {
 
 /// The CIS table: how many containers have each finding, before and now.
 fn cis(r: &Report) -> String {
-    let mut o = String::from(
-        "<h2>CIS Docker Benchmark</h2><p>Containers with each finding, before unroot and now; a documented exception accepts root.</p>",
+    let mut o = format!(
+        "<h2>{CIS_EDITION}</h2><p>Containers each recommendation flags, before unroot and now; a container counts once per id, and one a documented exception accepts counts apart. The audit procedure of each id is docker-bench-security's.</p>",
     );
     o.push_str(
-        "<table><tr><th>CIS</th><th>rule</th><th>finding</th><th>before</th><th>now</th><th>accepted now</th></tr>",
+        "<table><tr><th>CIS</th><th>rules</th><th>recommendation</th><th>before</th><th>now</th><th>accepted now</th></tr>",
     );
     for c in &r.cis {
         let class = if c.now == 0 { "good" } else { "bad" };
         o.push_str(&format!(
-            r#"<tr data-rule="{}"><td data-field="cis">{}</td><td>{}</td><td>{}</td><td class="num" data-field="before">{}</td><td class="num {class}" data-field="now">{}</td><td class="num" data-field="accepted-now">{}</td></tr>"#,
-            c.rule,
-            c.cis,
-            c.rule,
+            r#"<tr data-cis="{}"><td data-field="cis">{}</td><td>{}</td><td>{}</td><td class="num" data-field="before">{}</td><td class="num {class}" data-field="now">{}</td><td class="num" data-field="accepted-now">{}</td></tr>"#,
+            cis_cell(c.cis),
+            cis_cell(c.cis),
+            c.rules.join(", "),
             esc(c.title),
             c.before,
             c.now,
@@ -301,7 +303,7 @@ fn days(r: &Report) -> String {
 fn day(d: &DayReport) -> String {
     let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
     let mut o =
-        format!(r#"<section class="day" data-day="{}"><h3>Day {}: {}{gone}</h3>"#, d.day, d.day, day_status(d.status));
+        format!(r#"<section class="day" data-day="{}"><h3>Day {}: {}{gone}</h3>"#, d.day, d.day, esc(&day_line(d)));
     if let (Some(at), Some(run)) = (&d.committed, &d.committed_by) {
         o.push_str(&format!("<p>Last committed {} by run <code>{}</code>.</p>", esc(&when(at)), esc(run)));
     }
@@ -334,11 +336,24 @@ fn run_section(run: &RunHistory) -> String {
             s.downtime_seconds,
             seconds(s.downtime_seconds),
             esc(&s.down.iter().map(down).collect::<Vec<_>>().join("; ")),
-            esc(&s.failure.as_ref().map_or(String::new(), |f| format!("{} failed: {}", f.step, f.error)))
+            s.failure.as_ref().map_or(String::new(), failure_cell)
         ));
     }
     o.push_str("</table>");
     o.push_str(&rollbacks(run));
+    o
+}
+
+/// A failure: the step and its error, and the log the run saved, folded.
+fn failure_cell(f: &Failure) -> String {
+    let mut o = esc(&format!("{} failed: {}", f.step, f.error));
+    if !f.log.is_empty() {
+        o.push_str(&format!(
+            r#"<details data-field="saved-log"><summary>the saved log ({} lines)</summary><pre>{}</pre></details>"#,
+            f.log.len(),
+            esc(&f.log.join("\n"))
+        ));
+    }
     o
 }
 
@@ -404,15 +419,25 @@ fn exception_row(e: &ExceptionReport) -> String {
     )
 }
 
-/// Verify's verdict, and each service's when it ran.
+/// Verify's verdict for every committed day, and each of its services'.
 fn verify(r: &Report) -> String {
     let mut o =
         format!(r#"<h2>Verify: <span class="{}">{}</span></h2>"#, verify_class(&r.verify), esc(&verdict(&r.verify)));
-    if r.verify.services.is_empty() {
-        return o;
+    for d in &r.verify.days {
+        let (class, word) = if d.ok { ("good", "passed") } else { ("bad", "failed") };
+        o.push_str(&format!(
+            r#"<h3 data-verify-day="{}">Day {}: <span class="{class}">{word}</span></h3>"#,
+            d.day, d.day
+        ));
+        o.push_str(&verify_table(&d.services));
     }
-    o.push_str("<table><tr><th>service</th><th>verdict</th><th>problems</th></tr>");
-    for v in &r.verify.services {
+    o
+}
+
+/// The verdicts of one day's services.
+fn verify_table(verdicts: &[crate::engine::verify::Verdict]) -> String {
+    let mut o = String::from("<table><tr><th>service</th><th>verdict</th><th>problems</th></tr>");
+    for v in verdicts {
         o.push_str(&format!(
             r#"<tr data-verify="{}"><td>{}</td><td data-field="verdict" class="{}">{}</td><td>{}</td></tr>"#,
             esc(&v.name),

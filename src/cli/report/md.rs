@@ -1,6 +1,7 @@
 //! The report as Markdown (GitHub-flavoured tables): for a pull request, a wiki, a ticket.
 
-use super::{FIELDS, cis_ids, day_status, down, row, seconds, standing, uids, verdict, when};
+use super::{FIELDS, cis_cell, cis_ids, day_line, down, row, scope, seconds, standing, uids, verdict, when};
+use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::RunHistory;
 use crate::engine::report::{DayReport, Report};
 
@@ -41,6 +42,7 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     o.push_str(&format!("# unroot report: {}\n\n", esc(&r.rollout)));
     o.push_str(&format!("Plan {}, generated {}.\n\n", esc(&r.plan), when(&r.generated)));
+    o.push_str(&format!("Scope: {}.\n\n", esc(&scope(&r.filters))));
     summary(&mut o, r);
     cis(&mut o, r);
     containers(&mut o, r);
@@ -75,19 +77,19 @@ fn summary(o: &mut String, r: &Report) {
 
 /// The CIS table: how many containers have each finding, before and now.
 fn cis(o: &mut String, r: &Report) {
-    o.push_str("## CIS Docker Benchmark\n\n");
-    o.push_str("Containers with each finding, before unroot and now (a documented exception accepts root).\n\n");
+    o.push_str(&format!("## {CIS_EDITION}\n\n"));
+    o.push_str("Containers each recommendation flags, before unroot and now; a container counts once per id, and one a documented exception accepts counts apart. The audit procedure of each id is docker-bench-security's.\n\n");
     let body = rows(&r.cis, |c| {
         vec![
-            c.cis.to_string(),
-            c.rule.to_string(),
+            cis_cell(c.cis).to_string(),
+            c.rules.join(", "),
             c.title.to_string(),
             c.before.to_string(),
             c.now.to_string(),
             c.accepted_now.to_string(),
         ]
     });
-    table(o, &["CIS", "rule", "finding", "before", "now", "accepted now"], &body);
+    table(o, &["CIS", "rules", "recommendation", "before", "now", "accepted now"], &body);
 }
 
 /// The before → now table: one row per container or service.
@@ -115,7 +117,7 @@ fn containers(o: &mut String, r: &Report) {
 /// One day: its status, its last commit, its services and each of its runs.
 fn day(o: &mut String, d: &DayReport) {
     let gone = if d.in_plan { "" } else { " (no longer in the plan)" };
-    o.push_str(&format!("### Day {}: {}{gone}\n\n", d.day, day_status(d.status)));
+    o.push_str(&format!("### Day {}: {}{gone}\n\n", d.day, esc(&day_line(d))));
     if let (Some(at), Some(run)) = (&d.committed, &d.committed_by) {
         o.push_str(&format!("Last committed {} by run {}.\n\n", when(at), esc(run)));
     }
@@ -188,14 +190,14 @@ fn exceptions(o: &mut String, r: &Report) {
     table(o, &["exception", "day", "reason", "controls", "process uids"], &body);
 }
 
-/// Verify's verdict, and each service's when it ran.
+/// Verify's verdict for every committed day, and each of its services'.
 fn verify(o: &mut String, r: &Report) {
     o.push_str(&format!("## Verify: {}\n\n", esc(&verdict(&r.verify))));
-    if r.verify.services.is_empty() {
-        return;
+    for d in &r.verify.days {
+        o.push_str(&format!("### Day {}: {}\n\n", d.day, if d.ok { "passed" } else { "failed" }));
+        let body = rows(&d.services, |v| {
+            vec![v.name.clone(), if v.ok { "ok".into() } else { "FAIL".into() }, v.problems.join("; ")]
+        });
+        table(o, &["service", "verdict", "problems"], &body);
     }
-    let body = rows(&r.verify.services, |v| {
-        vec![v.name.clone(), if v.ok { "ok".into() } else { "FAIL".into() }, v.problems.join("; ")]
-    });
-    table(o, &["service", "verdict", "problems"], &body);
 }

@@ -80,11 +80,18 @@ pub fn row(c: &ContainerReport) -> Vec<String> {
     (0..FIELDS.len()).map(|i| cell(before.as_ref().map(|b| b[i].as_str()), &now[i])).collect()
 }
 
-/// The CIS ids of a side's findings, e.g. `4.1, 5.12` (accepted ones marked).
+/// A CIS id as a cell shows it: `-` for unroot's own rules, which have none.
+pub fn cis_cell(id: Option<&str>) -> &str {
+    id.unwrap_or("-")
+}
+
+/// The CIS ids of a side's findings, e.g. `4.1, 5.13` (accepted ones marked; unroot's own
+/// rules, which have none, left out).
 pub fn cis_ids(side: &Side) -> String {
     let mut ids: Vec<String> = Vec::new();
     for f in &side.findings {
-        let id = if f.accepted.is_some() { format!("{} (accepted)", f.cis) } else { f.cis.to_string() };
+        let Some(cis) = f.cis else { continue };
+        let id = if f.accepted.is_some() { format!("{cis} (accepted)") } else { cis.to_string() };
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -142,13 +149,47 @@ pub fn when(ts: &str) -> String {
     }
 }
 
-/// Verify's verdict in words.
+/// Verify's verdict in words: each committed day passed or failed.
 pub fn verdict(v: &crate::engine::report::VerifyReport) -> String {
-    let days = |d: u32| if d == v.first_day { format!("day {d}") } else { format!("days {}–{d}", v.first_day) };
-    match (v.through_day, v.ok) {
-        (Some(d), Some(true)) => format!("passed ({})", days(d)),
-        (Some(d), _) => format!("failed ({})", days(d)),
-        (None, _) => format!("not run: day {} is not applied yet", v.first_day),
+    if v.days.is_empty() {
+        return "not run: no day is applied yet".into();
+    }
+    let each: Vec<String> =
+        v.days.iter().map(|d| format!("day {} {}", d.day, if d.ok { "passed" } else { "failed" })).collect();
+    each.join(", ")
+}
+
+/// What the report covers: the filters, when given, and the plan's services.
+pub fn scope(filters: &[String]) -> String {
+    if filters.is_empty() {
+        return "every container and Swarm service on the daemon".into();
+    }
+    format!(
+        "the containers and Swarm services that match {} (as `docker ps --filter` takes them), and every one the plan names",
+        filters.join(" and ")
+    )
+}
+
+/// How a run ended, for the timeline: its state, and the services a committed run left on
+/// their original (`committed; bad restored to its original`).
+pub fn run_end(run: &crate::engine::report::history::RunHistory) -> String {
+    use crate::engine::report::history::Outcome;
+    let restored: Vec<&str> =
+        run.services.iter().filter(|s| s.touched && s.outcome == Outcome::Original).map(|s| s.name.as_str()).collect();
+    match (run.state, restored.as_slice()) {
+        (crate::state::RunState::Committed, [_, ..]) => {
+            format!("committed; {} restored to the original (the day stays open)", restored.join(", "))
+        }
+        (state, _) => state.as_str().to_string(),
+    }
+}
+
+/// A day's status, with the services that keep a partly applied one open.
+pub fn day_line(d: &crate::engine::report::DayReport) -> String {
+    match d.open.as_slice() {
+        [] => day_status(d.status).to_string(),
+        [one] => format!("{}: {one} keeps it open", day_status(d.status)),
+        many => format!("{}: {} keep it open", day_status(d.status), many.join(", ")),
     }
 }
 
@@ -159,7 +200,7 @@ mod golden_tests;
 mod tests {
     use super::*;
     use crate::engine::report::{
-        ContainerReport, ExceptionReport, Kind, Report, Side, Standing, Summary, VerifyReport, history,
+        ContainerReport, DayVerify, ExceptionReport, Kind, Report, Side, Standing, Summary, VerifyReport, history,
     };
 
     /// A report whose every text is hostile to Markdown and HTML.
@@ -190,6 +231,7 @@ mod tests {
             rollout: "r<&>".into(),
             plan: "p_`x`.toml".into(),
             generated: "2026-11-27T10:00:10Z".into(),
+            filters: vec!["name=a|b<".into()],
             summary: Summary::default(),
             cis: Vec::new(),
             containers: vec![ContainerReport {
@@ -207,6 +249,7 @@ mod tests {
                 in_plan: true,
                 services: vec!["a|b".into()],
                 status: crate::engine::report::DayStatus::NotApplied,
+                open: Vec::new(),
                 committed: None,
                 committed_by: None,
                 runs: vec![run],
@@ -219,7 +262,7 @@ mod tests {
                 present: false,
                 process_uids: Vec::new(),
             }],
-            verify: VerifyReport { first_day: 1, through_day: None, ok: None, services: Vec::new() },
+            verify: VerifyReport::default(),
         }
     }
 
@@ -231,7 +274,8 @@ mod tests {
         let row = md.lines().find(|l| l.starts_with("| a\\|b |")).expect("the container's row");
         assert_eq!(row.matches(" | ").count() + 1, 4 + FIELDS.len() + 2, "one cell per column: {row}");
         assert!(md.contains("# unroot report: r&lt;&amp;&gt;"));
-        assert!(md.contains("## Verify: not run: day 1 is not applied yet"));
+        assert!(md.contains("## Verify: not run: no day is applied yet"));
+        assert!(md.contains("name=a\\|b&lt;"), "the filter, literally: {md}");
     }
 
     #[test]
@@ -256,9 +300,9 @@ mod tests {
         assert_eq!((seconds(4.5), seconds(2.0), seconds(125.4)), ("4.5 s".into(), "2 s".into(), "2 min 05 s".into()));
         assert_eq!(uids(None), "not recorded");
         assert_eq!(uids(Some(&[])), "-");
-        let v = |first_day, through_day, ok| VerifyReport { first_day, through_day, ok, services: Vec::new() };
-        assert_eq!(verdict(&v(1, Some(3), Some(true))), "passed (days 1–3)");
-        assert_eq!(verdict(&v(2, Some(2), Some(false))), "failed (day 2)");
-        assert_eq!(verdict(&v(2, None, None)), "not run: day 2 is not applied yet");
+        let day = |day, ok| DayVerify { day, ok, services: Vec::new() };
+        let v = VerifyReport { days: vec![day(1, true), day(2, false)], ok: Some(false) };
+        assert_eq!(verdict(&v), "day 1 passed, day 2 failed");
+        assert_eq!(verdict(&VerifyReport::default()), "not run: no day is applied yet");
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::docker::ContainerRef;
+use crate::model::plan::Plan;
 
 /// One `--filter KEY=VALUE` of `audit`, as `docker ps` takes them, plus `project=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,39 @@ impl std::str::FromStr for Filter {
             "project" => Ok(Filter::Project(value.to_string())),
             other => Err(format!("`{other}` is not a filter; use name=, label= or project=")),
         }
+    }
+}
+
+impl std::fmt::Display for Filter {
+    /// As it was given: `name=db`, `label=tier=data`, `project=shop`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Name(n) => write!(f, "name={n}"),
+            Filter::Label(k, Some(v)) => write!(f, "label={k}={v}"),
+            Filter::Label(k, None) => write!(f, "label={k}"),
+            Filter::Project(p) => write!(f, "project={p}"),
+        }
+    }
+}
+
+/// What an audit looks at: what the filters match (as `docker ps` takes them), and with
+/// `planned` also every container or service that plan names, whatever the filters say (a
+/// report covers its plan whole).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub filters: &'a [Filter],
+    pub planned: Option<&'a Plan>,
+}
+
+impl<'a> Scope<'a> {
+    /// What the filters match (everything when there are none).
+    pub fn filtered(filters: &'a [Filter]) -> Scope<'a> {
+        Scope { filters, planned: None }
+    }
+
+    /// Whether the container or service called `name`, with `labels`, is in scope.
+    pub fn admits(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        Filter::all_match_named(self.filters, name, labels) || self.planned.is_some_and(|p| p.service(name).is_some())
     }
 }
 

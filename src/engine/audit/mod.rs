@@ -10,9 +10,9 @@ mod posture;
 mod services;
 
 pub use crate::model::caps::normalize_cap;
-pub use filter::Filter;
+pub use filter::{Filter, Scope};
 pub use flag::{Control, Flag, Flags};
-pub use posture::{Posture, is_docker_sock};
+pub use posture::Posture;
 
 pub use services::{ServiceEntry, controls_of, local_task_uids, run as services};
 
@@ -280,14 +280,14 @@ const HEADER_LIMIT: usize = 512;
 ///
 /// Errors: only listing the containers can fail the audit; a container that disappears,
 /// stops or restarts while it is looked at is reported with a note.
-pub async fn run(port: &impl DockerPort, plan: Option<&Plan>, filters: &[Filter]) -> Result<Report, DockerError> {
+pub async fn run(port: &impl DockerPort, plan: Option<&Plan>, scope: &Scope<'_>) -> Result<Report, DockerError> {
     // unroot's own probes and helpers (a Swarm helper job's task containers too) are not the
     // operator's containers.
     let list: Vec<ContainerRef> = port
         .list_containers()
         .await?
         .into_iter()
-        .filter(|c| !crate::engine::orphans::is_own(&c.labels) && Filter::all_match(filters, c))
+        .filter(|c| !crate::engine::orphans::is_own(&c.labels) && scope.admits(&c.name, &c.labels))
         .collect();
     let results: Vec<Result<Entry, Gone>> = stream::iter(list)
         .map(|c| async move {
@@ -391,7 +391,7 @@ async fn configured_uid(port: &impl DockerPort, id: &str, configured: &str) -> O
 async fn root_owned_mounts(port: &impl DockerPort, id: &str, c: &Inspect) -> Vec<Flag> {
     let mut flags = Vec::new();
     for m in c.mounts() {
-        if !m.writable || !m.kind.holds_data() || m.destination.ends_with("docker.sock") {
+        if !m.writable || !m.kind.holds_data() || m.is_docker_sock() {
             continue;
         }
         let Ok(tar) = port.read_archive(id, &m.destination, HEADER_LIMIT).await else {
@@ -493,7 +493,7 @@ mod tests {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap()
-                .block_on(super::super::run(fake, None, &[]))
+                .block_on(super::super::run(fake, None, &super::super::Scope::filtered(&[])))
                 .unwrap()
         }
 

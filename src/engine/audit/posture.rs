@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{Flag, normalize_cap};
 use crate::docker::Inspect;
 use crate::docker::swarm::ServiceInspect;
+use crate::model::caps::beyond_docker_defaults;
+use crate::model::mount::is_docker_sock;
 
 /// What a container is configured with, as far as running as root and its risks go.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,11 +25,6 @@ pub struct Posture {
     pub docker_sock: bool,
 }
 
-/// Whether a mount (its source or its destination) is the Docker socket.
-pub fn is_docker_sock(source: &str, destination: &str) -> bool {
-    source.ends_with("docker.sock") || destination.ends_with("docker.sock")
-}
-
 fn normalized(caps: Vec<String>) -> Vec<String> {
     caps.iter().map(|c| normalize_cap(c)).collect()
 }
@@ -41,7 +38,7 @@ impl Posture {
             read_only: c.read_only_rootfs(),
             no_new_privileges: c.no_new_privileges(),
             privileged: c.privileged(),
-            docker_sock: c.mounts().iter().any(|m| is_docker_sock(&m.source, &m.destination)),
+            docker_sock: c.mounts().iter().any(crate::docker::Mount::is_docker_sock),
         }
     }
 
@@ -54,7 +51,7 @@ impl Posture {
             read_only: s.read_only(),
             no_new_privileges: s.no_new_privileges(),
             privileged: false,
-            docker_sock: s.mounts().iter().any(|m| is_docker_sock(&m.source, &m.target)),
+            docker_sock: s.mounts().iter().any(|m| is_docker_sock(&m.source, &m.target, None)),
         }
     }
 
@@ -67,7 +64,10 @@ impl Posture {
         if self.docker_sock {
             flags.push(Flag::DockerSock);
         }
-        flags.extend(self.cap_add.iter().map(|cap| Flag::CapAdd(cap.clone())));
+        // Adding one of Docker's defaults grants nothing it did not have (a hardened
+        // container drops ALL and adds back a default it needs).
+        let beyond = self.cap_add.iter().filter(|cap| beyond_docker_defaults(cap));
+        flags.extend(beyond.map(|cap| Flag::CapAdd(cap.clone())));
         if !self.read_only {
             flags.push(Flag::RootfsWritable);
         }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Class, Filter, Flag, Flags, classify};
+use super::{Class, Flag, Flags, Scope, classify};
 use crate::docker::swarm::{ServiceInspect, ServiceMode, SwarmMembership, SwarmPort, TaskRef, TaskState};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::accounts::{self, Files};
@@ -51,7 +51,7 @@ impl ServiceEntry {
 pub async fn run(
     port: &(impl DockerPort + SwarmPort),
     plan: Option<&Plan>,
-    filters: &[Filter],
+    scope: &Scope<'_>,
 ) -> Result<Vec<ServiceEntry>, DockerError> {
     let SwarmMembership::Manager { node_id } = port.membership().await? else {
         return Ok(Vec::new());
@@ -60,7 +60,7 @@ pub async fn run(
     let listed = port.list_services().await?;
     // unroot's own checks and helper jobs are as invisible as its probe containers.
     let theirs = listed.iter().filter(|s| !crate::engine::orphans::is_own(&s.labels));
-    for s in theirs.filter(|s| Filter::all_match_named(filters, &s.name, &s.labels)) {
+    for s in theirs.filter(|s| scope.admits(&s.name, &s.labels)) {
         match audit_one(port, &s.id, &node_id, plan).await {
             Ok(Some(e)) => entries.push(e),
             Ok(None) | Err(DockerError::NotFound(_)) => {}
@@ -183,7 +183,7 @@ mod tests {
             let db = serde_json::json!({"Name": "db", "Mode": {"Replicated": {"Replicas": 1}},
                 "TaskTemplate": {"ContainerSpec": {"Image": "img"}}});
             fake.create_service(db).await.unwrap();
-            run(&fake, None, &[]).await.unwrap().into_iter().map(|e| e.name).collect()
+            run(&fake, None, &super::Scope::filtered(&[])).await.unwrap().into_iter().map(|e| e.name).collect()
         });
         assert_eq!(names, ["db"]);
     }

@@ -102,7 +102,7 @@ impl<'a, D: Port> Apply<'a, D> {
             return String::new();
         }
         let saved = match self.ctx.run.save_failure_log(name, text.as_bytes()) {
-            Ok(path) => format!(" (the last {FAILURE_LOG_LINES} in {})", path.display()),
+            Ok(path) => saved_at(&path),
             Err(_) => String::new(),
         };
         let shown = &lines[lines.len().saturating_sub(FAILURE_LOG_SHOWN)..];
@@ -474,4 +474,19 @@ pub fn write_overrides(ledger: &Ledger, run: &RunDir) -> Result<Vec<(std::path::
         }
     }
     Ok(written)
+}
+/// Where a failure's log was saved, as its error says it: ` (the last 50 in PATH)`.
+fn saved_at(path: &std::path::Path) -> String {
+    format!(" (the last {FAILURE_LOG_LINES} in {})", path.display())
+}
+
+/// A failure's error without where its log was saved (the state directory of the machine
+/// that ran it, which a report's reader cannot open; the report quotes the log instead).
+pub fn without_saved_at(error: &str) -> String {
+    let lead = format!(" (the last {FAILURE_LOG_LINES} in ");
+    let Some(start) = error.find(&lead) else { return error.to_string() };
+    match error[start..].find("):") {
+        Some(end) => format!("{}{}", &error[..start], &error[start + end + 1..]),
+        None => error.to_string(),
+    }
 }

@@ -33,6 +33,7 @@ use crate::state::{
 };
 
 mod apply;
+pub use apply::without_saved_at;
 mod error;
 mod helper;
 mod restore;

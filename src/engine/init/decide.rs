@@ -158,7 +158,7 @@ pub struct InitPlan {
 /// Why a container must stay root (SPEC §10 exceptions); empty when it need not.
 pub fn exception_reasons(c: &Inspect) -> Vec<String> {
     let mut why = Vec::new();
-    if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
+    if c.mounts().iter().any(Mount::is_docker_sock) {
         why.push("mounts docker.sock".to_string());
     }
     if c.privileged() {
@@ -364,7 +364,7 @@ fn reown(seen: &Seen) -> (Vec<String>, Vec<String>) {
     let mut chown = Vec::new();
     let mut left = Vec::new();
     for m in writable(&seen.container) {
-        if m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock") {
+        if m.is_docker_sock() {
             left.push(format!("{}: docker.sock is never re-owned", m.destination));
         } else if let Some(why) = seen.protected.get(&m.source) {
             left.push(format!("{}: {why}", m.destination));

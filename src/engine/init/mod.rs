@@ -41,7 +41,7 @@ pub async fn run(
     filters: &[audit::Filter],
     name: Option<&str>,
 ) -> Result<InitPlan, DockerError> {
-    let report = audit::run(port, None, filters).await?;
+    let report = audit::run(port, None, &audit::Scope::filtered(filters)).await?;
     let mut containers = Vec::new();
     let mut decisions = Vec::new();
     let mut left_out: Vec<LeftOut> =

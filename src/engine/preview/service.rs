@@ -77,7 +77,7 @@ pub(super) fn select_mounts(
             blockers.push(format!("bind mount {} → {}: {why}; unroot never re-owns it", m.source, m.destination));
             continue;
         }
-        if m.destination.ends_with("docker.sock") || m.source.ends_with("docker.sock") {
+        if m.is_docker_sock() {
             continue;
         }
         keep.push(m);
@@ -503,7 +503,7 @@ fn warn(
     if *health == HealthMode::Running && s.health.is_none() {
         sp.warnings.push("no health check and no exec probe: healthy means running for stable_for".into());
     }
-    if c.mounts().iter().any(|m| m.source.ends_with("docker.sock") || m.destination.ends_with("docker.sock")) {
+    if c.mounts().iter().any(crate::docker::Mount::is_docker_sock) {
         sp.warnings.push("docker.sock is mounted: whoever runs in it controls the host".into());
     }
     let cmdline = c.command_line();

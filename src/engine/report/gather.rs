@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::days::committed_days;
 use super::history::{self, RunHistory};
-use super::{Inputs, Kind, Now, Original, Report, Secrets, Seen, VerifyReport, applied_through, build};
+use super::{Inputs, Kind, Now, Original, Report, Secrets, Seen, VerifyReport, build};
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::audit::{self, Posture, ServiceEntry};
+use crate::engine::executor::without_saved_at;
 use crate::engine::runs::RunView;
 use crate::engine::verify::verify;
 use crate::error::Error;
@@ -39,8 +41,10 @@ pub async fn gather(
     loc: &StateLocation,
     filters: &[audit::Filter],
 ) -> Result<Report, Error> {
-    let seen = audit::run(port, Some(plan), filters).await?;
-    let services = audit::services(port, Some(plan), filters).await?;
+    // The filters' containers, and every one the plan names: the report covers its plan.
+    let scope = audit::Scope { filters, planned: Some(plan) };
+    let seen = audit::run(port, Some(plan), &scope).await?;
+    let services = audit::services(port, Some(plan), &scope).await?;
     let mut secrets = plan_secrets(plan);
     let mut now = BTreeMap::new();
     containers_now(port, seen.containers, &services, &mut secrets, &mut now).await?;
@@ -52,13 +56,21 @@ pub async fn gather(
     let held = Lock::is_held(&loc.dir);
     let views = run_views(&plan_dir)?;
     let originals = originals(&views, &mut secrets)?;
-    // Every environment is known now: the journals' errors are read redacted.
+    // Every environment is known now: the journals' errors are read redacted, without the
+    // path of a saved log (the report quotes the log itself).
     secrets.settle();
-    let clean = |text: &str, service: &str| secrets.clean(text, [service]);
-    let runs: Vec<RunHistory> = views.iter().map(|v| history::of(v, v.state(held), &clean)).collect();
+    let clean = |text: &str, service: &str| secrets.clean(&without_saved_at(text), [service]);
+    let mut runs = Vec::new();
+    for v in &views {
+        let mut run = history::of(v, v.state(held), &clean);
+        quote_failure_logs(v, &mut run, &clean)?;
+        runs.push(run);
+    }
 
     let verify = verify_report(port, plan, &ledger).await?;
-    Ok(build(Inputs { plan, generated: crate::state::now_rfc3339(), now, exceptions, originals, ledger, runs, verify }))
+    let filters = filters.iter().map(ToString::to_string).collect();
+    let generated = crate::state::now_rfc3339();
+    Ok(build(Inputs { plan, generated, filters, now, exceptions, originals, ledger, runs, verify }))
 }
 
 /// The plan's own environment values, by service.
@@ -217,21 +229,30 @@ fn originals(views: &[RunView], secrets: &mut Secrets) -> Result<BTreeMap<String
     Ok(originals)
 }
 
-/// `verify`'s verdicts through the last day applied in order (none when no day is).
+/// The log each failed service of `run` saved, quoted in its failure (redacted again).
+fn quote_failure_logs(view: &RunView, run: &mut RunHistory, clean: history::Clean) -> Result<(), Error> {
+    let dir = view.run_dir();
+    for s in &mut run.services {
+        let Some(failure) = s.failure.as_mut() else { continue };
+        if let Some(text) = dir.load_failure_log(&s.name)? {
+            let text = clean(&text, &s.name);
+            failure.log = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+        }
+    }
+    Ok(())
+}
+
+/// `verify`'s verdicts for every day a run committed, each day apart (none when no day
+/// was committed).
 async fn verify_report(
     port: &(impl DockerPort + SwarmPort),
     plan: &Plan,
     ledger: &Ledger,
 ) -> Result<VerifyReport, Error> {
-    let through_day = applied_through(plan, ledger);
-    let verdicts = match through_day {
-        Some(day) => verify(port, plan, Some(day)).await?,
+    let days = committed_days(plan, ledger);
+    let verdicts = match days.last() {
+        Some(last) => verify(port, plan, Some(*last)).await?,
         None => Vec::new(),
     };
-    Ok(VerifyReport {
-        first_day: plan.day_numbers().first().copied().unwrap_or(1),
-        through_day,
-        ok: through_day.map(|_| verdicts.iter().all(|v| v.ok)),
-        services: verdicts,
-    })
+    Ok(VerifyReport::of(plan, &days, verdicts))
 }

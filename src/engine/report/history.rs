@@ -41,6 +41,47 @@ pub struct Failure {
     pub step: Step,
     pub at: String,
     pub error: String,
+    /// The end of the failed container's log, as the run saved it (environment values
+    /// redacted); empty when none was saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+}
+
+/// Where a run left a service, as a report says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// On its planned user.
+    Migrated,
+    /// A documented `keep_root` exception, recreated with its controls: it still runs as root.
+    Exception,
+    /// Back on (or never off) its original.
+    Original,
+    InProgress,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Migrated => "migrated",
+            Outcome::Exception => "exception",
+            Outcome::Original => "original",
+            Outcome::InProgress => "in-progress",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// As the journal tells it; a run does not know which of its services are exceptions
+    /// (the report, which has the plan, says so).
+    pub fn of(progress: ServiceProgress) -> Outcome {
+        match progress {
+            ServiceProgress::Migrated => Outcome::Migrated,
+            ServiceProgress::Original => Outcome::Original,
+            ServiceProgress::InProgress => Outcome::InProgress,
+            ServiceProgress::Failed => Outcome::Failed,
+        }
+    }
 }
 
 /// One service of a run.
@@ -50,7 +91,7 @@ pub struct ServiceRun {
     /// The run began working on it (its inspect step started).
     pub touched: bool,
     /// Where the run left it.
-    pub outcome: ServiceProgress,
+    pub outcome: Outcome,
     /// Total seconds down in this run (closed stretches only).
     pub downtime_seconds: f64,
     pub down: Vec<Down>,
@@ -187,7 +228,7 @@ fn failed_steps(entries: &[Entry]) -> impl Iterator<Item = (usize, &str, Step, &
 fn failure(entries: &[Entry], service: &str, clean: Clean) -> Option<Failure> {
     let mine: Vec<_> = failed_steps(entries).filter(|(_, s, _, _)| *s == service).collect();
     let (i, _, step, error) = mine.iter().rev().find(|f| !interrupted(f.3)).or(mine.last()).copied()?;
-    Some(Failure { step, at: entries[i].ts.clone(), error: clean(error, service) })
+    Some(Failure { step, at: entries[i].ts.clone(), error: clean(error, service), log: Vec::new() })
 }
 
 /// Why a rollback that starts at entry `at` happened, from its record's cause (or, in a
@@ -378,7 +419,7 @@ pub fn of(view: &RunView, state: RunState, clean: Clean) -> RunHistory {
                 downtime_seconds: down.iter().filter_map(|d| d.seconds).sum(),
                 failure: failure(entries, &s.name, clean),
                 name: s.name,
-                outcome: s.state,
+                outcome: Outcome::of(s.state),
                 down,
             }
         })

@@ -9,9 +9,13 @@
 //! value gets into a report: free text from journals and Docker is redacted with every value
 //! of the containers' (before and now) and the plan's environments.
 
+mod cis;
+mod days;
 mod gather;
 pub mod history;
 
+pub use cis::CisRow;
+pub use days::{DayReport, DayStatus, DayVerify, VerifyReport};
 pub use gather::gather;
 
 use std::collections::BTreeMap;
@@ -19,10 +23,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::engine::audit::{Class, Controls, Flag, Flags, Missing, Posture, classify};
-use crate::engine::findings::{RULES, findings};
+use crate::engine::findings::findings;
 use crate::engine::redact::{env_values, is_long, redact};
-use crate::engine::runs::ServiceProgress;
-use crate::engine::verify::Verdict;
 use crate::model::plan::{Plan, Service};
 use crate::model::user::Accounts;
 use crate::state::{Ledger, ServiceState};
@@ -36,8 +38,12 @@ pub struct Report {
     /// The plan file as given.
     pub plan: String,
     pub generated: String,
+    /// The filters that chose the containers, as given (none: every container on the
+    /// daemon); every container and service the plan names is listed whatever they say.
+    pub filters: Vec<String>,
     pub summary: Summary,
-    /// Each kind of finding with its CIS id and how many have it before and now.
+    /// Each CIS id (and rule of unroot's own) with how many containers it flags before and
+    /// now.
     pub cis: Vec<CisRow>,
     pub containers: Vec<ContainerReport>,
     pub days: Vec<DayReport>,
@@ -57,17 +63,6 @@ pub struct Summary {
     pub rollbacks: usize,
     /// Sum of every service's downtime over every run.
     pub downtime_seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CisRow {
-    pub rule: &'static str,
-    pub cis: &'static str,
-    pub title: &'static str,
-    pub before: usize,
-    pub now: usize,
-    /// Of `now`, the ones a documented exception accepts.
-    pub accepted_now: usize,
 }
 
 /// Whether something is a container or a Swarm service.
@@ -104,7 +99,7 @@ pub struct Side {
 #[derive(Debug, Clone, Serialize)]
 pub struct FindingRow {
     pub rule: &'static str,
-    pub cis: &'static str,
+    pub cis: Option<&'static str>,
     pub title: &'static str,
     pub text: String,
     /// The exception's reason when the plan accepts it.
@@ -128,28 +123,6 @@ pub struct ContainerReport {
     pub now: Side,
 }
 
-/// Whether a day's services are all migrated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DayStatus {
-    Applied,
-    PartlyApplied,
-    NotApplied,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DayReport {
-    pub day: u32,
-    /// The plan has this day (a run of a day the plan no longer has is still reported).
-    pub in_plan: bool,
-    pub services: Vec<String>,
-    pub status: DayStatus,
-    /// When the day's last commit was, and by which run.
-    pub committed: Option<String>,
-    pub committed_by: Option<String>,
-    pub runs: Vec<RunHistory>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ControlState {
     /// As the plan writes it: `cap_drop ALL`, `read_only`, `no_new_privileges`.
@@ -166,17 +139,6 @@ pub struct ExceptionReport {
     /// It runs on the daemon now.
     pub present: bool,
     pub process_uids: Vec<u32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    /// The plan's first day.
-    pub first_day: u32,
-    /// The days checked: every day through the last one applied in order (`None`: no day is
-    /// applied, nothing was checked).
-    pub through_day: Option<u32>,
-    pub ok: Option<bool>,
-    pub services: Vec<Verdict>,
 }
 
 /// What the first run that touched a service saved of it.
@@ -252,6 +214,8 @@ impl Secrets {
 pub struct Inputs<'a> {
     pub plan: &'a Plan,
     pub generated: String,
+    /// The filters as given.
+    pub filters: Vec<String>,
     pub now: BTreeMap<(Kind, String), Now>,
     /// The exceptions' containers as they are now, by name.
     pub exceptions: BTreeMap<String, Seen>,
@@ -351,46 +315,27 @@ fn standing(plan: &Plan, ledger: &Ledger, runs: &[RunHistory], name: &str) -> St
     }
     let last = runs.iter().rev().find_map(|r| Some((r, r.services.iter().find(|s| s.name == name && s.touched)?)));
     match (last, recorded) {
-        (Some((r, s)), _) if r.state.is_open() && s.outcome != ServiceProgress::Original => Standing::Open,
+        (Some((r, s)), _) if r.state.is_open() && s.outcome != history::Outcome::Original => Standing::Open,
         (Some(_), _) | (None, Some(ServiceState::Original)) => Standing::Original,
         (None, _) => Standing::Pending,
     }
 }
 
-/// The days through which every day of the plan is applied, in order.
-pub fn applied_through(plan: &Plan, ledger: &Ledger) -> Option<u32> {
-    plan.day_numbers().into_iter().take_while(|d| ledger.open_services(plan, *d).is_empty()).last()
-}
-
-/// The day's status as the ledger tells it.
-fn day_status(plan: &Plan, ledger: &Ledger, day: u32) -> DayStatus {
-    let recorded = ledger.days.get(&day.to_string());
-    // A day the plan no longer has is applied when every service its commits recorded is.
-    let done = if plan.day_numbers().contains(&day) {
-        ledger.open_services(plan, day).is_empty()
-    } else {
-        recorded.is_some_and(|d| d.services.values().all(|r| r.state == ServiceState::Migrated))
-    };
-    match (done, recorded) {
-        (true, _) => DayStatus::Applied,
-        (false, Some(_)) => DayStatus::PartlyApplied,
-        (false, None) => DayStatus::NotApplied,
-    }
-}
-
 /// The report from what was read. Pure.
-pub fn build(i: Inputs<'_>) -> Report {
+pub fn build(mut i: Inputs<'_>) -> Report {
+    i.runs = days::with_exceptions(i.plan, std::mem::take(&mut i.runs));
     let containers = containers(&i);
     let exceptions = exceptions(&i);
-    let cis = cis(&containers);
+    let cis = cis::cis(&containers);
     let summary = summary(&containers, &exceptions, &i.runs);
     Report {
         rollout: i.plan.rollout.name.clone(),
         plan: i.plan.source.name.clone(),
         generated: i.generated,
+        filters: i.filters,
         summary,
         cis,
-        days: days(i.plan, &i.ledger, &i.runs),
+        days: days::days(i.plan, &i.ledger, &i.runs),
         containers,
         exceptions,
         verify: i.verify,
@@ -417,38 +362,6 @@ fn containers(i: &Inputs<'_>) -> Vec<ContainerReport> {
     containers
 }
 
-/// Every day of the plan, and every day a run was of (the plan may no longer have it).
-fn days(plan: &Plan, ledger: &Ledger, runs: &[RunHistory]) -> Vec<DayReport> {
-    let mut day_numbers = plan.day_numbers();
-    day_numbers.extend(runs.iter().map(|r| r.day));
-    day_numbers.sort_unstable();
-    day_numbers.dedup();
-    day_numbers.into_iter().map(|day| day_report(plan, ledger, runs, day)).collect()
-}
-
-/// One day: its services (the plan's, then those only its runs name), its status, its
-/// last commit and its runs.
-fn day_report(plan: &Plan, ledger: &Ledger, runs: &[RunHistory], day: u32) -> DayReport {
-    let mut services: Vec<String> = plan.services.iter().filter(|s| s.day == day).map(|s| s.name.clone()).collect();
-    for r in runs.iter().filter(|r| r.day == day) {
-        for s in &r.services {
-            if !services.contains(&s.name) {
-                services.push(s.name.clone());
-            }
-        }
-    }
-    let applied = ledger.days.get(&day.to_string());
-    DayReport {
-        day,
-        in_plan: plan.day_numbers().contains(&day),
-        services,
-        status: day_status(plan, ledger, day),
-        committed: applied.map(|a| a.committed.clone()),
-        committed_by: applied.map(|a| a.run.clone()),
-        runs: runs.iter().filter(|r| r.day == day).cloned().collect(),
-    }
-}
-
 /// Each `keep_root` exception of the plan, with its controls as it has them now.
 fn exceptions(i: &Inputs<'_>) -> Vec<ExceptionReport> {
     i.plan
@@ -465,31 +378,6 @@ fn exceptions(i: &Inputs<'_>) -> Vec<ExceptionReport> {
                 present: seen.is_some(),
                 process_uids: seen.map(|n| n.process_uids.clone()).unwrap_or_default(),
             })
-        })
-        .collect()
-}
-
-/// How many containers have each rule's finding before and now (accepted ones apart); one
-/// that no run touched counts before as it is now.
-fn cis(containers: &[ContainerReport]) -> Vec<CisRow> {
-    RULES
-        .iter()
-        .map(|rule| {
-            let has = |side: &Side, accepted: bool| {
-                side.findings.iter().any(|f| f.rule == rule.id() && f.accepted.is_some() == accepted)
-            };
-            let before = containers
-                .iter()
-                .filter(|c| c.before.as_ref().map_or(has(&c.now, false) || has(&c.now, true), |b| has(b, false)))
-                .count();
-            CisRow {
-                rule: rule.id(),
-                cis: rule.cis(),
-                title: rule.short(),
-                before,
-                now: containers.iter().filter(|c| has(&c.now, false)).count(),
-                accepted_now: containers.iter().filter(|c| has(&c.now, true)).count(),
-            }
         })
         .collect()
 }

@@ -93,7 +93,7 @@ fn downtime_runs_from_the_stop_to_the_gate_and_each_rollback_says_why() {
         [(Some(4.5), Ended::Healthy), (Some(2.5), Ended::Restored)]
     );
     assert_eq!(a.downtime_seconds, 7.0);
-    assert_eq!(a.outcome, ServiceProgress::Original, "restored by the later rollback");
+    assert_eq!(a.outcome, super::Outcome::Original, "restored by the later rollback");
     let b = &h.services[1];
     assert_eq!((b.downtime_seconds, b.down[0].ended_by), (14.0, Ended::Restored));
     assert_eq!(b.failure.as_ref().map(|f| (f.step, f.error.as_str())), Some((Step::Health, "exited with code 1")));
