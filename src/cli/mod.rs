@@ -385,8 +385,8 @@ fn run(cli: Cli, out: &Output) -> Result<Ended, Error> {
             Ok(Ended::Done)
         }
         Command::Verify { plan, through_day, json } => env.verify(&plan, through_day, json),
-        Command::Report { plan, format, out: file, force, filters } => {
-            env.report(&plan, format, file.as_deref(), force, &filters)
+        Command::Report { plan, format, out, force, filters } => {
+            env.report(&plan, &commands::ReportArgs { format, out, force, filters })
         }
         Command::Init { out: file, force, profiles, name, json, filters } => {
             let opts = init::InitOptions { out: file, force, profiles, name, json, filters };

@@ -79,6 +79,7 @@ fn shop() -> Report {
     i.now.insert((Kind::Service, "queue".into()), now);
     i.originals.insert("queue".into(), original);
     i.runs.push(day3());
+    i.provenance = fixture::provenance(&plan, &i.runs);
     i.verify.services = vec![
         Verdict { name: "db".into(), ok: true, problems: Vec::new() },
         Verdict {
@@ -97,6 +98,7 @@ fn empty() -> Report {
     r.containers.clear();
     r.days.clear();
     r.exceptions.clear();
+    r.provenance.runs.clear();
     r
 }
 

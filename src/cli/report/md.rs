@@ -1,6 +1,6 @@
 //! The report as Markdown (GitHub-flavoured tables): for a pull request, a wiki, a ticket.
 
-use super::{FIELDS, cis_ids, day_status, down, row, seconds, standing, uids, verdict, when};
+use super::{FIELDS, cis_ids, day_status, down, provenance, row, seconds, standing, uids, verdict, when};
 use crate::engine::report::history::RunHistory;
 use crate::engine::report::{DayReport, Report};
 
@@ -40,7 +40,8 @@ fn rows<T>(items: &[T], cells: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     o.push_str(&format!("# unroot report: {}\n\n", esc(&r.rollout)));
-    o.push_str(&format!("Plan {}, generated {}.\n\n", esc(&r.plan), when(&r.generated)));
+    o.push_str("## Provenance\n\n");
+    table(&mut o, &["what", "value"], &rows(&provenance(r), |f| vec![f.label.clone(), f.value.clone()]));
     summary(&mut o, r);
     cis(&mut o, r);
     containers(&mut o, r);

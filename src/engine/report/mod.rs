@@ -11,8 +11,10 @@
 
 mod gather;
 pub mod history;
+mod provenance;
 
 pub use gather::gather;
+pub use provenance::{Daemon, PlanFile, Provenance, RunRead};
 
 use std::collections::BTreeMap;
 
@@ -35,7 +37,10 @@ pub struct Report {
     pub rollout: String,
     /// The plan file as given.
     pub plan: String,
+    /// When the report was made (RFC 3339, UTC).
     pub generated: String,
+    /// Where it comes from: the daemon, the host, unroot, the plan file, the runs read.
+    pub provenance: Provenance,
     pub summary: Summary,
     /// Each kind of finding with its CIS id and how many have it before and now.
     pub cis: Vec<CisRow>,
@@ -252,6 +257,7 @@ impl Secrets {
 pub struct Inputs<'a> {
     pub plan: &'a Plan,
     pub generated: String,
+    pub provenance: Provenance,
     pub now: BTreeMap<(Kind, String), Now>,
     /// The exceptions' containers as they are now, by name.
     pub exceptions: BTreeMap<String, Seen>,
@@ -388,6 +394,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         rollout: i.plan.rollout.name.clone(),
         plan: i.plan.source.name.clone(),
         generated: i.generated,
+        provenance: i.provenance,
         summary,
         cis,
         days: days(i.plan, &i.ledger, &i.runs),
