@@ -236,18 +236,23 @@ impl Env {
         Ok(Ended::Looked { found: verdicts.iter().filter(|v| !v.ok).count(), fail: true })
     }
 
-    /// `unroot report`: to `--out` (a new one unless `--force`), else to the output.
+    /// `unroot report`: to `--out` with its `.sha256` beside it (both new unless `--force`,
+    /// which is checked before connecting), else to the output.
     ///
     /// Errors: the plan, the daemon, the state dir, the file.
     pub fn report(&self, plan: &Path, args: &ReportArgs) -> Result<Ended, Error> {
         let plan = Plan::load(plan)?;
+        if let Some(out) = &args.out {
+            super::evidence_free(out, args.force)?;
+        }
         runtime()?.block_on(async {
             let docker = self.connect().await?;
             self.report_on(&docker, &plan, args).await
         })
     }
 
-    /// What `report` runs once connected, on any port: the report gathered and rendered.
+    /// What `report` runs once connected, on any port: the report gathered and rendered,
+    /// and written to `--out` and its `.sha256` or to the output.
     ///
     /// Errors: the daemon, the state dir, the file.
     pub async fn report_on(&self, docker: &impl Port, plan: &Plan, args: &ReportArgs) -> Result<Ended, Error> {
@@ -260,8 +265,8 @@ impl Env {
         };
         match &args.out {
             Some(path) => {
-                super::write_out(path, &text, args.force)?;
-                eprintln!("wrote {}", path.display());
+                let sums = super::write_evidence(path, &text, args.force)?;
+                eprintln!("wrote {} and {}", path.display(), sums.display());
             }
             None => self.out.json(args.format == ReportFormat::Json).report(&text),
         }

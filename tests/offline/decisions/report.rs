@@ -41,3 +41,60 @@ async fn the_report_names_the_daemon_the_plan_file_and_who_ran_each_run() {
     assert_eq!(p["benchmark"], unroot::engine::findings::CIS_EDITION);
     assert!(report["generated"].is_string(), "the time of the report is said once, beside it");
 }
+
+/// What `sha256sum -c FILE.sha256` checks, run in the sums file's folder: each line names a
+/// file there (`<hex>  <name>`) whose bytes hash to it.
+fn sha256sum_check(sums: &std::path::Path) -> Vec<String> {
+    let dir = sums.parent().unwrap();
+    let text = std::fs::read_to_string(sums).unwrap();
+    assert!(text.ends_with('\n'));
+    text.lines()
+        .map(|line| {
+            let (hex, name) = line.split_once("  ").expect("`<hex>  <name>`, text mode");
+            assert_eq!(hex.len(), 64, "{line}");
+            let got = hex::encode(sha2::Sha256::digest(std::fs::read(dir.join(name)).unwrap()));
+            assert_eq!(got, hex, "{name} hashes to its line");
+            name.to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_writes_a_sha256_beside_the_report_that_sha256sum_accepts() {
+    let w = applied().await;
+    let args = ["report", "plan.toml", "--format", "html", "--out", "report.html", "--state-dir", "state"];
+    w.unroot(&args).await.exits(0);
+    let sums = w.path("report.html.sha256");
+    assert_eq!(sha256sum_check(&sums), ["report.html"], "one line, naming the file as it sits beside it");
+    // The tool itself agrees, when it is there.
+    if let Ok(out) = std::process::Command::new("sha256sum").arg("-c").arg(&sums).current_dir(w.path("")).output() {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    // Again: refused, both files as they were; with --force both are replaced, and agree.
+    let before = (std::fs::read(w.path("report.html")).unwrap(), std::fs::read(&sums).unwrap());
+    w.unroot(&args).await.exits(2);
+    assert_eq!((std::fs::read(w.path("report.html")).unwrap(), std::fs::read(&sums).unwrap()), before);
+    w.run("b", json!({}));
+    let forced = [&args[..], &["--force"]].concat();
+    w.unroot(&forced).await.exits(0);
+    assert_ne!(std::fs::read(w.path("report.html")).unwrap(), before.0, "a report of the new container");
+    assert_eq!(sha256sum_check(&sums), ["report.html"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sha256_already_there_refuses_the_report_and_nothing_is_written() {
+    let w = applied().await;
+    let sums = w.path("report.md.sha256");
+    std::fs::write(&sums, "stale  report.md\n").unwrap();
+    let ran = w.unroot(&["report", "plan.toml", "--out", "report.md", "--state-dir", "state"]).await;
+    ran.exits(2);
+    assert!(ran.stderr.contains("report.md.sha256 exists; nothing was written"), "{}", ran.stderr);
+    assert!(!w.path("report.md").exists(), "the report is not written either");
+    assert_eq!(std::fs::read_to_string(&sums).unwrap(), "stale  report.md\n");
+    // The report's own file there: no sums file appears beside it.
+    std::fs::remove_file(&sums).unwrap();
+    std::fs::write(w.path("report.md"), "mine").unwrap();
+    w.unroot(&["report", "plan.toml", "--out", "report.md", "--state-dir", "state"]).await.exits(2);
+    assert!(!sums.exists());
+    assert_eq!(std::fs::read_to_string(w.path("report.md")).unwrap(), "mine");
+}
