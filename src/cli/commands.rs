@@ -40,6 +40,18 @@ pub struct ApplyArgs {
     pub json: bool,
 }
 
+/// Arguments of `report`.
+#[derive(Debug, Clone)]
+pub struct ReportArgs {
+    pub format: ReportFormat,
+    /// `--out FILE`: the report goes there instead of the output.
+    pub out: Option<PathBuf>,
+    /// `--force`: `--out` may replace an existing file.
+    pub force: bool,
+    /// `--filter`: the containers listed.
+    pub filters: Vec<audit::Filter>,
+}
+
 /// Asks on the terminal whether to apply `day` to `services` services, unless `yes`. The
 /// answer is read off the runtime's threads, so that a second Ctrl-C ends the command at
 /// once even while it waits.
@@ -224,34 +236,39 @@ impl Env {
         Ok(Ended::Looked { found: verdicts.iter().filter(|v| !v.ok).count(), fail: true })
     }
 
-    /// `unroot report`: to `file` (a new one unless `force`), else to the output.
+    /// `unroot report`: to `--out` with its `.sha256` beside it (both new unless `--force`,
+    /// which is checked before connecting), else to the output.
     ///
     /// Errors: the plan, the daemon, the state dir, the file.
-    pub fn report(
-        &self,
-        plan: &Path,
-        format: ReportFormat,
-        file: Option<&Path>,
-        force: bool,
-        filters: &[audit::Filter],
-    ) -> Result<Ended, Error> {
+    pub fn report(&self, plan: &Path, args: &ReportArgs) -> Result<Ended, Error> {
         let plan = Plan::load(plan)?;
-        let state = StateLocation::resolve(self.state_dir.as_deref(), Some(&plan));
-        let report = runtime()?.block_on(async {
+        if let Some(out) = &args.out {
+            super::evidence_free(out, args.force)?;
+        }
+        runtime()?.block_on(async {
             let docker = self.connect().await?;
-            crate::engine::report::gather(&docker, &plan, &state, filters).await
-        })?;
-        let text = match format {
+            self.report_on(&docker, &plan, args).await
+        })
+    }
+
+    /// What `report` runs once connected, on any port: the report gathered and rendered,
+    /// and written to `--out` and its `.sha256` or to the output.
+    ///
+    /// Errors: the daemon, the state dir, the file.
+    pub async fn report_on(&self, docker: &impl Port, plan: &Plan, args: &ReportArgs) -> Result<Ended, Error> {
+        let state = StateLocation::resolve(self.state_dir.as_deref(), Some(plan));
+        let report = crate::engine::report::gather(docker, plan, &state, &args.filters).await?;
+        let text = match args.format {
             ReportFormat::Md => super::report::md::render(&report),
             ReportFormat::Html => super::report::html::render(&report),
             ReportFormat::Json => serde_json::to_string_pretty(&report).expect("the report serializes") + "\n",
         };
-        match file {
+        match &args.out {
             Some(path) => {
-                super::write_out(path, &text, force)?;
-                eprintln!("wrote {}", path.display());
+                let sums = super::write_evidence(path, &text, args.force)?;
+                eprintln!("wrote {} and {}", path.display(), sums.display());
             }
-            None => self.out.json(format == ReportFormat::Json).report(&text),
+            None => self.out.json(args.format == ReportFormat::Json).report(&text),
         }
         Ok(Ended::Done)
     }

@@ -8,7 +8,9 @@ pub mod report;
 pub mod sarif;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -192,10 +194,11 @@ pub enum Command {
         plan: PathBuf,
         #[arg(long, value_enum, default_value_t = ReportFormat::Md, value_name = "FORMAT")]
         format: ReportFormat,
-        /// Write the report to FILE (refused when it exists, unless --force); else to stdout.
+        /// Write the report to FILE and its sha256 to FILE.sha256, for `sha256sum -c`
+        /// (refused when either exists, unless --force); else to stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Overwrite the --out file.
+        /// Overwrite the --out file and its .sha256.
         #[arg(long, requires = "out")]
         force: bool,
         /// Only containers that match, as `audit --filter`: name=TEXT, label=KEY[=VALUE],
@@ -385,8 +388,8 @@ fn run(cli: Cli, out: &Output) -> Result<Ended, Error> {
             Ok(Ended::Done)
         }
         Command::Verify { plan, through_day, json } => env.verify(&plan, through_day, json),
-        Command::Report { plan, format, out: file, force, filters } => {
-            env.report(&plan, format, file.as_deref(), force, &filters)
+        Command::Report { plan, format, out, force, filters } => {
+            env.report(&plan, &commands::ReportArgs { format, out, force, filters })
         }
         Command::Init { out: file, force, profiles, name, json, filters } => {
             let opts = init::InitOptions { out: file, force, profiles, name, json, filters };
@@ -471,9 +474,83 @@ pub(crate) fn write_out(out: &std::path::Path, text: &str, force: bool) -> Resul
     crate::state::replace_file(out, text.as_bytes(), 0o644, None).map_err(Error::io(context))
 }
 
+/// The sums file `--out FILE` of evidence writes beside it: `FILE.sha256`.
+pub(crate) fn sums_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// The line of `FILE.sha256` for `text` written as `out`: `<hex sha256>  <file name>`, as
+/// `sha256sum` writes it and `sha256sum -c` reads it in that directory (a name holding a
+/// backslash or a line break escaped, and the line marked by a leading backslash).
+fn sums_line(out: &Path, text: &str) -> String {
+    let hex = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.contains(['\\', '\n']) {
+        format!("\\{hex}  {}\n", name.replace('\\', "\\\\").replace('\n', "\\n"))
+    } else {
+        format!("{hex}  {name}\n")
+    }
+}
+
+/// Refuses, unless `force`, an `--out` of evidence when the file or its sums file exists
+/// (bad input, naming it): checked before the daemon is asked, and again before writing.
+pub(crate) fn evidence_free(out: &Path, force: bool) -> Result<(), Error> {
+    match [out.to_path_buf(), sums_path(out)].iter().find(|p| !force && std::fs::symlink_metadata(p).is_ok()) {
+        Some(taken) => Err(Error::Usage(format!(
+            "{} exists; nothing was written (--force overwrites {} and its .sha256)",
+            taken.display(),
+            out.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Writes an `--out` of evidence (`report`): the file as [`write_out`] writes it, and beside
+/// it `FILE.sha256` ([`sums_path`]) under the same rules. Without `force` both must be new,
+/// and both are checked before either is written; a file whose sums cannot be written is
+/// taken back (with `force`, the stale sums file is), so no sums file ever disagrees with
+/// its file. Returns the sums file's path.
+pub(crate) fn write_evidence(out: &Path, text: &str, force: bool) -> Result<PathBuf, Error> {
+    evidence_free(out, force)?;
+    write_out(out, text, force)?;
+    let sums = sums_path(out);
+    if let Err(e) = write_out(&sums, &sums_line(out, text), force) {
+        let _ = std::fs::remove_file(if force { &sums } else { out });
+        return Err(e);
+    }
+    Ok(sums)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sums_line_is_what_sha256sum_writes() {
+        // sha256 of "abc" (FIPS 180-2's example).
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sums_line(Path::new("out/report.html"), "abc"), format!("{abc}  report.html\n"));
+        assert_eq!(sums_path(Path::new("out/report.html")), Path::new("out/report.html.sha256"));
+        assert_eq!(sums_line(Path::new("a\\b\nc"), "abc"), format!("\\{abc}  a\\\\b\\nc\n"));
+    }
+
+    #[test]
+    fn evidence_and_its_sums_are_both_new_or_forced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("r.md");
+        let sums = write_evidence(&out, "one", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&sums).unwrap(), sums_line(&out, "one"));
+        assert!(matches!(write_evidence(&out, "two", false), Err(Error::Usage(_))));
+        std::fs::remove_file(&out).unwrap();
+        let refused = write_evidence(&out, "two", false).unwrap_err().to_string();
+        assert!(refused.starts_with(&format!("{} exists; nothing was written", sums.display())), "{refused}");
+        assert!(!out.exists(), "nothing is written while the sums file is there");
+        write_evidence(&out, "three", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "three");
+        assert_eq!(std::fs::read_to_string(&sums).unwrap(), sums_line(&out, "three"));
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

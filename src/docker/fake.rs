@@ -268,6 +268,8 @@ impl Default for FakeDocker {
                 api_version: "1.41".into(),
                 server_version: "20.10.0-fake".into(),
                 remaps_users: false,
+                id: "FAKE:0000:0000:0000:0000:0000:0000:0000".into(),
+                name: "fake-daemon".into(),
             },
             fail_at: Mutex::default(),
             panic_at: Mutex::default(),

@@ -71,6 +71,10 @@ pub struct DaemonInfo {
     pub api_version: String,
     /// The engine's own version.
     pub server_version: String,
+    /// The daemon's ID, as `GET /info` gives it (empty when it gives none).
+    pub id: String,
+    /// The daemon's name, as `GET /info` gives it: its host's name.
+    pub name: String,
     /// The daemon remaps users (userns-remap) or runs rootless.
     pub remaps_users: bool,
 }

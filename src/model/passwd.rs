@@ -62,6 +62,12 @@ pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
         .collect()
 }
 
+/// The login name of `uid` in /etc/passwd text: the first line that has it, as getpwuid
+/// finds it (`root` before a `toor` of the same uid).
+pub fn login_name(text: &str, uid: u32) -> Option<&str> {
+    records(text, 4).find(|f| f[2].parse() == Ok(uid)).map(|f| f[0])
+}
+
 /// name → gid, from /etc/group text. Malformed lines are skipped.
 pub fn parse_group(text: &str) -> HashMap<String, u32> {
     records(text, 3).filter_map(|f| Some((f[0].to_string(), f[2].parse().ok()?))).collect()

@@ -54,6 +54,14 @@ pub enum Record {
         /// The plan file as given to apply (absolute), to tell when it changed since.
         #[serde(default)]
         plan_path: String,
+        /// Who ran it: the login name of the real uid, and who ran sudo when sudo started
+        /// unroot (`root (sudo from alice)`); see [`super::operator`]. Empty: not recorded
+        /// (journals written before it was).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        user: String,
+        /// The machine it ran on: the kernel's node name. Empty: not recorded.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        host: String,
     },
     /// A step of one service starts (`ok` absent) or ends (`ok` set).
     Step {
@@ -539,5 +547,21 @@ mod tests {
         let kebab = text.replace("RollbackService", "pause");
         assert!(matches!(serde_json::from_str(&kebab).unwrap(), Record::Header { on_failure: OnFailure::Pause, .. }));
         assert!(serde_json::from_str::<Record>(&text.replace("RollbackService", "Retry")).is_err());
+    }
+
+    #[test]
+    fn a_header_says_who_ran_the_run_and_an_older_one_reads_as_not_recorded() {
+        let older = r#"{"record":"header","run":"r","plan":"p","plan_sha256":"x","day":1,"waves":[],"on_failure":"Pause","version":"0.1.0"}"#;
+        let header: Record = serde_json::from_str(older).unwrap();
+        assert!(matches!(&header, Record::Header { user, host, .. } if user.is_empty() && host.is_empty()));
+        assert!(!serde_json::to_string(&header).unwrap().contains("user"), "nothing is made up for it");
+        let Record::Header { run, plan, plan_sha256, day, waves, on_failure, version, plan_path, .. } = header else {
+            unreachable!()
+        };
+        let (user, host) = ("root (sudo from alice)".to_string(), "db-host-1".to_string());
+        let newer = Record::Header { run, plan, plan_sha256, day, waves, on_failure, version, plan_path, user, host };
+        let text = serde_json::to_string(&newer).unwrap();
+        assert!(text.contains(r#""user":"root (sudo from alice)","host":"db-host-1""#), "{text}");
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), newer);
     }
 }

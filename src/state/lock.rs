@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{StateError, io, now_rfc3339, private_dir};
+use super::{StateError, hostname, io, now_rfc3339, private_dir};
 
 /// The exclusive lock on a state directory, held until dropped (the kernel releases it when
 /// the process dies, so a dead holder never blocks).
@@ -64,12 +64,8 @@ impl Lock {
                 fs::TryLockError::Error(e) => Err(StateError::Io { path, source: e }),
             };
         }
-        let holder = Holder {
-            pid: std::process::id(),
-            host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
-            started: now_rfc3339(),
-            command: command.to_string(),
-        };
+        let holder =
+            Holder { pid: std::process::id(), host: hostname(), started: now_rfc3339(), command: command.to_string() };
         file.set_len(0).map_err(io(&path))?;
         file.write_all(serde_json::to_string(&holder).expect("serializes").as_bytes()).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;

@@ -7,6 +7,7 @@ pub mod failpoint;
 mod journal;
 mod ledger;
 mod lock;
+mod who;
 
 pub use dirs::{PlanDir, RunDir, SavedOriginal};
 pub use journal::{
@@ -14,6 +15,7 @@ pub use journal::{
 };
 pub use ledger::{AppliedDay, Ledger, OpenService, ServiceRecord, ServiceState};
 pub use lock::{Holder, Lock};
+pub use who::{hostname, operator};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -263,6 +263,24 @@ no_new_privileges = true
     assert!(html.contains(&format!("match label={}", env.label())), "the filter is printed at the top");
     reconciles(&r);
 
+    // Where it comes from, each fact as the operator would check it.
+    let p = &r["provenance"];
+    assert_eq!(p["daemon"]["id"], docker(&["info", "--format", "{{.ID}}"]));
+    assert_eq!(p["daemon"]["name"], docker(&["info", "--format", "{{.Name}}"]));
+    assert_eq!(p["daemon"]["engine_version"], docker(&["version", "--format", "{{.Server.Version}}"]));
+    assert_eq!(p["benchmark"], "CIS Docker Benchmark v1.6.0");
+    let sha = Command::new("sha256sum").arg(dir.path().join("plan.toml")).output().unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap().to_string();
+    assert_eq!(p["plan"]["sha256"], sha.as_str());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let runs = p["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "both days' runs were read: {runs:?}");
+    for run in runs {
+        assert_eq!(run["host"], host.as_str(), "{run}");
+        assert!(run["user"].as_str().is_some_and(|u| !u.is_empty()), "who ran it: {run}");
+    }
+    assert!(md.contains("## Provenance") && html.contains(r#"<section class="provenance">"#));
+
     // Before and now, as the user would check them with docker inspect and docker top.
     let r_redis = by(&redis);
     assert_eq!(r_redis["before"]["class"], "drops-root", "redis started as root and dropped to 999 itself");

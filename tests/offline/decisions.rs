@@ -11,5 +11,6 @@ mod world;
 mod days;
 mod on_failure;
 mod readiness;
+mod report;
 mod restore;
 mod runs;

@@ -79,6 +79,7 @@ fn shop() -> Report {
     i.originals.insert("queue".into(), original);
     i.runs.push(day3());
     i.filters = vec!["label=shop".into()];
+    i.provenance = fixture::provenance(&plan, &i.runs);
     let verdicts = vec![
         Verdict { name: "db".into(), ok: true, problems: Vec::new() },
         Verdict {
@@ -98,6 +99,7 @@ fn empty() -> Report {
     r.containers.clear();
     r.days.clear();
     r.exceptions.clear();
+    r.provenance.runs.clear();
     r
 }
 

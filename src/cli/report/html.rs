@@ -2,7 +2,10 @@
 //! fetched at view time; it prints on A4 or Letter with every section whole. Cells carry
 //! `data-` attributes naming what they hold, so a program can read the page too.
 
-use super::{FIELDS, cis_cell, cis_ids, day_line, down, row, run_end, scope, seconds, standing, uids, verdict, when};
+use super::{
+    FIELDS, Fact, cis_cell, cis_ids, day_line, down, provenance, row, run_end, scope, seconds, standing, uids, verdict,
+    when,
+};
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::{Ended, Failure, RunHistory, parse_ts};
 use crate::engine::report::{ContainerReport, DayReport, ExceptionReport, Report, VerifyReport};
@@ -31,7 +34,9 @@ body { font: 13px/1.45 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; 
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; border-bottom: 2px solid #1f2328; padding-bottom: 3px; margin: 28px 0 10px; }
 h3 { font-size: 14px; margin: 18px 0 6px; }
-.meta { color: var(--muted); margin: 0 0 12px; }
+section.provenance { break-inside: avoid; }
+section.provenance th { width: 13em; }
+section.provenance td { overflow-wrap: anywhere; font-variant-numeric: tabular-nums; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f3f4f6; font-weight: 600; }
@@ -198,18 +203,32 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-/// The page's head and title: the rollout, the plan and when the report was made.
+/// The page's head and title (the rollout), then where the report comes from.
 fn head(r: &Report) -> String {
     let mut o = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     o.push_str(&format!("<title>unroot report: {}</title><style>{STYLE}</style></head><body>\n", esc(&r.rollout)));
     o.push_str(&format!("<h1>unroot report: {}</h1>", esc(&r.rollout)));
-    o.push_str(&format!(
-        r#"<p class="meta">Plan <code>{}</code>, generated {}.</p>"#,
-        esc(&r.plan),
-        esc(&when(&r.generated))
-    ));
-    o.push_str(&format!(r#"<p class="meta" data-field="scope">Scope: {}.</p>"#, esc(&scope(&r.filters))));
+    o.push_str(r#"<section class="provenance"><h2>Provenance</h2><table>"#);
+    for f in provenance(r) {
+        o.push_str(&format!(r#"<tr><th scope="row">{}</th>{}</tr>"#, esc(&f.label), fact_cell(&f)));
+    }
+    o.push_str("</table></section>");
     o
+}
+
+/// The value cell of a line of the provenance block; a run's also names the run, its day
+/// and, when its journal recorded them, who ran it and where.
+fn fact_cell(f: &Fact<'_>) -> String {
+    let mut attrs = format!(r#"data-field="{}""#, f.field);
+    if let Some(run) = f.run {
+        attrs.push_str(&format!(r#" data-run="{}" data-day="{}""#, esc(&run.run), run.day));
+        for (name, value) in [("user", &run.user), ("host", &run.host)] {
+            if let Some(v) = value {
+                attrs.push_str(&format!(r#" data-{name}="{}""#, esc(v)));
+            }
+        }
+    }
+    format!("<td {attrs}>{}</td>", esc(&f.value))
 }
 
 /// The class verify's verdict is shown in: passed, failed, or not run.
@@ -224,7 +243,10 @@ fn verify_class(v: &VerifyReport) -> &'static str {
 /// The summary: one card per count, and verify's verdict.
 fn summary(r: &Report) -> String {
     let s = &r.summary;
-    let mut o = String::from(r#"<h2>Summary</h2><div class="cards">"#);
+    let mut o = format!(
+        r#"<h2>Summary</h2><p class="meta" data-field="scope">Scope: {}.</p><div class="cards">"#,
+        esc(&scope(&r.filters))
+    );
     for (field, value, label) in [
         ("containers", s.containers.to_string(), "containers"),
         ("root-before", s.root_before.to_string(), "root before"),

@@ -1,6 +1,8 @@
 //! The report as Markdown (GitHub-flavoured tables): for a pull request, a wiki, a ticket.
 
-use super::{FIELDS, cis_cell, cis_ids, day_line, down, row, scope, seconds, standing, uids, verdict, when};
+use super::{
+    FIELDS, cis_cell, cis_ids, day_line, down, provenance, row, scope, seconds, standing, uids, verdict, when,
+};
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::RunHistory;
 use crate::engine::report::{DayReport, Report};
@@ -41,8 +43,8 @@ fn rows<T>(items: &[T], cells: impl Fn(&T) -> Vec<String>) -> Vec<Vec<String>> {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     o.push_str(&format!("# unroot report: {}\n\n", esc(&r.rollout)));
-    o.push_str(&format!("Plan {}, generated {}.\n\n", esc(&r.plan), when(&r.generated)));
-    o.push_str(&format!("Scope: {}.\n\n", esc(&scope(&r.filters))));
+    o.push_str("## Provenance\n\n");
+    table(&mut o, &["what", "value"], &rows(&provenance(r), |f| vec![f.label.clone(), f.value.clone()]));
     summary(&mut o, r);
     cis(&mut o, r);
     containers(&mut o, r);
@@ -58,6 +60,7 @@ pub fn render(r: &Report) -> String {
 /// The summary: the counts and verify's verdict, in one row.
 fn summary(o: &mut String, r: &Report) {
     o.push_str("## Summary\n\n");
+    o.push_str(&format!("Scope: {}.\n\n", esc(&scope(&r.filters))));
     let s = &r.summary;
     table(
         o,

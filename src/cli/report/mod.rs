@@ -8,7 +8,7 @@ pub mod md;
 
 use crate::engine::audit::{Class, Posture};
 use crate::engine::report::history::{Down, Ended};
-use crate::engine::report::{ContainerReport, DayStatus, Side, Standing};
+use crate::engine::report::{ContainerReport, DayStatus, Report, RunRead, Side, Standing};
 
 /// The columns of the before/now table, in order.
 pub const FIELDS: [&str; 9] = [
@@ -193,6 +193,50 @@ pub fn day_line(d: &crate::engine::report::DayReport) -> String {
     }
 }
 
+/// One line of the provenance block: what it is, the `data-field` of its value in the HTML
+/// page, the value as worded, and the run it is about (on a run's line).
+pub struct Fact<'r> {
+    pub label: String,
+    pub field: &'static str,
+    pub value: String,
+    pub run: Option<&'r RunRead>,
+}
+
+/// The provenance block, line by line: the daemon, the host, unroot, the plan file, each
+/// run read with who ran it and where, when the report was made, the benchmark edition.
+pub fn provenance(r: &Report) -> Vec<Fact<'_>> {
+    let p = &r.provenance;
+    let fact = |label: &str, field, value: &str| Fact {
+        label: label.into(),
+        field,
+        value: if value.is_empty() { "-".into() } else { value.to_string() },
+        run: None,
+    };
+    let mut facts = vec![
+        fact("daemon ID", "daemon-id", &p.daemon.id),
+        fact("daemon name", "daemon-name", &p.daemon.name),
+        fact("Engine version", "engine-version", &p.daemon.engine_version),
+        fact("API version", "api-version", &p.daemon.api_version),
+        fact("endpoint", "endpoint", &p.daemon.endpoint),
+        fact("host unroot ran on", "host", &p.host),
+        fact("unroot version", "unroot-version", &p.unroot_version),
+        fact("plan", "plan", &p.plan.path),
+        fact("plan, absolute path", "plan-absolute-path", &p.plan.absolute_path),
+        fact("plan sha256", "plan-sha256", &p.plan.sha256),
+    ];
+    if p.runs.is_empty() {
+        facts.push(fact("runs read", "runs", "none"));
+    }
+    for run in &p.runs {
+        let recorded = |v: &Option<String>| v.clone().unwrap_or_else(|| "not recorded".into());
+        let value = format!("day {}, user {}, host {}", run.day, recorded(&run.user), recorded(&run.host));
+        facts.push(Fact { label: format!("run {}", run.run), field: "run", value, run: Some(run) });
+    }
+    facts.push(fact("report made", "generated", &when(&r.generated)));
+    facts.push(fact("benchmark", "benchmark", p.benchmark));
+    facts
+}
+
 #[cfg(test)]
 mod golden_tests;
 
@@ -200,8 +244,33 @@ mod golden_tests;
 mod tests {
     use super::*;
     use crate::engine::report::{
-        ContainerReport, DayVerify, ExceptionReport, Kind, Report, Side, Standing, Summary, VerifyReport, history,
+        ContainerReport, Daemon, DayVerify, ExceptionReport, Kind, PlanFile, Provenance, Report, Side, Standing,
+        Summary, VerifyReport, history,
     };
+
+    /// A provenance whose every text is hostile too, with one run whose header records
+    /// who ran it only in part.
+    fn hostile_provenance() -> Provenance {
+        Provenance {
+            daemon: Daemon {
+                id: String::new(),
+                name: "d|<b>".into(),
+                engine_version: "27.3.1".into(),
+                api_version: "1.47".into(),
+                endpoint: "ssh://op@h`x`".into(),
+            },
+            host: "h*1*".into(),
+            unroot_version: "0.1.0".into(),
+            plan: PlanFile { path: "p_`x`.toml".into(), absolute_path: "/r/p_`x`.toml".into(), sha256: "ab12".into() },
+            runs: vec![RunRead {
+                run: "day1-x".into(),
+                day: 1,
+                user: Some("root (sudo from <m|e>)".into()),
+                host: None,
+            }],
+            benchmark: crate::engine::findings::CIS_EDITION,
+        }
+    }
 
     /// A report whose every text is hostile to Markdown and HTML.
     pub(super) fn hostile() -> Report {
@@ -232,6 +301,7 @@ mod tests {
             plan: "p_`x`.toml".into(),
             generated: "2026-11-27T10:00:10Z".into(),
             filters: vec!["name=a|b<".into()],
+            provenance: hostile_provenance(),
             summary: Summary::default(),
             cis: Vec::new(),
             containers: vec![ContainerReport {
@@ -290,6 +360,38 @@ mod tests {
             assert!(!html.contains(remote), "{remote}: the page must open offline");
         }
         assert!(html.contains(r#"<td data-field="user" class="chg">(image default) → &lt;x&gt;</td>"#), "{html}");
+    }
+
+    #[test]
+    fn the_provenance_comes_right_after_the_title_in_both() {
+        let r = hostile();
+        let md = md::render(&r);
+        let title =
+            "# unroot report: r&lt;&amp;&gt;\n\n## Provenance\n\n| what | value |\n|---|---|\n| daemon ID | - |\n";
+        assert!(md.starts_with(title), "{md}");
+        for line in [
+            "| daemon name | d\\|&lt;b&gt; |",
+            "| endpoint | ssh://op@h\\`x\\` |",
+            "| plan sha256 | ab12 |",
+            "| run day1-x | day 1, user root (sudo from &lt;m\\|e&gt;), host not recorded |",
+            "| report made | 2026-11-27 10:00:10 UTC |",
+            "| benchmark | CIS Docker Benchmark v1.6.0 |",
+        ] {
+            assert!(md.lines().any(|l| l == line), "{line} in {md}");
+        }
+        let html = html::render(&r);
+        let after_title = html.split("</h1>").nth(1).unwrap();
+        assert!(after_title.starts_with(r#"<section class="provenance"><h2>Provenance</h2><table>"#), "{html}");
+        let run = r#"<td data-field="run" data-run="day1-x" data-day="1" data-user="root (sudo from &lt;m|e&gt;)">day 1, user root (sudo from &lt;m|e&gt;), host not recorded</td>"#;
+        assert!(html.contains(run), "{html}");
+        assert!(html.contains(r#"<th scope="row">daemon name</th><td data-field="daemon-name">d|&lt;b&gt;</td>"#));
+        // The same lines in both, in the same order.
+        let facts = provenance(&r);
+        assert_eq!(
+            facts.len(),
+            md.split("## Summary").next().unwrap().lines().filter(|l| l.starts_with("| ")).count() - 1
+        );
+        assert_eq!(facts.len(), after_title.split("</section>").next().unwrap().matches("<tr>").count());
     }
 
     #[test]

@@ -117,8 +117,14 @@ impl BollardDocker {
             None => raw::Raw::new(&address, endpoint.tls.as_ref(), &api_version, request_timeout_secs())
                 .map_err(&unreachable)?,
         };
-        let info =
-            DaemonInfo { address, api_version, server_version: version.version.unwrap_or_default(), remaps_users };
+        let info = DaemonInfo {
+            address,
+            api_version,
+            server_version: version.version.unwrap_or_default(),
+            remaps_users,
+            id: info.id.unwrap_or_default(),
+            name: info.name.unwrap_or_default(),
+        };
         Ok(BollardDocker { docker, raw, info })
     }
 }

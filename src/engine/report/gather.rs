@@ -1,11 +1,11 @@
 //! Reading what a report is made of: the daemon as the audit sees it, the plan's runs and
-//! ledger, the exceptions' containers and `verify`. Reads only.
+//! ledger, the exceptions' containers, `verify`, and where it all comes from. Reads only.
 
 use std::collections::BTreeMap;
 
 use super::days::committed_days;
 use super::history::{self, RunHistory};
-use super::{Inputs, Kind, Now, Original, Report, Secrets, Seen, VerifyReport, build};
+use super::{Inputs, Kind, Now, Original, Provenance, Report, Secrets, Seen, VerifyReport, build};
 use crate::docker::swarm::{SwarmMembership, SwarmPort};
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::audit::{self, Posture, ServiceEntry};
@@ -31,7 +31,8 @@ const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 
 /// Reads everything a report needs: the daemon as the audit sees it (the containers and
 /// services `filters` match; a Swarm task counts under its service), the plan's runs and
-/// ledger, the exceptions' containers, and `verify` through the last day applied. Changes
+/// ledger, the exceptions' containers, `verify` through the last day applied, and the
+/// report's provenance (the daemon, this host, the plan file, who ran each run). Changes
 /// nothing.
 ///
 /// Errors: the daemon cannot be listed; the state directory cannot be read.
@@ -67,10 +68,12 @@ pub async fn gather(
         runs.push(run);
     }
 
+    let provenance = Provenance::of(port.daemon(), crate::state::hostname(), plan, &views);
+
     let verify = verify_report(port, plan, &ledger).await?;
     let filters = filters.iter().map(ToString::to_string).collect();
     let generated = crate::state::now_rfc3339();
-    Ok(build(Inputs { plan, generated, filters, now, exceptions, originals, ledger, runs, verify }))
+    Ok(build(Inputs { plan, generated, filters, provenance, now, exceptions, originals, ledger, runs, verify }))
 }
 
 /// The plan's own environment values, by service.

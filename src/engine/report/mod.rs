@@ -13,10 +13,12 @@ mod cis;
 mod days;
 mod gather;
 pub mod history;
+mod provenance;
 
 pub use cis::CisRow;
 pub use days::{DayReport, DayStatus, DayVerify, VerifyReport};
 pub use gather::gather;
+pub use provenance::{Daemon, PlanFile, Provenance, RunRead};
 
 use std::collections::BTreeMap;
 
@@ -37,10 +39,13 @@ pub struct Report {
     pub rollout: String,
     /// The plan file as given.
     pub plan: String,
+    /// When the report was made (RFC 3339, UTC).
     pub generated: String,
     /// The filters that chose the containers, as given (none: every container on the
     /// daemon); every container and service the plan names is listed whatever they say.
     pub filters: Vec<String>,
+    /// Where it comes from: the daemon, the host, unroot, the plan file, the runs read.
+    pub provenance: Provenance,
     pub summary: Summary,
     /// Each CIS id (and rule of unroot's own) with how many containers it flags before and
     /// now.
@@ -216,6 +221,7 @@ pub struct Inputs<'a> {
     pub generated: String,
     /// The filters as given.
     pub filters: Vec<String>,
+    pub provenance: Provenance,
     pub now: BTreeMap<(Kind, String), Now>,
     /// The exceptions' containers as they are now, by name.
     pub exceptions: BTreeMap<String, Seen>,
@@ -333,6 +339,7 @@ pub fn build(mut i: Inputs<'_>) -> Report {
         plan: i.plan.source.name.clone(),
         generated: i.generated,
         filters: i.filters,
+        provenance: i.provenance,
         summary,
         cis,
         days: days::days(i.plan, &i.ledger, &i.runs),

@@ -40,6 +40,81 @@ fn record(state: ServiceState, run: &str) -> ServiceRecord {
     ServiceRecord { state, run: run.into(), compose: None, stack: None, settings: None }
 }
 
+/// The one run of [`inputs`]: day 1, db migrated, cache failed its gate and rolled back.
+fn runs() -> Vec<RunHistory> {
+    let service = |name: &str, outcome, seconds: f64, failure: Option<Failure>| ServiceRun {
+        name: name.into(),
+        touched: true,
+        outcome,
+        downtime_seconds: seconds,
+        down: vec![history::Down {
+            from: "t0".into(),
+            to: Some("t1".into()),
+            ended_by: Ended::Healthy,
+            seconds: Some(seconds),
+        }],
+        failure,
+    };
+    vec![RunHistory {
+        run: "day1-a".into(),
+        day: 1,
+        state: RunState::Committed,
+        started: "2026-11-27T10:00:00Z".into(),
+        ended: "2026-11-27T10:01:00Z".into(),
+        services: vec![
+            service("db", Outcome::Migrated, 4.5, None),
+            service(
+                "cache",
+                Outcome::Original,
+                2.0,
+                Some(Failure {
+                    step: Step::Health,
+                    at: "t".into(),
+                    error: "log: pw <redacted>".into(),
+                    log: vec!["pw <redacted>".into()],
+                }),
+            ),
+        ],
+        rollbacks: vec![history::Rollback {
+            services: vec!["cache".into()],
+            started: "t".into(),
+            ended: Some("t".into()),
+            ok: true,
+            cause: Some(crate::state::Cause::StepFailed),
+            why: "cache: health failed: log: pw <redacted>".into(),
+        }],
+    }]
+}
+
+/// A fixed provenance of a report of `plan` that read `runs`: the first run's header
+/// records who ran it, the others' do not (an older unroot wrote them).
+pub(crate) fn provenance(plan: &Plan, runs: &[RunHistory]) -> Provenance {
+    let read = runs.iter().enumerate().map(|(i, r)| RunRead {
+        run: r.run.clone(),
+        day: r.day,
+        user: Some("root (sudo from alice)".to_string()).filter(|_| i == 0),
+        host: Some("shop-1".to_string()).filter(|_| i == 0),
+    });
+    Provenance {
+        daemon: Daemon {
+            id: "7TRN:IPZB:QYBU:VMXW:3CVA:5JMG:CMKY:XH5H:2EBD:QEDZ:LBLW:WLVN".into(),
+            name: "shop-1".into(),
+            engine_version: "27.3.1".into(),
+            api_version: "1.47".into(),
+            endpoint: "unix:///var/run/docker.sock".into(),
+        },
+        host: "shop-1".into(),
+        unroot_version: "0.1.0".into(),
+        plan: PlanFile {
+            path: plan.source.name.clone(),
+            absolute_path: format!("/srv/rollout/{}", plan.source.name),
+            sha256: plan.sha256.clone(),
+        },
+        runs: read.collect(),
+        benchmark: crate::engine::findings::CIS_EDITION,
+    }
+}
+
 /// Fixed inputs of a report of [`PLAN`]: one run of day 1 that migrated db and rolled
 /// cache back, the exception `agent`, and a container the plan does not name.
 pub(crate) fn inputs(plan: &Plan) -> Inputs<'_> {
@@ -88,52 +163,12 @@ pub(crate) fn inputs(plan: &Plan) -> Inputs<'_> {
             ]),
         },
     );
-    let service = |name: &str, outcome, seconds: f64, failure: Option<Failure>| ServiceRun {
-        name: name.into(),
-        touched: true,
-        outcome,
-        downtime_seconds: seconds,
-        down: vec![history::Down {
-            from: "t0".into(),
-            to: Some("t1".into()),
-            ended_by: Ended::Healthy,
-            seconds: Some(seconds),
-        }],
-        failure,
-    };
-    let runs = vec![RunHistory {
-        run: "day1-a".into(),
-        day: 1,
-        state: RunState::Committed,
-        started: "2026-11-27T10:00:00Z".into(),
-        ended: "2026-11-27T10:01:00Z".into(),
-        services: vec![
-            service("db", Outcome::Migrated, 4.5, None),
-            service(
-                "cache",
-                Outcome::Original,
-                2.0,
-                Some(Failure {
-                    step: Step::Health,
-                    at: "t".into(),
-                    error: "log: pw <redacted>".into(),
-                    log: vec!["pw <redacted>".into()],
-                }),
-            ),
-        ],
-        rollbacks: vec![history::Rollback {
-            services: vec!["cache".into()],
-            started: "t".into(),
-            ended: Some("t".into()),
-            ok: true,
-            cause: Some(crate::state::Cause::StepFailed),
-            why: "cache: health failed: log: pw <redacted>".into(),
-        }],
-    }];
+    let runs = runs();
     Inputs {
         plan,
         generated: "2026-11-27T11:00:00Z".into(),
         filters: Vec::new(),
+        provenance: provenance(plan, &runs),
         now,
         exceptions,
         originals,

@@ -192,6 +192,8 @@ fn start_run(plan: &Plan, plan_dir: &PlanDir, day: u32, waves: &[Vec<String>]) -
         plan_path: std::fs::canonicalize(&plan.source.name)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| plan.source.name.clone()),
+        user: crate::state::operator(),
+        host: crate::state::hostname(),
     })?;
     Ok((run, journal))
 }

@@ -41,6 +41,11 @@ async fn a_second_apply_is_refused_naming_the_first() {
         assert_eq!(w.uids(name), [1000], "{name} was migrated once, by the first apply");
     }
     assert_eq!(w.status(&["--state-dir", "state"]).await.as_array().unwrap().len(), 1, "one run");
+    // The run's header says who ran it, and where.
+    let header = &w.journal("crash")[0];
+    assert_eq!(header["record"], "header");
+    assert_eq!(header["user"], unroot::state::operator().as_str());
+    assert_eq!(header["host"], unroot::state::hostname().as_str());
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use unroot::cli::commands::{ApplyArgs, Env};
+use unroot::cli::commands::{ApplyArgs, Env, ReportArgs};
 use unroot::cli::output::Output;
 use unroot::cli::{Cli, Command, Ended, exit_code};
 use unroot::docker::fake::{Call, FakeDocker, Program};
@@ -287,6 +287,11 @@ impl World {
             Command::Verify { plan, through_day, json } => {
                 let plan = Plan::load(&self.path(plan))?;
                 env.verify_on(&self.fake, &plan, through_day, json).await
+            }
+            Command::Report { plan, format, out, force, filters } => {
+                let plan = Plan::load(&self.path(plan))?;
+                let args = ReportArgs { format, out: out.map(|o| self.path(o)), force, filters };
+                env.report_on(&self.fake, &plan, &args).await
             }
             Command::Status { run, plan, json } => {
                 let loc = self.location(flag, plan.as_deref())?;

@@ -55,6 +55,8 @@ fn header() -> Record {
         on_failure: OnFailure::RollbackService,
         version: "0".into(),
         plan_path: String::new(),
+        user: String::new(),
+        host: String::new(),
     }
 }
 

@@ -1,0 +1,48 @@
+//! Who runs unroot, and on which machine: what a run's journal header records, so that the
+//! report can name who ran each run (SPEC §12).
+
+/// Who runs this process: the login name of its real uid as /etc/passwd names it (`uid N`
+/// when it names none), and, when sudo started it, who ran sudo: `root (sudo from alice)`.
+/// `SUDO_USER` is what sudo sets; like any environment, whoever starts unroot can set it.
+pub fn operator() -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let sudo_user = std::env::var("SUDO_USER").unwrap_or_default();
+    operator_of(rustix::process::getuid().as_raw(), &passwd, &sudo_user)
+}
+
+/// [`operator`] of a uid, the text of /etc/passwd and `SUDO_USER` (empty: not set).
+fn operator_of(uid: u32, passwd: &str, sudo_user: &str) -> String {
+    let name = crate::model::passwd::login_name(passwd, uid).map_or_else(|| format!("uid {uid}"), str::to_string);
+    match sudo_user.trim() {
+        "" => name,
+        by => format!("{name} (sudo from {by})"),
+    }
+}
+
+/// This machine's name as the kernel has it (`uname -n`).
+pub fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "# local accounts\nroot:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n\
+                          broken\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n";
+
+    #[test]
+    fn the_operator_is_the_real_uids_login_name_and_who_ran_sudo() {
+        assert_eq!(operator_of(1000, PASSWD, ""), "alice");
+        assert_eq!(operator_of(0, PASSWD, ""), "root", "the first name of a uid, as getpwuid finds it");
+        assert_eq!(operator_of(0, PASSWD, "alice"), "root (sudo from alice)");
+        assert_eq!(operator_of(1001, PASSWD, "  "), "uid 1001", "a uid /etc/passwd does not name");
+        assert_eq!(operator_of(0, "", ""), "uid 0", "no /etc/passwd to read");
+    }
+
+    #[test]
+    fn this_process_has_an_operator_and_a_host() {
+        assert!(!operator().is_empty());
+        assert!(!hostname().is_empty());
+    }
+}
