@@ -111,6 +111,16 @@ fn result(kind: &str, name: &str, f: Finding, plan: Option<(&str, &str)>) -> Sar
         .locations(vec![location(kind, name, plan)])
         .partial_fingerprints(fingerprint)
         .build();
+    if let Some(id) = f.cis {
+        let mut properties = BTreeMap::new();
+        properties.insert("cis-docker-benchmark".to_string(), json!(id));
+        r.properties = Some(PropertyBag::builder().additional_properties(properties).build());
+        let taxon = ReportingDescriptorReference::builder()
+            .id(id)
+            .tool_component(ToolComponentReference::builder().name(CIS_BENCHMARK).build())
+            .build();
+        r.taxa = Some(vec![taxon]);
+    }
     if let Some(reason) = f.accepted {
         r.suppressions = Some(vec![Suppression::builder().kind(json!("external")).justification(reason).build()]);
     }

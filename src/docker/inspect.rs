@@ -25,7 +25,12 @@ pub struct Mount {
 impl Mount {
     /// Whether it is the Docker socket ([`crate::model::mount::is_docker_sock`]).
     pub fn is_docker_sock(&self) -> bool {
-        crate::model::mount::is_docker_sock(&self.source, &self.destination, self.name.as_deref())
+        crate::model::mount::is_docker_sock(&self.source, &self.destination)
+    }
+
+    /// Whether it says `docker.sock` anywhere ([`crate::model::mount::mentions_docker_sock`]).
+    pub fn mentions_docker_sock(&self) -> bool {
+        crate::model::mount::mentions_docker_sock(&self.source, &self.destination, self.name.as_deref())
     }
 }
 

@@ -167,12 +167,29 @@ impl Rule {
     }
 }
 
-/// One finding: the rule, what it says of the object, and the exception's reason when the
-/// plan documents it as accepted.
+/// One finding: the rule, what it says of the object, the exception's reason when the
+/// plan documents it as accepted, and the CIS id it counts under.
 pub struct Finding {
     pub rule: Rule,
     pub text: String,
     pub accepted: Option<String>,
+    /// The rule's CIS id when the benchmark's audit procedure, as docker-bench-security runs
+    /// it, flags this container too: it lists running containers only, and its 4.1 compares
+    /// `Config.User`'s text with empty, `0` and `root`. unroot finds more (a stopped
+    /// container, `0:0`, a name the image maps to uid 0, a process at uid 0): those findings
+    /// stand under the same rule without an id, so each id flags what docker-bench flags.
+    pub cis: Option<&'static str>,
+}
+
+/// Whether the benchmark's procedures see the object, and whether its 4.1 reads the
+/// configured user as root.
+fn benchmark_ids(configured_user: &str, flags: &[Flag]) -> impl Fn(Rule) -> Option<&'static str> {
+    let listed = !flags.iter().any(|f| matches!(f, Flag::NotRunning));
+    let root_by_text = matches!(configured_user, "" | "0" | "root");
+    move |rule: Rule| {
+        let id = rule.cis().filter(|_| listed)?;
+        (id != "4.1" || root_by_text).then_some(id)
+    }
 }
 
 /// The findings of one object, from its class, flags and exception.
@@ -184,17 +201,20 @@ pub fn findings(
     exception: Option<&str>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
+    let cis = benchmark_ids(configured_user, flags);
     let shown = |u: &str| if u.is_empty() { "(image default)".to_string() } else { u.to_string() };
     match class {
         Class::Root => out.push(Finding {
             rule: Rule::RunsAsRoot,
             text: format!("configured user {}, process uids {uids:?}", shown(configured_user)),
             accepted: None,
+            cis: cis(Rule::RunsAsRoot),
         }),
         Class::Exception => out.push(Finding {
             rule: Rule::RunsAsRoot,
             text: format!("configured user {}, process uids {uids:?}; a documented exception", shown(configured_user)),
             accepted: Some(exception.unwrap_or("a keep_root exception of the plan").to_string()),
+            cis: cis(Rule::RunsAsRoot),
         }),
         Class::DropsRoot => out.push(Finding {
             rule: Rule::ConfiguredRoot,
@@ -203,6 +223,7 @@ pub fn findings(
                 shown(configured_user)
             ),
             accepted: None,
+            cis: cis(Rule::ConfiguredRoot),
         }),
         Class::NonRoot => {}
     }
@@ -218,7 +239,7 @@ pub fn findings(
             }
             Flag::RootOwnedMount(_) | Flag::NotRunning | Flag::NoTaskRunning | Flag::TasksOnOtherNodes(_) => continue,
         };
-        out.push(Finding { rule, text, accepted: None });
+        out.push(Finding { rule, text, accepted: None, cis: cis(rule) });
     }
     out
 }
@@ -261,6 +282,24 @@ mod tests {
         assert_eq!(e[1].rule, Rule::ExceptionControlMissing);
         assert!(e[1].accepted.is_none(), "a missing control is never accepted");
         assert!(findings(Class::NonRoot, "1000", &[1000], &[], None).is_empty());
+    }
+
+    #[test]
+    fn a_finding_counts_under_its_cis_id_only_where_the_benchmark_flags_it_too() {
+        let ids = |class, user: &str, flags: &[Flag]| {
+            findings(class, user, &[0], flags, None).iter().map(|f| (f.rule, f.cis)).collect::<Vec<_>>()
+        };
+        for user in ["", "0", "root"] {
+            assert_eq!(ids(Class::Root, user, &[]), [(Rule::RunsAsRoot, Some("4.1"))], "{user:?}");
+        }
+        for user in ["0:0", "root:root", "toor"] {
+            assert_eq!(ids(Class::Root, user, &[]), [(Rule::RunsAsRoot, None)], "{user:?}: root all the same");
+        }
+        assert_eq!(ids(Class::DropsRoot, "", &[]), [(Rule::ConfiguredRoot, Some("4.1"))]);
+        // A stopped container is not in the benchmark's list: its findings stand without ids.
+        let stopped = ids(Class::Root, "", &[Flag::RootfsWritable, Flag::NotRunning]);
+        assert_eq!(stopped, [(Rule::RunsAsRoot, None), (Rule::RootfsWritable, None)]);
+        assert_eq!(ids(Class::NonRoot, "1000", &[Flag::RootfsWritable]), [(Rule::RootfsWritable, Some("5.13"))]);
     }
 
     #[test]

@@ -67,11 +67,15 @@ impl<'de> Deserialize<'de> for MountKind {
     }
 }
 
-/// Whether a mount is the Docker socket: its source, its destination or its volume's name
-/// says `docker.sock` (the CIS Docker Benchmark's 5.32 looks for the word anywhere in a
-/// container's mounts). The one place unroot decides it: the audit flags such a mount, and
-/// nothing re-owns it.
-pub fn is_docker_sock(source: &str, destination: &str, name: Option<&str>) -> bool {
+/// Whether a mount is the Docker socket, for what unroot decides about it (never re-own it,
+/// keep its container root): its source or its destination ends in `docker.sock`.
+pub fn is_docker_sock(source: &str, destination: &str) -> bool {
+    source.ends_with("docker.sock") || destination.ends_with("docker.sock")
+}
+
+/// Whether a mount says `docker.sock` anywhere (its source, its destination, its volume's
+/// name): what the CIS Docker Benchmark's 5.32 flags, and so the audit's `docker.sock` flag.
+pub fn mentions_docker_sock(source: &str, destination: &str, name: Option<&str>) -> bool {
     [Some(source), Some(destination), name].into_iter().flatten().any(|s| s.contains("docker.sock"))
 }
 
@@ -92,11 +96,15 @@ mod tests {
     }
 
     #[test]
-    fn the_docker_socket_is_known_by_its_word_anywhere_in_the_mount() {
-        assert!(is_docker_sock("/var/run/docker.sock", "/var/run/docker.sock", None));
-        assert!(is_docker_sock("/run/user/1000/docker.sock", "/sock", None));
-        assert!(is_docker_sock("/srv/x", "/host/docker.sock", None));
-        assert!(is_docker_sock("/var/lib/docker/volumes/v/_data", "/s", Some("docker.sock-share")));
-        assert!(!is_docker_sock("/var/lib/docker/volumes/v/_data", "/data", Some("v")));
+    fn the_docker_socket_is_its_file_name_for_decisions_and_its_word_for_the_flag() {
+        assert!(is_docker_sock("/var/run/docker.sock", "/var/run/docker.sock"));
+        assert!(is_docker_sock("/run/user/1000/docker.sock", "/sock"));
+        assert!(is_docker_sock("/srv/x", "/host/docker.sock"));
+        // A directory that only says the word is data like any other to re-own...
+        assert!(!is_docker_sock("/srv/docker.sockets/a", "/data"));
+        // ...and the benchmark's 5.32 flags it all the same.
+        assert!(mentions_docker_sock("/srv/docker.sockets/a", "/data", None));
+        assert!(mentions_docker_sock("/var/lib/docker/volumes/v/_data", "/s", Some("docker.sock-share")));
+        assert!(!mentions_docker_sock("/var/lib/docker/volumes/v/_data", "/data", Some("v")));
     }
 }

@@ -2,21 +2,23 @@
 //! report can name who ran each run (SPEC §12).
 
 /// Who runs this process: the login name of its real uid as /etc/passwd names it (`uid N`
-/// when it names none), and, when sudo started it, who ran sudo: `root (sudo from alice)`.
-/// `SUDO_USER` is what sudo sets; like any environment, whoever starts unroot can set it.
+/// when it names none), and, when sudo started it as root, who ran sudo: `root (sudo from
+/// alice)`. sudo sets `SUDO_USER` and `SUDO_UID`; both are read only for root, and only when
+/// they agree with /etc/passwd (like any environment, whoever starts unroot can set them).
 pub fn operator() -> String {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let sudo_user = std::env::var("SUDO_USER").unwrap_or_default();
-    operator_of(rustix::process::getuid().as_raw(), &passwd, &sudo_user)
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    operator_of(rustix::process::getuid().as_raw(), &passwd, (&var("SUDO_USER"), &var("SUDO_UID")))
 }
 
-/// [`operator`] of a uid, the text of /etc/passwd and `SUDO_USER` (empty: not set).
-fn operator_of(uid: u32, passwd: &str, sudo_user: &str) -> String {
-    let name = crate::model::passwd::login_name(passwd, uid).map_or_else(|| format!("uid {uid}"), str::to_string);
-    match sudo_user.trim() {
-        "" => name,
-        by => format!("{name} (sudo from {by})"),
-    }
+/// [`operator`] of a uid, the text of /etc/passwd and sudo's `SUDO_USER` and `SUDO_UID`
+/// (empty: not set).
+fn operator_of(uid: u32, passwd: &str, (sudo_user, sudo_uid): (&str, &str)) -> String {
+    let login = |uid: u32| crate::model::passwd::login_name(passwd, uid);
+    let name = login(uid).map_or_else(|| format!("uid {uid}"), str::to_string);
+    let by = sudo_user.trim();
+    let agrees = sudo_uid.trim().parse::<u32>().is_ok_and(|u| u != 0 && login(u) == Some(by));
+    if uid == 0 && agrees { format!("{name} (sudo from {by})") } else { name }
 }
 
 /// This machine's name as the kernel has it (`uname -n`).
@@ -33,11 +35,15 @@ mod tests {
 
     #[test]
     fn the_operator_is_the_real_uids_login_name_and_who_ran_sudo() {
-        assert_eq!(operator_of(1000, PASSWD, ""), "alice");
-        assert_eq!(operator_of(0, PASSWD, ""), "root", "the first name of a uid, as getpwuid finds it");
-        assert_eq!(operator_of(0, PASSWD, "alice"), "root (sudo from alice)");
-        assert_eq!(operator_of(1001, PASSWD, "  "), "uid 1001", "a uid /etc/passwd does not name");
-        assert_eq!(operator_of(0, "", ""), "uid 0", "no /etc/passwd to read");
+        assert_eq!(operator_of(1000, PASSWD, ("", "")), "alice");
+        assert_eq!(operator_of(0, PASSWD, ("", "")), "root", "the first name of a uid, as getpwuid finds it");
+        assert_eq!(operator_of(0, PASSWD, ("alice", "1000")), "root (sudo from alice)");
+        assert_eq!(operator_of(1001, PASSWD, ("  ", "")), "uid 1001", "a uid /etc/passwd does not name");
+        assert_eq!(operator_of(0, "", ("", "")), "uid 0", "no /etc/passwd to read");
+        // sudo's variables are believed only from root, and only when they agree.
+        assert_eq!(operator_of(1000, PASSWD, ("bob", "1001")), "alice", "not root: no sudo");
+        assert_eq!(operator_of(0, PASSWD, ("bob", "1000")), "root", "SUDO_UID is alice's, not bob's");
+        assert_eq!(operator_of(0, PASSWD, ("alice", "")), "root", "SUDO_USER alone");
     }
 
     #[test]

@@ -434,9 +434,12 @@ fn reconciles(r: &Value) {
     assert!((s["downtime_seconds"].as_f64().unwrap() - downtime).abs() < 1e-9, "downtime");
     // Each CIS row: the containers whose findings show its id, before and now.
     for row in r["cis"].as_array().unwrap() {
+        // Under an id: the findings that carry it; unroot's own rule (no id): its findings.
         let rules: Vec<&Value> = row["rules"].as_array().unwrap().iter().collect();
+        let counted =
+            |f: &Value| if row["cis"].is_null() { rules.contains(&&f["rule"]) } else { f["cis"] == row["cis"] };
         let of = |side: &Value| -> Vec<Value> {
-            side["findings"].as_array().unwrap().iter().filter(|f| rules.contains(&&f["rule"])).cloned().collect()
+            side["findings"].as_array().unwrap().iter().filter(|f| counted(f)).cloned().collect()
         };
         let accepted_only = |side: &Value| !of(side).is_empty() && of(side).iter().all(|f| f["accepted"].is_string());
         let want = (

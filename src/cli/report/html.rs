@@ -3,8 +3,8 @@
 //! `data-` attributes naming what they hold, so a program can read the page too.
 
 use super::{
-    FIELDS, Fact, cis_cell, cis_ids, day_line, down, provenance, row, run_end, scope, seconds, standing, uids, verdict,
-    when,
+    FIELDS, Fact, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, run_end, scope, seconds, standing,
+    uids, verdict, when,
 };
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::{Ended, Failure, RunHistory, parse_ts};
@@ -446,12 +446,20 @@ fn verify(r: &Report) -> String {
     let mut o =
         format!(r#"<h2>Verify: <span class="{}">{}</span></h2>"#, verify_class(&r.verify), esc(&verdict(&r.verify)));
     for d in &r.verify.days {
-        let (class, word) = if d.ok { ("good", "passed") } else { ("bad", "failed") };
+        let class = match d.ok {
+            Some(true) => "good",
+            Some(false) => "bad",
+            None => "warn",
+        };
         o.push_str(&format!(
-            r#"<h3 data-verify-day="{}">Day {}: <span class="{class}">{word}</span></h3>"#,
-            d.day, d.day
+            r#"<h3 data-verify-day="{}">Day {}: <span class="{class}">{}</span></h3>"#,
+            d.day,
+            d.day,
+            day_verdict(d.ok)
         ));
-        o.push_str(&verify_table(&d.services));
+        if d.ok.is_some() {
+            o.push_str(&verify_table(&d.services));
+        }
     }
     o
 }

@@ -1,7 +1,8 @@
 //! The report as Markdown (GitHub-flavoured tables): for a pull request, a wiki, a ticket.
 
 use super::{
-    FIELDS, cis_cell, cis_ids, day_line, down, provenance, row, scope, seconds, standing, uids, verdict, when,
+    FIELDS, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, scope, seconds, standing, uids, verdict,
+    when,
 };
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::RunHistory;
@@ -150,6 +151,15 @@ fn run_services(o: &mut String, run: &RunHistory) {
         ]
     });
     table(o, &["service", "outcome", "downtime", "down", "failure"], &body);
+    for s in &run.services {
+        let Some(f) = s.failure.as_ref().filter(|f| !f.log.is_empty()) else { continue };
+        o.push_str(&format!("The end of {}'s log, as the run saved it:\n\n", esc(&s.name)));
+        // An indented code block: each line literal, none can end it.
+        for line in &f.log {
+            o.push_str(&format!("    {}\n", line.replace(['\r', '\t'], " ")));
+        }
+        o.push('\n');
+    }
 }
 
 /// A run's rollbacks, when it had any: what, when, the result and why.
@@ -197,7 +207,10 @@ fn exceptions(o: &mut String, r: &Report) {
 fn verify(o: &mut String, r: &Report) {
     o.push_str(&format!("## Verify: {}\n\n", esc(&verdict(&r.verify))));
     for d in &r.verify.days {
-        o.push_str(&format!("### Day {}: {}\n\n", d.day, if d.ok { "passed" } else { "failed" }));
+        o.push_str(&format!("### Day {}: {}\n\n", d.day, day_verdict(d.ok)));
+        if d.ok.is_none() {
+            continue;
+        }
         let body = rows(&d.services, |v| {
             vec![v.name.clone(), if v.ok { "ok".into() } else { "FAIL".into() }, v.problems.join("; ")]
         });

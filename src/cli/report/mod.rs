@@ -154,9 +154,17 @@ pub fn verdict(v: &crate::engine::report::VerifyReport) -> String {
     if v.days.is_empty() {
         return "not run: no day is applied yet".into();
     }
-    let each: Vec<String> =
-        v.days.iter().map(|d| format!("day {} {}", d.day, if d.ok { "passed" } else { "failed" })).collect();
+    let each: Vec<String> = v.days.iter().map(|d| format!("day {} {}", d.day, day_verdict(d.ok))).collect();
     each.join(", ")
+}
+
+/// One day's verdict in words.
+pub fn day_verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "passed",
+        Some(false) => "failed",
+        None => "not checked (no longer in the plan)",
+    }
 }
 
 /// What the report covers: the filters, when given, and the plan's services.
@@ -234,6 +242,7 @@ pub fn provenance(r: &Report) -> Vec<Fact<'_>> {
     }
     facts.push(fact("report made", "generated", &when(&r.generated)));
     facts.push(fact("benchmark", "benchmark", p.benchmark));
+    facts.push(fact("containers listed", "scope", &scope(&r.filters)));
     facts
 }
 
@@ -403,8 +412,8 @@ mod tests {
         assert_eq!(uids(None), "not recorded");
         assert_eq!(uids(Some(&[])), "-");
         let day = |day, ok| DayVerify { day, ok, services: Vec::new() };
-        let v = VerifyReport { days: vec![day(1, true), day(2, false)], ok: Some(false) };
-        assert_eq!(verdict(&v), "day 1 passed, day 2 failed");
+        let v = VerifyReport { days: vec![day(1, Some(true)), day(2, Some(false)), day(3, None)], ok: Some(false) };
+        assert_eq!(verdict(&v), "day 1 passed, day 2 failed, day 3 not checked (no longer in the plan)");
         assert_eq!(verdict(&VerifyReport::default()), "not run: no day is applied yet");
     }
 }

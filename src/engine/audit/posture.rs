@@ -7,7 +7,7 @@ use super::{Flag, normalize_cap};
 use crate::docker::Inspect;
 use crate::docker::swarm::ServiceInspect;
 use crate::model::caps::beyond_docker_defaults;
-use crate::model::mount::is_docker_sock;
+use crate::model::mount::mentions_docker_sock;
 
 /// What a container is configured with, as far as running as root and its risks go.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ impl Posture {
             read_only: c.read_only_rootfs(),
             no_new_privileges: c.no_new_privileges(),
             privileged: c.privileged(),
-            docker_sock: c.mounts().iter().any(crate::docker::Mount::is_docker_sock),
+            docker_sock: c.mounts().iter().any(crate::docker::Mount::mentions_docker_sock),
         }
     }
 
@@ -51,7 +51,7 @@ impl Posture {
             read_only: s.read_only(),
             no_new_privileges: s.no_new_privileges(),
             privileged: false,
-            docker_sock: s.mounts().iter().any(|m| is_docker_sock(&m.source, &m.target, None)),
+            docker_sock: s.mounts().iter().any(|m| mentions_docker_sock(&m.source, &m.target, None)),
         }
     }
 

@@ -480,6 +480,12 @@ fn saved_at(path: &std::path::Path) -> String {
     format!(" (the last {FAILURE_LOG_LINES} in {})", path.display())
 }
 
+/// Whether a failure's error says its log was saved (the run's `failure.log` is then this
+/// failure's).
+pub fn says_log_saved(error: &str) -> bool {
+    error.contains(&format!(" (the last {FAILURE_LOG_LINES} in "))
+}
+
 /// A failure's error without where its log was saved (the state directory of the machine
 /// that ran it, which a report's reader cannot open; the report quotes the log instead).
 pub fn without_saved_at(error: &str) -> String {
@@ -488,5 +494,22 @@ pub fn without_saved_at(error: &str) -> String {
     match error[start..].find("):") {
         Some(end) => format!("{}{}", &error[..start], &error[start + end + 1..]),
         None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod saved_at_tests {
+    use super::*;
+
+    #[test]
+    fn the_saved_path_is_taken_out_of_the_error_and_nothing_else() {
+        let path = std::path::Path::new("/srv/state/shop/runs/day1-x/services/db (1)/failure.log");
+        let error = format!("health failed: exited 3; the end of its log{}:\n    token=<redacted>", saved_at(path));
+        assert!(says_log_saved(&error));
+        let shown = without_saved_at(&error);
+        assert_eq!(shown, "health failed: exited 3; the end of its log:\n    token=<redacted>");
+        assert!(!says_log_saved(&shown));
+        let plain = "health failed: exited 3; the end of its log:\n    a (b): c";
+        assert_eq!(without_saved_at(plain), plain, "an error without a saved log is as it was");
     }
 }

@@ -33,7 +33,7 @@ use crate::state::{
 };
 
 mod apply;
-pub use apply::without_saved_at;
+pub use apply::{says_log_saved, without_saved_at};
 mod error;
 mod helper;
 mod restore;

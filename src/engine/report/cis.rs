@@ -1,13 +1,16 @@
 //! The report's CIS table: per recommendation of [`CIS_EDITION`], how many containers it
 //! flags before unroot and now. A container counts once per id, whichever of unroot's
-//! rules finds it, so each number is the count of the containers' rows that show the id.
-//! Pure.
+//! rules finds it (a finding counts under the id its [`Finding`] carries: where the
+//! benchmark's procedure flags the container too), so each number is the count of the
+//! containers' rows that show the id. Pure.
+//!
+//! [`Finding`]: crate::engine::findings::Finding
 //!
 //! [`CIS_EDITION`]: crate::engine::findings::CIS_EDITION
 
 use serde::Serialize;
 
-use super::{ContainerReport, Side};
+use super::{ContainerReport, FindingRow, Side};
 use crate::engine::findings::{RULES, Rule};
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,13 +55,14 @@ pub fn cis(containers: &[ContainerReport]) -> Vec<CisRow> {
         .into_iter()
         .map(|rules| {
             let ids: Vec<&'static str> = rules.iter().map(|r| r.id()).collect();
-            let mine = |side: &Side| side.findings.iter().filter(|f| ids.contains(&f.rule)).count();
-            let flagged = |side: &Side| mine(side) > 0;
-            let only_accepted = |side: &Side| {
-                flagged(side) && side.findings.iter().filter(|f| ids.contains(&f.rule)).all(|f| f.accepted.is_some())
-            };
+            let cis = rules[0].cis();
+            // Under an id: the findings that carry it; unroot's own rule: its findings.
+            let counts = |f: &&FindingRow| if cis.is_some() { f.cis == cis } else { ids.contains(&f.rule) };
+            let flagged = |side: &Side| side.findings.iter().any(|f| counts(&f));
+            let only_accepted =
+                |side: &Side| flagged(side) && side.findings.iter().filter(counts).all(|f| f.accepted.is_some());
             CisRow {
-                cis: rules[0].cis(),
+                cis,
                 title: rules[0].cis_title().unwrap_or(rules[0].short()),
                 before: containers.iter().filter(|c| flagged(c.before.as_ref().unwrap_or(&c.now))).count(),
                 now: containers.iter().filter(|c| flagged(&c.now) && !only_accepted(&c.now)).count(),

@@ -37,7 +37,8 @@ pub struct DayReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct DayVerify {
     pub day: u32,
-    pub ok: bool,
+    /// Every service of the day passed (`None`: not checked, the plan no longer has the day).
+    pub ok: Option<bool>,
     pub services: Vec<Verdict>,
 }
 
@@ -45,32 +46,43 @@ pub struct DayVerify {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub days: Vec<DayVerify>,
-    /// Every day checked passed (`None`: no day was committed, nothing was checked).
+    /// Every day checked passed (`None`: no day was checked).
     pub ok: Option<bool>,
 }
 
 impl VerifyReport {
-    /// The verdicts of `verify` through the last day `days` holds, each day's services apart
-    /// (verdicts of a day not in `days` are left out).
+    /// The verdicts of `verify` through the last of `days` the plan has, each day's services
+    /// apart; a day the plan no longer has is listed, not checked.
     pub fn of(plan: &Plan, days: &[u32], verdicts: Vec<Verdict>) -> VerifyReport {
-        let mut out: Vec<DayVerify> =
-            days.iter().map(|d| DayVerify { day: *d, ok: true, services: Vec::new() }).collect();
+        let in_plan = plan.day_numbers();
+        let mut out: Vec<DayVerify> = days
+            .iter()
+            .map(|d| DayVerify { day: *d, ok: in_plan.contains(d).then_some(true), services: Vec::new() })
+            .collect();
         for v in verdicts {
             let Some(day) = plan.service(&v.name).map(|s| s.day) else { continue };
-            if let Some(d) = out.iter_mut().find(|d| d.day == day) {
-                d.ok &= v.ok;
+            if let Some(d) = out.iter_mut().find(|d| d.day == day && d.ok.is_some()) {
+                d.ok = Some(d.ok == Some(true) && v.ok);
                 d.services.push(v);
             }
         }
-        let ok = (!out.is_empty()).then(|| out.iter().all(|d| d.ok));
+        let checked: Vec<bool> = out.iter().filter_map(|d| d.ok).collect();
+        let ok = (!checked.is_empty()).then(|| checked.iter().all(|ok| *ok));
         VerifyReport { days: out, ok }
+    }
+
+    /// The last day `verify` is to check through: the last of `days` the plan has.
+    pub fn through(plan: &Plan, days: &[u32]) -> Option<u32> {
+        days.iter().copied().filter(|d| plan.day_numbers().contains(d)).max()
     }
 }
 
-/// The plan's days a run committed (the ledger has them), in order: the days `verify`
-/// checks.
-pub fn committed_days(plan: &Plan, ledger: &Ledger) -> Vec<u32> {
-    plan.day_numbers().into_iter().filter(|d| ledger.days.contains_key(&d.to_string())).collect()
+/// The days a run committed (the ledger has them), in order, the plan's or not: the days
+/// `verify` reports on.
+pub fn committed_days(ledger: &Ledger) -> Vec<u32> {
+    let mut days: Vec<u32> = ledger.days.keys().filter_map(|d| d.parse().ok()).collect();
+    days.sort_unstable();
+    days
 }
 
 /// The day's status as the ledger tells it.

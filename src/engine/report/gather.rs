@@ -232,11 +232,12 @@ fn originals(views: &[RunView], secrets: &mut Secrets) -> Result<BTreeMap<String
     Ok(originals)
 }
 
-/// The log each failed service of `run` saved, quoted in its failure (redacted again).
+/// The log each failed service of `run` saved, quoted in the failure whose error says it
+/// was saved (redacted again).
 fn quote_failure_logs(view: &RunView, run: &mut RunHistory, clean: history::Clean) -> Result<(), Error> {
     let dir = view.run_dir();
     for s in &mut run.services {
-        let Some(failure) = s.failure.as_mut() else { continue };
+        let Some(failure) = s.failure.as_mut().filter(|f| f.log_saved) else { continue };
         if let Some(text) = dir.load_failure_log(&s.name)? {
             let text = clean(&text, &s.name);
             failure.log = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
@@ -252,9 +253,9 @@ async fn verify_report(
     plan: &Plan,
     ledger: &Ledger,
 ) -> Result<VerifyReport, Error> {
-    let days = committed_days(plan, ledger);
-    let verdicts = match days.last() {
-        Some(last) => verify(port, plan, Some(*last)).await?,
+    let days = committed_days(ledger);
+    let verdicts = match VerifyReport::through(plan, &days) {
+        Some(last) => verify(port, plan, Some(last)).await?,
         None => Vec::new(),
     };
     Ok(VerifyReport::of(plan, &days, verdicts))

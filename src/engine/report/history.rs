@@ -45,6 +45,9 @@ pub struct Failure {
     /// redacted); empty when none was saved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<String>,
+    /// Its error says the run saved the log: `log` may be filled from it.
+    #[serde(skip)]
+    pub log_saved: bool,
 }
 
 /// Where a run left a service, as a report says it.
@@ -228,7 +231,13 @@ fn failed_steps(entries: &[Entry]) -> impl Iterator<Item = (usize, &str, Step, &
 fn failure(entries: &[Entry], service: &str, clean: Clean) -> Option<Failure> {
     let mine: Vec<_> = failed_steps(entries).filter(|(_, s, _, _)| *s == service).collect();
     let (i, _, step, error) = mine.iter().rev().find(|f| !interrupted(f.3)).or(mine.last()).copied()?;
-    Some(Failure { step, at: entries[i].ts.clone(), error: clean(error, service), log: Vec::new() })
+    Some(Failure {
+        step,
+        at: entries[i].ts.clone(),
+        log_saved: crate::engine::executor::says_log_saved(error),
+        error: clean(error, service),
+        log: Vec::new(),
+    })
 }
 
 /// Why a rollback that starts at entry `at` happened, from its record's cause (or, in a

@@ -266,7 +266,7 @@ fn rows(class: Class, p: &Posture, uids: &[u32], flags: &[Flag], exception: Opti
         .into_iter()
         .map(|f| FindingRow {
             rule: f.rule.id(),
-            cis: f.rule.cis(),
+            cis: f.cis,
             title: f.rule.short(),
             text: f.text,
             accepted: f.accepted,

@@ -70,7 +70,8 @@ impl Provenance {
                 name: daemon.name.clone(),
                 engine_version: daemon.server_version.clone(),
                 api_version: daemon.api_version.clone(),
-                endpoint: daemon.address.clone(),
+                // A password in the address is never shown.
+                endpoint: crate::docker::ssh::shown(&daemon.address),
             },
             host,
             unroot_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -72,6 +72,7 @@ fn runs() -> Vec<RunHistory> {
                     at: "t".into(),
                     error: "log: pw <redacted>".into(),
                     log: vec!["pw <redacted>".into()],
+                    log_saved: true,
                 }),
             ),
         ],
@@ -245,4 +246,20 @@ fn a_saved_original_gives_its_environment_a_containers_or_a_services() {
     assert_eq!(Original::new(WorkloadKind::Service, service).env(), ["B=2"]);
     let container = json!({"Config": {"Env": null}, "Spec": spec});
     assert!(Original::new(WorkloadKind::Container, container).env().is_empty(), "a container's, though empty");
+}
+
+#[test]
+fn verify_reports_every_committed_day_and_checks_only_the_plans() {
+    let plan = Plan::parse("shop.toml", PLAN).unwrap();
+    let verdicts = vec![
+        crate::engine::verify::Verdict { name: "db".into(), ok: true, problems: Vec::new() },
+        crate::engine::verify::Verdict { name: "cache".into(), ok: false, problems: vec!["root".into()] },
+    ];
+    // Day 1 has db and cache; day 7 is no longer in the plan.
+    assert_eq!(VerifyReport::through(&plan, &[1, 7]), Some(1));
+    let v = VerifyReport::of(&plan, &[1, 7], verdicts);
+    let days: Vec<(u32, Option<bool>, usize)> = v.days.iter().map(|d| (d.day, d.ok, d.services.len())).collect();
+    assert_eq!(days, [(1, Some(false), 2), (7, None, 0)]);
+    assert_eq!(v.ok, Some(false));
+    assert_eq!(VerifyReport::of(&plan, &[7], Vec::new()).ok, None, "nothing was checked");
 }
