@@ -10,9 +10,10 @@ use crate::model::plan::PlanErrors;
 pub enum Exit {
     /// Done; for audit/verify: nothing found.
     Ok = 0,
-    /// audit/verify found violations, or the preview found blockers.
+    /// Findings: audit/verify found violations, or `plan` or `apply` found blockers (and
+    /// `apply` changed nothing).
     Found = 1,
-    /// Bad input: usage, plan error, unknown container, daemon unreachable; nothing changed.
+    /// Bad input: usage, plan error, unknown container, service or run; nothing changed.
     BadInput = 2,
     /// apply failed and every service it touched is back on its original, healthy.
     RolledBack = 3,
@@ -20,8 +21,30 @@ pub enum Exit {
     Incomplete = 4,
     /// Refused: lock held, interrupted run, earlier day not applied.
     Refused = 5,
+    /// The daemon did not answer before anything changed: retry.
+    Unreachable = 6,
+    /// The day committed, but services `rollback-service` restored keep it open.
+    CommittedWithRestored = 7,
     /// A second Ctrl-C stopped the command at once; `unroot resume` continues the run.
     Interrupted = 130,
+}
+
+impl Exit {
+    /// The exit's name, as `--format json` says it (`outcome` of a `done` event, `exit` of
+    /// an error document) and the README's table lists it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Found => "found",
+            Exit::BadInput => "bad-input",
+            Exit::RolledBack => "rolled-back",
+            Exit::Incomplete => "incomplete",
+            Exit::Refused => "refused",
+            Exit::Unreachable => "daemon-unreachable",
+            Exit::CommittedWithRestored => "committed-with-restored",
+            Exit::Interrupted => "interrupted",
+        }
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {

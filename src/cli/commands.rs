@@ -118,6 +118,8 @@ impl Env {
     /// Errors: the plan, the daemon, and whatever the engine refuses or fails with.
     pub fn apply(&self, plan: &Path, args: ApplyArgs) -> Result<Ended, Error> {
         let plan = Plan::load(plan)?;
+        // What can be checked without the daemon is, before it is asked anything.
+        runs::check_day(&plan, &args.opts)?;
         let connect = async { Ok(Timed::new(self.connect().await?)) };
         watched(connect, true, async |docker: &Timed<BollardDocker>, stop| {
             self.apply_on(docker, &plan, args, stop, Some(docker.counter())).await
@@ -215,6 +217,14 @@ impl Env {
     /// Errors: the plan, the daemon.
     pub fn verify(&self, plan: &Path, through_day: Option<u32>, json: bool) -> Result<Ended, Error> {
         let plan = Plan::load(plan)?;
+        if let Some(day) = through_day.filter(|d| !plan.day_numbers().contains(d)) {
+            let days: Vec<String> = plan.day_numbers().iter().map(u32::to_string).collect();
+            return Err(Error::Usage(format!(
+                "--through-day {day}: {} has no day {day} (days: {})",
+                plan.source.name,
+                days.join(", ")
+            )));
+        }
         runtime()?.block_on(async {
             let docker = self.connect().await?;
             self.verify_on(&docker, &plan, through_day, json).await

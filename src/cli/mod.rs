@@ -275,7 +275,8 @@ pub fn exit_code(ended: Result<&Ended, &Error>) -> Exit {
                 RunEnd::Ran { outcome: Outcome::Applied, any_failed: false }
                 | RunEnd::Restored
                 | RunEnd::AlreadyEnded(_) => Exit::Ok,
-                RunEnd::Ran { outcome: Outcome::Applied | Outcome::RolledBack, .. } => Exit::RolledBack,
+                RunEnd::Ran { outcome: Outcome::Applied, any_failed: true } => Exit::CommittedWithRestored,
+                RunEnd::Ran { outcome: Outcome::RolledBack, .. } => Exit::RolledBack,
                 RunEnd::Ran { outcome: Outcome::Incomplete | Outcome::CommitIncomplete, .. } => Exit::Incomplete,
             })
             .max_by_key(|exit| *exit as u8)
@@ -283,6 +284,10 @@ pub fn exit_code(ended: Result<&Ended, &Error>) -> Exit {
         Ok(Ended::StoppedAtOnce) => Exit::Interrupted,
         Err(Error::State(crate::state::StateError::Locked { .. }) | Error::Refused(_)) => Exit::Refused,
         Err(Error::Incomplete(_)) => Exit::Incomplete,
+        // Blockers: findings of the preview; apply changed nothing.
+        Err(Error::Blocked(_)) => Exit::Found,
+        // The daemon did not answer (or stopped answering) before anything changed: retry.
+        Err(Error::Docker(e)) if e.is_unreachable() => Exit::Unreachable,
         // Whatever else fails before a run starts changed nothing: "bad input".
         Err(
             Error::Plan(_)
@@ -291,8 +296,7 @@ pub fn exit_code(ended: Result<&Ended, &Error>) -> Exit {
             | Error::Io { .. }
             | Error::State(_)
             | Error::Usage(_)
-            | Error::NameTaken(_)
-            | Error::Blocked(_),
+            | Error::NameTaken(_),
         ) => Exit::BadInput,
     }
 }

@@ -42,6 +42,10 @@ pub enum DockerError {
     /// nothing listens, TLS or ssh refused, the answer was not the API.
     #[error("cannot talk to the Docker daemon at {address}: {reason}")]
     Unreachable { address: String, reason: String },
+    /// An endpoint address unroot cannot use whatever the daemon does (a password in an
+    /// ssh:// address, an unknown scheme): the input is wrong, trying again will not help.
+    #[error("cannot use the Docker endpoint {address}: {reason}")]
+    BadEndpoint { address: String, reason: String },
     /// A Docker context that is not in the CLI's store (or cannot be used).
     #[error("no usable Docker context \"{name}\" ({origin}): {reason}")]
     UnknownContext { name: String, origin: String, reason: String },

@@ -45,6 +45,8 @@ impl RunEnd {
     /// The `outcome` field of the `done` event.
     pub fn as_str(self) -> &'static str {
         match self {
+            // Committed, with services rollback-service restored: not the same as applied.
+            RunEnd::Ran { outcome: Outcome::Applied, any_failed: true } => "committed-with-restored",
             RunEnd::Ran { outcome, .. } => outcome.as_str(),
             RunEnd::Restored => Outcome::RolledBack.as_str(),
             RunEnd::AlreadyEnded(state) => state.as_str(),

@@ -163,10 +163,10 @@ fn a_container_that_restarts_during_the_audit_is_reported_not_fatal() {
 }
 
 #[test]
-fn an_unreachable_daemon_exits_2_naming_the_address() {
+fn an_unreachable_daemon_exits_6_naming_the_address() {
     for host in ["unix:///nonexistent/unroot-test.sock", "tcp://127.0.0.1:1"] {
         let out = unroot().arg("audit").env("DOCKER_HOST", host).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{host}");
+        assert_eq!(out.status.code(), Some(6), "{host}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(host), "stderr does not name {host}: {err}");
         assert!(out.stdout.is_empty());

@@ -187,13 +187,13 @@ fn a_changed_host_key_and_a_refused_login_are_exit_2_with_sshs_reason() {
 
     let changed = sshd.client("changed", "client_key", "known_hosts_changed");
     let (code, out, err) = over_ssh(dir.path(), &changed, &sshd.host(), &["audit"]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(6), "{out}{err}");
     assert!(err.contains(&sshd.host()) && err.contains("from DOCKER_HOST"), "names the endpoint and its origin: {err}");
     assert!(err.contains("Host key verification failed"), "ssh's reason: {err}");
 
     let stranger = sshd.client("stranger", "stranger_key", "known_hosts");
     let (code, out, err) = over_ssh(dir.path(), &stranger, &sshd.host(), &["audit"]);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(6), "{out}{err}");
     assert!(err.contains(&sshd.host()), "{err}");
     assert!(err.contains("Permission denied (publickey)"), "ssh's reason: {err}");
 

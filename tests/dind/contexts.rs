@@ -58,7 +58,7 @@ fn a_context_is_used_by_flag_by_variable_and_by_docker_context_use() {
     // `docker context use`: the current context of config.json.
     docker_cli(cfg, &["context", "use", &dead]);
     let (code, _, err) = audit(cfg, &env, &[], &[]);
-    assert_eq!(code, Some(2), "the current context is the dead one: {err}");
+    assert_eq!(code, Some(6), "the current context is the dead one: {err}");
     assert!(
         err.contains("unix:///nonexistent/unroot-ctx.sock")
             && err.contains(&format!("context {dead}, the current context in")),
@@ -73,7 +73,7 @@ fn a_context_is_used_by_flag_by_variable_and_by_docker_context_use() {
     let nowhere = "unix:///nonexistent/unroot-host.sock";
     let both = [("DOCKER_HOST", nowhere), ("DOCKER_CONTEXT", ctx.as_str())];
     let (code, _, err) = audit(cfg, &env, &both, &[]);
-    assert_eq!(code, Some(2));
+    assert_eq!(code, Some(6));
     assert!(err.contains(&format!("{nowhere} (from DOCKER_HOST)")), "{err}");
     let cli = Command::new("docker").env("DOCKER_CONFIG", cfg).envs(both).args(["info"]).output().unwrap();
     assert!(!cli.status.success(), "the docker CLI goes to DOCKER_HOST too");
@@ -270,7 +270,7 @@ fn a_tls_context_reaches_a_daemon_that_verifies_clients_and_refuses_skipped_veri
     let cli = Command::new("docker").env("DOCKER_CONFIG", cfg).args(["--context", &wrong, "ps"]).output().unwrap();
     assert!(!cli.status.success(), "the docker CLI does not trust the node through {wrong} either");
     let (code, out, err) = audit(cfg, &env, &[], &["--context", &wrong]);
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains(&endpoint) && err.contains(&format!("context {wrong}")), "{err}");
 }

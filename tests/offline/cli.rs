@@ -62,6 +62,26 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_day_the_plan_does_not_have_is_bad_input_before_the_daemon_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\nuser = \"999\"\n");
+    // No daemon answers at this address: had unroot asked it, the exit would be 6.
+    let nowhere = "unix:///nonexistent/unroot-offline.sock";
+    for args in [
+        vec!["plan", plan.as_str(), "--day", "9"],
+        vec!["apply", plan.as_str(), "--day", "9", "--yes"],
+        vec!["verify", plan.as_str(), "--through-day", "9"],
+    ] {
+        let out = unroot().args(&args).env("DOCKER_HOST", nowhere).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("day 9") && err.contains("days: 1") && !err.contains("nonexistent"), "{args:?}: {err}");
+    }
+    let out = unroot().args(["audit"]).env("DOCKER_HOST", nowhere).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "an unreachable daemon: retry");
+}
+
+#[test]
 fn graph_prints_days_waves_and_edges_in_three_formats() {
     unroot().current_dir(repo_path("")).args(["graph", SUTAZAI]).assert().code(0).stdout(predicate::str::contains(
         "day 2: cache and queue\n  wave 1: sutazai-redis\n  wave 2: sutazai-rabbitmq (after sutazai-redis)",

@@ -60,7 +60,8 @@ impl BollardDocker {
     /// `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, `DOCKER_CONTEXT`, the current context; see
     /// [`super::endpoint::resolve`]), negotiates the API version and checks it.
     ///
-    /// Errors: [`DockerError::UnknownContext`], [`DockerError::Unreachable`] naming the
+    /// Errors: [`DockerError::UnknownContext`], [`DockerError::BadEndpoint`] or
+    /// [`DockerError::Unreachable`] naming the
     /// endpoint tried and where it came from, or [`DockerError::TooOld`] for an API older
     /// than 1.41.
     pub async fn connect(context: Option<&str>) -> Result<BollardDocker, DockerError> {
@@ -74,6 +75,7 @@ impl BollardDocker {
         let address = endpoint.host.clone();
         let named = format!("{} ({})", super::ssh::shown(&address), endpoint.origin);
         let unreachable = |reason: String| DockerError::Unreachable { address: named.clone(), reason };
+        let bad = |reason: String| DockerError::BadEndpoint { address: named.clone(), reason };
         let mut ssh = None;
         let docker = if address.starts_with("unix://") {
             Docker::connect_with_unix(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -90,12 +92,12 @@ impl BollardDocker {
                 None => Docker::connect_with_http(&address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
             }
         } else if address.starts_with("ssh://") {
-            let target = SshTarget::parse(&address).map_err(&unreachable)?;
+            let target = SshTarget::parse(&address).map_err(&bad)?;
             let connector = SshConnector::open(target).await.map_err(&unreachable)?;
             ssh = Some(connector.clone());
             over_ssh(connector)
         } else {
-            return Err(unreachable("unsupported scheme; use unix://, tcp://, https:// or ssh://".into()));
+            return Err(bad("unsupported scheme; use unix://, tcp://, https:// or ssh://".into()));
         }
         .map_err(|e| unreachable(e.to_string()))?
         .with_timeout(std::time::Duration::from_secs(request_timeout_secs()));

@@ -147,7 +147,10 @@ pub async fn preview(
     Ok(day)
 }
 
-fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
+/// The day and the `--only` services are the plan's: checked before the daemon is asked.
+///
+/// Errors: [`Error::Usage`] naming the plan's days, or the service's day.
+pub fn check_day(plan: &Plan, opts: &ApplyOptions) -> Result<(), Error> {
     if plan.graph.waves(opts.day).is_empty() {
         return Err(Error::Usage(format!(
             "day {} has no services in {} (days: {})",

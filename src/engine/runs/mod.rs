@@ -29,7 +29,7 @@ mod resume;
 mod rollback;
 
 pub use crate::engine::outcome::{RunEnd, RunReport};
-pub use apply::{ApplyOptions, apply, preview};
+pub use apply::{ApplyOptions, apply, check_day, preview};
 pub use refuse::Overwrite;
 use refuse::refuse_foreign_holders;
 pub use resume::resume;

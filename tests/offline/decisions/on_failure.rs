@@ -45,7 +45,7 @@ async fn rollback_day_restores_the_services_that_succeeded_too() {
 async fn rollback_service_keeps_the_others_migrated() {
     let w = World::new();
     let before = three_service_day(&w, "rollback-service", false);
-    w.unroot(&APPLY).await.exits(3);
+    w.unroot(&APPLY).await.exits(7);
     for name in ["a", "b"] {
         assert_eq!(w.user(name), "1000:1000", "{name} stays migrated");
         assert_eq!(w.uids(name), [1000]);
@@ -92,7 +92,7 @@ async fn a_service_restored_by_rollback_service_keeps_its_day_open() {
          [service.a]\nday = 1\nuser = \"1000\"\n[service.c]\nday = 1\nuser = \"1000\"\n\
          [service.d]\nday = 2\nuser = \"1000\"\n",
     );
-    w.unroot(&APPLY).await.exits(3);
+    w.unroot(&APPLY).await.exits(7);
     assert_eq!(w.uids("c"), [0], "c is back on its original");
     assert_eq!(w.uids("a"), [1000]);
     let calls = w.fake.calls().len();
