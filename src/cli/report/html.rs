@@ -3,8 +3,8 @@
 //! `data-` attributes naming what they hold, so a program can read the page too.
 
 use super::{
-    FIELDS, Fact, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, run_end, scope, seconds, standing,
-    uids, verdict, when,
+    FIELDS, Fact, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, run_end, seconds, standing, uids,
+    verdict, when,
 };
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::{Ended, Failure, RunHistory, parse_ts};
@@ -243,10 +243,7 @@ fn verify_class(v: &VerifyReport) -> &'static str {
 /// The summary: one card per count, and verify's verdict.
 fn summary(r: &Report) -> String {
     let s = &r.summary;
-    let mut o = format!(
-        r#"<h2>Summary</h2><p class="meta" data-field="scope">Scope: {}.</p><div class="cards">"#,
-        esc(&scope(&r.filters))
-    );
+    let mut o = String::from(r#"<h2>Summary</h2><div class="cards">"#);
     for (field, value, label) in [
         ("containers", s.containers.to_string(), "containers"),
         ("root-before", s.root_before.to_string(), "root before"),

@@ -1,8 +1,7 @@
 //! The report as Markdown (GitHub-flavoured tables): for a pull request, a wiki, a ticket.
 
 use super::{
-    FIELDS, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, scope, seconds, standing, uids, verdict,
-    when,
+    FIELDS, cis_cell, cis_ids, day_line, day_verdict, down, provenance, row, seconds, standing, uids, verdict, when,
 };
 use crate::engine::findings::CIS_EDITION;
 use crate::engine::report::history::RunHistory;
@@ -61,7 +60,6 @@ pub fn render(r: &Report) -> String {
 /// The summary: the counts and verify's verdict, in one row.
 fn summary(o: &mut String, r: &Report) {
     o.push_str("## Summary\n\n");
-    o.push_str(&format!("Scope: {}.\n\n", esc(&scope(&r.filters))));
     let s = &r.summary;
     table(
         o,
