@@ -14,7 +14,7 @@ use sha2::Digest;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::cli::output::Output;
+use crate::cli::output::{JsonAnswer, Output};
 use crate::engine::executor::Outcome;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::runs::{ApplyOptions, RunEnd};
@@ -314,11 +314,37 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    let ended = run(cli, &Output::new(false, Box::new(std::io::stdout())));
+    let answer = json_answer(&cli.command);
+    let out = Output::new(false, Box::new(std::io::stdout()));
+    let ended = run(cli, &out);
+    let exit = exit_code(ended.as_ref());
     if let Err(e) = &ended {
         report(e);
+        // Asked for JSON, a failure answers in JSON too.
+        if let Some(answer) = answer {
+            out.failed(answer, e, exit);
+        }
     }
-    exit_code(ended.as_ref()).into()
+    exit.into()
+}
+
+/// How `command` answers on stdout when it was asked for JSON (`None`: it was not).
+fn json_answer(command: &Command) -> Option<JsonAnswer> {
+    match command {
+        Command::Apply { json, .. } | Command::Resume { json, .. } | Command::Rollback { json, .. } => {
+            json.then_some(JsonAnswer::Lines)
+        }
+        Command::Audit { json, format, .. } => {
+            (*json || *format == Some(AuditFormat::Json)).then_some(JsonAnswer::Document)
+        }
+        Command::Report { format, .. } => (*format == ReportFormat::Json).then_some(JsonAnswer::Document),
+        Command::Check { json, .. }
+        | Command::Plan { json, .. }
+        | Command::Status { json, .. }
+        | Command::Verify { json, .. }
+        | Command::Init { json, .. } => json.then_some(JsonAnswer::Document),
+        Command::Graph { .. } | Command::Completions { .. } | Command::Schema | Command::Man => None,
+    }
 }
 
 fn init_logging(verbose: u8, quiet: u8) {

@@ -321,6 +321,12 @@ fn links_out_of_a_bind_mount_keep_their_owner_and_protected_binds_are_refused(ow
     let refused = apply(d2.path(), &[]);
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
     assert!(refused.stderr.contains("nothing was changed"), "{}", refused.stderr);
+    // Asked for JSON lines, the refusal ends with its done event, as every run does.
+    let json = apply(d2.path(), &["--json"]);
+    assert_eq!(json.code, Some(1), "{}", json.stderr);
+    let last: Value = serde_json::from_str(json.stdout.lines().last().expect("a line")).unwrap();
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_u64()), (Some("done"), Some(1)), "{}", json.stdout);
+    assert!(last["errors"][0]["message"].as_str().unwrap().contains("lies inside /run"), "{last}");
     let after = inspect(&svc2);
     assert_eq!(after["Id"], before["Id"]);
     assert_eq!(after["State"]["StartedAt"], before["State"]["StartedAt"], "never stopped");

@@ -62,6 +62,36 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn json_asked_for_is_json_on_stdout_also_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three kinds of error: a root user, a dependency on no service, a relative path.
+    let plan = write_plan(
+        &dir,
+        "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\nuser = \"root\"\n\n\
+         [service.web]\nday = 1\nuser = \"1000\"\nafter = [\"nope\"]\nchown = [\"data\"]\n",
+    );
+    let out = unroot().args(["check", &plan, "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    let errors = doc["errors"].as_array().unwrap();
+    assert!(errors.len() >= 3, "{doc:#}");
+    for e in errors {
+        assert!(e["file"].as_str().unwrap().ends_with("plan.toml"), "{e}");
+        assert!(e["line"].as_u64().is_some() && e["column"].as_u64().is_some(), "{e}");
+        assert!(e["message"].is_string() && e["hint"].is_string(), "{e}");
+    }
+    let said = |word: &str| errors.iter().any(|e| e["message"].as_str().unwrap().contains(word));
+    assert!(said("root") && said("nope") && said("data"), "{doc:#}");
+    assert_eq!((doc["exit_code"].as_u64(), doc["outcome"].as_str()), (Some(2), Some("bad-input")));
+    // A daemon that does not answer, in JSON: the same document, exit 6.
+    let out = unroot().args(["audit", "--json"]).env("DOCKER_HOST", "unix:///nonexistent/u.sock").output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outcome"], "daemon-unreachable");
+    assert!(doc["errors"][0]["message"].as_str().unwrap().contains("/nonexistent/u.sock"), "{doc}");
+}
+
+#[test]
 fn a_day_the_plan_does_not_have_is_bad_input_before_the_daemon_is_asked() {
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\nuser = \"999\"\n");

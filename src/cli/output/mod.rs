@@ -12,7 +12,10 @@ use crate::engine::audit;
 use crate::engine::preview::{Method, ServicePlan, WorkloadPlan};
 use crate::model::plan::Plan;
 
+mod errors;
 mod events;
+
+pub use errors::JsonAnswer;
 
 pub use events::{Bars, Reporter};
 
