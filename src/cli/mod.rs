@@ -1,8 +1,10 @@
 //! Command-line parsing and dispatch: turns arguments into library calls and errors into
 //! reports on stderr and exit codes.
 
+mod args;
 pub mod commands;
 pub mod init;
+mod man;
 pub mod output;
 pub mod report;
 pub mod sarif;
@@ -12,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser};
+
+pub use args::{AuditFormat, Cli, Command, Format, GraphFormat, HumanOrJson, PlanArg, ReportFormat};
 
 use crate::cli::output::{JsonAnswer, Output};
 use crate::engine::executor::Outcome;
@@ -21,227 +25,7 @@ use crate::engine::runs::{ApplyOptions, RunEnd};
 use crate::error::{Error, Exit};
 use crate::model::plan::Plan;
 
-use crate::{engine::audit, model::plan};
-
-#[derive(Debug, Parser)]
-#[command(name = "unroot", version, about = "Move running Docker containers off root in planned, health-gated stages")]
-pub struct Cli {
-    /// State directory (overrides the plan's `state_dir`).
-    #[arg(long, global = true, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// More logging on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Less logging on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
-    pub quiet: u8,
-    /// Never draw progress bars.
-    #[arg(long, global = true)]
-    pub no_progress: bool,
-    /// The Docker context to use (as `docker --context`); it wins over DOCKER_HOST,
-    /// DOCKER_CONTEXT and `docker context use`.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Classify every container on the daemon: root, drops-root, non-root or exception.
-    Audit {
-        /// A plan whose `keep_root` services count as documented exceptions.
-        #[arg(long, value_name = "PLAN")]
-        plan: Option<PathBuf>,
-        /// One JSON document on stdout (the same as --format json).
-        #[arg(long, conflicts_with = "format")]
-        json: bool,
-        /// human (the default), json, or sarif (a SARIF 2.1.0 log for CI systems: one rule
-        /// per kind of finding with its CIS Docker Benchmark id, one result per container
-        /// and finding).
-        #[arg(long, value_enum, value_name = "FORMAT")]
-        format: Option<AuditFormat>,
-        /// Exit 1 when a container runs as root without a documented exception.
-        #[arg(long)]
-        fail_on_root: bool,
-        /// Only containers that match, as `docker ps --filter`: name=TEXT, label=KEY[=VALUE],
-        /// project=COMPOSE_PROJECT. Repeatable.
-        #[arg(long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<audit::Filter>,
-    },
-    /// Write a plan from what the daemon shows: every running container that runs as root,
-    /// with its user, mounts, probe, exception and day decided, each decision's evidence in a
-    /// comment. Changes nothing on the daemon.
-    Init {
-        /// Write the plan to FILE (refused when it exists, unless --force); else to stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Overwrite the --out file.
-        #[arg(long, requires = "out")]
-        force: bool,
-        /// Image profiles (TOML, `[profile.NAME]`) that extend or override the built-in ones.
-        #[arg(long, value_name = "FILE")]
-        profiles: Option<PathBuf>,
-        /// The rollout's name (default: the compose project the containers share).
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
-        /// The decisions as one JSON document on stdout (the plan still goes to --out).
-        #[arg(long)]
-        json: bool,
-        /// Only containers that match, as `audit --filter`: name=TEXT, label=KEY[=VALUE],
-        /// project=COMPOSE_PROJECT. Repeatable.
-        #[arg(long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<audit::Filter>,
-    },
-    /// Validate a plan offline (no daemon needed).
-    Check {
-        plan: PathBuf,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the days, waves and edges of a plan's rollout.
-    Graph {
-        plan: PathBuf,
-        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
-        format: GraphFormat,
-    },
-    /// Preview a day against the live daemon; changes nothing (= apply --dry-run).
-    Plan {
-        plan: PathBuf,
-        #[arg(long)]
-        day: u32,
-        /// Only these services of the day.
-        #[arg(long, value_name = "NAME")]
-        only: Vec<String>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Migrate one day of a plan: back up, re-own, recreate, gate on health, roll back on failure.
-    Apply {
-        plan: PathBuf,
-        #[arg(long)]
-        day: u32,
-        /// Preview only; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Only these services of the day.
-        #[arg(long, value_name = "NAME")]
-        only: Vec<String>,
-        /// Services of one wave migrated at once (overrides the plan).
-        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
-        parallelism: Option<u16>,
-        /// Do not ask for confirmation (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-        /// JSON lines of events on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Finish or roll back an interrupted run (all interrupted runs without RUN).
-    Resume {
-        run: Option<String>,
-        /// The plan whose `state_dir` holds the run (else --state-dir, else rollback/).
-        #[arg(long, value_name = "PLAN")]
-        plan: Option<PathBuf>,
-        /// JSON lines of events on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Restore the originals of a run (committed or interrupted).
-    Rollback {
-        run: String,
-        /// The plan whose `state_dir` holds the run (else --state-dir, else rollback/).
-        #[arg(long, value_name = "PLAN")]
-        plan: Option<PathBuf>,
-        /// Only these services of the run.
-        #[arg(long = "service", value_name = "NAME")]
-        services: Vec<String>,
-        /// Put a Swarm service's original spec back even when someone else changed the
-        /// service since unroot's last write (without it, the rollback is refused and the
-        /// changed fields are named).
-        #[arg(long)]
-        force: bool,
-        /// JSON lines of events on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Runs, and each service's step.
-    Status {
-        run: Option<String>,
-        /// The plan whose `state_dir` holds the runs (else --state-dir, else rollback/).
-        #[arg(long, value_name = "PLAN")]
-        plan: Option<PathBuf>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check every planned service of the days through N: running, healthy, configured
-    /// as planned, every process at the planned uid.
-    Verify {
-        plan: PathBuf,
-        #[arg(long, value_name = "N")]
-        through_day: Option<u32>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// The evidence for an audit: every container before and now, each day's runs with
-    /// their downtime and rollbacks, the exceptions and their controls, verify's verdict,
-    /// each finding with its CIS Docker Benchmark id. Changes nothing.
-    Report {
-        plan: PathBuf,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Md, value_name = "FORMAT")]
-        format: ReportFormat,
-        /// Write the report to FILE and its sha256 to FILE.sha256, for `sha256sum -c`
-        /// (refused when either exists, unless --force); else to stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Overwrite the --out file and its .sha256.
-        #[arg(long, requires = "out")]
-        force: bool,
-        /// Only containers that match, as `audit --filter`: name=TEXT, label=KEY[=VALUE],
-        /// project=COMPOSE_PROJECT. Repeatable.
-        #[arg(long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<audit::Filter>,
-    },
-    /// Print a shell completion script.
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Print the JSON Schema of the plan format (for editors: see docs/plan.md).
-    Schema,
-    /// Print the man page (roff): `unroot man > /usr/local/share/man/man1/unroot.1`.
-    Man,
-}
-
-/// How `unroot audit` writes its report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuditFormat {
-    Human,
-    Json,
-    Sarif,
-}
-
-/// How `unroot report` writes the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    /// Markdown tables (for a pull request, a wiki, a ticket).
-    Md,
-    /// One self-contained HTML page with a timeline; prints well.
-    Html,
-    /// The report as data.
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum GraphFormat {
-    Text,
-    Dot,
-    Mermaid,
-}
+use crate::model::plan;
 
 /// How a command ended, before it is an exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +98,7 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    deprecation_notes(&cli);
     let answer = json_answer(&cli.command);
     let out = Output::new(false, Box::new(std::io::stdout()));
     let ended = run(cli, &out);
@@ -331,19 +116,35 @@ pub fn main() -> std::process::ExitCode {
 /// How `command` answers on stdout when it was asked for JSON (`None`: it was not).
 fn json_answer(command: &Command) -> Option<JsonAnswer> {
     match command {
-        Command::Apply { json, .. } | Command::Resume { json, .. } | Command::Rollback { json, .. } => {
-            json.then_some(JsonAnswer::Lines)
+        Command::Apply { format, .. } | Command::Resume { format, .. } | Command::Rollback { format, .. } => {
+            format.is_json().then_some(JsonAnswer::Lines)
         }
         Command::Audit { json, format, .. } => {
             (*json || *format == Some(AuditFormat::Json)).then_some(JsonAnswer::Document)
         }
-        Command::Report { format, .. } => (*format == ReportFormat::Json).then_some(JsonAnswer::Document),
-        Command::Check { json, .. }
-        | Command::Plan { json, .. }
-        | Command::Status { json, .. }
-        | Command::Verify { json, .. }
-        | Command::Init { json, .. } => json.then_some(JsonAnswer::Document),
-        Command::Graph { .. } | Command::Completions { .. } | Command::Schema | Command::Man => None,
+        Command::Report { format, json, .. } => {
+            (ReportFormat::of(*format, *json) == ReportFormat::Json).then_some(JsonAnswer::Document)
+        }
+        Command::Check { format, .. }
+        | Command::Plan { format, .. }
+        | Command::Status { format, .. }
+        | Command::Verify { format, .. }
+        | Command::Init { format, .. } => format.is_json().then_some(JsonAnswer::Document),
+        Command::Graph { .. } | Command::Completions { .. } | Command::Schema | Command::Man { .. } => None,
+    }
+}
+
+/// Old spellings that still work for one release, each with a note on stderr: `--only`
+/// (now `--service`), and `--context` or `--state-dir` before the subcommand (now after it,
+/// on the subcommands they apply to).
+fn deprecation_notes(cli: &Cli) {
+    if std::env::args().any(|a| a == "--only" || a.starts_with("--only=")) {
+        eprintln!("note: --only is deprecated and will be removed in a later release; use --service");
+    }
+    for (given, flag) in [(cli.context.is_some(), "--context"), (cli.state_dir.is_some(), "--state-dir")] {
+        if given {
+            eprintln!("note: {flag} before the subcommand is deprecated; give it after the subcommand");
+        }
     }
 }
 
@@ -396,42 +197,51 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn run(cli: Cli, out: &Output) -> Result<Ended, Error> {
-    let Cli { state_dir, no_progress, command, context, .. } = cli;
+    let Cli { no_progress, command, context: old_context, state_dir: old_state_dir, .. } = cli;
+    let (state_dir, context) = (command.state_dir().or(old_state_dir), command.context().or(old_context));
     let env = commands::Env { state_dir, no_progress, context, out: out.clone() };
     match command {
-        Command::Plan { plan, day, only, json } => {
-            let opts = ApplyOptions { day, only, parallelism: None };
-            env.apply(&plan, commands::ApplyArgs { opts, yes: false, dry_run: true, json })
+        Command::Plan { plan, day, services, format, .. } => {
+            let opts = ApplyOptions { day, only: services.services, parallelism: None };
+            env.apply(plan.path(), commands::ApplyArgs { opts, yes: false, dry_run: true, json: format.is_json() })
         }
-        Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
-            let opts = ApplyOptions { day, only, parallelism: parallelism.map(usize::from) };
-            env.apply(&plan, commands::ApplyArgs { opts, yes, dry_run, json })
+        Command::Apply { plan, day, dry_run, services, parallelism, yes, format, .. } => {
+            let opts = ApplyOptions { day, only: services.services, parallelism: parallelism.map(usize::from) };
+            env.apply(plan.path(), commands::ApplyArgs { opts, yes, dry_run, json: format.is_json() })
         }
-        Command::Resume { run, plan, json } => env.resume(run.as_deref(), plan.as_deref(), json),
-        Command::Rollback { run, plan, services, force, json } => {
-            env.rollback(&run, plan.as_deref(), &services, force, json)
+        Command::Resume { run, plan, format, .. } => env.resume(run.as_deref(), plan.as_deref(), format.is_json()),
+        Command::Rollback { run, plan, services, force, format, .. } => {
+            env.rollback(&run, plan.as_deref(), &services.services, force, format.is_json())
         }
-        Command::Status { run, plan, json } => {
+        Command::Status { run, plan, format, .. } => {
             let state = location(env.state_dir.as_deref(), plan.as_deref())?;
             let runs = crate::engine::runs::status(&state, run.as_deref())?;
-            out.json(json).status(&runs, &state);
+            out.json(format.is_json()).status(&runs, &state);
             Ok(Ended::Done)
         }
-        Command::Verify { plan, through_day, json } => env.verify(&plan, through_day, json),
-        Command::Report { plan, format, out, force, filters } => {
-            env.report(&plan, &commands::ReportArgs { format, out, force, filters })
+        Command::Verify { plan, through_day, format, .. } => env.verify(plan.path(), through_day, format.is_json()),
+        Command::Report { plan, format, json, out, force, filters, .. } => {
+            let format = ReportFormat::of(format, json);
+            env.report(plan.path(), &commands::ReportArgs { format, out, force, filters: filters.filters })
         }
-        Command::Init { out: file, force, profiles, name, json, filters } => {
-            let opts = init::InitOptions { out: file, force, profiles, name, json, filters };
+        Command::Init { out: file, force, profiles, name, format, filters, .. } => {
+            let opts = init::InitOptions {
+                out: file,
+                force,
+                profiles,
+                name,
+                json: format.is_json(),
+                filters: filters.filters,
+            };
             let profiles = init::prepare(&opts)?;
             runtime()?.block_on(async {
                 let docker = crate::docker::BollardDocker::connect(env.context.as_deref()).await?;
                 init::init(&docker, &profiles, &opts, out).await
             })
         }
-        Command::Audit { plan, json, format, fail_on_root, filters } => {
+        Command::Audit { plan, json, format, fail_on_root, filters, .. } => {
             let format = format.unwrap_or(if json { AuditFormat::Json } else { AuditFormat::Human });
-            env.audit(plan.as_deref(), format, fail_on_root, &filters)
+            env.audit(plan.as_deref(), format, fail_on_root, &filters.filters)
         }
         offline => run_offline(offline, out),
     }
@@ -440,9 +250,9 @@ fn run(cli: Cli, out: &Output) -> Result<Ended, Error> {
 /// The commands that need no daemon: check, graph, completions, schema, man.
 fn run_offline(command: Command, out: &Output) -> Result<Ended, Error> {
     match command {
-        Command::Check { plan, json } => out.json(json).check(&Plan::load(&plan)?),
+        Command::Check { plan, format } => out.json(format.is_json()).check(&Plan::load(plan.path())?),
         Command::Graph { plan, format } => {
-            let plan = Plan::load(&plan)?;
+            let plan = Plan::load(plan.path())?;
             let rendered = match format {
                 GraphFormat::Text => plan.graph.render_text(&plan.days),
                 GraphFormat::Dot => plan.graph.render_dot(&plan.days),
@@ -452,7 +262,7 @@ fn run_offline(command: Command, out: &Output) -> Result<Ended, Error> {
         }
         Command::Completions { shell } => out.json(false).completions(shell, &mut Cli::command()),
         Command::Schema => out.json(true).schema(&plan::json_schema()),
-        Command::Man => out.json(false).man(Cli::command()),
+        Command::Man { subcommand, dir } => man::man(out, subcommand.as_deref(), dir.as_deref())?,
         other => unreachable!("{other:?} needs the daemon"),
     }
     Ok(Ended::Done)

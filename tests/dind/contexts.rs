@@ -28,7 +28,7 @@ fn audit(config: &Path, env: &TestEnv, extra_env: &[(&str, &str)], args: &[&str]
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let out = cmd.args(args).args(["audit", "--json", "--filter", &format!("label={}", env.label())]).output().unwrap();
+    let out = cmd.args(["audit", "--json", "--filter", &format!("label={}", env.label())]).args(args).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

@@ -171,3 +171,70 @@ fn completions_for_bash() {
         .code(0)
         .stdout(predicate::str::contains("_unroot()").and(predicate::str::contains("audit")));
 }
+
+/// The commands of docs/cli.md's table, each with its cells.
+fn cli_table() -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(repo_path("docs/cli.md")).unwrap();
+    let table = &text[text.find("| Command |").expect("the commands table")..];
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn every_command_follows_the_convention_docs_cli_md_writes_down() {
+    use clap::{CommandFactory, Parser};
+    let root = unroot::cli::Cli::command();
+    let table = cli_table();
+    let subcommands: Vec<&clap::Command> = root.get_subcommands().filter(|c| c.get_name() != "help").collect();
+    let names: Vec<&str> = subcommands.iter().map(|c| c.get_name()).collect();
+    let listed: Vec<&str> = table.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, listed, "docs/cli.md lists every command, in clap's order");
+    for (cmd, row) in subcommands.iter().zip(&table) {
+        let name = cmd.get_name();
+        let long = |flag: &str| cmd.get_arguments().any(|a| a.get_long() == Some(flag) && !a.is_hide_set());
+        // Help on every argument.
+        for a in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            assert!(a.get_help().is_some(), "{name}: {} has no help", a.get_id());
+        }
+        // Output: --format where the table says the command prints data, --json where json.
+        let formats = &row[1];
+        let prints_data = !matches!(name, "completions" | "schema" | "man");
+        assert_eq!(long("format"), prints_data, "{name}: --format");
+        assert_eq!(long("json"), formats.contains("json"), "{name}: --json, the alias of --format json");
+        // The plan: --plan on every command that reads one; first where it is required.
+        let plan = &row[2];
+        assert_eq!(long("plan"), !plan.is_empty(), "{name}: --plan");
+        let positional = cmd.get_positionals().any(|a| a.get_value_names().is_some_and(|v| v[0] == "PLAN"));
+        assert_eq!(positional, plan.starts_with("PLAN"), "{name}: PLAN first");
+        // Picking: --service for a plan's services, --filter for containers; no --only.
+        assert_eq!(long("service"), row[3].contains("--service"), "{name}: --service");
+        assert_eq!(long("filter"), row[3].contains("--filter"), "{name}: --filter");
+        assert!(!long("only"), "{name}: --only is an old spelling, not shown");
+        // --context and --state-dir only where they apply.
+        assert_eq!(long("context"), row[4] == "yes", "{name}: --context");
+        assert_eq!(long("state-dir"), row[5] == "yes", "{name}: --state-dir");
+    }
+    // The old spellings still parse.
+    let old = ["unroot", "--context", "c", "plan", "p.toml", "--day", "1", "--only", "web", "--state-dir", "s"];
+    let cli = unroot::cli::Cli::try_parse_from(old).expect("old spellings parse");
+    assert_eq!(cli.context.as_deref(), Some("c"));
+}
+
+#[test]
+fn a_man_page_for_every_command_that_the_main_page_names() {
+    let dir = tempfile::tempdir().unwrap();
+    unroot().args(["man", "--dir", dir.path().to_str().unwrap()]).assert().code(0);
+    let main = std::fs::read_to_string(dir.path().join("unroot.1")).unwrap();
+    for sub in ["audit", "init", "check", "graph", "plan", "apply", "resume", "rollback", "status", "verify", "report"]
+    {
+        assert!(main.contains(&format!("unroot\\-{sub}(1)")), "the main page names unroot-{sub}(1)");
+        let page = std::fs::read_to_string(dir.path().join(format!("unroot-{sub}.1"))).expect("its page");
+        assert!(page.contains(&format!(".TH unroot-{sub} 1")), "{page}");
+    }
+    unroot().args(["man", "apply"]).assert().code(0).stdout(predicate::str::contains("\\-\\-service"));
+    unroot().args(["man", "nope"]).assert().code(2);
+}

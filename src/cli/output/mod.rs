@@ -204,11 +204,8 @@ impl Output {
     }
 
     /// `unroot man`: the man page, in roff.
-    pub fn man(&self, cmd: clap::Command) {
-        let mut buf = Vec::new();
-        if clap_mangen::Man::new(cmd).render(&mut buf).is_ok() {
-            self.print(&String::from_utf8_lossy(&buf));
-        }
+    pub fn man(&self, roff: &[u8]) {
+        self.print(&String::from_utf8_lossy(roff));
     }
 
     /// `unroot plan` / `apply --dry-run`: the day as apply will run it.

@@ -7,7 +7,7 @@ use super::world::World;
 
 fn apply(day: &str, only: Option<&str>) -> Vec<String> {
     let mut args = vec!["apply", "plan.toml", "--day", day, "--yes", "--state-dir", "state"];
-    args.extend(only.map(|o| ["--only", o]).into_iter().flatten());
+    args.extend(only.map(|o| ["--service", o]).into_iter().flatten());
     args.into_iter().map(String::from).collect()
 }
 

@@ -12,7 +12,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use unroot::cli::commands::{ApplyArgs, Env, ReportArgs};
 use unroot::cli::output::Output;
-use unroot::cli::{Cli, Command, Ended, exit_code};
+use unroot::cli::{Cli, Command, Ended, ReportFormat, exit_code};
 use unroot::docker::fake::{Call, FakeDocker, Program};
 use unroot::docker::{Finished, Process};
 use unroot::engine::interrupt::Interrupt;
@@ -273,41 +273,44 @@ impl World {
     /// The command, as `cli::run` dispatches it, through the command line's own bodies
     /// (`Env::apply_on` and the rest) on the fake; paths are the world folder's.
     async fn dispatch(&self, cli: Cli, out: &Output) -> Result<Ended, Error> {
-        let state_dir = cli.state_dir.map(|d| self.path(d));
+        let state_dir = cli.command.state_dir().map(|d| self.path(d));
         let env = Env { state_dir: state_dir.clone(), no_progress: true, context: None, out: out.clone() };
         let flag = state_dir.as_deref();
         let stop = Interrupt::default();
         match cli.command {
-            Command::Plan { plan, day, only, json } => {
-                let opts = ApplyOptions { day, only, parallelism: None };
-                let plan = Plan::load(&self.path(plan))?;
-                env.apply_on(&self.fake, &plan, ApplyArgs { opts, yes: false, dry_run: true, json }, &stop, None).await
+            Command::Plan { plan, day, services, format, .. } => {
+                let opts = ApplyOptions { day, only: services.services, parallelism: None };
+                let plan = Plan::load(&self.path(plan.path()))?;
+                let args = ApplyArgs { opts, yes: false, dry_run: true, json: format.is_json() };
+                env.apply_on(&self.fake, &plan, args, &stop, None).await
             }
-            Command::Apply { plan, day, dry_run, only, parallelism, yes, json } => {
-                let opts = ApplyOptions { day, only, parallelism: parallelism.map(usize::from) };
-                let plan = Plan::load(&self.path(plan))?;
-                env.apply_on(&self.fake, &plan, ApplyArgs { opts, yes, dry_run, json }, &stop, None).await
+            Command::Apply { plan, day, dry_run, services, parallelism, yes, format, .. } => {
+                let opts = ApplyOptions { day, only: services.services, parallelism: parallelism.map(usize::from) };
+                let plan = Plan::load(&self.path(plan.path()))?;
+                env.apply_on(&self.fake, &plan, ApplyArgs { opts, yes, dry_run, json: format.is_json() }, &stop, None)
+                    .await
             }
-            Command::Resume { run, plan, json } => {
+            Command::Resume { run, plan, format, .. } => {
                 let loc = self.location(flag, plan.as_deref())?;
-                env.resume_on(&self.fake, &loc, run.as_deref(), json, &stop).await
+                env.resume_on(&self.fake, &loc, run.as_deref(), format.is_json(), &stop).await
             }
-            Command::Rollback { run, plan, services, force, json } => {
+            Command::Rollback { run, plan, services, force, format, .. } => {
                 let loc = self.location(flag, plan.as_deref())?;
-                env.rollback_on(&self.fake, &loc, &run, &services, force, json, &stop).await
+                env.rollback_on(&self.fake, &loc, &run, &services.services, force, format.is_json(), &stop).await
             }
-            Command::Verify { plan, through_day, json } => {
-                let plan = Plan::load(&self.path(plan))?;
-                env.verify_on(&self.fake, &plan, through_day, json).await
+            Command::Verify { plan, through_day, format, .. } => {
+                let plan = Plan::load(&self.path(plan.path()))?;
+                env.verify_on(&self.fake, &plan, through_day, format.is_json()).await
             }
-            Command::Report { plan, format, out, force, filters } => {
-                let plan = Plan::load(&self.path(plan))?;
-                let args = ReportArgs { format, out: out.map(|o| self.path(o)), force, filters };
+            Command::Report { plan, format, json, out, force, filters, .. } => {
+                let plan = Plan::load(&self.path(plan.path()))?;
+                let format = ReportFormat::of(format, json);
+                let args = ReportArgs { format, out: out.map(|o| self.path(o)), force, filters: filters.filters };
                 env.report_on(&self.fake, &plan, &args).await
             }
-            Command::Status { run, plan, json } => {
+            Command::Status { run, plan, format, .. } => {
                 let loc = self.location(flag, plan.as_deref())?;
-                out.json(json).status(&runs::status(&loc, run.as_deref())?, &loc);
+                out.json(format.is_json()).status(&runs::status(&loc, run.as_deref())?, &loc);
                 Ok(Ended::Done)
             }
             other => panic!("{other:?} is not run on the fake"),
