@@ -33,6 +33,12 @@ const PROTECTED_TREES: &[&str] = &[
 /// Host paths a bind mount may not be (but may lie inside).
 const PROTECTED_EXACT: &[&str] = &["/home", "/var"];
 
+/// The host paths unroot never re-owns: those a bind source may not be, contain or lie in,
+/// and those it may only not be (docs/plan.md's list is generated from these).
+pub fn protected_paths() -> (&'static [&'static str], &'static [&'static str]) {
+    (PROTECTED_TREES, PROTECTED_EXACT)
+}
+
 /// Lexically normalises an absolute path: no `.`, no `..`, no trailing slash.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");

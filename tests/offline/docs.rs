@@ -106,3 +106,87 @@ fn the_profiles_example_of_docs_init_parses() {
     let vault = profiles.for_image("hashicorp/vault:1.15").expect("the example profile matches its image");
     assert_eq!(vault.user.as_deref(), Some("vault"));
 }
+
+/// docs/plan.md's list of protected host paths, as the code would write it.
+fn protected_list() -> String {
+    let (trees, exact) = unroot::engine::reown::protected_paths();
+    let list = |paths: &[&str]| paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+    format!(
+        "- Never re-owned, nor anything inside, nor anything that contains them: {}\n\
+         - Never re-owned themselves (a directory inside may be): {}\n",
+        list(trees),
+        list(exact)
+    )
+}
+
+#[test]
+fn the_protected_host_paths_of_the_docs_are_the_codes() {
+    let doc = std::fs::read_to_string(repo_path("docs/plan.md")).unwrap();
+    let begin = "<!-- protected-paths: generated from src/engine/reown.rs, do not edit -->\n";
+    let start = doc.find(begin).expect("docs/plan.md marks the generated list") + begin.len();
+    let end = doc[start..].find("<!-- protected-paths: end -->").unwrap() + start;
+    assert_eq!(&doc[start..end], protected_list(), "docs/plan.md's list is the code's: regenerate it");
+    // The other pages link the one list instead of keeping their own.
+    for page in ["README.md", "docs/init.md"] {
+        let text = std::fs::read_to_string(repo_path(page)).unwrap();
+        assert!(text.contains("#protected-host-paths)"), "{page} links the list");
+    }
+}
+
+/// Every flag `unroot COMMAND --help` shows, as `--name`.
+fn help_flags(command: &str) -> Vec<String> {
+    let out = unroot().args([command, "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| format!("--{}", w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-')))
+        .collect()
+}
+
+#[test]
+fn the_readmes_command_table_says_what_help_says() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let mut seen = 0;
+    for row in readme.lines().filter(|l| l.starts_with("| `unroot ")) {
+        let usage = row.split('`').nth(1).unwrap();
+        let command = usage.split_whitespace().nth(1).unwrap();
+        let flags = help_flags(command);
+        for word in usage.split(|c: char| c.is_whitespace() || "[]|\\".contains(c)) {
+            let Some(flag) = word.strip_prefix("--").map(|f| format!("--{}", f.split('=').next().unwrap())) else {
+                continue;
+            };
+            assert!(flags.contains(&flag), "README's `{usage}`: {flag} is not in `unroot {command} --help`");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 12, "the README's command table: {seen} rows");
+}
+
+/// The keys docs/plan.md's "Keys at a glance" table gives for `where` (`[rollout]` or
+/// `service`).
+fn documented_keys(place: &str) -> std::collections::BTreeSet<String> {
+    let doc = std::fs::read_to_string(repo_path("docs/plan.md")).unwrap();
+    let table = &doc[doc.find("## Keys at a glance").unwrap()..];
+    let table = &table[..table[3..].find("\n## ").unwrap()];
+    let mut keys = std::collections::BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| [")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        if !cells[1].contains(place) {
+            continue;
+        }
+        let names = cells[0].split("](").next().unwrap();
+        keys.extend(names.split('`').skip(1).step_by(2).filter(|k| !k.contains(' ')).map(str::to_string));
+    }
+    keys
+}
+
+#[test]
+fn the_key_table_of_the_docs_is_the_schemas() {
+    let schema = schema();
+    let defs = schema.get("$defs").or(schema.get("definitions")).unwrap();
+    for (def, place) in [("RawRollout", "[rollout]"), ("RawService", "service")] {
+        let properties: std::collections::BTreeSet<String> =
+            defs[def]["properties"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(documented_keys(place), properties, "docs/plan.md's keys of {place} are the schema's");
+    }
+}
