@@ -45,6 +45,9 @@ fn check_reports_errors_with_place_text_and_hint_and_exits_2() {
     assert!(err.contains("keep_root"), "the hint is shown: {err}");
     assert!(err.contains(&format!("{plan}:10:10: chown path \"data\" is relative")), "{err}");
     assert!(err.contains("2 errors in the plan; nothing was changed"), "{err}");
+    // Each error starts with its place and message, not with a bare diagnostic code.
+    assert!(err.lines().next().unwrap().trim_start().starts_with(&format!("× {plan}:6:8:")), "{err}");
+    assert!(!err.lines().any(|l| l.trim().starts_with("unroot::")), "{err}");
 }
 
 #[test]

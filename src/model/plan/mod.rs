@@ -306,6 +306,7 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
                 "not a health mode",
                 Some("for example: health = { exec = [\"redis-cli\", \"ping\"] }".into()),
             )
+            .about("health")
             .into();
     } else if message.contains("did not match any variant of untagged enum RawTmpfs") {
         return src

@@ -55,6 +55,19 @@ impl Validator<'_> {
         self.errors.push(self.src.error(kind, Some(span), message, label, help.map(str::to_string)));
     }
 
+    /// As [`Validator::push`], the hint linking the section of `key` in docs/plan.md.
+    pub(super) fn push_about(
+        &mut self,
+        key: &str,
+        kind: PlanErrorKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: &str,
+        help: Option<&str>,
+    ) {
+        self.errors.push(self.src.error(kind, Some(span), message, label, help.map(str::to_string)).about(key));
+    }
+
     pub(super) fn duration(&mut self, field: &str, value: &Spanned<String>) -> Option<Duration> {
         match duration::parse(value.get_ref()) {
             Ok(d) if (duration::MIN..=duration::MAX).contains(&d) => Some(d),
@@ -110,7 +123,8 @@ impl Validator<'_> {
         let r = raw.get_ref();
         let name = r.name.get_ref();
         if !rollout_name_ok(name) {
-            self.push(
+            self.push_about(
+                "name",
                 PlanErrorKind::InvalidName,
                 r.name.span(),
                 format!("rollout name `{name}` must match [a-z0-9][a-z0-9-]*"),
@@ -122,7 +136,8 @@ impl Validator<'_> {
             None => 1,
             Some(p) if (1..=64).contains(p.get_ref()) => *p.get_ref() as usize,
             Some(p) => {
-                self.push(
+                self.push_about(
+                    "parallelism",
                     PlanErrorKind::InvalidValue,
                     p.span(),
                     format!("`parallelism` = {} is outside 1..64", p.get_ref()),
@@ -134,7 +149,8 @@ impl Validator<'_> {
         };
         let state_dir = match &r.state_dir {
             Some(s) if s.get_ref().trim().is_empty() => {
-                self.push(
+                self.push_about(
+                    "state_dir",
                     PlanErrorKind::InvalidValue,
                     s.span(),
                     "`state_dir` is empty",
@@ -167,7 +183,8 @@ impl Validator<'_> {
                 Ok(n) if n > 0 => {
                     days.insert(n, title.get_ref().clone());
                 }
-                _ => self.push(
+                _ => self.push_about(
+                    "days",
                     PlanErrorKind::InvalidDay,
                     key.span(),
                     format!("day `{}` is not a positive integer", key.get_ref()),
@@ -192,7 +209,8 @@ impl Validator<'_> {
             return Vec::new();
         }
         if raw.service.is_empty() {
-            self.push(
+            self.push_about(
+                "service",
                 PlanErrorKind::InvalidValue,
                 raw.rollout.span(),
                 "the plan has no services",
@@ -232,7 +250,8 @@ impl Validator<'_> {
         let tmpfs = self.tmpfs_rules(r);
         self.security_opt_rules(r);
         if r.swarm == Some(true) && r.ownership == Some(Ownership::Host) {
-            self.push(
+            self.push_about(
+                "swarm",
                 PlanErrorKind::InvalidValue,
                 key.span(),
                 format!("`{name}` is a Swarm service with ownership = \"host\""),
@@ -333,7 +352,8 @@ impl Validator<'_> {
         if let Some(k) = &r.keep_root
             && k.get_ref().trim().is_empty()
         {
-            self.push(
+            self.push_about(
+                "keep_root",
                 PlanErrorKind::InvalidValue,
                 k.span(),
                 "`keep_root` needs the reason the service stays root",
@@ -375,7 +395,8 @@ impl Validator<'_> {
             RawHealth::Mode(m) if m == "docker" => Some(HealthMode::Docker),
             RawHealth::Mode(m) if m == "running" => Some(HealthMode::Running),
             RawHealth::Mode(m) => {
-                self.push(
+                self.push_about(
+                    "health",
                     PlanErrorKind::InvalidValue,
                     h.span(),
                     format!("`health` = \"{m}\" is not a health mode"),
@@ -385,7 +406,8 @@ impl Validator<'_> {
                 None
             }
             RawHealth::Exec(e) if e.exec.is_empty() || e.exec[0].trim().is_empty() => {
-                self.push(
+                self.push_about(
+                    "health",
                     PlanErrorKind::InvalidValue,
                     h.span(),
                     "`health.exec` is empty",
@@ -402,7 +424,8 @@ impl Validator<'_> {
     fn list_rules(&mut self, r: &RawService) {
         for g in &r.group_add {
             if g.get_ref().trim().is_empty() || g.get_ref().contains(':') {
-                self.push(
+                self.push_about(
+                    "group_add",
                     PlanErrorKind::InvalidValue,
                     g.span(),
                     format!("`group_add` entry \"{}\" is not a group", g.get_ref()),
@@ -414,7 +437,8 @@ impl Validator<'_> {
         for key in r.env.keys() {
             let k = key.get_ref();
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                self.push(
+                self.push_about(
+                    "env",
                     PlanErrorKind::InvalidValue,
                     key.span(),
                     format!("`env` key \"{k}\" is not a variable name"),
@@ -425,7 +449,8 @@ impl Validator<'_> {
         }
         for cap in r.cap_drop.iter().chain(&r.cap_add) {
             if !capability_ok(cap.get_ref()) {
-                self.push(
+                self.push_about(
+                    "cap_drop",
                     PlanErrorKind::InvalidValue,
                     cap.span(),
                     format!("\"{}\" is not a capability", cap.get_ref()),
