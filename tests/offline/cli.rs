@@ -51,6 +51,25 @@ fn check_reports_errors_with_place_text_and_hint_and_exits_2() {
 }
 
 #[test]
+fn check_knows_dockers_capabilities_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[rollout]\nname = \"t\"\n\n[service.web]\nday = 1\nuser = \"101\"\n";
+    let plan = write_plan(&dir, &format!("{head}cap_drop = [\"all\"]\ncap_add = [\"cap_net_admin\"]\n"));
+    unroot().args(["check", &plan]).assert().code(0).stdout(predicate::str::contains("ok: plan `t`"));
+    let plan = write_plan(&dir, &format!("{head}cap_drop = [\"ALL\"]\ncap_add = [\"NET_BIND\"]\n"));
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{plan}:8:12: `cap_add` entry \"NET_BIND\" is not a capability Docker knows")),
+        "{err}"
+    );
+    assert!(err.contains("cap_add = [\"NET_BIND\"]"), "the offending line is shown: {err}");
+    assert!(err.contains("did you mean NET_BIND_SERVICE?"), "{err}");
+    assert!(err.contains("docs/plan.md#cap_drop-cap_add"), "{err}");
+}
+
+#[test]
 fn check_of_a_missing_file_exits_2() {
     unroot().args(["check", "/nonexistent/plan.toml"]).assert().code(2).stderr(
         predicate::str::contains("/nonexistent/plan.toml").and(predicate::str::contains("cannot read the plan")),

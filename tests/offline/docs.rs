@@ -137,6 +137,7 @@ fn every_anchor_a_plan_error_links_is_a_heading_of_the_plan_docs() {
         "security_opt = [\"x\"]",
         "swarm = true\nownership = \"host\"",
         "cap_drop = [\"a b\"]",
+        "cap_add = [\"NET_BIND\"]",
     ];
     for body in bodies {
         let text = format!("[rollout]\nname = \"t\"\n[service.a]\nday = 1\n{body}\n");

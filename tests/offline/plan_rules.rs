@@ -351,9 +351,38 @@ fn values_outside_their_sets_are_refused() {
         &format!("{HEAD}[service.a]\nday = 1\ncap_drop = [\"all the things\"]\n"),
         PlanErrorKind::InvalidValue,
         "p.toml:5:13",
-        "\"all the things\" is not a capability",
+        "`cap_drop` entry \"all the things\" is not a capability Docker knows",
     );
     one(HEAD, PlanErrorKind::InvalidValue, "p.toml:1:1", "the plan has no services");
+}
+
+#[test]
+fn capabilities_are_the_ones_docker_knows_in_any_case() {
+    let plan = Plan::parse(
+        "p.toml",
+        &format!(
+            "{HEAD}[service.a]\nday = 1\ncap_drop = [\"all\"]\ncap_add = [\"cap_net_admin\", \"Net_Bind_Service\", \"BPF\", \"CAP_CHECKPOINT_RESTORE\"]\n"
+        ),
+    )
+    .unwrap();
+    let a = plan.service("a").unwrap();
+    assert_eq!(a.cap_drop, ["ALL"], "the plan holds the names Docker compares");
+    assert_eq!(a.cap_add, ["NET_ADMIN", "NET_BIND_SERVICE", "BPF", "CHECKPOINT_RESTORE"]);
+    for (cap, message, hint) in [
+        ("NET_BIND", "`cap_add` entry \"NET_BIND\" is not a capability Docker knows", "did you mean NET_BIND_SERVICE?"),
+        ("cap_sys_admn", "\"cap_sys_admn\" is not a capability Docker knows", "did you mean SYS_ADMIN?"),
+        ("CAP_ALL", "\"CAP_ALL\" is not a capability Docker knows", "write \"ALL\""),
+        (" NET_RAW", "`cap_add` entry \" NET_RAW\" has spaces around the name", "write it without them: \"NET_RAW\""),
+        ("", "`cap_add` has an empty entry", "remove it"),
+    ] {
+        let e = errors(&format!("{HEAD}[service.a]\nday = 1\ncap_add = [\"{cap}\"]\n"));
+        assert_eq!(e.kinds(), [PlanErrorKind::InvalidValue], "{cap}");
+        let err = &e.errors[0];
+        assert_eq!(err.location, "p.toml:5:12", "{cap}");
+        assert!(err.message.contains(message), "{cap}: {}", err.message);
+        let help = err.help.as_deref().unwrap();
+        assert!(help.starts_with(hint) && help.ends_with("(see docs/plan.md#cap_drop-cap_add)"), "{cap}: {help}");
+    }
 }
 
 #[test]

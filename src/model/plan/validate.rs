@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::raw::{RawHealth, RawPlan, RawRollout, RawService};
 use super::*;
+use crate::model::caps::{CapFault, known_cap, normalize_cap};
 
 pub(super) fn docker_name_ok(name: &str) -> bool {
     let mut chars = name.chars();
@@ -20,11 +21,6 @@ fn rollout_name_ok(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn capability_ok(cap: &str) -> bool {
-    let bare = cap.strip_prefix("CAP_").unwrap_or(cap);
-    !bare.is_empty() && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Why a container path in the plan is not usable: relative, or holding `..`.
@@ -274,8 +270,8 @@ impl Validator<'_> {
             timings,
             group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
             env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
-            cap_drop: r.cap_drop.iter().map(|c| c.get_ref().clone()).collect(),
-            cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
+            cap_drop: r.cap_drop.iter().map(|c| normalize_cap(c.get_ref())).collect(),
+            cap_add: r.cap_add.iter().map(|c| normalize_cap(c.get_ref())).collect(),
             read_only: r.read_only,
             no_new_privileges: r.no_new_privileges,
             tmpfs,
@@ -447,18 +443,41 @@ impl Validator<'_> {
                 );
             }
         }
-        for cap in r.cap_drop.iter().chain(&r.cap_add) {
-            if !capability_ok(cap.get_ref()) {
-                self.push_about(
-                    "cap_drop",
-                    PlanErrorKind::InvalidValue,
-                    cap.span(),
-                    format!("\"{}\" is not a capability", cap.get_ref()),
-                    "not a capability",
-                    Some("write capabilities in capitals, e.g. \"ALL\", \"NET_BIND_SERVICE\" or \"CAP_CHOWN\""),
-                );
+        for (key, caps) in [("cap_drop", &r.cap_drop), ("cap_add", &r.cap_add)] {
+            for cap in caps {
+                self.capability_rule(key, cap);
             }
         }
+    }
+
+    /// A capability Docker knows, in any case, with or without `CAP_`.
+    fn capability_rule(&mut self, key: &str, cap: &Spanned<String>) {
+        let c = cap.get_ref();
+        let (message, label, hint) = match known_cap(c) {
+            Ok(_) => return,
+            Err(CapFault::Empty) => {
+                (format!("`{key}` has an empty entry"), "no capability", "remove it, or name a capability".to_string())
+            }
+            Err(CapFault::Spaces) => (
+                format!("`{key}` entry \"{c}\" has spaces around the name"),
+                "spaces",
+                format!("write it without them: \"{}\"", c.trim()),
+            ),
+            Err(CapFault::PrefixedAll) => (
+                format!("`{key}` entry \"{c}\" is not a capability Docker knows"),
+                "not a capability",
+                "write \"ALL\": Docker takes ALL without CAP_".to_string(),
+            ),
+            Err(CapFault::Unknown(nearest)) => (
+                format!("`{key}` entry \"{c}\" is not a capability Docker knows"),
+                "not a capability",
+                match nearest {
+                    Some(n) => format!("did you mean {n}? Docker takes the kernel's names, in any case, with or without CAP_, and ALL"),
+                    None => "Docker takes the kernel's names (NET_BIND_SERVICE, CHOWN, SYS_ADMIN …), in any case, with or without CAP_, and ALL".to_string(),
+                },
+            ),
+        };
+        self.push_about(key, PlanErrorKind::InvalidValue, cap.span(), message, label, Some(&hint));
     }
 
     /// `after` names a known service of the same or an earlier day, and not itself.
