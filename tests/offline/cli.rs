@@ -70,6 +70,23 @@ fn check_knows_dockers_capabilities_in_any_case() {
 }
 
 #[test]
+fn check_says_a_service_belongs_to_one_day_and_a_day_is_one_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\n\n[service.db]\nday = 2\n");
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{plan}:7:10: service `db` appears twice; a service belongs to one day")), "{err}");
+    assert!(err.contains("the first [service.db] (line 4)") && !err.contains("duplicate key"), "{err}");
+    let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = [1, 2]\n");
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{plan}:5:7: `day` is one number (the day this service moves on), not a list")));
+    assert!(err.contains("docs/plan.md#day") && !err.contains("invalid type"), "{err}");
+}
+
+#[test]
 fn check_of_a_missing_file_exits_2() {
     unroot().args(["check", "/nonexistent/plan.toml"]).assert().code(2).stderr(
         predicate::str::contains("/nonexistent/plan.toml").and(predicate::str::contains("cannot read the plan")),

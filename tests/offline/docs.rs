@@ -138,6 +138,11 @@ fn every_anchor_a_plan_error_links_is_a_heading_of_the_plan_docs() {
         "swarm = true\nownership = \"host\"",
         "cap_drop = [\"a b\"]",
         "cap_add = [\"NET_BIND\"]",
+        "day = 2",
+        "user = 0",
+        "read_only = \"yes\"",
+        "env = { A = 1 }",
+        "[service.a]\nday = 2",
     ];
     for body in bodies {
         let text = format!("[rollout]\nname = \"t\"\n[service.a]\nday = 1\n{body}\n");

@@ -57,19 +57,19 @@ fn unknown_keys_are_refused_wherever_they_are() {
         &format!("colour = \"red\"\n{HEAD}[service.a]\nday = 1\n"),
         PlanErrorKind::UnknownKey,
         "p.toml:1:1",
-        "unknown field `colour`",
+        "`colour` is not a key of the plan",
     );
     one(
         "[rollout]\nname = \"t\"\nparalelism = 2\n[service.a]\nday = 1\n",
         PlanErrorKind::UnknownKey,
         "p.toml:3:1",
-        "unknown field `paralelism`",
+        "`paralelism` is not a key of [rollout]; the keys are name, state_dir,",
     );
     one(
         &format!("{HEAD}[service.a]\nday = 1\nusr = \"1000\"\n"),
         PlanErrorKind::UnknownKey,
         "p.toml:5:1",
-        "unknown field `usr`",
+        "`usr` is not a key of [service.a]; the keys are day, user,",
     );
 }
 
@@ -327,7 +327,7 @@ fn values_outside_their_sets_are_refused() {
         "[rollout]\nname = \"t\"\non_failure = \"retry\"\n[service.a]\nday = 1\n",
         PlanErrorKind::InvalidValue,
         "p.toml:3:14",
-        "unknown variant `retry`",
+        "`on_failure` = \"retry\" is not one of \"rollback-day\", \"rollback-service\", \"pause\"",
     );
     one(
         &format!("{HEAD}[service.a]\nday = 1\nhealth = \"maybe\"\n"),
@@ -386,6 +386,30 @@ fn capabilities_are_the_ones_docker_knows_in_any_case() {
 }
 
 #[test]
+fn a_service_given_twice_is_refused_at_its_second_table() {
+    one(
+        &format!("{HEAD}[service.db]\nday = 1\n[service.db]\nday = 2\n"),
+        PlanErrorKind::Syntax,
+        "p.toml:5:10",
+        "service `db` appears twice; a service belongs to one day",
+    );
+}
+
+#[test]
+fn wrong_types_are_said_in_the_plans_words_at_their_place() {
+    for (line, location, message) in [
+        ("day = [1, 2]", "p.toml:4:7", "`day` is one number (the day this service moves on), not a list"),
+        ("day = 1\nuser = 999", "p.toml:5:8", "`user` must be a string"),
+        ("day = 1\ncap_drop = \"ALL\"", "p.toml:5:12", "`cap_drop` must be a list of strings"),
+        ("day = 1\nread_only = \"yes\"", "p.toml:5:13", "`read_only` must be true or false, not a string"),
+        ("day = 1\nhealth_timeout = 60", "p.toml:5:18", "`health_timeout` must be a duration string"),
+    ] {
+        let text = one(&format!("{HEAD}[service.a]\n{line}\n"), PlanErrorKind::Syntax, location, message);
+        assert!(!text.contains("invalid type") && !text.contains("expected"), "serde's words: {text}");
+    }
+}
+
+#[test]
 fn every_error_is_reported_not_just_the_first() {
     let e = errors(&format!(
         "{HEAD}[service.a]\nday = 1\nuser = \"root\"\n[service.b]\nday = 1\nchown = [\"rel\"]\nafter = [\"zz\"]\n"
@@ -399,7 +423,7 @@ fn syntax_errors_have_a_place() {
     assert_eq!(e.kinds(), [PlanErrorKind::Syntax]);
     assert!(e.errors[0].location.starts_with("p.toml:1:"), "{}", e.errors[0]);
     let e = errors(&format!("{HEAD}[service.a]\nuser = \"1000\"\n"));
-    assert!(e.errors[0].message.contains("missing field `day`"), "{}", e.errors[0]);
+    assert!(e.errors[0].message.contains("[service.a] has no `day`"), "{}", e.errors[0]);
 }
 
 #[test]
