@@ -10,5 +10,6 @@ pub mod owner;
 pub mod passwd;
 pub mod plan;
 pub mod profiles;
+pub mod spelling;
 pub mod user;
 pub mod workload;

@@ -45,6 +45,45 @@ fn check_reports_errors_with_place_text_and_hint_and_exits_2() {
     assert!(err.contains("keep_root"), "the hint is shown: {err}");
     assert!(err.contains(&format!("{plan}:10:10: chown path \"data\" is relative")), "{err}");
     assert!(err.contains("2 errors in the plan; nothing was changed"), "{err}");
+    // Each error starts with its place and message, not with a bare diagnostic code.
+    assert!(err.lines().next().unwrap().trim_start().starts_with(&format!("× {plan}:6:8:")), "{err}");
+    assert!(!err.lines().any(|l| l.trim().starts_with("unroot::")), "{err}");
+}
+
+#[test]
+fn check_knows_dockers_capabilities_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "[rollout]\nname = \"t\"\n\n[service.web]\nday = 1\nuser = \"101\"\n";
+    let plan = write_plan(&dir, &format!("{head}cap_drop = [\"all\"]\ncap_add = [\"cap_net_admin\"]\n"));
+    unroot().args(["check", &plan]).assert().code(0).stdout(predicate::str::contains("ok: plan `t`"));
+    let plan = write_plan(&dir, &format!("{head}cap_drop = [\"ALL\"]\ncap_add = [\"NET_BIND\"]\n"));
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{plan}:8:12: `cap_add` entry \"NET_BIND\" is not a capability Docker knows")),
+        "{err}"
+    );
+    assert!(err.contains("cap_add = [\"NET_BIND\"]"), "the offending line is shown: {err}");
+    assert!(err.contains("did you mean NET_BIND_SERVICE?"), "{err}");
+    assert!(err.contains("docs/plan.md#cap_drop-cap_add"), "{err}");
+}
+
+#[test]
+fn check_says_a_service_belongs_to_one_day_and_a_day_is_one_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\n\n[service.db]\nday = 2\n");
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{plan}:7:10: service `db` appears twice; a service belongs to one day")), "{err}");
+    assert!(err.contains("the first [service.db] (line 4)") && !err.contains("duplicate key"), "{err}");
+    let plan = write_plan(&dir, "[rollout]\nname = \"t\"\n\n[service.db]\nday = [1, 2]\n");
+    let out = unroot().args(["check", &plan]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{plan}:5:7: `day` is one number (the day this service moves on), not a list")));
+    assert!(err.contains("docs/plan.md#day") && !err.contains("invalid type"), "{err}");
 }
 
 #[test]

@@ -88,6 +88,78 @@ fn every_error_of_check_points_into_the_plan_docs() {
     }
 }
 
+/// The anchors GitHub gives the headings of a Markdown page: the heading's text lower-cased,
+/// punctuation but `-` and `_` dropped, spaces as `-`; a repeated one gets `-1`, `-2` ….
+fn heading_anchors(doc: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut in_code = false;
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        let Some(text) = line.strip_prefix('#').filter(|_| !in_code).map(|t| t.trim_start_matches('#')) else {
+            continue;
+        };
+        let base: String = text
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let repeats = seen.iter().filter(|a| **a == base || a.starts_with(&format!("{base}-"))).count();
+        seen.push(if repeats == 0 { base } else { format!("{base}-{repeats}") });
+    }
+    seen
+}
+
+#[test]
+fn every_anchor_a_plan_error_links_is_a_heading_of_the_plan_docs() {
+    let doc = std::fs::read_to_string(repo_path("docs/plan.md")).unwrap();
+    let anchors = heading_anchors(&doc);
+    for a in ["keys-at-a-glance", "servicename", "cap_drop-cap_add", "day", "user", "durations"] {
+        assert!(anchors.iter().any(|h| h == a), "the heading parser finds {a}: {anchors:?}");
+    }
+    for a in unroot::model::plan::error::doc_anchors() {
+        assert!(anchors.iter().any(|h| h == a), "docs/plan.md has no heading for #{a}: {anchors:?}");
+    }
+    // And what `check` prints links them too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let mut linked = 0;
+    let bodies = [
+        "user = \"root\"",
+        "health = \"maybe\"",
+        "group_add = [\"a:b\"]",
+        "keep_root = \" \"",
+        "healthcheck = [\"x\"]",
+        "tmpfs = [\"run\"]",
+        "security_opt = [\"x\"]",
+        "swarm = true\nownership = \"host\"",
+        "cap_drop = [\"a b\"]",
+        "cap_add = [\"NET_BIND\"]",
+        "day = 2",
+        "user = 0",
+        "read_only = \"yes\"",
+        "env = { A = 1 }",
+        "[service.a]\nday = 2",
+    ];
+    for body in bodies {
+        let text = format!("[rollout]\nname = \"t\"\n[service.a]\nday = 1\n{body}\n");
+        std::fs::write(&path, text).unwrap();
+        let out = unroot().args(["check", path.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{body}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for link in err.split("docs/plan.md#").skip(1) {
+            let a: String = link.chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_')).collect();
+            assert!(anchors.contains(&a), "{body}: #{a} is not a heading of docs/plan.md: {err}");
+            assert_ne!(a, "keys-at-a-glance", "{body}: the key's own section, not the table: {err}");
+            linked += 1;
+        }
+    }
+    assert!(linked >= bodies.len(), "every error links its section");
+}
+
 #[test]
 fn the_man_page_renders() {
     let out = unroot().arg("man").output().unwrap();

@@ -57,19 +57,19 @@ fn unknown_keys_are_refused_wherever_they_are() {
         &format!("colour = \"red\"\n{HEAD}[service.a]\nday = 1\n"),
         PlanErrorKind::UnknownKey,
         "p.toml:1:1",
-        "unknown field `colour`",
+        "`colour` is not a key of the plan",
     );
     one(
         "[rollout]\nname = \"t\"\nparalelism = 2\n[service.a]\nday = 1\n",
         PlanErrorKind::UnknownKey,
         "p.toml:3:1",
-        "unknown field `paralelism`",
+        "`paralelism` is not a key of [rollout]; the keys are name, state_dir,",
     );
     one(
         &format!("{HEAD}[service.a]\nday = 1\nusr = \"1000\"\n"),
         PlanErrorKind::UnknownKey,
         "p.toml:5:1",
-        "unknown field `usr`",
+        "`usr` is not a key of [service.a]; the keys are day, user,",
     );
 }
 
@@ -327,7 +327,7 @@ fn values_outside_their_sets_are_refused() {
         "[rollout]\nname = \"t\"\non_failure = \"retry\"\n[service.a]\nday = 1\n",
         PlanErrorKind::InvalidValue,
         "p.toml:3:14",
-        "unknown variant `retry`",
+        "`on_failure` = \"retry\" is not one of \"rollback-day\", \"rollback-service\", \"pause\"",
     );
     one(
         &format!("{HEAD}[service.a]\nday = 1\nhealth = \"maybe\"\n"),
@@ -351,9 +351,62 @@ fn values_outside_their_sets_are_refused() {
         &format!("{HEAD}[service.a]\nday = 1\ncap_drop = [\"all the things\"]\n"),
         PlanErrorKind::InvalidValue,
         "p.toml:5:13",
-        "\"all the things\" is not a capability",
+        "`cap_drop` entry \"all the things\" is not a capability Docker knows",
     );
     one(HEAD, PlanErrorKind::InvalidValue, "p.toml:1:1", "the plan has no services");
+}
+
+#[test]
+fn capabilities_are_the_ones_docker_knows_in_any_case() {
+    let plan = Plan::parse(
+        "p.toml",
+        &format!(
+            "{HEAD}[service.a]\nday = 1\ncap_drop = [\"all\"]\ncap_add = [\"cap_net_admin\", \"Net_Bind_Service\", \"BPF\", \"CAP_CHECKPOINT_RESTORE\"]\n"
+        ),
+    )
+    .unwrap();
+    let a = plan.service("a").unwrap();
+    assert_eq!(a.cap_drop, ["ALL"], "the plan holds the names Docker compares");
+    assert_eq!(a.cap_add, ["NET_ADMIN", "NET_BIND_SERVICE", "BPF", "CHECKPOINT_RESTORE"]);
+    for (cap, message, hint) in [
+        ("NET_BIND", "`cap_add` entry \"NET_BIND\" is not a capability Docker knows", "did you mean NET_BIND_SERVICE?"),
+        ("cap_sys_admn", "\"cap_sys_admn\" is not a capability Docker knows", "did you mean SYS_ADMIN?"),
+        ("CAP_ALL", "\"CAP_ALL\" is not a capability Docker knows", "write \"ALL\""),
+        (" NET_RAW", "`cap_add` entry \" NET_RAW\" has spaces around the name", "write it without them: \"NET_RAW\""),
+        ("", "`cap_add` has an empty entry", "remove it"),
+    ] {
+        let e = errors(&format!("{HEAD}[service.a]\nday = 1\ncap_add = [\"{cap}\"]\n"));
+        assert_eq!(e.kinds(), [PlanErrorKind::InvalidValue], "{cap}");
+        let err = &e.errors[0];
+        assert_eq!(err.location, "p.toml:5:12", "{cap}");
+        assert!(err.message.contains(message), "{cap}: {}", err.message);
+        let help = err.help.as_deref().unwrap();
+        assert!(help.starts_with(hint) && help.ends_with("(see docs/plan.md#cap_drop-cap_add)"), "{cap}: {help}");
+    }
+}
+
+#[test]
+fn a_service_given_twice_is_refused_at_its_second_table() {
+    one(
+        &format!("{HEAD}[service.db]\nday = 1\n[service.db]\nday = 2\n"),
+        PlanErrorKind::Syntax,
+        "p.toml:5:10",
+        "service `db` appears twice; a service belongs to one day",
+    );
+}
+
+#[test]
+fn wrong_types_are_said_in_the_plans_words_at_their_place() {
+    for (line, location, message) in [
+        ("day = [1, 2]", "p.toml:4:7", "`day` is one number (the day this service moves on), not a list"),
+        ("day = 1\nuser = 999", "p.toml:5:8", "`user` must be a string"),
+        ("day = 1\ncap_drop = \"ALL\"", "p.toml:5:12", "`cap_drop` must be a list of strings"),
+        ("day = 1\nread_only = \"yes\"", "p.toml:5:13", "`read_only` must be true or false, not a string"),
+        ("day = 1\nhealth_timeout = 60", "p.toml:5:18", "`health_timeout` must be a duration string"),
+    ] {
+        let text = one(&format!("{HEAD}[service.a]\n{line}\n"), PlanErrorKind::Syntax, location, message);
+        assert!(!text.contains("invalid type") && !text.contains("expected"), "serde's words: {text}");
+    }
 }
 
 #[test]
@@ -370,7 +423,7 @@ fn syntax_errors_have_a_place() {
     assert_eq!(e.kinds(), [PlanErrorKind::Syntax]);
     assert!(e.errors[0].location.starts_with("p.toml:1:"), "{}", e.errors[0]);
     let e = errors(&format!("{HEAD}[service.a]\nuser = \"1000\"\n"));
-    assert!(e.errors[0].message.contains("missing field `day`"), "{}", e.errors[0]);
+    assert!(e.errors[0].message.contains("[service.a] has no `day`"), "{}", e.errors[0]);
 }
 
 #[test]

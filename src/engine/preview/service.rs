@@ -6,6 +6,7 @@ use crate::docker::recreate::{Changes, LABEL_ORIGINAL_USER, LABEL_RUN};
 use crate::docker::{DockerError, DockerPort, Inspect, Mount, short_id as short};
 use crate::engine::accounts;
 use crate::engine::reown::MountId;
+use crate::model::caps::normalize_cap;
 use crate::model::mount::MountKind;
 use crate::model::owner::{Owner, ancestors, unreachable};
 use crate::model::passwd;
@@ -419,11 +420,12 @@ fn list_changes(s: &Service, c: &Inspect, image_ref: &str, sp: &mut ServicePlan)
         let replaced = env_now.iter().any(|e| e.split('=').next() == Some(key));
         sp.changes.push(format!("env: {} {key}", if replaced { "~" } else { "+" }));
     }
-    let caps_now = c.cap_drop();
+    // The plan's names are normalized (`ALL`, `NET_RAW`); Docker's may say `CAP_NET_RAW`.
+    let caps_now: Vec<String> = c.cap_drop().iter().map(|x| normalize_cap(x)).collect();
     for cap in s.cap_drop.iter().filter(|x| !caps_now.contains(x)) {
         sp.changes.push(format!("cap_drop: + {cap}"));
     }
-    let add_now = c.cap_add();
+    let add_now: Vec<String> = c.cap_add().iter().map(|x| normalize_cap(x)).collect();
     for cap in s.cap_add.iter().filter(|x| !add_now.contains(x)) {
         sp.changes.push(format!("cap_add: + {cap}"));
     }

@@ -350,3 +350,21 @@ fn a_healthcheck_is_shown_without_the_values_of_the_environment() {
     let sp = preview("user = \"redis\"\nhealthcheck = [\"CMD-SHELL\", \"check -ps3cr3t-value\"]", &observed(c));
     assert!(!format!("{:?}", sp.changes).contains("s3cr3t"), "{:?}", sp.changes);
 }
+
+#[test]
+fn capabilities_are_applied_by_their_normal_names_whatever_the_plan_s_spelling() {
+    let c = container(json!({"HostConfig": {"CapAdd": ["CAP_NET_ADMIN"]}}));
+    let sp = preview("user = \"redis\"\ncap_drop = [\"all\"]\ncap_add = [\"net_admin\", \"cap_chown\"]", &observed(c));
+    let r = sp.resolved.as_ref().unwrap();
+    assert_eq!(
+        (r.changes.cap_drop.as_slice(), r.changes.cap_add.as_slice()),
+        (&["ALL".to_string()][..], &["NET_ADMIN".to_string(), "CHOWN".to_string()][..])
+    );
+    // The preview lists what changes: NET_ADMIN, in Docker's spelling, is already added.
+    let caps: Vec<&String> = sp.changes.iter().filter(|l| l.starts_with("cap_")).collect();
+    assert_eq!(caps, ["cap_drop: + ALL", "cap_add: + CHOWN"]);
+    // The recreated container is created with them, each once.
+    let req = crate::docker::recreate::create_request(&r.original, &r.changes, false);
+    assert_eq!(req.body["HostConfig"]["CapDrop"], json!(["ALL"]));
+    assert_eq!(req.body["HostConfig"]["CapAdd"], json!(["CAP_NET_ADMIN", "CHOWN"]));
+}

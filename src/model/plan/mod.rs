@@ -8,6 +8,7 @@ pub mod error;
 mod raw;
 mod runtime;
 mod validate;
+mod words;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -290,14 +291,11 @@ impl Plan {
     }
 }
 
+/// The parser's error: serde's and toml's words turned into the plan's where they are known
+/// (a wrong type, an unknown or missing key, a table given twice), with its place kept.
 fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
     let message = e.message().trim().to_string();
-    let (kind, help) = if message.starts_with("unknown field") {
-        (
-            PlanErrorKind::UnknownKey,
-            Some("remove the key or fix its spelling; the keys this table takes are listed above".to_string()),
-        )
-    } else if message.contains("did not match any variant of untagged enum RawHealth") {
+    if message.contains("did not match any variant of untagged enum RawHealth") {
         return src
             .error(
                 PlanErrorKind::InvalidValue,
@@ -306,8 +304,10 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
                 "not a health mode",
                 Some("for example: health = { exec = [\"redis-cli\", \"ping\"] }".into()),
             )
+            .about("health")
             .into();
-    } else if message.contains("did not match any variant of untagged enum RawTmpfs") {
+    }
+    if message.contains("did not match any variant of untagged enum RawTmpfs") {
         return src
             .error(
                 PlanErrorKind::InvalidTmpfs,
@@ -317,14 +317,14 @@ fn syntax_error(src: &Source, e: &toml::de::Error) -> PlanErrors {
                 Some("for example: tmpfs = [\"/var/cache/nginx\", { path = \"/run\", size = \"16m\" }]".into()),
             )
             .into();
-    } else if message.starts_with("missing field") {
-        (PlanErrorKind::Syntax, Some("add the key; it has no default".to_string()))
-    } else if message.starts_with("unknown variant") {
-        (PlanErrorKind::InvalidValue, Some("use one of the values listed above".to_string()))
-    } else {
-        (PlanErrorKind::Syntax, Some("the plan is TOML; check the line above".to_string()))
-    };
-    src.error(kind, e.span(), message, "here", help).into()
+    }
+    if let Some(err) = words::in_plan_words(src, e) {
+        return err.into();
+    }
+    let key = words::key_path(e).pop().unwrap_or_default();
+    src.error(PlanErrorKind::Syntax, e.span(), message, "here", Some("the plan is TOML; check the line above".into()))
+        .about(&key)
+        .into()
 }
 
 fn cycle_error(src: &Source, services: &[Service], cycle: &[String]) -> PlanErrors {

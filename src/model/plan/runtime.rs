@@ -27,7 +27,8 @@ impl Validator<'_> {
             _ => false,
         };
         if !ok {
-            self.push(
+            self.push_about(
+                "healthcheck",
                 PlanErrorKind::InvalidValue,
                 test.span(),
                 "`healthcheck` is not a HEALTHCHECK test",

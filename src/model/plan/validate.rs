@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::raw::{RawHealth, RawPlan, RawRollout, RawService};
 use super::*;
+use crate::model::caps::{CapFault, known_cap, normalize_cap};
 
 pub(super) fn docker_name_ok(name: &str) -> bool {
     let mut chars = name.chars();
@@ -20,11 +21,6 @@ fn rollout_name_ok(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn capability_ok(cap: &str) -> bool {
-    let bare = cap.strip_prefix("CAP_").unwrap_or(cap);
-    !bare.is_empty() && bare.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Why a container path in the plan is not usable: relative, or holding `..`.
@@ -53,6 +49,19 @@ impl Validator<'_> {
         help: Option<&str>,
     ) {
         self.errors.push(self.src.error(kind, Some(span), message, label, help.map(str::to_string)));
+    }
+
+    /// As [`Validator::push`], the hint linking the section of `key` in docs/plan.md.
+    pub(super) fn push_about(
+        &mut self,
+        key: &str,
+        kind: PlanErrorKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: &str,
+        help: Option<&str>,
+    ) {
+        self.errors.push(self.src.error(kind, Some(span), message, label, help.map(str::to_string)).about(key));
     }
 
     pub(super) fn duration(&mut self, field: &str, value: &Spanned<String>) -> Option<Duration> {
@@ -110,7 +119,8 @@ impl Validator<'_> {
         let r = raw.get_ref();
         let name = r.name.get_ref();
         if !rollout_name_ok(name) {
-            self.push(
+            self.push_about(
+                "name",
                 PlanErrorKind::InvalidName,
                 r.name.span(),
                 format!("rollout name `{name}` must match [a-z0-9][a-z0-9-]*"),
@@ -122,7 +132,8 @@ impl Validator<'_> {
             None => 1,
             Some(p) if (1..=64).contains(p.get_ref()) => *p.get_ref() as usize,
             Some(p) => {
-                self.push(
+                self.push_about(
+                    "parallelism",
                     PlanErrorKind::InvalidValue,
                     p.span(),
                     format!("`parallelism` = {} is outside 1..64", p.get_ref()),
@@ -134,7 +145,8 @@ impl Validator<'_> {
         };
         let state_dir = match &r.state_dir {
             Some(s) if s.get_ref().trim().is_empty() => {
-                self.push(
+                self.push_about(
+                    "state_dir",
                     PlanErrorKind::InvalidValue,
                     s.span(),
                     "`state_dir` is empty",
@@ -167,7 +179,8 @@ impl Validator<'_> {
                 Ok(n) if n > 0 => {
                     days.insert(n, title.get_ref().clone());
                 }
-                _ => self.push(
+                _ => self.push_about(
+                    "days",
                     PlanErrorKind::InvalidDay,
                     key.span(),
                     format!("day `{}` is not a positive integer", key.get_ref()),
@@ -192,7 +205,8 @@ impl Validator<'_> {
             return Vec::new();
         }
         if raw.service.is_empty() {
-            self.push(
+            self.push_about(
+                "service",
                 PlanErrorKind::InvalidValue,
                 raw.rollout.span(),
                 "the plan has no services",
@@ -232,7 +246,8 @@ impl Validator<'_> {
         let tmpfs = self.tmpfs_rules(r);
         self.security_opt_rules(r);
         if r.swarm == Some(true) && r.ownership == Some(Ownership::Host) {
-            self.push(
+            self.push_about(
+                "swarm",
                 PlanErrorKind::InvalidValue,
                 key.span(),
                 format!("`{name}` is a Swarm service with ownership = \"host\""),
@@ -255,8 +270,8 @@ impl Validator<'_> {
             timings,
             group_add: r.group_add.iter().map(|g| g.get_ref().clone()).collect(),
             env: r.env.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect(),
-            cap_drop: r.cap_drop.iter().map(|c| c.get_ref().clone()).collect(),
-            cap_add: r.cap_add.iter().map(|c| c.get_ref().clone()).collect(),
+            cap_drop: r.cap_drop.iter().map(|c| normalize_cap(c.get_ref())).collect(),
+            cap_add: r.cap_add.iter().map(|c| normalize_cap(c.get_ref())).collect(),
             read_only: r.read_only,
             no_new_privileges: r.no_new_privileges,
             tmpfs,
@@ -333,7 +348,8 @@ impl Validator<'_> {
         if let Some(k) = &r.keep_root
             && k.get_ref().trim().is_empty()
         {
-            self.push(
+            self.push_about(
+                "keep_root",
                 PlanErrorKind::InvalidValue,
                 k.span(),
                 "`keep_root` needs the reason the service stays root",
@@ -375,7 +391,8 @@ impl Validator<'_> {
             RawHealth::Mode(m) if m == "docker" => Some(HealthMode::Docker),
             RawHealth::Mode(m) if m == "running" => Some(HealthMode::Running),
             RawHealth::Mode(m) => {
-                self.push(
+                self.push_about(
+                    "health",
                     PlanErrorKind::InvalidValue,
                     h.span(),
                     format!("`health` = \"{m}\" is not a health mode"),
@@ -385,7 +402,8 @@ impl Validator<'_> {
                 None
             }
             RawHealth::Exec(e) if e.exec.is_empty() || e.exec[0].trim().is_empty() => {
-                self.push(
+                self.push_about(
+                    "health",
                     PlanErrorKind::InvalidValue,
                     h.span(),
                     "`health.exec` is empty",
@@ -402,7 +420,8 @@ impl Validator<'_> {
     fn list_rules(&mut self, r: &RawService) {
         for g in &r.group_add {
             if g.get_ref().trim().is_empty() || g.get_ref().contains(':') {
-                self.push(
+                self.push_about(
+                    "group_add",
                     PlanErrorKind::InvalidValue,
                     g.span(),
                     format!("`group_add` entry \"{}\" is not a group", g.get_ref()),
@@ -414,7 +433,8 @@ impl Validator<'_> {
         for key in r.env.keys() {
             let k = key.get_ref();
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                self.push(
+                self.push_about(
+                    "env",
                     PlanErrorKind::InvalidValue,
                     key.span(),
                     format!("`env` key \"{k}\" is not a variable name"),
@@ -423,17 +443,41 @@ impl Validator<'_> {
                 );
             }
         }
-        for cap in r.cap_drop.iter().chain(&r.cap_add) {
-            if !capability_ok(cap.get_ref()) {
-                self.push(
-                    PlanErrorKind::InvalidValue,
-                    cap.span(),
-                    format!("\"{}\" is not a capability", cap.get_ref()),
-                    "not a capability",
-                    Some("write capabilities in capitals, e.g. \"ALL\", \"NET_BIND_SERVICE\" or \"CAP_CHOWN\""),
-                );
+        for (key, caps) in [("cap_drop", &r.cap_drop), ("cap_add", &r.cap_add)] {
+            for cap in caps {
+                self.capability_rule(key, cap);
             }
         }
+    }
+
+    /// A capability Docker knows, in any case, with or without `CAP_`.
+    fn capability_rule(&mut self, key: &str, cap: &Spanned<String>) {
+        let c = cap.get_ref();
+        let (message, label, hint) = match known_cap(c) {
+            Ok(_) => return,
+            Err(CapFault::Empty) => {
+                (format!("`{key}` has an empty entry"), "no capability", "remove it, or name a capability".to_string())
+            }
+            Err(CapFault::Spaces) => (
+                format!("`{key}` entry \"{c}\" has spaces around the name"),
+                "spaces",
+                format!("write it without them: \"{}\"", c.trim()),
+            ),
+            Err(CapFault::PrefixedAll) => (
+                format!("`{key}` entry \"{c}\" is not a capability Docker knows"),
+                "not a capability",
+                "write \"ALL\": Docker takes ALL without CAP_".to_string(),
+            ),
+            Err(CapFault::Unknown(nearest)) => (
+                format!("`{key}` entry \"{c}\" is not a capability Docker knows"),
+                "not a capability",
+                match nearest {
+                    Some(n) => format!("did you mean {n}? Docker takes the kernel's names, in any case, with or without CAP_, and ALL"),
+                    None => "Docker takes the kernel's names (NET_BIND_SERVICE, CHOWN, SYS_ADMIN …), in any case, with or without CAP_, and ALL".to_string(),
+                },
+            ),
+        };
+        self.push_about(key, PlanErrorKind::InvalidValue, cap.span(), message, label, Some(&hint));
     }
 
     /// `after` names a known service of the same or an earlier day, and not itself.
