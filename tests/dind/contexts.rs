@@ -32,6 +32,13 @@ fn audit(config: &Path, env: &TestEnv, extra_env: &[(&str, &str)], args: &[&str]
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+/// The `outcome` of the JSON error document `audit --json` prints when it fails.
+fn failed_as(stdout: &str) -> String {
+    let doc: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(doc["errors"][0]["message"].is_string(), "{doc}");
+    doc["outcome"].as_str().unwrap().to_string()
+}
+
 fn names(stdout: &str) -> Vec<String> {
     let v: Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     v["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
@@ -83,7 +90,7 @@ fn a_context_is_used_by_flag_by_variable_and_by_docker_context_use() {
     // An unknown context: exit 2 naming it and where its name came from.
     let (code, out, err) = audit(cfg, &env, &[], &["--context", "no-such-context"]);
     assert_eq!(code, Some(2));
-    assert!(out.is_empty());
+    assert_eq!(failed_as(&out), "bad-input");
     assert!(
         err.contains("\"no-such-context\"") && err.contains("from --context") && err.contains("docker context ls"),
         "{err}"
@@ -258,7 +265,7 @@ fn a_tls_context_reaches_a_daemon_that_verifies_clients_and_refuses_skipped_veri
     docker_cli(cfg, &["context", "create", &skip, "--docker", &skip_spec]);
     let (code, out, err) = audit(cfg, &env, &[], &["--context", &skip]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(out.is_empty(), "{out}");
+    assert_eq!(failed_as(&out), "bad-input");
     assert!(err.contains(&skip) && err.contains("skips TLS verification"), "{err}");
 
     // A context that trusts another CA: the node's certificate does not verify, for the CLI
@@ -271,7 +278,7 @@ fn a_tls_context_reaches_a_daemon_that_verifies_clients_and_refuses_skipped_veri
     assert!(!cli.status.success(), "the docker CLI does not trust the node through {wrong} either");
     let (code, out, err) = audit(cfg, &env, &[], &["--context", &wrong]);
     assert_eq!(code, Some(6), "{err}");
-    assert!(out.is_empty(), "{out}");
+    assert_eq!(failed_as(&out), "daemon-unreachable");
     assert!(err.contains(&endpoint) && err.contains(&format!("context {wrong}")), "{err}");
 }
 
