@@ -46,6 +46,22 @@ pub fn image(name: &str) -> String {
     images().get(name).unwrap_or_else(|| panic!("no fixture image {name}")).clone()
 }
 
+/// A clean Debian 12 (bookworm) root filesystem: apt and ca-certificates, nothing else
+/// (tests/fixtures/build-debian-base.sh), built once per machine.
+pub fn debian_base() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let script = repo_path("tests/fixtures/build-debian-base.sh");
+        let out = Command::new("bash").arg(&script).output().expect("bash runs the Debian base's script");
+        assert!(out.status.success(), "building the Debian base failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("debian-base="))
+            .expect("build-debian-base.sh prints debian-base=REF")
+            .to_string()
+    })
+}
+
 /// One test's resources on the shared daemon. Everything it creates carries its label and
 /// a name prefix unique to this process and test; dropping it removes them.
 pub struct TestEnv {

@@ -10,6 +10,7 @@ mod cis;
 mod hardening;
 mod hardening_runs;
 mod init;
+mod install;
 mod official_images;
 mod official_stack;
 mod operator;
