@@ -15,7 +15,7 @@
 #   BINARY  the unroot to package; without it `cargo build --release --locked` runs and
 #           target/release/unroot is packaged. Its `--version` must match Cargo.toml's.
 #   MAN     man pages: *.1 files, or folders whose every *.1 is installed. Without any, the
-#           page `BINARY man` prints is installed as unroot.1.
+#           pages `BINARY man --dir` writes are installed (unroot.1, unroot-COMMAND.1, …).
 #   -o DIR  where the .deb goes (default: target/debian). Its path is printed on stdout.
 #
 # Reproducible: the same binary and SOURCE_DATE_EPOCH (default: the time of the last
@@ -85,10 +85,11 @@ case " ${DEB_BUILD_OPTIONS:-} " in
 esac
 run() { NO_COLOR=1 "$root/usr/bin/unroot" "$@"; }
 
-# Man pages: every *.1 given, or the one `unroot man` prints.
+# Man pages: every *.1 given, or every page `unroot man --dir` writes (unroot.1 and an
+# unroot-COMMAND.1 for each command the main page names).
 if [ $# -eq 0 ]; then
-  run man >"$work/unroot.1"
-  set -- "$work/unroot.1"
+  run man --dir "$work/man" 2>/dev/null
+  set -- "$work/man"
 fi
 pages=()
 for m in "$@"; do

@@ -115,10 +115,13 @@ fn build_deb(bin: &Path, out: &Path) -> PathBuf {
     deb
 }
 
-/// The files the package must install for `man unroot` and completion in three shells.
-const PACKAGED: [&str; 5] = [
+/// The files the package must install for `man unroot` (and a page per command) and
+/// completion in three shells.
+const PACKAGED: [&str; 7] = [
     "/usr/bin/unroot",
     "/usr/share/man/man1/unroot.1.gz",
+    "/usr/share/man/man1/unroot-apply.1.gz",
+    "/usr/share/man/man1/unroot-report.1.gz",
     "/usr/share/bash-completion/completions/unroot",
     "/usr/share/zsh/vendor-completions/_unroot",
     "/usr/share/fish/vendor_completions.d/unroot.fish",
