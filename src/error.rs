@@ -30,6 +30,19 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit, in the order of the README's table.
+    pub const ALL: [Exit; 9] = [
+        Exit::Ok,
+        Exit::Found,
+        Exit::BadInput,
+        Exit::RolledBack,
+        Exit::Incomplete,
+        Exit::Refused,
+        Exit::Unreachable,
+        Exit::CommittedWithRestored,
+        Exit::Interrupted,
+    ];
+
     /// The exit's name, as `--format json` says it (`outcome` of a `done` event, `exit` of
     /// an error document) and the README's table lists it.
     pub fn name(self) -> &'static str {

@@ -109,7 +109,7 @@ fn json_asked_for_is_json_on_stdout_also_on_errors() {
         "[rollout]\nname = \"t\"\n\n[service.db]\nday = 1\nuser = \"root\"\n\n\
          [service.web]\nday = 1\nuser = \"1000\"\nafter = [\"nope\"]\nchown = [\"data\"]\n",
     );
-    let out = unroot().args(["check", &plan, "--json"]).output().unwrap();
+    let out = unroot().args(["check", &plan, "--format", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
     let errors = doc["errors"].as_array().unwrap();

@@ -262,3 +262,25 @@ fn the_key_table_of_the_docs_is_the_schemas() {
         assert_eq!(documented_keys(place), properties, "docs/plan.md's keys of {place} are the schema's");
     }
 }
+
+#[test]
+fn the_readmes_exit_code_table_is_the_codes_unroot_exits_with() {
+    use unroot::error::Exit;
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let section = &readme[readme.find("Exit codes, for every command").expect("the exit code table")..];
+    let rows: Vec<u8> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_start_matches('|').split('|').next().unwrap().trim().parse().expect("a code"))
+        .collect();
+    let codes: Vec<u8> = Exit::ALL.iter().map(|e| *e as u8).collect();
+    assert_eq!(rows, codes, "one row per exit code, in order");
+    // The names --format json carries are the README's.
+    let intro = &section[..section.find("| code |").unwrap()];
+    for exit in Exit::ALL.iter().filter(|e| !matches!(e, Exit::Ok | Exit::RolledBack | Exit::Incomplete)) {
+        let named = intro.contains(&format!("`{}`", exit.name())) || section.contains(&format!("`{}`", exit.name()));
+        assert!(named, "the README names the outcome `{}` of exit {}", exit.name(), *exit as u8);
+    }
+}
