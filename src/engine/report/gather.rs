@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::days::committed_days;
 use super::history::{self, RunHistory};
 use super::{Inputs, Kind, Now, Original, Provenance, Report, Secrets, Seen, VerifyReport, build};
-use crate::docker::swarm::{SwarmMembership, SwarmPort};
+use crate::docker::swarm::SwarmPort;
 use crate::docker::{DockerError, DockerPort};
 use crate::engine::audit::{self, Posture, ServiceEntry};
 use crate::engine::executor::without_saved_at;
@@ -50,7 +50,7 @@ pub async fn gather(
     let mut now = BTreeMap::new();
     containers_now(port, seen.containers, &services, &mut secrets, &mut now).await?;
     services_now(port, services, &mut secrets, &mut now).await?;
-    let exceptions = exceptions_now(port, plan, &now).await?;
+    let exceptions = exceptions_now(plan, &now);
 
     let plan_dir = PlanDir::new(&loc.dir, &plan.rollout.name);
     let ledger = Ledger::load(&plan_dir.dir, &plan.rollout.name)?;
@@ -151,54 +151,18 @@ async fn services_now(
     Ok(())
 }
 
-/// The plan's exceptions as they are now, by name: as listed in `now`, else looked up by
-/// name (also those `--filter` leaves out of the list). One on no daemon is left out.
-async fn exceptions_now(
-    port: &(impl DockerPort + SwarmPort),
-    plan: &Plan,
-    now: &BTreeMap<(Kind, String), Now>,
-) -> Result<BTreeMap<String, Seen>, Error> {
-    let manager = matches!(port.membership().await?, SwarmMembership::Manager { .. });
+/// The plan's exceptions as they are now, by name, as listed in `now` (the report's scope
+/// holds every service the plan names, whatever `--filter` says). One on no daemon is left
+/// out.
+fn exceptions_now(plan: &Plan, now: &BTreeMap<(Kind, String), Now>) -> BTreeMap<String, Seen> {
     let mut exceptions = BTreeMap::new();
     for s in plan.services.iter().filter(|s| s.keep_root.is_some()) {
-        let listed = now.iter().find(|((_, name), _)| *name == s.name);
-        let seen = match listed {
-            Some((_, n)) => Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() },
-            None => match seen_by_name(port, &s.name, manager).await? {
-                Some(seen) => seen,
-                None => continue,
-            },
-        };
-        exceptions.insert(s.name.clone(), seen);
-    }
-    Ok(exceptions)
-}
-
-/// The container called `name` as it is now, else (on a manager) the Swarm service of that
-/// name, whose tasks' uids are on their nodes; `None` when there is neither.
-async fn seen_by_name(
-    port: &(impl DockerPort + SwarmPort),
-    name: &str,
-    manager: bool,
-) -> Result<Option<Seen>, DockerError> {
-    let c = match crate::docker::inspect_named(port, name).await {
-        Ok(c) => c,
-        // A Swarm service of that name (its tasks' uids are on their nodes).
-        Err(DockerError::NotFound(_)) if manager => {
-            return match crate::docker::swarm::inspect_service_named(port, name).await {
-                Ok(spec) => Ok(Some(Seen { posture: Posture::of_service(&spec), process_uids: Vec::new() })),
-                Err(DockerError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            };
+        if let Some((_, n)) = now.iter().find(|((_, name), _)| *name == s.name) {
+            exceptions
+                .insert(s.name.clone(), Seen { posture: n.posture.clone(), process_uids: n.process_uids.clone() });
         }
-        Err(DockerError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let procs = if c.running() { port.top(c.id()).await.unwrap_or_default() } else { Vec::new() };
-    let mut uids: Vec<u32> = crate::docker::own_tree(procs, c.pid()).iter().filter_map(|p| p.uid).collect();
-    uids.sort_unstable();
-    uids.dedup();
-    Ok(Some(Seen { posture: Posture::of_container(&c), process_uids: uids }))
+    }
+    exceptions
 }
 
 /// The plan's runs, oldest first by when each began (run ids sort `day10-…` before

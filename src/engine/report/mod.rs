@@ -169,8 +169,8 @@ pub struct Now {
     pub posture: Posture,
 }
 
-/// What a container of a `keep_root` exception is configured and runs as now (looked up
-/// by name also when `--filter` leaves it out of the list).
+/// What a container of a `keep_root` exception is configured and runs as now
+/// (it is in the report's scope whatever `--filter` says).
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     pub posture: Posture,
